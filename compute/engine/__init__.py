@@ -1,0 +1,104 @@
+"""Shipyard's engine: graph files in, PyTorch modules, reports and exports out.
+
+Pure PyTorch: importing it loads no Django, Celery or Channels module.
+
+    from compute.engine import load_graph, compile_graph, inspect_graph
+    graph = load_graph("model.json")       # GraphError lists every problem
+    model = compile_graph(graph, seed=0)   # a torch.fx.GraphModule named by node ids
+    report = inspect_graph(graph)          # shapes, parameters, FLOPs per node
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+
+from .blocks import REGISTRY, TensorSpec, catalog
+from .build import Analysis, analyze, materialize, seeded
+from .errors import GraphError, Problem
+from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, export_pytorch
+from .graph import FORMAT, Graph, parse_graph
+from .limits import Limits
+from .report import build_report, render_table
+from .starters import load_starter, starter_names
+
+GraphSource = Graph | dict[str, Any] | str | Path
+
+
+def load_graph(source: GraphSource, *, limits: Limits | None = None) -> Graph:
+    """Read and fully validate a graph (a dict, a JSON string, or a path to a JSON file).
+
+    Raises `GraphError` carrying every problem found: structure, parameters, and the shapes
+    and dtypes met when the model is built on the meta device.
+    """
+    if isinstance(source, Graph):
+        return source
+    limits = limits or Limits.from_env()
+    graph, problems = parse_graph(source, limits)
+    if problems or graph is None:
+        raise GraphError(problems)
+    analysis = analyze(graph, limits, flops=False)
+    if analysis.problems:
+        raise GraphError(analysis.problems)
+    object.__setattr__(graph, "_analysis", analysis)
+    return graph
+
+
+def compile_graph(source: GraphSource, *, seed: int = 0, device: torch.device | str = "cpu",
+                  limits: Limits | None = None) -> torch.fx.GraphModule:
+    """Build the model for real: a `torch.fx.GraphModule` whose submodules and generated code
+    use the node ids. The same graph and seed always give the same initial weights. A model
+    with one Output returns a tensor; with several, a dict keyed by Output id."""
+    graph = load_graph(source, limits=limits)
+    analysis: Analysis | None = graph.__dict__.get("_analysis")
+    if analysis is None:  # a Graph made by hand rather than by load_graph
+        analysis = analyze(graph, limits or Limits.from_env(), flops=False)
+        if analysis.problems:
+            raise GraphError(analysis.problems)
+    with seeded(seed):
+        module = materialize(graph, analysis, device)
+    module.meta["shipyard"] = CompiledInfo(graph, analysis, seed)
+    return module
+
+
+def inspect_graph(source: GraphSource, *, flops: bool = True,
+                  limits: Limits | None = None) -> dict[str, Any]:
+    """The report of a graph, valid or not; never raises for a bad graph.
+
+    `valid`, then per node (`nodes`, nested under a Repeat's `body`): status, input and
+    output shapes with a leading "B", parameters, forward FLOPs for a batch of one; `totals`;
+    `problems` (each with node, field, message) and `warnings`.
+    """
+    limits = limits or Limits.from_env()
+    if isinstance(source, Graph):
+        graph, problems = source, []
+    else:
+        graph, problems = parse_graph(source, limits)
+    analysis = analyze(graph, limits, flops=flops) if graph is not None else None
+    return build_report(graph, analysis, problems)
+
+
+__all__ = [
+    "FORMAT",
+    "REGISTRY",
+    "CompiledInfo",
+    "Graph",
+    "GraphError",
+    "Limits",
+    "Problem",
+    "TensorSpec",
+    "catalog",
+    "compile_graph",
+    "compiled_info",
+    "example_inputs",
+    "export_onnx",
+    "export_pytorch",
+    "inspect_graph",
+    "load_graph",
+    "load_starter",
+    "render_table",
+    "starter_names",
+]

@@ -1,0 +1,132 @@
+"""Element-wise activations, softmax and dropout."""
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from pydantic import Field
+from torch import nn
+
+from .base import Block, BlockParams, Ctor, Float, Incoming, Int, need_float, resolve_dim, sole
+
+
+class _Elementwise(Block):
+    """A parameter-free function applied to every element; the shape is unchanged."""
+
+    category = "Activations"
+    module: type[nn.Module]
+
+    def construct(self, params: object, inputs: Mapping[str, Incoming]) -> Ctor:
+        need_float(self, sole(inputs))
+        return Ctor(self.module)
+
+
+class ReLU(_Elementwise):
+    type = "ReLU"
+    module = nn.ReLU
+    summary = "max(0, x): keeps positives, zeroes negatives."
+    explanation = """
+**ReLU** (rectified linear unit) computes `max(0, x)` for every element. It is the default
+non-linearity between layers of MLPs and CNNs: cheap, and its gradient does not vanish for
+positive inputs. No parameters; the shape is unchanged.
+"""
+
+
+class GELUParams(BlockParams):
+    approximate: Literal["none", "tanh"] = Field(
+        default="none", description="'tanh' uses the faster approximation GPT-2 used."
+    )
+
+
+class GELU(_Elementwise):
+    type = "GELU"
+    module = nn.GELU
+    summary = "x·Φ(x): a smooth ReLU, the usual choice in transformers."
+    explanation = """
+**GELU** computes `x · Φ(x)`, where `Φ` is the standard normal distribution function: close to
+0 for negative inputs and close to `x` for positive ones, with a smooth bend in between. BERT
+and GPT use it inside the MLP of each transformer block. No parameters.
+"""
+    Params = GELUParams
+
+    def construct(self, params: GELUParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        need_float(self, sole(inputs))
+        return Ctor(nn.GELU, (), {"approximate": params.approximate})
+
+
+class SiLU(_Elementwise):
+    type = "SiLU"
+    module = nn.SiLU
+    summary = "x·sigmoid(x) (swish): smooth, used in LLaMA-style MLPs and EfficientNets."
+    explanation = """
+**SiLU** (also called swish) computes `x · σ(x)`, with `σ(x) = 1 / (1 + e^(−x))`. Smooth like
+GELU and nearly as cheap as ReLU. No parameters.
+"""
+
+
+class Tanh(_Elementwise):
+    type = "Tanh"
+    module = nn.Tanh
+    summary = "Squashes every element into (−1, 1)."
+    explanation = """
+**Tanh** computes `(eˣ − e⁻ˣ) / (eˣ + e⁻ˣ)`, squashing every element into `(−1, 1)` around 0.
+Classic in RNNs and small MLPs; in deep networks it saturates, so ReLU or GELU train faster.
+"""
+
+
+class Sigmoid(_Elementwise):
+    type = "Sigmoid"
+    module = nn.Sigmoid
+    summary = "Squashes every element into (0, 1): a probability or a gate."
+    explanation = """
+**Sigmoid** computes `σ(x) = 1 / (1 + e^(−x))`, mapping every element into `(0, 1)`. Use it to
+turn a score into a probability for yes/no outputs, or as a gate that scales another signal.
+"""
+
+
+class SoftmaxParams(BlockParams):
+    dim: Int = Field(
+        default=-1, description="Dimension that sums to 1, counted with the batch (−1: last)."
+    )
+
+
+class Softmax(Block):
+    type = "Softmax"
+    category = "Activations"
+    summary = "Turns scores into probabilities that sum to 1 along one dimension."
+    explanation = """
+**Softmax** computes `exp(xᵢ) / Σⱼ exp(xⱼ)` along `dim`, turning any scores into positive
+numbers that sum to 1: a probability distribution over classes or tokens.
+
+Do not put it before a cross-entropy loss: the loss applies it itself, on the raw scores
+(logits), more accurately. Use it when you want the model to output probabilities.
+"""
+    Params = SoftmaxParams
+
+    def construct(self, params: SoftmaxParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        x = sole(inputs)
+        need_float(self, x)
+        resolve_dim(params.dim, x.spec)
+        return Ctor(nn.Softmax, (), {"dim": params.dim})
+
+
+class DropoutParams(BlockParams):
+    p: Annotated[Float, Field(ge=0, lt=1)] = Field(
+        default=0.1, description="Probability that an element is zeroed during training."
+    )
+
+
+class Dropout(Block):
+    type = "Dropout"
+    category = "Regularization"
+    summary = "While training, zeroes random elements (and rescales the rest)."
+    explanation = """
+**Dropout** zeroes each element with probability `p` during training and multiplies the
+survivors by `1 / (1 − p)`, so the expected value is unchanged. At evaluation it does
+nothing. It keeps the network from relying on any single feature, which reduces overfitting
+on small datasets. No parameters; the shape is unchanged.
+"""
+    Params = DropoutParams
+
+    def construct(self, params: DropoutParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        sole(inputs)
+        return Ctor(nn.Dropout, (), {"p": params.p})

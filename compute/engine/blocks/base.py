@@ -1,0 +1,185 @@
+"""What every block is: its parameters, its ports, how it builds its module, its explanation.
+
+A block is a small stateless object. The builder (`compute.engine.build`) hands it the
+validated parameters and the specs of the tensors arriving at its input ports; the block
+checks what it can say in words (a dtype, a rank, a divisibility) and returns a `Ctor`, the
+recipe of its module. The same recipe builds the module on the meta device for inspection,
+on a real device for training, and is written out as source by `export_pytorch`, so the
+three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Strict
+from torch import nn
+
+# Parameter types for graph files: a JSON number or boolean, never a string to coerce.
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Float = Annotated[float, Strict()]  # an int is accepted, a string is not
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+INT_DTYPES = ("int64", "int32")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A tensor as seen by the graph: its shape without the batch dimension, and its dtype."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    @property
+    def rank(self) -> int:
+        """Dimensions after the batch."""
+        return len(self.shape)
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_DTYPES
+
+    def text(self) -> str:
+        """The shape as tools show it: `[B, 64, 128]`."""
+        return "[" + ", ".join(["B", *map(str, self.shape)]) + "]"
+
+    def describe(self) -> str:
+        """Dtype and shape: `int64 [B, 64]`."""
+        return f"{self.dtype} {self.text()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": ["B", *self.shape], "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What arrives at an input port: the tensor's spec and where it comes from (`node[.port]`)."""
+
+    spec: TensorSpec
+    source: str
+
+
+class Refusal(Exception):
+    """Raised inside a block's `construct` to refuse its inputs or parameters, in words.
+
+    The builder turns it into a `Problem` on the node; it never leaves the engine.
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Ctor:
+    """How to make a block's module: `cls(*args, **kwargs)`."""
+
+    cls: type[nn.Module]
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> nn.Module:
+        return self.cls(*self.args, **self.kwargs)
+
+    def source(self) -> str:
+        """The call as Python source, for a file where `nn` is `torch.nn` and our layers are
+        defined at top level: `nn.Linear(64, 128, bias=True)`."""
+        prefix = "nn." if self.cls.__module__.startswith("torch.nn") else ""
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"{prefix}{self.cls.__name__}({', '.join(parts)})"
+
+
+class BlockParams(BaseModel):
+    """Base of every block's parameter model: unknown names are errors, values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(BlockParams):
+    pass
+
+
+class Block:
+    """One kind of node.
+
+    Subclasses set the class attributes and implement `construct`:
+
+    - `type`: the name in graph files (`Linear`); `category`: the palette group.
+    - `Params`: a `BlockParams` model; its JSON Schema is what the editor's form is made from,
+      so every field has a default where one is sensible, ranges and a description.
+    - `inputs` / `outputs`: port names, in the order the module's `forward` takes them.
+    - `summary`: one line for a tooltip; `explanation`: Markdown for a learner (what it
+      computes, the formula, when to use it).
+    - `construct(params, inputs)`: check the incoming specs, raise `Refusal` with a sentence
+      if they cannot work, and return the `Ctor` of the module. The output shape is not
+      computed here: the builder runs the module on the meta device to learn it.
+    """
+
+    type: ClassVar[str]
+    category: ClassVar[str]
+    summary: ClassVar[str]
+    explanation: ClassVar[str]
+    Params: ClassVar[type[BlockParams]] = NoParams
+    inputs: ClassVar[tuple[str, ...]] = ("in",)
+    outputs: ClassVar[tuple[str, ...]] = ("out",)
+    holds_graph: ClassVar[bool] = False
+
+    def construct(self, params: Any, inputs: Mapping[str, Incoming]) -> Ctor:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """The catalog entry: everything the API and the editor need to show this block."""
+        return {
+            "type": self.type,
+            "category": self.category,
+            "summary": self.summary,
+            "explanation": self.explanation.strip(),
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "holds_graph": self.holds_graph,
+            "params_schema": self.Params.model_json_schema(),
+        }
+
+
+# Checks shared by many blocks. Each raises a Refusal phrased for the user.
+
+
+def sole(inputs: Mapping[str, Incoming]) -> Incoming:
+    """The one input of a single-input block."""
+    (incoming,) = inputs.values()
+    return incoming
+
+
+def need_float(block: Block, incoming: Incoming) -> None:
+    if not incoming.spec.is_float:
+        raise Refusal(
+            f"{block.type} expects a float input, but {incoming.source} gives "
+            f"{incoming.spec.describe()}"
+        )
+
+
+def need_rank(block: Block, incoming: Incoming, ranks: tuple[int, ...], layout: str) -> None:
+    """`layout` names the expected dimensions after B, e.g. `C, H, W`."""
+    if incoming.spec.rank not in ranks:
+        raise Refusal(
+            f"{block.type} expects [B, {layout}], but {incoming.source} gives "
+            f"{incoming.spec.describe()}"
+        )
+
+
+def resolve_dim(dim: int, spec: TensorSpec, name: str = "dim") -> int:
+    """A dimension counted with the batch (negative from the end), checked against `spec`."""
+    ndim = spec.rank + 1
+    if not -ndim <= dim < ndim:
+        raise Refusal(
+            f"{name} {dim} is out of range for {spec.text()}: use 1..{ndim - 1} or -1..-{ndim - 1}",
+            name,
+        )
+    resolved = dim % ndim
+    if resolved == 0:
+        raise Refusal(f"{name} {dim} is the batch dimension; pick one of 1..{ndim - 1}", name)
+    return resolved

@@ -1,0 +1,94 @@
+"""Blocks with two inputs, `a` and `b`: Add, Multiply, Concat."""
+
+from collections.abc import Mapping
+
+import torch
+from pydantic import Field
+
+from .. import layers
+from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, resolve_dim
+
+
+def _same_dtype(block: Block, a: Incoming, b: Incoming) -> None:
+    if a.spec.dtype != b.spec.dtype:
+        raise Refusal(
+            f"{block.type} needs both inputs of one dtype, but a ({a.source}) is "
+            f"{a.spec.describe()} and b ({b.source}) is {b.spec.describe()}"
+        )
+
+
+class _Broadcasting(Block):
+    category = "Merge"
+    inputs = ("a", "b")
+    module: type[torch.nn.Module]
+
+    def construct(self, params: object, inputs: Mapping[str, Incoming]) -> Ctor:
+        a, b = inputs["a"], inputs["b"]
+        _same_dtype(self, a, b)
+        try:
+            torch.broadcast_shapes((1, *a.spec.shape), (1, *b.spec.shape))
+        except RuntimeError:
+            raise Refusal(
+                f"{self.type} cannot combine a {a.spec.text()} from {a.source} with b "
+                f"{b.spec.text()} from {b.source}: the shapes must match, or be 1 where they "
+                f"differ"
+            ) from None
+        return Ctor(self.module)
+
+
+class Add(_Broadcasting):
+    type = "Add"
+    module = layers.Add
+    summary = "a + b, element by element: the join of a residual connection."
+    explanation = """
+**Add** returns `a + b`, element by element; shapes broadcast as in PyTorch (equal, or 1 where
+they differ). Its main use is the *residual connection*: `y = x + f(x)` lets a block learn a
+small change to its input, which is what makes very deep ResNets and transformers trainable.
+Wire the block's input to `a` and the block's result to `b`.
+"""
+
+
+class Multiply(_Broadcasting):
+    type = "Multiply"
+    module = layers.Multiply
+    summary = "a · b, element by element: gating or scaling."
+    explanation = """
+**Multiply** returns `a · b`, element by element; shapes broadcast as in PyTorch. Use it for
+gates (a `Sigmoid` output times a signal, as in gated MLPs and LSTMs) or to scale features.
+"""
+
+
+class ConcatParams(BlockParams):
+    dim: Int = Field(
+        default=-1, description="Dimension to join along, counted with the batch (−1: last)."
+    )
+
+
+class Concat(Block):
+    type = "Concat"
+    category = "Merge"
+    summary = "Joins a and b along one dimension: [B, 32] + [B, 16] → [B, 48]."
+    explanation = """
+**Concat** joins `a` and `b` along `dim` (as in `torch.cat`; 0 would be the batch, so pick 1
+or later, or count from the end with −1). All other dimensions must match. Use it to combine
+two branches that see the data differently, as in Inception or U-Net skip connections.
+"""
+    Params = ConcatParams
+    inputs = ("a", "b")
+
+    def construct(self, params: ConcatParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        a, b = inputs["a"], inputs["b"]
+        _same_dtype(self, a, b)
+        if a.spec.rank != b.spec.rank:
+            raise Refusal(
+                f"Concat needs inputs with the same number of dimensions, but a is "
+                f"{a.spec.text()} and b is {b.spec.text()}"
+            )
+        dim = resolve_dim(params.dim, a.spec)
+        for i, (da, db) in enumerate(zip(a.spec.shape, b.spec.shape, strict=True), start=1):
+            if i != dim and da != db:
+                raise Refusal(
+                    f"Concat along dim {params.dim} needs every other dimension equal, but a is "
+                    f"{a.spec.text()} and b is {b.spec.text()} (dimension {i} differs)"
+                )
+        return Ctor(layers.Concat, (params.dim,))

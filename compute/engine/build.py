@@ -1,0 +1,331 @@
+"""From a parsed graph to facts (`analyze`) and to a runnable module (`materialize`).
+
+`analyze` walks the graph in topological order and, for every node, asks its block for the
+module recipe, builds the module on the meta device and runs it on meta tensors of batch
+one: output shapes, parameter counts and FLOPs come from the very modules that will run,
+without allocating anything. A `Repeat` body is analysed once and counted `times`.
+
+`materialize` then builds the same recipes for real and wires them into a `torch.fx` graph
+whose node names are the graph's ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .blocks import Ctor, Incoming, Refusal, TensorSpec
+from .errors import Problem
+from .graph import Endpoint, Graph, Node
+from .limits import Limits
+
+DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+
+@dataclass
+class NodeResult:
+    """What the analysis learned about one node. Figures are for a batch of one."""
+
+    id: str
+    type: str
+    status: str = "ok"  # ok | error | skipped (an upstream node failed)
+    inputs: dict[str, TensorSpec] = field(default_factory=dict)
+    outputs: dict[str, TensorSpec] = field(default_factory=dict)
+    params: int = 0
+    trainable_params: int = 0
+    flops: int | None = None
+    activation_bytes: int = 0
+    ctor: Ctor | None = None
+    times: int | None = None  # Repeat: how many copies
+    body: Analysis | None = None  # Repeat: the analysis of one copy
+
+
+@dataclass
+class Analysis:
+    nodes: dict[str, NodeResult]
+    problems: list[Problem]
+    warnings: list[Problem]
+    params: int = 0
+    trainable_params: int = 0
+    flops: int | None = None
+    activation_bytes: int = 0
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class _Budget:
+    """Running totals shared across nested graphs, to stop at the first node over a limit."""
+
+    limits: Limits
+    params: int = 0
+    over_params: bool = False
+
+
+def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
+    budget = _Budget(limits)
+    counter = FlopCounterMode(display=False) if flops else None
+    with torch.no_grad(), counter if counter is not None else contextlib.nullcontext():
+        analysis = _analyze(graph, budget, counter, feed=None)
+    if analysis.activation_bytes > limits.max_activation_bytes:
+        analysis.problems.append(Problem(
+            f"one sample's forward pass keeps about {human_bytes(analysis.activation_bytes)} of "
+            f"activations; the limit is {human_bytes(limits.max_activation_bytes)} "
+            "(SHIPYARD_MAX_ACTIVATION_BYTES)"))
+    return analysis
+
+
+def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
+             feed: Incoming | None) -> Analysis:
+    """`feed` is what enters a nested graph's Input; None at the top level."""
+    results: dict[str, NodeResult] = {}
+    problems: list[Problem] = []
+    values: dict[Endpoint, torch.Tensor] = {}
+    specs: dict[Endpoint, TensorSpec] = {}
+    incoming_of = _incoming_index(graph)
+
+    for node in graph.nodes:
+        result = NodeResult(node.id, node.type)
+        results[node.id] = result
+        wired = incoming_of.get(node.id, {})
+        if node.params is None and node.type != "Output":
+            result.status = "error"  # its parameters are wrong: already reported
+            continue
+        if any(src not in specs for src in wired.values()) or (
+                node.type != "Input" and len(wired) < len(node.block.inputs)):
+            result.status = "skipped"
+            continue
+        incoming = {port: Incoming(specs[src], _source(src, graph)) for port, src in wired.items()}
+        result.inputs = {port: inc.spec for port, inc in incoming.items()}
+        try:
+            if node.type == "Input":
+                spec = _input_spec(node, feed)
+                out = torch.empty((1, *spec.shape), dtype=DTYPES[spec.dtype], device="meta")
+            elif node.type == "Output":
+                continue
+            elif node.type == "Repeat":
+                out = _analyze_repeat(node, result, incoming, values, wired, budget, counter,
+                                      problems)
+            else:
+                out = _analyze_block(node, result, incoming, values, wired, budget, counter)
+        except Refusal as refusal:
+            problems.append(Problem(refusal.message, node.id, refusal.field))
+            result.status = "error"
+            continue
+        spec = TensorSpec(tuple(out.shape[1:]), DTYPE_NAMES.get(out.dtype, str(out.dtype)))
+        too_big = [d for d in spec.shape if d > budget.limits.max_dim]
+        if too_big:
+            problems.append(Problem(
+                f"its output {spec.text()} has a dimension of {max(too_big):,}; the limit is "
+                f"{budget.limits.max_dim:,} (SHIPYARD_MAX_DIM)", node.id))
+            result.status = "error"
+            continue
+        endpoint = Endpoint(node.id, node.block.outputs[0])
+        values[endpoint] = out
+        specs[endpoint] = spec
+        result.outputs = {endpoint.port: spec}
+        if node.type != "Repeat":
+            result.activation_bytes = out.numel() * out.element_size()
+
+    analysis = Analysis(results, problems, _unused_warnings(graph, incoming_of))
+    for r in results.values():
+        analysis.params += r.params
+        analysis.trainable_params += r.trainable_params
+        analysis.activation_bytes += r.activation_bytes
+    if counter is not None:
+        analysis.flops = sum(r.flops or 0 for r in results.values())
+    return analysis
+
+
+def _input_spec(node: Node, feed: Incoming | None) -> TensorSpec:
+    shape = node.params.shape  # type: ignore[union-attr]
+    dtype = node.params.dtype  # type: ignore[union-attr]
+    if feed is None:
+        return TensorSpec(tuple(shape), dtype)
+    if shape is not None and tuple(shape) != feed.spec.shape:
+        raise Refusal(
+            f"this Input says [B, {', '.join(map(str, shape))}], but {feed.source} feeds "
+            f"{feed.spec.text()}; leave the shape empty inside a Repeat", "shape")
+    return feed.spec
+
+
+def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming],
+                   values: dict[Endpoint, torch.Tensor], wired: dict[str, Endpoint],
+                   budget: _Budget, counter: FlopCounterMode | None) -> torch.Tensor:
+    block = node.block
+    ctor = block.construct(node.params, incoming)
+    what = f"{block.type} cannot be built"
+    try:
+        with torch.device("meta"):
+            module = ctor.build()
+        module.eval()
+        for p in module.parameters():
+            if any(d > budget.limits.max_dim for d in p.shape):
+                raise Refusal(
+                    f"a weight of shape {list(p.shape)} has a dimension over the limit of "
+                    f"{budget.limits.max_dim:,} (SHIPYARD_MAX_DIM)")
+            result.params += p.numel()
+            if p.requires_grad:
+                result.trainable_params += p.numel()
+        _charge(node, result.params, budget)
+        what = f"{block.type} cannot run on " + ", ".join(
+            f"{inc.spec.describe()} from {inc.source}" for inc in incoming.values())
+        before = counter.get_total_flops() if counter is not None else 0
+        out = module(*(values[wired[port]] for port in block.inputs))
+        if counter is not None:
+            result.flops = counter.get_total_flops() - before
+    except Refusal:
+        raise
+    except Exception as exc:  # a block's own failure, reported against its node
+        raise Refusal(f"{what}: {_first_line(exc)}") from None
+    if not isinstance(out, torch.Tensor):
+        raise Refusal(f"{block.type} gave {type(out).__name__}, not a tensor")
+    result.ctor = ctor
+    return out
+
+
+def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming],
+                    values: dict[Endpoint, torch.Tensor], wired: dict[str, Endpoint],
+                    budget: _Budget, counter: FlopCounterMode | None,
+                    problems: list[Problem]) -> torch.Tensor:
+    assert node.graph is not None
+    times: int = node.params.times  # type: ignore[union-attr]
+    feed = incoming["in"]
+    before_params = budget.params
+    body = _analyze(node.graph, budget, counter, feed=feed)
+    # The body was charged once; its other copies cost the same.
+    budget.params = before_params
+    result.times, result.body = times, body
+    problems.extend(p.nested_in(node.id) for p in body.problems)
+    if body.problems:
+        raise Refusal(f"its nested graph has {len(body.problems)} problem(s), listed under "
+                      f"{node.id}/…")
+    result.params = body.params * times
+    result.trainable_params = body.trainable_params * times
+    result.activation_bytes = body.activation_bytes * times
+    result.flops = None if body.flops is None else body.flops * times
+    _charge(node, result.params, budget)
+    (out_node,) = node.graph.outputs
+    body_out = body.nodes[out_node.id].inputs["in"]
+    if body_out != feed.spec:
+        raise Refusal(
+            f"the nested graph must give back what it takes, so that copies can chain: it "
+            f"takes {feed.spec.describe()} but gives {body_out.describe()}")
+    return values[wired["in"]]
+
+
+def _charge(node: Node, params: int, budget: _Budget) -> None:
+    budget.params += params
+    if budget.params > budget.limits.max_params and not budget.over_params:
+        budget.over_params = True
+        raise Refusal(
+            f"with this node the model has {budget.params:,} parameters; the limit is "
+            f"{budget.limits.max_params:,} (SHIPYARD_MAX_PARAMS)")
+
+
+def _incoming_index(graph: Graph) -> dict[str, dict[str, Endpoint]]:
+    index: dict[str, dict[str, Endpoint]] = {}
+    for e in graph.edges:
+        index.setdefault(e.dst.node, {})[e.dst.port] = e.src
+    return index
+
+
+def _source(src: Endpoint, graph: Graph) -> str:
+    """`node`, or `node.port` where the node has several outputs."""
+    return src.node if len(graph.node(src.node).block.outputs) == 1 else str(src)
+
+
+def _unused_warnings(graph: Graph, incoming_of: dict[str, dict[str, Endpoint]]) -> list[Problem]:
+    used = {src.node for ports in incoming_of.values() for src in ports.values()}
+    return [
+        Problem(f"the output of {n.id} is not used: wire it onward or delete the node", n.id)
+        for n in graph.nodes if n.type != "Output" and n.id not in used
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError
+
+
+# Building for real.
+
+
+def class_name(text: str | None, fallback: str) -> str:
+    """`tiny-gpt` -> `TinyGpt`: a Python class name from a human title."""
+    words = re.findall(r"[A-Za-z0-9]+", text or "")
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    if not name or not name[0].isalpha():
+        name = fallback + name
+    return name
+
+
+def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
+                name: str | None = None) -> torch.fx.GraphModule:
+    """Build every module for real (in topological order) and wire them with torch.fx."""
+    root = nn.Module()
+    fx_graph = torch.fx.Graph()
+    env: dict[Endpoint, torch.fx.Node] = {}
+    incoming_of = _incoming_index(graph)
+    for node in graph.nodes:
+        if node.type == "Input":
+            env[Endpoint(node.id, "out")] = fx_graph.placeholder(node.id)
+            continue
+        if node.type == "Output":
+            continue
+        result = analysis.nodes[node.id]
+        module: nn.Module
+        if node.type == "Repeat":
+            assert node.graph is not None and result.body is not None and result.times
+            body_name = class_name(node.id, "Block")
+            module = nn.Sequential(*(
+                materialize(node.graph, result.body, device, body_name)
+                for _ in range(result.times)))
+        else:
+            assert result.ctor is not None, node.id
+            with torch.device(device):
+                module = result.ctor.build()
+        root.add_module(node.id, module)
+        wired = incoming_of[node.id]
+        args = tuple(env[wired[port]] for port in node.block.inputs)
+        env[Endpoint(node.id, node.block.outputs[0])] = fx_graph.call_module(node.id, args)
+    outputs = graph.outputs
+    if len(outputs) == 1:
+        fx_graph.output(env[incoming_of[outputs[0].id]["in"]])
+    else:
+        fx_graph.output({o.id: env[incoming_of[o.id]["in"]] for o in outputs})
+    return torch.fx.GraphModule(root, fx_graph, class_name=name or class_name(graph.name, "Model"))
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Same seed, same weights; the caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

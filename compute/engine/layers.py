@@ -1,0 +1,129 @@
+"""The modules behind blocks that have no exact `torch.nn` counterpart.
+
+This file must import nothing but `torch` and `math`: `export_pytorch` copies the source
+of the classes a model uses into the standalone file it writes.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Reshape(nn.Module):
+    """Reshapes every sample, keeping the batch dimension."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class Mean(nn.Module):
+    """Averages over one dimension (counted with the batch), dropping it."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Add(nn.Module):
+    """a + b, broadcasting as PyTorch does."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class Multiply(nn.Module):
+    """a * b element by element, broadcasting as PyTorch does."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+
+class Concat(nn.Module):
+    """Joins a and b along one dimension (counted with the batch)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat((a, b), dim=self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class PositionalEmbedding(nn.Module):
+    """Adds a learned vector for each position 0..T-1 to a (B, T, D) input."""
+
+    def __init__(self, max_len: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_len, dim))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[1]
+        return x + self.weight[:t]  # (B, T, D) + (T, D)
+
+    def extra_repr(self) -> str:
+        return f"max_len={self.weight.shape[0]}, dim={self.weight.shape[1]}"
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head self-attention over a (B, T, D) input.
+
+    One fused projection makes queries, keys and values; `proj` mixes the heads back.
+    Set `capture_attention = True` to keep the last attention weights, (B, heads, T, T),
+    in `last_attention` (computed explicitly then, so it is slower).
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0, bias: bool = True
+    ):
+        super().__init__()
+        assert dim % num_heads == 0, f"width {dim} does not split into {num_heads} heads"
+        self.num_heads = num_heads
+        self.causal = causal
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.proj = nn.Linear(dim, dim, bias=bias)
+        self.capture_attention = False
+        self.last_attention: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.num_heads
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q = q.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
+        k = k.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
+        v = v.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
+        p = self.dropout if self.training else 0.0
+        if self.capture_attention:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // h)  # (B, h, T, T)
+            if self.causal:
+                mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = scores.softmax(dim=-1)
+            self.last_attention = weights.detach()
+            y = F.dropout(weights, p, self.training) @ v  # (B, h, T, hs)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
+        return self.proj(y)
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout}"
