@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck bench install
+.PHONY: run test lint bench install
 
 install: $(STAMP)
 
@@ -23,9 +23,6 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-
-typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)

@@ -73,8 +73,10 @@ def inspect_graph(source: GraphSource, *, flops: bool = True,
     `problems` (each with node, field, message) and `warnings`.
     """
     limits = limits or Limits.from_env()
+    graph: Graph | None
+    problems: list[Problem] = []
     if isinstance(source, Graph):
-        graph, problems = source, []
+        graph = source
     else:
         graph, problems = parse_graph(source, limits)
     analysis = analyze(graph, limits, flops=flops) if graph is not None else None

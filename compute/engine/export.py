@@ -177,7 +177,7 @@ def example_inputs(graph: Graph, batch: int = 2, *, seed: int = 0,
 
 
 def _smallest_vocabulary(graph: Graph) -> int:
-    sizes = [n.params.num_embeddings for n in _all_nodes(graph)  # type: ignore[union-attr]
+    sizes = [n.params.num_embeddings for n in _all_nodes(graph)
              if n.type == "Embedding" and n.params is not None]
     return min(sizes, default=2)
 

@@ -115,7 +115,8 @@ def read_document(source: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
     if isinstance(source, Mapping):
         return dict(source), []
     text: str
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith("{")):
+    looks_like_json = isinstance(source, str) and source.lstrip().startswith("{")
+    if isinstance(source, Path) or (isinstance(source, str) and not looks_like_json):
         path = Path(source)
         try:
             text = path.read_text(encoding="utf-8")
@@ -132,7 +133,8 @@ def read_document(source: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [Problem(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
+        where = f"line {exc.lineno}, column {exc.colno}"
+        return None, [Problem(f"not valid JSON: {exc.msg} at {where}")]
     if not isinstance(document, dict):
         return None, [Problem(f"a graph is a JSON object, not a JSON {_json_kind(document)}")]
     return document, []
@@ -173,7 +175,8 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
                 f"{', '.join(sorted(allowed))}", field=str(key)))
     if top:
         if "format" not in doc:
-            problems.append(Problem(f'missing "format": write "format": "{FORMAT}"', field="format"))
+            problems.append(Problem(f'missing "format": write "format": "{FORMAT}"',
+                                    field="format"))
         elif doc["format"] != FORMAT:
             problems.append(Problem(
                 f"format is {doc['format']!r}, but this version of Shipyard reads {FORMAT!r}",
@@ -228,7 +231,7 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
         name=doc.get("name") if isinstance(doc.get("name"), str) else None,
         description=doc.get("description") if isinstance(doc.get("description"), str) else None,
         layout=layout,
-        meta=doc.get("meta") if isinstance(doc.get("meta"), dict) else {},
+        meta=doc["meta"] if isinstance(doc.get("meta"), dict) else {},
         document=doc,
     )
 
@@ -351,7 +354,8 @@ def _param_problems(block: Block, node_id: str, exc: ValidationError) -> list[Pr
         else:
             detail = str(err.get("msg", "is not valid"))
             detail = detail.removeprefix("Value error, ")
-            message = f"{name}: {detail[0].lower() + detail[1:]}, got {json.dumps(value, default=str)}"
+            got = json.dumps(value, default=str)
+            message = f"{name}: {detail[0].lower() + detail[1:]}, got {got}"
         found[name] = Problem(message, node_id, name)
     return list(found.values())
 
@@ -375,8 +379,8 @@ def _parse_endpoint(text: Any, nodes: Mapping[str, Node], side: str, index: int,
     kind = "output" if side == "from" else "input"
     if not ports:
         what = "nothing leaves an Output" if side == "from" else "nothing enters an Input"
-        problems.append(Problem(f"{where}: {node_id} is {'an Output' if side == 'from' else 'an Input'}, "
-                                f"and {what}", node_id))
+        kind_of = "an Output" if side == "from" else "an Input"
+        problems.append(Problem(f"{where}: {node_id} is {kind_of}, and {what}", node_id))
         return None
     if not port:
         if len(ports) > 1:

@@ -92,7 +92,12 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_heads: int, causal: bool = False, dropout: float = 0.0, bias: bool = True
+        self,
+        dim: int,
+        num_heads: int,
+        causal: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
     ):
         super().__init__()
         assert dim % num_heads == 0, f"width {dim} does not split into {num_heads} heads"

@@ -1,7 +1,7 @@
 """Element-wise activations, softmax and dropout."""
 
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from torch import nn
@@ -15,7 +15,7 @@ class _Elementwise(Block):
     category = "Activations"
     module: type[nn.Module]
 
-    def construct(self, params: object, inputs: Mapping[str, Incoming]) -> Ctor:
+    def construct(self, params: Any, inputs: Mapping[str, Incoming]) -> Ctor:
         need_float(self, sole(inputs))
         return Ctor(self.module)
 

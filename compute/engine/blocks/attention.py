@@ -6,7 +6,19 @@ from typing import Annotated
 from pydantic import Field
 
 from .. import layers
-from .base import Block, BlockParams, Bool, Ctor, Float, Incoming, Int, Refusal, need_float, need_rank, sole
+from .base import (
+    Block,
+    BlockParams,
+    Bool,
+    Ctor,
+    Float,
+    Incoming,
+    Int,
+    Refusal,
+    need_float,
+    need_rank,
+    sole,
+)
 
 
 class MultiHeadAttentionParams(BlockParams):

@@ -10,6 +10,7 @@ three cannot drift apart.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -123,7 +124,7 @@ class Block:
     category: ClassVar[str]
     summary: ClassVar[str]
     explanation: ClassVar[str]
-    Params: ClassVar[type[BlockParams]] = NoParams
+    Params: ClassVar[builtins.type[BlockParams]] = NoParams
     inputs: ClassVar[tuple[str, ...]] = ("in",)
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     holds_graph: ClassVar[bool] = False

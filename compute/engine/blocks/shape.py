@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Mapping
-from typing import Annotated
 
 from pydantic import Field, field_validator
 from torch import nn

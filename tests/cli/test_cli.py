@@ -1,0 +1,139 @@
+"""The `shipyard` command line, run as a user runs it: a subprocess, exit codes, output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compute.engine import load_starter
+
+
+def shipyard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "compute.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def mlp_file(tmp_path: Path) -> Path:
+    path = tmp_path / "mlp.json"
+    path.write_text(json.dumps(load_starter("mlp")))
+    return path
+
+
+@pytest.fixture
+def broken_file(tmp_path: Path) -> Path:
+    doc = load_starter("mlp")
+    doc["nodes"][1]["params"]["out_features"] = 0
+    doc["nodes"][3]["type"] = "Linaer"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_inspect_prints_a_json_report_and_exits_0_for_a_valid_graph(mlp_file: Path) -> None:
+    run = shipyard("inspect", str(mlp_file))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["valid"] is True
+    assert report["nodes"]["logits"]["outputs"]["out"]["shape"] == ["B", 10]
+    assert report["nodes"]["hidden1"]["params"] == 64 * 128 + 128
+    assert report["nodes"]["hidden1"]["flops"] == 2 * 64 * 128
+    assert report["totals"]["params"] == sum(n["params"] for n in report["nodes"].values())
+
+
+def test_inspect_lists_every_problem_and_exits_1_for_an_invalid_graph(broken_file: Path) -> None:
+    run = shipyard("inspect", str(broken_file))
+    assert run.returncode == 1
+    report = json.loads(run.stdout)
+    by_node = {p["node"]: p for p in report["problems"]}
+    assert by_node["hidden1"]["field"] == "out_features"
+    assert "at least 1" in by_node["hidden1"]["message"]
+    assert "did you mean 'Linear'" in by_node["hidden2"]["message"]
+    assert "Traceback" not in run.stderr
+
+
+def test_inspect_table_shows_shapes_with_a_leading_batch(mlp_file: Path) -> None:
+    run = shipyard("inspect", str(mlp_file), "--format", "table")
+    assert run.returncode == 0
+    assert "[B, 10]" in run.stdout
+    assert run.stdout.strip().endswith("valid")
+
+
+def test_inspect_reads_standard_input() -> None:
+    run = shipyard("inspect", "-", stdin=json.dumps(load_starter("cnn")))
+    assert run.returncode == 0
+    assert json.loads(run.stdout)["valid"]
+
+
+def test_inspect_of_malformed_json_names_the_position_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"format": "shipyard.graph/v1", "nodes": [}')
+    run = shipyard("inspect", str(path))
+    assert run.returncode == 1
+    assert "line 1" in json.loads(run.stdout)["problems"][0]["message"]
+    assert "Traceback" not in run.stderr
+
+
+def test_a_missing_file_is_a_usage_error() -> None:
+    run = shipyard("inspect", "no-such-model.json")
+    assert run.returncode == 2
+    assert "no such file" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_export_pytorch_writes_a_standalone_module(mlp_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    run = shipyard("export", str(mlp_file), "--format", "pytorch", "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    source = out.read_text()
+    assert "class DigitsMlp(nn.Module):" in source
+    assert "hidden1 = self.hidden1(x)  # [B, 128]" in source
+    assert "compute" not in source  # needs only torch
+    check = subprocess.run(
+        [sys.executable, "-c", f"import runpy, torch; ns = runpy.run_path({str(out)!r}); "
+         "print(tuple(ns['DigitsMlp']()(torch.randn(3, 64)).shape))"],
+        capture_output=True, text=True)
+    assert check.stdout.strip() == "(3, 10)", check.stderr
+
+
+def test_export_onnx_writes_a_checked_model(mlp_file: Path, tmp_path: Path) -> None:
+    import onnx
+
+    out = tmp_path / "model.onnx"
+    run = shipyard("export", str(mlp_file), "--format", "onnx", "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["x"]
+
+
+def test_export_of_an_invalid_graph_prints_problems_and_exits_1(broken_file: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "model.py"
+    run = shipyard("export", str(broken_file), "--format", "pytorch", "-o", str(out))
+    assert run.returncode == 1
+    assert "hidden1 (out_features)" in run.stderr
+    assert not out.exists()
+
+
+def test_blocks_prints_the_catalog() -> None:
+    run = shipyard("blocks")
+    assert run.returncode == 0
+    types = {b["type"] for b in json.loads(run.stdout)}
+    assert {"Linear", "MultiHeadAttention", "Repeat", "Input", "Output"} <= types
+
+
+def test_blocks_with_an_unknown_type_suggests_the_nearest() -> None:
+    run = shipyard("blocks", "Layernorm")
+    assert run.returncode == 2
+    assert "LayerNorm" in run.stderr
+
+
+def test_new_writes_a_starter_that_inspects_clean(tmp_path: Path) -> None:
+    out = tmp_path / "gpt.json"
+    assert shipyard("new", "char_gpt", "-o", str(out)).returncode == 0
+    assert shipyard("inspect", str(out)).returncode == 0
+    again = shipyard("new", "char_gpt", "-o", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
