@@ -96,6 +96,11 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     from compute.engine import catalog
 
     blocks = catalog()
+    if args.markdown:
+        from compute.engine.reference import blocks_markdown
+
+        sys.stdout.write(blocks_markdown())
+        return EXIT_OK
     if args.type:
         found = [b for b in blocks if b["type"] == args.type]
         if not found:
@@ -166,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("blocks", help="print the block catalog as JSON")
     p.add_argument("type", nargs="?", help="print only this block type")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the reference for people (docs/blocks.md) instead")
     p.set_defaults(func=cmd_blocks)
 
     p = sub.add_parser("new", help="write a built-in starter graph (list them without a name)")
