@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +21,7 @@ import torch.fx
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .blocks import Ctor, Incoming, Refusal, TensorSpec
+from .blocks import Block, Ctor, Incoming, Refusal, TensorSpec
 from .errors import Problem
 from .graph import Endpoint, Graph, Node
 from .limits import Limits
@@ -71,13 +71,30 @@ class Analysis:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """What one meta run of a module told us."""
+
+    spec: TensorSpec
+    params: int
+    trainable_params: int
+    flops: int | None
+
+
 @dataclass
 class _Budget:
-    """Running totals shared across nested graphs, to stop at the first node over a limit."""
+    """State shared across nested graphs during one analysis: running totals, to stop at the
+    first node over a limit, and the measurements already made.
+
+    A module made from the same recipe and fed the same specs always measures the same, so
+    each distinct (recipe, inputs) pair is run on the meta device once: a stack of identical
+    layers costs one layer. The figures still come from a real run of the real module.
+    """
 
     limits: Limits
     params: int = 0
     over_params: bool = False
+    measured: dict[Hashable, _Measured] = field(default_factory=dict)
 
 
 def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
@@ -172,34 +189,61 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
                    budget: _Budget, counter: FlopCounterMode | None) -> torch.Tensor:
     block = node.block
     ctor = block.construct(node.params, incoming)
+    key = _measure_key(ctor, tuple(incoming[port].spec for port in block.inputs))
+    measured = budget.measured.get(key) if key is not None else None
+    if measured is None:
+        args = [values[wired[port]] for port in block.inputs]
+        measured = _measure(block, ctor, incoming, args, budget.limits, counter)
+        if key is not None:
+            budget.measured[key] = measured
+    result.params = measured.params
+    result.trainable_params = measured.trainable_params
+    result.flops = measured.flops
+    _charge(node, result.params, budget)
+    result.ctor = ctor
+    return torch.empty((1, *measured.spec.shape), dtype=DTYPES[measured.spec.dtype],
+                       device="meta")
+
+
+def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
+    key = (ctor.cls, ctor.args, tuple(sorted(ctor.kwargs.items())), specs)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming], args: list[torch.Tensor],
+             limits: Limits, counter: FlopCounterMode | None) -> _Measured:
+    """Build the module on the meta device and run it once."""
     what = f"{block.type} cannot be built"
+    params = trainable = 0
     try:
         with torch.device("meta"):
             module = ctor.build()
         module.eval()
         for p in module.parameters():
-            if any(d > budget.limits.max_dim for d in p.shape):
+            if any(d > limits.max_dim for d in p.shape):
                 raise Refusal(
                     f"a weight of shape {list(p.shape)} has a dimension over the limit of "
-                    f"{budget.limits.max_dim:,} (SHIPYARD_MAX_DIM)")
-            result.params += p.numel()
+                    f"{limits.max_dim:,} (SHIPYARD_MAX_DIM)")
+            params += p.numel()
             if p.requires_grad:
-                result.trainable_params += p.numel()
-        _charge(node, result.params, budget)
+                trainable += p.numel()
         what = f"{block.type} cannot run on " + ", ".join(
             f"{inc.spec.describe()} from {inc.source}" for inc in incoming.values())
         before = counter.get_total_flops() if counter is not None else 0
-        out = module(*(values[wired[port]] for port in block.inputs))
-        if counter is not None:
-            result.flops = counter.get_total_flops() - before
+        out = module(*args)
+        flops = counter.get_total_flops() - before if counter is not None else None
     except Refusal:
         raise
     except Exception as exc:  # a block's own failure, reported against its node
         raise Refusal(f"{what}: {_first_line(exc)}") from None
     if not isinstance(out, torch.Tensor):
         raise Refusal(f"{block.type} gave {type(out).__name__}, not a tensor")
-    result.ctor = ctor
-    return out
+    spec = TensorSpec(tuple(out.shape[1:]), DTYPE_NAMES.get(out.dtype, str(out.dtype)))
+    return _Measured(spec, params, trainable, flops)
 
 
 def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming],
