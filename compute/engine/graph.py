@@ -15,7 +15,7 @@ import json
 import keyword
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,10 @@ NODE_MEMBERS = {"id", "type", "params", "graph"}
 EDGE_MEMBERS = {"from", "to"}
 
 # Ids become attribute names of a torch.fx.GraphModule (`self.head`) and local names in
-# generated code, so they may not be Python keywords nor shadow what the module already has.
-RESERVED_IDS = frozenset(keyword.kwlist) | {"self"} | frozenset(dir(torch.fx.GraphModule))
+# generated code, so they may not be Python keywords nor shadow what the module already has:
+# its class attributes and those set in `__init__` (`training`, `meta`, `_modules`, ...).
+RESERVED_IDS = frozenset(keyword.kwlist) | {"self"} | frozenset(
+    dir(torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())))
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
                 problems.append(Problem(
                     "an Input needs a shape, the size of one sample without the batch: "
                     "[64] for vectors, [3, 32, 32] for images", n.id, "shape"))
+                nodes[n.id] = replace(n, params=None)  # so that analysis skips it
     else:
         if len(inputs) != 1 or len(outputs) != 1:
             problems.append(Problem(
@@ -373,8 +376,8 @@ def _parse_endpoint(text: Any, nodes: Mapping[str, Node], side: str, index: int,
                                 field=where))
         return None
     block = get_block(node.type)
-    if block is None:
-        return None  # its unknown type is already reported
+    if block is None:  # its unknown type is already reported; the edge still counts as wired
+        return Endpoint(node_id, port or "?")
     ports = block.outputs if side == "from" else block.inputs
     kind = "output" if side == "from" else "input"
     if not ports:
@@ -414,13 +417,14 @@ def _parse_edges(raw_edges: list[Any], nodes: Mapping[str, Node],
         dst = _parse_endpoint(raw.get("to"), nodes, "to", index, problems)
         if src is None or dst is None or unknown:
             continue
-        if dst in taken:
+        if dst in taken and get_block(nodes[dst.node].type) is not None:
             problems.append(Problem(
                 f"input {dst.port!r} already takes {taken[dst]}; an input port takes one edge "
                 f"(remove one, or join them with Add or Concat)", dst.node, dst.port))
             continue
         taken[dst] = src
-        edges.append(Edge(src, dst))
+        if get_block(nodes[src.node].type) and get_block(nodes[dst.node].type):
+            edges.append(Edge(src, dst))
 
     for node in nodes.values():
         block = get_block(node.type)

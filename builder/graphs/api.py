@@ -1,0 +1,274 @@
+"""REST endpoints for graphs: one view per resource, each method a few lines that parse,
+call a service or selector, and serialize."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compute.engine import catalog, compile_graph, export_onnx, export_pytorch, inspect_graph
+from compute.engine.starters import STARTERS, load_starter
+
+from . import selectors, services
+from .models import GraphVersion
+from .schema import GRAPH_DOCUMENT_REF
+from .serializers import (
+    DownloadQuery,
+    GraphCreateIn,
+    GraphDetailOut,
+    GraphOut,
+    GraphRenameIn,
+    RestoreIn,
+    SaveOut,
+    ShareCreatedOut,
+    ShareCreateIn,
+    SharedOut,
+    ShareOut,
+    VersionCreateIn,
+    VersionDetailOut,
+    VersionOut,
+    graph_data,
+    share_data,
+    version_data,
+)
+
+ERROR = OpenApiResponse(description='{"error": "..."} and details where there are some')
+REPORT = {"type": "object", "description": "The engine's inspection report: valid, nodes "
+          "(shapes, params, FLOPs per node), totals, problems, warnings."}
+
+
+def _parsed(serializer_class: type, data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    validated: dict[str, Any] = serializer.validated_data
+    return validated
+
+
+class GraphListView(APIView):
+    @extend_schema(operation_id="graphs_list", responses={200: GraphOut(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response([graph_data(g) for g in selectors.graphs_of(request.user)])
+
+    @extend_schema(operation_id="graphs_create", request=GraphCreateIn,
+                   responses={201: GraphDetailOut, 400: ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        body = _parsed(GraphCreateIn, request.data)
+        if "starter" in body:
+            if body["starter"] not in STARTERS:
+                return Response({"error": f"no starter named {body['starter']!r}; starters: "
+                                 f"{', '.join(STARTERS)}"}, status=status.HTTP_400_BAD_REQUEST)
+            document = load_starter(body["starter"])
+        else:
+            document = body["document"]
+        graph = services.create_graph(owner=request.user, document=document,
+                                      name=body.get("name"), message=body.get("message", ""))
+        return Response(graph_data(graph, latest=selectors.version_of(graph)),
+                        status=status.HTTP_201_CREATED)
+
+
+class GraphDetailView(APIView):
+    @extend_schema(operation_id="graphs_retrieve", responses={200: GraphDetailOut, 404: ERROR})
+    def get(self, request: Request, graph_id: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        return Response(graph_data(graph, latest=selectors.version_of(graph)))
+
+    @extend_schema(operation_id="graphs_rename", request=GraphRenameIn,
+                   responses={200: GraphOut, 404: ERROR})
+    def patch(self, request: Request, graph_id: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        body = _parsed(GraphRenameIn, request.data)
+        return Response(graph_data(services.rename_graph(graph=graph, name=body["name"])))
+
+    @extend_schema(operation_id="graphs_destroy", responses={204: None, 404: ERROR})
+    def delete(self, request: Request, graph_id: int) -> Response:
+        services.delete_graph(graph=selectors.graph_of(request.user, graph_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VersionListView(APIView):
+    @extend_schema(operation_id="versions_list", responses={200: VersionOut(many=True)})
+    def get(self, request: Request, graph_id: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        return Response([version_data(v) for v in selectors.versions_of(graph)])
+
+    @extend_schema(operation_id="versions_create", request=VersionCreateIn,
+                   responses={201: SaveOut, 200: SaveOut, 400: ERROR, 404: ERROR,
+                              409: ERROR, 413: ERROR})
+    def post(self, request: Request, graph_id: int) -> Response:
+        """Save a new version. 201 with the new version; 200 if the document equals the
+        latest version (nothing new is made); 409 with `current_version` if `base_version`
+        is not the latest."""
+        graph = selectors.graph_of(request.user, graph_id)
+        body = _parsed(VersionCreateIn, request.data)
+        version, created = services.save_version(
+            graph=graph, author=request.user, document=body["document"],
+            base_version=body["base_version"], message=body.get("message", ""))
+        return Response({"created": created, "version": version_data(version)},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class VersionDetailView(APIView):
+    @extend_schema(operation_id="versions_retrieve",
+                   responses={200: VersionDetailOut, 404: ERROR})
+    def get(self, request: Request, graph_id: int, number: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        return Response(version_data(selectors.version_of(graph, number), document=True))
+
+
+class RestoreView(APIView):
+    @extend_schema(operation_id="versions_restore", request=RestoreIn,
+                   responses={201: SaveOut, 200: SaveOut, 404: ERROR, 409: ERROR})
+    def post(self, request: Request, graph_id: int, number: int) -> Response:
+        """Make version `number` the latest again, as a new version."""
+        graph = selectors.graph_of(request.user, graph_id)
+        selectors.version_of(graph, number)
+        body = _parsed(RestoreIn, request.data)
+        version, created = services.restore_version(
+            graph=graph, author=request.user, number=number,
+            base_version=body.get("base_version"), message=body.get("message", ""))
+        return Response({"created": created, "version": version_data(version)},
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", title).strip("-").lower() or "model"
+    stem = f"{stem}-v{version.number}"
+    if fmt == "json":
+        response = HttpResponse(version.document_json, content_type="application/json")
+        filename = f"{stem}.json"
+    else:
+        module = compile_graph(version.document, seed=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            if fmt == "pytorch":
+                path = export_pytorch(module, Path(tmp) / "model.py")
+                response = HttpResponse(path.read_text(), content_type="text/x-python")
+                filename = f"{stem}.py"
+            else:
+                path = export_onnx(module, Path(tmp) / "model.onnx")
+                response = HttpResponse(path.read_bytes(), content_type="application/onnx")
+                filename = f"{stem}.onnx"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+DOWNLOAD_PARAMS = [
+    OpenApiParameter("format", str, enum=["json", "pytorch", "onnx"], default="json"),
+    OpenApiParameter("version", int, description="A version number; default: the latest."),
+]
+DOWNLOAD_RESPONSES = {(200, "application/octet-stream"): OpenApiResponse(
+    description="The graph JSON, a PyTorch file, or an ONNX model"), 400: ERROR, 404: ERROR}
+
+
+class DownloadView(APIView):
+    @extend_schema(operation_id="graphs_download", parameters=DOWNLOAD_PARAMS,
+                   responses=DOWNLOAD_RESPONSES)
+    def get(self, request: Request, graph_id: int) -> HttpResponse:
+        graph = selectors.graph_of(request.user, graph_id)
+        query = _parsed(DownloadQuery, request.query_params)
+        version = selectors.version_of(graph, query.get("version"))
+        return _download(version, query["format"], graph.name)
+
+
+class ShareListView(APIView):
+    @extend_schema(operation_id="shares_list", responses={200: ShareOut(many=True)})
+    def get(self, request: Request, graph_id: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        return Response([share_data(link) for link in selectors.share_links_of(graph)])
+
+    @extend_schema(operation_id="shares_create", request=ShareCreateIn,
+                   responses={201: ShareCreatedOut, 404: ERROR})
+    def post(self, request: Request, graph_id: int) -> Response:
+        """A read-only link for anyone who has it: `/s/<token>`. The token is shown once."""
+        graph = selectors.graph_of(request.user, graph_id)
+        body = _parsed(ShareCreateIn, request.data)
+        pinned = body.get("version")
+        version = selectors.version_of(graph, pinned) if pinned is not None else None
+        link, token = services.create_share_link(graph=graph, created_by=request.user,
+                                                 version=version)
+        data = {**share_data(link), "token": token, "url": request.build_absolute_uri(
+            f"/s/{token}")}
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class ShareDetailView(APIView):
+    @extend_schema(operation_id="shares_revoke", responses={204: None, 404: ERROR})
+    def delete(self, request: Request, graph_id: int, link_id: int) -> Response:
+        graph = selectors.graph_of(request.user, graph_id)
+        if not services.revoke_share_link(graph=graph, link_id=link_id):
+            return Response({"error": "no such live link"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SharedView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_retrieve", responses={200: SharedOut, 404: ERROR})
+    def get(self, request: Request, token: str) -> Response:
+        link, version = selectors.shared(token)
+        return Response({"name": link.graph.name, "owner": link.graph.owner.get_username(),
+                         "pinned": link.version_id is not None,
+                         "version": version_data(version, document=True)})
+
+
+class SharedForkView(APIView):
+    @extend_schema(operation_id="shared_fork", request=None,
+                   responses={201: GraphDetailOut, 401: ERROR, 404: ERROR})
+    def post(self, request: Request, token: str) -> Response:
+        _, version = selectors.shared(token)
+        graph = services.fork_version(version=version, owner=request.user)
+        return Response(graph_data(graph, latest=selectors.version_of(graph)),
+                        status=status.HTTP_201_CREATED)
+
+
+class SharedDownloadView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_download", parameters=DOWNLOAD_PARAMS[:1],
+                   responses=DOWNLOAD_RESPONSES)
+    def get(self, request: Request, token: str) -> HttpResponse:
+        link, version = selectors.shared(token)
+        query = _parsed(DownloadQuery, request.query_params)
+        return _download(version, query["format"], link.graph.name)
+
+
+class InspectView(APIView):
+    @extend_schema(operation_id="inspect", request={"application/json": GRAPH_DOCUMENT_REF},
+                   responses={200: REPORT, 400: ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        """The engine's report for any graph, saved or not, valid or not (`valid` says)."""
+        if not isinstance(request.data, dict):
+            return Response({"error": "send a graph document (a JSON object)"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        return Response(inspect_graph(request.data))
+
+
+class BlocksView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="blocks", responses={200: {"type": "array", "items": {
+        "type": "object"}, "description": "The block catalog: type, category, summary, "
+        "explanation, inputs, outputs, holds_graph, params_schema (JSON Schema)."}})
+    def get(self, request: Request) -> Response:
+        return Response(catalog())
+
+
+class StartersView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="starters", responses={200: {"type": "array", "items": {
+        "type": "object", "properties": {"name": {"type": "string"},
+                                         "title": {"type": "string"},
+                                         "document": GRAPH_DOCUMENT_REF}}}})
+    def get(self, request: Request) -> Response:
+        return Response([{"name": name, "title": title, "document": load_starter(name)}
+                         for name, title in STARTERS.items()])

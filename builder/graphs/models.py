@@ -1,0 +1,80 @@
+"""Graphs, their immutable versions, and share links."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class Graph(models.Model):
+    """A user's model. Its content lives in versions; `head` is the number of the latest."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                              related_name="graphs")
+    name = models.CharField(max_length=200)
+    head = models.PositiveIntegerField(default=0, help_text="Number of the latest version.")
+    forked_from = models.ForeignKey("GraphVersion", null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="forks")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GraphVersion(models.Model):
+    """One save. Never changed after it is written: restoring an old one makes a new one."""
+
+    graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    # The document as accepted, as JSON text: a JSON column would reorder its keys.
+    document_json = models.TextField()
+    content_hash = models.CharField(max_length=64)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    message = models.CharField(max_length=500, blank=True)
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["graph", "number"], name="one_version_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.graph} v{self.number}"
+
+    @property
+    def document(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.document_json)
+        return loaded
+
+
+class ShareLink(models.Model):
+    """Read-only access to one graph for whoever has the token. Only its SHA-256 is stored."""
+
+    graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    version = models.ForeignKey(GraphVersion, null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="+", help_text="Pinned version; empty follows "
+                                "the latest.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        pinned = f"v{self.version.number}" if self.version_id else "latest"
+        return f"{self.graph} ({pinned}, {self.prefix}…)"

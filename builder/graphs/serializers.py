@@ -1,0 +1,161 @@
+"""Request bodies (validated here, shallowly: the engine checks the graph itself) and the
+shapes of responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from .models import Graph, GraphVersion, ShareLink
+from .schema import GRAPH_DOCUMENT_REF
+
+
+@extend_schema_field(GRAPH_DOCUMENT_REF)
+class GraphDocumentField(serializers.JSONField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("a graph document is a JSON object")
+        return data
+
+
+class GraphCreateIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    document = GraphDocumentField(required=False)
+    starter = serializers.CharField(required=False, help_text="Start from a built-in starter "
+                                    "(see GET /api/starters) instead of a document.")
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("document" in attrs) == ("starter" in attrs):
+            raise serializers.ValidationError("give either a document or a starter")
+        return attrs
+
+
+class GraphRenameIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+class VersionCreateIn(serializers.Serializer):
+    document = GraphDocumentField()
+    base_version = serializers.IntegerField(
+        min_value=0, help_text="The version this save is based on; a stale one gets 409.")
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class RestoreIn(serializers.Serializer):
+    base_version = serializers.IntegerField(min_value=0, required=False)
+    message = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ShareCreateIn(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                       help_text="Pin this version; leave out to follow "
+                                       "the latest.")
+
+
+class DownloadQuery(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["json", "pytorch", "onnx"], default="json")
+    version = serializers.IntegerField(min_value=1, required=False)
+
+
+# Responses. Each *_data function is the one place a response shape is made; the
+# serializer classes beside them describe it for the OpenAPI document.
+
+
+class VersionOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    author = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+    restored_from = serializers.IntegerField(allow_null=True)
+    content_hash = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class VersionDetailOut(VersionOut):
+    document = GraphDocumentField()
+
+
+def version_data(version: GraphVersion, *, document: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "number": version.number,
+        "author": version.author.get_username() if version.author else None,
+        "message": version.message,
+        "restored_from": version.restored_from,
+        "content_hash": version.content_hash,
+        "created_at": version.created_at.isoformat(),
+    }
+    if document:
+        data["document"] = version.document
+    return data
+
+
+class ForkOriginOut(serializers.Serializer):
+    graph_name = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class GraphOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    head = serializers.IntegerField(help_text="Number of the latest version.")
+    forked_from = ForkOriginOut(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class GraphDetailOut(GraphOut):
+    version = VersionDetailOut()
+
+
+def graph_data(graph: Graph, *, latest: GraphVersion | None = None) -> dict[str, Any]:
+    origin = graph.forked_from
+    data: dict[str, Any] = {
+        "id": graph.id,
+        "name": graph.name,
+        "head": graph.head,
+        "forked_from": ({"graph_name": origin.graph.name, "version": origin.number}
+                        if origin is not None else None),
+        "created_at": graph.created_at.isoformat(),
+        "updated_at": graph.updated_at.isoformat(),
+    }
+    if latest is not None:
+        data["version"] = version_data(latest, document=True)
+    return data
+
+
+class SaveOut(serializers.Serializer):
+    created = serializers.BooleanField(help_text="False when the document equals the latest "
+                                       "version: no new version was made.")
+    version = VersionOut()
+
+
+class ShareOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    prefix = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True, help_text="Pinned version, or null.")
+    created_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class ShareCreatedOut(ShareOut):
+    token = serializers.CharField(help_text="Shown once: only a hash is kept.")
+    url = serializers.CharField()
+
+
+def share_data(link: ShareLink) -> dict[str, Any]:
+    return {
+        "id": link.id,
+        "prefix": link.prefix,
+        "version": link.version.number if link.version else None,
+        "created_at": link.created_at.isoformat(),
+        "revoked_at": link.revoked_at.isoformat() if link.revoked_at else None,
+    }
+
+
+class SharedOut(serializers.Serializer):
+    name = serializers.CharField()
+    owner = serializers.CharField()
+    pinned = serializers.BooleanField()
+    version = VersionDetailOut()

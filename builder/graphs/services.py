@@ -1,0 +1,163 @@
+"""Writing side of graphs: every change to a graph, its versions or its share links.
+
+Functions take keyword-only arguments, check what they are given, and raise the domain
+errors below; the API turns those into responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from compute.engine import GraphError, Problem, load_graph
+
+from .models import Graph, GraphVersion, ShareLink
+
+SHARE_TOKEN_BYTES = 32  # 256 bits
+
+
+class InvalidGraph(Exception):
+    def __init__(self, problems: list[Problem]):
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
+class GraphTooLarge(Exception):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"the graph is {size:,} bytes; the limit is {limit:,} bytes "
+                         "(SHIPYARD_MAX_GRAPH_BYTES)")
+
+
+class Conflict(Exception):
+    """A save based on a version that is no longer the latest."""
+
+    def __init__(self, current: GraphVersion, base: int | None):
+        super().__init__(f"this graph has changed since version {base}: the latest is "
+                         f"version {current.number}; reload it (or fork) before saving")
+        self.current = current
+
+
+def canonical_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+def accept_document(document: Any) -> str:
+    """Check a graph document at the edge; returns it as JSON text, exactly as given."""
+    if not isinstance(document, dict):
+        raise InvalidGraph([Problem("a graph document is a JSON object")])
+    text = json.dumps(document, ensure_ascii=False)
+    size = len(text.encode())
+    if size > settings.SHIPYARD_MAX_GRAPH_BYTES:
+        raise GraphTooLarge(size, settings.SHIPYARD_MAX_GRAPH_BYTES)
+    try:
+        load_graph(document)
+    except GraphError as exc:
+        raise InvalidGraph(exc.problems) from None
+    return text
+
+
+def _title(document: dict[str, Any], fallback: str = "Untitled model") -> str:
+    name = document.get("name")
+    return name.strip()[:200] if isinstance(name, str) and name.strip() else fallback
+
+
+@transaction.atomic
+def create_graph(*, owner: AbstractBaseUser, document: Any, name: str | None = None,
+                 message: str = "", forked_from: GraphVersion | None = None) -> Graph:
+    text = accept_document(document)
+    graph = Graph.objects.create(owner=owner, name=(name or _title(document))[:200], head=1,
+                                 forked_from=forked_from)
+    GraphVersion.objects.create(graph=graph, number=1, document_json=text,
+                                content_hash=content_hash(document), author=owner,
+                                message=message[:500])
+    return graph
+
+
+def _locked(graph_id: int) -> Graph:
+    return Graph.objects.select_for_update().get(id=graph_id)
+
+
+@transaction.atomic
+def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_version: int,
+                 message: str = "", restored_from: int | None = None
+                 ) -> tuple[GraphVersion, bool]:
+    """Save `document` as the next version, if `base_version` is still the latest.
+
+    Returns the version and whether it is new: saving what the latest version already holds
+    makes no new version. Raises Conflict for a stale base, InvalidGraph for a bad document.
+    """
+    text = accept_document(document)
+    locked = _locked(graph.id)  # one save at a time per graph
+    current = locked.versions.get(number=locked.head)
+    if base_version != locked.head:
+        raise Conflict(current, base_version)
+    digest = content_hash(document)
+    if digest == current.content_hash:
+        return current, False
+    version = GraphVersion.objects.create(
+        graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
+        author=author, message=message[:500], restored_from=restored_from)
+    locked.head = version.number
+    locked.save(update_fields=["head", "updated_at"])
+    graph.head = locked.head
+    return version, True
+
+
+def restore_version(*, graph: Graph, author: AbstractBaseUser, number: int,
+                    base_version: int | None = None, message: str = ""
+                    ) -> tuple[GraphVersion, bool]:
+    """Make version `number`'s document the latest, as a new version (history is kept)."""
+    old = graph.versions.get(number=number)
+    return save_version(graph=graph, author=author, document=old.document,
+                        base_version=graph.head if base_version is None else base_version,
+                        message=message or f"Restored version {number}", restored_from=number)
+
+
+def rename_graph(*, graph: Graph, name: str) -> Graph:
+    """The title in the user's list; the saved documents are left as they are."""
+    graph.name = name.strip()[:200]
+    graph.save(update_fields=["name", "updated_at"])
+    return graph
+
+
+def delete_graph(*, graph: Graph) -> None:
+    graph.delete()
+
+
+def create_share_link(*, graph: Graph, created_by: AbstractBaseUser,
+                      version: GraphVersion | None = None) -> tuple[ShareLink, str]:
+    """A new link to `graph` (pinned to `version`, or following the latest). Returns the row
+    and the raw token, which is never stored."""
+    raw = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
+    link = ShareLink.objects.create(graph=graph, token_hash=hash_token(raw), prefix=raw[:8],
+                                    version=version, created_by=created_by)
+    return link, raw
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def revoke_share_link(*, graph: Graph, link_id: int) -> bool:
+    changed = ShareLink.objects.filter(id=link_id, graph=graph, revoked_at__isnull=True).update(
+        revoked_at=timezone.now())
+    return changed == 1
+
+
+def fork_version(*, version: GraphVersion, owner: AbstractBaseUser) -> Graph:
+    """A new graph for `owner` holding `version`'s document, recording where it came from."""
+    return create_graph(owner=owner, document=version.document,
+                        name=f"{version.graph.name} (fork)",
+                        message=f"Forked from {version.graph.name} v{version.number}",
+                        forked_from=version)

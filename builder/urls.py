@@ -1,0 +1,41 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from builder.accounts import api as accounts_api
+from builder.accounts import views as accounts_views
+from builder.graphs import api, pages
+
+api_urls = [
+    path("auth/token", accounts_api.TokenCreateView.as_view()),
+    path("auth/tokens", accounts_api.TokenListView.as_view()),
+    path("auth/tokens/<int:token_id>", accounts_api.TokenDetailView.as_view()),
+    path("graphs", api.GraphListView.as_view()),
+    path("graphs/<int:graph_id>", api.GraphDetailView.as_view()),
+    path("graphs/<int:graph_id>/versions", api.VersionListView.as_view()),
+    path("graphs/<int:graph_id>/versions/<int:number>", api.VersionDetailView.as_view()),
+    path("graphs/<int:graph_id>/versions/<int:number>/restore", api.RestoreView.as_view()),
+    path("graphs/<int:graph_id>/download", api.DownloadView.as_view()),
+    path("graphs/<int:graph_id>/share", api.ShareListView.as_view()),
+    path("graphs/<int:graph_id>/share/<int:link_id>", api.ShareDetailView.as_view()),
+    path("shared/<str:token>", api.SharedView.as_view()),
+    path("shared/<str:token>/fork", api.SharedForkView.as_view()),
+    path("shared/<str:token>/download", api.SharedDownloadView.as_view()),
+    path("inspect", api.InspectView.as_view()),
+    path("blocks", api.BlocksView.as_view()),
+    path("starters", api.StartersView.as_view()),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("", pages.home, name="home"),
+    path("s/<str:token>", pages.shared_page, name="shared"),
+    path("s/<str:token>/fork", pages.fork_shared, name="shared-fork"),
+    path("accounts/signup/", accounts_views.signup, name="signup"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", accounts_views.account, name="account"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_urls)),
+]
