@@ -115,8 +115,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
     """`feed` is what enters a nested graph's Input; None at the top level."""
     results: dict[str, NodeResult] = {}
     problems: list[Problem] = []
-    values: dict[Endpoint, torch.Tensor] = {}
-    specs: dict[Endpoint, TensorSpec] = {}
+    specs: dict[Endpoint, TensorSpec] = {}  # only specs travel: tensors are made to measure
     incoming_of = _incoming_index(graph)
 
     for node in graph.nodes:
@@ -135,19 +134,16 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         try:
             if node.type == "Input":
                 spec = _input_spec(node, feed)
-                out = torch.empty((1, *spec.shape), dtype=DTYPES[spec.dtype], device="meta")
             elif node.type == "Output":
                 continue
             elif node.type == "Repeat":
-                out = _analyze_repeat(node, result, incoming, values, wired, budget, counter,
-                                      problems)
+                spec = _analyze_repeat(node, result, incoming, budget, counter, problems)
             else:
-                out = _analyze_block(node, result, incoming, values, wired, budget, counter)
+                spec = _analyze_block(node, result, incoming, budget, counter)
         except Refusal as refusal:
             problems.append(Problem(refusal.message, node.id, refusal.field))
             result.status = "error"
             continue
-        spec = TensorSpec(tuple(out.shape[1:]), DTYPE_NAMES.get(out.dtype, str(out.dtype)))
         too_big = [d for d in spec.shape if d > budget.limits.max_dim]
         if too_big:
             problems.append(Problem(
@@ -156,11 +152,10 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
             result.status = "error"
             continue
         endpoint = Endpoint(node.id, node.block.outputs[0])
-        values[endpoint] = out
         specs[endpoint] = spec
         result.outputs = {endpoint.port: spec}
         if node.type != "Repeat":
-            result.activation_bytes = out.numel() * out.element_size()
+            result.activation_bytes = spec.numel * DTYPES[spec.dtype].itemsize
 
     analysis = Analysis(results, problems, _unused_warnings(graph, incoming_of))
     for r in results.values():
@@ -185,15 +180,14 @@ def _input_spec(node: Node, feed: Incoming | None) -> TensorSpec:
 
 
 def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming],
-                   values: dict[Endpoint, torch.Tensor], wired: dict[str, Endpoint],
-                   budget: _Budget, counter: FlopCounterMode | None) -> torch.Tensor:
+                   budget: _Budget, counter: FlopCounterMode | None) -> TensorSpec:
     block = node.block
     ctor = block.construct(node.params, incoming)
-    key = _measure_key(ctor, tuple(incoming[port].spec for port in block.inputs))
+    specs = tuple(incoming[port].spec for port in block.inputs)
+    key = _measure_key(ctor, specs)
     measured = budget.measured.get(key) if key is not None else None
     if measured is None:
-        args = [values[wired[port]] for port in block.inputs]
-        measured = _measure(block, ctor, incoming, args, budget.limits, counter)
+        measured = _measure(block, ctor, incoming, specs, budget.limits, counter)
         if key is not None:
             budget.measured[key] = measured
     result.params = measured.params
@@ -201,8 +195,7 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     result.flops = measured.flops
     _charge(node, result.params, budget)
     result.ctor = ctor
-    return torch.empty((1, *measured.spec.shape), dtype=DTYPES[measured.spec.dtype],
-                       device="meta")
+    return measured.spec
 
 
 def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
@@ -214,9 +207,10 @@ def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
     return key
 
 
-def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming], args: list[torch.Tensor],
-             limits: Limits, counter: FlopCounterMode | None) -> _Measured:
-    """Build the module on the meta device and run it once."""
+def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming],
+             specs: tuple[TensorSpec, ...], limits: Limits,
+             counter: FlopCounterMode | None) -> _Measured:
+    """Build the module on the meta device and run it once, on meta tensors of batch one."""
     what = f"{block.type} cannot be built"
     params = trainable = 0
     try:
@@ -233,6 +227,7 @@ def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming], args: list
                 trainable += p.numel()
         what = f"{block.type} cannot run on " + ", ".join(
             f"{inc.spec.describe()} from {inc.source}" for inc in incoming.values())
+        args = [torch.empty((1, *s.shape), dtype=DTYPES[s.dtype], device="meta") for s in specs]
         before = counter.get_total_flops() if counter is not None else 0
         out = module(*args)
         flops = counter.get_total_flops() - before if counter is not None else None
@@ -247,9 +242,8 @@ def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming], args: list
 
 
 def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming],
-                    values: dict[Endpoint, torch.Tensor], wired: dict[str, Endpoint],
                     budget: _Budget, counter: FlopCounterMode | None,
-                    problems: list[Problem]) -> torch.Tensor:
+                    problems: list[Problem]) -> TensorSpec:
     assert node.graph is not None
     times: int = node.params.times  # type: ignore[union-attr]
     feed = incoming["in"]
@@ -273,7 +267,7 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
         raise Refusal(
             f"the nested graph must give back what it takes, so that copies can chain: it "
             f"takes {feed.spec.describe()} but gives {body_out.describe()}")
-    return values[wired["in"]]
+    return feed.spec
 
 
 def _charge(node: Node, params: int, budget: _Budget) -> None:

@@ -11,6 +11,7 @@ three cannot drift apart.
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
@@ -38,6 +39,11 @@ class TensorSpec:
     def rank(self) -> int:
         """Dimensions after the batch."""
         return len(self.shape)
+
+    @property
+    def numel(self) -> int:
+        """Elements per sample."""
+        return math.prod(self.shape)
 
     @property
     def is_float(self) -> bool:
