@@ -1,24 +1,40 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
 from builder.accounts import api as accounts_api
 from builder.accounts import views as accounts_views
 from builder.graphs import api, pages
 
+
+class IdConverter:
+    """A database id: digits that fit a 32-bit integer column (larger ones are simply not
+    found, instead of overflowing the database's integer)."""
+
+    regex = "[0-9]{1,9}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
 api_urls = [
     path("auth/token", accounts_api.TokenCreateView.as_view()),
     path("auth/tokens", accounts_api.TokenListView.as_view()),
-    path("auth/tokens/<int:token_id>", accounts_api.TokenDetailView.as_view()),
+    path("auth/tokens/<id:token_id>", accounts_api.TokenDetailView.as_view()),
     path("graphs", api.GraphListView.as_view()),
-    path("graphs/<int:graph_id>", api.GraphDetailView.as_view()),
-    path("graphs/<int:graph_id>/versions", api.VersionListView.as_view()),
-    path("graphs/<int:graph_id>/versions/<int:number>", api.VersionDetailView.as_view()),
-    path("graphs/<int:graph_id>/versions/<int:number>/restore", api.RestoreView.as_view()),
-    path("graphs/<int:graph_id>/download", api.DownloadView.as_view()),
-    path("graphs/<int:graph_id>/share", api.ShareListView.as_view()),
-    path("graphs/<int:graph_id>/share/<int:link_id>", api.ShareDetailView.as_view()),
+    path("graphs/<id:graph_id>", api.GraphDetailView.as_view()),
+    path("graphs/<id:graph_id>/versions", api.VersionListView.as_view()),
+    path("graphs/<id:graph_id>/versions/<id:number>", api.VersionDetailView.as_view()),
+    path("graphs/<id:graph_id>/versions/<id:number>/restore", api.RestoreView.as_view()),
+    path("graphs/<id:graph_id>/download", api.DownloadView.as_view()),
+    path("graphs/<id:graph_id>/share", api.ShareListView.as_view()),
+    path("graphs/<id:graph_id>/share/<id:link_id>", api.ShareDetailView.as_view()),
     path("shared/<str:token>", api.SharedView.as_view()),
     path("shared/<str:token>/fork", api.SharedForkView.as_view()),
     path("shared/<str:token>/download", api.SharedDownloadView.as_view()),

@@ -30,7 +30,9 @@ def account(request: HttpRequest) -> HttpResponse:
     new_token = None
     if request.method == "POST":
         if "revoke" in request.POST:
-            if services.revoke_token(user=request.user, token_id=int(request.POST["revoke"])):
+            token_id = request.POST["revoke"]
+            if token_id.isdigit() and len(token_id) < 10 and services.revoke_token(
+                    user=request.user, token_id=int(token_id)):
                 messages.success(request, "Token revoked.")
             return redirect("account")
         _, new_token = services.issue_token(user=request.user,

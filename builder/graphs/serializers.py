@@ -11,6 +11,8 @@ from rest_framework import serializers
 from .models import Graph, GraphVersion, ShareLink
 from .schema import GRAPH_DOCUMENT_REF
 
+MAX_NUMBER = 2**31 - 1  # version numbers live in 32-bit integer columns
+
 
 @extend_schema_field(GRAPH_DOCUMENT_REF)
 class GraphDocumentField(serializers.JSONField):
@@ -40,24 +42,26 @@ class GraphRenameIn(serializers.Serializer):
 class VersionCreateIn(serializers.Serializer):
     document = GraphDocumentField()
     base_version = serializers.IntegerField(
-        min_value=0, help_text="The version this save is based on; a stale one gets 409.")
+        min_value=0, max_value=MAX_NUMBER,
+        help_text="The version this save is based on; a stale one gets 409.")
     message = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
 class RestoreIn(serializers.Serializer):
-    base_version = serializers.IntegerField(min_value=0, required=False)
+    base_version = serializers.IntegerField(min_value=0, max_value=MAX_NUMBER, required=False)
     message = serializers.CharField(max_length=500, required=False, allow_blank=True)
 
 
 class ShareCreateIn(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+    version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False,
+                                       allow_null=True,
                                        help_text="Pin this version; leave out to follow "
                                        "the latest.")
 
 
 class DownloadQuery(serializers.Serializer):
     format = serializers.ChoiceField(choices=["json", "pytorch", "onnx"], default="json")
-    version = serializers.IntegerField(min_value=1, required=False)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False)
 
 
 # Responses. Each *_data function is the one place a response shape is made; the

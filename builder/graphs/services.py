@@ -69,7 +69,10 @@ def accept_document(document: Any) -> str:
 
 def _title(document: dict[str, Any], fallback: str = "Untitled model") -> str:
     name = document.get("name")
-    return name.strip()[:200] if isinstance(name, str) and name.strip() else fallback
+    if not isinstance(name, str):
+        return fallback
+    name = "".join(ch for ch in name if ch.isprintable()).strip()  # no NULs into text columns
+    return name[:200] or fallback
 
 
 @transaction.atomic
