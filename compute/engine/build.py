@@ -175,7 +175,7 @@ def _input_spec(node: Node, feed: Incoming | None) -> TensorSpec:
     if shape is not None and tuple(shape) != feed.spec.shape:
         raise Refusal(
             f"this Input says [B, {', '.join(map(str, shape))}], but {feed.source} feeds "
-            f"{feed.spec.text()}; leave the shape empty inside a Repeat", "shape")
+            f"{feed.spec.describe()}; leave the shape empty inside a Repeat", "shape")
     return feed.spec
 
 
@@ -254,8 +254,9 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
     result.times, result.body = times, body
     problems.extend(p.nested_in(node.id) for p in body.problems)
     if body.problems:
-        raise Refusal(f"its nested graph has {len(body.problems)} problem(s), listed under "
-                      f"{node.id}/…")
+        count = len(body.problems)
+        raise Refusal(f"its nested graph has {count} problem{'s' if count > 1 else ''}, "
+                      f"listed under {node.id}/…")
     result.params = body.params * times
     result.trainable_params = body.trainable_params * times
     result.activation_bytes = body.activation_bytes * times

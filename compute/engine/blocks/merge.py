@@ -29,9 +29,9 @@ class _Broadcasting(Block):
             torch.broadcast_shapes((1, *a.spec.shape), (1, *b.spec.shape))
         except RuntimeError:
             raise Refusal(
-                f"{self.type} cannot combine a {a.spec.text()} from {a.source} with b "
-                f"{b.spec.text()} from {b.source}: the shapes must match, or be 1 where they "
-                f"differ"
+                f"{self.type} cannot combine input a, {a.spec.text()} from {a.source}, with "
+                f"input b, {b.spec.text()} from {b.source}: the shapes must match, or be 1 "
+                f"where they differ"
             ) from None
         return Ctor(self.module)
 

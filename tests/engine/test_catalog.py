@@ -1,0 +1,113 @@
+"""The catalog the editor draws from, the starters it offers, and the engine's imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from compute.engine import REGISTRY, catalog, inspect_graph, load_graph, load_starter, starter_names
+
+
+@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
+def test_catalog_entry_explains_the_block_to_a_learner(entry: dict) -> None:
+    assert entry["category"].strip()
+    assert entry["summary"].strip() and "\n" not in entry["summary"]
+    assert len(entry["explanation"]) > 80
+    assert f"**{entry['type']}**" in entry["explanation"] or entry["type"] in ("Input", "Output")
+
+
+@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
+def test_catalog_schema_gives_every_parameter_a_default_and_a_description(entry: dict) -> None:
+    schema = entry["params_schema"]
+    assert schema["type"] == "object"
+    for name, prop in schema.get("properties", {}).items():
+        assert "default" in prop, f"{entry['type']}.{name} has no default"
+        assert prop.get("description"), f"{entry['type']}.{name} has no description"
+    assert not schema.get("required"), "a node without params must be valid as drawn"
+    json.dumps(schema)  # served as is by the API
+
+
+def test_catalog_lists_every_registered_block_once_with_its_ports() -> None:
+    entries = catalog()
+    assert [e["type"] for e in entries] == list(REGISTRY)
+    by_type = {e["type"]: e for e in entries}
+    assert by_type["Add"]["inputs"] == ["a", "b"]
+    assert by_type["Concat"]["inputs"] == ["a", "b"]
+    assert by_type["Input"]["inputs"] == [] and by_type["Output"]["outputs"] == []
+    assert by_type["Repeat"]["holds_graph"] is True
+
+
+def test_catalog_holds_the_minimum_catalog_of_the_format_with_its_parameter_names() -> None:
+    expected = {
+        "Linear": {"out_features", "bias"},
+        "Conv1d": {"out_channels", "kernel_size", "stride", "padding", "bias"},
+        "Conv2d": {"out_channels", "kernel_size", "stride", "padding", "bias"},
+        "MaxPool2d": {"kernel_size", "stride", "padding"},
+        "AvgPool2d": {"kernel_size", "stride", "padding"},
+        "AdaptiveAvgPool2d": {"output_size"},
+        "BatchNorm1d": {"eps", "momentum"},
+        "BatchNorm2d": {"eps", "momentum"},
+        "LayerNorm": {"eps", "elementwise_affine", "bias"},
+        "RMSNorm": {"eps", "elementwise_affine"},
+        "Dropout": {"p"},
+        "ReLU": set(), "SiLU": set(), "Tanh": set(), "Sigmoid": set(),
+        "Softmax": {"dim"},
+        "Flatten": {"start_dim"},
+        "Reshape": {"shape"},
+        "Embedding": {"num_embeddings", "embedding_dim"},
+        "PositionalEmbedding": {"max_len"},
+        "MultiHeadAttention": {"num_heads", "causal", "dropout", "bias"},
+        "Add": set(), "Multiply": set(),
+        "Concat": {"dim"},
+        "Repeat": {"times"},
+        "Input": {"shape", "dtype"},
+        "Output": set(),
+    }
+    by_type = {e["type"]: set(e["params_schema"].get("properties", {})) for e in catalog()}
+    for type_, names in expected.items():
+        assert names <= by_type[type_], f"{type_} lacks {names - by_type[type_]}"
+    assert by_type["Softmax"] and REGISTRY["Softmax"].Params().dim == -1  # type: ignore[attr-defined]
+    assert REGISTRY["Concat"].Params().dim == -1  # type: ignore[attr-defined]
+    assert REGISTRY["Flatten"].Params().start_dim == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", starter_names())
+def test_starter_is_a_valid_graph_without_warnings(name: str) -> None:
+    report = inspect_graph(load_starter(name))
+    assert report["valid"], report["problems"]
+    assert report["warnings"] == []
+    assert all(entry["status"] == "ok" for entry in report["nodes"].values())
+    load_graph(load_starter(name))
+
+
+def test_there_are_five_starters() -> None:
+    assert starter_names() == ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"]
+
+
+def test_load_starter_gives_a_fresh_copy_each_time() -> None:
+    first = load_starter("mlp")
+    first["nodes"].clear()
+    assert load_starter("mlp")["nodes"]
+
+
+def test_unknown_starter_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="mlp"):
+        load_starter("gpt5")
+
+
+def test_importing_the_engine_loads_no_django_celery_or_channels() -> None:
+    code = (
+        "import sys, compute.engine\n"
+        "from compute.engine import compile_graph, load_starter, inspect_graph\n"
+        "compile_graph(load_starter('mlp')); inspect_graph(load_starter('char_gpt'))\n"
+        "bad = sorted(m for m in sys.modules\n"
+        "             if m.split('.')[0] in ('django', 'celery', 'channels', 'rest_framework'))\n"
+        "print(','.join(bad))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == ""

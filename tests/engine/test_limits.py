@@ -1,0 +1,114 @@
+"""Limits: a graph that asks for too much is refused in words, quickly, before anything is
+allocated."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from compute.engine import GraphError, Limits, inspect_graph, load_graph
+
+from .graphs import chain, node, repeat
+
+
+def test_a_trillion_parameters_are_refused_quickly_with_the_figure_and_the_limit() -> None:
+    doc = chain([1_000_000], node("huge", "Linear", out_features=1_000_000))
+    start = time.perf_counter()
+    report = inspect_graph(doc)
+    with pytest.raises(GraphError) as caught:
+        load_graph(doc)
+    elapsed = time.perf_counter() - start
+    print(f"refusing 10^12 parameters took {elapsed * 1000:.1f} ms")
+    assert elapsed < 5
+    (problem,) = report["problems"]
+    assert problem["node"] == "huge"
+    assert "1,000,001,000,000 parameters" in problem["message"]
+    assert "the limit is 2,000,000,000 (SHIPYARD_MAX_PARAMS)" in problem["message"]
+    assert "1,000,001,000,000" in str(caught.value)
+
+
+def test_parameters_multiplied_by_a_repeat_count_against_the_limit() -> None:
+    layer = node("lin", "Linear", out_features=4096)
+    doc = chain([4096], repeat("stack", 1024, layer))  # 1024 × 16.8M ≈ 17 G
+    start = time.perf_counter()
+    report = inspect_graph(doc)
+    print(f"refusing a 17 G Repeat took {(time.perf_counter() - start) * 1000:.1f} ms")
+    assert time.perf_counter() - start < 5
+    (problem,) = report["problems"]
+    assert problem["node"] == "stack"
+    assert f"{1024 * (4096 * 4096 + 4096):,} parameters" in problem["message"]
+
+
+def test_a_model_just_under_the_parameter_limit_is_accepted() -> None:
+    doc = chain([100], node("lin", "Linear", out_features=10))
+    assert inspect_graph(doc, limits=Limits(max_params=1010))["valid"]
+    report = inspect_graph(doc, limits=Limits(max_params=1009))
+    assert "the limit is 1,009" in report["problems"][0]["message"]
+
+
+def test_too_many_nodes_counts_nested_ones() -> None:
+    doc = chain([8], repeat("stack", 2, node("a", "ReLU"), node("b", "ReLU")))
+    # x, stack, y at the top and x, a, b, y inside: 7 nodes.
+    assert inspect_graph(doc, limits=Limits(max_nodes=7))["valid"]
+    report = inspect_graph(doc, limits=Limits(max_nodes=6))
+    assert report["problems"][0]["message"] == (
+        "the graph has 7 nodes (nested ones included); the limit is 6 (SHIPYARD_MAX_NODES)")
+    with pytest.raises(GraphError):
+        load_graph(doc, limits=Limits(max_nodes=6))
+
+
+def test_repeats_nested_deeper_than_max_depth_are_refused_on_the_deepest_repeat() -> None:
+    doc = chain([8], repeat("outer", 2, repeat("inner", 2, node("act", "ReLU"))))
+    assert inspect_graph(doc, limits=Limits(max_depth=2))["valid"]
+    report = inspect_graph(doc, limits=Limits(max_depth=1))
+    problems = [(p["node"], p["field"], p["message"]) for p in report["problems"]]
+    assert ("outer/inner", "graph", "nesting is 2 deep; the limit is 1 (SHIPYARD_MAX_DEPTH)") \
+        in problems
+
+
+def test_an_input_dimension_over_max_dim_is_refused_on_its_shape() -> None:
+    report = inspect_graph(chain([3, 100], node("act", "ReLU")), limits=Limits(max_dim=50))
+    (problem,) = report["problems"]
+    assert (problem["node"], problem["field"]) == ("x", "shape")
+    assert problem["message"] == "dimension 100 exceeds the limit of 50 (SHIPYARD_MAX_DIM)"
+
+
+def test_a_weight_dimension_over_max_dim_is_refused() -> None:
+    report = inspect_graph(chain([8], node("wide", "Linear", out_features=100)),
+                           limits=Limits(max_dim=50))
+    (problem,) = report["problems"]
+    assert problem["node"] == "wide"
+    assert "over the limit of 50 (SHIPYARD_MAX_DIM)" in problem["message"]
+
+
+def test_an_output_dimension_over_max_dim_is_refused() -> None:
+    report = inspect_graph(chain([8, 8], node("flat", "Flatten")), limits=Limits(max_dim=50))
+    (problem,) = report["problems"]
+    assert problem["node"] == "flat"
+    assert problem["message"] == (
+        "its output [B, 64] has a dimension of 64; the limit is 50 (SHIPYARD_MAX_DIM)")
+
+
+def test_activations_over_the_limit_are_refused_with_both_sizes() -> None:
+    doc = chain([1024], node("a", "ReLU"), node("b", "ReLU"))
+    report = inspect_graph(doc, limits=Limits(max_activation_bytes=4096))
+    (problem,) = report["problems"]
+    assert "activations; the limit is 4.0 KiB (SHIPYARD_MAX_ACTIVATION_BYTES)" in \
+        problem["message"]
+
+
+def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_MAX_NODES", "3")
+    monkeypatch.setenv("SHIPYARD_MAX_PARAMS", "1e6")
+    limits = Limits.from_env()
+    assert limits.max_nodes == 3 and limits.max_params == 1_000_000
+    report = inspect_graph(chain([8], node("a", "ReLU"), node("b", "ReLU")))
+    assert "SHIPYARD_MAX_NODES" in report["problems"][0]["message"]
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_a_bad_limit_setting_fails_loudly(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SHIPYARD_MAX_DEPTH", value)
+    with pytest.raises(ValueError, match="SHIPYARD_MAX_DEPTH"):
+        Limits.from_env()

@@ -1,0 +1,150 @@
+"""The three forms of a model compute the same thing: the compiled fx module, the standalone
+PyTorch file, and the ONNX file run by ONNX Runtime (with another batch size than the one it
+was exported with, to prove the batch dimension is dynamic)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from compute.engine import (
+    compile_graph,
+    example_inputs,
+    export_onnx,
+    export_pytorch,
+    load_graph,
+    load_starter,
+    starter_names,
+)
+from compute.engine.build import class_name
+
+from .graphs import chain, document, input_node, node, repeat
+
+EXPORT_BATCH = 2  # what export_onnx traces with
+RUN_BATCH = 5
+
+
+@dataclass
+class Exported:
+    name: str
+    model: torch.fx.GraphModule
+    onnx_path: Path
+    training_after_export: bool
+
+
+def import_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"shipyard_export_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so that inspect and dataclasses can find it
+    spec.loader.exec_module(module)
+    return module
+
+
+def standalone(model: torch.fx.GraphModule, directory: Path) -> torch.nn.Module:
+    """Write the model as a PyTorch file with its weights, import it, load them."""
+    graph = model.meta["shipyard"].graph
+    source = export_pytorch(model, directory / "model.py", weights=directory / "weights.pt")
+    cls = getattr(import_file(source), class_name(graph.name, "Model"))
+    twin = cls()
+    twin.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+    return twin.eval()
+
+
+@pytest.fixture(scope="module", params=starter_names())
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    name = request.param
+    model = compile_graph(load_starter(name), seed=1)
+    path = tmp_path_factory.mktemp(name) / f"{name}.onnx"
+    start = time.perf_counter()
+    export_onnx(model, path)
+    print(f"{name}: ONNX export took {time.perf_counter() - start:.2f} s")
+    return Exported(name, model, path, training_after_export=model.training)
+
+
+def inputs_for(model: torch.fx.GraphModule, batch: int) -> tuple[torch.Tensor, ...]:
+    return example_inputs(model.meta["shipyard"].graph, batch=batch, seed=11)
+
+
+def test_standalone_pytorch_file_computes_what_the_compiled_model_computes(
+        exported: Exported, tmp_path: Path) -> None:
+    model = exported.model.eval()
+    twin = standalone(model, tmp_path)
+    args = inputs_for(model, RUN_BATCH)
+    with torch.no_grad():
+        expected, got = model(*args), twin(*args)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert twin.state_dict().keys() == model.state_dict().keys()
+
+
+def test_onnx_file_passes_the_checker_and_names_inputs_and_outputs_by_node_id(
+        exported: Exported) -> None:
+    onnx.checker.check_model(str(exported.onnx_path))
+    proto = onnx.load(str(exported.onnx_path))
+    graph = exported.model.meta["shipyard"].graph
+    assert [i.name for i in proto.graph.input] == [n.id for n in graph.inputs]
+    assert [o.name for o in proto.graph.output] == [n.id for n in graph.outputs]
+
+
+def test_onnx_runtime_matches_the_compiled_model_on_another_batch_size(
+        exported: Exported) -> None:
+    model = exported.model.eval()
+    graph = model.meta["shipyard"].graph
+    args = inputs_for(model, RUN_BATCH)
+    assert RUN_BATCH != EXPORT_BATCH
+    session = ort.InferenceSession(str(exported.onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {n.id: a.numpy() for n, a in zip(graph.inputs, args, strict=True)}
+    (got,) = session.run(None, feeds)
+    with torch.no_grad():
+        expected = model(*args).numpy()
+    assert got.shape == expected.shape and got.shape[0] == RUN_BATCH
+    diff = float(np.max(np.abs(got - expected)))
+    print(f"{exported.name}: max |onnx - torch| = {diff:.2e}")
+    assert diff <= 1e-4
+
+
+def test_export_onnx_leaves_a_training_model_in_training_mode(exported: Exported) -> None:
+    # The fixture exported a freshly compiled model, which is in training mode.
+    assert exported.training_after_export
+
+
+def test_standalone_file_handles_several_inputs_outputs_and_nested_repeats(
+        tmp_path: Path) -> None:
+    body = repeat("inner", 2, node("ln", "LayerNorm"), node("lin", "Linear", out_features=8))
+    doc = document(
+        [input_node("a", [3, 8]), input_node("ids", [3], "int64"),
+         node("emb", "Embedding", num_embeddings=10, embedding_dim=8), node("sum", "Add"),
+         repeat("outer", 2, body), node("pooled", "Mean"), node("main", "Output"),
+         node("aux", "Output")],
+        [("a", "sum.a"), ("ids", "emb"), ("emb", "sum.b"), ("sum", "outer"),
+         ("outer", "pooled"), ("pooled", "main"), ("emb", "aux")],
+        name="two heads")
+    model = compile_graph(doc).eval()
+    twin = standalone(model, tmp_path)
+    args = example_inputs(load_graph(doc), batch=4)
+    with torch.no_grad():
+        expected, got = model(*args), twin(*args)
+    assert got.keys() == expected.keys() == {"main", "aux"}
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=1e-6, atol=1e-6)
+    assert "outer.1.inner.0.lin.weight" in twin.state_dict()
+
+
+def test_standalone_file_reads_like_the_graph(tmp_path: Path) -> None:
+    model = compile_graph(chain([64], node("hidden", "Linear", out_features=32),
+                                node("act", "ReLU")))
+    source = export_pytorch(model, tmp_path / "m.py").read_text()
+    assert "self.hidden = nn.Linear(64, 32, bias=True)" in source
+    assert "hidden = self.hidden(x)  # [B, 32]" in source
+    assert "def forward(self, x):" in source
+    assert "compute" not in source.split('"""', 2)[2]  # needs only torch
