@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path, register_converter
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from builder.accounts import api as accounts_api
 from builder.accounts import views as accounts_views
@@ -23,6 +25,15 @@ class IdConverter:
 
 register_converter(IdConverter, "id")
 
+
+@csrf_exempt  # it changes nothing; without this a POST would get the HTML CSRF page
+def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:
+    """Any other path under /api/ (or an id that is not a number) answers in the API's error
+    format, whatever DEBUG says, instead of Django's HTML 404 page."""
+    return JsonResponse({"error": f"no such endpoint: {request.method} {request.path}"},
+                        status=404)
+
+
 api_urls = [
     path("auth/token", accounts_api.TokenCreateView.as_view()),
     path("auth/tokens", accounts_api.TokenListView.as_view()),
@@ -42,6 +53,8 @@ api_urls = [
     path("blocks", api.BlocksView.as_view()),
     path("starters", api.StartersView.as_view()),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    re_path(r"^(?P<rest>.*)$", api_not_found),  # last: whatever matched nothing above
 ]
 
 urlpatterns = [

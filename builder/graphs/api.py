@@ -16,8 +16,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from compute.engine import catalog, compile_graph, export_onnx, export_pytorch, inspect_graph
-from compute.engine.starters import STARTERS, load_starter
+from compute.engine import (
+    STARTERS,
+    catalog,
+    compile_graph,
+    export_onnx,
+    export_pytorch,
+    inspect_graph,
+    load_starter,
+)
 
 from . import selectors, services
 from .models import GraphVersion

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from compute.engine import GraphError, Problem, load_graph
@@ -108,9 +108,16 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     digest = content_hash(document)
     if digest == current.content_hash:
         return current, False
-    version = GraphVersion.objects.create(
-        graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
-        author=author, message=message[:500], restored_from=restored_from)
+    try:
+        with transaction.atomic():
+            version = GraphVersion.objects.create(
+                graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
+                author=author, message=message[:500], restored_from=restored_from)
+    except IntegrityError:
+        # Where the row lock does nothing (SQLite), two saves can still race: the unique
+        # (graph, number) constraint lets one win, and the other is a stale save.
+        raise Conflict(graph.versions.order_by("-number").first() or current,
+                       base_version) from None
     locked.head = version.number
     locked.save(update_fields=["head", "updated_at"])
     graph.head = locked.head

@@ -23,7 +23,7 @@ from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, ex
 from .graph import FORMAT, Graph, parse_graph
 from .limits import Limits
 from .report import build_report, render_table
-from .starters import load_starter, starter_names
+from .starters import STARTERS, load_starter, starter_names
 
 GraphSource = Graph | dict[str, Any] | str | Path
 
@@ -86,6 +86,7 @@ def inspect_graph(source: GraphSource, *, flops: bool = True,
 __all__ = [
     "FORMAT",
     "REGISTRY",
+    "STARTERS",
     "CompiledInfo",
     "Graph",
     "GraphError",
