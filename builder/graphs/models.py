@@ -18,6 +18,8 @@ class Graph(models.Model):
     head = models.PositiveIntegerField(default=0, help_text="Number of the latest version.")
     forked_from = models.ForeignKey("GraphVersion", null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="forks")
+    # The origin's title when it was forked: the fork's owner sees no later renames.
+    forked_from_name = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

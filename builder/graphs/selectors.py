@@ -12,7 +12,7 @@ from .services import hash_token
 
 
 def graphs_of(user: AbstractBaseUser) -> QuerySet[Graph]:
-    return Graph.objects.filter(owner=user).select_related("forked_from__graph")
+    return Graph.objects.filter(owner=user).select_related("forked_from")
 
 
 def graph_of(user: AbstractBaseUser, graph_id: int) -> Graph:

@@ -119,7 +119,7 @@ def graph_data(graph: Graph, *, latest: GraphVersion | None = None) -> dict[str,
         "id": graph.id,
         "name": graph.name,
         "head": graph.head,
-        "forked_from": ({"graph_name": origin.graph.name, "version": origin.number}
+        "forked_from": ({"graph_name": graph.forked_from_name, "version": origin.number}
                         if origin is not None else None),
         "created_at": graph.created_at.isoformat(),
         "updated_at": graph.updated_at.isoformat(),

@@ -79,8 +79,9 @@ def _title(document: dict[str, Any], fallback: str = "Untitled model") -> str:
 def create_graph(*, owner: AbstractBaseUser, document: Any, name: str | None = None,
                  message: str = "", forked_from: GraphVersion | None = None) -> Graph:
     text = accept_document(document)
-    graph = Graph.objects.create(owner=owner, name=(name or _title(document))[:200], head=1,
-                                 forked_from=forked_from)
+    graph = Graph.objects.create(
+        owner=owner, name=(name or _title(document))[:200], head=1, forked_from=forked_from,
+        forked_from_name=forked_from.graph.name if forked_from is not None else "")
     GraphVersion.objects.create(graph=graph, number=1, document_json=text,
                                 content_hash=content_hash(document), author=owner,
                                 message=message[:500])

@@ -117,6 +117,17 @@ def test_a_logged_in_user_forks_a_shared_graph_and_the_fork_records_its_origin(
     assert api.get(f"/api/graphs/{graph['id']}").json()["head"] == 1
 
 
+def test_a_fork_keeps_the_origin_name_it_was_forked_from(api, other_api, make_graph):
+    """Later renames of the original (which may be private again) do not reach the fork."""
+    graph = make_graph(name="Digits")
+    link = share(api, graph["id"])
+    fork = other_api.post(f"/api/shared/{link['token']}/fork").json()
+    api.patch(f"/api/graphs/{graph['id']}", {"name": "Secret project"}, format="json")
+    api.delete(f"/api/graphs/{graph['id']}/share/{link['id']}")
+    again = other_api.get(f"/api/graphs/{fork['id']}").json()
+    assert again["forked_from"] == {"graph_name": "Digits", "version": 1}
+
+
 def test_forking_a_pinned_link_takes_the_pinned_version(api, other_api, make_graph, mlp,
                                                         changed):
     graph = make_graph()
