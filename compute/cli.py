@@ -68,9 +68,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         _load_weights(module, args.weights)
     if args.format == "onnx":
         export_onnx(module, out)
+        print(f"wrote {out}", file=sys.stderr)
     else:
         export_pytorch(module, out)
-    print(f"wrote {out}", file=sys.stderr)
+        print(f"wrote {out} and its weights {out.with_suffix('.pt')}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -157,7 +157,7 @@ def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse:
         module = compile_graph(version.document, seed=0)
         with tempfile.TemporaryDirectory() as tmp:
             if fmt == "pytorch":
-                path = export_pytorch(module, Path(tmp) / "model.py")
+                path = export_pytorch(module, Path(tmp) / "model.py", weights=False)
                 response = HttpResponse(path.read_text(), content_type="text/x-python")
                 filename = f"{stem}.py"
             else:

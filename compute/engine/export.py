@@ -48,22 +48,30 @@ def compiled_info(module: nn.Module) -> CompiledInfo:
 
 
 def export_pytorch(module: nn.Module, path: str | Path, *,
-                   weights: str | Path | None = None) -> Path:
-    """Write `module` as a Python file that needs only torch; optionally its weights too.
+                   weights: str | Path | bool = True) -> Path:
+    """Write `module` as a Python file that needs only torch, and its current weights.
 
     The file defines one `nn.Module` class per graph (and per Repeat body), with the node ids
     as attribute names, so `load_state_dict` takes the compiled module's state dict as is.
-    `weights` saves that state dict with `torch.save` (load it with `weights_only=True`).
+    The weights go beside it (`model.py` -> `model.pt`, or the path given as `weights`), saved
+    with `torch.save` as a plain state dict (load it with `weights_only=True`); pass
+    `weights=False` for the code alone.
     """
     info = compiled_info(module)
     path = Path(path)
-    path.write_text(pytorch_source(info), encoding="utf-8")
-    if weights is not None:
-        torch.save(module.state_dict(), Path(weights))
+    weights_path = None
+    if weights is True:
+        weights_path = path.with_suffix(".pt")
+    elif weights is not False:
+        weights_path = Path(weights)
+    path.write_text(pytorch_source(info, weights_path.name if weights_path else "weights.pt"),
+                    encoding="utf-8")
+    if weights_path is not None:
+        torch.save(module.state_dict(), weights_path)
     return path
 
 
-def pytorch_source(info: CompiledInfo) -> str:
+def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
     writer = _SourceWriter()
     main = writer.graph_class(info.graph, info.analysis, class_name(info.graph.name, "Model"))
     used = sorted(writer.layer_classes, key=lambda c: c.__name__)
@@ -77,7 +85,7 @@ def pytorch_source(info: CompiledInfo) -> str:
         "Shipyard loads as is:",
         "",
         f"    model = {main}()",
-        '    model.load_state_dict(torch.load("weights.pt", weights_only=True))',
+        f'    model.load_state_dict(torch.load("{weights_name}", weights_only=True))',
         f"    out = model({args})",
         '"""',
         "",

@@ -88,12 +88,16 @@ def test_export_pytorch_writes_a_standalone_module(mlp_file: Path, tmp_path: Pat
     run = shipyard("export", str(mlp_file), "--format", "pytorch", "-o", str(out))
     assert run.returncode == 0, run.stderr
     source = out.read_text()
+    assert (tmp_path / "model.pt").is_file()  # the current weights, beside the code
+    assert 'torch.load("model.pt", weights_only=True)' in source
     assert "class DigitsMlp(nn.Module):" in source
     assert "hidden1 = self.hidden1(x)  # [B, 128]" in source
     assert "compute" not in source  # needs only torch
     check = subprocess.run(
         [sys.executable, "-c", f"import runpy, torch; ns = runpy.run_path({str(out)!r}); "
-         "print(tuple(ns['DigitsMlp']()(torch.randn(3, 64)).shape))"],
+         "m = ns['DigitsMlp'](); m.load_state_dict(torch.load("
+         f"{str(tmp_path / 'model.pt')!r}, weights_only=True)); "
+         "print(tuple(m(torch.randn(3, 64)).shape))"],
         capture_output=True, text=True)
     assert check.stdout.strip() == "(3, 10)", check.stderr
 

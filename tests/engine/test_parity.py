@@ -148,3 +148,23 @@ def test_standalone_file_reads_like_the_graph(tmp_path: Path) -> None:
     assert "hidden = self.hidden(x)  # [B, 32]" in source
     assert "def forward(self, x):" in source
     assert "compute" not in source.split('"""', 2)[2]  # needs only torch
+
+
+def test_export_pytorch_keeps_the_modules_current_weights(tmp_path: Path) -> None:
+    """Trained weights travel with the file: model.py gets model.pt beside it."""
+    import runpy
+
+    model = compile_graph(chain([8], node("hidden", "Linear", out_features=4)))
+    with torch.no_grad():
+        model.hidden.weight.fill_(0.5)  # stands in for training
+    export_pytorch(model, tmp_path / "m.py")
+    namespace = runpy.run_path(str(tmp_path / "m.py"))
+    twin = next(v for v in namespace.values()
+                if isinstance(v, type) and issubclass(v, torch.nn.Module)
+                and v.__module__ == "<run_path>")()
+    twin.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    x = torch.randn(3, 8)
+    assert torch.equal(twin(x), model(x))
+    assert torch.all(twin.hidden.weight == 0.5)
+    export_pytorch(model, tmp_path / "code_only.py", weights=False)
+    assert not (tmp_path / "code_only.pt").exists()
