@@ -134,7 +134,9 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         try:
             if node.type == "Input":
                 spec = _input_spec(node, feed)
+                result.flops = 0 if counter is not None else None
             elif node.type == "Output":
+                result.flops = 0 if counter is not None else None
                 continue
             elif node.type == "Repeat":
                 spec = _analyze_repeat(node, result, incoming, budget, counter, problems)

@@ -371,3 +371,9 @@ def test_repeats_nest_and_name_deep_problems_by_path() -> None:
     report = inspect_graph(ok)
     assert report["valid"], report["problems"]
     assert report["totals"]["params"] == 2 * 3 * (8 * 8 + 8)
+
+
+def test_dropout_refuses_integer_ids_before_training_would() -> None:
+    report = inspect_graph(chain([16], node("drop", "Dropout"), dtype="int64"))
+    assert problems_of(report) == [
+        ("drop", None, "Dropout expects a float input, but x gives int64 [B, 16]")]

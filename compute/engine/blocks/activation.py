@@ -128,5 +128,5 @@ on small datasets. No parameters; the shape is unchanged.
     Params = DropoutParams
 
     def construct(self, params: DropoutParams, inputs: Mapping[str, Incoming]) -> Ctor:
-        sole(inputs)
+        need_float(self, sole(inputs))  # on ids it would fail only once training starts
         return Ctor(nn.Dropout, (), {"p": params.p})
