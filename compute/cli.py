@@ -136,13 +136,11 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
-    try:
-        from compute.engine.training import run_cli
-    except ImportError:
-        raise UsageError("training is not available in this version") from None
-    result: int = run_cli([args.file, *rest])
-    return result
+def cmd_train(argv: list[str]) -> int:
+    """`shipyard train ...`: the training loop parses its own arguments (and --help)."""
+    from compute.engine.training import run_cli
+
+    return run_cli(argv)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -182,10 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("train", help="train a graph on a dataset, from the terminal",
-                       add_help=False)
-    p.add_argument("file")
-    p.set_defaults(func=cmd_train)
+    # Listed for the help text only: main() hands `train ...` to the training loop.
+    sub.add_parser("train", help="train a graph on a dataset, from the terminal")
 
     p = sub.add_parser("up", help="run the whole app on this machine (Ctrl-C stops it)")
     p.add_argument("--host", default=os.environ.get("SHIPYARD_HOST", "127.0.0.1"))
@@ -195,13 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args.func is cmd_train:
-            return cmd_train(args, rest)
-        if rest:
-            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        if argv[:1] == ["train"]:
+            return cmd_train(argv[1:])
+        args = build_parser().parse_args(argv)
         code: int = args.func(args)
         return code
     except UsageError as exc:
