@@ -61,6 +61,12 @@ def _parsed(serializer_class: type, data: Any) -> dict[str, Any]:
     return validated
 
 
+def _saved(version: GraphVersion, created: bool) -> Response:
+    """201 with a new version; 200 when the save changed nothing."""
+    return Response({"created": created, "version": version_data(version)},
+                    status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
 class GraphListView(APIView):
     @extend_schema(operation_id="graphs_list", responses={200: GraphOut(many=True)})
     def get(self, request: Request) -> Response:
@@ -120,8 +126,7 @@ class VersionListView(APIView):
         version, created = services.save_version(
             graph=graph, author=request.user, document=body["document"],
             base_version=body["base_version"], message=body.get("message", ""))
-        return Response({"created": created, "version": version_data(version)},
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return _saved(version, created)
 
 
 class VersionDetailView(APIView):
@@ -143,8 +148,7 @@ class RestoreView(APIView):
         version, created = services.restore_version(
             graph=graph, author=request.user, number=number,
             base_version=body.get("base_version"), message=body.get("message", ""))
-        return Response({"created": created, "version": version_data(version)},
-                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return _saved(version, created)
 
 
 def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse:
