@@ -1,12 +1,31 @@
 """Datasets that ship with Shipyard (nothing is downloaded, ever), user uploads, and the
 check that a dataset fits a graph.
 
-Every dataset yields `x` of one sample shape and dtype, and `y` for one of three tasks:
+Map of this file: the `Dataset` a training run reads; the built-in makers (digits, 2-D
+points, token tasks, text); `DATASETS`, the registry as plain data; uploads (`csv_dataset`,
+`text_dataset`); `dataset_for` (the view that fits a graph) and `check_fit`.
+
+Every dataset yields `x` of one sample spec and `y` for one task kind:
 
 - classification: `y` int64 [B], a class index; the model's Output is [B, classes]
 - regression: `y` float32 [B, k]; the Output is [B, k]
-- sequence: `y` int64 [B, T], a token per position (next character, copied or sorted
-  token...); the Output is [B, T, vocab]
+- next_token: `y` int64 [B, T], the token each position must predict, or `IGNORE` (-100,
+  cross-entropy's default ignore index) where nothing is asked; the Output is
+  [B, T, vocab] (or wider than vocab)
+
+The token tasks (copy, reverse, sort, modadd) use symbols `0..k-1` plus two more ids:
+`SEP = k` (shown `=`) and `PAD = k + 1` (shown `.`), so their vocabulary is k + 2. A problem
+is n symbols (for modadd, the two numbers a and b), its answer is n symbols (one for
+modadd: (a + b) mod p). A model reading T tokens sees them in one of two views, picked by
+its Output:
+
+- next_token (Output [B, T, V], e.g. char_gpt): the model reads
+  `problem = answer[:-1]` then PAD, and is asked for the answer at the positions after `=`
+  (position n predicts answer[0], ...). Everything else is IGNORE. This is how a causal
+  model (minGPT's sort demo) learns it: it writes the answer one token after another.
+- classification (Output [B, classes], e.g. transformer_classifier): the model reads
+  `problem =` then PAD, and the class is the first token of the answer: copy gives the
+  first symbol, reverse the last, sort the smallest, modadd (a + b) mod p.
 """
 
 from __future__ import annotations
@@ -17,54 +36,86 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from .blocks import TensorSpec
-from .build import DTYPES
+from .build import DTYPES, Analysis, analyze
 from .graph import Graph
+from .limits import Limits
 
-Task = Literal["classification", "regression", "sequence"]
+Task = Literal["classification", "regression", "next_token"]
+TASKS: tuple[Task, ...] = ("classification", "regression", "next_token")
 
+IGNORE = -100  # a target position that asks nothing (F.cross_entropy's ignore_index)
+VAL_FRACTION = 0.2  # the share of a dataset held out for validation
+
+# Uploads: refused beyond these, with a sentence that says which limit.
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_CSV_ROWS = 100_000
 MAX_CSV_COLUMNS = 1_000
+MAX_CSV_CLASSES = 1_000
+MIN_CSV_ROWS = 10  # fewer cannot be split into training and validation sensibly
 TEXT_VOCAB = 128  # ASCII: a character's id is its code point; anything else becomes '?'
-VAL_FRACTION = 0.2
+MAX_TEXT_WINDOW_TOKENS = 4_000_000  # windows × length kept in memory for a text dataset
+
+# Token tasks: what a caller may ask for.
+MAX_SYMBOLS = 1_000
+DEFAULT_PROBLEM_LENGTH = 8
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be made or read, in words."""
+
+
+class FitError(DatasetError):
+    """A dataset that does not fit a graph; `problems` holds one sentence per mismatch."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
-    title: str
+    title: str  # one line for people: what it is, in this view
     task: Task
     classes: int | None = None  # classification
-    vocab: int | None = None  # sequence targets (and integer inputs)
-    targets: int | None = None  # regression
+    vocab: int | None = None  # token ids in x (integer inputs) and in next_token targets
+    targets: int | None = None  # regression: values per sample
 
 
 @dataclass
 class Dataset:
+    """Tensors in memory, split once: `x_*` [N, *spec.shape], `y_*` as the task says."""
+
     info: DatasetInfo
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
     y_val: torch.Tensor
     decode: Callable[[list[int]], str] | None = field(default=None, repr=False)
+    text: bool = False  # characters of a text: samples of generated text make sense
 
     @property
     def spec(self) -> TensorSpec:
         """What one sample of `x` is."""
-        dtype = next(k for k, v in DTYPES.items() if v == self.x_train.dtype)
-        return TensorSpec(tuple(self.x_train.shape[1:]), dtype)
+        return TensorSpec(tuple(self.x_train.shape[1:]), _dtype_name(self.x_train.dtype))
+
+    @property
+    def target_spec(self) -> TensorSpec:
+        """What one sample of `y` is."""
+        return TensorSpec(tuple(self.y_train.shape[1:]), _dtype_name(self.y_train.dtype))
 
     def describe(self) -> str:
         return f"{self.info.name} gives {self.spec.describe()}"
 
 
-class DatasetError(ValueError):
-    """A dataset that cannot be made or read, in words."""
+def _dtype_name(dtype: torch.dtype) -> str:
+    return next(k for k, v in DTYPES.items() if v == dtype)
 
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -77,26 +128,51 @@ def _split(x: torch.Tensor, y: torch.Tensor, seed: int) -> Split:
     return x[train], y[train], x[val], y[val]
 
 
-# Built-in datasets. Each takes the graph's Input spec (or None) so that it can give the
-# view that fits: digits as [64] or [1, 8, 8], sequences as long as the model reads.
+@dataclass(frozen=True)
+class View:
+    """What the graph wants, where known: one sample of its Input and of its Output."""
+
+    input: TensorSpec | None = None
+    output: TensorSpec | None = None
+
+    @property
+    def length(self) -> int | None:
+        """Tokens the model reads, for a model that reads a sequence of token ids."""
+        if self.input is not None and self.input.rank == 1 and not self.input.is_float:
+            return self.input.shape[0]
+        return None
+
+    @property
+    def wants(self) -> Task | None:
+        """The token view the Output asks for: [C] classes, or [T, V] a token per position."""
+        if self.output is None:
+            return None
+        return {1: "classification", 2: "next_token"}.get(self.output.rank)  # type: ignore[return-value]
 
 
-def _digits(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
+def _check_option(name: str, value: int, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise DatasetError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+# Built-in datasets: each maker takes the View and a seed, and its own options.
+
+
+def _digits(view: View, seed: int) -> Dataset:
     from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
 
     bunch = load_digits()
-    x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
-    if spec is not None and spec.shape == (1, 8, 8):
-        x = x.reshape(-1, 1, 8, 8)
-    elif spec is not None and spec.shape == (8, 8):
-        x = x.reshape(-1, 8, 8)
+    x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0  # pixels 0..16 -> 0..1
+    if view.input is not None and view.input.shape in ((1, 8, 8), (8, 8)):
+        x = x.reshape(-1, *view.input.shape)
     y = torch.tensor(bunch.target, dtype=torch.int64)
     info = DatasetInfo("digits", "8×8 handwritten digits (1797 images, 10 classes)",
                        "classification", classes=10)
     return Dataset(info, *_split(x, y, seed))
 
 
-def _moons(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
+def _moons(view: View, seed: int) -> Dataset:
     gen = torch.Generator().manual_seed(seed)
     n = 1000
     t = torch.rand(n, generator=gen) * math.pi
@@ -104,12 +180,25 @@ def _moons(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
     lower = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], 1)
     x = torch.cat([upper, lower]) + 0.1 * torch.randn(2 * n, 2, generator=gen)
     y = torch.cat([torch.zeros(n), torch.ones(n)]).long()
-    info = DatasetInfo("moons", "Two interleaved half circles (2-D points, 2 classes)",
+    info = DatasetInfo("moons", "Two interleaved half circles (2000 2-D points, 2 classes)",
                        "classification", classes=2)
     return Dataset(info, *_split(x, y, seed))
 
 
-def _spirals(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
+def _circles(view: View, seed: int) -> Dataset:
+    gen = torch.Generator().manual_seed(seed)
+    n = 1000
+    angle = torch.rand(2 * n, generator=gen) * 2 * math.pi
+    radius = torch.cat([torch.full((n,), 1.0), torch.full((n,), 0.5)])
+    x = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
+    x = x + 0.08 * torch.randn(2 * n, 2, generator=gen)
+    y = torch.cat([torch.zeros(n), torch.ones(n)]).long()
+    info = DatasetInfo("circles", "A ring around a smaller ring (2000 2-D points, 2 classes)",
+                       "classification", classes=2)
+    return Dataset(info, *_split(x, y, seed))
+
+
+def _spirals(view: View, seed: int) -> Dataset:
     gen = torch.Generator().manual_seed(seed)
     n, arms = 600, 3
     xs, ys = [], []
@@ -118,196 +207,422 @@ def _spirals(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
         angle = r * 4 + arm * 2 * math.pi / arms + 0.2 * torch.randn(n, generator=gen)
         xs.append(torch.stack([r * torch.sin(angle), r * torch.cos(angle)], 1))
         ys.append(torch.full((n,), arm))
-    info = DatasetInfo("spirals", "Three interleaved spirals (2-D points, 3 classes)",
+    info = DatasetInfo("spirals", "Three interleaved spirals (1800 2-D points, 3 classes)",
                        "classification", classes=3)
     return Dataset(info, *_split(torch.cat(xs), torch.cat(ys).long(), seed))
 
 
-def _sequence_length(spec: TensorSpec | None, default: int = 16) -> int:
-    if spec is not None and len(spec.shape) == 1:
-        return spec.shape[0]
-    return default
+SYMBOL_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _token_task(name: str, title: str, transform: Callable[[torch.Tensor], torch.Tensor]
-                ) -> Callable[..., Dataset]:
-    def make(spec: TensorSpec | None, seed: int, vocab: int = 16, samples: int = 4000,
-             **_: object) -> Dataset:
-        length = _sequence_length(spec)
+def token_decoder(symbols: int) -> Callable[[list[int]], str]:
+    """Shows a token task's ids: symbols as 0-9a-zA-Z (or <id> past 62), `=` and `.`."""
+
+    def decode(ids: list[int]) -> str:
+        def one(i: int) -> str:
+            if i == symbols:
+                return "="
+            if i == symbols + 1:
+                return "."
+            if 0 <= i < len(SYMBOL_CHARS) and symbols <= len(SYMBOL_CHARS):
+                return SYMBOL_CHARS[i]
+            return f"<{i}>"
+
+        return "".join(one(i) for i in ids)
+
+    return decode
+
+
+def _token_dataset(name: str, title: str, problems: torch.Tensor, answers: torch.Tensor,
+                   symbols: int, view: View, default: Task, seed: int) -> Dataset:
+    """Lay problems [N, n] and answers [N, A] out as the view asks (see the module doc)."""
+    task = view.wants or default
+    n, a = problems.shape[1], answers.shape[1]
+    sep, pad = symbols, symbols + 1
+    need = n + 1 if task == "classification" else n + a
+    length = view.length or need
+    if length < need:
+        raise DatasetError(
+            f"{name} with problems of {n} symbols needs {need} positions, but the model reads "
+            f"{length} tokens; ask for shorter problems (length)")
+    x = torch.full((len(problems), length), pad, dtype=torch.int64)
+    x[:, :n] = problems
+    x[:, n] = sep
+    if task == "classification":
+        y = answers[:, 0].clone()
+        info = DatasetInfo(name, title, "classification", classes=symbols, vocab=symbols + 2)
+    else:
+        x[:, n + 1:n + a] = answers[:, :-1]
+        y = torch.full((len(problems), length), IGNORE, dtype=torch.int64)
+        y[:, n:n + a] = answers
+        info = DatasetInfo(name, title, "next_token", vocab=symbols + 2)
+    return Dataset(info, *_split(x, y, seed), decode=token_decoder(symbols))
+
+
+def _problem_length(view: View, length: int | None, answer_is_problem: bool) -> int:
+    """The default: 8 symbols, fewer when the model reads too few tokens for 8."""
+    if length is not None:
+        return _check_option("length", length, 1, 4096)
+    if view.length is None:
+        return DEFAULT_PROBLEM_LENGTH
+    room = view.length // 2 if answer_is_problem and view.wants != "classification" else (
+        view.length - 1)
+    return max(1, min(DEFAULT_PROBLEM_LENGTH, room))
+
+
+def _symbol_task(name: str, what: str, answer: Callable[[torch.Tensor], torch.Tensor]
+                 ) -> Callable[..., Dataset]:
+    def make(view: View, seed: int, symbols: int = 10, length: int | None = None,
+             samples: int = 5000) -> Dataset:
+        _check_option("symbols", symbols, 2, MAX_SYMBOLS)
+        _check_option("samples", samples, 10, 1_000_000)
+        n = _problem_length(view, length, answer_is_problem=True)
         gen = torch.Generator().manual_seed(seed)
-        x = torch.randint(0, vocab, (samples, length), generator=gen)
-        info = DatasetInfo(name, title.format(vocab=vocab), "sequence", vocab=vocab)
-        return Dataset(info, *_split(x, transform(x), seed))
+        problems = torch.randint(0, symbols, (samples, n), generator=gen)
+        title = f"{what} {n} symbols of {symbols}"
+        return _token_dataset(name, title, problems, answer(problems), symbols, view,
+                              "next_token", seed)
 
     return make
 
 
-def _modadd(spec: TensorSpec | None, seed: int, modulus: int = 10, samples: int = 4000,
-            **_: object) -> Dataset:
-    length = _sequence_length(spec)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, modulus, (samples, length), generator=gen)
-    y = x.sum(dim=1) % modulus
-    info = DatasetInfo("modadd", f"Sum of the tokens modulo {modulus} ({modulus} classes)",
-                       "classification", classes=modulus, vocab=modulus)
-    return Dataset(info, *_split(x, y, seed))
+def _modadd(view: View, seed: int, modulus: int = 10) -> Dataset:
+    _check_option("modulus", modulus, 2, MAX_SYMBOLS)
+    a, b = torch.meshgrid(torch.arange(modulus), torch.arange(modulus), indexing="ij")
+    problems = torch.stack([a.flatten(), b.flatten()], 1)  # every pair once
+    answers = (problems.sum(1, keepdim=True)) % modulus
+    title = f"a + b mod {modulus}: every pair, held-out pairs for validation"
+    return _token_dataset("modadd", title, problems, answers, modulus, view,
+                          "classification", seed)
 
 
 def encode_text(text: str) -> torch.Tensor:
+    """ASCII ids; any other character becomes '?'."""
     return torch.tensor([ord(c) if ord(c) < TEXT_VOCAB else ord("?") for c in text],
                         dtype=torch.int64)
 
 
 def decode_text(ids: list[int]) -> str:
-    return "".join(chr(i) for i in ids)
+    return "".join(chr(i) if 0 <= i < TEXT_VOCAB else "?" for i in ids)
 
 
-def text_dataset(text: str, spec: TensorSpec | None = None, *, name: str = "text",
-                 title: str = "Uploaded text", seed: int = 0) -> Dataset:
-    """Next-character prediction: windows of T characters, targets shifted by one."""
-    length = _sequence_length(spec, default=64)
+def text_dataset(text: str, view: View | None = None, *, name: str = "text",
+                 title: str = "uploaded text (next character)", seed: int = 0) -> Dataset:
+    """Next-character prediction: windows of T characters, targets shifted by one. The
+    last part of the text is held out for validation (a later passage, not shuffled in)."""
+    if len(text.encode("utf-8")) > MAX_UPLOAD_BYTES:
+        raise DatasetError(f"{name} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+    view = view or View()
+    length = view.length or 64
     ids = encode_text(text)
-    if len(ids) < 4 * (length + 1):
-        raise DatasetError(f"the text has {len(ids)} characters; a model reading {length} "
-                           f"at a time needs at least {4 * (length + 1)}")
     cut = int(len(ids) * (1 - VAL_FRACTION))
+    need = math.ceil((length + 2) / VAL_FRACTION)
+    if len(ids) < need:
+        raise DatasetError(f"{name} has {len(ids):,} characters; a model reading {length} at "
+                           f"a time needs at least {need:,}")
+    stride = max(1, math.ceil(len(ids) * length / MAX_TEXT_WINDOW_TOKENS))
+
     def windows(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.arange(0, len(part) - length - 1, max(1, length // 4))
-        x = torch.stack([part[s:s + length] for s in starts])
-        y = torch.stack([part[s + 1:s + length + 1] for s in starts])
-        return x, y
+        starts = torch.arange(0, len(part) - length, stride)
+        index = starts[:, None] + torch.arange(length)
+        return part[index], part[index + 1]
 
     x_train, y_train = windows(ids[:cut])
-    x_val, y_val = windows(ids[cut - length:])  # validation windows overlap the cut
-    info = DatasetInfo(name, title, "sequence", vocab=TEXT_VOCAB)
-    return Dataset(info, x_train, y_train, x_val, y_val, decode=decode_text)
+    x_val, y_val = windows(ids[cut:])
+    del seed  # the split is by position, not random: nothing to seed
+    info = DatasetInfo(name, title, "next_token", vocab=TEXT_VOCAB)
+    return Dataset(info, x_train, y_train, x_val, y_val, decode=decode_text, text=True)
 
 
-def _corpus(spec: TensorSpec | None, seed: int, **_: object) -> Dataset:
-    text = resources.files(__package__).joinpath("data/harbour.txt").read_text("utf-8")
-    return text_dataset(text, spec, name="harbour",
-                        title="The Harbour Log: a small English text (next character)",
-                        seed=seed)
+def _corpus(name: str, file: str, title: str) -> Callable[..., Dataset]:
+    def make(view: View, seed: int) -> Dataset:
+        text = resources.files(__package__).joinpath(f"data/{file}").read_text("utf-8")
+        return text_dataset(text, view, name=name, seed=seed, title=title)
+
+    return make
 
 
-BUILTIN: dict[str, tuple[str, Callable[..., Dataset]]] = {
-    "digits": ("8×8 handwritten digits, 10 classes", _digits),
-    "moons": ("two half circles, 2-D points, 2 classes", _moons),
-    "spirals": ("three spirals, 2-D points, 3 classes", _spirals),
-    "copy": ("give back each token (sequence)",
-             _token_task("copy", "Copy the tokens ({vocab} symbols)", lambda x: x.clone())),
-    "reverse": ("give back the tokens reversed (sequence)",
-                _token_task("reverse", "Reverse the tokens ({vocab} symbols)",
-                            lambda x: x.flip(1))),
-    "sort": ("give back the tokens sorted (sequence)",
-             _token_task("sort", "Sort the tokens ({vocab} symbols)",
-                         lambda x: x.sort(dim=1).values)),
-    "modadd": ("sum of the tokens modulo a chosen modulus (classification)", _modadd),
-    "harbour": ("a small English text for character models (next character)", _corpus),
-}
+# The registry, as plain data: what the API lists and the CLI offers.
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    description: str
+    tasks: tuple[Task, ...]  # the kinds it can serve; the graph's Output picks among several
+    gives: str  # what it gives, in words: shapes, dtypes, classes or vocabulary
+    make: Callable[..., Dataset] = field(repr=False)
+    options: dict[str, str] = field(default_factory=dict)  # keyword option: what it does
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "tasks": list(self.tasks),
+                "gives": self.gives, "options": dict(self.options)}
+
+
+_SYMBOL_OPTIONS = {"symbols": "how many different symbols (default 10; vocabulary symbols+2)",
+                   "length": "symbols per problem (default 8, fewer if the model reads less)",
+                   "samples": "how many problems (default 5000)"}
+_TOKEN_GIVES = ("int64 [B, T] tokens (T: the model's Input), vocabulary symbols+2; as "
+                "next_token: int64 [B, T] targets; as classification: int64 [B], symbols classes")
+
+DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
+    DatasetEntry("digits", "8×8 handwritten digits from scikit-learn (1797 images)",
+                 ("classification",),
+                 "float32 [B, 64] or [B, 1, 8, 8] (whichever the model's Input takes), "
+                 "pixels 0..1; 10 classes", _digits),
+    DatasetEntry("moons", "two interleaved half circles", ("classification",),
+                 "float32 [B, 2]; 2 classes", _moons),
+    DatasetEntry("circles", "a ring around a smaller ring", ("classification",),
+                 "float32 [B, 2]; 2 classes", _circles),
+    DatasetEntry("spirals", "three interleaved spirals", ("classification",),
+                 "float32 [B, 2]; 3 classes", _spirals),
+    DatasetEntry("copy", "give the problem's symbols back", ("next_token", "classification"),
+                 _TOKEN_GIVES, _symbol_task("copy", "copy", lambda p: p.clone()),
+                 _SYMBOL_OPTIONS),
+    DatasetEntry("reverse", "give the symbols back reversed", ("next_token", "classification"),
+                 _TOKEN_GIVES, _symbol_task("reverse", "reverse", lambda p: p.flip(1)),
+                 _SYMBOL_OPTIONS),
+    DatasetEntry("sort", "give the symbols back sorted", ("next_token", "classification"),
+                 _TOKEN_GIVES,
+                 _symbol_task("sort", "sort", lambda p: p.sort(dim=1).values),
+                 _SYMBOL_OPTIONS),
+    DatasetEntry("modadd", "tokens a, b, '=': the answer is (a + b) mod p",
+                 ("classification", "next_token"),
+                 "int64 [B, T] tokens, vocabulary p+2; as classification: int64 [B], "
+                 "p classes; as next_token: int64 [B, T] targets", _modadd,
+                 {"modulus": "p (default 10)"}),
+    DatasetEntry("harbour", "The Harbour Log: 4 KB of original English prose",
+                 ("next_token",),
+                 "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
+                 "next characters",
+                 _corpus("harbour", "harbour.txt",
+                         "The Harbour Log, a small English text (next character)")),
+    DatasetEntry("sonnets", "eleven of Shakespeare's sonnets (public domain, 7 KB)",
+                 ("next_token",),
+                 "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
+                 "next characters",
+                 _corpus("sonnets", "sonnets.txt",
+                         "Shakespeare's sonnets, a few of them (next character)")),
+]}
 
 
 def dataset_names() -> list[str]:
-    return list(BUILTIN)
+    return list(DATASETS)
 
 
-def make_dataset(name: str, spec: TensorSpec | None = None, *, seed: int = 0,
-                 **options: int) -> Dataset:
-    """A built-in dataset, in the view that fits `spec` (a graph Input's spec) where it can."""
-    if name not in BUILTIN:
-        raise DatasetError(f"no dataset named {name!r}; datasets: {', '.join(BUILTIN)}")
-    return BUILTIN[name][1](spec, seed, **options)
+def make_dataset(name: str, input: TensorSpec | None = None, output: TensorSpec | None = None,
+                 *, seed: int = 0, **options: Any) -> Dataset:
+    """A built-in dataset in the view that fits a model whose Input takes `input` and whose
+    Output gives `output` (one sample each), where it can; either may be left out."""
+    entry = DATASETS.get(name)
+    if entry is None:
+        raise DatasetError(f"no dataset named {name!r}; datasets: {', '.join(DATASETS)}")
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        takes = ", ".join(entry.options) or "no options"
+        raise DatasetError(f"{name} has no option {unknown[0]!r}; it takes {takes}")
+    return entry.make(View(input, output), seed, **options)
 
 
-# Uploads.
+# Graphs: what they take and give, and whether a dataset fits.
 
 
-def csv_dataset(text: str, *, target: str, task: Task = "classification",
-                name: str = "upload.csv", seed: int = 0) -> Dataset:
-    """A CSV with a header row: numeric feature columns and one `target` column (class
-    labels, any text, for classification; a number for regression)."""
-    if len(text.encode()) > MAX_UPLOAD_BYTES:
-        raise DatasetError(f"{name} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
-    rows = list(csv.reader(io.StringIO(text)))
-    if len(rows) < 2:
-        raise DatasetError(f"{name} needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if len(header) > MAX_CSV_COLUMNS:
-        raise DatasetError(f"{name} has {len(header)} columns; the limit is {MAX_CSV_COLUMNS}")
-    if len(rows) - 1 > MAX_CSV_ROWS:
-        raise DatasetError(f"{name} has {len(rows) - 1:,} rows; the limit is {MAX_CSV_ROWS:,}")
-    if target not in header:
-        raise DatasetError(f"{name} has no column {target!r}; its columns: {', '.join(header)}")
-    t = header.index(target)
-    features, labels = [], []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise DatasetError(f"{name} line {line} has {len(row)} values; the header has "
-                               f"{len(header)}")
-        values = []
-        for column, cell in enumerate(row):
-            if column == t:
-                continue
-            try:
-                values.append(float(cell))
-            except ValueError:
-                raise DatasetError(f"{name} line {line}, column {header[column]!r}: {cell!r} "
-                                   "is not a number") from None
-        features.append(values)
-        labels.append(row[t].strip())
-    x = torch.tensor(features, dtype=torch.float32)
-    if task == "classification":
-        classes = sorted(set(labels))
-        y = torch.tensor([classes.index(v) for v in labels], dtype=torch.int64)
-        info = DatasetInfo(name, f"{name}: {len(classes)} classes", task, classes=len(classes))
-    else:
-        try:
-            y = torch.tensor([[float(v)] for v in labels], dtype=torch.float32)
-        except ValueError:
-            raise DatasetError(f"{name}: the target {target!r} must be numbers for "
-                               "regression") from None
-        info = DatasetInfo(name, f"{name}: regression on {target}", task, targets=1)
-    return Dataset(info, *_split(x, y, seed))
+GraphLike = Graph | nn.Module | dict[str, Any] | str
 
 
-# Does it fit?
+def _graph_analysis(source: GraphLike) -> tuple[Graph, Analysis]:
+    from . import load_graph  # the package imports this module's users, not this module
+    from .export import compiled_info
+
+    if isinstance(source, nn.Module):
+        info = compiled_info(source)
+        return info.graph, info.analysis
+    graph = load_graph(source)
+    analysis: Analysis | None = graph.__dict__.get("_analysis")
+    if analysis is None:  # a Graph made by hand rather than by load_graph
+        analysis = analyze(graph, Limits.from_env(), flops=False)
+    return graph, analysis
 
 
-def check_fit(graph: Graph, output_spec: TensorSpec, dataset: Dataset) -> list[str]:
-    """Every way `dataset` cannot train `graph`, in words; empty when it fits.
+def graph_view(source: GraphLike) -> View:
+    """The graph's Input and Output, when it has one of each."""
+    graph, analysis = _graph_analysis(source)
+    view_in = view_out = None
+    if len(graph.inputs) == 1:
+        params = graph.inputs[0].params
+        view_in = TensorSpec(tuple(params.shape), params.dtype)  # type: ignore[union-attr]
+    if len(graph.outputs) == 1:
+        result = analysis.nodes.get(graph.outputs[0].id)
+        if result is not None and "in" in result.inputs:
+            view_out = result.inputs["in"]
+    return View(view_in, view_out)
 
-    `output_spec` is the spec of the graph's one Output (from the inspection report)."""
-    problems = []
+
+def dataset_for(source: GraphLike, name: str, *, seed: int = 0, **options: Any) -> Dataset:
+    """The built-in dataset `name` in the view that fits the graph (a Graph, a graph
+    document or path, or a module from `compile_graph`)."""
+    view = graph_view(source)
+    return make_dataset(name, view.input, view.output, seed=seed, **options)
+
+
+def check_fit(graph: GraphLike, dataset: Dataset) -> list[str]:
+    """Every way `dataset` cannot train `graph`, one sentence each; empty when it fits."""
+    graph, analysis = _graph_analysis(graph)
     inputs, outputs = graph.inputs, graph.outputs
+    problems = []
     if len(inputs) != 1:
         problems.append(f"a dataset feeds one Input, but the model has {len(inputs)}")
     if len(outputs) != 1:
         problems.append(f"training needs one Output, but the model has {len(outputs)}")
     if problems:
         return problems
-    node = inputs[0]
+    node, info, name = inputs[0], dataset.info, dataset.info.name
     wanted = TensorSpec(tuple(node.params.shape), node.params.dtype)  # type: ignore[union-attr]
     if dataset.spec != wanted:
         problems.append(f"{dataset.describe()}, but Input '{node.id}' expects "
                         f"{wanted.describe()}")
-    out, info = output_spec, dataset.info
-    if info.task == "classification" and out.shape != (info.classes,):
-        problems.append(f"{info.name} has {info.classes} classes, so the Output should be "
-                        f"[B, {info.classes}], but '{outputs[0].id}' gets {out.text()}")
-    if info.task == "regression" and out.shape != (info.targets,):
-        problems.append(f"{info.name} has {info.targets} target(s), so the Output should be "
-                        f"[B, {info.targets}], but '{outputs[0].id}' gets {out.text()}")
-    if info.task == "sequence":
-        length = dataset.y_train.shape[1]
-        if len(out.shape) != 2 or out.shape[0] != length or out.shape[1] < (info.vocab or 0):
-            problems.append(f"{info.name} predicts one of {info.vocab} tokens at each of "
-                            f"{length} positions, so the Output should be [B, {length}, "
-                            f"{info.vocab}] or wider, but '{outputs[0].id}' gets {out.text()}")
-    if wanted.dtype == "int64" and info.vocab:
+    out_id = outputs[0].id
+    out = analysis.nodes[out_id].inputs.get("in")
+    if out is None:
+        return [*problems, f"Output '{out_id}' receives nothing"]
+    gets = f"Output '{out_id}' gives {out.text()}"
+    if info.task == "classification":
+        if out.rank != 1:
+            problems.append(f"{name} has {info.classes} classes, so the model should output "
+                            f"[B, {info.classes}], but {gets}")
+        elif out.shape[0] != info.classes:
+            problems.append(f"the model outputs {out.shape[0]} classes, but {name} has "
+                            f"{info.classes}")
+    elif info.task == "regression":
+        if out.rank != 1:
+            problems.append(f"{name} has {info.targets} target value(s), so the model should "
+                            f"output [B, {info.targets}], but {gets}")
+        elif out.shape[0] != info.targets:
+            problems.append(f"the model outputs {out.shape[0]} values, but {name} has "
+                            f"{info.targets} target value(s)")
+    else:
+        length, vocab = dataset.target_spec.shape[0], info.vocab or 0
+        if out.rank != 2:
+            problems.append(f"{name} asks for a token at each of {length} positions, so the "
+                            f"model should output [B, {length}, {vocab}], but {gets}")
+        else:
+            if out.shape[0] != length:
+                problems.append(f"the model outputs {out.shape[0]} positions, but {name} has "
+                                f"targets for {length}")
+            if out.shape[1] < vocab:
+                problems.append(f"the model outputs scores for {out.shape[1]} tokens, but "
+                                f"{name} uses a vocabulary of {vocab}")
+    if not out.is_float:
+        problems.append(f"training needs float scores, but {gets} as {out.dtype}")
+    if not wanted.is_float and info.vocab:
         for n in graph.nodes:
-            if n.type == "Embedding" and n.params.num_embeddings < info.vocab:  # type: ignore[union-attr]
-                problems.append(f"{info.name} uses ids up to {info.vocab - 1}, but Embedding "
-                                f"'{n.id}' has only {n.params.num_embeddings} rows")  # type: ignore[union-attr]
+            rows = getattr(n.params, "num_embeddings", None)
+            if n.type == "Embedding" and rows is not None and rows < info.vocab:
+                problems.append(f"{name} uses token ids up to {info.vocab - 1}, but Embedding "
+                                f"'{n.id}' has only {rows} rows")
     return problems
+
+
+# Uploads.
+
+
+def _csv_rows(text: str, name: str) -> list[tuple[int, list[str]]]:
+    """The rows that are not blank, each with its line number in the file."""
+    rows = []
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            rows.append((reader.line_num, row))
+            if len(rows) > MAX_CSV_ROWS + 1:  # + the header
+                raise DatasetError(f"{name} has more than {MAX_CSV_ROWS:,} rows; the limit "
+                                   f"is {MAX_CSV_ROWS:,}")
+    return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_dataset(text: str, *, target: str | None = None, task: Task = "classification",
+                name: str = "upload.csv", seed: int = 0) -> Dataset:
+    """A CSV with a header row, numeric feature columns and one `target` column (the last
+    one unless named): class labels (any text) for classification, a number for regression.
+    Features are used as they are (not rescaled): what is drawn is what runs."""
+    if task not in ("classification", "regression"):
+        raise DatasetError(f"a CSV trains classification or regression, not {task}")
+    if len(text.encode("utf-8")) > MAX_UPLOAD_BYTES:
+        raise DatasetError(f"{name} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+    try:
+        rows = _csv_rows(text, name)
+    except csv.Error as exc:
+        raise DatasetError(f"{name} is not a readable CSV: {exc}") from None
+    if not rows:
+        raise DatasetError(f"{name} is empty; it needs a header row, then one row per sample")
+    header = [h.strip() for h in rows[0][1]]
+    if len(header) > MAX_CSV_COLUMNS:
+        raise DatasetError(f"{name} has {len(header):,} columns; the limit is "
+                           f"{MAX_CSV_COLUMNS:,}")
+    if len(header) < 2:
+        raise DatasetError(f"{name}'s header has {len(header)} column; it needs at least one "
+                           "feature column and the target column, separated by commas")
+    if all(_is_number(h) for h in header):
+        raise DatasetError(f"{name}'s first row ({','.join(header[:5])}...) is numbers; the "
+                           "first row must be a header that names the columns")
+    for column, h in enumerate(header, start=1):
+        if not h:
+            raise DatasetError(f"{name}'s header has an empty name in column {column}")
+        if header.index(h) != column - 1:
+            raise DatasetError(f"{name}'s header names column {h!r} twice")
+    target = header[-1] if target is None else target
+    if target not in header:
+        raise DatasetError(f"{name} has no column {target!r}; its columns: {', '.join(header)}")
+    t = header.index(target)
+    data = rows[1:]
+    if len(data) < MIN_CSV_ROWS:
+        raise DatasetError(f"{name} has {len(data)} data rows; training needs at least "
+                           f"{MIN_CSV_ROWS}")
+    features, labels = [], []
+    for line, row in data:
+        if len(row) != len(header):
+            raise DatasetError(f"{name} row {line} has {len(row)} values; the header has "
+                               f"{len(header)}")
+        values = []
+        for column, cell in enumerate(row):
+            if column == t:
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                raise DatasetError(f"{name} row {line}, column {header[column]!r}: {cell!r} "
+                                   "is not a number") from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{name} row {line}, column {header[column]!r}: {cell!r} "
+                                   "is not a finite number")
+            values.append(value)
+        features.append(values)
+        labels.append(row[t].strip())
+    x = torch.tensor(features, dtype=torch.float32)
+    if task == "classification":
+        classes = sorted(set(labels))
+        if len(classes) > MAX_CSV_CLASSES:
+            raise DatasetError(f"{name}'s column {target!r} has {len(classes):,} different "
+                               f"labels; the limit is {MAX_CSV_CLASSES:,} classes (is it a "
+                               "number to predict? then train regression)")
+        index = {label: i for i, label in enumerate(classes)}
+        y = torch.tensor([index[v] for v in labels], dtype=torch.int64)
+        info = DatasetInfo(name, f"{name}: {len(classes)} classes of {target}", task,
+                           classes=len(classes))
+    else:
+        targets = []
+        for (line, _), label in zip(data, labels, strict=True):
+            if not _is_number(label) or not math.isfinite(float(label)):
+                raise DatasetError(f"{name} row {line}, column {target!r}: {label!r} is not a "
+                                   "number, and regression predicts numbers")
+            targets.append([float(label)])
+        y = torch.tensor(targets, dtype=torch.float32)
+        info = DatasetInfo(name, f"{name}: regression on {target}", task, targets=1)
+    return Dataset(info, *_split(x, y, seed))

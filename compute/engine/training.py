@@ -1,16 +1,23 @@
 """The training loop: one loop for the command line and (later) the workers.
 
-Model-agnostic: it takes a compiled module and a `Dataset`, and reports through a
-`Reporter` (metrics, attention maps, text samples, checkpoints) and asks it whether to stop.
-Batches are drawn from a generator seeded by (seed, step), and checkpoints keep the model,
-the optimizer and the random state, so a run resumed from a checkpoint continues exactly as
-if it had not stopped. Checkpoints are safetensors files: never pickle.
+Map of this file: `TrainConfig`; the `Reporter` contract; the pieces of a step (batches,
+loss, optimizer, evaluation, attention capture, text samples); checkpoints; `train` (a
+module and a `Dataset`) and `train_graph` (a graph and a dataset name: what a worker
+calls); the command line, `run_cli`.
+
+Model-agnostic, in the style of minGPT's trainer: it takes a compiled module and a
+`Dataset`, reports through a `Reporter` (metrics, attention maps, text samples,
+checkpoints) and asks it before every step whether to stop. Batches are drawn from a
+generator seeded by (seed, step), and checkpoints keep the model, the optimizer and the
+random state, so a run resumed from a checkpoint continues as if it had not stopped (on the
+CPU, bit for bit). Checkpoints are safetensors files: never pickle. No Django here.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,52 +27,82 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .datasets import Dataset
+from .datasets import IGNORE, Dataset, Task
 from .layers import MultiHeadAttention
 
 MAX_MAP = 64  # attention maps are pooled down to at most this many rows and columns
+CHECKPOINT_GLOB = "step-*.safetensors"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 300  # optimizer steps in all
-    batch_size: int = 64
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = 3e-3  # peak learning rate, reached after warmup
-    min_lr: float = 3e-4  # cosine decay ends here
-    warmup_steps: int = 20
-    weight_decay: float = 0.01
-    grad_clip: float | None = 1.0  # max gradient norm; None turns clipping off
-    seed: int = 0
+    """How to train. The defaults learn on every starter with its dataset in a few hundred
+    steps on a CPU (mlp and cnn on digits in seconds, char_gpt on harbour in minutes)."""
+
+    steps: int = 300  # optimizer steps in all (a resumed run counts the steps before too)
+    batch_size: int = 64  # samples per step
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd is with momentum 0.9
+    lr: float = 3e-3  # peak learning rate, reached at the end of the warmup
+    min_lr: float = 3e-4  # the cosine decay ends here, at the last step
+    warmup_steps: int = 20  # linear warmup from lr / warmup_steps
+    weight_decay: float = 0.01  # on weight matrices only, not biases, norms or gains
+    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
+    seed: int = 0  # batches, dropout and samples; the weights come from compile_graph's seed
     eval_interval: int = 50  # steps between evaluations (and text samples)
-    eval_batches: int = 4
-    log_interval: int = 10  # steps between train metrics
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = False  # mixed precision, CUDA only
-    compile: bool = False  # torch.compile the model
+    eval_batches: int = 4  # validation batches per evaluation (the same ones every time)
+    log_interval: int = 10  # steps between train metrics (loss averaged over them)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when there is one
+    bf16: bool = False  # bfloat16 autocast; on CUDA only, ignored on the CPU
+    compile: bool = False  # torch.compile the model for the training steps
     attention_interval: int = 0  # steps between attention snapshots; 0: never
-    checkpoint_interval: int = 0  # steps between checkpoints; 0: only at the end
-    sample_length: int = 120  # characters generated at each evaluation (text models)
+    checkpoint_interval: int = 0  # steps between checkpoints; 0: only the last one
+    sample_length: int = 100  # characters generated at each evaluation (text models); 0: none
+    sample_temperature: float = 0.8  # 0: greedy (the likeliest character every time)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_batches", "log_interval", "eval_interval"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:
-            raise ValueError(f"need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, "
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        for name in ("warmup_steps", "attention_interval", "checkpoint_interval",
+                     "sample_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}")
+        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr {self.lr}, "
                              f"min_lr {self.min_lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be at least 0, got {self.weight_decay}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be above 0 (or None: off), got {self.grad_clip}")
+        if self.sample_temperature < 0:
+            raise ValueError(f"sample_temperature must be at least 0, got "
+                             f"{self.sample_temperature}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     def lr_at(self, step: int) -> float:
         """Linear warmup to `lr`, then cosine decay to `min_lr` at the last step."""
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.steps - self.warmup_steps)
+        span = max(1, self.steps - 1 - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress))
 
 
 class Reporter(Protocol):
-    """Where a run's progress goes. Every method may do nothing."""
+    """Where a run's progress goes; subclass `SilentReporter` and override what you need.
+
+    `step` is the number of optimizer steps done when the report is made. `on_attention`
+    gets one attention module's weights on a fixed validation example, per head:
+    `maps[head][query][key]`, at most 64×64 (longer sequences are pooled, rows still sum
+    to 1). `on_sample` gets text a character model wrote. `should_stop` is asked before
+    every step; returning True ends the run after the step in progress (with a checkpoint,
+    when checkpoints are kept).
+    """
 
     def on_metric(self, step: int, name: str, value: float) -> None: ...
     def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None: ...
@@ -75,6 +112,8 @@ class Reporter(Protocol):
 
 
 class SilentReporter:
+    """A reporter that hears nothing and never stops a run."""
+
     def on_metric(self, step: int, name: str, value: float) -> None:
         pass
 
@@ -93,10 +132,12 @@ class SilentReporter:
 
 @dataclass
 class TrainResult:
-    steps: int  # steps completed
-    stopped: bool  # stopped early by the reporter
-    seconds: float
+    steps: int  # steps done, counting those before a resume
+    stopped: bool  # stopped early because the reporter asked
+    seconds: float  # wall time of this call
     metrics: dict[str, float] = field(default_factory=dict)  # the last value of each
+    checkpoint: Path | None = None  # the last checkpoint written
+    weights: Path | None = None  # train_graph: the final weights
 
 
 def pick_device(name: str) -> torch.device:
@@ -107,59 +148,88 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loss_of(task: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss_of(task: Task, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for classes and tokens (IGNORE targets ask nothing), MSE for values."""
     if task == "regression":
-        return F.mse_loss(logits.float(), y)
-    if task == "sequence":
-        return F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-    return F.cross_entropy(logits.float(), y)
+        return F.mse_loss(scores.float(), y)
+    if task == "next_token":
+        return F.cross_entropy(scores.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE)
+    return F.cross_entropy(scores.float(), y)
 
 
-def _batch(x: torch.Tensor, y: torch.Tensor, size: int, seed: int, step: int,
-           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(x: torch.Tensor, y: torch.Tensor, size: int, seed: int, step: int
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    # A generator per (seed, step): the batch of step s is the same in a resumed run.
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    index = torch.randint(0, len(x), (min(size, len(x)),), generator=gen)
-    return x[index].to(device), y[index].to(device)
+    index = torch.randint(0, len(x), (size,), generator=gen).to(x.device)
+    return x[index], y[index]
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    # Weight decay on matrices only, as nanoGPT does: not on biases, norms or embeddings' 1-D.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # Weight decay on matrices (Linear, Conv, Embedding) only, as nanoGPT does.
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2],
+               "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
 
 
+def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16,
+                          enabled=config.bf16 and device.type == "cuda")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset, config: TrainConfig,
-             device: torch.device) -> dict[str, float]:
+             device: torch.device | None = None) -> dict[str, float]:
+    """Loss (and accuracy, for classes and tokens) on a fixed part of the validation set:
+    all of it when it is at most `eval_batches` batches, else the same random sample
+    every time, so that the values of one run compare across steps."""
+    device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    losses, correct, total = [], 0, 0
-    for i in range(config.eval_batches):
-        x, y = _batch(data.x_val, data.y_val, config.batch_size, config.seed + 7, i, device)
-        logits = model(x)
-        losses.append(loss_of(data.info.task, logits, y).item())
+    n = min(len(data.x_val), config.eval_batches * config.batch_size)
+    order = torch.randperm(len(data.x_val), generator=torch.Generator().manual_seed(0))[:n]
+    loss_sum, weight, correct, counted = 0.0, 0, 0, 0
+    for chunk in order.split(config.batch_size):
+        x, y = data.x_val[chunk].to(device), data.y_val[chunk].to(device)
+        with _autocast(device, config):
+            scores = model(x)
+        loss_sum += loss_of(data.info.task, scores, y).item() * len(chunk)
+        weight += len(chunk)
         if data.info.task != "regression":
-            correct += int((logits.argmax(-1) == y).sum())
-            total += y.numel()
+            asked = y != IGNORE
+            correct += int(((scores.argmax(-1) == y) & asked).sum())
+            counted += int(asked.sum())
     model.train(was_training)
-    metrics = {"val_accuracy": correct / total} if total else {}
-    metrics["val_loss"] = sum(losses) / len(losses)  # last: progress lines print on it
+    metrics = {"val_loss": loss_sum / weight}
+    if counted:
+        metrics["val_accuracy"] = correct / counted
     return metrics
 
 
 def attention_modules(model: nn.Module) -> dict[str, MultiHeadAttention]:
-    """Every attention module by path (`blocks.0.attn`: each Repeat copy on its own)."""
+    """Every attention module by its path (`blocks.0.attn`: each Repeat copy on its own)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, MultiHeadAttention)}
+
+
+def pool_map(weights: torch.Tensor, size: int = MAX_MAP) -> torch.Tensor:
+    """(heads, T, T) → at most (heads, size, size): averaged over blocks of queries and
+    keys, then rows scaled to sum to 1 again. Zeros above a causal diagonal stay zero
+    outside the blocks that cross it."""
+    if weights.shape[-1] <= size and weights.shape[-2] <= size:
+        return weights
+    pooled = F.adaptive_avg_pool2d(weights, (min(size, weights.shape[-2]),
+                                             min(size, weights.shape[-1])))
+    return pooled / pooled.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
 @torch.no_grad()
 def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-head attention weights on one example: {path: (heads, t, t)}, t ≤ 64."""
+    """Per-head attention weights on one example: {module path: (heads, t, t)}, t ≤ 64.
+    Capture is switched on for this one forward pass only, in eval mode."""
     modules = attention_modules(model)
     if not modules:
         return {}
@@ -171,10 +241,8 @@ def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torc
         model(example[:1])
         maps = {}
         for name, m in modules.items():
-            weights = m.last_attention[0].float()  # type: ignore[index]
-            if weights.shape[-1] > MAX_MAP:
-                weights = F.adaptive_avg_pool2d(weights, (MAX_MAP, MAX_MAP))
-            maps[name] = weights.cpu()
+            if m.last_attention is not None:  # None: the module was not on the path taken
+                maps[name] = pool_map(m.last_attention[0].float()).cpu()
     finally:
         for m in modules.values():
             m.capture_attention = False
@@ -184,10 +252,12 @@ def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torc
 
 
 @torch.no_grad()
-def generate_text(model: nn.Module, data: Dataset, length: int, device: torch.device,
-                  seed: int, temperature: float = 0.8) -> str:
-    """Continue the first validation window, one character at a time."""
-    assert data.decode is not None
+def generate_text(model: nn.Module, data: Dataset, length: int, *, seed: int = 0,
+                  temperature: float = 0.8) -> str:
+    """Continue the first validation window one character at a time; the model always
+    reads the last T characters (T: its Input). Temperature 0 picks the likeliest."""
+    assert data.text and data.decode is not None, "only text datasets"
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     context = data.x_val[0].tolist()
@@ -196,12 +266,19 @@ def generate_text(model: nn.Module, data: Dataset, length: int, device: torch.de
     out: list[int] = []
     for _ in range(length):
         x = torch.tensor([context[-window:]], device=device)
-        logits = model(x)[0, -1].float().cpu() / temperature
-        token = int(torch.multinomial(logits.softmax(-1), 1, generator=gen))
+        logits = model(x)[0, -1].float().cpu()  # (vocab,)
+        if temperature == 0:
+            token = int(logits.argmax())
+        else:
+            token = int(torch.multinomial((logits / temperature).softmax(-1), 1, generator=gen))
         context.append(token)
         out.append(token)
     model.train(was_training)
     return data.decode(out)
+
+
+# Checkpoints: safetensors only. Tensors: `model.<state key>`, `optim.<param index>.<slot>`,
+# `rng.cpu`, `rng.cuda.<device>`; metadata: step, the config, the optimizer's param groups.
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -213,60 +290,103 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     state = optimizer.state_dict()
     for index, slots in state["state"].items():
         for key, value in slots.items():
-            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).contiguous().cpu()
-    tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"step": str(step), "config": json.dumps(asdict(config)),
+            if value is not None:
+                tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).contiguous().cpu()
+    tensors["rng.cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = rng
+    meta = {"format": "shipyard.checkpoint/v1", "step": str(step),
+            "config": json.dumps(asdict(config)),
             "param_groups": json.dumps(state["param_groups"])}
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata=meta)
+    partial.replace(path)  # a crash mid-write leaves no half checkpoint under the real name
     return path
 
 
 def load_checkpoint(path: Path, model: nn.Module,
-                    optimizer: torch.optim.Optimizer) -> int:
-    """Restore model, optimizer and random state; returns the step to continue from."""
+                    optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Restore the model, the optimizer and the random state; returns the steps done."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    tensors = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata()
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            slots.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": slots,
-                               "param_groups": json.loads(meta["param_groups"])})
-    torch.set_rng_state(tensors["rng.torch"])
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
+    if meta.get("format") != "shipyard.checkpoint/v1":
+        raise ValueError(f"{path} is not a Shipyard checkpoint")
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    missing, extra = model.state_dict().keys() - weights.keys(), weights.keys() - (
+        model.state_dict().keys())
+    if missing or extra:
+        raise ValueError(f"checkpoint {path} is of another model (it lacks "
+                         f"{sorted(missing)[:3]}, has {sorted(extra)[:3]} besides)")
+    model.load_state_dict(weights)
+    if optimizer is not None:
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value
+        optimizer.load_state_dict({"state": slots,
+                                   "param_groups": json.loads(meta["param_groups"])})
+    torch.set_rng_state(tensors["rng.cpu"])
+    if torch.cuda.is_available():
+        states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())
+                  if f"rng.cuda.{i}" in tensors]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
     return int(meta["step"])
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint with the most steps in `folder`, if any."""
+    found = sorted(Path(folder).glob(CHECKPOINT_GLOB))
+    return found[-1] if found else None
 
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig,
           reporter: Reporter | None = None, *, checkpoint_dir: Path | None = None,
           resume_from: Path | None = None) -> TrainResult:
-    """Train `model` in place on `data`; see the module doc for the guarantees."""
+    """Train `model` in place on `data` (see the module doc for the guarantees).
+
+    Checkpoints go to `checkpoint_dir` (none when it is None) every `checkpoint_interval`
+    steps, at the last step and when stopped early; `resume_from` continues a run."""
     reporter = reporter or SilentReporter()
     device = pick_device(config.device)
     model.to(device).train()
-    optimizer = _optimizer(model, config)
     torch.manual_seed(config.seed)
+    optimizer = make_optimizer(model, config)
     start = load_checkpoint(resume_from, model, optimizer) if resume_from else 0
     runner: Any = torch.compile(model) if config.compile else model
-    use_bf16 = config.bf16 and device.type == "cuda"
-    per_sample = data.y_train[0].numel() if data.info.task == "sequence" else 1
-    unit = "tokens_per_s" if data.info.task == "sequence" else "samples_per_s"
-    example = data.x_val[:1].to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    task = data.info.task
+    unit, per_sample = ("samples_per_s", 1)
+    if task == "next_token":
+        unit, per_sample = "tokens_per_s", data.y_train[0].numel()
+    example = data.x_val[:1].to(device)  # the fixed example for attention maps
     last: dict[str, float] = {}
     began = time.perf_counter()
-    tick, tick_step = began, start
-    step = start
-    stopped = False
+    step, stopped, checkpoint = start, False, None
+    window_losses: list[torch.Tensor] = []
+    window_start, window_steps = time.perf_counter(), 0
 
     def report(name: str, value: float) -> None:
         last[name] = value
         reporter.on_metric(step, name, value)
+
+    def save() -> Path | None:
+        if checkpoint_dir is None:
+            return None
+        path = save_checkpoint(Path(checkpoint_dir) / f"step-{step:06d}.safetensors", model,
+                               optimizer, step, config)
+        reporter.on_checkpoint(step, path)
+        return path
 
     while step < config.steps:
         if reporter.should_stop():
@@ -275,139 +395,319 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         lr = config.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = _batch(data.x_train, data.y_train, config.batch_size, config.seed, step, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            logits = runner(x)
-        loss = loss_of(data.info.task, logits, y)
+        x, y = _batch(x_train, y_train, config.batch_size, config.seed, step)
+        with _autocast(device, config):
+            scores = runner(x)
+        loss = loss_of(task, scores, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        norm = nn.utils.clip_grad_norm_(model.parameters(),
-                                        config.grad_clip if config.grad_clip else math.inf)
+        norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
         optimizer.step()
         step += 1
-        if step % config.log_interval == 0 or step == config.steps:
-            now = time.perf_counter()
-            report("train_loss", loss.item())
+        window_losses.append(loss.detach())
+        window_steps += 1
+        last_step = step == config.steps
+        if step % config.log_interval == 0 or last_step:
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            report("train_loss", torch.stack(window_losses).mean().item())
             report("lr", lr)
             report("grad_norm", float(norm))
-            report(unit, (step - tick_step) * len(x) * per_sample / max(now - tick, 1e-9))
-            tick, tick_step = now, step
-        if step % config.eval_interval == 0 or step == config.steps:
+            report(unit, window_steps * config.batch_size * per_sample / elapsed)
+            window_losses.clear()
+        if step % config.eval_interval == 0 or last_step:
             for name, value in evaluate(model, data, config, device).items():
                 report(name, value)
-            if data.decode is not None and config.sample_length:
-                reporter.on_sample(step, generate_text(model, data, config.sample_length,
-                                                       device, config.seed + step))
-        if config.attention_interval and (step % config.attention_interval == 0
-                                          or step == config.steps):
+            if data.text and config.sample_length:
+                reporter.on_sample(step, generate_text(
+                    model, data, config.sample_length, seed=config.seed + step,
+                    temperature=config.sample_temperature))
+        if config.attention_interval and (step % config.attention_interval == 0 or last_step):
             for name, maps in capture_attention(model, example).items():
                 reporter.on_attention(step, name, maps.tolist())
-        if checkpoint_dir is not None and (
-                (config.checkpoint_interval and step % config.checkpoint_interval == 0)
-                or step == config.steps):
-            path = save_checkpoint(checkpoint_dir / f"step-{step:06d}.safetensors", model,
-                                   optimizer, step, config)
-            reporter.on_checkpoint(step, path)
-    return TrainResult(step, stopped, time.perf_counter() - began, last)
+        if (config.checkpoint_interval and step % config.checkpoint_interval == 0) or last_step:
+            checkpoint = save() or checkpoint
+        if step % config.log_interval == 0 or last_step:
+            # Evaluation, samples and checkpoints are not training speed: restart the clock.
+            window_start, window_steps = time.perf_counter(), 0
+    if stopped and step > start and (checkpoint is None or not checkpoint.name.endswith(
+            f"{step:06d}.safetensors")):
+        checkpoint = save() or checkpoint
+    return TrainResult(step, stopped, time.perf_counter() - began, last, checkpoint)
 
 
-# The command line: `shipyard train FILE --dataset NAME ...` (see compute/cli.py).
+def save_weights(model: nn.Module, path: Path) -> Path:
+    """The model's weights alone, as `shipyard export --weights` reads them."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+              str(path))
+    return path
+
+
+def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
+                reporter: Reporter | None = None, *, out_dir: Path | None = None,
+                resume_from: Path | None = None, dataset_options: dict[str, Any] | None = None,
+                weights_seed: int | None = None) -> TrainResult:
+    """Compile a graph, fit a dataset to it, train, and (with `out_dir`) keep checkpoints in
+    `out_dir/checkpoints` and the final weights in `out_dir/model.safetensors`.
+
+    `dataset` is a built-in name (made in the view that fits the graph) or a `Dataset` (an
+    upload). Raises `FitError` listing every mismatch before any training happens, and
+    `DatasetError`, `GraphError` or `ValueError` for bad input."""
+    from . import compile_graph
+    from .datasets import FitError, check_fit, dataset_for
+
+    model = compile_graph(source, seed=config.seed if weights_seed is None else weights_seed)
+    if isinstance(dataset, str):
+        dataset = dataset_for(model, dataset, seed=config.seed, **(dataset_options or {}))
+    problems = check_fit(model, dataset)
+    if problems:
+        raise FitError(problems)
+    result = train(model, dataset, config, reporter, resume_from=resume_from,
+                   checkpoint_dir=None if out_dir is None else Path(out_dir) / "checkpoints")
+    if out_dir is not None:
+        result.weights = save_weights(model, Path(out_dir) / "model.safetensors")
+    return result
+
+
+# The command line: `shipyard train FILE --dataset NAME ...` (compute/cli.py hands over).
 
 
 class ProgressReporter(SilentReporter):
-    """A progress bar on a terminal; a line per evaluation otherwise."""
+    """A progress bar redrawn in place on a terminal; plain lines, now and then, otherwise
+    (a log file or a CI job gets no carriage returns)."""
 
-    def __init__(self, total: int, stream: Any) -> None:
-        self.total, self.stream = total, stream
+    WIDTH = 24
+
+    def __init__(self, total: int, stream: Any, *, start: int = 0) -> None:
+        self.total, self.stream, self.start = total, stream, start
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
         self.values: dict[str, float] = {}
-        self.step = 0
+        self.began = time.perf_counter()
+        self.every = max(1, total // 10)  # lines when not a terminal
+        self.printed_at = -1
+        self.stop_requested = False
 
     def on_metric(self, step: int, name: str, value: float) -> None:
         self.values[name] = value
-        self.step = step
         if self.tty:
-            done = int(30 * step / self.total)
-            self.stream.write(f"\r[{'#' * done}{'.' * (30 - done)}] {step}/{self.total} "
-                              f"{self._line()}")
+            done = int(self.WIDTH * step / self.total)
+            bar = "#" * done + "." * (self.WIDTH - done)
+            self.stream.write(f"\r[{bar}] {step}/{self.total} {self.line(step)}\x1b[K")
             self.stream.flush()
-        elif name == "val_loss":
-            self.stream.write(f"step {step}/{self.total} {self._line()}\n")
+        elif name == "val_loss" or (step % self.every == 0 and step != self.printed_at
+                                    and name == "train_loss"):
+            self.printed_at = step
+            self.stream.write(f"step {step}/{self.total} {self.line(step)}\n")
+            self.stream.flush()
 
     def on_sample(self, step: int, text: str) -> None:
         prefix = "\n" if self.tty else ""
         self.stream.write(f"{prefix}sample at step {step}: {text!r}\n")
 
-    def _line(self) -> str:
-        shown = ("train_loss", "val_loss", "val_accuracy")
-        return "  ".join(f"{k} {self.values[k]:.4f}" for k in shown if k in self.values)
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        if self.stop_requested:
+            self.stream.write(f"\nstopped at step {step}; resume with --resume {path}\n")
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def line(self, step: int) -> str:
+        v, parts = self.values, []
+        for key, label in (("train_loss", "loss"), ("val_loss", "val"),
+                           ("val_accuracy", "acc")):
+            if key in v:
+                parts.append(f"{label} {v[key]:.1%}" if key == "val_accuracy"
+                             else f"{label} {v[key]:.4f}")
+        for key, label in (("samples_per_s", "samples/s"), ("tokens_per_s", "tokens/s")):
+            if key in v:
+                parts.append(f"{v[key]:,.0f} {label}")
+        done = step - self.start
+        if done > 0 and step < self.total:
+            left = (time.perf_counter() - self.began) / done * (self.total - step)
+            parts.append(f"ETA {left:.0f}s")
+        return "  ".join(parts)
+
+
+def _parser() -> Any:
+    import argparse
+
+    from .datasets import DATASETS
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="shipyard train",
+        description="Train a graph on a dataset that ships with Shipyard, or on a CSV or "
+                    "text file. The weights land in OUT/model.safetensors.",
+        epilog="datasets: " + "; ".join(f"{e.name}: {e.description}"
+                                        for e in DATASETS.values()))
+    p.add_argument("file", help="a graph JSON file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=list(DATASETS), help="a built-in dataset")
+    source.add_argument("--csv", metavar="FILE", help="a CSV: header row, numeric features, "
+                        "a target column")
+    source.add_argument("--text", metavar="FILE", help="a text file, for a character model")
+    p.add_argument("--target", help="--csv: the target column (default: the last)")
+    p.add_argument("--regression", action="store_true",
+                   help="--csv: predict the target as a number (default: classes)")
+    p.add_argument("--modulus", type=int, help="modadd: p (default 10)")
+    p.add_argument("--symbols", type=int, help="copy, reverse, sort: symbols (default 10)")
+    p.add_argument("--length", type=int, help="copy, reverse, sort: symbols per problem")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--min-lr", type=float, help="where the cosine decay ends "
+                   "(default: lr / 10)")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="0: no clipping")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--eval-interval", type=int, default=d.eval_interval)
+    p.add_argument("--eval-batches", type=int, default=d.eval_batches)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
+                   help="steps between checkpoints (0: the last step only)")
+    p.add_argument("--sample-length", type=int, default=d.sample_length,
+                   help="characters a character model writes at each evaluation")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from a checkpoint (a file, or a run folder: its latest)")
+    p.add_argument("--out", help="folder for the weights and checkpoints "
+                   "(default: FILE's name + -run, in the current folder)")
+    return p
 
 
 def run_cli(argv: list[str]) -> int:
-    import argparse
-    import sys
+    """`shipyard train ...`: parse `argv` (the words after `train`), train, print a summary.
+    Exit status as the rest of the command line: 0 done (or stopped with Ctrl-C, resumable),
+    1 the graph is invalid or the dataset does not fit it, 2 bad usage or input."""
+    import signal
 
-    from safetensors.torch import save_file
+    from . import GraphError, load_graph
+    from .datasets import DatasetError, FitError, csv_dataset, graph_view, text_dataset
 
-    from . import GraphError, TensorSpec, compile_graph, inspect_graph, load_graph
-    from .datasets import BUILTIN, DatasetError, check_fit, make_dataset
-
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="shipyard train",
-                                     description="Train a graph on a built-in dataset.")
-    parser.add_argument("file", help="a graph JSON file")
-    parser.add_argument("--dataset", required=True, choices=list(BUILTIN))
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--optimizer", choices=["adamw", "sgd"], default=defaults.optimizer)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--eval-interval", type=int, default=defaults.eval_interval)
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--modulus", type=int, help="modadd: the modulus (default 10)")
-    parser.add_argument("--out", help="folder for the weights and checkpoints "
-                        "(default: FILE's name + -run)")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     err = sys.stderr
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"shipyard train: {message}", file=err)
+        return code
+
+    if not Path(args.file).is_file():
+        return fail(f"no such file: {args.file}")
     try:
-        graph = load_graph(args.file)
+        graph = load_graph(Path(args.file))
     except GraphError as exc:
-        for p in exc.problems:
-            print(f"error: {p}", file=err)
+        for problem in exc.problems:
+            print(f"error: {problem}", file=err)
         return 1
-    report = inspect_graph(graph, flops=False)
-    options = {"modulus": args.modulus} if args.modulus else {}
-    node = graph.inputs[0]
-    spec = TensorSpec(tuple(node.params.shape), node.params.dtype)  # type: ignore[union-attr]
+    options = {k: v for k in ("modulus", "symbols", "length")
+               if (v := getattr(args, k)) is not None}
     try:
-        data = make_dataset(args.dataset, spec, seed=args.seed, **options)
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                             min_lr=min(args.lr / 10, defaults.min_lr),
-                             optimizer=args.optimizer, seed=args.seed,
-                             eval_interval=args.eval_interval, device=args.device)
+        config = TrainConfig(
+            steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+            min_lr=args.lr / 10 if args.min_lr is None else args.min_lr,
+            warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
+            grad_clip=args.grad_clip or None, seed=args.seed, eval_interval=args.eval_interval,
+            eval_batches=args.eval_batches, device=args.device, bf16=args.bf16,
+            compile=args.compile, checkpoint_interval=args.checkpoint_interval,
+            sample_length=args.sample_length)
         pick_device(config.device)
-    except (DatasetError, ValueError) as exc:
-        print(f"shipyard train: {exc}", file=err)
-        return 2
-    out_spec = report["nodes"][graph.outputs[0].id]["inputs"]["in"]
-    problems = check_fit(graph, TensorSpec(tuple(out_spec["shape"][1:]), out_spec["dtype"]),
-                         data)
-    if problems:
-        for sentence in problems:
+        data: str | Dataset = args.dataset
+        if args.csv or args.text:
+            path = Path(args.csv or args.text)
+            if not path.is_file():
+                return fail(f"no such file: {path}")
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if args.csv:
+                data = csv_dataset(text, target=args.target, name=path.name, seed=args.seed,
+                                   task="regression" if args.regression else "classification")
+            else:
+                data = text_dataset(text, graph_view(graph), name=path.name,
+                                    title=f"{path.name} (next character)")
+        elif options and args.dataset:
+            from .datasets import DATASETS
+
+            takes = DATASETS[args.dataset].options
+            for key in options:
+                if key not in takes:
+                    return fail(f"--{key} is not an option of {args.dataset}")
+    except (DatasetError, ValueError, OSError) as exc:
+        return fail(str(exc))
+    out = Path(args.out or Path(args.file).with_suffix("").name + "-run")
+    resume = None
+    if args.resume:
+        resume = Path(args.resume)
+        if resume.is_dir():
+            resume = latest_checkpoint(resume / "checkpoints") or latest_checkpoint(resume)
+            if resume is None:
+                return fail(f"no checkpoint in {args.resume}")
+        elif not resume.is_file():
+            return fail(f"no such checkpoint: {args.resume}")
+    start = 0
+    if resume is not None:
+        from safetensors import safe_open
+
+        with safe_open(str(resume), framework="pt") as f:
+            start = int((f.metadata() or {}).get("step", 0))
+    progress = ProgressReporter(config.steps, err, start=start)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if progress.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        progress.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    name = graph.name or Path(args.file).name
+    title = data.info.title if isinstance(data, Dataset) else args.dataset
+    print(f"training {name} on {title}: steps {start}→{config.steps}, batch "
+          f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, device "
+          f"{pick_device(config.device)} (Ctrl-C stops and keeps a checkpoint)", file=err)
+    try:
+        result = train_graph(graph, data, config, progress, out_dir=out, resume_from=resume,
+                             dataset_options=options)
+    except FitError as exc:
+        for sentence in exc.problems:
             print(f"error: {sentence}", file=err)
         return 1
-    out = Path(args.out or Path(args.file).with_suffix("").name + "-run")
-    model = compile_graph(graph, seed=args.seed)
-    print(f"training {graph.name or args.file} on {data.info.title}: {config.steps} steps, "
-          f"batch {config.batch_size}, {report['totals']['params']:,} parameters", file=err)
-    result = train(model, data, config, ProgressReporter(config.steps, err),
-                   checkpoint_dir=out / "checkpoints")
-    weights = out / "model.safetensors"
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(weights))
+    except (DatasetError, ValueError) as exc:
+        return fail(str(exc))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     m = result.metrics
-    summary = [f"{k} {m[k]:.4f}" for k in ("train_loss", "val_loss", "val_accuracy") if k in m]
-    print(f"\ndone in {result.seconds:.1f} s: {', '.join(summary)}\nweights: {weights}  "
-          f"(shipyard export {args.file} --format onnx --weights {weights} -o model.onnx)",
-          file=err)
+    summary = [f"{label} {m[key]:.4f}" for key, label in
+               (("train_loss", "train loss"), ("val_loss", "val loss")) if key in m]
+    if "val_accuracy" in m:
+        summary.append(f"val accuracy {m['val_accuracy']:.1%}")
+    verb = "stopped" if result.stopped else "done"
+    print(f"\n{verb} after {result.steps} steps in {result.seconds:.1f} s: "
+          f"{', '.join(summary) or 'no metrics yet'}", file=err)
+    print(f"weights: {result.weights}", file=err)
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint} (continue with --resume {out})", file=err)
+    print(f"export: shipyard export {args.file} --format onnx --weights {result.weights} "
+          "-o model.onnx", file=err)
     return 0
+
+
+__all__ = [
+    "ProgressReporter",
+    "Reporter",
+    "SilentReporter",
+    "TrainConfig",
+    "TrainResult",
+    "capture_attention",
+    "evaluate",
+    "generate_text",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "make_optimizer",
+    "run_cli",
+    "save_checkpoint",
+    "save_weights",
+    "train",
+    "train_graph",
+]

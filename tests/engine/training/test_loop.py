@@ -1,0 +1,237 @@
+"""The training loop, on real tiny runs on the CPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from compute.engine import compile_graph, load_starter
+from compute.engine.datasets import csv_dataset, dataset_for, make_dataset
+from compute.engine.training import (
+    SilentReporter,
+    TrainConfig,
+    capture_attention,
+    load_checkpoint,
+    make_optimizer,
+    pool_map,
+    train,
+    train_graph,
+)
+
+from ..graphs import chain, node
+
+
+class Recorder(SilentReporter):
+    """Keeps everything; stops when `should_stop` has been asked `stop_on_ask` times."""
+
+    def __init__(self, stop_on_ask: int | None = None) -> None:
+        self.metrics: list[tuple[int, str, float]] = []
+        self.attention: list[tuple[int, str, list]] = []
+        self.samples: list[tuple[int, str]] = []
+        self.checkpoints: list[tuple[int, Path]] = []
+        self.asked = 0
+        self.stop_on_ask = stop_on_ask
+
+    def on_metric(self, step: int, name: str, value: float) -> None:
+        self.metrics.append((step, name, value))
+
+    def on_attention(self, step: int, node: str, maps: list) -> None:
+        self.attention.append((step, node, maps))
+
+    def on_sample(self, step: int, text: str) -> None:
+        self.samples.append((step, text))
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self.checkpoints.append((step, path))
+
+    def should_stop(self) -> bool:
+        self.asked += 1
+        return self.stop_on_ask is not None and self.asked >= self.stop_on_ask
+
+    def values(self, name: str) -> list[float]:
+        return [v for _, n, v in self.metrics if n == name]
+
+    def steps(self, name: str) -> list[int]:
+        return [s for s, n, _ in self.metrics if n == name]
+
+
+def test_the_mlp_starter_learns_digits_past_90_percent_with_the_defaults() -> None:
+    model = compile_graph(load_starter("mlp"))
+    recorder = Recorder()
+    result = train(model, dataset_for(model, "digits"), TrainConfig(), recorder)
+    assert result.metrics["val_accuracy"] > 0.9
+    assert result.steps == 300 and not result.stopped
+    assert recorder.steps("val_loss") == [50, 100, 150, 200, 250, 300]
+    for name in ("train_loss", "lr", "grad_norm", "samples_per_s", "val_accuracy"):
+        assert recorder.values(name), name
+    assert recorder.values("lr")[-1] == pytest.approx(TrainConfig().min_lr)
+
+
+def test_the_char_gpt_starter_loss_falls_on_the_text_and_it_writes_samples() -> None:
+    model = compile_graph(load_starter("char_gpt"))
+    recorder = Recorder()
+    config = TrainConfig(steps=60, batch_size=16, eval_interval=30, log_interval=5,
+                         eval_batches=2, sample_length=20)
+    train(model, dataset_for(model, "harbour"), config, recorder)
+    losses = recorder.values("train_loss")
+    assert losses[0] > 4.0  # about ln(128) = 4.85 at the start: uniform over ASCII
+    assert losses[-1] < losses[0] - 1.5
+    assert recorder.values("val_loss")[-1] < 3.5
+    assert [s for s, _ in recorder.samples] == [30, 60]
+    assert all(len(text) == 20 and text.isascii() for _, text in recorder.samples)
+    assert recorder.values("tokens_per_s")[-1] > 0
+
+
+def test_only_text_datasets_get_text_samples() -> None:
+    model = compile_graph(load_starter("char_gpt"))
+    recorder = Recorder()
+    train(model, dataset_for(model, "copy"), TrainConfig(steps=2, batch_size=4), recorder)
+    assert recorder.samples == [] and recorder.values("val_accuracy")
+
+
+def test_a_csv_regression_trains_with_mean_squared_error() -> None:
+    rows = "\n".join(f"{i / 50:.3f},{1 - i / 100:.3f},{2 * i / 50 - (1 - i / 100):.4f}"
+                     for i in range(100))
+    data = csv_dataset("a,b,y\n" + rows, task="regression")
+    model = compile_graph(chain([2], node("fc", "Linear", out_features=1)))
+    result = train(model, data, TrainConfig(steps=200, eval_interval=200, lr=0.05))
+    assert result.metrics["val_loss"] < 1e-3 and "val_accuracy" not in result.metrics
+
+
+# Attention maps.
+
+
+def test_attention_maps_are_captured_per_copy_small_and_causal() -> None:
+    model = compile_graph(load_starter("char_gpt"))
+    maps = capture_attention(model, torch.randint(0, 128, (1, 64)))
+    assert sorted(maps) == [f"blocks.{i}.attn" for i in range(4)]
+    for weights in maps.values():
+        assert weights.shape == (4, 64, 64)  # heads, query, key
+        assert torch.allclose(weights.sum(-1), torch.ones(4, 64), atol=1e-5)
+        assert torch.all(weights.triu(diagonal=1) == 0)
+    assert model.training  # left as it was
+    assert all(m.capture_attention is False and m.last_attention is None
+               for m in model.modules() if hasattr(m, "capture_attention"))
+
+
+def test_long_attention_maps_are_pooled_to_64_with_rows_that_still_sum_to_one() -> None:
+    doc = load_starter("char_gpt")
+    doc["nodes"][0]["params"]["shape"] = [128]
+    doc["nodes"][2]["params"]["max_len"] = 128
+    maps = capture_attention(compile_graph(doc), torch.randint(0, 128, (1, 128)))
+    weights = maps["blocks.3.attn"]
+    assert weights.shape == (4, 64, 64)
+    assert torch.allclose(weights.sum(-1), torch.ones(4, 64), atol=1e-5)
+    assert torch.all(weights.triu(diagonal=1) == 0)  # 2×2 blocks: the diagonal ones only
+    uneven = pool_map(torch.softmax(torch.randn(2, 100, 100), -1))
+    assert uneven.shape == (2, 64, 64)
+    assert torch.allclose(uneven.sum(-1), torch.ones(2, 64), atol=1e-5)
+
+
+def test_attention_snapshots_reach_the_reporter_on_schedule_as_lists() -> None:
+    model = compile_graph(load_starter("transformer_classifier"))
+    recorder = Recorder()
+    train(model, dataset_for(model, "modadd"),
+          TrainConfig(steps=4, batch_size=8, eval_interval=4, attention_interval=2), recorder)
+    assert [(s, n) for s, n, _ in recorder.attention] == [
+        (2, "encoder.0.attn"), (2, "encoder.1.attn"), (4, "encoder.0.attn"),
+        (4, "encoder.1.attn")]
+    heads = recorder.attention[0][2]
+    assert isinstance(heads, list) and len(heads) == 4
+    assert len(heads[0]) == 16 and len(heads[0][0]) == 16
+    assert sum(heads[0][0]) == pytest.approx(1.0, abs=1e-5)
+
+
+# Checkpoints, cancellation, determinism.
+
+
+def dropout_mlp() -> dict:
+    return chain([64], node("fc", "Linear", out_features=32), node("drop", "Dropout", p=0.3),
+                 node("out", "Linear", out_features=10))
+
+
+def test_a_run_resumed_from_a_checkpoint_continues_from_its_step_and_ends_the_same(
+        tmp_path: Path) -> None:
+    data = make_dataset("digits")
+    config = TrainConfig(steps=20, batch_size=16, eval_interval=20, log_interval=5,
+                         checkpoint_interval=10)
+    whole, first = compile_graph(dropout_mlp(), seed=1), Recorder()
+    train(whole, data, config, first, checkpoint_dir=tmp_path / "a")
+    assert [s for s, _ in first.checkpoints] == [10, 20]
+    resumed, second = compile_graph(dropout_mlp(), seed=99), Recorder()  # other weights
+    result = train(resumed, data, config, second, checkpoint_dir=tmp_path / "b",
+                   resume_from=tmp_path / "a" / "step-000010.safetensors")
+    assert result.steps == 20
+    assert second.steps("train_loss") == [15, 20]  # it went on from step 10
+    assert second.values("train_loss") == first.values("train_loss")[2:]
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+def test_a_checkpoint_holds_the_optimizer_state_and_the_step(tmp_path: Path) -> None:
+    model = compile_graph(load_starter("mlp"))
+    result = train(model, make_dataset("digits"), TrainConfig(steps=5, batch_size=8),
+                   checkpoint_dir=tmp_path)
+    assert result.checkpoint == tmp_path / "step-000005.safetensors"
+    fresh = compile_graph(load_starter("mlp"), seed=5)
+    optimizer = make_optimizer(fresh, TrainConfig())
+    assert load_checkpoint(result.checkpoint, fresh, optimizer) == 5
+    state = optimizer.state_dict()["state"]
+    assert len(state) == len(list(fresh.parameters()))
+    assert all(float(slots["step"]) == 5 for slots in state.values())
+    with pytest.raises(ValueError, match="is of another model"):
+        load_checkpoint(result.checkpoint, compile_graph(dropout_mlp()))
+
+
+def test_a_run_stops_within_one_step_of_being_asked_and_keeps_a_checkpoint(
+        tmp_path: Path) -> None:
+    recorder = Recorder(stop_on_ask=4)  # asked before steps 1, 2, 3, 4: 3 steps run
+    config = TrainConfig(steps=100, batch_size=8, log_interval=1)
+    result = train(compile_graph(load_starter("mlp")), make_dataset("digits"), config,
+                   recorder, checkpoint_dir=tmp_path)
+    assert result.stopped and result.steps == 3
+    assert recorder.steps("train_loss") == [1, 2, 3]
+    assert recorder.checkpoints == [(3, tmp_path / "step-000003.safetensors")]
+
+
+def test_the_same_seed_gives_the_same_run() -> None:
+    config = TrainConfig(steps=10, batch_size=16, log_interval=1)
+    runs = []
+    for _ in range(2):
+        recorder = Recorder()
+        model = compile_graph(dropout_mlp())
+        train(model, make_dataset("digits"), config, recorder)
+        runs.append((recorder.values("train_loss"), model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+
+
+def test_the_learning_rate_warms_up_then_decays_to_the_minimum() -> None:
+    config = TrainConfig(steps=100, lr=1e-2, min_lr=1e-3, warmup_steps=10)
+    assert config.lr_at(0) == pytest.approx(1e-3)
+    assert config.lr_at(9) == pytest.approx(1e-2)
+    assert config.lr_at(99) == pytest.approx(1e-3)
+    assert 1e-3 < config.lr_at(50) < 1e-2
+    with pytest.raises(ValueError, match="steps must be a whole number of at least 1"):
+        TrainConfig(steps=0)
+
+
+def test_train_graph_refuses_a_dataset_that_does_not_fit_before_training(
+        tmp_path: Path) -> None:
+    from compute.engine.datasets import FitError
+
+    with pytest.raises(FitError) as caught:
+        train_graph(load_starter("mlp"), "spirals", TrainConfig(steps=1), out_dir=tmp_path)
+    assert caught.value.problems[-1] == "the model outputs 10 classes, but spirals has 3"
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_the_engine_training_side_imports_no_django() -> None:
+    code = ("import sys, compute.engine.training, compute.engine.datasets; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('django', 'celery', 'channels')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
