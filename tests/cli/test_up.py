@@ -2,10 +2,12 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,15 +26,71 @@ def get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def stat(pid: int) -> tuple[int, str, str] | None:
+    """(parent pid, state, start time) of a live process, from /proc; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (command) "
+    return int(fields[1]), fields[0], fields[19]
+
+
+def worker_processes(root: int) -> dict[int, str]:
+    """Celery worker processes (the main one and its pool) under `root`: pid -> start time."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (info := stat(int(entry.name))) is not None:
+            parents[int(entry.name)] = info[0]
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                todo.append(pid)
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                info = stat(pid)
+                if b"compute.celery_app" in cmdline and b"worker" in cmdline and info:
+                    found[pid] = info[2]
+    return found
+
+
+def alive(pid: int, started: str) -> bool:
+    info = stat(pid)
+    return info is not None and info[2] == started and info[1] != "Z"
+
+
+def ping_worker(env: dict[str, str], deadline: float) -> str:
+    """Celery's own `inspect ping` through the given Redis, until a worker answers."""
+    answer = ""
+    while time.monotonic() < deadline:
+        answer = subprocess.run([sys.executable, "-m", "celery", "-A", "compute.celery_app",
+                                 "inspect", "ping", "--timeout", "2"], env=env, text=True,
+                                capture_output=True, timeout=60).stdout
+        if "pong" in answer:
+            break
+    return answer
+
+
 @pytest.mark.slow
-def test_up_serves_the_app_with_its_own_redis_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+def test_up_serves_the_app_with_its_own_redis_and_worker_and_stops_on_ctrl_c(
+        tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env["SHIPYARD_HOME"] = str(tmp_path / "home")
     proc = subprocess.Popen([sys.executable, "-m", "compute.cli", "up", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Read the output as it comes, so that a full pipe never blocks `up`.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    workers: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 90
         status = 0
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -40,15 +98,28 @@ def test_up_serves_the_app_with_its_own_redis_and_stops_on_ctrl_c(tmp_path: Path
                 break
             except OSError:
                 time.sleep(0.5)
-        assert status == 200, proc.stdout.read() if proc.poll() is not None else "no answer"
+        assert status == 200, "".join(lines) if proc.poll() is not None else "no answer"
         assert any(b["type"] == "Linear" for b in json.loads(body))
         assert get(f"http://127.0.0.1:{port}/")[0] == 200
         assert (tmp_path / "home" / "db.sqlite3").exists()  # migrated, under SHIPYARD_HOME
+
+        redis_url = re.search(r"redis on (redis://\S+)", "".join(lines))
+        assert redis_url, "".join(lines)
+        answer = ping_worker(dict(env, REDIS_URL=redis_url[1]), deadline)
+        assert "shipyard-cpu" in answer and "pong" in answer, answer + "".join(lines)
+        workers = worker_processes(proc.pid)
+        assert workers, "no worker process under `shipyard up`"
     finally:
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert proc.returncode == 0, output
     assert "redis on redis://127.0.0.1:" in output
+    assert "worker runs jobs from the queues: cpu" in output
     assert "stopped" in output
+    assert not [pid for pid, started in workers.items() if alive(pid, started)], output
+    # Redis kept an append-only file under SHIPYARD_HOME: queued runs outlive a restart.
+    assert list((tmp_path / "home" / "redis").glob("appendonly*"))
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/api/blocks")

@@ -1,0 +1,256 @@
+"""Running one claimed job in a worker: the engine's training loop, with a reporter that
+streams what it hears.
+
+The loop calls the reporter on its own thread; the reporter only puts events on a list
+and returns (the loop must not wait on a database or on Redis). A `Publisher` thread takes
+them from there: it stores them with their sequence numbers and sends them to the job's
+WebSocket group, at most `MAX_SENDS_PER_SECOND` times a second (a burst goes out as one
+send), and in between it beats the job's heartbeat and looks for a cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from builder.graphs.models import GraphVersion
+from compute.engine import GraphError, compile_graph, export_onnx, export_pytorch
+from compute.engine.datasets import DatasetError, FitError
+from compute.engine.training import (
+    SilentReporter,
+    TrainConfig,
+    TrainResult,
+    latest_checkpoint,
+    pick_device,
+    train_graph,
+)
+
+from . import events, services
+from .models import Job
+
+log = logging.getLogger(__name__)
+MAX_SENDS_PER_SECOND = 10
+KEEP_CHECKPOINTS = 2  # the latest ones; older ones are deleted as new ones land
+CANCEL_POLL_SECONDS = 0.5
+
+
+class Publisher(threading.Thread):
+    """Stores and sends a job's events off the training thread, coalesced, and keeps the
+    heartbeat. `stop_reason` turns non-empty when the run must stop: "cancel",
+    "shutdown" (its worker is going), or "superseded" (the job is no longer this
+    attempt's)."""
+
+    def __init__(self, job: Job, *, heartbeat: bool = True,
+                 min_interval: float = 1 / MAX_SENDS_PER_SECOND) -> None:
+        super().__init__(name=f"job-{job.id}-publisher", daemon=True)
+        self.job = job
+        self.heartbeat = heartbeat
+        self.min_interval = min_interval
+        self.pending: list[events.Event] = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.closing = threading.Event()
+        self.stop_reason = ""
+        self.step = job.step
+        self.sends = 0
+
+    def put(self, event: events.Event) -> None:
+        with self.lock:
+            self.pending.append(event)
+            self.step = max(self.step, event["step"])
+        self.wake.set()
+
+    def close(self) -> None:
+        """Send what is left and end the thread."""
+        self.closing.set()
+        self.wake.set()
+        self.join(timeout=60)
+
+    def run(self) -> None:
+        loop = asyncio.new_event_loop()  # one loop for the thread: the layer keeps its pool
+        last_send = last_beat = last_poll = 0.0
+        try:
+            while True:
+                self.wake.wait(timeout=CANCEL_POLL_SECONDS)
+                now = time.monotonic()
+                wait = last_send + self.min_interval - now
+                if wait > 0 and not self.closing.is_set():
+                    time.sleep(wait)  # coalesce: whatever arrives meanwhile goes out together
+                self.wake.clear()
+                with self.lock:
+                    batch, self.pending = self.pending, []
+                if batch:
+                    self._publish(loop, batch)
+                    last_send = time.monotonic()
+                if self.heartbeat:
+                    now = time.monotonic()
+                    if now - last_beat >= settings.JOB_HEARTBEAT_SECONDS:
+                        if not services.heartbeat(self.job, self.step):
+                            self.stop_reason = self.stop_reason or "superseded"
+                        last_beat = now
+                    if now - last_poll >= CANCEL_POLL_SECONDS:
+                        self.stop_reason = self.stop_reason or services.stop_requested(
+                            self.job)
+                        last_poll = now
+                if self.closing.is_set() and not self.pending:
+                    break
+        finally:
+            loop.close()  # channels_redis wraps close() to close this loop's connections
+            connection.close()
+
+    def _publish(self, loop: asyncio.AbstractEventLoop, batch: list[events.Event]) -> None:
+        try:
+            stored = events.store(self.job.id, batch)
+        except Exception:
+            log.exception("could not store %d events of job %s; will try again", len(batch),
+                          self.job.id)
+            with self.lock:
+                self.pending[:0] = batch
+            close_old_connections()
+            return
+        try:
+            from channels.layers import get_channel_layer
+
+            layer = get_channel_layer()
+            loop.run_until_complete(layer.group_send(
+                events.group_name(self.job.id), {"type": "job.events", "events": stored}))
+            self.sends += 1
+        except Exception:  # Redis away: they are stored, and clients backfill
+            log.warning("could not send events of job %s", self.job.id, exc_info=True)
+
+
+class JobReporter(SilentReporter):
+    """The training loop's reporter for a job: events to the publisher, checkpoints
+    pruned, and a stop when the job is cancelled, superseded, out of time, or the worker
+    is shutting down."""
+
+    def __init__(self, publisher: Publisher, deadline: float,
+                 shutting_down: threading.Event) -> None:
+        self.publisher = publisher
+        self.deadline = deadline
+        self.shutting_down = shutting_down
+        self.why = ""
+
+    def on_metric(self, step: int, name: str, value: float) -> None:
+        self.publisher.put(events.metric_event(step, name, value))
+
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None:
+        self.publisher.put(events.attention_event(step, node, torch.tensor(maps)))
+
+    def on_sample(self, step: int, text: str) -> None:
+        self.publisher.put(events.sample_event(step, text))
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        for old in sorted(path.parent.glob("step-*.safetensors"))[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+
+    def should_stop(self) -> bool:
+        if self.publisher.stop_reason:
+            self.why = self.publisher.stop_reason
+        elif time.monotonic() > self.deadline:
+            self.why = "time"
+        elif self.shutting_down.is_set():
+            self.why = "shutdown"
+        return bool(self.why)
+
+
+# Set by the worker when it begins a warm shutdown: running jobs checkpoint and go back to
+# the queue instead of keeping the shutdown waiting.
+SHUTTING_DOWN = threading.Event()
+
+
+def run(job: Job) -> None:
+    """Train a claimed job to its end and record the outcome on its row."""
+    config = TrainConfig(**job.config)
+    folder = job.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    resume = latest_checkpoint(folder / "checkpoints")
+    try:
+        device = pick_device(config.device)
+    except ValueError as exc:
+        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+        return
+    job.device = str(device)
+    Job.objects.filter(id=job.id).update(device=job.device)
+    soft = max(5, job.time_limit - min(60, job.time_limit // 10))
+    publisher = Publisher(job)
+    reporter = JobReporter(publisher, time.monotonic() + soft, SHUTTING_DOWN)
+    publisher.start()
+    result: TrainResult | None = None
+    error = ""
+    try:
+        version = GraphVersion.objects.get(id=job.version_id)
+        data: Any = job.dataset
+        if job.upload is not None:
+            data = services.load_upload(job.upload, version.document, config.seed)
+        result = train_graph(version.document, data, config, reporter, out_dir=folder,
+                             resume_from=resume, dataset_options=job.dataset_options)
+    except FitError as exc:
+        error = "the dataset does not fit the graph: " + "; ".join(exc.problems)
+    except GraphError as exc:
+        error = "the graph is not valid: " + "; ".join(str(p) for p in exc.problems)
+    except (DatasetError, ValueError) as exc:
+        error = str(exc)
+    except torch.OutOfMemoryError:
+        error = f"out of memory on {device}: try a smaller batch size or model"
+    except Exception as exc:
+        log.exception("job %s failed", job.id)
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        publisher.close()
+    if result is None:
+        services.finish_job(job, Job.Status.FAILED, error=error or "the run failed")
+        return
+    step, metrics = result.steps, result.metrics
+    why = reporter.why if result.stopped else ""
+    if why == "shutdown":
+        services.release_job(job, step, "its worker shut down; it goes on from step "
+                                        f"{step} when a worker takes it again")
+    elif why == "cancel":
+        services.finish_job(job, Job.Status.CANCELLED, step=step, metrics=metrics,
+                            error=f"cancelled at step {step}; the last checkpoint is kept")
+    elif why == "time":
+        services.finish_job(job, Job.Status.FAILED, step=step, metrics=metrics,
+                            error=f"stopped at the time limit ({job.time_limit} s) at step "
+                                  f"{step}; the last checkpoint is kept")
+    elif why == "superseded":
+        log.warning("job %s attempt %s was superseded; its results are dropped", job.id,
+                    job.attempts)
+    else:
+        files = export_results(job, folder)
+        services.finish_job(job, Job.Status.SUCCEEDED, step=step, metrics=metrics,
+                            files=files)
+
+
+def export_results(job: Job, folder: Path) -> dict[str, str]:
+    """The trained model as ONNX and as a PyTorch file beside its weights. A format that
+    cannot be made records why, and the run still succeeds."""
+    from safetensors.torch import load_file
+
+    files = {"weights": "model.safetensors"}
+    try:
+        module = compile_graph(GraphVersion.objects.get(id=job.version_id).document, seed=0)
+        module.load_state_dict(load_file(str(folder / "model.safetensors")))
+        module.eval()
+    except Exception as exc:
+        log.exception("job %s: cannot rebuild the trained model", job.id)
+        return {**files, "onnx_error": str(exc), "pytorch_error": str(exc)}
+    try:
+        export_pytorch(module, folder / "model.py", weights=folder / "model.pt")
+        files["pytorch"] = "model.py"
+    except Exception as exc:
+        files["pytorch_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        export_onnx(module, folder / "model.onnx")
+        files["onnx"] = "model.onnx"
+    except Exception as exc:
+        files["onnx_error"] = f"{type(exc).__name__}: {exc}"
+    return files

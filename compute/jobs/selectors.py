@@ -1,0 +1,109 @@
+"""Reading side of runs. A user sees their own runs; anyone with a live share link of a
+graph sees the runs of it that its owner published. Anything else is simply not found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.http import Http404
+
+from builder.graphs.models import ShareLink
+from builder.graphs.services import hash_token
+
+from .models import Job, JobEvent, Upload
+
+MAX_EVENTS_PER_PAGE = 5000
+
+
+def jobs_of(user: AbstractBaseUser, *, graph_id: int | None = None,
+            status: str | None = None) -> QuerySet[Job]:
+    jobs = Job.objects.filter(owner=user).select_related("graph", "version", "upload")
+    if graph_id is not None:
+        jobs = jobs.filter(graph_id=graph_id)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
+def job_of(user: AbstractBaseUser, job_id: int) -> Job:
+    job = jobs_of(user).filter(id=job_id).first()
+    if job is None:
+        raise Http404("no such run")
+    return job
+
+
+def _shared_graph_id(share_token: str | None) -> int | None:
+    if not share_token:
+        return None
+    return (ShareLink.objects.filter(token_hash=hash_token(share_token),
+                                     revoked_at__isnull=True)
+            .values_list("graph_id", flat=True).first())
+
+
+def watchable_job(user: AbstractBaseUser | AnonymousUser, job_id: int,
+                  share_token: str | None = None) -> Job | None:
+    """The job if `user` owns it, or if it is published and `share_token` is a live link
+    of its graph; else None."""
+    job = Job.objects.select_related("graph", "version", "upload").filter(id=job_id).first()
+    if job is None:
+        return None
+    if user.is_authenticated and job.owner_id == user.pk:
+        return job
+    if job.published and _shared_graph_id(share_token) == job.graph_id:
+        return job
+    return None
+
+
+def watchable_job_or_404(user: Any, job_id: int, share_token: str | None) -> Job:
+    job = watchable_job(user, job_id, share_token)
+    if job is None:
+        raise Http404("no such run")
+    return job
+
+
+def shared_jobs(share_token: str) -> QuerySet[Job]:
+    """The published runs of the graph a live link shows."""
+    graph_id = _shared_graph_id(share_token)
+    if graph_id is None:
+        raise Http404("this link is unknown or was revoked")
+    return Job.objects.filter(graph_id=graph_id, published=True).select_related(
+        "graph", "version", "upload")
+
+
+def queue_position(job: Job) -> int | None:
+    """1 for the next run its queue will start; None unless queued."""
+    if job.status != Job.Status.QUEUED:
+        return None
+    return Job.objects.filter(status=Job.Status.QUEUED, queue=job.queue,
+                              id__lt=job.id).count() + 1
+
+
+def events_after(job: Job, since: int, *, types: list[str] | None = None,
+                 limit: int = MAX_EVENTS_PER_PAGE) -> list[JobEvent]:
+    rows = job.events.filter(seq__gt=since)
+    if types:
+        rows = rows.filter(type__in=types)
+    return list(rows.order_by("seq")[:limit])
+
+
+def latest_attention(job: Job) -> list[JobEvent]:
+    """The newest map of every attention module."""
+    rows = job.events.filter(type=JobEvent.Type.ATTENTION).order_by("name", "-seq")
+    newest: dict[str, JobEvent] = {}
+    for row in rows.only("seq", "name", "step", "time", "type"):
+        newest.setdefault(row.name, row)
+    return list(JobEvent.objects.filter(id__in=[r.id for r in newest.values()])
+                .order_by("name"))
+
+
+def uploads_of(user: AbstractBaseUser) -> QuerySet[Upload]:
+    return Upload.objects.filter(owner=user)
+
+
+def upload_of(user: AbstractBaseUser, upload_id: int) -> Upload:
+    upload = uploads_of(user).filter(id=upload_id).first()
+    if upload is None:
+        raise Http404("no such upload")
+    return upload

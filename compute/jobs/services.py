@@ -1,0 +1,406 @@
+"""Writing side of runs: submit, claim, report, finish, cancel, and the sweep that keeps
+any run from staying "running" once its worker is gone.
+
+Every state change is a conditional update (`filter(id=..., status=...).update(...)`)
+that goes on only if one row changed, so two workers, a worker and the sweep, or a worker
+and a cancel can race without harm. The attempt number fences a superseded worker: once
+the sweep has handed a run to another attempt, the old one's updates change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, fields
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from builder.graphs.models import Graph, GraphVersion
+from compute.engine import GraphError
+from compute.engine.datasets import (
+    DATASETS,
+    DatasetError,
+    check_fit,
+    csv_dataset,
+    dataset_for,
+    graph_view,
+    text_dataset,
+)
+from compute.engine.training import TrainConfig
+
+from . import events
+from .models import Job, Upload
+
+log = logging.getLogger(__name__)
+Status = Job.Status
+MAX_ATTENTION_SNAPSHOTS = 64  # per attention module and run
+
+
+class JobError(Exception):
+    """A request about runs that cannot be done; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, *, status: int = 400, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details
+
+
+# Submission
+
+
+def train_config(raw: dict[str, Any] | None) -> TrainConfig:
+    """A complete training configuration from what a user gave; unknown keys and bad values
+    are refused with a sentence naming them. Defaults a user did not set: `min_lr` is a
+    tenth of `lr`; checkpoints and attention snapshots at every evaluation."""
+    raw = dict(raw or {})
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise JobError(f"config has no setting {unknown[0]!r}; settings: "
+                       f"{', '.join(sorted(known))}")
+    defaults = TrainConfig()
+    eval_interval = raw.get("eval_interval", defaults.eval_interval)
+    raw.setdefault("checkpoint_interval", eval_interval)
+    raw.setdefault("attention_interval", eval_interval)
+    if "lr" in raw and "min_lr" not in raw and isinstance(raw["lr"], int | float):
+        raw["min_lr"] = raw["lr"] / 10
+    for name, value in raw.items():
+        expected = type(getattr(defaults, name))
+        if name == "grad_clip":
+            expected = float
+        if value is None and name == "grad_clip":
+            continue
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            raw[name] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise JobError(f"config.{name} must be {_kind(expected)}, got {value!r}")
+    try:
+        config = TrainConfig(**raw)
+    except ValueError as exc:
+        raise JobError(f"config: {exc}") from None
+    if config.steps > settings.JOB_MAX_STEPS:
+        raise JobError(f"config.steps is {config.steps:,}; the most a run may take is "
+                       f"{settings.JOB_MAX_STEPS:,} (SHIPYARD_MAX_STEPS)")
+    if config.attention_interval and (config.steps / config.attention_interval
+                                      > MAX_ATTENTION_SNAPSHOTS):
+        raise JobError(f"config.attention_interval {config.attention_interval} would keep "
+                       f"{config.steps // config.attention_interval} attention snapshots; "
+                       f"the most is {MAX_ATTENTION_SNAPSHOTS} (raise it to at least "
+                       f"{-(-config.steps // MAX_ATTENTION_SNAPSHOTS)})")
+    return config
+
+
+def _kind(t: type) -> str:
+    return {int: "a whole number", float: "a number", bool: "true or false",
+            str: "a string"}.get(t, t.__name__)
+
+
+def load_upload(upload: Upload, document: dict[str, Any], seed: int = 0) -> Any:
+    """The `Dataset` an upload gives for a graph."""
+    text = upload.path.read_text(encoding="utf-8", errors="replace")
+    if upload.kind == Upload.Kind.CSV:
+        return csv_dataset(text, target=upload.target or None, task=upload.task,
+                           name=upload.name, seed=seed)
+    return text_dataset(text, graph_view(document), name=upload.name,
+                        title=f"{upload.name} (next character)")
+
+
+def _check_dataset(document: dict[str, Any], dataset: str, upload: Upload | None,
+                   options: dict[str, Any], seed: int) -> None:
+    try:
+        data = (load_upload(upload, document, seed) if upload is not None
+                else dataset_for(document, dataset, seed=seed, **options))
+    except GraphError as exc:
+        raise JobError("the graph is not valid; see problems",
+                       problems=[p.to_dict() for p in exc.problems]) from None
+    except (DatasetError, TypeError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    problems = check_fit(document, data)
+    if problems:
+        raise JobError(f"{data.info.name} does not fit this graph: {problems[0]}",
+                       problems=problems)
+
+
+def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
+               dataset: str | None = None, upload: Upload | None = None,
+               dataset_options: dict[str, Any] | None = None,
+               config: dict[str, Any] | None = None, time_limit: int | None = None,
+               published: bool = False) -> Job:
+    """Check everything a run needs, then queue it. Nothing is queued on any problem."""
+    options = dict(dataset_options or {})
+    if upload is None:
+        if dataset not in DATASETS:
+            raise JobError(f"no dataset named {dataset!r}; datasets: {', '.join(DATASETS)}, "
+                           "or an upload")
+    elif options:
+        raise JobError("an upload takes no dataset_options")
+    train = train_config(config)
+    limit = settings.JOB_HARD_TIME_LIMIT
+    if time_limit is not None and not 10 <= time_limit <= limit:
+        raise JobError(f"time_limit must be between 10 and {limit} seconds "
+                       f"(SHIPYARD_JOB_TIME_LIMIT), got {time_limit}")
+    _check_dataset(version.document, dataset or "", upload, options, train.seed)
+    queue = {"cpu": "cpu", "cuda": "gpu"}.get(train.device, settings.JOB_AUTO_QUEUE)
+
+    with transaction.atomic():
+        # Lock the owner's row so that two submissions at once count each other (PostgreSQL;
+        # SQLite takes its write lock at the insert below and serializes them anyway).
+        type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+        queued = Job.objects.filter(owner=owner, status=Status.QUEUED).count()
+        if queued >= settings.JOB_MAX_QUEUED_PER_USER:
+            raise JobError(f"you have {queued} runs waiting in the queue, the most allowed "
+                           "(SHIPYARD_MAX_QUEUED_JOBS); cancel one or wait for one to start",
+                           status=429)
+        job = Job.objects.create(
+            owner=owner, graph=graph, version=version, dataset="upload" if upload else dataset,
+            dataset_options=options, upload=upload, config=asdict(train), queue=queue,
+            time_limit=time_limit or limit, total_steps=train.steps, published=published)
+        events.store(job.id, [events.status_event(job)])
+    try:
+        enqueue(job)
+    except Exception as exc:  # the broker is unreachable: say so, and leave no ghost run
+        reason = f"the run queue (Redis) could not be reached: {exc}"
+        _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
+        raise JobError(reason, status=503) from None
+    return job
+
+
+def enqueue(job: Job) -> None:
+    """Hand the job's id to a worker on its queue, with its time limits."""
+    from .tasks import run_job
+
+    soft = max(5, job.time_limit - min(60, job.time_limit // 10))
+    run_job.apply_async(args=[job.id], queue=job.queue, time_limit=job.time_limit + 30,
+                        soft_time_limit=soft + 15)
+
+
+# Claiming and reporting (the worker's side)
+
+
+def claim_job(*, job_id: int, worker: str, pid: int) -> Job | None:
+    """Take a queued job for this worker process (one winner), or None: it is taken,
+    finished, or its owner already has the most runs allowed running (try later)."""
+    job = Job.objects.filter(id=job_id).first()
+    if job is None:
+        return None
+    if job.status == Status.RUNNING:
+        _recover_if_local_process_died(job, worker)
+    now = timezone.now()
+    with transaction.atomic():
+        type(job.owner).objects.select_for_update().filter(pk=job.owner_id).first()
+        changed = Job.objects.filter(id=job_id, status=Status.QUEUED).update(
+            status=Status.RUNNING, attempts=F("attempts") + 1, worker=worker, worker_pid=pid,
+            heartbeat_at=now, started_at=now, cancel_requested=False,
+            release_requested=False)
+        if not changed:
+            return None
+        running = Job.objects.filter(owner_id=job.owner_id, status=Status.RUNNING).count()
+        if running > settings.JOB_MAX_RUNNING_PER_USER:
+            transaction.set_rollback(True)
+            raise OwnerBusy(job_id)
+    job.refresh_from_db()
+    events.record_status(job)
+    return job
+
+
+class OwnerBusy(Exception):
+    """The job's owner has the most runs allowed running; the job waits in the queue."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recover_if_local_process_died(job: Job, worker: str) -> None:
+    """A job delivered again while marked running: if the process that ran it belonged to
+    this worker and is gone (a SIGKILLed pool child), hand it on now instead of waiting
+    for the sweep to notice the missing heartbeat."""
+    if job.worker == worker and job.worker_pid and not _pid_alive(job.worker_pid):
+        lose_job(job, f"the worker process {job.worker_pid} on {job.worker} died")
+
+
+def heartbeat(job: Job, step: int) -> bool:
+    """Record that this attempt is alive at `step`. False when the job is no longer this
+    attempt's to run (cancelled, handed on by the sweep, finished)."""
+    return bool(Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts)
+                .update(heartbeat_at=timezone.now(), step=step))
+
+
+def stop_requested(job: Job) -> str:
+    """"cancel" when its owner cancelled it, "shutdown" when its worker is shutting down,
+    else ""."""
+    flags = Job.objects.filter(id=job.id).values_list("cancel_requested",
+                                                      "release_requested").first()
+    if flags is None or flags[0]:
+        return "cancel"
+    return "shutdown" if flags[1] else ""
+
+
+def release_jobs_of(worker: str) -> int:
+    """Ask the runs of a worker that is shutting down to checkpoint and requeue."""
+    return Job.objects.filter(status=Status.RUNNING, worker=worker).update(
+        release_requested=True)
+
+
+def _finish(job: Job, status: str, *, error: str = "", from_status: str = Status.RUNNING,
+            attempt: int | None = None, **values: Any) -> bool:
+    rows = Job.objects.filter(id=job.id, status=from_status)
+    if attempt is not None:
+        rows = rows.filter(attempts=attempt)
+    changed = rows.update(status=status, error=error, finished_at=timezone.now(), **values)
+    if changed:
+        job.refresh_from_db()
+        events.record_status(job)
+    return bool(changed)
+
+
+def finish_job(job: Job, status: str, *, error: str = "", step: int | None = None,
+               metrics: dict[str, float] | None = None,
+               files: dict[str, str] | None = None) -> bool:
+    """End this attempt's run: succeeded, failed or cancelled."""
+    values: dict[str, Any] = {}
+    if step is not None:
+        values["step"] = step
+    if metrics is not None:
+        values["metrics"] = metrics
+    if files is not None:
+        values["files"] = files
+    return _finish(job, status, error=error, attempt=job.attempts, **values)
+
+
+def release_job(job: Job, step: int, reason: str) -> None:
+    """Put a running job back in the queue, uncounted (its worker is shutting down)."""
+    changed = Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts).update(
+        status=Status.QUEUED, attempts=F("attempts") - 1, step=step, worker="",
+        worker_pid=None, error=reason)
+    if changed:
+        job.refresh_from_db()
+        events.record_status(job)
+        enqueue(job)
+
+
+def lose_job(job: Job, reason: str) -> None:
+    """The job's worker is gone: try again (from its last checkpoint) while attempts are
+    left, else fail it with the reason."""
+    if job.attempts < settings.JOB_MAX_ATTEMPTS:
+        changed = Job.objects.filter(id=job.id, status=Status.RUNNING,
+                                     attempts=job.attempts).update(
+            status=Status.QUEUED, worker="", worker_pid=None,
+            error=f"{reason}; trying again from the last checkpoint")
+        if changed:
+            job.refresh_from_db()
+            events.record_status(job)
+            enqueue(job)
+    else:
+        _finish(job, Status.FAILED, attempt=job.attempts,
+                error=f"{reason}; gave up after {job.attempts} attempts")
+
+
+def sweep() -> list[int]:
+    """Hand on or fail every running job whose heartbeat stopped, and fail those past
+    their time limit. Returns the ids it changed. Safe to run anywhere, any number of
+    times at once (each change is conditional)."""
+    now = timezone.now()
+    timeout = settings.JOB_HEARTBEAT_TIMEOUT
+    changed = []
+    for job in Job.objects.filter(status=Status.RUNNING,
+                                  heartbeat_at__lt=now - timedelta(seconds=timeout)):
+        lose_job(job, f"the worker {job.worker or '?'} stopped answering (no heartbeat for "
+                      f"{timeout} s)")
+        changed.append(job.id)
+    for job in Job.objects.filter(status=Status.RUNNING, started_at__isnull=False):
+        assert job.started_at is not None
+        overdue = now - job.started_at > timedelta(seconds=job.time_limit + 60)
+        if overdue and _finish(job, Status.FAILED, attempt=job.attempts,
+                               error=f"the run passed its time limit of {job.time_limit} s"):
+            changed.append(job.id)
+    return changed
+
+
+# The owner's side
+
+
+def cancel_job(job: Job) -> Job:
+    """Cancel a queued job at once; ask a running one to stop (it keeps its last
+    checkpoint and ends cancelled within a few seconds)."""
+    for _ in range(3):  # the job may start between the two updates: look again
+        if _finish(job, Status.CANCELLED, from_status=Status.QUEUED, cancel_requested=True):
+            return job
+        if Job.objects.filter(id=job.id, status=Status.RUNNING).update(cancel_requested=True):
+            job.refresh_from_db()
+            return job
+        job.refresh_from_db()
+        if job.finished:
+            raise JobError(f"run {job.id} has already {job.status}", status=409)
+    return job
+
+
+def set_published(job: Job, published: bool) -> Job:
+    Job.objects.filter(id=job.id).update(published=published)
+    job.refresh_from_db()
+    return job
+
+
+# Uploads
+
+
+def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: str,
+                  target: str | None = None, task: str = "classification") -> Upload:
+    """Check an uploaded CSV or text as a run would read it, then keep it."""
+    import uuid
+
+    from compute.engine.datasets import MAX_UPLOAD_BYTES
+
+    if kind not in Upload.Kind.values:
+        raise JobError(f"kind must be csv or text, got {kind!r}")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise JobError(f"{name} is {len(content):,} bytes; the limit is "
+                       f"{MAX_UPLOAD_BYTES:,} bytes", status=413)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JobError(f"{name} is not UTF-8 text (byte {exc.start:,} is not valid)") from None
+    try:
+        if kind == Upload.Kind.CSV:
+            if task not in ("classification", "regression"):
+                raise JobError(f"a CSV trains classification or regression, not {task!r}")
+            data = csv_dataset(text, target=target or None, task=task,  # type: ignore[arg-type]
+                               name=name)
+            n, features = len(data.x_train) + len(data.x_val), data.x_train.shape[1]
+            what = (f"{data.info.classes} classes" if task == "classification"
+                    else f"{data.info.targets} value(s) to predict")
+            summary = f"{n:,} rows, {features} features, {what}"
+        else:
+            task = "next_token"
+            data = text_dataset(text, name=name)
+            summary = f"{len(text):,} characters"
+    except DatasetError as exc:
+        raise JobError(str(exc)) from None
+    folder = f"{owner.pk}"
+    file = f"{folder}/{uuid.uuid4().hex}.{'csv' if kind == 'csv' else 'txt'}"
+    path = settings.UPLOADS_DIR / file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return Upload.objects.create(owner=owner, name=name[:200], kind=kind, task=task,
+                                 target=target or "", size=len(content), summary=summary,
+                                 file=file)
+
+
+def delete_upload(upload: Upload) -> None:
+    if upload.jobs.exists():
+        raise JobError(f"{upload.name} is the dataset of {upload.jobs.count()} run(s); "
+                       "delete those first", status=409)
+    upload.path.unlink(missing_ok=True)
+    upload.delete()
