@@ -9,15 +9,14 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from builder.accounts.auth import BearerTokenMiddleware  # noqa: E402
+from builder.accounts.auth import BearerTokenMiddleware, origin_checked  # noqa: E402
 from builder.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": origin_checked(
             # The session's user, unless the handshake carries an API token.
             AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))
         ),

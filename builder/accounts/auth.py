@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.security.websocket import OriginValidator
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -70,3 +71,20 @@ def _token_user(raw: str) -> Any:
     if token is None or not token.user.is_active:
         return AnonymousUser()
     return token.user
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuse a WebSocket whose Origin is not one of ALLOWED_HOSTS. A handshake without
+    an Origin comes from a script, not a page (browsers always send one), so it passes
+    here and must still authenticate, with an API token."""
+
+    def valid_origin(self, parsed_origin: Any) -> bool:
+        if parsed_origin is None:
+            return True
+        return bool(self.validate_origin(parsed_origin))
+
+
+def origin_checked(application: Any) -> BrowserOriginValidator:
+    from django.conf import settings
+
+    return BrowserOriginValidator(application, settings.ALLOWED_HOSTS)

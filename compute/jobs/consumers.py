@@ -10,11 +10,13 @@ Anything it misses (a reconnect, a slow connection) it asks for at
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
 
 from . import events, selectors
 
@@ -30,6 +32,10 @@ def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
     group = ""
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content, cls=DjangoJSONEncoder)  # the state has datetimes
 
     async def connect(self) -> None:
         user = self.scope.get("user")

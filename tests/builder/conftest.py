@@ -20,6 +20,12 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
+# SQLite's test database is a file, not memory: the runs' tests start worker processes that
+# must see it.
+if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = os.path.join(
+        os.environ["SHIPYARD_HOME"], "test.sqlite3")
+
 # Hashing with PBKDF2 costs ~0.3 s per user; the tests check behaviour, not the hasher.
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

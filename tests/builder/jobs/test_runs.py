@@ -1,0 +1,201 @@
+"""Runs end to end on the real parts: the API queues a run, a Celery worker process trains
+it on the Redis broker, and the results come back through the database, REST and the
+WebSocket (the Channels communicator on the Redis channel layer)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from realparts import Worker, wait_for
+from rest_framework.test import APIClient
+
+from builder.asgi import application
+from compute.engine import load_starter
+from compute.jobs.events import decode_attention
+from compute.jobs.models import Job
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def new_graph(api: APIClient, starter: str) -> int:
+    response = api.post("/api/graphs", {"starter": starter}, format="json")
+    assert response.status_code == 201, response.content
+    return int(response.json()["id"])
+
+
+def submit(api: APIClient, graph: int, dataset: str, **body: Any) -> dict[str, Any]:
+    response = api.post("/api/jobs", {"graph": graph, "dataset": dataset, **body},
+                        format="json")
+    assert response.status_code == 201, response.content
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def finished(api: APIClient, job_id: int, timeout: float = 180) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        data: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        return data if data["status"] not in ("queued", "running") else None
+
+    result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
+    return result
+
+
+def all_events(api: APIClient, job_id: int, since: int = 0) -> list[dict[str, Any]]:
+    response = api.get(f"/api/jobs/{job_id}/metrics", {"since": since})
+    assert response.status_code == 200
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+def test_a_run_on_digits_learns_and_gives_its_weights_onnx_and_pytorch(
+        api: APIClient, worker: Worker) -> None:
+    graph = new_graph(api, "mlp")
+    job = submit(api, graph, "digits", config={"steps": 300})
+    assert job["status"] == "queued" and job["version"] == 1 and job["total_steps"] == 300
+
+    done = finished(api, job["id"])
+    assert done["status"] == "succeeded", (done["error"], worker.output()[-2000:])
+    assert done["metrics"]["val_accuracy"] > 0.9
+    assert done["step"] == 300 and done["attempts"] == 1 and done["device"] == "cpu"
+    assert done["worker"] == worker.name
+    assert sorted(done["downloads"]) == ["onnx", "pytorch", "weights"]
+    weights = api.get(f"/api/jobs/{job['id']}/download", {"format": "weights"})
+    assert weights.status_code == 200
+    from safetensors.torch import load
+
+    state = load(b"".join(weights.streaming_content))
+    assert state["logits.weight"].shape == (10, 64)
+    onnx = api.get(f"/api/jobs/{job['id']}/download", {"format": "onnx"})
+    assert onnx.status_code == 200 and len(b"".join(onnx.streaming_content)) > 1000
+    code = b"".join(api.get(f"/api/jobs/{job['id']}/download",
+                            {"format": "pytorch"}).streaming_content).decode()
+    assert "class" in code and "nn.Linear(64, 128" in code
+
+    statuses = [e["status"] for e in all_events(api, job["id"]) if e["type"] == "status"]
+    assert statuses == ["queued", "running", "succeeded"]
+
+
+def test_a_run_pins_the_version_it_trains(api: APIClient, worker: Worker) -> None:
+    graph = new_graph(api, "mlp")
+    job = submit(api, graph, "digits", config={"steps": 20})
+    document = load_starter("mlp")
+    document["nodes"][1]["params"]["out_features"] = 32
+    saved = api.post(f"/api/graphs/{graph}/versions", {"document": document,
+                                                       "base_version": 1}, format="json")
+    assert saved.status_code == 201
+    done = finished(api, job["id"])
+    assert done["status"] == "succeeded" and done["version"] == 1
+    state = Job.objects.get(id=job["id"])
+    assert state.version.number == 1
+
+
+def test_a_character_gpt_learns_and_writes_samples(api: APIClient, worker: Worker) -> None:
+    graph = new_graph(api, "char_gpt")
+    job = submit(api, graph, "harbour", config={"steps": 40, "batch_size": 16,
+                                                "eval_interval": 20, "log_interval": 5,
+                                                "sample_length": 30})
+    done = finished(api, job["id"])
+    assert done["status"] == "succeeded", done["error"]
+    events = all_events(api, job["id"])
+    losses = [e["value"] for e in events if e["type"] == "metric" and e["name"] == "train_loss"]
+    assert len(losses) == 8
+    assert losses[-1] < losses[0] - 1.0  # from ~4.8 (uniform over 128) to well under
+    samples = [e for e in events if e["type"] == "sample"]
+    assert [s["step"] for s in samples] == [20, 40]
+    assert all(len(s["text"]) == 30 for s in samples)
+
+
+def test_cancel_stops_a_running_run_within_seconds_and_keeps_its_checkpoint(
+        api: APIClient, worker: Worker) -> None:
+    graph = new_graph(api, "char_gpt")
+    job = submit(api, graph, "harbour", config={"steps": 5000, "batch_size": 8,
+                                                "checkpoint_interval": 5,
+                                                "eval_interval": 1000})
+    wait_for(lambda: api.get(f"/api/jobs/{job['id']}").json()["step"] >= 5, 120,
+             "the run to pass step 5")
+    import time
+
+    asked = time.monotonic()
+    response = api.post(f"/api/jobs/{job['id']}/cancel")
+    assert response.status_code == 200 and response.json()["cancel_requested"]
+    done = finished(api, job["id"], timeout=30)
+    assert time.monotonic() - asked < 10
+    assert done["status"] == "cancelled"
+    assert "last checkpoint is kept" in done["error"]
+    checkpoints = sorted((Job.objects.get(id=job["id"]).folder / "checkpoints").glob("*"))
+    assert checkpoints and checkpoints[-1].name == f"step-{done['step']:06d}.safetensors"
+    again = api.post(f"/api/jobs/{job['id']}/cancel")
+    assert again.status_code == 409 and "cancelled" in again.json()["error"]
+
+
+def test_a_queued_run_cancels_at_once(api: APIClient, redis: Any) -> None:
+    # No worker takes it (its queue has none): it is cancelled where it waits.
+    graph = new_graph(api, "mlp")
+    job = submit(api, graph, "digits", config={"device": "cuda"})
+    assert job["queue"] == "gpu" and job["position"] == 1
+    response = api.post(f"/api/jobs/{job['id']}/cancel")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+
+async def _watch(token: str, job_id: int, until: str = "succeeded",
+                 timeout: float = 180) -> list[dict[str, Any]]:
+    communicator = WebsocketCommunicator(application, f"/ws/jobs/{job_id}/",
+                                         headers=[(b"authorization",
+                                                   f"Bearer {token}".encode())])
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    messages = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while loop.time() < deadline:
+            message = await communicator.receive_json_from(timeout=deadline - loop.time())
+            messages.append(message)
+            if message.get("type") == "status" and message["status"] == until:
+                break
+    finally:
+        await communicator.disconnect()
+    return messages
+
+
+def test_the_websocket_streams_status_metrics_and_attention_in_order_without_gaps(
+        user: Any, worker: Worker) -> None:
+    from asgiref.sync import async_to_sync
+
+    from builder.accounts.services import issue_token
+
+    _, token = issue_token(user=user, name="ws")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    graph = new_graph(api, "transformer_classifier")
+    job = submit(api, graph, "modadd", config={"steps": 60, "log_interval": 5,
+                                               "eval_interval": 20})
+    messages = async_to_sync(_watch)(token, job["id"])
+
+    state, live = messages[0], messages[1:]
+    assert state["type"] == "state" and state["job"]["id"] == job["id"]
+    seqs = [m["seq"] for m in live]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # in order, no repeats
+    assert live[-1]["type"] == "status" and live[-1]["status"] == "succeeded"
+    kinds = {m["type"] for m in live}
+    assert {"status", "metric", "attention"} <= kinds
+
+    # Whatever came before the connection (or got lost) is there to backfill: together
+    # they are every number from 1 to the last, once.
+    backfill = all_events(api, job["id"], since=0)
+    merged = {e["seq"]: e for e in backfill} | {m["seq"]: m for m in live}
+    assert sorted(merged) == list(range(1, live[-1]["seq"] + 1))
+    assert all(merged[s] == m for s, m in ((m["seq"], m) for m in live)
+               if merged[s]["type"] != "status")
+
+    maps = [m for m in live if m["type"] == "attention"]
+    assert {m["step"] for m in maps} == {20, 40, 60}
+    weights = decode_attention(maps[-1])
+    assert weights.shape == (maps[-1]["heads"], maps[-1]["rows"], maps[-1]["cols"])
+    assert weights.sum(-1).sub(1).abs().max() < 0.05  # each row still sums to 1
+    latest = api.get(f"/api/jobs/{job['id']}/attention").json()["events"]
+    assert {m["node"] for m in latest} == {m["node"] for m in maps}
+    assert all(m["step"] == 60 for m in latest)
