@@ -1,0 +1,296 @@
+"""Starting runs over the API: everything is checked before anything is queued, each
+problem is named, quotas hold, and a run is only ever seen by its owner (or, published,
+by whoever has a share link of its graph). No worker runs here: the runs wait in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from builder.asgi import application
+from compute.jobs.models import Job, JobEvent
+
+pytestmark = pytest.mark.usefixtures("redis")
+GPU = {"device": "cuda"}  # queue gpu: no worker serves it here, so runs stay queued
+
+
+def new_graph(api: APIClient, starter: str = "mlp") -> int:
+    response = api.post("/api/graphs", {"starter": starter}, format="json")
+    assert response.status_code == 201, response.content
+    return int(response.json()["id"])
+
+
+def post_job(api: APIClient, **body: Any) -> Any:
+    body.setdefault("config", GPU)
+    return api.post("/api/jobs", body, format="json")
+
+
+def test_a_run_is_queued_at_once_with_its_complete_config(api: APIClient) -> None:
+    graph = new_graph(api)
+    response = post_job(api, graph=graph, dataset="digits",
+                        config={"steps": 100, "lr": 0.01, "device": "cuda"})
+    assert response.status_code == 201
+    job = response.json()
+    assert job["status"] == "queued" and job["queue"] == "gpu" and job["position"] == 1
+    assert job["config"]["steps"] == 100 and job["config"]["min_lr"] == pytest.approx(0.001)
+    assert job["config"]["optimizer"] == "adamw"  # defaults fill the rest
+    assert job["version"] == 1 and job["total_steps"] == 100 and job["attempts"] == 0
+    assert [j["id"] for j in api.get("/api/jobs", {"graph": graph}).json()] == [job["id"]]
+    events = api.get(f"/api/jobs/{job['id']}/metrics").json()
+    assert [e["status"] for e in events["events"]] == ["queued"] and events["last_seq"] == 1
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"dataset": "mnist"}, "no dataset named 'mnist'; datasets: digits"),
+    ({"dataset": "digits", "config": {"stpes": 10}}, "config has no setting 'stpes'"),
+    ({"dataset": "digits", "config": {"steps": "many"}},
+     "config.steps must be a whole number, got 'many'"),
+    ({"dataset": "digits", "config": {"steps": 0}}, "steps must be a whole number of at "
+     "least 1, got 0"),
+    ({"dataset": "digits", "config": {"steps": 10**9}}, "the most a run may take is"),
+    ({"dataset": "digits", "config": {"lr": 0.1, "min_lr": 0.5}},
+     "need lr > 0 and 0 <= min_lr <= lr"),
+    ({"dataset": "digits", "config": {"optimizer": "adam"}}, "optimizer must be adamw or sgd"),
+    ({"dataset": "digits", "config": {"steps": 1000, "attention_interval": 1}},
+     "would keep 1000 attention snapshots; the most is 64"),
+    ({"dataset": "modadd", "dataset_options": {"modulo": 7}}, "modadd has no option 'modulo'"),
+    ({"dataset": "digits", "time_limit": 5}, "time_limit must be between 10 and"),
+])
+def test_a_bad_run_is_refused_naming_what_is_wrong(api: APIClient, body: dict[str, Any],
+                                                  message: str) -> None:
+    graph = new_graph(api)
+    response = post_job(api, graph=graph, **body)
+    assert response.status_code == 400, response.content
+    assert message in response.json()["error"]
+    assert not Job.objects.exists()
+
+
+def test_a_dataset_that_does_not_fit_the_graph_is_refused_with_what_does_not_fit(
+        api: APIClient) -> None:
+    graph = new_graph(api, "cnn")  # takes [B, 1, 8, 8] digits; text gives int64 tokens
+    response = post_job(api, graph=graph, dataset="harbour")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"].startswith("harbour does not fit this graph")
+    assert any("Input" in p for p in body["problems"])
+    assert not Job.objects.exists()
+
+
+def test_runs_need_a_dataset_or_an_upload_but_not_both(api: APIClient) -> None:
+    graph = new_graph(api)
+    assert post_job(api, graph=graph).status_code == 400
+    assert post_job(api, graph=graph, dataset="digits", upload=1).status_code == 400
+
+
+def test_another_users_graph_and_runs_are_not_found(api: APIClient,
+                                                    other_api: APIClient) -> None:
+    graph = new_graph(api)
+    job = post_job(api, graph=graph, dataset="digits").json()
+    assert post_job(other_api, graph=graph, dataset="digits").status_code == 404
+    for path in ("", "/metrics", "/attention", "/download"):
+        assert other_api.get(f"/api/jobs/{job['id']}{path}").status_code == 404
+    assert other_api.post(f"/api/jobs/{job['id']}/cancel").status_code == 404
+    assert other_api.get("/api/jobs").json() == []
+    assert Job.objects.get(id=job["id"]).status == "queued"
+
+
+def test_the_queue_quota_refuses_more_runs_with_429(api: APIClient, settings: Any) -> None:
+    settings.JOB_MAX_QUEUED_PER_USER = 2
+    graph = new_graph(api)
+    for _ in range(2):
+        assert post_job(api, graph=graph, dataset="digits").status_code == 201
+    response = post_job(api, graph=graph, dataset="digits")
+    assert response.status_code == 429
+    assert "you have 2 runs waiting in the queue, the most allowed" in response.json()["error"]
+    first = Job.objects.order_by("id").first()
+    assert first is not None
+    api.post(f"/api/jobs/{first.id}/cancel")  # a place frees up
+    assert post_job(api, graph=graph, dataset="digits").status_code == 201
+
+
+def test_positions_count_the_runs_ahead_in_the_same_queue(api: APIClient,
+                                                          other_api: APIClient) -> None:
+    graph, theirs = new_graph(api), new_graph(other_api)
+    first = post_job(api, graph=graph, dataset="digits").json()
+    post_job(other_api, graph=theirs, dataset="digits")
+    third = post_job(api, graph=graph, dataset="digits").json()
+    assert first["position"] == 1 and third["position"] == 3
+    api.post(f"/api/jobs/{first['id']}/cancel")
+    assert api.get(f"/api/jobs/{third['id']}").json()["position"] == 2
+
+
+def test_a_run_without_results_says_why_there_is_nothing_to_download(
+        api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    response = api.get(f"/api/jobs/{job['id']}/download", {"format": "onnx"})
+    assert response.status_code == 404
+    assert "has no onnx file: the run has not ended" in response.json()["error"]
+    assert api.get(f"/api/jobs/{job['id']}/download",
+                   {"format": "zip"}).status_code == 400
+
+
+def test_backfill_rejects_a_bad_sequence_number_or_type(api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    assert api.get(f"/api/jobs/{job['id']}/metrics", {"since": "x"}).status_code == 400
+    response = api.get(f"/api/jobs/{job['id']}/metrics", {"types": "metric,bogus"})
+    assert response.status_code == 400 and "bogus" in response.json()["error"]
+    assert api.get(f"/api/jobs/{job['id']}/metrics", {"since": 1}).json()["events"] == []
+
+
+def test_the_built_in_datasets_are_listed_for_anyone(anon: APIClient) -> None:
+    names = [d["name"] for d in anon.get("/api/datasets").json()]
+    assert {"digits", "moons", "spirals", "copy", "reverse", "sort", "modadd",
+            "harbour"} <= set(names)
+
+
+# Uploads
+
+CSV = "a,b,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}\n"
+                              for i in range(40))
+
+
+def upload(api: APIClient, name: str, content: bytes, **fields: str) -> Any:
+    return api.post("/api/uploads", {"file": SimpleUploadedFile(name, content), **fields},
+                    format="multipart")
+
+
+def test_a_csv_upload_is_read_as_a_run_would_and_trains_a_matching_graph(
+        api: APIClient) -> None:
+    response = upload(api, "points.csv", CSV.encode())
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["kind"] == "csv" and data["summary"] == "40 rows, 2 features, 2 classes"
+    document = api.get(f"/api/graphs/{new_graph(api)}").json()["version"]["document"]
+    nodes = {n["id"]: n for n in document["nodes"]}
+    nodes["x"]["params"]["shape"] = [2]
+    nodes["logits"]["params"]["out_features"] = 2
+    graph = api.post("/api/graphs", {"document": document}, format="json").json()["id"]
+    job = post_job(api, graph=graph, upload=data["id"])
+    assert job.status_code == 201, job.content
+    assert job.json()["dataset"] == "upload" and job.json()["upload"] == data["id"]
+    # The mlp as it is takes 64 features: it does not fit.
+    misfit = post_job(api, graph=new_graph(api), upload=data["id"])
+    assert misfit.status_code == 400 and "does not fit" in misfit.json()["error"]
+    # An upload with runs is kept.
+    assert api.delete(f"/api/uploads/{data['id']}").status_code == 409
+
+
+def test_a_bad_csv_is_refused_naming_the_row_and_column(api: APIClient) -> None:
+    response = upload(api, "bad.csv", (CSV + "3,oops,no\n").encode())
+    assert response.status_code == 400
+    assert "bad.csv row 42, column 'b': 'oops' is not a number" in response.json()["error"]
+    assert api.get("/api/uploads").json() == []
+
+
+def test_uploads_over_the_limit_are_refused_before_they_are_read(api: APIClient) -> None:
+    from compute.engine.datasets import MAX_UPLOAD_BYTES
+
+    response = upload(api, "big.txt", b"a" * (MAX_UPLOAD_BYTES + 100 * 1024))
+    assert response.status_code == 413 and "limit" in response.json()["error"]
+    assert not (upload(api, "latin1.txt", "caf\xe9 ".encode("latin-1") * 200)
+                .status_code == 201)
+
+
+def test_a_text_upload_trains_a_character_model(api: APIClient) -> None:
+    text = ("The tide came in over the stones and went out again. " * 40).encode()
+    response = upload(api, "tide.txt", text)
+    assert response.status_code == 201 and response.json()["task"] == "next_token"
+    job = post_job(api, graph=new_graph(api, "char_gpt"), upload=response.json()["id"])
+    assert job.status_code == 201, job.content
+    uploads = api.get("/api/uploads").json()
+    assert [u["name"] for u in uploads] == ["tide.txt"]
+
+
+def test_another_users_uploads_are_not_theirs_to_train_on(api: APIClient,
+                                                          other_api: APIClient) -> None:
+    mine = upload(api, "points.csv", CSV.encode()).json()
+    response = post_job(other_api, graph=new_graph(other_api), upload=mine["id"])
+    assert response.status_code == 404
+    assert other_api.delete(f"/api/uploads/{mine['id']}").status_code == 404
+
+
+# Watching: the WebSocket and published runs
+
+
+async def handshake(path: str, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=10)
+    if not connected:
+        return ["refused", code]
+    first = await communicator.receive_json_from(timeout=10)
+    if first["type"] == "error":
+        closed = await communicator.receive_output(timeout=10)
+        return [first, closed.get("code")]
+    await communicator.disconnect()
+    return [first]
+
+
+def watch(path: str, *headers: tuple[bytes, bytes]) -> list[Any]:
+    return asyncio.run(handshake(path, list(headers)))
+
+
+def bearer(api: APIClient) -> tuple[bytes, bytes]:
+    return (b"authorization", api._credentials["HTTP_AUTHORIZATION"].encode())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_joins_only_its_users_runs(api: APIClient, other_api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    path = f"/ws/jobs/{job['id']}/"
+    [state] = watch(path, bearer(api))
+    assert state["type"] == "state" and state["job"]["status"] == "queued"
+    assert state["last_seq"] == 1
+    error, code = watch(path, bearer(other_api))
+    assert code == 4404 and error["error"] == "no such run"
+    error, code = watch(path)
+    assert code == 4401 and "log in" in error["error"]
+    error, code = watch(path, (b"authorization", b"Bearer shp_not-a-token"))
+    assert code == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_websocket_from_a_foreign_page_is_refused(api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    path = f"/ws/jobs/{job['id']}/"
+    assert watch(path, bearer(api), (b"origin", b"https://evil.example"))[0] == "refused"
+    [state] = watch(path, bearer(api), (b"origin", b"http://127.0.0.1:8000"))
+    assert state["type"] == "state"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_published_run_is_watched_through_a_share_link_of_its_graph(
+        api: APIClient, anon: APIClient) -> None:
+    graph = new_graph(api)
+    job = post_job(api, graph=graph, dataset="digits").json()
+    token = api.post(f"/api/graphs/{graph}/share", {}, format="json").json()["token"]
+    path = f"/ws/jobs/{job['id']}/?share={token}"
+    assert watch(path)[1] == 4404  # not published yet
+    assert anon.get(f"/api/jobs/{job['id']}", {"share": token}).status_code == 404
+    assert anon.get(f"/api/shared/{token}/jobs").json() == []
+
+    published = api.patch(f"/api/jobs/{job['id']}", {"published": True}, format="json")
+    assert published.status_code == 200 and published.json()["published"]
+    assert watch(path)[0]["type"] == "state"
+    assert anon.get(f"/api/jobs/{job['id']}", {"share": token}).status_code == 200
+    assert anon.get(f"/api/jobs/{job['id']}/metrics", {"share": token}).status_code == 200
+    assert [j["id"] for j in anon.get(f"/api/shared/{token}/jobs").json()] == [job["id"]]
+    assert anon.post(f"/api/jobs/{job['id']}/cancel").status_code == 401
+    assert anon.patch(f"/api/jobs/{job['id']}", {"published": False},
+                      format="json").status_code == 401
+
+    link = api.get(f"/api/graphs/{graph}/share").json()[0]["id"]
+    api.delete(f"/api/graphs/{graph}/share/{link}")
+    assert watch(path)[1] == 4404  # a revoked link shows nothing
+    assert anon.get(f"/api/jobs/{job['id']}", {"share": token}).status_code == 404
+
+
+def test_events_keep_their_numbers_in_the_database(api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    api.post(f"/api/jobs/{job['id']}/cancel")
+    rows = list(JobEvent.objects.filter(job_id=job["id"]).values_list("seq", "type"))
+    assert rows == [(1, "status"), (2, "status")]
