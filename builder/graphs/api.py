@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compute.engine import (
+    STARTER_DATASETS,
     STARTERS,
     catalog,
     compile_graph,
@@ -279,7 +280,10 @@ class StartersView(APIView):
     @extend_schema(operation_id="starters", responses={200: {"type": "array", "items": {
         "type": "object", "properties": {"name": {"type": "string"},
                                          "title": {"type": "string"},
+                                         "dataset": {"type": "string"},
                                          "document": GRAPH_DOCUMENT_REF}}}})
     def get(self, request: Request) -> Response:
-        return Response([{"name": name, "title": title, "document": load_starter(name)}
-                         for name, title in STARTERS.items()])
+        """The starters, each with the built-in dataset it learns with the default run
+        settings."""
+        return Response([{"name": name, "title": title, "dataset": STARTER_DATASETS[name],
+                          "document": load_starter(name)} for name, title in STARTERS.items()])

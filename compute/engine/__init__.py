@@ -23,7 +23,7 @@ from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, ex
 from .graph import FORMAT, Graph, parse_graph
 from .limits import Limits
 from .report import build_report, render_table
-from .starters import STARTERS, load_starter, starter_names
+from .starters import STARTER_DATASETS, STARTERS, load_starter, starter_names
 
 GraphSource = Graph | dict[str, Any] | str | Path
 
@@ -87,6 +87,7 @@ __all__ = [
     "FORMAT",
     "REGISTRY",
     "STARTERS",
+    "STARTER_DATASETS",
     "CompiledInfo",
     "Graph",
     "GraphError",

@@ -17,6 +17,16 @@ STARTERS = {
 }
 
 
+# name -> the built-in dataset it trains on with the default settings (TrainConfig()).
+STARTER_DATASETS = {
+    "mlp": "digits",
+    "cnn": "digits",
+    "resnet": "digits",
+    "transformer_classifier": "modadd",
+    "char_gpt": "harbour",
+}
+
+
 def starter_names() -> list[str]:
     return list(STARTERS)
 
