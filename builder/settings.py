@@ -92,9 +92,9 @@ CHANNEL_LAYERS = {
 }
 
 # Celery: the Job row is the truth; Celery only carries job ids (JSON, never pickle).
-JOB_HARD_TIME_LIMIT = env_int("SHIPYARD_JOB_TIME_LIMIT", 6 * 3600, minimum=10)  # seconds
-JOB_SOFT_TIME_LIMIT = env_int("SHIPYARD_JOB_SOFT_TIME_LIMIT", JOB_HARD_TIME_LIMIT - 60,
-                              minimum=5)
+# The most seconds a run may take (and its default). A run stops itself, with a checkpoint,
+# a little before (a tenth, at most a minute); Celery kills it 30 s after.
+JOB_HARD_TIME_LIMIT = env_int("SHIPYARD_JOB_TIME_LIMIT", 6 * 3600, minimum=10)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A message taken but not acknowledged comes back after this long: above the hard limit,

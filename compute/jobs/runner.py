@@ -178,11 +178,9 @@ def run(job: Job) -> None:
     except ValueError as exc:
         services.finish_job(job, Job.Status.FAILED, error=str(exc))
         return
-    job.device = str(device)
-    Job.objects.filter(id=job.id).update(device=job.device)
-    soft = max(5, job.time_limit - min(60, job.time_limit // 10))
     publisher = Publisher(job)
-    reporter = JobReporter(publisher, time.monotonic() + soft, SHUTTING_DOWN)
+    reporter = JobReporter(publisher, time.monotonic() + services.stop_after(job.time_limit),
+                           SHUTTING_DOWN)
     publisher.start()
     result: TrainResult | None = None
     error = ""

@@ -9,6 +9,7 @@ the sweep has handed a run to another attempt, the old one's updates change noth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import asdict, fields
@@ -32,7 +33,7 @@ from compute.engine.datasets import (
     graph_view,
     text_dataset,
 )
-from compute.engine.training import TrainConfig
+from compute.engine.training import TrainConfig, pick_device
 
 from . import events
 from .models import Job, Upload
@@ -171,13 +172,20 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
     return job
 
 
+def stop_after(time_limit: int) -> int:
+    """Seconds after which a run stops itself (with a checkpoint) to end within its limit:
+    a tenth of the limit before it, at most a minute."""
+    return max(5, time_limit - min(60, time_limit // 10))
+
+
 def enqueue(job: Job) -> None:
-    """Hand the job's id to a worker on its queue, with its time limits."""
+    """Hand the job's id to a worker on its queue, with Celery's limits behind the run's
+    own: its soft limit (an exception in the run) a little after the run stops itself,
+    the hard one (the process is killed) 30 s after the run's limit."""
     from .tasks import run_job
 
-    soft = max(5, job.time_limit - min(60, job.time_limit // 10))
     run_job.apply_async(args=[job.id], queue=job.queue, time_limit=job.time_limit + 30,
-                        soft_time_limit=soft + 15)
+                        soft_time_limit=stop_after(job.time_limit) + 15)
 
 
 # Claiming and reporting (the worker's side)
@@ -205,6 +213,9 @@ def claim_job(*, job_id: int, worker: str, pid: int) -> Job | None:
             transaction.set_rollback(True)
             raise OwnerBusy(job_id)
     job.refresh_from_db()
+    with contextlib.suppress(ValueError):  # no CUDA here: the runner fails it with the reason
+        job.device = str(pick_device(job.config.get("device", "auto")))
+    Job.objects.filter(id=job.id).update(device=job.device)
     events.record_status(job)
     return job
 

@@ -187,13 +187,14 @@ def test_a_bad_csv_is_refused_naming_the_row_and_column(api: APIClient) -> None:
     assert api.get("/api/uploads").json() == []
 
 
-def test_uploads_over_the_limit_are_refused_before_they_are_read(api: APIClient) -> None:
+def test_uploads_over_the_limit_or_not_utf8_are_refused(api: APIClient) -> None:
     from compute.engine.datasets import MAX_UPLOAD_BYTES
 
     response = upload(api, "big.txt", b"a" * (MAX_UPLOAD_BYTES + 100 * 1024))
     assert response.status_code == 413 and "limit" in response.json()["error"]
-    assert not (upload(api, "latin1.txt", "caf\xe9 ".encode("latin-1") * 200)
-                .status_code == 201)
+    latin = upload(api, "latin1.txt", "caf\xe9 ".encode("latin-1") * 200)
+    assert latin.status_code == 400
+    assert latin.json()["error"] == "latin1.txt is not UTF-8 text (byte 3 is not valid)"
 
 
 def test_a_text_upload_trains_a_character_model(api: APIClient) -> None:
