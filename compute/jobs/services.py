@@ -58,7 +58,8 @@ class JobError(Exception):
 def train_config(raw: dict[str, Any] | None) -> TrainConfig:
     """A complete training configuration from what a user gave; unknown keys and bad values
     are refused with a sentence naming them. Defaults a user did not set: `min_lr` is a
-    tenth of `lr`; checkpoints and attention snapshots at every evaluation."""
+    tenth of `lr`; checkpoints at every evaluation, attention snapshots too (or at every
+    k-th evaluation, so that a long run keeps at most 64 of them)."""
     raw = dict(raw or {})
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
@@ -68,7 +69,11 @@ def train_config(raw: dict[str, Any] | None) -> TrainConfig:
     defaults = TrainConfig()
     eval_interval = raw.get("eval_interval", defaults.eval_interval)
     raw.setdefault("checkpoint_interval", eval_interval)
-    raw.setdefault("attention_interval", eval_interval)
+    if "attention_interval" not in raw and isinstance(eval_interval, int) and eval_interval > 0:
+        steps = raw.get("steps", defaults.steps)
+        every = -(-steps // (MAX_ATTENTION_SNAPSHOTS * eval_interval)) if isinstance(
+            steps, int) else 1
+        raw["attention_interval"] = eval_interval * max(1, every)
     if "lr" in raw and "min_lr" not in raw and isinstance(raw["lr"], int | float):
         raw["min_lr"] = raw["lr"] / 10
     for name, value in raw.items():

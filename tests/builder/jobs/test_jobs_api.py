@@ -70,6 +70,14 @@ def test_a_bad_run_is_refused_naming_what_is_wrong(api: APIClient, body: dict[st
     assert not Job.objects.exists()
 
 
+def test_a_long_run_keeps_at_most_64_attention_snapshots_by_default(api: APIClient) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits",
+                        config={"steps": 10_000, "eval_interval": 50, "device": "cuda"})
+    assert response.status_code == 201
+    assert response.json()["config"]["attention_interval"] == 200  # every 4th evaluation
+    assert response.json()["config"]["checkpoint_interval"] == 50
+
+
 def test_a_dataset_that_does_not_fit_the_graph_is_refused_with_what_does_not_fit(
         api: APIClient) -> None:
     graph = new_graph(api, "cnn")  # takes [B, 1, 8, 8] digits; text gives int64 tokens
