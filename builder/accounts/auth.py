@@ -47,7 +47,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 class BearerTokenMiddleware:
     """For WebSockets: a script sends its API token as `Authorization: Bearer <token>` on
     the handshake; the connection is then that token's user. Without the header the
-    session decides (AuthMiddlewareStack, inside this one). An unknown token is nobody."""
+    session's user stays (AuthMiddlewareStack, around this one, set it). An unknown token
+    is nobody."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner

@@ -143,7 +143,13 @@ def rename_graph(*, graph: Graph, name: str) -> Graph:
 
 
 def delete_graph(*, graph: Graph) -> None:
+    """The graph, its versions, its links and its runs (rows and folders). A run still
+    going stops at its next heartbeat: its row is gone."""
+    from compute.jobs.services import remove_folders
+
+    runs = list(graph.jobs.all())
     graph.delete()
+    remove_folders(runs)
 
 
 def create_share_link(*, graph: Graph, created_by: AbstractBaseUser,

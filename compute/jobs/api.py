@@ -39,7 +39,7 @@ class JobCreateIn(serializers.Serializer):
                                       help_text="Or one of your uploads (POST /api/uploads).")
     dataset_options = serializers.DictField(required=False)
     config = serializers.DictField(required=False, help_text="Training settings; see "
-                                   "docs/training.md. Missing ones take their defaults.")
+                                   "docs/runs.md. Missing ones take their defaults.")
     time_limit = serializers.IntegerField(required=False, min_value=1,
                                           help_text="Seconds; default and most: the "
                                           "server's SHIPYARD_JOB_TIME_LIMIT.")
@@ -144,6 +144,13 @@ class JobDetailView(APIView):
                                              request.query_params.get("share"))
         return Response(job_data(job))
 
+    @extend_schema(operation_id="jobs_destroy", responses={204: None, 404: ERROR, 409: ERROR})
+    def delete(self, request: Request, job_id: int) -> Response:
+        """Delete an ended run with its events, checkpoints and results (409 while it is
+        queued or running: cancel it first)."""
+        services.delete_job(selectors.job_of(_user(request), job_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
     @extend_schema(operation_id="jobs_update", request=JobPatchIn,
                    responses={200: {"type": "object"}, 404: ERROR})
     def patch(self, request: Request, job_id: int) -> Response:
@@ -240,7 +247,7 @@ class JobDownloadView(APIView):
         key = "pytorch" if fmt == "pytorch_weights" else fmt
         if key not in job.files:
             why = job.files.get(f"{key}_error") or (
-                f"the run has {job.status}" if job.finished else "the run has not ended")
+                f"the run ended {job.status}" if job.finished else "the run has not ended")
             raise Http404(f"run {job.id} has no {fmt} file: {why}")
         name, content_type = DOWNLOADS[fmt]
         path = job.folder / name

@@ -60,12 +60,15 @@ class Publisher(threading.Thread):
         self.closing = threading.Event()
         self.stop_reason = ""
         self.step = job.step
+        self.metrics: dict[str, float] = dict(job.metrics)
         self.sends = 0
 
     def put(self, event: events.Event) -> None:
         with self.lock:
             self.pending.append(event)
             self.step = max(self.step, event["step"])
+            if event["type"] == "metric":
+                self.metrics[event["name"]] = event["value"]
         self.wake.set()
 
     def close(self) -> None:
@@ -93,7 +96,9 @@ class Publisher(threading.Thread):
                 if self.heartbeat:
                     now = time.monotonic()
                     if now - last_beat >= settings.JOB_HEARTBEAT_SECONDS:
-                        if not services.heartbeat(self.job, self.step):
+                        with self.lock:
+                            metrics = dict(self.metrics)
+                        if not services.heartbeat(self.job, self.step, metrics):
                             self.stop_reason = self.stop_reason or "superseded"
                         last_beat = now
                     if now - last_poll >= CANCEL_POLL_SECONDS:
@@ -209,14 +214,15 @@ def run(job: Job) -> None:
         return
     step, metrics = result.steps, result.metrics
     why = reporter.why if result.stopped else ""
+    kept = {"weights": "model.safetensors"} if result.weights else {}
     if why == "shutdown":
         services.release_job(job, step, "its worker shut down; it goes on from step "
                                         f"{step} when a worker takes it again")
     elif why == "cancel":
-        services.finish_job(job, Job.Status.CANCELLED, step=step, metrics=metrics,
+        services.finish_job(job, Job.Status.CANCELLED, step=step, metrics=metrics, files=kept,
                             error=f"cancelled at step {step}; the last checkpoint is kept")
     elif why == "time":
-        services.finish_job(job, Job.Status.FAILED, step=step, metrics=metrics,
+        services.finish_job(job, Job.Status.FAILED, step=step, metrics=metrics, files=kept,
                             error=f"stopped at the time limit ({job.time_limit} s) at step "
                                   f"{step}; the last checkpoint is kept")
     elif why == "superseded":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
@@ -168,6 +169,7 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
             dataset_options=options, upload=upload, config=asdict(train), queue=queue,
             time_limit=time_limit or limit, total_steps=train.steps, published=published)
         events.store(job.id, [events.status_event(job)])
+    job.refresh_from_db()
     try:
         enqueue(job)
     except Exception as exc:  # the broker is unreachable: say so, and leave no ghost run
@@ -210,7 +212,7 @@ def claim_job(*, job_id: int, worker: str, pid: int) -> Job | None:
         changed = Job.objects.filter(id=job_id, status=Status.QUEUED).update(
             status=Status.RUNNING, attempts=F("attempts") + 1, worker=worker, worker_pid=pid,
             heartbeat_at=now, started_at=now, cancel_requested=False,
-            release_requested=False)
+            release_requested=False, error="")
         if not changed:
             return None
         running = Job.objects.filter(owner_id=job.owner_id, status=Status.RUNNING).count()
@@ -247,11 +249,11 @@ def _recover_if_local_process_died(job: Job, worker: str) -> None:
         lose_job(job, f"the worker process {job.worker_pid} on {job.worker} died")
 
 
-def heartbeat(job: Job, step: int) -> bool:
-    """Record that this attempt is alive at `step`. False when the job is no longer this
-    attempt's to run (cancelled, handed on by the sweep, finished)."""
+def heartbeat(job: Job, step: int, metrics: dict[str, float]) -> bool:
+    """Record that this attempt is alive at `step`, with the latest metrics. False when the
+    job is no longer this attempt's to run (cancelled, handed on by the sweep, finished)."""
     return bool(Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts)
-                .update(heartbeat_at=timezone.now(), step=step))
+                .update(heartbeat_at=timezone.now(), step=step, metrics=metrics))
 
 
 def stop_requested(job: Job) -> str:
@@ -363,6 +365,21 @@ def cancel_job(job: Job) -> Job:
     return job
 
 
+def delete_job(job: Job) -> None:
+    """Delete an ended run: its row, its events and its folder (checkpoints, results)."""
+    if not job.finished:
+        raise JobError(f"run {job.id} is {job.status}; cancel it first", status=409)
+    folder = job.folder
+    job.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_folders(jobs: list[Job]) -> None:
+    """The folders of runs whose rows are gone (their graph was deleted)."""
+    for job in jobs:
+        shutil.rmtree(job.folder, ignore_errors=True)
+
+
 def set_published(job: Job, published: bool) -> Job:
     Job.objects.filter(id=job.id).update(published=published)
     job.refresh_from_db()
@@ -417,6 +434,6 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
 def delete_upload(upload: Upload) -> None:
     if upload.jobs.exists():
         raise JobError(f"{upload.name} is the dataset of {upload.jobs.count()} run(s); "
-                       "delete those first", status=409)
+                       "delete those runs first (DELETE /api/jobs/{id})", status=409)
     upload.path.unlink(missing_ok=True)
     upload.delete()

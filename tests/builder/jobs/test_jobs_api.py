@@ -303,3 +303,38 @@ def test_events_keep_their_numbers_in_the_database(api: APIClient) -> None:
     api.post(f"/api/jobs/{job['id']}/cancel")
     rows = list(JobEvent.objects.filter(job_id=job["id"]).values_list("seq", "type"))
     assert rows == [(1, "status"), (2, "status")]
+
+
+def test_an_ended_run_can_be_deleted_and_then_its_upload(api: APIClient,
+                                                         other_api: APIClient) -> None:
+    data = upload(api, "points.csv", CSV.encode()).json()
+    document = api.get(f"/api/graphs/{new_graph(api)}").json()["version"]["document"]
+    nodes = {n["id"]: n for n in document["nodes"]}
+    nodes["x"]["params"]["shape"] = [2]
+    nodes["logits"]["params"]["out_features"] = 2
+    graph = api.post("/api/graphs", {"document": document}, format="json").json()["id"]
+    job = post_job(api, graph=graph, upload=data["id"]).json()
+    folder = Job.objects.get(id=job["id"]).folder
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes(b"weights")
+    response = api.delete(f"/api/jobs/{job['id']}")
+    assert response.status_code == 409 and "cancel it first" in response.json()["error"]
+    api.post(f"/api/jobs/{job['id']}/cancel")
+    assert other_api.delete(f"/api/jobs/{job['id']}").status_code == 404
+    assert api.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert not folder.exists() and not JobEvent.objects.filter(job_id=job["id"]).exists()
+    assert api.delete(f"/api/uploads/{data['id']}").status_code == 204
+
+
+def test_deleting_a_graph_deletes_its_runs_and_their_folders(api: APIClient) -> None:
+    graph = new_graph(api)
+    job = post_job(api, graph=graph, dataset="digits").json()
+    folder = Job.objects.get(id=job["id"]).folder
+    folder.mkdir(parents=True)
+    assert api.delete(f"/api/graphs/{graph}").status_code == 204
+    assert not Job.objects.filter(id=job["id"]).exists() and not folder.exists()
+
+
+def test_the_answer_to_a_new_run_counts_its_queued_event(api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    assert job["last_seq"] == 1
