@@ -189,6 +189,7 @@ def run(job: Job) -> None:
     publisher.start()
     result: TrainResult | None = None
     error = ""
+    files: dict[str, str] = {}
     try:
         version = GraphVersion.objects.get(id=job.version_id)
         data: Any = job.dataset
@@ -196,6 +197,8 @@ def run(job: Job) -> None:
             data = services.load_upload(job.upload, version.document, config.seed)
         result = train_graph(version.document, data, config, reporter, out_dir=folder,
                              resume_from=resume, dataset_options=job.dataset_options)
+        if not result.stopped:  # exported while the publisher still beats the heartbeat
+            files = export_results(job, folder)
     except FitError as exc:
         error = "the dataset does not fit the graph: " + "; ".join(exc.problems)
     except GraphError as exc:
@@ -229,7 +232,6 @@ def run(job: Job) -> None:
         log.warning("job %s attempt %s was superseded; its results are dropped", job.id,
                     job.attempts)
     else:
-        files = export_results(job, folder)
         services.finish_job(job, Job.Status.SUCCEEDED, step=step, metrics=metrics,
                             files=files)
 

@@ -47,16 +47,25 @@ def sweep() -> list[int]:
     return services.sweep()
 
 
+# The sweep runs on a thread of the prefork parent. A pool child forked while that thread
+# is inside SQLite would inherit SQLite's allocator mutex locked and hang at its first
+# query: forks wait until the sweep is out of the database.
+_sweep_lock = threading.Lock()
+os.register_at_fork(before=_sweep_lock.acquire, after_in_parent=_sweep_lock.release,
+                    after_in_child=_sweep_lock.release)
+
+
 def _sweep_forever(stop: threading.Event) -> None:
     while not stop.wait(settings.JOB_SWEEP_SECONDS):
-        try:
-            changed = services.sweep()
-            if changed:
-                log.warning("sweep: jobs %s had lost their worker or time", changed)
-        except Exception:  # the database may be away for a moment; try at the next round
-            log.exception("sweep failed")
-        finally:
-            connection.close()
+        with _sweep_lock:
+            try:
+                changed = services.sweep()
+                if changed:
+                    log.warning("sweep: jobs %s had lost their worker or time", changed)
+            except Exception:  # the database may be away for a moment; next round, then
+                log.exception("sweep failed")
+            finally:
+                connection.close()
 
 
 _sweeper_stop = threading.Event()
