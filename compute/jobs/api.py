@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from builder.graphs import selectors as graph_selectors
+from builder.graphs.api import ERROR, _parsed
 from compute.engine.datasets import DATASETS
 
 from . import events, selectors, services
 from .models import Job, JobEvent, Upload
 
-ERROR = OpenApiResponse(description='{"error": "..."} and details where there are some')
 SHARE = OpenApiParameter("share", str, description="A share link's token: watch a run its "
                          "owner published, without logging in.")
 EVENTS = {"type": "object", "properties": {
@@ -62,13 +62,6 @@ class UploadIn(serializers.Serializer):
     target = serializers.CharField(max_length=200, required=False, allow_blank=True)
     task = serializers.ChoiceField(choices=["classification", "regression"],
                                    default="classification")
-
-
-def _parsed(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    validated: dict[str, Any] = serializer.validated_data
-    return validated
 
 
 def job_data(job: Job) -> dict[str, Any]:
