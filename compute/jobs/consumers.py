@@ -64,6 +64,14 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Events touch no database: skip the per-message close_old_connections hop that
+        # Channels makes through Django's one sync thread (it dominates a 50-client fan-out).
+        if message["type"] == "job.events":
+            await self.job_events(message)
+            return
+        await super().dispatch(message)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         pass  # the stream is one way; backfill is over REST
 

@@ -5,7 +5,9 @@ The loop calls the reporter on its own thread; the reporter only puts events on 
 and returns (the loop must not wait on a database or on Redis). A `Publisher` thread takes
 them from there: it stores them with their sequence numbers and sends them to the job's
 WebSocket group, at most `MAX_SENDS_PER_SECOND` times a second (a burst goes out as one
-send), and in between it beats the job's heartbeat and looks for a cancel.
+send), and in between it beats the job's heartbeat and looks for a cancel. The limit is a
+sliding window (at most 10 sends in any second), so that events at up to 10 Hz go out at
+once and only a faster flood waits and is coalesced.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +52,11 @@ class Publisher(threading.Thread):
     attempt's)."""
 
     def __init__(self, job: Job, *, heartbeat: bool = True,
-                 min_interval: float = 1 / MAX_SENDS_PER_SECOND) -> None:
+                 max_sends_per_second: int = MAX_SENDS_PER_SECOND) -> None:
         super().__init__(name=f"job-{job.id}-publisher", daemon=True)
         self.job = job
         self.heartbeat = heartbeat
-        self.min_interval = min_interval
+        self.sent_at: deque[float] = deque(maxlen=max_sends_per_second)  # the last sends
         self.pending: list[events.Event] = []
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -79,20 +82,20 @@ class Publisher(threading.Thread):
 
     def run(self) -> None:
         loop = asyncio.new_event_loop()  # one loop for the thread: the layer keeps its pool
-        last_send = last_beat = last_poll = 0.0
+        last_beat = last_poll = 0.0
         try:
             while True:
                 self.wake.wait(timeout=CANCEL_POLL_SECONDS)
-                now = time.monotonic()
-                wait = last_send + self.min_interval - now
-                if wait > 0 and not self.closing.is_set():
+                full = len(self.sent_at) == self.sent_at.maxlen
+                wait = self.sent_at[0] + 1.0 - time.monotonic() if full else 0.0
+                if wait > 0 and self.pending and not self.closing.is_set():
                     time.sleep(wait)  # coalesce: whatever arrives meanwhile goes out together
                 self.wake.clear()
                 with self.lock:
                     batch, self.pending = self.pending, []
                 if batch:
+                    self.sent_at.append(time.monotonic())
                     self._publish(loop, batch)
-                    last_send = time.monotonic()
                 if self.heartbeat:
                     now = time.monotonic()
                     if now - last_beat >= settings.JOB_HEARTBEAT_SECONDS:

@@ -2,7 +2,7 @@
 pytest, never run in CI.
 
     .venv/bin/python tests/benchmarks/bench_stream.py [--seconds 15] [--clients 1,50]
-                                                      [--rounds 3] [--steps 60]
+                                                      [--rounds 5] [--steps 60]
 
 It starts the real stack in a temporary SHIPYARD_HOME: its own redis-server on a free port,
 the migrations, and Daphne serving `builder.asgi` (SQLite, DEBUG off). Then it prints, in
@@ -23,11 +23,14 @@ one run:
     round, while one WebSocket client watches: median steps/s of each, the ratio ON/OFF
     and the overhead; target overhead <= 3 %.
 
-and a results table at the end. The exit code is 0 whatever the timings (this is a report);
-it is 1 when the measurement is invalid: events lost, a client that could not connect, a
-training round that stopped early, or the stack not starting. Everything it starts it
-stops on the way out, Ctrl-C included. The WebSocket clients are autobahn's asyncio client
-(autobahn comes with Daphne): no extra dependency.
+and a results table at the end; the overhead gets no verdict (NOISY) when rounds of one mode
+differ by more than 25 % (a busy machine: run it again). If the machine is so busy that the
+rounds would take it past --budget seconds, fewer rounds are run. The exit code is 0
+whatever the timings (this is a report); it is 1 when the measurement is invalid: events
+lost, a client that could not connect, a training round that stopped early, or the stack
+not starting. Everything it starts it stops on the way out, Ctrl-C included. The
+WebSocket clients are autobahn's asyncio client (autobahn comes with Daphne): no extra
+dependency.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 TARGET_P95_MS = 50.0
 TARGET_OVERHEAD = 0.03
+NOISY_SPREAD = 1.25  # fastest / slowest round of one mode above this: no overhead verdict
 EVENT_HZ = 10
 TAG = "bench_latency"  # the metric name of the latency events
 
@@ -68,6 +72,7 @@ class Row:
     value: str
     target: str = ""
     ok: bool | None = None  # None: for information
+    note: str = ""  # in place of the verdict, e.g. NOISY
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -107,7 +112,7 @@ def client_main(url: str, n: int, tag: str) -> int:
     # Per client: [(step, seq, receive time - event time, receive time)] for `tag` metrics.
     got: list[list[tuple[int, int, float, float]]] = [[] for _ in range(n)]
     types: dict[str, int] = {}
-    stats = {"bytes": 0, "messages": 0, "closed": 0, "out_of_order": 0}
+    stats = {"bytes": 0, "messages": 0, "closed": 0, "out_of_order": 0, "last_at": 0.0}
     last_seq = [0] * n
     states: list[asyncio.Future[float]] = [loop.create_future() for _ in range(n)]
     errors: list[str] = []
@@ -120,6 +125,7 @@ def client_main(url: str, n: int, tag: str) -> int:
             event = json.loads(payload)
             stats["bytes"] += len(payload)
             stats["messages"] += 1
+            stats["last_at"] = time.monotonic()
             kind = event.get("type", "?")
             types[kind] = types.get(kind, 0) + 1
             i = self.index
@@ -171,6 +177,9 @@ def client_main(url: str, n: int, tag: str) -> int:
         expected = int(line.split()[1]) if line.startswith("stop ") else 0
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and min(len(g) for g in got) < expected:
+            await asyncio.sleep(0.05)
+        # Expecting no latency events (a watcher): until nothing came for half a second.
+        while expected == 0 and time.monotonic() < min(deadline, stats["last_at"] + 0.5):
             await asyncio.sleep(0.05)
         for t in transports:
             t.close()
@@ -279,10 +288,12 @@ class Clients:
         url = f"ws://127.0.0.1:{stack.ports['daphne']}/ws/jobs/{job_id}/"
         env = dict(stack.env, BENCH_STREAM_TOKEN=token)
         self.n = n
+        self.stack = stack
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--client", str(n), "--url", url],
             env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             start_new_session=True)
+        stack.procs.append(("clients", self.proc))  # stopped with the stack, come what may
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until connected (the child times out)
         if line.startswith("result "):
@@ -307,15 +318,27 @@ class Clients:
 
     def close(self) -> None:
         stop_process(self.proc, timeout=5)
+        self.stack.procs = [(k, p) for k, p in self.stack.procs if p is not self.proc]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, path: str = "") -> float:
     """User + system CPU seconds of a process so far (Linux /proc)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path or f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(native_id: int | None) -> float:
+    """User + system CPU seconds of one thread of this process so far (Linux /proc)."""
+    return cpu_seconds(native_id, f"/proc/self/task/{native_id}/stat") if native_id else 0.0
+
+
+def process_cpu() -> float:
+    """User + system CPU seconds of this process, all its threads."""
+    t = os.times()
+    return t.user + t.system
 
 
 class CpuMeter:
@@ -327,7 +350,8 @@ class CpuMeter:
     def report(self) -> str:
         wall = time.perf_counter() - self.t0
         return ", ".join(f"{k} {100 * (cpu_seconds(p) - self.start[k]) / wall:.0f}%"
-                         for k, p in self.pids.items())
+                         for k, p in self.pids.items()) + (
+            f"; load average {os.getloadavg()[0]:.1f}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -395,6 +419,29 @@ def publisher_timings() -> Iterator[dict[int, dict[str, float]]]:
     finally:
         events.store = original_store
         del layer.group_send  # back to the class's method
+
+
+def timed(fn: Any, into: dict[str, float], key: str) -> Any:
+    """`fn`, adding the seconds each call takes to `into[key]`."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into[key] += time.perf_counter() - t0
+
+    return call
+
+
+@contextlib.contextmanager
+def patched(module: Any, name: str, wrap: Any) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, wrap(original))
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 # ---------------------------------------------------------------------------------------
@@ -494,7 +541,7 @@ def bench_latency(stack: Stack, user: Any, token: str, n: int, seconds: float,
 
 def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace,
                    rows: list[Row]) -> None:
-    from compute.engine import compile_graph, load_starter
+    from compute.engine import compile_graph, load_starter, training
     from compute.engine.datasets import dataset_for
     from compute.engine.training import SilentReporter, TrainConfig, train
     from compute.jobs.runner import JobReporter, Publisher
@@ -515,18 +562,32 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
     events_per_round: list[int] = []
     close_s: list[float] = []
 
+    cores_used: list[float] = []
+    on_thread: list[dict[str, float]] = []  # per ON round: seconds in reporter calls, capture
+    publisher_cpu: list[float] = []
+    cpu_per_step: dict[str, list[float]] = {"OFF": [], "ON": []}
+
     def run(mode: str, config: TrainConfig) -> float:
         model = compile_graph(doc, seed=0)
+        cpu0 = process_cpu()
         if mode == "OFF":
             result = train(model, data, config, SilentReporter())
         else:
             publisher = Publisher(job)
             reporter = JobReporter(publisher, time.monotonic() + 3600, threading.Event())
+            spent = {"reporter": 0.0, "capture": 0.0}
+            for name in ("on_metric", "on_attention", "on_sample", "on_checkpoint",
+                         "should_stop"):
+                setattr(reporter, name, timed(getattr(reporter, name), spent, "reporter"))
             publisher.start()
             seq0 = type(job).objects.get(id=job.id).last_seq
             try:
-                result = train(model, data, config, reporter)
+                with patched(training, "capture_attention", lambda f: timed(f, spent,
+                                                                            "capture")):
+                    result = train(model, data, config, reporter)
+                on_thread.append(spent)
             finally:
+                publisher_cpu.append(thread_cpu(publisher.native_id))  # before it ends
                 t0 = time.perf_counter()
                 publisher.close()
                 close_s.append(time.perf_counter() - t0)
@@ -535,6 +596,9 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
                 raise Invalid(f"the ON round stopped early: {reporter.why}")
         if result.stopped or result.steps != config.steps:
             raise Invalid(f"a {mode} round stopped at step {result.steps}")
+        cpu = process_cpu() - cpu0  # every thread of this process, the publisher's included
+        cores_used.append(cpu / result.seconds)
+        cpu_per_step[mode].append(cpu / result.steps)
         return result.steps / result.seconds
 
     watchers = Clients(stack, job.id, args.watchers, token) if args.watchers else None
@@ -543,22 +607,34 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
         short = max(args.steps // 3, 20)
         run("OFF", replace(off, steps=short, eval_interval=short))
         run("ON", replace(on, steps=short, eval_interval=short, attention_interval=short))
-        events_per_round.clear()
-        close_s.clear()
+        for measured in (events_per_round, close_s, cores_used, publisher_cpu, on_thread,
+                         *cpu_per_step.values()):
+            measured.clear()
+        meter = CpuMeter({"daphne": next(p.pid for k, p in stack.procs if k == "daphne"),
+                          "redis": next(p.pid for k, p in stack.procs if k == "redis")})
         rates: dict[str, list[float]] = {"OFF": [], "ON": []}
         pairs: list[float] = []
         began = time.perf_counter()
         for r in range(args.rounds):
+            spent = time.perf_counter() - args.t_all
+            if r and spent + (time.perf_counter() - began) / r > args.budget:
+                print(f"  stopped after {r} rounds of each: the next would end past the "
+                      f"{args.budget:g} s budget (a busy machine?)")
+                break
             order = ("OFF", "ON") if r % 2 == 0 else ("ON", "OFF")  # ABBA...
             got = {}
             for mode in order:
                 got[mode] = run(mode, on if mode == "ON" else off)
                 rates[mode].append(got[mode])
                 print(f"  round {r + 1} {mode:3s} {got[mode]:6.2f} steps/s "
-                      f"({on.steps / got[mode]:.2f} s)", flush=True)
+                      f"({on.steps / got[mode]:.2f} s, this process used "
+                      f"{cores_used[-1]:.2f} cores; load average {os.getloadavg()[0]:.1f})",
+                      flush=True)
             pairs.append(got["ON"] / got["OFF"])
         elapsed = time.perf_counter() - began
+        others = meter.report()
         watched = watchers.finish(0) if watchers else None
+        stored = type(job).objects.get(id=job.id).last_seq
     finally:
         if watchers:
             watchers.close()
@@ -567,22 +643,55 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
     ratio = med_on / med_off
     paired = statistics.median(pairs)
     overhead = 1 - ratio
-    print(f"  OFF median {med_off:.2f} steps/s (range {min(rates['OFF']):.2f}..."
+    print(f"  OFF median {med_off:.2f} steps/s (range {min(rates['OFF']):.2f}.."
           f"{max(rates['OFF']):.2f}); ON median {med_on:.2f} steps/s (range "
           f"{min(rates['ON']):.2f}..{max(rates['ON']):.2f}); timed part {elapsed:.1f} s")
     print(f"  ratio ON/OFF {ratio:.3f} (medians), {paired:.3f} (median of per-round ratios, "
           f"rounds {min(pairs):.3f}..{max(pairs):.3f}); overhead {100 * overhead:+.1f}% "
           f"(target <= {100 * TARGET_OVERHEAD:.0f}%)")
+    cpu_off = statistics.median(cpu_per_step["OFF"])
+    cpu_on = statistics.median(cpu_per_step["ON"])
+    print(f"  CPU time per step (this process, all threads; less sensitive to other load than "
+          f"wall time): OFF {ms(cpu_off)}, ON {ms(cpu_on)}, ON/OFF {cpu_on / cpu_off:.3f}")
     print(f"  ON rounds: {statistics.median(events_per_round):g} events stored and sent per "
-          f"round, publisher.close() {ms(statistics.median(close_s))} (not in the timing)"
+          f"round; publisher.close() {ms(statistics.median(close_s))} (not in the timing)"
           + (f"; watcher got {watched['messages']} messages, {watched['bytes'] / 1e3:.0f} kB "
              f"({', '.join(f'{k} {v}' for k, v in sorted(watched['types'].items()))})"
              if watched else ""))
     rows.append(Row("train steps/s, streaming OFF", f"{med_off:.2f}"))
     rows.append(Row("train steps/s, streaming ON", f"{med_on:.2f}"))
     rows.append(Row("ratio ON/OFF (medians; paired)", f"{ratio:.3f}; {paired:.3f}"))
+    rows.append(Row("CPU per step ON/OFF", f"{cpu_on / cpu_off:.3f}"))
+    print(f"  CPU of the other processes over the rounds (100% = one core): {others}")
+    # The direct cost, measured rather than inferred from two noisy wall times: what the
+    # training thread spends in the reporter and in attention capture, plus the publisher
+    # thread's CPU (on 2 cores it competes with torch's threads), over an OFF round's time.
+    reporter_s = statistics.median(r["reporter"] for r in on_thread)
+    capture_s = statistics.median(r["capture"] for r in on_thread)
+    off_round = on.steps / med_off
+    direct = (reporter_s + capture_s + statistics.median(publisher_cpu)) / off_round
+    print(f"  direct cost per ON round: training thread in reporter calls {ms(reporter_s)}, in "
+          f"attention capture {ms(capture_s)}; publisher thread CPU "
+          f"{ms(statistics.median(publisher_cpu))}; together {100 * direct:.1f}% of an OFF "
+          f"round ({off_round:.2f} s) - a lower bound that ignores contention")
+    # Rounds of one mode further apart than this, or fewer than 3 of each: the machine was
+    # busy, and a few per cent between ON and OFF is not resolved.
+    spread = max(max(v) / min(v) for v in rates.values())
+    noisy = len(pairs) < 3 or spread > NOISY_SPREAD
+    if noisy:
+        print(f"  NOISY: {len(pairs)} rounds of each, rounds of one mode up to {spread:.2f}x "
+              f"apart (over {NOISY_SPREAD}x, or fewer than 3 rounds): no verdict; run it again "
+              f"on a quiet machine")
+    rows.append(Row("streaming direct cost (lower bound)", f"{100 * direct:.1f}%"))
     rows.append(Row("streaming overhead", f"{100 * overhead:+.1f}%",
-                    f"<= {100 * TARGET_OVERHEAD:.0f}%", overhead <= TARGET_OVERHEAD))
+                    f"<= {100 * TARGET_OVERHEAD:.0f}%", overhead <= TARGET_OVERHEAD,
+                    note="NOISY" if noisy else ""))
+    if watched:
+        seen = watched["messages"] - watched["types"].get("state", 0)
+        rows.append(Row("events a watcher got, training rounds", f"{seen}/{stored}", "all",
+                        seen == stored))
+        if seen != stored:
+            raise Invalid(f"the watcher got {seen} of the {stored} events stored")
 
 
 # ---------------------------------------------------------------------------------------
@@ -596,7 +705,7 @@ def print_table(rows: list[Row]) -> None:
     print(f"{'measurement':<{w1}}  {'value':>{w2}}  {'target':<{w3}}  result")
     print("-" * (w1 + w2 + w3 + 12))
     for r in rows:
-        verdict = "" if r.ok is None else ("ok" if r.ok else "OVER")
+        verdict = r.note or ("" if r.ok is None else ("ok" if r.ok else "OVER"))
         print(f"{r.measurement:<{w1}}  {r.value:>{w2}}  {r.target:<{w3}}  {verdict}")
 
 
@@ -606,7 +715,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=15.0,
                    help="seconds of 10 Hz events per client count (default 15)")
     p.add_argument("--clients", default="1,50", help="client counts (default 1,50)")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds of each, ON and OFF")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="timed rounds of each, ON and OFF (default 5)")
     p.add_argument("--steps", type=int, default=60, help="training steps per round")
     p.add_argument("--batch", type=int, default=16, help="training batch size")
     p.add_argument("--watchers", type=int, default=1,
@@ -614,6 +724,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default: the CPUs this process may use)")
     p.add_argument("--only", choices=("all", "latency", "overhead"), default="all")
+    p.add_argument("--budget", type=float, default=270.0,
+                   help="seconds: no training round pair starts that would end after this "
+                        "(default 270; a busy machine gets fewer rounds, not a longer run)")
     p.add_argument("--keep", action="store_true", help="keep the temporary SHIPYARD_HOME")
     # The client process (this script, started by itself).
     p.add_argument("--client", type=int, default=0, help=argparse.SUPPRESS)
@@ -625,6 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.client:
         return client_main(args.url, args.client, TAG)
+    args.t_all = time.perf_counter()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -633,7 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # the same way out as Ctrl-C: every finally runs
 
     signal.signal(signal.SIGTERM, on_term)
-    t_all = time.perf_counter()
+    signal.signal(signal.SIGINT, on_term)  # also where SIGINT came in ignored (a `cmd &`)
+    t_all = args.t_all
     home = Path(tempfile.mkdtemp(prefix="shipyard-bench-stream-"))
     env = dict(os.environ, SHIPYARD_HOME=str(home), DJANGO_SETTINGS_MODULE="builder.settings",
                DEBUG="false", ALLOWED_HOSTS="localhost,127.0.0.1", LOG_LEVEL="WARNING",
@@ -666,7 +781,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({torch.get_num_threads()} threads), {cpus} CPUs; redis-server "
               f"{' '.join(redis_version)} on :{stack.ports['redis']}, Daphne on "
               f":{stack.ports['daphne']}, SQLite (WAL) in {home}; stack up in "
-              f"{time.perf_counter() - t_all:.1f} s")
+              f"{time.perf_counter() - t_all:.1f} s; load average {os.getloadavg()[0]:.1f}")
+        if os.getloadavg()[0] > (cpus or 1):
+            print("  NOTE: the machine is busy (load average above the CPU count): the "
+                  "figures below are noisy")
         if args.only in ("all", "latency"):
             print(f"\n== (1) event latency, training loop -> WebSocket clients "
                   f"({EVENT_HZ} Hz metric events, {args.seconds:g} s each) ==")

@@ -338,3 +338,36 @@ def test_deleting_a_graph_deletes_its_runs_and_their_folders(api: APIClient) -> 
 def test_the_answer_to_a_new_run_counts_its_queued_event(api: APIClient) -> None:
     job = post_job(api, graph=new_graph(api), dataset="digits").json()
     assert job["last_seq"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flood_of_metrics_is_sent_at_most_10_times_a_second_and_nothing_is_lost(
+        api: APIClient) -> None:
+    import time
+
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    publisher = Publisher(job, heartbeat=False)
+    sends: list[float] = []
+    original = publisher._publish
+
+    def counted(loop: Any, batch: list[Any]) -> None:
+        sends.append(time.monotonic())
+        original(loop, batch)
+
+    publisher._publish = counted  # type: ignore[method-assign]  # counts the real sends
+    publisher.start()
+    began = time.monotonic()
+    for step in range(1500):  # about 1.5 s of a 1 kHz stream
+        publisher.put(metric_event(step, "train_loss", 1.0 / (step + 1)))
+        time.sleep(0.001)
+    publisher.close()
+    assert time.monotonic() - began < 5
+    assert all(later - earlier >= 0.99 for earlier, later in zip(sends, sends[10:],
+                                                                 strict=False))
+    assert 10 <= len(sends) <= 30
+    steps = [e["step"] for e in api.get(f"/api/jobs/{job.id}/metrics",
+                                        {"types": "metric"}).json()["events"]]
+    assert steps == list(range(1500))
