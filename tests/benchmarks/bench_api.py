@@ -31,16 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from report import percentile
+
 ROOT = Path(__file__).resolve().parents[2]
 # WhiteNoise warns once per process when STATIC_ROOT does not exist yet; not our concern here.
 warnings.filterwarnings("ignore", message="No directory at")
 TARGETS_MS = {"save": 50.0, "load": 50.0, "inspect": 100.0}
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def timed(call: Callable[[int], Any], iterations: int, warmup: int) -> list[float]:

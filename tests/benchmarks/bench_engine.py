@@ -33,9 +33,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from report import Invalid, Row, print_table
 
 # Run as a script from anywhere: make the repository root importable.
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,18 +46,6 @@ TARGET_STEP_RATIO = 1.02
 TARGET_GPT2_SHAPES_S = 0.050
 TARGET_GPT2_FLOPS_S = 0.250
 TARGET_2000_S = 1.0
-
-
-class Invalid(Exception):
-    """Something the benchmark relies on is wrong: the run is not a valid measurement."""
-
-
-@dataclass
-class Row:
-    measurement: str
-    value: str
-    target: str = ""
-    ok: bool | None = None  # None: for information
 
 
 # ---------------------------------------------------------------------------------------
@@ -575,18 +564,6 @@ def run_profiles(gpt2: dict[str, Any], big: list[tuple[str, dict[str, Any]]], to
 
 
 # ---------------------------------------------------------------------------------------
-
-
-def print_table(rows: list[Row]) -> None:
-    w1 = max(len(r.measurement) for r in rows)
-    w2 = max(len(r.value) for r in rows)
-    w3 = max(max(len(r.target) for r in rows), len("target"))
-    print("\n== results ==")
-    print(f"{'measurement':<{w1}}  {'value':>{w2}}  {'target':<{w3}}  result")
-    print("-" * (w1 + w2 + w3 + 12))
-    for r in rows:
-        verdict = "" if r.ok is None else ("ok" if r.ok else "OVER")
-        print(f"{r.measurement:<{w1}}  {r.value:>{w2}}  {r.target:<{w3}}  {verdict}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -52,6 +52,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from report import Invalid, Row, percentile, print_table
+
 # Run as a script from anywhere: make the repository root importable.
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,26 +62,6 @@ TARGET_OVERHEAD = 0.03
 NOISY_SPREAD = 1.25  # fastest / slowest round of one mode above this: no overhead verdict
 EVENT_HZ = 10
 TAG = "bench_latency"  # the metric name of the latency events
-
-
-class Invalid(Exception):
-    """Something the benchmark relies on is wrong: the run is not a valid measurement."""
-
-
-@dataclass
-class Row:
-    measurement: str
-    value: str
-    target: str = ""
-    ok: bool | None = None  # None: for information
-    note: str = ""  # in place of the verdict, e.g. NOISY
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Nearest-rank percentile (as in bench_api.py)."""
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def ms(seconds: float) -> str:
@@ -695,18 +677,6 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
 
 
 # ---------------------------------------------------------------------------------------
-
-
-def print_table(rows: list[Row]) -> None:
-    w1 = max(len(r.measurement) for r in rows)
-    w2 = max(len(r.value) for r in rows)
-    w3 = max(max(len(r.target) for r in rows), len("target"))
-    print("\n== results ==")
-    print(f"{'measurement':<{w1}}  {'value':>{w2}}  {'target':<{w3}}  result")
-    print("-" * (w1 + w2 + w3 + 12))
-    for r in rows:
-        verdict = r.note or ("" if r.ok is None else ("ok" if r.ok else "OVER"))
-        print(f"{r.measurement:<{w1}}  {r.value:>{w2}}  {r.target:<{w3}}  {verdict}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
