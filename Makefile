@@ -4,9 +4,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench install
+# The browser editor (frontend/): npm packages, the TypeScript types generated from the
+# API's OpenAPI document, and the Vite build that Django serves. Nothing built is committed.
+NPM_STAMP := frontend/node_modules/.installed
+API_TYPES := frontend/src/api/schema.d.ts
+EDITOR := frontend/dist/manifest.json
+API_SOURCES := $(shell find builder compute/jobs -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
+EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' 2>/dev/null) \
+	frontend/vite.config.ts frontend/tsconfig.json
+CHROMIUM ?= /usr/bin/chromium
 
-install: $(STAMP)
+.PHONY: run test lint bench install editor
+
+install: $(STAMP) $(EDITOR)
+
+editor: $(EDITOR)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,15 +27,34 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-run: $(STAMP)
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(API_TYPES): $(STAMP) $(NPM_STAMP) $(API_SOURCES)
+	$(BIN)/python manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
+	cd frontend && npm run --silent gen
+
+$(EDITOR): $(NPM_STAMP) $(API_TYPES) $(EDITOR_SOURCES)
+	cd frontend && npm run --silent build
+
+# The end-to-end tests drive Debian's Chromium (Playwright cannot download a browser here).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+
+run: $(STAMP) $(EDITOR)
 	$(BIN)/shipyard up
 
-test: $(STAMP)
+test: $(STAMP) $(EDITOR) $(CHROMIUM)
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(API_TYPES)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	cd frontend && npm run --silent typecheck
 
 bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_engine.py

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI for /api/docs, served locally
     "channels",
+    "django_vite",
     "builder.accounts",
     "builder.graphs",
     "compute.jobs",
@@ -148,6 +149,21 @@ STATIC_URL = "static/"
 STATIC_ROOT = SHIPYARD_HOME / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start when it is missing
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic
+
+# The browser editor: Vite builds frontend/ into frontend/dist (hashed files and a
+# manifest); django-vite writes the <script> tags from the manifest and WhiteNoise serves
+# the files under /static/. SHIPYARD_VITE_DEV=1 loads them from `npm run dev` instead.
+EDITOR_DIST = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [EDITOR_DIST]
+DJANGO_VITE = {
+    "default": {
+        "dev_mode": env_bool("SHIPYARD_VITE_DEV", False),
+        "dev_server_port": 5173,
+        "manifest_path": EDITOR_DIST / "manifest.json",
+    },
+}
+# Vite names its files by content (assets/main-<hash>.js): they can be cached for ever.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/?static/assets/"
 
 # The largest graph document the API takes, in bytes; larger requests get 413 before any
 # parsing. Requests may carry a little more than the document itself.

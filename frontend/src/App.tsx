@@ -1,0 +1,104 @@
+// The editor's screen: top bar; palette, canvas and inspector; the status line; the runs
+// drawer. It opens what the page was asked for (a new model, a saved one, a shared one).
+import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { useEffect, useRef, useState } from "react";
+
+import { Dialogs, NoticeBar } from "./dialogs/Dialogs";
+import { Canvas } from "./editor/Canvas";
+import { Inspector } from "./editor/Inspector";
+import { Palette } from "./editor/Palette";
+import { StatusBar } from "./editor/StatusBar";
+import { TopBar } from "./editor/TopBar";
+import { installShortcuts } from "./editor/shortcuts";
+import { RunDrawer } from "./runs/RunDrawer";
+import { isDirty, useEditor } from "./store/editor";
+import { type Boot, followDrafts, followInspection, open, save } from "./store/session";
+
+export function App({ boot }: { boot: Boot }) {
+  const ready = useEditor((s) => s.ready);
+  const [failure, setFailure] = useState<string | null>(null);
+
+  useEffect(() => {
+    const stopInspection = followInspection();
+    const stopDrafts = followDrafts();
+    open(boot).catch((error: Error) => setFailure(error.message));
+    const beforeUnload = (event: BeforeUnloadEvent) => {
+      const s = useEditor.getState();
+      if (s.ready && !s.readOnly && isDirty(s)) {
+        event.preventDefault();
+        event.returnValue = "";
+      }
+    };
+    window.addEventListener("beforeunload", beforeUnload);
+    return () => {
+      stopInspection();
+      stopDrafts();
+      window.removeEventListener("beforeunload", beforeUnload);
+    };
+  }, [boot]);
+
+  if (failure) {
+    return (
+      <div className="failure">
+        <h1>This model could not be opened</h1>
+        <p>{failure}</p>
+        <p><a href="/">Back to your models</a></p>
+      </div>
+    );
+  }
+  return (
+    <ReactFlowProvider>
+      <div className={`app ${ready ? "" : "loading"}`}>
+        <TopBar loginUrl={boot.loginUrl} loggedIn={boot.user !== null} />
+        <Palette />
+        <main className="canvas-area">{ready ? <Canvas /> : <div className="canvas-loading">Loading…</div>}</main>
+        <Inspector />
+        <StatusBar />
+        <Drawer />
+        <Shortcuts />
+        <Dialogs />
+        <NoticeBar />
+      </div>
+    </ReactFlowProvider>
+  );
+}
+
+function Shortcuts() {
+  const flow = useReactFlow();
+  const ref = useRef(flow);
+  ref.current = flow;
+  useEffect(() => installShortcuts(() => ref.current), []);
+  return null;
+}
+
+function Drawer() {
+  const open = useEditor((s) => s.drawerOpen);
+  const graph = useEditor((s) => s.graph);
+  const readOnly = useEditor((s) => s.readOnly);
+  const shareToken = useEditor((s) => s.shareToken);
+  const openDrawer = useEditor((s) => s.openDrawer);
+  const suggested = useEditor((s) => s.suggestedDataset);
+  return (
+    <RunDrawer
+      graphId={readOnly ? null : graph?.id ?? null}
+      shareToken={shareToken}
+      readOnly={readOnly}
+      starterDataset={suggested ?? undefined}
+      open={open}
+      onOpenChange={(next) => openDrawer(next)}
+      ensureSaved={ensureSaved}
+    />
+  );
+}
+
+/** Runs need a saved version: save first when there are unsaved changes. */
+async function ensureSaved(): Promise<{ graphId: number; version: number } | null> {
+  const s = useEditor.getState();
+  if (s.graph && !isDirty(s)) return { graphId: s.graph.id, version: s.graph.head };
+  const outcome = await save(s.graph ? "Saved to start a run" : undefined);
+  const after = useEditor.getState();
+  if ((outcome === "saved" || outcome === "unchanged") && after.graph) {
+    return { graphId: after.graph.id, version: after.graph.head };
+  }
+  return null;
+}

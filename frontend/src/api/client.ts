@@ -1,0 +1,128 @@
+// Every call the editor makes to the REST API goes through `api`: JSON in and out, the CSRF
+// token on unsafe methods, and one error type that carries the API's error body.
+import type {
+  Block, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
+  SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+} from "./types";
+
+export interface ErrorBody {
+  error: string;
+  problems?: { message: string; node: string | null; field: string | null }[];
+  fields?: Record<string, string[]>;
+  current_version?: Version;
+  [key: string]: unknown;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly body: ErrorBody;
+
+  constructor(status: number, body: ErrorBody) {
+    super(body.error);
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function csrfToken(): string {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+export async function request<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  init: { signal?: AbortSignal } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      signal: init.signal,
+    });
+  } catch (error) {
+    if ((error as Error).name === "AbortError") throw error;
+    throw new ApiError(0, { error: `the server could not be reached (${(error as Error).message})` });
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!response.ok) {
+    const errorBody =
+      parsed && typeof parsed === "object" && "error" in parsed
+        ? (parsed as ErrorBody)
+        : { error: `${method} ${path} failed with HTTP ${response.status}` };
+    throw new ApiError(response.status, errorBody);
+  }
+  return parsed as T;
+}
+
+const q = (params: Record<string, string | number | undefined>) => {
+  const entries = Object.entries(params).filter(([, v]) => v !== undefined && v !== "");
+  return entries.length ? "?" + new URLSearchParams(entries.map(([k, v]) => [k, String(v)])) : "";
+};
+
+/** The API, one function per endpoint the editor uses (see docs/api.md). */
+export const api = {
+  blocks: () => request<Block[]>("GET", "/api/blocks"),
+  starters: () => request<Starter[]>("GET", "/api/starters"),
+  inspect: (document: GraphDocument, signal?: AbortSignal) =>
+    request<InspectReport>("POST", "/api/inspect", document, { signal }),
+
+  graphs: () => request<GraphOut[]>("GET", "/api/graphs"),
+  graph: (id: number) => request<GraphDetail>("GET", `/api/graphs/${id}`),
+  createGraph: (body: { document?: GraphDocument; starter?: string; name?: string; message?: string }) =>
+    request<GraphDetail>("POST", "/api/graphs", body),
+  renameGraph: (id: number, name: string) => request<GraphOut>("PATCH", `/api/graphs/${id}`, { name }),
+  save: (id: number, document: GraphDocument, baseVersion: number, message?: string) =>
+    request<SaveResult>("POST", `/api/graphs/${id}/versions`, {
+      document, base_version: baseVersion, ...(message ? { message } : {}),
+    }),
+  versions: (id: number) => request<Version[]>("GET", `/api/graphs/${id}/versions`),
+  version: (id: number, number: number) =>
+    request<VersionDetail>("GET", `/api/graphs/${id}/versions/${number}`),
+  restore: (id: number, number: number, baseVersion?: number) =>
+    request<SaveResult>("POST", `/api/graphs/${id}/versions/${number}/restore`,
+      baseVersion === undefined ? {} : { base_version: baseVersion }),
+  shares: (id: number) => request<Share[]>("GET", `/api/graphs/${id}/share`),
+  share: (id: number, version?: number) =>
+    request<ShareCreated>("POST", `/api/graphs/${id}/share`, version === undefined ? {} : { version }),
+  revokeShare: (id: number, linkId: number) =>
+    request<void>("DELETE", `/api/graphs/${id}/share/${linkId}`),
+  downloadUrl: (id: number, format: "json" | "pytorch" | "onnx", version?: number) =>
+    `/api/graphs/${id}/download${q({ format, version })}`,
+
+  shared: (token: string) => request<Shared>("GET", `/api/shared/${token}`),
+  sharedInspect: (token: string) => request<InspectReport>("GET", `/api/shared/${token}/inspect`),
+  fork: (token: string) => request<GraphDetail>("POST", `/api/shared/${token}/fork`),
+  sharedDownloadUrl: (token: string, format: "json" | "pytorch" | "onnx") =>
+    `/api/shared/${token}/download${q({ format })}`,
+  sharedJobs: (token: string) => request<Job[]>("GET", `/api/shared/${token}/jobs`),
+
+  datasets: () => request<Dataset[]>("GET", "/api/datasets"),
+  uploads: () => request<Upload[]>("GET", "/api/uploads"),
+  jobs: (graph?: number) => request<Job[]>("GET", `/api/jobs${q({ graph })}`),
+  job: (id: number, share?: string) => request<Job>("GET", `/api/jobs/${id}${q({ share })}`),
+  startJob: (body: {
+    graph: number; version?: number; dataset?: string; upload?: number;
+    dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
+  }) => request<Job>("POST", "/api/jobs", body),
+  cancelJob: (id: number) => request<Job>("POST", `/api/jobs/${id}/cancel`),
+  events: (id: number, since: number, share?: string, types?: string) =>
+    request<EventPage>("GET", `/api/jobs/${id}/metrics${q({ since, share, types })}`),
+  jobDownloadUrl: (id: number, format: string, share?: string) =>
+    `/api/jobs/${id}/download${q({ format, share })}`,
+};

@@ -1,0 +1,34 @@
+// The API's types, generated from its OpenAPI document (schema.d.ts, made by `make`), under
+// short names. Nothing here is typed by hand: change the API's schema instead.
+import type { components } from "./schema";
+
+type S = components["schemas"];
+
+export type GraphDocument = S["GraphDocument"];
+export type NestedGraph = S["NestedGraph"];
+export type GraphNode = S["GraphNode"];
+export type GraphEdge = S["GraphEdge"];
+export type BlockType = GraphNode["type"];
+
+export type GraphOut = S["GraphOut"];
+export type GraphDetail = S["GraphDetailOut"];
+export type Version = S["VersionOut"];
+export type VersionDetail = S["VersionDetailOut"];
+export type SaveResult = S["SaveOut"];
+export type Share = S["ShareOut"];
+export type ShareCreated = S["ShareCreatedOut"];
+export type Shared = S["SharedOut"];
+
+export type InspectReport = S["InspectReport"];
+export type NodeReport = S["NodeReport"];
+export type TensorSpec = S["TensorSpec"];
+export type Problem = S["Problem"];
+export type Totals = S["InspectTotals"];
+export type Block = S["Block"];
+export type Starter = S["Starter"];
+
+export type Job = S["Job"];
+export type JobEvent = S["JobEvent"];
+export type EventPage = S["EventPage"];
+export type Dataset = S["Dataset"];
+export type Upload = S["Upload"];

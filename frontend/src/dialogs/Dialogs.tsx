@@ -1,0 +1,35 @@
+// The editor's dialogs: whichever one `useEditor(s => s.dialog)` names. Mount <Dialogs />
+// and <NoticeBar /> once, anywhere in the app.
+import { useEditor } from "../store/editor";
+import { CodeDialog } from "./CodeDialog";
+import { ConflictDialog } from "./ConflictDialog";
+import { RenameDialog } from "./RenameDialog";
+import { SaveDialog } from "./SaveDialog";
+import { ShareDialog } from "./ShareDialog";
+import { ShortcutsDialog } from "./ShortcutsDialog";
+import { VersionsDialog } from "./VersionsDialog";
+import "./dialogs.css";
+
+export { NoticeBar } from "./NoticeBar";
+
+export function Dialogs() {
+  const dialog = useEditor((s) => s.dialog);
+  switch (dialog) {
+    case "save":
+      return <SaveDialog />;
+    case "versions":
+      return <VersionsDialog />;
+    case "share":
+      return <ShareDialog />;
+    case "code":
+      return <CodeDialog />;
+    case "shortcuts":
+      return <ShortcutsDialog />;
+    case "conflict":
+      return <ConflictDialog />;
+    case "rename":
+      return <RenameDialog />;
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,177 @@
+import { act } from "react";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+vi.mock("../store/session", () => ({
+  save: vi.fn(), reloadLatest: vi.fn(), forkLocal: vi.fn(), restore: vi.fn(), forkShared: vi.fn(), rename: vi.fn(),
+}));
+
+import { api } from "../api/client";
+import type { GraphDocument, Share, Version } from "../api/types";
+import { useEditor } from "../store/editor";
+import * as session from "../store/session";
+import { Dialogs } from "./Dialogs";
+import { shortcutGroups } from "./ShortcutsDialog";
+import { button, click, dialogName, flush, type Rendered, render } from "./testing";
+
+const doc: GraphDocument = {
+  format: "shipyard.graph/v1",
+  name: "tiny-mlp",
+  nodes: [{ id: "x", type: "Input", params: { shape: [64] } }, { id: "y", type: "Output" }],
+  edges: [{ from: "x", to: "y" }],
+};
+const ago = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
+const initial = useEditor.getState();
+let view: Rendered | null = null;
+
+beforeEach(() => {
+  useEditor.setState(initial, true);
+  vi.restoreAllMocks();
+});
+afterEach(() => {
+  view?.unmount();
+  view = null;
+  vi.unstubAllGlobals();
+});
+
+const dialog = () => document.querySelector<HTMLElement>('[role="dialog"]')!;
+
+async function open(which: NonNullable<ReturnType<typeof useEditor.getState>["dialog"]>, saved = true) {
+  useEditor.getState().load(doc, saved ? { graph: { id: 7, name: "tiny-mlp", head: 2 }, savedDoc: doc } : { graph: null });
+  useEditor.getState().openDialog(which);
+  view = await render(<Dialogs />);
+  await flush();
+}
+
+describe("Share dialog", () => {
+  const old: Share = { id: 1, prefix: "Rt-PYZTl", version: null, created_at: ago(60 * 24 * 3), revoked_at: null };
+
+  it("lists links, creates one showing its full URL once, copies and revokes", async () => {
+    vi.spyOn(api, "shares").mockResolvedValue([old]);
+    const share = vi.spyOn(api, "share").mockResolvedValue({
+      id: 2, prefix: "abcdefgh", version: 2, created_at: ago(0), revoked_at: null,
+      token: "abcdefghTOKEN", url: "http://127.0.0.1:8000/s/abcdefghTOKEN",
+    });
+    const revoke = vi.spyOn(api, "revokeShare").mockResolvedValue(undefined);
+    const writeText = vi.fn().mockResolvedValue(undefined);
+    vi.stubGlobal("navigator", { ...navigator, platform: "Linux x86_64", clipboard: { writeText } });
+    await open("share");
+
+    expect(dialogName(dialog())).toBe("Share");
+    let rows = dialog().querySelectorAll('[data-testid="share-link"]');
+    expect(rows).toHaveLength(1);
+    expect(rows[0].textContent).toContain("Rt-PYZTl…");
+    expect(rows[0].textContent).toContain("the full link was shown when it was made");
+    expect(rows[0].textContent).toContain("created 3 days ago");
+
+    await click(dialog().querySelector('input[value="pinned"]'));
+    await click(button(dialog(), "Create link"));
+    expect(share).toHaveBeenCalledWith(7, 2);
+    rows = dialog().querySelectorAll('[data-testid="share-link"]');
+    expect(rows).toHaveLength(2);
+    const url = rows[0].querySelector<HTMLInputElement>("input[readonly]")!;
+    expect(url.value).toBe("http://127.0.0.1:8000/s/abcdefghTOKEN");
+    expect(rows[0].textContent).toContain("pinned to v2");
+
+    await click(button(rows[0], "Copy"));
+    expect(writeText).toHaveBeenCalledWith("http://127.0.0.1:8000/s/abcdefghTOKEN");
+    expect(button(rows[0], "Copied")).toBeTruthy();
+
+    await click(button(rows[1], "Revoke"));
+    await flush();
+    expect(revoke).toHaveBeenCalledWith(7, 1);
+    rows = dialog().querySelectorAll('[data-testid="share-link"]');
+    expect(rows[1].getAttribute("data-state")).toBe("revoked");
+    expect(rows[1].textContent).toContain("revoked just now");
+    expect(button(rows[1], "Revoke")).toBeUndefined();
+  });
+
+  it("asks to save a never-saved model first", async () => {
+    const shares = vi.spyOn(api, "shares");
+    await open("share", false);
+    expect(shares).not.toHaveBeenCalled();
+    expect(dialog().textContent).toContain("has not been saved yet");
+    await click(button(dialog(), "Save"));
+    expect(useEditor.getState().dialog).toBe("save");
+  });
+});
+
+describe("Versions dialog", () => {
+  const versions: Version[] = [
+    { number: 1, author: "ada", message: "first", restored_from: null, content_hash: "a", created_at: ago(120) },
+    { number: 2, author: "bob", message: "", restored_from: 1, content_hash: "b", created_at: ago(2) },
+  ];
+
+  it("lists versions newest first, opens one, and restores (asking first when there are unsaved changes)", async () => {
+    vi.spyOn(api, "versions").mockResolvedValue(versions);
+    vi.spyOn(api, "version").mockResolvedValue({ ...versions[0], document: doc });
+    vi.mocked(session.restore).mockResolvedValue(undefined);
+    await open("versions");
+    const rows = dialog().querySelectorAll('[data-testid="version"]');
+    expect([...rows].map((r) => r.getAttribute("data-version"))).toEqual(["2", "1"]);
+    expect(rows[0].textContent).toContain("current");
+    expect(rows[0].textContent).toContain("restored from v1");
+    expect(rows[0].textContent).toContain("bob");
+    expect(rows[1].textContent).toContain("2 h ago");
+
+    await click(button(rows[1], "Open"));
+    await flush();
+    expect(dialog().querySelector('[data-testid="version-detail"]')!.textContent).toContain("2 nodes");
+
+    await act(async () => useEditor.getState().setName("edited"));
+    await click(button(rows[1], "Restore"));
+    expect(session.restore).not.toHaveBeenCalled();
+    await click(button(dialog(), "Discard changes and restore"));
+    expect(session.restore).toHaveBeenCalledWith(1);
+    expect(useEditor.getState().dialog).toBeNull();
+  });
+});
+
+describe("Code panel", () => {
+  it("fetches the saved version's PyTorch, highlights it, offers downloads and says when it is stale", async () => {
+    const fetchMock = vi.fn().mockResolvedValue(new Response("class M(nn.Module):\n    # hi\n    x = 64\n", { status: 200 }));
+    vi.stubGlobal("fetch", fetchMock);
+    useEditor.getState().load(doc, { graph: { id: 7, name: "tiny-mlp", head: 2 }, savedDoc: doc });
+    useEditor.getState().setName("edited");
+    useEditor.getState().openDialog("code");
+    view = await render(<Dialogs />);
+    await flush();
+    expect(fetchMock.mock.calls[0][0]).toBe("/api/graphs/7/download?format=pytorch&version=2");
+    const pre = dialog().querySelector("pre")!;
+    expect(pre.textContent).toBe("class M(nn.Module):\n    # hi\n    x = 64\n");
+    expect(pre.querySelector(".tok-kw")!.textContent).toBe("class");
+    expect(pre.querySelector(".tok-com")!.textContent).toBe("# hi");
+    expect(pre.querySelector(".tok-num")!.textContent).toBe("64");
+    const hrefs = [...dialog().querySelectorAll("a")].map((a) => a.getAttribute("href"));
+    expect(hrefs).toEqual([
+      "/api/graphs/7/download?format=json&version=2",
+      "/api/graphs/7/download?format=pytorch&version=2",
+      "/api/graphs/7/download?format=onnx&version=2",
+    ]);
+    expect(dialog().textContent).toContain("saved version v2");
+    await click(button(dialog(), "Save first"));
+    expect(useEditor.getState().dialog).toBe("save");
+  });
+
+  it("uses the share token in a shared view", async () => {
+    const fetchMock = vi.fn().mockResolvedValue(new Response("x = 1\n", { status: 200 }));
+    vi.stubGlobal("fetch", fetchMock);
+    useEditor.getState().load(doc, {
+      graph: { id: 0, name: "tiny-mlp", head: 3 }, savedDoc: doc, readOnly: true, shareToken: "TOK", owner: "ada",
+    });
+    useEditor.getState().openDialog("code");
+    view = await render(<Dialogs />);
+    await flush();
+    expect(fetchMock.mock.calls[0][0]).toBe("/api/shared/TOK/download?format=pytorch");
+    expect(dialog().textContent).not.toContain("Save first");
+  });
+});
+
+describe("Shortcuts", () => {
+  it("says Cmd on macOS and Ctrl elsewhere", () => {
+    const text = (mac: boolean) => JSON.stringify(shortcutGroups(mac));
+    expect(text(true)).toContain('"Cmd","Z"');
+    expect(text(true)).not.toContain('"Ctrl"');
+    expect(text(false)).toContain('"Ctrl","Shift","Z"');
+    expect(text(false)).toContain('"Ctrl","Y"');
+  });
+});

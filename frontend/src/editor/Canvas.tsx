@@ -1,0 +1,238 @@
+// The canvas: the graph at the current scope, drawn by React Flow from the store. Drags
+// move nodes locally and commit once when they end (one undo step); connections that can
+// never be valid are refused while dragging; blocks come from the palette by drag and drop,
+// or from a quick-add box on double-click.
+import {
+  Background, type Connection, Controls, type EdgeChange, MiniMap, type NodeChange,
+  ReactFlow, applyEdgeChanges, applyNodeChanges, useReactFlow,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+
+import { type Point, connectionProblem, graphAt } from "../graph/ops";
+import { nodeReportsAt, problemsAt } from "../graph/report";
+import { useEditor } from "../store/editor";
+import { edgeTypes } from "./edges";
+import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
+import { nodeTypes } from "./nodes";
+import { QuickAdd } from "./QuickAdd";
+
+export const BLOCK_MIME = "application/shipyard-block";
+
+export function Canvas() {
+  const doc = useEditor((s) => s.doc);
+  const scope = useEditor((s) => s.scope);
+  const catalog = useEditor((s) => s.catalog);
+  const report = useEditor((s) => s.report);
+  const selection = useEditor((s) => s.selection);
+  const selectedEdges = useEditor((s) => s.selectedEdges);
+  const readOnly = useEditor((s) => s.readOnly);
+  const flow = useReactFlow();
+
+  const graph = useMemo(() => {
+    try {
+      return graphAt(doc, scope);
+    } catch {
+      return graphAt(doc, []);
+    }
+  }, [doc, scope]);
+  const reports = useMemo(() => nodeReportsAt(report, scope), [report, scope]);
+  const problems = useMemo(() => problemsAt(report, scope), [report, scope]);
+  const selectionSet = useMemo(() => new Set(selection), [selection]);
+  const edgeSelectionSet = useMemo(() => new Set(selectedEdges), [selectedEdges]);
+
+  const previousNodes = useRef(new Map<string, BlockNodeType>());
+  const previousEdges = useRef(new Map<string, ShapeEdgeType>());
+  const derivedNodes = useMemo(
+    () => deriveNodes(graph, scope, catalog, reports, problems, selectionSet, readOnly, previousNodes.current),
+    [graph, scope, catalog, reports, problems, selectionSet, readOnly],
+  );
+  const derivedEdges = useMemo(
+    () => deriveEdges(graph, catalog, reports, edgeSelectionSet, previousEdges.current),
+    [graph, catalog, reports, edgeSelectionSet],
+  );
+
+  // Local copies, so that a drag moves nodes at once without touching the store.
+  const [nodes, setNodes] = useState<BlockNodeType[]>(derivedNodes);
+  const [edges, setEdges] = useState<ShapeEdgeType[]>(derivedEdges);
+  useEffect(() => setNodes(derivedNodes), [derivedNodes]);
+  useEffect(() => setEdges(derivedEdges), [derivedEdges]);
+  useEffect(() => {
+    previousNodes.current = new Map(nodes.map((n) => [n.id, n]));
+  }, [nodes]);
+  useEffect(() => {
+    previousEdges.current = new Map(edges.map((e) => [e.id, e]));
+  }, [edges]);
+
+  // A new scope (entering or leaving a Repeat) shows all of its graph.
+  const scopeKey = scope.join("/");
+  useEffect(() => {
+    const timer = setTimeout(() => flow.fitView({ padding: 0.12, maxZoom: 1.1, minZoom: 0.45, duration: 0 }), 0);
+    return () => clearTimeout(timer);
+  }, [scopeKey, flow]);
+
+  const onNodesChange = useCallback((changes: NodeChange<BlockNodeType>[]) => {
+    setNodes((current) => applyNodeChanges(changes, current));
+    const selects = changes.filter((c) => c.type === "select");
+    if (selects.length) {
+      const state = useEditor.getState();
+      const next = new Set(state.selection);
+      for (const change of selects) {
+        if (change.type !== "select") continue;
+        if (change.selected) next.add(change.id);
+        else next.delete(change.id);
+      }
+      state.select([...next], state.selectedEdges);
+    }
+  }, []);
+
+  const onEdgesChange = useCallback((changes: EdgeChange<ShapeEdgeType>[]) => {
+    setEdges((current) => applyEdgeChanges(changes, current));
+    const selects = changes.filter((c) => c.type === "select");
+    if (selects.length) {
+      const state = useEditor.getState();
+      const next = new Set(state.selectedEdges);
+      for (const change of selects) {
+        if (change.type !== "select") continue;
+        if (change.selected) next.add(change.id);
+        else next.delete(change.id);
+      }
+      useEditor.setState({ selectedEdges: [...next] });
+    }
+  }, []);
+
+  const onNodeDragStop = useCallback((_event: unknown, _node: BlockNodeType, dragged: BlockNodeType[]) => {
+    const moves = new Map<string, Point>(dragged.map((n) => [n.id, [n.position.x, n.position.y]]));
+    useEditor.getState().move(moves);
+  }, []);
+
+  const isValidConnection = useCallback((connection: Connection | ShapeEdgeType) => {
+    const state = useEditor.getState();
+    if (state.readOnly) return false;
+    const current = graphAt(state.doc, state.scope);
+    return connectionProblem(
+      current,
+      { node: connection.source, port: connection.sourceHandle ?? "out" },
+      { node: connection.target, port: connection.targetHandle ?? "in" },
+      state.catalog,
+    ) === null;
+  }, []);
+
+  const onConnect = useCallback((connection: Connection) => {
+    useEditor.getState().connect(
+      { node: connection.source, port: connection.sourceHandle ?? "out" },
+      { node: connection.target, port: connection.targetHandle ?? "in" },
+    );
+  }, []);
+
+  const onDrop = useCallback((event: React.DragEvent) => {
+    const type = event.dataTransfer.getData(BLOCK_MIME);
+    if (!type) return;
+    event.preventDefault();
+    const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+    useEditor.getState().addBlock(type, [at.x - 92, at.y - 30]);
+  }, [flow]);
+
+  const [quickAdd, setQuickAdd] = useState<{ left: number; top: number; at: Point } | null>(null);
+  const wrapper = useRef<HTMLDivElement>(null);
+  const onDoubleClick = useCallback((event: React.MouseEvent) => {
+    if (readOnly) return;
+    const target = event.target as HTMLElement;
+    if (!target.classList.contains("react-flow__pane")) return;
+    const box = wrapper.current!.getBoundingClientRect();
+    const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
+    setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: [at.x - 92, at.y - 30] });
+  }, [flow, readOnly]);
+
+  const many = nodes.length > 300;
+  return (
+    <div
+      className="canvas"
+      ref={wrapper}
+      onDoubleClick={onDoubleClick}
+      onDragOver={(e) => {
+        if (e.dataTransfer.types.includes(BLOCK_MIME)) {
+          e.preventDefault();
+          e.dataTransfer.dropEffect = "copy";
+        }
+      }}
+      onDrop={onDrop}
+    >
+      <ReactFlow<BlockNodeType, ShapeEdgeType>
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
+        onNodesChange={onNodesChange}
+        onEdgesChange={onEdgesChange}
+        onNodeDragStop={onNodeDragStop}
+        onSelectionDragStop={(_e, dragged) => onNodeDragStop(null, dragged[0], dragged as BlockNodeType[])}
+        onConnect={onConnect}
+        isValidConnection={isValidConnection}
+        onNodeDoubleClick={(_e, node) => {
+          if (node.type === "repeat") useEditor.getState().enter(node.id);
+        }}
+        onPaneClick={() => useEditor.getState().select([])}
+        deleteKeyCode={null}
+        selectionKeyCode="Shift"
+        multiSelectionKeyCode={["Meta", "Control", "Shift"]}
+        zoomOnDoubleClick={false}
+        nodesDraggable={!readOnly}
+        nodesConnectable={!readOnly}
+        edgesFocusable={!readOnly}
+        onlyRenderVisibleElements={many}
+        minZoom={0.05}
+        maxZoom={2.5}
+        fitView
+        fitViewOptions={{ padding: 0.12, maxZoom: 1.1, minZoom: 0.45 }}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background gap={20} size={1} />
+        <Controls showInteractive={false} />
+        <MiniMap pannable zoomable nodeClassName={(n) => (n.data as { problems?: unknown[] }).problems?.length ? "mm-error" : "mm-node"} />
+      </ReactFlow>
+      <Breadcrumbs />
+      {graph.nodes.length === 0 && !readOnly && (
+        <div className="canvas-empty">
+          <p><strong>An empty canvas.</strong></p>
+          <p>Drag blocks here from the palette, or double-click to add one. Start with an <em>Input</em>, end with an <em>Output</em>.</p>
+        </div>
+      )}
+      {quickAdd && (
+        <QuickAdd
+          left={quickAdd.left}
+          top={quickAdd.top}
+          onPick={(type) => {
+            useEditor.getState().addBlock(type, quickAdd.at);
+            setQuickAdd(null);
+          }}
+          onClose={() => setQuickAdd(null)}
+        />
+      )}
+    </div>
+  );
+}
+
+function Breadcrumbs() {
+  const scope = useEditor((s) => s.scope);
+  const doc = useEditor((s) => s.doc);
+  const leaveTo = useEditor((s) => s.leaveTo);
+  if (scope.length === 0) return null;
+  return (
+    <nav className="breadcrumbs" aria-label="Where you are">
+      <button className="link" onClick={() => leaveTo(0)}>{doc.name || "model"}</button>
+      {scope.map((id, i) => {
+        const node = graphAt(doc, scope.slice(0, i)).nodes.find((n) => n.id === id);
+        const times = node?.params?.times ?? 2;
+        return (
+          <span key={id}>
+            <span className="muted"> › </span>
+            {i === scope.length - 1
+              ? <strong>{id} ×{String(times)}</strong>
+              : <button className="link" onClick={() => leaveTo(i + 1)}>{id} ×{String(times)}</button>}
+          </span>
+        );
+      })}
+      <span className="muted"> · inside a Repeat: one copy is drawn, it runs ×N · Esc to leave</span>
+    </nav>
+  );
+}

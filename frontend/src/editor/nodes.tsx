@@ -1,0 +1,117 @@
+// How a block looks on the canvas: its type, id and parameter count, the ports it has, and
+// its error under it in words. A Repeat is a framed group showing ×N and what it holds.
+import { Handle, type NodeProps, Position } from "@xyflow/react";
+import { memo } from "react";
+
+import { AttentionMini } from "../runs/Attention";
+import { useEditor } from "../store/editor";
+import { compact } from "../ui/format";
+import type { BlockNodeType } from "./flow";
+
+/** The parameters worth reading at a glance, as "out_features 128". */
+function summary(params: Record<string, unknown> | undefined): string {
+  if (!params) return "";
+  return Object.entries(params)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .slice(0, 3)
+    .map(([k, v]) => `${k} ${Array.isArray(v) ? `[${v.join(", ")}]` : String(v)}`)
+    .join(" · ");
+}
+
+function categoryClass(category: string | undefined): string {
+  return "cat-" + (category ?? "other").toLowerCase().replace(/[^a-z]+/g, "-");
+}
+
+function Ports({ names, type }: { names: string[]; type: "source" | "target" }) {
+  const position = type === "target" ? Position.Left : Position.Right;
+  return (
+    <>
+      {names.map((name, i) => (
+        <Handle
+          key={name}
+          id={name}
+          type={type}
+          position={position}
+          style={{ top: `${((i + 1) / (names.length + 1)) * 100}%` }}
+          title={`${type === "target" ? "input" : "output"} ${name}`}
+        >
+          {names.length > 1 && <span className={`port-label ${type}`}>{name}</span>}
+        </Handle>
+      ))}
+    </>
+  );
+}
+
+function ErrorLine({ data }: { data: BlockNodeType["data"] }) {
+  if (!data.problems?.length) return null;
+  const first = data.problems[0];
+  return (
+    <div className="bn-error" data-testid="node-error" title={data.problems.map((p) => p.message).join("\n")}>
+      {first.message}
+      {data.problems.length > 1 && <span className="bn-more"> (+{data.problems.length - 1})</span>}
+    </div>
+  );
+}
+
+export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<BlockNodeType>) {
+  const { node, block, report } = data;
+  const status = report?.status;
+  const hasError = !!data.problems?.length;
+  const className = [
+    "block-node", categoryClass(block?.category), hasError ? "has-error" : "",
+    status === "skipped" ? "skipped" : "", selected ? "selected" : "",
+  ].join(" ");
+  return (
+    <div className={className} data-testid="block-node" data-type={node.type}>
+      <Ports names={block?.inputs ?? []} type="target" />
+      <div className="bn-head">
+        <span className="bn-type">{node.type}</span>
+        {report && report.params > 0 && <span className="bn-params" title={`${report.params} parameters`}>{compact(report.params)}</span>}
+      </div>
+      <div className="bn-id">{node.id}</div>
+      {node.params && <div className="bn-sub">{summary(node.params)}</div>}
+      <ErrorLine data={data} />
+      {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
+      <Ports names={block?.outputs ?? []} type="source" />
+    </div>
+  );
+});
+
+export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeProps<BlockNodeType>) {
+  const { node, block, report } = data;
+  const times = (node.params?.times as number | undefined) ?? (block?.params_schema as { properties?: { times?: { default?: number } } })?.properties?.times?.default ?? 2;
+  const inner = node.graph?.nodes.filter((n) => n.type !== "Input" && n.type !== "Output") ?? [];
+  const hasError = !!data.problems?.length;
+  const enter = useEditor((s) => s.enter);
+  return (
+    <div
+      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${selected ? "selected" : ""}`}
+      data-testid="block-node"
+      data-type={node.type}
+      onDoubleClick={(e) => {
+        e.stopPropagation();
+        enter(id);
+      }}
+    >
+      <Ports names={block?.inputs ?? ["in"]} type="target" />
+      <div className="rn-frame-label">
+        <span className="bn-id">{node.id}</span>
+        <span className="rn-times" data-testid="repeat-times">×{times}</span>
+      </div>
+      <div className="rn-body">
+        {inner.slice(0, 10).map((n) => (
+          <span key={n.id} className="rn-chip" title={n.type}>{n.id}</span>
+        ))}
+        {inner.length > 10 && <span className="rn-chip muted">+{inner.length - 10}</span>}
+      </div>
+      <div className="rn-foot">
+        {report && <span title={`${report.params} parameters in all ${times} copies`}>{compact(report.params)} params</span>}
+        <button className="link" onClick={(e) => { e.stopPropagation(); enter(id); }}>Open ▸</button>
+      </div>
+      <ErrorLine data={data} />
+      <Ports names={block?.outputs ?? ["out"]} type="source" />
+    </div>
+  );
+});
+
+export const nodeTypes = { block: BlockNode, repeat: RepeatNode };

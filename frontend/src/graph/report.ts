@@ -1,0 +1,46 @@
+// Reading the server's inspection report at the scope being edited.
+import type { InspectReport, NodeReport, Problem } from "../api/types";
+import type { Scope } from "./ops";
+
+type NodeReports = Record<string, NodeReport>;
+
+/** The per-node reports of the graph at `scope` (inside Repeats: their body's). */
+export function nodeReportsAt(report: InspectReport | null, scope: Scope): NodeReports {
+  if (!report) return {};
+  let nodes = report.nodes as NodeReports;
+  for (const id of scope) {
+    const body = (nodes[id] as { body?: { nodes?: NodeReports } } | undefined)?.body;
+    if (!body?.nodes) return {};
+    nodes = body.nodes;
+  }
+  return nodes;
+}
+
+/** The problem path of a node: "blocks/attn" for attn inside the Repeat blocks. */
+export function nodePath(scope: Scope, id: string): string {
+  return [...scope, id].join("/");
+}
+
+/** Problems by node id at `scope`; a problem of a node deeper inside a Repeat counts for
+ * that Repeat too, so a collapsed group shows that something inside it is wrong. */
+export function problemsAt(report: InspectReport | null, scope: Scope): Map<string, Problem[]> {
+  const found = new Map<string, Problem[]>();
+  if (!report) return found;
+  const prefix = scope.length ? scope.join("/") + "/" : "";
+  for (const problem of report.problems) {
+    if (!problem.node || !problem.node.startsWith(prefix)) continue;
+    const id = problem.node.slice(prefix.length).split("/")[0];
+    found.set(id, [...(found.get(id) ?? []), problem]);
+  }
+  return found;
+}
+
+/** Problems of the whole graph (no node named). */
+export function graphProblems(report: InspectReport | null): Problem[] {
+  return report ? report.problems.filter((p) => !p.node) : [];
+}
+
+/** The module path a run reports attention under: the first copy of each Repeat. */
+export function modulePath(scope: Scope, id: string): string {
+  return [...scope.flatMap((s) => [s, "0"]), id].join(".");
+}

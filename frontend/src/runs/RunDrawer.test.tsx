@@ -1,0 +1,199 @@
+import { act } from "react";
+import { createRoot, type Root } from "react-dom/client";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+
+import { RunDrawer } from "./RunDrawer";
+import { runsStore } from "./store";
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
+
+const job = (over: Record<string, unknown> = {}) => ({
+  id: 5, graph: 7, graph_name: "char-gpt", version: 3, kind: "train", dataset: "harbour", upload: null,
+  dataset_options: {}, config: { steps: 300 }, queue: "cpu", time_limit: 21600, status: "succeeded",
+  step: 300, total_steps: 300, position: null, attempts: 1, device: "cpu", worker: "w", error: "",
+  cancel_requested: false, published: true, last_seq: 6, metrics: { val_loss: 1.5 }, downloads: ["onnx", "pytorch", "weights"],
+  download_errors: {}, created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, ...over,
+});
+
+const EVENTS = [
+  { type: "status", seq: 1, step: 0, time: 0, status: "queued", total: 300, attempts: 0, device: "", worker: "", error: "" },
+  { type: "metric", seq: 2, step: 10, time: 0, name: "train_loss", value: 4 },
+  { type: "metric", seq: 3, step: 20, time: 0, name: "train_loss", value: 3 },
+  { type: "metric", seq: 4, step: 20, time: 0, name: "val_loss", value: 3.2 },
+  { type: "sample", seq: 5, step: 20, time: 0, text: "the harbour" },
+  { type: "status", seq: 6, step: 300, time: 0, status: "succeeded", total: 300, attempts: 1, device: "cpu", worker: "w", error: "" },
+];
+
+type Route = (method: string, url: URL, body: unknown) => { status: number; body: unknown } | undefined;
+
+let root: Root;
+let container: HTMLElement;
+let requests: { method: string; path: string; body: unknown }[];
+
+function mockFetch(route: Route) {
+  vi.stubGlobal("fetch", vi.fn(async (input: string, init: RequestInit = {}) => {
+    const url = new URL(input, "http://localhost");
+    const method = init.method ?? "GET";
+    const body = init.body ? JSON.parse(String(init.body)) : undefined;
+    requests.push({ method, path: url.pathname + url.search, body });
+    const answer = route(method, url, body) ?? (
+      url.pathname === "/api/datasets"
+        ? { status: 200, body: [
+          { name: "digits", description: "8×8 digits", tasks: ["classification"], gives: "float32 [B, 64]", options: {} },
+          { name: "harbour", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+          { name: "modadd", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" } },
+        ] }
+        : url.pathname === "/api/uploads" ? { status: 200, body: [] }
+          : { status: 404, body: { error: "not here" } });
+    return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { "Content-Type": "application/json" } });
+  }));
+}
+
+/** A WebSocket that never connects (the drawer tests follow no live run). */
+class SilentSocket extends EventTarget {
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  readyState = 0;
+  binaryType = "blob";
+  constructor(public url: string) {
+    super();
+  }
+  close() {
+    this.readyState = 3;
+  }
+  send() {}
+}
+
+async function render(props: Partial<Parameters<typeof RunDrawer>[0]> = {}) {
+  const ensureSaved = vi.fn(async () => ({ graphId: 7, version: 3 }));
+  await act(async () => {
+    root.render(
+      <RunDrawer graphId={7} shareToken={null} readOnly={false} starterDataset="harbour" ensureSaved={ensureSaved}
+        open onOpenChange={() => {}} {...props} />,
+    );
+  });
+  await settle();
+  return { ensureSaved };
+}
+
+async function settle() {
+  for (let i = 0; i < 5; i++) {
+    await act(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+    });
+  }
+}
+
+const $ = <T extends Element = HTMLElement>(selector: string) => container.querySelector<T>(selector);
+
+function type(input: HTMLInputElement, value: string) {
+  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!;
+  setter.call(input, value);
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+function button(name: string): HTMLButtonElement | undefined {
+  return [...container.querySelectorAll("button")].find((b) => b.textContent?.trim() === name);
+}
+
+beforeEach(() => {
+  requests = [];
+  vi.stubGlobal("WebSocket", SilentSocket);
+  container = document.createElement("div");
+  document.body.append(container);
+  root = createRoot(container);
+  runsStore.getState().setContext({ graphId: null, share: null, readOnly: false });
+  runsStore.setState({ tab: "run", datasets: [], uploads: [], startError: null });
+});
+
+afterEach(() => {
+  act(() => root.unmount());
+  runsStore.getState().closeRun();
+  container.remove();
+  vi.unstubAllGlobals();
+});
+
+describe("the runs drawer", () => {
+  it("starts a run with the starter's dataset after saving, and shows its place in the queue", async () => {
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
+      if (url.pathname === "/api/jobs" && method === "POST") {
+        return { status: 201, body: job({ id: 9, status: "queued", step: 0, total_steps: 50, position: 2, last_seq: 1, downloads: [], metrics: {} }) };
+      }
+      return undefined;
+    });
+    const { ensureSaved } = await render();
+    const dataset = $<HTMLSelectElement>('[data-testid="run-dataset"]')!;
+    expect(dataset.value).toBe("harbour");
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-steps"]')!, "50"));
+    await act(async () => button("Start run")!.click());
+    await settle();
+    expect(ensureSaved).toHaveBeenCalledOnce();
+    const post = requests.find((r) => r.method === "POST")!;
+    expect(post.path).toBe("/api/jobs");
+    expect(post.body).toEqual({
+      graph: 7, version: 3, dataset: "harbour",
+      config: { steps: 50, batch_size: 64, lr: 0.003, device: "auto" },
+    });
+    const status = $('[data-testid="run-status"]')!;
+    expect(status.textContent).toContain("#2 in queue");
+    expect(status.getAttribute("data-status")).toBe("queued");
+    expect($('[data-testid="run-progress"]')!.getAttribute("aria-valuenow")).toBe("0");
+    expect(button("Cancel run")).toBeDefined();
+  });
+
+  it("does not start when the user cancels the save", async () => {
+    mockFetch((method, url) => (url.pathname === "/api/jobs" && method === "GET" ? { status: 200, body: [] } : undefined));
+    await render({ ensureSaved: vi.fn(async () => null) });
+    await act(async () => button("Start run")!.click());
+    await settle();
+    expect(requests.some((r) => r.method === "POST")).toBe(false);
+  });
+
+  it("says in words why the server refused a run", async () => {
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
+      if (method === "POST") return { status: 400, body: { error: "config.attention_interval 5 would keep 200 attention snapshots; the most is 64 (raise it to at least 16)" } };
+      return undefined;
+    });
+    await render();
+    await act(async () => button("Start run")!.click());
+    await settle();
+    expect($('[data-testid="run-error"]')!.textContent).toMatch(/attention_interval 5 would keep 200/);
+    // the advanced section opens on the setting named
+    expect($<HTMLDetailsElement>(".runs-advanced")!.open).toBe(true);
+  });
+
+  it("refuses a step count that is not a number before asking the server", async () => {
+    mockFetch((method, url) => (url.pathname === "/api/jobs" && method === "GET" ? { status: 200, body: [] } : undefined));
+    const { ensureSaved } = await render();
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-steps"]')!, "many"));
+    await act(async () => button("Start run")!.click());
+    expect(ensureSaved).not.toHaveBeenCalled();
+    expect(container.textContent).toContain("Steps must be a whole number");
+  });
+
+  it("shows a shared graph's published run read-only, with its chart and downloads", async () => {
+    mockFetch((_method, url) => {
+      if (url.pathname === "/api/shared/tok/jobs") return { status: 200, body: [job()] };
+      if (url.pathname === "/api/jobs/5") return { status: 200, body: job() };
+      if (url.pathname === "/api/jobs/5/metrics") {
+        const since = Number(url.searchParams.get("since"));
+        expect(url.searchParams.get("share")).toBe("tok");
+        return { status: 200, body: { events: EVENTS.filter((e) => e.seq > since), last_seq: 6, more: false } };
+      }
+      return undefined;
+    });
+    await render({ graphId: null, shareToken: "tok", readOnly: true });
+    expect(button("Start run")).toBeUndefined();
+    expect(button("Cancel run")).toBeUndefined();
+    expect($('[data-testid="run-status"]')!.textContent).toContain("Succeeded");
+    expect($('[data-testid="loss-chart"]')!.getAttribute("data-points")).toBe("3");
+    const links = [...container.querySelectorAll<HTMLAnchorElement>(".runs-downloads a")].map((a) => a.getAttribute("href"));
+    expect(links).toContain("/api/jobs/5/download?format=onnx&share=tok");
+    expect(links).toContain("/api/jobs/5/download?format=weights&share=tok");
+    // a text run has a Samples tab, newest first
+    await act(async () => button("Samples")!.click());
+    expect($('[data-testid="samples"]')!.textContent).toContain("the harbour");
+    expect(requests.some((r) => r.method !== "GET")).toBe(false);
+  });
+});

@@ -1,0 +1,200 @@
+// The runs drawer under the canvas: tabs for the run (start, status, past runs), the loss
+// chart, the attention maps and the text samples. The loss chart stays in view beside the
+// other tabs whenever a run is open.
+
+import "./runs.css";
+
+import { useCallback, useEffect, useRef, useState } from "react";
+
+import { Attention } from "./Attention";
+import { isEnded } from "./events";
+import { LossChart } from "./LossChart";
+import { RunPanel } from "./RunPanel";
+import { Samples } from "./Samples";
+import { sortPaths } from "./series";
+import { isTextRun, runsStore, useRuns, type RunTab } from "./store";
+
+export interface RunDrawerProps {
+  graphId: number | null;
+  shareToken: string | null;
+  readOnly: boolean;
+  starterDataset?: string;
+  ensureSaved(): Promise<{ graphId: number; version: number } | null>;
+  open: boolean;
+  onOpenChange(open: boolean): void;
+}
+
+const HEIGHT_KEY = "shipyard.runs.height";
+const MIN_HEIGHT = 180;
+
+function initialHeight(): number {
+  try {
+    const n = Number(localStorage.getItem(HEIGHT_KEY));
+    if (Number.isFinite(n) && n >= MIN_HEIGHT) return n;
+  } catch {
+    // not remembered
+  }
+  return 340;
+}
+
+function AttentionTab() {
+  const attention = useRuns((s) => s.derived.attention);
+  const chosen = useRuns((s) => s.attentionPath);
+  const paths = sortPaths(Object.keys(attention));
+  if (chosen && !paths.includes(chosen)) paths.unshift(chosen);
+  const path = chosen ?? paths[0] ?? null;
+  if (!path) {
+    return (
+      <p className="runs-empty">
+        This run has no attention maps: the model has no attention modules, or its
+        {" "}<code>attention_interval</code> is 0.
+      </p>
+    );
+  }
+  return (
+    <div className="attn-tab">
+      <label className="runs-inline">
+        <span className="runs-muted">module</span>
+        <select value={path} onChange={(e) => runsStore.getState().setAttentionPath(e.target.value)} aria-label="Attention module">
+          {paths.map((p) => (
+            <option key={p} value={p}>{p}</option>
+          ))}
+        </select>
+      </label>
+      <Attention key={path} path={path} />
+    </div>
+  );
+}
+
+export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensureSaved, open, onOpenChange }: RunDrawerProps) {
+  const tab = useRuns((s) => s.tab);
+  const job = useRuns((s) => s.job);
+  const hasSamples = useRuns((s) => s.derived.samples.length > 0);
+  const textRun = useRuns((s) => isTextRun(s.job, s.datasets, s.uploads));
+  const openRequests = useRuns((s) => s.openRequests);
+  const [height, setHeight] = useState(initialHeight);
+  const seenRequests = useRef(openRequests);
+  const onOpenChangeRef = useRef(onOpenChange);
+  onOpenChangeRef.current = onOpenChange;
+
+  useEffect(() => {
+    runsStore.getState().setContext({ graphId, share: shareToken, readOnly });
+  }, [graphId, shareToken, readOnly]);
+
+  useEffect(() => {
+    void runsStore.getState().loadCatalog();
+  }, [readOnly]);
+
+  // A click on a node's mini heatmap asks for the drawer.
+  useEffect(() => {
+    if (openRequests !== seenRequests.current) {
+      seenRequests.current = openRequests;
+      onOpenChangeRef.current(true);
+    }
+  }, [openRequests]);
+
+  const startResize = useCallback((e: React.PointerEvent<HTMLDivElement>) => {
+    e.preventDefault();
+    const startY = e.clientY;
+    const startHeight = height;
+    const max = Math.max(MIN_HEIGHT, window.innerHeight - 160);
+    const move = (m: PointerEvent) => setHeight(Math.min(max, Math.max(MIN_HEIGHT, startHeight + startY - m.clientY)));
+    const up = () => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", up);
+      setHeight((h) => {
+        try {
+          localStorage.setItem(HEIGHT_KEY, String(Math.round(h)));
+        } catch {
+          // not remembered
+        }
+        return h;
+      });
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", up);
+  }, [height]);
+
+  if (!open) return null;
+
+  const showSamples = textRun || hasSamples;
+  const tabs: { id: RunTab; label: string }[] = [
+    { id: "run", label: "Run" },
+    { id: "loss", label: "Loss" },
+    { id: "attention", label: "Attention" },
+    ...(showSamples ? [{ id: "samples" as RunTab, label: "Samples" }] : []),
+  ];
+  const current: RunTab = tabs.some((t) => t.id === tab) ? tab : "run";
+  const sideChart = job !== null && current !== "loss";
+  const select = (id: RunTab, focus = false) => {
+    runsStore.getState().setTab(id);
+    if (focus) setTimeout(() => document.getElementById(`runs-tab-${id}`)?.focus());
+  };
+
+  return (
+    <section className="runs-drawer run-drawer" style={{ height }} aria-label="Runs">
+      <div
+        className="runs-resize"
+        role="separator"
+        aria-orientation="horizontal"
+        aria-label="Resize the runs drawer"
+        aria-valuenow={Math.round(height)}
+        tabIndex={0}
+        onPointerDown={startResize}
+        onKeyDown={(e) => {
+          if (e.key === "ArrowUp") setHeight((h) => h + 24);
+          else if (e.key === "ArrowDown") setHeight((h) => Math.max(MIN_HEIGHT, h - 24));
+        }}
+      />
+      <header className="runs-head">
+        <div className="runs-tabs" role="tablist" aria-label="Run views">
+          {tabs.map((t) => (
+            <button
+              key={t.id}
+              type="button"
+              role="tab"
+              id={`runs-tab-${t.id}`}
+              aria-selected={current === t.id}
+              aria-controls="runs-tabpanel"
+              tabIndex={current === t.id ? 0 : -1}
+              onClick={() => select(t.id)}
+              onKeyDown={(e) => {
+                const i = tabs.findIndex((x) => x.id === current);
+                if (e.key === "ArrowRight") select(tabs[(i + 1) % tabs.length].id, true);
+                else if (e.key === "ArrowLeft") select(tabs[(i - 1 + tabs.length) % tabs.length].id, true);
+              }}
+            >
+              {t.label}
+            </button>
+          ))}
+        </div>
+        {job && (
+          <span className="runs-head-summary runs-muted runs-num">
+            <span className={`runs-dot runs-status-${job.status}`} aria-hidden="true" />
+            #{job.id} · {job.step}/{job.total_steps}
+            {!isEnded(job.status) && job.status === "queued" && job.position ? ` · #${job.position} in queue` : ""}
+          </span>
+        )}
+        {readOnly && <span className="runs-muted">read-only: published runs</span>}
+        <button type="button" className="icon runs-close" aria-label="Close the runs drawer" title="Close" onClick={() => onOpenChange(false)}>
+          ▾
+        </button>
+      </header>
+      <div className="runs-body">
+        <div className="runs-main" id="runs-tabpanel" role="tabpanel" aria-labelledby={`runs-tab-${current}`}>
+          {current === "run" && (
+            <RunPanel graphId={graphId} readOnly={readOnly} starterDataset={starterDataset} ensureSaved={ensureSaved} />
+          )}
+          {current === "loss" && (job ? <LossChart /> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
+          {current === "attention" && (job ? <AttentionTab /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
+          {current === "samples" && <Samples />}
+        </div>
+        {sideChart && (
+          <aside className="runs-side" aria-label="Loss">
+            <LossChart compact />
+          </aside>
+        )}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,448 @@
+// Starting a run (dataset, the main settings, the rest under "Advanced"), the open run's
+// status, progress, cancel and downloads, and the graph's past runs.
+
+import "./runs.css";
+
+import { useEffect, useId, useMemo, useRef, useState } from "react";
+
+import { api } from "../api/client";
+import {
+  ADVANCED_FIELDS, BASIC_DEFAULTS, BASIC_FIELDS, buildConfig, buildDatasetOptions, fieldOfError,
+  type ConfigField, type FormValues,
+} from "./config";
+import { isEnded, type RunJob } from "./events";
+import { runsStore, useRuns, type StartBody } from "./store";
+
+export interface RunPanelProps {
+  graphId: number | null;
+  readOnly: boolean;
+  /** the dataset the graph's starter learns, when known: the default choice */
+  starterDataset?: string;
+  /** saves the graph first if needed; null when the user cancelled */
+  ensureSaved(): Promise<{ graphId: number; version: number } | null>;
+}
+
+const DOWNLOADS: { format: string; needs: string; label: string; title: string }[] = [
+  { format: "weights", needs: "weights", label: "Weights", title: "The trained weights (.safetensors)" },
+  { format: "onnx", needs: "onnx", label: "ONNX", title: "The trained model as ONNX (.onnx)" },
+  { format: "pytorch", needs: "pytorch", label: "PyTorch", title: "The model as a standalone PyTorch file (.py)" },
+  { format: "pytorch_weights", needs: "pytorch", label: "PyTorch weights", title: "The state dict for the PyTorch file (.pt)" },
+];
+
+function formatValue(v: number | undefined, digits = 4): string {
+  if (v === undefined || !Number.isFinite(v)) return "–";
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(digits);
+}
+
+function ago(iso: string | null): string {
+  if (!iso) return "";
+  const seconds = (Date.now() - Date.parse(iso)) / 1000;
+  if (!Number.isFinite(seconds)) return "";
+  if (seconds < 60) return "just now";
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+function duration(job: RunJob): string {
+  if (!job.started_at) return "";
+  const end = job.finished_at ? Date.parse(job.finished_at) : Date.now();
+  const s = Math.max(0, Math.round((end - Date.parse(job.started_at)) / 1000));
+  if (!Number.isFinite(s)) return "";
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** The run's state in one line: what a user checks at a glance. */
+export function statusText(job: RunJob): string {
+  const steps = `step ${job.step} / ${job.total_steps}`;
+  switch (job.status) {
+    case "queued":
+      if (job.cancel_requested) return "Cancelling…";
+      return job.position ? `Queued · #${job.position} in queue` : "Queued";
+    case "running":
+      if (job.cancel_requested) return `Cancelling… · ${steps}`;
+      return `Running${job.device ? ` on ${job.device}` : ""} · ${steps}`;
+    case "succeeded": {
+      const parts = ["Succeeded", steps];
+      if (job.metrics.val_loss !== undefined) parts.push(`val loss ${formatValue(job.metrics.val_loss)}`);
+      if (job.metrics.val_accuracy !== undefined) parts.push(`accuracy ${(job.metrics.val_accuracy * 100).toFixed(1)}%`);
+      const took = duration(job);
+      if (took) parts.push(took);
+      return parts.join(" · ");
+    }
+    case "failed":
+      return `Failed: ${job.error || "no reason given"}`;
+    case "cancelled":
+      return job.error ? `Cancelled: ${job.error}` : `Cancelled at step ${job.step}`;
+  }
+}
+
+export function RunStatus({ job }: { job: RunJob }) {
+  const connection = useRuns((s) => s.connection);
+  const streamError = useRuns((s) => s.streamError);
+  const total = Math.max(job.total_steps, 1);
+  const step = Math.min(job.step, total);
+  const active = !isEnded(job.status);
+  return (
+    <div className="runs-status-block">
+      <div
+        className={`runs-status runs-status-${job.status}`}
+        data-testid="run-status"
+        data-status={job.status}
+        role="status"
+      >
+        <span className="runs-dot" aria-hidden="true" />
+        <span className="runs-status-run">Run #{job.id}</span>
+        <span className="runs-status-text">{statusText(job)}</span>
+      </div>
+      <div
+        className={`runs-progress runs-progress-${job.status}`}
+        data-testid="run-progress"
+        role="progressbar"
+        aria-label="Training progress"
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={step}
+        aria-valuetext={`step ${step} of ${total}`}
+      >
+        <div className="runs-progress-fill" style={{ width: `${(100 * step) / total}%` }} />
+      </div>
+      {job.status === "queued" && job.error && <p className="runs-warn">{job.error}</p>}
+      {active && connection === "reconnecting" && <p className="runs-muted">Connection lost; reconnecting…</p>}
+      {streamError && <p className="runs-warn">{streamError}</p>}
+    </div>
+  );
+}
+
+function Downloads({ job, share }: { job: RunJob; share: string | null }) {
+  const available = DOWNLOADS.filter((d) => job.downloads.includes(d.needs));
+  const errors = Object.entries(job.download_errors);
+  if (!available.length && !errors.length) return null;
+  return (
+    <div className="runs-downloads">
+      <span className="runs-muted">Download</span>
+      {available.map((d) => (
+        <a key={d.format} className="button" href={api.jobDownloadUrl(job.id, d.format, share ?? undefined)} title={d.title} download>
+          {d.label}
+        </a>
+      ))}
+      {errors.map(([format, why]) => (
+        <span key={format} className="runs-warn" title={why}>{format} could not be made: {why}</span>
+      ))}
+    </div>
+  );
+}
+
+function PastRuns() {
+  const runs = useRuns((s) => s.runs);
+  const loading = useRuns((s) => s.runsLoading);
+  const error = useRuns((s) => s.runsError);
+  const openId = useRuns((s) => s.job?.id ?? null);
+  const readOnly = useRuns((s) => s.readOnly);
+  return (
+    <section className="runs-past" aria-label={readOnly ? "Published runs" : "Past runs"}>
+      <h3 className="runs-h">{readOnly ? "Published runs" : "Runs of this graph"}</h3>
+      {error && <p className="runs-error">{error}</p>}
+      {!runs.length && !loading && !error && (
+        <p className="runs-empty">{readOnly ? "No runs of this model are published." : "No runs yet."}</p>
+      )}
+      <ul className="runs-list">
+        {runs.map((r) => (
+          <li key={r.id}>
+            <button
+              type="button"
+              className="runs-list-item"
+              aria-current={r.id === openId ? "true" : undefined}
+              onClick={() => void runsStore.getState().openRun(r.id)}
+              title={r.error || undefined}
+            >
+              <span className={`runs-dot runs-status-${r.status}`} aria-hidden="true" />
+              <span className="runs-num">#{r.id}</span>
+              <span className="runs-muted">v{r.version}</span>
+              <span className="runs-list-dataset">{r.dataset === "upload" ? "upload" : r.dataset}</span>
+              <span>{r.status}</span>
+              <span className="runs-num runs-muted">{r.step}/{r.total_steps}</span>
+              <span className="runs-num">{r.metrics.val_loss !== undefined ? `val ${formatValue(r.metrics.val_loss, 3)}` : ""}</span>
+              <span className="runs-muted runs-list-when">{ago(r.created_at)}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function Field({ field, value, error, invalid, onChange }: {
+  field: ConfigField;
+  value: string | boolean | undefined;
+  /** a problem found here, shown under the field */
+  error?: string;
+  /** marked (the server's error names this setting) */
+  invalid: boolean;
+  onChange(value: string | boolean): void;
+}) {
+  const id = useId();
+  const testId = field.key === "steps" ? "run-steps" : undefined;
+  if (field.kind === "flag") {
+    return (
+      <label className="runs-check" title={field.hint}>
+        <input type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />
+        {field.label}
+      </label>
+    );
+  }
+  return (
+    <div className="runs-field">
+      <label htmlFor={id} title={field.hint}>{field.label}</label>
+      {field.kind === "choice" ? (
+        <select id={id} value={typeof value === "string" ? value : ""} onChange={(e) => onChange(e.target.value)} aria-invalid={invalid || undefined}>
+          {field.choices!.map((c) => (
+            <option key={c} value={c}>{c || `default (${field.placeholder})`}</option>
+          ))}
+        </select>
+      ) : (
+        <input
+          id={id}
+          data-testid={testId}
+          type="text"
+          inputMode={field.kind === "int" ? "numeric" : "decimal"}
+          value={typeof value === "string" ? value : ""}
+          placeholder={field.placeholder}
+          aria-invalid={invalid || undefined}
+          title={error ?? field.hint}
+          onChange={(e) => onChange(e.target.value)}
+        />
+      )}
+      {error && <span className="runs-field-error">{error}</span>}
+    </div>
+  );
+}
+
+function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starterDataset" | "ensureSaved">) {
+  const datasets = useRuns((s) => s.datasets);
+  const uploads = useRuns((s) => s.uploads);
+  const catalogError = useRuns((s) => s.catalogError);
+  const runs = useRuns((s) => s.runs);
+  const starting = useRuns((s) => s.starting);
+  const startError = useRuns((s) => s.startError);
+  const [values, setValues] = useState<FormValues>(BASIC_DEFAULTS);
+  const [dataset, setDataset] = useState<string>(starterDataset ?? "");
+  const [options, setOptions] = useState<Record<string, string>>({});
+  const [published, setPublished] = useState(false);
+  const [advanced, setAdvanced] = useState(false);
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [saving, setSaving] = useState(false);
+  const touched = useRef(false);
+  const errorRef = useRef<HTMLParagraphElement>(null);
+  const datasetId = useId();
+
+  useEffect(() => {
+    if (startError) errorRef.current?.scrollIntoView?.({ block: "nearest" });
+  }, [startError]);
+
+  // The default dataset: the starter's, else the last run's, else the first.
+  useEffect(() => {
+    if (touched.current) return;
+    const names = datasets.map((d) => d.name);
+    const last = runs[0];
+    const lastValue = last ? (last.upload !== null ? `upload:${last.upload}` : last.dataset) : "";
+    const pick =
+      starterDataset && (names.includes(starterDataset) || !names.length) ? starterDataset
+        : lastValue && (names.includes(lastValue) || uploads.some((u) => `upload:${u.id}` === lastValue)) ? lastValue
+          : names[0] ?? "";
+    if (pick && pick !== dataset) setDataset(pick);
+  }, [datasets, uploads, runs, starterDataset, dataset]);
+
+  const entry = datasets.find((d) => d.name === dataset);
+  const upload = dataset.startsWith("upload:") ? uploads.find((u) => `upload:${u.id}` === dataset) : undefined;
+  const optionNames = useMemo(() => Object.keys(entry?.options ?? {}), [entry]);
+  const serverField = fieldOfError(startError);
+  useEffect(() => {
+    if (serverField && ADVANCED_FIELDS.some((f) => f.key === serverField)) setAdvanced(true);
+  }, [serverField]);
+
+  const set = (key: string, value: string | boolean) => {
+    setValues((v) => ({ ...v, [key]: value }));
+    setErrors((e) => {
+      if (!(key in e)) return e;
+      const { [key]: _, ...rest } = e;
+      return rest;
+    });
+  };
+  const fieldProps = (f: ConfigField) => ({
+    field: f,
+    value: values[f.key],
+    error: errors[f.key],
+    invalid: !!errors[f.key] || serverField === f.key,
+    onChange: (v: string | boolean) => set(f.key, v),
+  });
+
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    const { config, errors: configErrors } = buildConfig(values);
+    const { options: datasetOptions, errors: optionErrors } = buildDatasetOptions(optionNames, options);
+    const all = { ...configErrors, ...optionErrors };
+    if (!dataset) all.dataset = "Pick a dataset";
+    setErrors(all);
+    if (Object.keys(all).length) {
+      if (ADVANCED_FIELDS.some((f) => f.key in all)) setAdvanced(true);
+      return;
+    }
+    setSaving(true);
+    let saved: { graphId: number; version: number } | null;
+    try {
+      saved = await ensureSaved();
+    } catch (error) {
+      setErrors({ save: `The graph could not be saved: ${(error as Error).message}` });
+      return;
+    } finally {
+      setSaving(false);
+    }
+    if (!saved) return;
+    const body: StartBody = {
+      graph: saved.graphId,
+      version: saved.version,
+      config,
+      ...(published ? { published: true } : {}),
+      ...(upload ? { upload: upload.id } : { dataset, ...(Object.keys(datasetOptions).length ? { dataset_options: datasetOptions } : {}) }),
+    };
+    await runsStore.getState().start(body);
+  };
+
+  const busy = starting || saving;
+  const general = Object.entries(errors).filter(([k]) => k === "save" || k === "dataset").map(([, v]) => v);
+
+  return (
+    <form className="runs-form" onSubmit={submit} aria-label="Start a run">
+      <div className="runs-field runs-field-wide">
+        <label htmlFor={datasetId}>Dataset</label>
+        <select
+          id={datasetId}
+          data-testid="run-dataset"
+          value={dataset}
+          aria-invalid={!!errors.dataset || undefined}
+          onChange={(e) => {
+            touched.current = true;
+            setDataset(e.target.value);
+            setOptions({});
+          }}
+        >
+          {!dataset && <option value="">Choose…</option>}
+          {dataset && !entry && !upload && <option value={dataset}>{dataset}</option>}
+          <optgroup label="Built-in">
+            {datasets.map((d) => (
+              <option key={d.name} value={d.name}>{d.name} · {d.description}</option>
+            ))}
+          </optgroup>
+          {uploads.length > 0 && (
+            <optgroup label="Your uploads">
+              {uploads.map((u) => (
+                <option key={u.id} value={`upload:${u.id}`}>{u.name} · {u.summary}</option>
+              ))}
+            </optgroup>
+          )}
+        </select>
+        <span className="runs-field-hint">{entry?.gives ?? upload?.summary ?? catalogError ?? ""}</span>
+      </div>
+      {optionNames.map((name) => (
+        <div className="runs-field" key={name}>
+          <label htmlFor={`${datasetId}-${name}`} title={entry!.options[name]}>{name}</label>
+          <input
+            id={`${datasetId}-${name}`}
+            type="text"
+            inputMode="numeric"
+            value={options[name] ?? ""}
+            placeholder="default"
+            title={entry!.options[name]}
+            aria-invalid={!!errors[name] || undefined}
+            onChange={(e) => setOptions((o) => ({ ...o, [name]: e.target.value }))}
+          />
+          {errors[name] && <span className="runs-field-error">{errors[name]}</span>}
+        </div>
+      ))}
+      <div className="runs-grid">
+        {BASIC_FIELDS.map((f) => <Field key={f.key} {...fieldProps(f)} />)}
+      </div>
+      <details className="runs-advanced" open={advanced} onToggle={(e) => setAdvanced((e.target as HTMLDetailsElement).open)}>
+        <summary>Advanced</summary>
+        <div className="runs-grid">
+          {ADVANCED_FIELDS.filter((f) => f.kind !== "flag").map((f) => <Field key={f.key} {...fieldProps(f)} />)}
+        </div>
+        <div className="runs-flags">
+          {ADVANCED_FIELDS.filter((f) => f.kind === "flag").map((f) => <Field key={f.key} {...fieldProps(f)} />)}
+          <label className="runs-check" title="People with a share link of this graph may watch the run">
+            <input type="checkbox" checked={published} onChange={(e) => setPublished(e.target.checked)} />
+            Publish to share links
+          </label>
+        </div>
+      </details>
+      <div className="runs-actions">
+        <button type="submit" className="primary" disabled={busy} aria-busy={busy || undefined}>
+          Start run
+        </button>
+        {saving && <span className="runs-muted">Saving the graph…</span>}
+        {starting && <span className="runs-muted">Starting…</span>}
+      </div>
+      {general.map((message) => (
+        <p key={message} className="runs-error" role="alert">{message}</p>
+      ))}
+      {startError && !errors.save && (
+        <p ref={errorRef} className="runs-error" role="alert" data-testid="run-error">{startError}</p>
+      )}
+    </form>
+  );
+}
+
+/** The "Run" tab: start a run (not in a read-only view), the open run, past runs. */
+export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: RunPanelProps) {
+  const job = useRuns((s) => s.job);
+  const share = useRuns((s) => s.share);
+  const cancelling = useRuns((s) => s.cancelling);
+  const cancelError = useRuns((s) => s.cancelError);
+  const canStart = !readOnly;
+  // A fresh form for another graph, but not when a new graph gets its id on its first save
+  // (that happens while its first run starts).
+  const form = useRef({ graphId, key: 0 });
+  if (form.current.graphId !== graphId) {
+    if (form.current.graphId !== null) form.current.key++;
+    form.current.graphId = graphId;
+  }
+  return (
+    <div className={`runs-panel${canStart ? "" : " runs-panel-readonly"}`}>
+      {canStart && (
+        <section className="runs-panel-start" aria-label="Start a run">
+          <StartForm key={form.current.key} starterDataset={starterDataset} ensureSaved={ensureSaved} />
+        </section>
+      )}
+      <section className="runs-panel-side">
+        {job ? (
+          <div className="runs-open">
+            <RunStatus job={job} />
+            <div className="runs-open-meta runs-muted">
+              v{job.version} · {job.dataset === "upload" ? `upload ${job.upload}` : job.dataset}
+              {job.worker ? ` · ${job.worker}` : ""}
+              {job.attempts > 1 ? ` · attempt ${job.attempts}` : ""}
+            </div>
+            {!readOnly && !isEnded(job.status) && (
+              <div className="runs-actions">
+                <button
+                  type="button"
+                  className="danger"
+                  disabled={cancelling || job.cancel_requested}
+                  onClick={() => void runsStore.getState().cancel()}
+                >
+                  Cancel run
+                </button>
+              </div>
+            )}
+            {cancelError && <p className="runs-error" role="alert">{cancelError}</p>}
+            <Downloads job={job} share={share} />
+          </div>
+        ) : (
+          <p className="runs-empty">{readOnly ? "Pick a published run to see its charts." : "Start a run to train this graph."}</p>
+        )}
+        <PastRuns />
+      </section>
+    </div>
+  );
+}

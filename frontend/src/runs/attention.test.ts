@@ -1,0 +1,113 @@
+import { describe, expect, it } from "vitest";
+
+import { attentionRamp, decodeAttention, headPixels, parseRgb, rampIndex } from "./attentionData";
+import type { AttentionEvent } from "./events";
+
+/** Encodes weights [head][row][col] as the server does (docs/runs.md "attention"). */
+function encode(weights: number[][][], node = "blocks.0.attn", step = 50): AttentionEvent {
+  const heads = weights.length, rows = weights[0].length, cols = weights[0][0].length;
+  const bytes = new Uint8Array(heads * rows * cols);
+  const scale = weights.map((head) => head.map((row) => Math.max(...row)));
+  weights.forEach((head, h) => head.forEach((row, r) => row.forEach((w, c) => {
+    bytes[(h * rows + r) * cols + c] = Math.round((255 * w) / scale[h][r]);
+  })));
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return { type: "attention", seq: 1, step, time: 0, node, heads, rows, cols, scale, data: btoa(binary) };
+}
+
+/** Random causal softmax rows, like a decoder's attention. */
+function causal(heads: number, n: number, seed = 1): number[][][] {
+  let s = seed;
+  const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+  return Array.from({ length: heads }, () => Array.from({ length: n }, (_, r) => {
+    const logits = Array.from({ length: n }, (_, c) => (c <= r ? rand() * 4 : -Infinity));
+    const max = Math.max(...logits);
+    const exp = logits.map((l) => Math.exp(l - max));
+    const sum = exp.reduce((a, b) => a + b, 0);
+    return exp.map((e) => e / sum);
+  }));
+}
+
+describe("decodeAttention", () => {
+  it("gives back weights whose rows sum to 1", () => {
+    const weights = causal(4, 16);
+    const map = decodeAttention(encode(weights));
+    expect([map.heads, map.rows, map.cols]).toEqual([4, 16, 16]);
+    for (let h = 0; h < 4; h++) {
+      for (let r = 0; r < 16; r++) {
+        let sum = 0;
+        for (let c = 0; c < 16; c++) sum += map.weights[(h * 16 + r) * 16 + c];
+        expect(sum).toBeGreaterThan(0.97);
+        expect(sum).toBeLessThan(1.03);
+      }
+    }
+  });
+
+  it("puts each weight at its head, query row and key column", () => {
+    const weights = causal(2, 8, 7);
+    const map = decodeAttention(encode(weights));
+    for (const [h, r, c] of [[0, 0, 0], [1, 7, 3], [0, 5, 5], [1, 2, 6]]) {
+      expect(map.weights[(h * 8 + r) * 8 + c]).toBeCloseTo(weights[h][r][c], 2);
+    }
+    // causal: no weight on future keys
+    expect(map.weights[(1 * 8 + 2) * 8 + 6]).toBe(0);
+  });
+
+  it("handles rows and columns of different lengths", () => {
+    const weights = [[[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]]; // 1 head, 2 queries, 3 keys
+    const map = decodeAttention(encode(weights));
+    expect([map.rows, map.cols]).toEqual([2, 3]);
+    expect(map.weights[1 * 3 + 2]).toBeCloseTo(0.8, 2);
+  });
+
+  it("decodes an event once", () => {
+    const event = encode(causal(1, 4));
+    expect(decodeAttention(event)).toBe(decodeAttention(event));
+  });
+
+  it("refuses data of the wrong length", () => {
+    const event = { ...encode(causal(1, 4)), rows: 5 };
+    expect(() => decodeAttention(event)).toThrow(/bytes/);
+  });
+});
+
+describe("colour ramp", () => {
+  const luminance = (lut: Uint8ClampedArray, i: number) =>
+    0.2126 * lut[i * 4] + 0.7152 * lut[i * 4 + 1] + 0.0722 * lut[i * 4 + 2];
+
+  it("darkens monotonically on a light page and lightens on a dark one", () => {
+    const light = attentionRamp(false), dark = attentionRamp(true);
+    for (let i = 8; i < 256; i += 8) {
+      expect(luminance(light, i)).toBeLessThan(luminance(light, i - 8));
+      expect(luminance(dark, i)).toBeGreaterThan(luminance(dark, i - 8));
+    }
+    expect(luminance(light, 0)).toBeGreaterThan(230); // no attention ≈ the page
+    expect(luminance(dark, 0)).toBeLessThan(40);
+  });
+
+  it("maps weights 0..1 onto the ramp, more weight further along", () => {
+    expect(rampIndex(0)).toBe(0);
+    expect(rampIndex(1)).toBe(255);
+    expect(rampIndex(2)).toBe(255);
+    expect(rampIndex(0.25)).toBeGreaterThan(rampIndex(1 / 64));
+    expect(rampIndex(1 / 64)).toBeGreaterThan(0);
+  });
+
+  it("paints one pixel per key and query", () => {
+    const map = decodeAttention(encode([[[1, 0], [0.5, 0.5]]]));
+    const ramp = attentionRamp(false);
+    const px = headPixels(map, 0, ramp);
+    expect(px.length).toBe(2 * 2 * 4);
+    // row 0: all weight on key 0 (darkest), none on key 1 (the background)
+    expect(Array.from(px.slice(0, 4))).toEqual(Array.from(ramp.slice(255 * 4, 256 * 4)));
+    expect(Array.from(px.slice(4, 8))).toEqual(Array.from(ramp.slice(0, 4)));
+  });
+
+  it("reads CSS colours", () => {
+    expect(parseRgb("#fff")).toEqual([255, 255, 255]);
+    expect(parseRgb("#101820")).toEqual([16, 24, 32]);
+    expect(parseRgb("rgb(1, 2, 3)")).toEqual([1, 2, 3]);
+    expect(parseRgb("oklch(0.5 0.1 200)")).toBeNull();
+  });
+});

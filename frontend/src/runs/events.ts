@@ -1,0 +1,229 @@
+// A run's events and the run object as docs/runs.md describes them, and the pure rules for
+// holding them: merge by `seq`, find gaps. Everything that arrives (WebSocket messages,
+// /metrics pages, the run object) goes through the normalisers here, so the rest of the
+// run code can rely on the shapes whatever the generated API types say.
+
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export const ENDED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
+
+export function isEnded(status: string | null | undefined): boolean {
+  return !!status && ENDED.has(status);
+}
+
+interface EventBase {
+  seq: number;
+  step: number;
+  time: number;
+}
+
+export interface StatusEvent extends EventBase {
+  type: "status";
+  status: RunStatus;
+  total: number;
+  attempts: number;
+  device: string;
+  worker: string;
+  error: string;
+}
+
+export interface MetricEvent extends EventBase {
+  type: "metric";
+  name: string;
+  value: number;
+}
+
+export interface AttentionEvent extends EventBase {
+  type: "attention";
+  node: string;
+  heads: number;
+  rows: number;
+  cols: number;
+  scale: number[][];
+  data: string;
+}
+
+export interface SampleEvent extends EventBase {
+  type: "sample";
+  text: string;
+}
+
+/**
+ * An event of a type this editor does not show (a newer server), or a malformed one. It is
+ * kept so that sequence numbers stay contiguous.
+ */
+export interface OtherEvent extends EventBase {
+  type: "other";
+  kind: string;
+}
+
+export type RunEvent = StatusEvent | MetricEvent | AttentionEvent | SampleEvent | OtherEvent;
+
+/** The run object (docs/runs.md "The run object"), normalised. */
+export interface RunJob {
+  id: number;
+  graph: number;
+  graph_name: string;
+  version: number;
+  kind: string;
+  dataset: string;
+  upload: number | null;
+  dataset_options: Record<string, unknown>;
+  config: Record<string, unknown>;
+  queue: string;
+  time_limit: number;
+  status: RunStatus;
+  step: number;
+  total_steps: number;
+  position: number | null;
+  attempts: number;
+  device: string;
+  worker: string;
+  error: string;
+  cancel_requested: boolean;
+  published: boolean;
+  last_seq: number;
+  metrics: Record<string, number>;
+  downloads: string[];
+  download_errors: Record<string, string>;
+  created_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  heartbeat_at: string | null;
+}
+
+export const num = (v: unknown, fallback = 0): number =>
+  typeof v === "number" && Number.isFinite(v) ? v : fallback;
+const str = (v: unknown): string => (typeof v === "string" ? v : "");
+export const obj = (v: unknown): Record<string, unknown> =>
+  v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+const STATUSES = new Set(["queued", "running", "succeeded", "failed", "cancelled"]);
+
+/** A run object from the API (any of its endpoints, or the WebSocket's `state`). */
+export function toRunJob(raw: unknown): RunJob {
+  const j = obj(raw);
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(obj(j.metrics))) if (typeof v === "number") metrics[k] = v;
+  const errors: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(j.download_errors))) errors[k] = str(v);
+  const status = str(j.status);
+  const time = (v: unknown) => (typeof v === "string" ? v : null);
+  return {
+    id: num(j.id),
+    graph: num(j.graph),
+    graph_name: str(j.graph_name),
+    version: num(j.version),
+    kind: str(j.kind) || "train",
+    dataset: str(j.dataset),
+    upload: typeof j.upload === "number" ? j.upload : null,
+    dataset_options: obj(j.dataset_options),
+    config: obj(j.config),
+    queue: str(j.queue),
+    time_limit: num(j.time_limit),
+    status: (STATUSES.has(status) ? status : "queued") as RunStatus,
+    step: num(j.step),
+    total_steps: num(j.total_steps, num(obj(j.config).steps)),
+    position: typeof j.position === "number" ? j.position : null,
+    attempts: num(j.attempts),
+    device: str(j.device),
+    worker: str(j.worker),
+    error: str(j.error),
+    cancel_requested: j.cancel_requested === true,
+    published: j.published === true,
+    last_seq: num(j.last_seq),
+    metrics,
+    downloads: Array.isArray(j.downloads) ? j.downloads.filter((d): d is string => typeof d === "string") : [],
+    download_errors: errors,
+    created_at: time(j.created_at),
+    started_at: time(j.started_at),
+    finished_at: time(j.finished_at),
+    heartbeat_at: time(j.heartbeat_at),
+  };
+}
+
+/**
+ * One event from the wire, or null when it has no sequence number (it is not an event). An
+ * event of an unknown type, or one missing its members, becomes an `OtherEvent`.
+ */
+export function toRunEvent(raw: unknown): RunEvent | null {
+  const e = obj(raw);
+  const seq = e.seq;
+  if (typeof seq !== "number" || !Number.isInteger(seq) || seq < 1) return null;
+  const base = { seq, step: num(e.step), time: num(e.time) };
+  const other: OtherEvent = { ...base, type: "other", kind: str(e.type) };
+  switch (e.type) {
+    case "status": {
+      const status = str(e.status);
+      if (!STATUSES.has(status)) return other;
+      return {
+        ...base, type: "status", status: status as RunStatus, total: num(e.total),
+        attempts: num(e.attempts), device: str(e.device), worker: str(e.worker), error: str(e.error),
+      };
+    }
+    case "metric":
+      if (typeof e.name !== "string") return other;
+      // A diverged run reports NaN or Infinity; JSON carries them as null or strings.
+      return { ...base, type: "metric", name: e.name, value: typeof e.value === "number" ? e.value : NaN };
+    case "attention": {
+      const heads = num(e.heads), rows = num(e.rows), cols = num(e.cols);
+      if (typeof e.node !== "string" || typeof e.data !== "string" || !heads || !rows || !cols) return other;
+      const scale = Array.isArray(e.scale)
+        ? e.scale.map((h) => (Array.isArray(h) ? h.map((v) => num(v)) : []))
+        : [];
+      return { ...base, type: "attention", node: e.node, heads, rows, cols, scale, data: e.data };
+    }
+    case "sample":
+      return { ...base, type: "sample", text: str(e.text) };
+    default:
+      return other;
+  }
+}
+
+export function toRunEvents(raw: unknown): RunEvent[] {
+  if (!Array.isArray(raw)) return [];
+  const out: RunEvent[] = [];
+  for (const r of raw) {
+    const e = toRunEvent(r);
+    if (e) out.push(e);
+  }
+  return out;
+}
+
+/**
+ * `existing` and `incoming` merged: ordered by `seq`, one event per `seq` (the one already
+ * held wins: an event never changes). Returns `existing` itself when nothing is new, so a
+ * store can skip an update.
+ */
+export function mergeEvents(existing: readonly RunEvent[], incoming: readonly RunEvent[]): RunEvent[] {
+  if (incoming.length === 0) return existing as RunEvent[];
+  const last = existing.length ? existing[existing.length - 1].seq : 0;
+  // The common case: live events after everything held, in order.
+  let appendable = true;
+  let prev = last;
+  for (const e of incoming) {
+    if (e.seq <= prev) {
+      appendable = false;
+      break;
+    }
+    prev = e.seq;
+  }
+  if (appendable) return existing.concat(incoming);
+
+  const bySeq = new Map<number, RunEvent>();
+  for (const e of incoming) if (!bySeq.has(e.seq)) bySeq.set(e.seq, e);
+  for (const e of existing) bySeq.set(e.seq, e); // held events win
+  if (bySeq.size === existing.length) return existing as RunEvent[];
+  return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+}
+
+export interface Gap {
+  /** ask /metrics?since=`since` */
+  since: number;
+  /** up to and including this seq (the one before the live event) */
+  until: number;
+}
+
+/** The events missing between the last one held (`held`) and a live one, if any. */
+export function findGap(held: number, liveSeq: number): Gap | null {
+  return liveSeq > held + 1 ? { since: held, until: liveSeq - 1 } : null;
+}
