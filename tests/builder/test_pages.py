@@ -20,15 +20,57 @@ def test_home_invites_visitors_to_sign_up(db):
     assert b"Sign up" in page.content
 
 
-def test_home_lists_my_graphs_with_downloads_and_an_editor_placeholder(browser, make_graph,
-                                                                       other_api):
+def test_home_lists_my_graphs_with_links_to_the_editor_and_downloads(browser, make_graph,
+                                                                     other_api):
     graph = make_graph(name="Digits MLP")
     other_api.post("/api/graphs", {"starter": "cnn", "name": "Bob's CNN"}, format="json")
     html = browser.get("/").content.decode()
     assert "Digits MLP" in html
     assert "Bob&#x27;s CNN" not in html and "Bob's CNN" not in html
+    assert f'href="/g/{graph["id"]}"' in html
     assert f"/api/graphs/{graph['id']}/download?format=json" in html
-    assert "editor" in html.lower()
+
+
+def test_home_offers_a_blank_canvas_and_every_starter(browser):
+    html = browser.get("/").content.decode()
+    assert 'href="/new"' in html
+    for name in ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"]:
+        assert f'href="/new?starter={name}"' in html
+
+
+def boot(page) -> dict:
+    """What the editor page hands the editor (the json_script block)."""
+    import json
+    import re
+
+    match = re.search(r'<script id="shipyard-boot" type="application/json">(.*?)</script>',
+                      page.content.decode(), re.S)
+    assert match, "the page has no boot data"
+    return json.loads(match.group(1))
+
+
+def test_the_editor_opens_a_new_model_or_a_starter(browser):
+    assert boot(browser.get("/new")) | {"loginUrl": ""} == {
+        "graphId": None, "starter": None, "shareToken": None, "user": {"username": "ada"},
+        "loginUrl": ""}
+    assert boot(browser.get("/new?starter=char_gpt"))["starter"] == "char_gpt"
+    assert browser.get("/new?starter=nope").status_code == 404
+
+
+def test_the_editor_needs_a_login(db):
+    response = Client().get("/new")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/new")
+
+
+def test_the_editor_opens_only_my_own_graphs(browser, make_graph, other_api):
+    mine = make_graph(name="Mine")
+    theirs = other_api.post("/api/graphs", {"starter": "cnn"}, format="json").json()
+    page = browser.get(f"/g/{mine['id']}")
+    assert page.status_code == 200
+    assert boot(page)["graphId"] == mine["id"]
+    assert b"<title>Mine" in page.content
+    assert browser.get(f"/g/{theirs['id']}").status_code == 404
 
 
 def test_the_account_page_ignores_a_bad_revoke_value(browser):

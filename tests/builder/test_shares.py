@@ -159,6 +159,7 @@ def test_the_share_page_shows_the_graph_to_anonymous_visitors(api, make_graph):
     assert f"/api/shared/{token}/download?format=json" in html
     assert f"/api/shared/{token}/download?format=onnx" in html
     assert "Log in to fork" in html
+    assert f'"shareToken": "{token}"' in html  # the editor opens it read-only
 
 
 def test_a_logged_in_visitor_can_fork_from_the_share_page(api, make_graph, other_user,
@@ -174,6 +175,7 @@ def test_a_logged_in_visitor_can_fork_from_the_share_page(api, make_graph, other
     assert response.status_code == 302
     fork = Graph.objects.get(owner=other_user)
     assert fork.forked_from.graph_id == graph["id"]
+    assert response["Location"] == f"/g/{fork.id}"  # straight into the editor
 
 
 def test_forking_from_the_page_while_logged_out_asks_for_a_login(api, make_graph):

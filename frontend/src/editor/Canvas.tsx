@@ -3,7 +3,7 @@
 // never be valid are refused while dragging; blocks come from the palette by drag and drop,
 // or from a quick-add box on double-click.
 import {
-  Background, type Connection, Controls, type EdgeChange, MiniMap, type NodeChange,
+  Background, type Connection, ControlButton, Controls, type EdgeChange, MiniMap, type NodeChange,
   ReactFlow, applyEdgeChanges, applyNodeChanges, useReactFlow,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
@@ -13,6 +13,7 @@ import { nodeReportsAt, problemsAt } from "../graph/report";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
 import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
+import { autoLayout } from "./layout";
 import { nodeTypes } from "./nodes";
 import { QuickAdd } from "./QuickAdd";
 
@@ -63,9 +64,16 @@ export function Canvas() {
     previousEdges.current = new Map(edges.map((e) => [e.id, e]));
   }, [edges]);
 
-  // A new scope (entering or leaving a Repeat) shows all of its graph.
+  // A new scope (entering or leaving a Repeat) shows all of its graph. An empty canvas is
+  // not fitted when its first block arrives: the view stays where the user is working.
+  const [fitOnMount] = useState(() => derivedNodes.length > 0);
   const scopeKey = scope.join("/");
+  const firstScope = useRef(true);
   useEffect(() => {
+    if (firstScope.current) {
+      firstScope.current = false;
+      return;
+    }
     const timer = setTimeout(() => flow.fitView({ padding: 0.12, maxZoom: 1.1, minZoom: 0.45, duration: 0 }), 0);
     return () => clearTimeout(timer);
   }, [scopeKey, flow]);
@@ -182,12 +190,26 @@ export function Canvas() {
         onlyRenderVisibleElements={many}
         minZoom={0.05}
         maxZoom={2.5}
-        fitView
+        fitView={fitOnMount}
         fitViewOptions={{ padding: 0.12, maxZoom: 1.1, minZoom: 0.45 }}
         proOptions={{ hideAttribution: true }}
       >
         <Background gap={20} size={1} />
-        <Controls showInteractive={false} />
+        <Controls showInteractive={false}>
+          {!readOnly && (
+            <ControlButton
+              title="Auto-layout (L)"
+              aria-label="Auto-layout"
+              onClick={() => {
+                const state = useEditor.getState();
+                state.edit((d) => autoLayout(d, state.scope, state.catalog));
+                setTimeout(() => flow.fitView({ padding: 0.12, maxZoom: 1.1, minZoom: 0.45 }), 0);
+              }}
+            >
+              ⇶
+            </ControlButton>
+          )}
+        </Controls>
         <MiniMap pannable zoomable nodeClassName={(n) => (n.data as { problems?: unknown[] }).problems?.length ? "mm-error" : "mm-node"} />
       </ReactFlow>
       <Breadcrumbs />
