@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -158,7 +159,8 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
     with transaction.atomic():
         # Lock the owner's row so that two submissions at once count each other (PostgreSQL;
         # SQLite takes its write lock at the insert below and serializes them anyway).
-        type(owner).objects.select_for_update().filter(pk=owner.pk).first()
+        # (The user model by name: a browser session's request.user is a lazy proxy.)
+        get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
         queued = Job.objects.filter(owner=owner, status=Status.QUEUED).count()
         if queued >= settings.JOB_MAX_QUEUED_PER_USER:
             raise JobError(f"you have {queued} runs waiting in the queue, the most allowed "

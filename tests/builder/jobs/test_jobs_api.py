@@ -45,6 +45,22 @@ def test_a_run_is_queued_at_once_with_its_complete_config(api: APIClient) -> Non
     assert [e["status"] for e in events["events"]] == ["queued"] and events["last_seq"] == 1
 
 
+def test_a_browser_session_starts_a_run_like_a_token_does(api: APIClient, user: Any,
+                                                         password: str) -> None:
+    """The editor calls the API with the login session and a CSRF token, not a token."""
+    from django.test import Client
+
+    graph = new_graph(api)
+    browser = Client(enforce_csrf_checks=True)
+    browser.login(username=user.username, password=password)
+    browser.get("/")  # sets the csrftoken cookie, as the editor's page does
+    response = browser.post("/api/jobs", {"graph": graph, "dataset": "digits", "config": GPU},
+                            content_type="application/json",
+                            headers={"X-CSRFToken": browser.cookies["csrftoken"].value})
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "queued"
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ({"dataset": "mnist"}, "no dataset named 'mnist'; datasets: digits"),
     ({"dataset": "digits", "config": {"stpes": 10}}, "config has no setting 'stpes'"),
