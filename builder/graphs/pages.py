@@ -16,7 +16,6 @@ from compute.engine import STARTERS, inspect_graph
 
 from . import selectors, services
 
-
 STARTER_LABELS = {"mlp": "MLP", "cnn": "CNN", "resnet": "ResNet-style",
                   "transformer_classifier": "Transformer classifier",
                   "char_gpt": "Character GPT"}
