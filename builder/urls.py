@@ -50,6 +50,7 @@ api_urls = [
     path("shared/<str:token>", api.SharedView.as_view()),
     path("shared/<str:token>/fork", api.SharedForkView.as_view()),
     path("shared/<str:token>/download", api.SharedDownloadView.as_view()),
+    path("shared/<str:token>/inspect", api.SharedInspectView.as_view()),
     path("shared/<str:token>/jobs", jobs_api.SharedJobListView.as_view()),
     path("jobs", jobs_api.JobListView.as_view()),
     path("jobs/<id:job_id>", jobs_api.JobDetailView.as_view()),
@@ -70,6 +71,8 @@ api_urls = [
 
 urlpatterns = [
     path("", pages.home, name="home"),
+    path("new", pages.new_graph, name="new-graph"),
+    path("g/<id:graph_id>", pages.edit_graph, name="edit-graph"),
     path("s/<str:token>", pages.shared_page, name="shared"),
     path("s/<str:token>/fork", pages.fork_shared, name="shared-fork"),
     path("accounts/signup/", accounts_views.signup, name="signup"),

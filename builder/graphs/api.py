@@ -29,7 +29,7 @@ from compute.engine import (
 
 from . import selectors, services
 from .models import GraphVersion
-from .schema import GRAPH_DOCUMENT_REF
+from .schema import GRAPH_DOCUMENT_REF, ref
 from .serializers import (
     DownloadQuery,
     GraphCreateIn,
@@ -51,8 +51,7 @@ from .serializers import (
 )
 
 ERROR = OpenApiResponse(description='{"error": "..."} and details where there are some')
-REPORT = {"type": "object", "description": "The engine's inspection report: valid, nodes "
-          "(shapes, params, FLOPs per node), totals, problems, warnings."}
+REPORT = ref("InspectReport")
 
 
 def _parsed(serializer_class: type, data: Any) -> dict[str, Any]:
@@ -253,6 +252,17 @@ class SharedDownloadView(APIView):
         return _download(version, query["format"], link.graph.name)
 
 
+class SharedInspectView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_inspect", responses={200: REPORT, 404: ERROR})
+    def get(self, request: Request, token: str) -> Response:
+        """The engine's report of the version the link shows: what POST /api/inspect
+        answers for its document, without logging in."""
+        _, version = selectors.shared(token)
+        return Response(inspect_graph(version.document))
+
+
 class InspectView(APIView):
     @extend_schema(operation_id="inspect", request={"application/json": GRAPH_DOCUMENT_REF},
                    responses={200: REPORT, 400: ERROR, 413: ERROR})
@@ -267,9 +277,8 @@ class InspectView(APIView):
 class BlocksView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="blocks", responses={200: {"type": "array", "items": {
-        "type": "object"}, "description": "The block catalog: type, category, summary, "
-        "explanation, inputs, outputs, holds_graph, params_schema (JSON Schema)."}})
+    @extend_schema(operation_id="blocks", responses={200: {
+        "type": "array", "items": ref("Block"), "description": "The block catalog."}})
     def get(self, request: Request) -> Response:
         return Response(catalog())
 
@@ -277,11 +286,8 @@ class BlocksView(APIView):
 class StartersView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="starters", responses={200: {"type": "array", "items": {
-        "type": "object", "properties": {"name": {"type": "string"},
-                                         "title": {"type": "string"},
-                                         "dataset": {"type": "string"},
-                                         "document": GRAPH_DOCUMENT_REF}}}})
+    @extend_schema(operation_id="starters",
+                   responses={200: {"type": "array", "items": ref("Starter")}})
     def get(self, request: Request) -> Response:
         """The starters, each with the built-in dataset it learns with the default run
         settings."""

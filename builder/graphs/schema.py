@@ -1,5 +1,11 @@
-"""The graph format as an OpenAPI component (`GraphDocument`), so that the editor's
-TypeScript types can be generated from the API's schema. Block types come from the catalog."""
+"""The graph format as an OpenAPI component (`GraphDocument`), and the bodies the editor
+reads (`InspectReport`, `Block`, `Starter`; the runs' in `compute.jobs.schema`), so that the
+editor's TypeScript types can be generated from the API's schema. Block types come from the
+catalog.
+
+`required` lists the members a body always has; `nullable: true` (OpenAPI 3.0) marks those
+that may be null. Both follow the code that builds each body (compute.engine.report,
+Block.describe, StartersView)."""
 
 from __future__ import annotations
 
@@ -70,11 +76,130 @@ def components() -> dict[str, Any]:
     }
 
 
-GRAPH_DOCUMENT_REF = {"$ref": "#/components/schemas/GraphDocument"}
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def integers(*names: str) -> dict[str, Any]:
+    return {name: {"type": "integer"} for name in names}
+
+
+def object_schema(properties: dict[str, Any], *, optional: tuple[str, ...] = (),
+                  description: str = "") -> dict[str, Any]:
+    """An object of these members, all required but the `optional` ones."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def report_components() -> dict[str, Any]:
+    """The engine's inspection report (compute.engine.report.build_report)."""
+    node_reports = {"type": "object", "additionalProperties": ref("NodeReport"),
+                    "description": "By node id, in the order the graph runs them."}
+    return {
+        "InspectReport": object_schema({
+            "format": {"type": "string", "enum": [FORMAT]},
+            "name": {"type": "string", "nullable": True,
+                     "description": "The document's name; null when it has none (or not "
+                     "a string)."},
+            "valid": {"type": "boolean", "description": "No problems: the graph is usable."},
+            "nodes": node_reports,
+            "totals": ref("InspectTotals"),
+            "problems": {"type": "array", "items": ref("Problem")},
+            "warnings": {"type": "array", "items": ref("Problem")},
+        }, description="The engine's report of a graph, valid or not (POST /api/inspect)."),
+        "NodeReport": object_schema({
+            "type": {"type": "string", "description": "The block type, as the document "
+                     "gives it (it may be unknown: then status is error)."},
+            "status": {"type": "string", "enum": ["ok", "error", "skipped"],
+                       "description": "error: the node is at fault; skipped: not reached, "
+                       "a node before it failed."},
+            "inputs": {"type": "object", "additionalProperties": ref("TensorSpec"),
+                       "description": "By input port; empty when the node was not reached."},
+            "outputs": {"type": "object", "additionalProperties": ref("TensorSpec"),
+                        "description": "By output port; empty unless status is ok."},
+            **integers("params", "trainable_params"),
+            "flops": {"type": "integer", "nullable": True,
+                      "description": "Forward FLOPs for a batch of one; null when not "
+                      "measured (a skipped node, or one at fault before it was measured)."},
+            "activation_bytes": {"type": "integer"},
+            "times": {"type": "integer", "description": "Repeat only: how many copies."},
+            "body": ref("NestedReport"),
+        }, optional=("times", "body"), description="One node of the report. A Repeat's "
+            "params, FLOPs and activations count all its copies; `times` and `body` come "
+            "with every Repeat whose nested graph was analysed."),
+        "NestedReport": object_schema(
+            {"nodes": node_reports, "totals": ref("InspectTotals")},
+            description="The report of one copy of a Repeat's nested graph; its problems are "
+            "in the top report's, as 'repeat_id/node_id'."),
+        "TensorSpec": object_schema({
+            "shape": {"type": "array", "items": {"oneOf": [{"type": "integer"},
+                                                            {"type": "string"}]},
+                      "description": 'The batch first, as "B", then the sizes: ["B", 64].'},
+            "dtype": {"type": "string", "description": "float32, int64, ..."},
+        }),
+        "Problem": object_schema({
+            "message": {"type": "string"},
+            "node": {"type": "string", "nullable": True, "description": "The node at fault "
+                     "('blocks/attn' inside the Repeat 'blocks'); null for the whole graph."},
+            "field": {"type": "string", "nullable": True, "description": "The member or "
+                      "parameter at fault, if one is."},
+        }),
+        "InspectTotals": object_schema({
+            **integers("params", "trainable_params"),
+            "flops": {"type": "integer", "description": "Forward FLOPs for a batch of one "
+                      "(nodes that could not be measured count 0)."},
+            "param_bytes": {"type": "integer", "description": "params as float32."},
+            "activation_bytes": {"type": "integer", "description": "Per sample."},
+            "estimated_bytes": {"type": "integer", "description": "param_bytes + "
+                                "activation_bytes: a lower bound on what training needs."},
+        }, description="Sums over the graph (a batch of one)."),
+    }
+
+
+def catalog_components() -> dict[str, Any]:
+    return {
+        "Block": object_schema({
+            "type": {"type": "string", "enum": list(REGISTRY)},
+            "category": {"type": "string", "description": "The palette group."},
+            "summary": {"type": "string"},
+            "explanation": {"type": "string", "description": "Markdown, for learners."},
+            "inputs": {"type": "array", "items": {"type": "string"},
+                       "description": "Input port names."},
+            "outputs": {"type": "array", "items": {"type": "string"},
+                        "description": "Output port names."},
+            "holds_graph": {"type": "boolean", "description": "True for Repeat."},
+            "params_schema": {"type": "object", "additionalProperties": True,
+                              "description": "JSON Schema of the parameters, with defaults, "
+                              "ranges and enums."},
+        }, description="A block of the catalog (GET /api/blocks)."),
+        "Starter": object_schema({
+            "name": {"type": "string", "description": 'For POST /api/graphs {"starter": name}.'},
+            "title": {"type": "string"},
+            "dataset": {"type": "string", "description": "The built-in dataset it learns "
+                        "with the default run settings."},
+            "document": ref("GraphDocument"),
+        }, description="A built-in starter graph (GET /api/starters)."),
+    }
+
+
+GRAPH_DOCUMENT_REF = ref("GraphDocument")
 
 
 def add_graph_components(result: dict[str, Any], generator: Any, request: Any,
                          public: bool) -> dict[str, Any]:
-    """drf-spectacular post-processing hook: put the graph format into the document."""
-    result.setdefault("components", {}).setdefault("schemas", {}).update(components())
+    """drf-spectacular post-processing hook: put the graph format, the report, the catalog
+    and the runs' bodies into the document (the views refer to them by $ref)."""
+    from compute.jobs.schema import components as job_components
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(components())
+    schemas.update(report_components())
+    schemas.update(catalog_components())
+    schemas.update(job_components())
     return result

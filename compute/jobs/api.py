@@ -16,16 +16,15 @@ from rest_framework.views import APIView
 
 from builder.graphs import selectors as graph_selectors
 from builder.graphs.api import ERROR, _parsed
+from builder.graphs.schema import ref
 from compute.engine.datasets import DATASETS
 
 from . import events, selectors, services
 from .models import Job, JobEvent, Upload
+from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF
 
 SHARE = OpenApiParameter("share", str, description="A share link's token: watch a run its "
                          "owner published, without logging in.")
-EVENTS = {"type": "object", "properties": {
-    "events": {"type": "array", "items": {"type": "object"}},
-    "last_seq": {"type": "integer"}, "more": {"type": "boolean"}}}
 
 
 class JobCreateIn(serializers.Serializer):
@@ -93,7 +92,7 @@ class JobListView(APIView):
     @extend_schema(operation_id="jobs_list", parameters=[
         OpenApiParameter("graph", int, description="Only the runs of this graph."),
         OpenApiParameter("status", str, enum=Job.Status.values)],
-        responses={200: {"type": "array", "items": {"type": "object"}}})
+        responses={200: JOBS_REF, 400: ERROR})
     def get(self, request: Request) -> Response:
         graph = request.query_params.get("graph")
         if graph is not None and not graph.isdigit():
@@ -108,7 +107,7 @@ class JobListView(APIView):
         return Response([job_data(j) for j in jobs[:200]])
 
     @extend_schema(operation_id="jobs_create", request=JobCreateIn,
-                   responses={201: {"type": "object"}, 400: ERROR, 404: ERROR, 429: ERROR,
+                   responses={201: JOB_REF, 400: ERROR, 404: ERROR, 429: ERROR,
                               503: ERROR})
     def post(self, request: Request) -> Response:
         """Queue a run of a saved graph (201 at once; follow it at /api/jobs/{id} or
@@ -131,7 +130,7 @@ class JobDetailView(APIView):
     permission_classes = [AllowAny]  # the owner, or anyone with a share link (published)
 
     @extend_schema(operation_id="jobs_retrieve", parameters=[SHARE],
-                   responses={200: {"type": "object"}, 404: ERROR})
+                   responses={200: JOB_REF, 404: ERROR})
     def get(self, request: Request, job_id: int) -> Response:
         job = selectors.watchable_job_or_404(request.user, job_id,
                                              request.query_params.get("share"))
@@ -145,7 +144,7 @@ class JobDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(operation_id="jobs_update", request=JobPatchIn,
-                   responses={200: {"type": "object"}, 404: ERROR})
+                   responses={200: JOB_REF, 404: ERROR})
     def patch(self, request: Request, job_id: int) -> Response:
         """Publish a run (anyone with a share link of its graph may watch it) or not."""
         job = selectors.job_of(_user(request), job_id)
@@ -163,7 +162,7 @@ def _user(request: Request) -> Any:
 
 class JobCancelView(APIView):
     @extend_schema(operation_id="jobs_cancel", request=None,
-                   responses={200: {"type": "object"}, 404: ERROR, 409: ERROR})
+                   responses={200: JOB_REF, 404: ERROR, 409: ERROR})
     def post(self, request: Request, job_id: int) -> Response:
         """Cancel a queued run at once, or ask a running one to stop: it ends cancelled
         within a few seconds, keeping its last checkpoint. 409 if it already ended."""
@@ -179,7 +178,7 @@ class JobEventsView(APIView):
                          "(default 0: all)."),
         OpenApiParameter("types", str, description="Comma-separated: status, metric, "
                          "attention, sample (default: all)."),
-        SHARE], responses={200: EVENTS, 404: ERROR})
+        SHARE], responses={200: EVENT_PAGE_REF, 404: ERROR})
     def get(self, request: Request, job_id: int) -> Response:
         """Everything the run reported after `since`, in order: what a WebSocket client
         missed. At most 5000 a page; `more` says whether to ask again."""
@@ -205,7 +204,7 @@ class JobAttentionView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="jobs_attention", parameters=[SHARE],
-                   responses={200: EVENTS, 404: ERROR})
+                   responses={200: EVENT_PAGE_REF, 404: ERROR})
     def get(self, request: Request, job_id: int) -> Response:
         """The newest attention map of every attention module (older snapshots: the
         `attention` events of /metrics)."""
@@ -254,21 +253,20 @@ class JobDownloadView(APIView):
 class DatasetListView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="datasets", responses={200: {"type": "array", "items": {
-        "type": "object"}, "description": "Built-in datasets: name, description, tasks, "
-        "gives (shapes and dtypes in words), options."}})
+    @extend_schema(operation_id="datasets", responses={200: {
+        "type": "array", "items": ref("Dataset"), "description": "The built-in datasets."}})
     def get(self, request: Request) -> Response:
         return Response([entry.to_dict() for entry in DATASETS.values()])
 
 
 class UploadListView(APIView):
     @extend_schema(operation_id="uploads_list",
-                   responses={200: {"type": "array", "items": {"type": "object"}}})
+                   responses={200: {"type": "array", "items": ref("Upload")}})
     def get(self, request: Request) -> Response:
         return Response([upload_data(u) for u in selectors.uploads_of(request.user)])
 
     @extend_schema(operation_id="uploads_create", request={"multipart/form-data": UploadIn},
-                   responses={201: {"type": "object"}, 400: ERROR, 413: ERROR})
+                   responses={201: ref("Upload"), 400: ERROR, 413: ERROR})
     def post(self, request: Request) -> Response:
         """Upload a CSV (header row, numeric features, a target column: the last unless
         `target` names one) or a plain text for a character model. It is read as a run
@@ -297,8 +295,7 @@ class SharedJobListView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(operation_id="shared_jobs",
-                   responses={200: {"type": "array", "items": {"type": "object"}},
-                              404: ERROR})
+                   responses={200: JOBS_REF, 404: ERROR})
     def get(self, request: Request, token: str) -> Response:
         """The runs of a shared graph that its owner published."""
         return Response([job_data(j) for j in selectors.shared_jobs(token)[:200]])

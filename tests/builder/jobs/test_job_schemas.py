@@ -1,0 +1,84 @@
+"""The runs' bodies fit their OpenAPI components strictly (see openapi_check): a run
+queued, running and ended, every kind of event, datasets and uploads. No worker runs here:
+the run waits in Redis and its later states are written as a worker would write them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
+from openapi_check import assert_conforms
+from rest_framework.test import APIClient
+
+from compute.jobs import events
+from compute.jobs.models import Job
+
+pytestmark = pytest.mark.usefixtures("redis")
+
+
+@pytest.fixture
+def openapi(anon: APIClient) -> dict[str, Any]:
+    response = anon.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
+                                              openapi: dict[str, Any]) -> None:
+    graph = api.post("/api/graphs", {"starter": "char_gpt"}, format="json").json()["id"]
+    created = api.post("/api/jobs", {"graph": graph, "dataset": "harbour",
+                                     "config": {"device": "cuda", "steps": 10}}, format="json")
+    assert created.status_code == 201, created.content
+    assert_conforms(openapi, "/api/jobs", "post", created)
+    job_id = created.json()["id"]
+    assert created.json()["position"] == 1 and created.json()["started_at"] is None
+
+    now = dt.datetime.now(dt.UTC)
+    Job.objects.filter(id=job_id).update(
+        status=Job.Status.RUNNING, attempts=1, device="cpu", worker="w@host", started_at=now,
+        heartbeat_at=now, step=10, metrics={"train_loss": 2.5})
+    job = Job.objects.get(id=job_id)
+    events.store(job_id, [
+        events.status_event(job),
+        events.metric_event(10, "train_loss", 2.5),
+        events.attention_event(10, "blocks.0.attn", torch.rand(2, 3, 3).softmax(-1)),
+        events.sample_event(10, "the tide"),
+    ])
+    running = api.get(f"/api/jobs/{job_id}")
+    assert running.json()["position"] is None
+    assert_conforms(openapi, "/api/jobs/{job_id}", "get", running)
+    page = api.get(f"/api/jobs/{job_id}/metrics")
+    assert {e["type"] for e in page.json()["events"]} == {"status", "metric", "attention",
+                                                          "sample"}
+    assert_conforms(openapi, "/api/jobs/{job_id}/metrics", "get", page)
+    attention = api.get(f"/api/jobs/{job_id}/attention")
+    assert len(attention.json()["events"]) == 1
+    assert_conforms(openapi, "/api/jobs/{job_id}/attention", "get", attention)
+
+    Job.objects.filter(id=job_id).update(
+        status=Job.Status.SUCCEEDED, finished_at=now,
+        files={"weights": "model.safetensors", "onnx_error": "no ONNX here"})
+    published = api.patch(f"/api/jobs/{job_id}", {"published": True}, format="json")
+    assert published.json()["downloads"] == ["weights"]
+    assert_conforms(openapi, "/api/jobs/{job_id}", "patch", published)
+    assert_conforms(openapi, "/api/jobs", "get", api.get("/api/jobs"))
+    token = api.post(f"/api/graphs/{graph}/share", {}, format="json").json()["token"]
+    shared = anon.get(f"/api/shared/{token}/jobs")
+    assert len(shared.json()) == 1
+    assert_conforms(openapi, "/api/shared/{token}/jobs", "get", shared)
+
+
+def test_datasets_and_uploads_fit_the_schema(api: APIClient, anon: APIClient,
+                                             openapi: dict[str, Any]) -> None:
+    assert_conforms(openapi, "/api/datasets", "get", anon.get("/api/datasets"))
+    csv = "a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(20))
+    for name, content in (("points.csv", csv), ("tide.txt", "The tide came in. " * 40)):
+        created = api.post("/api/uploads", {"file": SimpleUploadedFile(name, content.encode())},
+                           format="multipart")
+        assert created.status_code == 201, created.content
+        assert_conforms(openapi, "/api/uploads", "post", created)
+    assert_conforms(openapi, "/api/uploads", "get", api.get("/api/uploads"))
