@@ -5,11 +5,12 @@ bundle; these views only hand it what it starts from."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.views.decorators.http import require_http_methods
 
 from compute.engine import STARTERS, inspect_graph
@@ -34,7 +35,7 @@ def _editor(request: HttpRequest, boot: dict[str, Any], extra: dict[str, Any] | 
     boot = {
         "graphId": None, "starter": None, "shareToken": None,
         "user": {"username": user.get_username()} if user.is_authenticated else None,
-        "loginUrl": f"{settings.LOGIN_URL}?next={request.get_full_path()}",
+        "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.get_full_path())}",
         **boot,
     }
     built = (settings.EDITOR_DIST / "manifest.json").exists()
