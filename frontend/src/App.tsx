@@ -54,7 +54,7 @@ export function App({ boot }: { boot: Boot }) {
         <main className="canvas-area">{ready ? <Canvas /> : <div className="canvas-loading">Loading…</div>}</main>
         <Inspector />
         <StatusBar />
-        <Drawer />
+        {ready && <Drawer />}
         <Shortcuts />
         <Dialogs />
         <NoticeBar />
