@@ -19,6 +19,20 @@ import { QuickAdd } from "./QuickAdd";
 
 export const BLOCK_MIME = "application/shipyard-block";
 
+// Props given to React Flow keep their identity across renders: it copies a changed prop
+// into its store, and every store update runs every node's selector (2000 of them).
+const FIT = { padding: 0.12, maxZoom: 1.1, minZoom: 0.45 };
+const PRO = { hideAttribution: true };
+const MULTI_KEYS = ["Meta", "Control", "Shift"];
+/** Above this many nodes the minimap (which redraws every node) is left out. */
+const MINIMAP_LIMIT = 400;
+
+const minimapClass = (n: BlockNodeType) => (n.data.problems?.length ? "mm-error" : "mm-node");
+const onPaneClick = () => useEditor.getState().select([]);
+const onNodeDoubleClick = (_e: React.MouseEvent, node: BlockNodeType) => {
+  if (node.type === "repeat") useEditor.getState().enter(node.id);
+};
+
 export function Canvas() {
   const doc = useEditor((s) => s.doc);
   const scope = useEditor((s) => s.scope);
@@ -41,14 +55,17 @@ export function Canvas() {
   const selectionSet = useMemo(() => new Set(selection), [selection]);
   const edgeSelectionSet = useMemo(() => new Set(selectedEdges), [selectedEdges]);
 
-  const previousNodes = useRef(new Map<string, BlockNodeType>());
-  const previousEdges = useRef(new Map<string, ShapeEdgeType>());
+  // The nodes and edges on screen, read when deriving new ones so unchanged ones are reused.
+  const shownNodes = useRef<BlockNodeType[]>([]);
+  const shownEdges = useRef<ShapeEdgeType[]>([]);
   const derivedNodes = useMemo(
-    () => deriveNodes(graph, scope, catalog, reports, problems, selectionSet, readOnly, previousNodes.current),
+    () => deriveNodes(graph, scope, catalog, reports, problems, selectionSet, readOnly,
+      new Map(shownNodes.current.map((n) => [n.id, n]))),
     [graph, scope, catalog, reports, problems, selectionSet, readOnly],
   );
   const derivedEdges = useMemo(
-    () => deriveEdges(graph, catalog, reports, edgeSelectionSet, previousEdges.current),
+    () => deriveEdges(graph, catalog, reports, edgeSelectionSet,
+      new Map(shownEdges.current.map((e) => [e.id, e]))),
     [graph, catalog, reports, edgeSelectionSet],
   );
 
@@ -57,12 +74,8 @@ export function Canvas() {
   const [edges, setEdges] = useState<ShapeEdgeType[]>(derivedEdges);
   useEffect(() => setNodes(derivedNodes), [derivedNodes]);
   useEffect(() => setEdges(derivedEdges), [derivedEdges]);
-  useEffect(() => {
-    previousNodes.current = new Map(nodes.map((n) => [n.id, n]));
-  }, [nodes]);
-  useEffect(() => {
-    previousEdges.current = new Map(edges.map((e) => [e.id, e]));
-  }, [edges]);
+  shownNodes.current = nodes;
+  shownEdges.current = edges;
 
   // A new scope (entering or leaving a Repeat) shows all of its graph. An empty canvas is
   // not fitted when its first block arrives: the view stays where the user is working.
@@ -74,7 +87,7 @@ export function Canvas() {
       firstScope.current = false;
       return;
     }
-    const timer = setTimeout(() => flow.fitView({ padding: 0.12, maxZoom: 1.1, minZoom: 0.45, duration: 0 }), 0);
+    const timer = setTimeout(() => flow.fitView(FIT), 0);
     return () => clearTimeout(timer);
   }, [scopeKey, flow]);
 
@@ -112,6 +125,10 @@ export function Canvas() {
     const moves = new Map<string, Point>(dragged.map((n) => [n.id, [n.position.x, n.position.y]]));
     useEditor.getState().move(moves);
   }, []);
+
+  const onSelectionDragStop = useCallback((_event: unknown, dragged: BlockNodeType[]) => {
+    onNodeDragStop(null, dragged[0], dragged);
+  }, [onNodeDragStop]);
 
   const isValidConnection = useCallback((connection: Connection | ShapeEdgeType) => {
     const state = useEditor.getState();
@@ -173,16 +190,14 @@ export function Canvas() {
         onNodesChange={onNodesChange}
         onEdgesChange={onEdgesChange}
         onNodeDragStop={onNodeDragStop}
-        onSelectionDragStop={(_e, dragged) => onNodeDragStop(null, dragged[0], dragged as BlockNodeType[])}
+        onSelectionDragStop={onSelectionDragStop}
         onConnect={onConnect}
         isValidConnection={isValidConnection}
-        onNodeDoubleClick={(_e, node) => {
-          if (node.type === "repeat") useEditor.getState().enter(node.id);
-        }}
-        onPaneClick={() => useEditor.getState().select([])}
+        onNodeDoubleClick={onNodeDoubleClick}
+        onPaneClick={onPaneClick}
         deleteKeyCode={null}
         selectionKeyCode="Shift"
-        multiSelectionKeyCode={["Meta", "Control", "Shift"]}
+        multiSelectionKeyCode={MULTI_KEYS}
         zoomOnDoubleClick={false}
         nodesDraggable={!readOnly}
         nodesConnectable={!readOnly}
@@ -191,8 +206,8 @@ export function Canvas() {
         minZoom={0.05}
         maxZoom={2.5}
         fitView={fitOnMount}
-        fitViewOptions={{ padding: 0.12, maxZoom: 1.1, minZoom: 0.45 }}
-        proOptions={{ hideAttribution: true }}
+        fitViewOptions={FIT}
+        proOptions={PRO}
       >
         <Background gap={20} size={1} />
         <Controls showInteractive={false}>
@@ -203,14 +218,14 @@ export function Canvas() {
               onClick={() => {
                 const state = useEditor.getState();
                 state.edit((d) => autoLayout(d, state.scope, state.catalog));
-                setTimeout(() => flow.fitView({ padding: 0.12, maxZoom: 1.1, minZoom: 0.45 }), 0);
+                setTimeout(() => flow.fitView(FIT), 0);
               }}
             >
               ⇶
             </ControlButton>
           )}
         </Controls>
-        <MiniMap pannable zoomable nodeClassName={(n) => (n.data as { problems?: unknown[] }).problems?.length ? "mm-error" : "mm-node"} />
+        {nodes.length <= MINIMAP_LIMIT && <MiniMap pannable zoomable nodeClassName={minimapClass} />}
       </ReactFlow>
       <Breadcrumbs />
       {graph.nodes.length === 0 && !readOnly && (

@@ -56,6 +56,9 @@ export function deriveNodes(
       id: node.id,
       type: block?.holds_graph ? "repeat" : "block",
       position: { x: at[0], y: at[1] },
+      // A size before measuring, so that fitting and culling work on first paint.
+      initialWidth: block?.holds_graph ? 216 : NODE_WIDTH,
+      initialHeight: block?.holds_graph ? 110 : 64,
       selected,
       draggable: !readOnly,
       connectable: !readOnly,

@@ -75,12 +75,17 @@ let currentDraftKey = "";
 
 export async function open(boot: Boot): Promise<void> {
   const store = useEditor.getState();
-  const blocks = await api.blocks();
-  store.setCatalog(blocks);
   currentDraftKey = draftKey(boot);
+  // Everything the editor starts from, asked for at once.
+  const [blocks, starters, detail, shared] = await Promise.all([
+    api.blocks(),
+    boot.shareToken ? Promise.resolve([]) : api.starters(),
+    boot.graphId !== null && !boot.shareToken ? api.graph(boot.graphId) : Promise.resolve(null),
+    boot.shareToken ? api.shared(boot.shareToken) : Promise.resolve(null),
+  ]);
+  store.setCatalog(blocks);
 
-  if (boot.shareToken) {
-    const shared = await api.shared(boot.shareToken);
+  if (shared) {
     store.load(shared.version.document, {
       graph: { id: 0, name: shared.name, head: shared.version.number },
       savedDoc: shared.version.document, readOnly: true, shareToken: boot.shareToken,
@@ -92,9 +97,7 @@ export async function open(boot: Boot): Promise<void> {
   let doc: GraphDocument;
   let savedDoc: GraphDocument | null = null;
   let graph = null;
-  const starters = await api.starters();
-  if (boot.graphId !== null) {
-    const detail = await api.graph(boot.graphId);
+  if (detail) {
     doc = detail.version.document;
     savedDoc = doc;
     graph = { id: detail.id, name: detail.name, head: detail.head };
