@@ -27,6 +27,18 @@ const MULTI_KEYS = ["Meta", "Control", "Shift"];
 /** Above this many nodes the minimap (which redraws every node) is left out. */
 const MINIMAP_LIMIT = 400;
 
+/** The ids selected after React Flow's select changes; null when there were none. */
+function applySelection(current: string[], changes: (NodeChange | EdgeChange)[]): string[] | null {
+  let next: Set<string> | null = null;
+  for (const change of changes) {
+    if (change.type !== "select") continue;
+    next ??= new Set(current);
+    if (change.selected) next.add(change.id);
+    else next.delete(change.id);
+  }
+  return next ? [...next] : null;
+}
+
 const minimapClass = (n: BlockNodeType) => (n.data.problems?.length ? "mm-error" : "mm-node");
 const onPaneClick = () => useEditor.getState().select([]);
 const onNodeDoubleClick = (_e: React.MouseEvent, node: BlockNodeType) => {
@@ -93,32 +105,15 @@ export function Canvas() {
 
   const onNodesChange = useCallback((changes: NodeChange<BlockNodeType>[]) => {
     setNodes((current) => applyNodeChanges(changes, current));
-    const selects = changes.filter((c) => c.type === "select");
-    if (selects.length) {
-      const state = useEditor.getState();
-      const next = new Set(state.selection);
-      for (const change of selects) {
-        if (change.type !== "select") continue;
-        if (change.selected) next.add(change.id);
-        else next.delete(change.id);
-      }
-      state.select([...next], state.selectedEdges);
-    }
+    const state = useEditor.getState();
+    const selection = applySelection(state.selection, changes);
+    if (selection) state.select(selection, state.selectedEdges);
   }, []);
 
   const onEdgesChange = useCallback((changes: EdgeChange<ShapeEdgeType>[]) => {
     setEdges((current) => applyEdgeChanges(changes, current));
-    const selects = changes.filter((c) => c.type === "select");
-    if (selects.length) {
-      const state = useEditor.getState();
-      const next = new Set(state.selectedEdges);
-      for (const change of selects) {
-        if (change.type !== "select") continue;
-        if (change.selected) next.add(change.id);
-        else next.delete(change.id);
-      }
-      useEditor.setState({ selectedEdges: [...next] });
-    }
+    const selectedEdges = applySelection(useEditor.getState().selectedEdges, changes);
+    if (selectedEdges) useEditor.setState({ selectedEdges });
   }, []);
 
   const onNodeDragStop = useCallback((_event: unknown, _node: BlockNodeType, dragged: BlockNodeType[]) => {
