@@ -1,6 +1,6 @@
 // The status line: the model's totals and whether it is valid, always in view.
 import { useEditor } from "../store/editor";
-import { bytes, compact, plural } from "../ui/format";
+import { bytes, compact, flops, plural } from "../ui/format";
 
 export function StatusBar() {
   const report = useEditor((s) => s.report);
@@ -16,7 +16,7 @@ export function StatusBar() {
       {totals ? (
         <>
           <span data-testid="total-params" title={`${totals.params} parameters`}>{compact(totals.params)} params</span>
-          <span>{compact(totals.flops)}FLOPs/sample</span>
+          <span>{flops(totals.flops)}/sample</span>
           <span title="weights plus activations for one sample">est. {bytes(totals.estimated_bytes)}</span>
         </>
       ) : <span data-testid="total-params">–</span>}

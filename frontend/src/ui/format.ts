@@ -15,6 +15,12 @@ export function compact(value: number | null | undefined): string {
   return String(value);
 }
 
+/** FLOPs with their unit: "111 MFLOPs", "0 FLOPs". */
+export function flops(value: number | null | undefined): string {
+  const text = compact(value);
+  return /[kMGT]$/.test(text) ? `${text}FLOPs` : `${text} FLOPs`;
+}
+
 /** Bytes as KiB, MiB, GiB. */
 export function bytes(value: number | null | undefined): string {
   if (value === null || value === undefined) return "–";
