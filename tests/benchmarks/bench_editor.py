@@ -192,6 +192,18 @@ def ratio_text(value: float, target: float, unit: str) -> str:
         f"{value:.2f} {unit} ({value / target:.2f}x)"
 
 
+def drag_rows(page: Any, node_id: str, x: float, y: float, seconds: float, rows: list[Row],
+              who: str, what: str, short: str) -> None:
+    """Drag `node_id` for `seconds`, print the frame times and add the p95 and p50 rows."""
+    stats, moves = measure_drag(page, node_id, x, y, seconds)
+    print(f"  {who}: {moves} mouse moves, {stats['frames']} frames ({stats['fps']:.0f} fps): "
+          f"p50 {stats['p50']:.1f} ms, p95 {stats['p95']:.1f} ms, "
+          f"p99 {stats['p99']:.1f} ms, max {stats['max']:.1f} ms")
+    rows.append(Row(f"frame time p95, {what}", ratio_text(stats["p95"], TARGET_FRAME_P95_MS, "ms"),
+                    f"<= {TARGET_FRAME_P95_MS:g} ms", stats["p95"] <= TARGET_FRAME_P95_MS))
+    rows.append(Row(f"frame time p50, {short} (info)", f"{stats['p50']:.1f} ms"))
+
+
 def run(args: argparse.Namespace, stack: LiveStack, rows: list[Row]) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -259,14 +271,8 @@ def run(args: argparse.Namespace, stack: LiveStack, rows: list[Row]) -> None:
         if not picked:
             raise Invalid("no node lies inside the canvas to drag")
         x, y, node_id = picked
-        stats, moves = measure_drag(page, node_id, x, y, args.seconds)
-        print(f"  node {node_id}: {moves} mouse moves, {stats['frames']} frames "
-              f"({stats['fps']:.0f} fps): p50 {stats['p50']:.1f} ms, p95 {stats['p95']:.1f} ms,"
-              f" p99 {stats['p99']:.1f} ms, max {stats['max']:.1f} ms")
-        rows.append(Row("frame time p95, dragging one node",
-                        ratio_text(stats["p95"], TARGET_FRAME_P95_MS, "ms"),
-                        f"<= {TARGET_FRAME_P95_MS:g} ms", stats["p95"] <= TARGET_FRAME_P95_MS))
-        rows.append(Row("frame time p50, one node (info)", f"{stats['p50']:.1f} ms"))
+        drag_rows(page, node_id, x, y, args.seconds, rows, f"node {node_id}",
+                  "dragging one node", "one node")
 
         # (3) a box selection of many nodes
         print("\n== (3) frame times, dragging a box selection ==")
@@ -289,15 +295,9 @@ def run(args: argparse.Namespace, stack: LiveStack, rows: list[Row]) -> None:
         if not picked:
             raise Invalid("no selected node lies inside the canvas to drag")
         x, y, node_id = picked
-        stats, moves = measure_drag(page, node_id, x, y, args.seconds)
-        print(f"  {selected} selected nodes, dragged by {node_id}: {moves} mouse moves, "
-              f"{stats['frames']} frames ({stats['fps']:.0f} fps): p50 {stats['p50']:.1f} ms, "
-              f"p95 {stats['p95']:.1f} ms, p99 {stats['p99']:.1f} ms, "
-              f"max {stats['max']:.1f} ms")
-        rows.append(Row(f"frame time p95, dragging {selected} selected nodes",
-                        ratio_text(stats["p95"], TARGET_FRAME_P95_MS, "ms"),
-                        f"<= {TARGET_FRAME_P95_MS:g} ms", stats["p95"] <= TARGET_FRAME_P95_MS))
-        rows.append(Row("frame time p50, selection (info)", f"{stats['p50']:.1f} ms"))
+        drag_rows(page, node_id, x, y, args.seconds, rows,
+                  f"{selected} selected nodes, dragged by {node_id}",
+                  f"dragging {selected} selected nodes", "selection")
         if args.screenshot:
             page.screenshot(path=args.screenshot)
             print(f"\nscreenshot: {args.screenshot}")

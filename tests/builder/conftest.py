@@ -84,6 +84,15 @@ def anon(db: None) -> APIClient:
 
 
 @pytest.fixture
+def openapi(anon: APIClient) -> dict[str, Any]:
+    """The API's OpenAPI document, as JSON."""
+    response = anon.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    data: dict[str, Any] = response.json()
+    return data
+
+
+@pytest.fixture
 def mlp() -> dict[str, Any]:
     return load_starter("mlp")
 

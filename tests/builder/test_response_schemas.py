@@ -9,18 +9,8 @@ import copy
 import pytest
 from openapi_check import assert_conforms, response_schema
 
+from builder.graphs.schema import ref
 from compute.engine import load_starter
-
-
-@pytest.fixture
-def openapi(anon, db):
-    response = anon.get("/api/schema", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200
-    return response.json()
-
-
-def ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def test_the_responses_the_editor_reads_refer_to_named_components(openapi):

@@ -133,10 +133,7 @@ def test_undo_and_redo_give_back_the_exact_graph(user_page: Page,
 
     x = drop_block(page, "Input", 120, 200)
     done("dropping an Input")
-    select(page, x)
-    set_param(page, "shape", "16")
-    if find_node(document(page), x).get("params", {}).get("shape") != [16]:
-        set_param(page, "shape", "[16]")
+    set_input_shape(page, x, [16])
     done("setting the Input's shape")
     linear = quick_add(page, "Linear", 420, 200)
     done("quick-adding a Linear")

@@ -19,14 +19,6 @@ from compute.jobs.models import Job
 pytestmark = pytest.mark.usefixtures("redis")
 
 
-@pytest.fixture
-def openapi(anon: APIClient) -> dict[str, Any]:
-    response = anon.get("/api/schema", HTTP_ACCEPT="application/json")
-    assert response.status_code == 200
-    data: dict[str, Any] = response.json()
-    return data
-
-
 def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
                                               openapi: dict[str, Any]) -> None:
     graph = api.post("/api/graphs", {"starter": "char_gpt"}, format="json").json()["id"]
