@@ -6,9 +6,10 @@ import { api } from "../api/client";
 import type { Version, VersionDetail } from "../api/types";
 import { isDirty, useEditor } from "../store/editor";
 import * as session from "../store/session";
+import { plural } from "../ui/format";
 import { Modal } from "../ui/Modal";
 import { closeDialog, ErrorLine, SaveFirst } from "./common";
-import { absoluteTime, errorText, plural, relativeTime, summarize } from "./format";
+import { absoluteTime, errorText, relativeTime, summarize } from "./format";
 
 type Detail = { state: "loading" } | { state: "error"; text: string } | { state: "ok"; version: VersionDetail };
 

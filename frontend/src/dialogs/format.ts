@@ -58,10 +58,6 @@ export function summarize(doc: GraphDocument): DocSummary {
   };
 }
 
-export function plural(n: number, word: string, many = `${word}s`): string {
-  return `${n.toLocaleString()} ${n === 1 ? word : many}`;
-}
-
 /** Whether this browser runs on a Mac (for Cmd instead of Ctrl). */
 export function isMac(): boolean {
   const nav = typeof navigator === "undefined" ? undefined : navigator;

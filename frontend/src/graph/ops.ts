@@ -288,10 +288,6 @@ export function moveNodes(doc: GraphDocument, scope: Scope, moves: ReadonlyMap<s
   });
 }
 
-export function setRepeatTimes(doc: GraphDocument, scope: Scope, id: string, times: number): GraphDocument {
-  return setParam(doc, scope, id, "times", times);
-}
-
 // ---------------------------------------------------------------------------------------
 // Copy, paste, duplicate
 

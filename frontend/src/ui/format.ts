@@ -41,5 +41,5 @@ export function shape(spec: Pick<TensorSpec, "shape"> | null | undefined): strin
 }
 
 export function plural(n: number, word: string, many = `${word}s`): string {
-  return `${n} ${n === 1 ? word : many}`;
+  return `${n.toLocaleString()} ${n === 1 ? word : many}`;
 }
