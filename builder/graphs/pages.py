@@ -75,7 +75,8 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
                 walk(entry["body"]["nodes"], depth + 1)
 
     walk(report["nodes"], 0)
-    return _editor(request, {"shareToken": token}, {
+    # The editor starts from this report instead of asking for it again.
+    return _editor(request, {"shareToken": token, "report": report}, {
         "title": link.graph.name, "shared": True,
         "link": link, "graph": link.graph, "version": version, "token": token,
         "document": version.document, "report": report, "rows": rows,

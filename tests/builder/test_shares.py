@@ -161,6 +161,7 @@ def test_the_share_page_shows_the_graph_to_anonymous_visitors(api, make_graph):
     assert "Log in to fork" in html
     assert f'"shareToken": "{token}"' in html  # the editor opens it read-only
     assert f'"loginUrl": "/accounts/login/?next=/s/{token}"' in html  # "Log in to fork"
+    assert '"report": {' in html and '"valid": true' in html  # shapes, without asking again
 
 
 def test_a_logged_in_visitor_can_fork_from_the_share_page(api, make_graph, other_user,

@@ -106,7 +106,6 @@ export const api = {
     `/api/graphs/${id}/download${q({ format, version })}`,
 
   shared: (token: string) => request<Shared>("GET", `/api/shared/${token}`),
-  sharedInspect: (token: string) => request<InspectReport>("GET", `/api/shared/${token}/inspect`),
   fork: (token: string) => request<GraphDetail>("POST", `/api/shared/${token}/fork`),
   sharedDownloadUrl: (token: string, format: "json" | "pytorch" | "onnx") =>
     `/api/shared/${token}/download${q({ format })}`,

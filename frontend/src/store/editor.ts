@@ -62,7 +62,7 @@ export interface EditorState {
 
 export interface EditorActions {
   setCatalog(blocks: Block[]): void;
-  load(doc: GraphDocument, opts: { graph?: SavedGraph | null; savedDoc?: GraphDocument | null; readOnly?: boolean; shareToken?: string | null; owner?: string | null }): void;
+  load(doc: GraphDocument, opts: { graph?: SavedGraph | null; savedDoc?: GraphDocument | null; readOnly?: boolean; shareToken?: string | null; owner?: string | null; report?: InspectReport | null }): void;
   /** Apply an edit to the document as one undo step (or part of the current gesture). */
   edit(change: (doc: GraphDocument) => GraphDocument): boolean;
   beginGesture(): void;
@@ -135,7 +135,7 @@ export function createEditorStore() {
           graph: opts.graph ?? null,
           savedJson: opts.savedDoc ? canonical(opts.savedDoc) : null,
           readOnly: opts.readOnly ?? false, shareToken: opts.shareToken ?? null,
-          owner: opts.owner ?? null, report: null, conflict: null, ready: true,
+          owner: opts.owner ?? null, report: opts.report ?? null, conflict: null, ready: true,
         }),
 
       edit: (change) => {

@@ -13,6 +13,8 @@ export interface Boot {
   shareToken: string | null;
   user: { username: string } | null;
   loginUrl: string;
+  /** A shared view's inspection report, made by the page that hands it over. */
+  report: InspectReport | null;
 }
 
 export function readBoot(): Boot {
@@ -24,6 +26,7 @@ export function readBoot(): Boot {
     shareToken: boot.shareToken ?? null,
     user: boot.user ?? null,
     loginUrl: boot.loginUrl ?? "/accounts/login/",
+    report: boot.report ?? null,
   };
 }
 
@@ -89,7 +92,7 @@ export async function open(boot: Boot): Promise<void> {
     store.load(shared.version.document, {
       graph: { id: 0, name: shared.name, head: shared.version.number },
       savedDoc: shared.version.document, readOnly: true, shareToken: boot.shareToken,
-      owner: shared.owner,
+      owner: shared.owner, report: boot.report,
     });
     return;
   }
@@ -269,6 +272,7 @@ export function followInspection(delayMs = 60): () => void {
   const run = async () => {
     const s = useEditor.getState();
     if (!s.ready) return; // loading: the loaded document comes as a change of its own
+    if (s.readOnly && s.report) return; // a shared view comes with its report and never changes
     const key = canonical(modelPart(s.doc));
     if (key === lastKey) return;
     lastKey = key;
@@ -277,9 +281,7 @@ export function followInspection(delayMs = 60): () => void {
     const mine = ++generation;
     s.setInspecting(true);
     try {
-      let report: InspectReport;
-      if (s.readOnly && s.shareToken && !isDirty(s)) report = await api.sharedInspect(s.shareToken);
-      else report = await api.inspect(s.doc, controller.signal);
+      const report = await api.inspect(s.doc, controller.signal);
       if (mine === generation) useEditor.getState().setReport(report, null);
     } catch (error) {
       if ((error as Error).name === "AbortError") return;
