@@ -247,10 +247,11 @@ def _parse_node(raw: Any, index: int, seen: Mapping[str, Node], problems: list[P
         return None
     counter.nodes += 1
     node_id = raw.get("id")
-    if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
+    # fullmatch: `$` alone would let a trailing newline through (`"head\n"`).
+    if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
         problems.append(Problem(
             f"nodes[{index}] has id {node_id!r}: an id starts with a letter or _, then letters, "
-            "digits or _, at most 64 in all (it becomes a name in the generated code)",
+            "digits or _, at most 64 in all, in ASCII (it becomes a name in the generated code)",
             field="id"))
         return None
     if node_id in RESERVED_IDS:
