@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Strict
 from torch import nn
 
 # Parameter types for graph files: a JSON number or boolean, never a string to coerce.
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
-Float = Annotated[float, Strict()]  # an int is accepted, a string is not
+Float = Annotated[float, Strict(), AllowInfNan(False)]  # an int is accepted, a string is not
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int64", "int32")
