@@ -86,7 +86,7 @@ def test_nested_repeats_building_millions_of_modules_are_refused_quickly_on_the_
     assert [(p["node"], p["field"], p["message"]) for p in report["problems"]] == [(
         "outer", "times",
         "its 1,024 copies of a body of 262,144 modules make 268,435,456: the model would "
-        "build 268,435,456 modules, Repeat copies included; the limit is 10,000 "
+        "build 268,435,456 modules, Repeat copies included; the limit is 5,000 "
         "(SHIPYARD_MAX_MODULES)")]
     with pytest.raises(GraphError) as caught:
         compile_graph(doc)
