@@ -270,8 +270,9 @@ def _step(path: str, key: str | int) -> str:
 
 
 def module_count(graph: Graph) -> int:
-    """The modules building this graph makes: one per block, and a Repeat's body once per
-    copy (so nested Repeats multiply). Inputs and Outputs make none."""
+    """The modules building this graph makes: one per block, and per copy of a Repeat its
+    body's and one more, the copy itself (a module of its own, as costly to build and to
+    export as a small block), so nested Repeats multiply. Inputs and Outputs make none."""
     return sum(_modules_of(node) for node in graph.nodes)
 
 
@@ -280,7 +281,7 @@ def _modules_of(node: Node) -> int:
         return 0
     if node.graph is None:
         return 1
-    return _times(node) * module_count(node.graph)
+    return _times(node) * (module_count(node.graph) + 1)
 
 
 def _times(node: Node) -> int:
@@ -299,7 +300,7 @@ def _module_problems(graph: Graph, limits: Limits) -> list[Problem]:
     if biggest.graph is None:
         return [Problem(over)]
     body = module_count(biggest.graph)
-    return [Problem(f"its {_times(biggest):,} copies of a body of {body:,} modules make "
+    return [Problem(f"its {_times(biggest):,} copies, each a module holding {body:,}, make "
                     f"{_modules_of(biggest):,}: {over}", biggest.id, "times")]
 
 

@@ -78,20 +78,20 @@ def test_repeats_nested_deeper_than_max_depth_are_refused_on_the_deepest_repeat(
 
 def test_nested_repeats_building_millions_of_modules_are_refused_quickly_on_the_outer_one(
         ) -> None:
-    # The probe's graph: 1024 × 1024 × 256 copies, each Repeat alone within its limits.
+    # The probe's graph: 1024 × 1024 × 256 copies of a ReLU, each Repeat within its limits.
     doc = chain([1], repeat("outer", 1024, repeat("middle", 1024,
                                                   repeat("inner", 256, node("act", "ReLU")))))
     start = time.perf_counter()
     report = inspect_graph(doc)
     assert [(p["node"], p["field"], p["message"]) for p in report["problems"]] == [(
         "outer", "times",
-        "its 1,024 copies of a body of 262,144 modules make 268,435,456: the model would "
-        "build 268,435,456 modules, Repeat copies included; the limit is 5,000 "
+        "its 1,024 copies, each a module holding 525,312, make 537,920,512: the model would "
+        "build 537,920,512 modules, Repeat copies included; the limit is 5,000 "
         "(SHIPYARD_MAX_MODULES)")]
     with pytest.raises(GraphError) as caught:
         compile_graph(doc)
     elapsed = time.perf_counter() - start
-    print(f"refusing 268 M modules took {elapsed * 1000:.1f} ms")
+    print(f"refusing 538 M modules took {elapsed * 1000:.1f} ms")
     assert elapsed < 5
     assert str(caught.value.problems[0]) == f"outer (times): {report['problems'][0]['message']}"
 
@@ -99,12 +99,12 @@ def test_nested_repeats_building_millions_of_modules_are_refused_quickly_on_the_
 def test_every_copy_counts_against_max_modules_and_the_limit_itself_is_allowed() -> None:
     doc = chain([8], node("pre", "ReLU"), repeat("stack", 3, node("a", "ReLU"), node("b", "Tanh")))
     graph, _ = parse_graph(doc, Limits())
-    assert graph is not None and module_count(graph) == 1 + 3 * 2
-    assert inspect_graph(doc, limits=Limits(max_modules=7))["valid"]
-    report = inspect_graph(doc, limits=Limits(max_modules=6))
+    assert graph is not None and module_count(graph) == 1 + 3 * (1 + 2)  # a copy holds a, b
+    assert inspect_graph(doc, limits=Limits(max_modules=10))["valid"]
+    report = inspect_graph(doc, limits=Limits(max_modules=9))
     assert [(p["node"], p["message"]) for p in report["problems"]] == [(
-        "stack", "its 3 copies of a body of 2 modules make 6: the model would build 7 modules, "
-        "Repeat copies included; the limit is 6 (SHIPYARD_MAX_MODULES)")]
+        "stack", "its 3 copies, each a module holding 2, make 9: the model would build 10 "
+        "modules, Repeat copies included; the limit is 9 (SHIPYARD_MAX_MODULES)")]
 
 
 def test_a_flat_graph_over_max_modules_is_refused_as_a_whole() -> None:
