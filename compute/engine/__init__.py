@@ -20,7 +20,7 @@ from .blocks import REGISTRY, TensorSpec, catalog
 from .build import Analysis, analyze, materialize, seeded
 from .errors import GraphError, Problem
 from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, export_pytorch
-from .graph import FORMAT, Graph, parse_graph
+from .graph import FORMAT, MAX_VALUE_DEPTH, Graph, document_depth, module_count, parse_graph
 from .limits import Limits
 from .report import build_report, render_table
 from .starters import STARTER_DATASETS, STARTERS, load_starter, starter_names
@@ -85,6 +85,7 @@ def inspect_graph(source: GraphSource, *, flops: bool = True,
 
 __all__ = [
     "FORMAT",
+    "MAX_VALUE_DEPTH",
     "REGISTRY",
     "STARTERS",
     "STARTER_DATASETS",
@@ -97,12 +98,14 @@ __all__ = [
     "catalog",
     "compile_graph",
     "compiled_info",
+    "document_depth",
     "example_inputs",
     "export_onnx",
     "export_pytorch",
     "inspect_graph",
     "load_graph",
     "load_starter",
+    "module_count",
     "render_table",
     "starter_names",
 ]

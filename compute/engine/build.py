@@ -12,6 +12,7 @@ whose node names are the graph's ids.
 from __future__ import annotations
 
 import contextlib
+import keyword
 import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
@@ -319,10 +320,11 @@ def human_bytes(n: int) -> str:
 
 
 def class_name(text: str | None, fallback: str) -> str:
-    """`tiny-gpt` -> `TinyGpt`: a Python class name from a human title."""
+    """`tiny-gpt` -> `TinyGpt`: a Python class name from a human title, made of ASCII
+    letters and digits only, whatever the title holds."""
     words = re.findall(r"[A-Za-z0-9]+", text or "")
     name = "".join(w[:1].upper() + w[1:] for w in words)
-    if not name or not name[0].isalpha():
+    if not name or not name[0].isalpha() or keyword.iskeyword(name):  # `none` -> `ModelNone`
         name = fallback + name
     return name
 

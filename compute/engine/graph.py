@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import json
 import keyword
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,12 @@ TOP_MEMBERS = {"format", "name", "description", "nodes", "edges", "layout", "met
 NESTED_MEMBERS = {"nodes", "edges", "layout"}
 NODE_MEMBERS = {"id", "type", "params", "graph"}
 EDGE_MEMBERS = {"from", "to"}
+MAX_VALUE_DEPTH = 32  # levels of lists and objects in a free value such as meta
+# Levels of the whole document, Repeats' nested graphs included (three levels each): far
+# over what SHIPYARD_MAX_DEPTH lets through, far under what recursive code (`copy`, `json`)
+# can take.
+MAX_DOCUMENT_DEPTH = 200
+_MAX_VALUE_PROBLEMS = 20  # then the rest of a hostile document is not worth listing
 
 # Ids become attribute names of a torch.fx.GraphModule (`self.head`) and local names in
 # generated code, so they may not be Python keywords nor shadow what the module already has:
@@ -137,6 +144,11 @@ def read_document(source: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         return None, [Problem(f"not valid JSON: {exc.msg} at {where}")]
+    except RecursionError:
+        return None, [Problem(f"the JSON nests too deep to read; values nest at most "
+                              f"{MAX_VALUE_DEPTH} levels")]
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        return None, [Problem("not valid JSON: a number has more than 4,300 digits")]
     if not isinstance(document, dict):
         return None, [Problem(f"a graph is a JSON object, not a JSON {_json_kind(document)}")]
     return document, []
@@ -147,14 +159,149 @@ def parse_graph(source: Any, limits: Limits | None = None) -> tuple[Graph | None
     document, problems = read_document(source)
     if document is None:
         return None, problems
+    problems, too_deep = _value_problems(document)
+    if too_deep:  # nothing recursive (validation, JSON encoders, copies) may touch it
+        return None, problems
+    depth = document_depth(document)
+    if depth > MAX_DOCUMENT_DEPTH:
+        return None, [Problem(f"the document nests {depth:,} levels deep (Repeats inside "
+                              f"Repeats); the limit is {MAX_DOCUMENT_DEPTH}")]
     limits = limits or Limits.from_env()
     counter = _Counter()
     graph = _parse(document, problems, top=True, depth=0, limits=limits, counter=counter)
+    if graph is not None:
+        problems[:0] = _module_problems(graph, limits)
     if counter.nodes > limits.max_nodes:
         problems.insert(0, Problem(
             f"the graph has {counter.nodes:,} nodes (nested ones included); the limit is "
             f"{limits.max_nodes:,} (SHIPYARD_MAX_NODES)"))
     return graph, problems
+
+
+def document_depth(value: Any) -> int:
+    """How deep a JSON value nests: 0 for a number or a string, 1 for `[]` or `{"a": 1}`.
+
+    Measured without recursion, so that a value too deep for anything recursive (`json`,
+    `copy.deepcopy`, a validator) can be measured and refused first.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+# What `_value_problems` walks: the format's own structure (a graph, its list of nodes, a
+# node), where depth does not count since Repeats nest at most SHIPYARD_MAX_DEPTH deep and
+# `_parse` stops there, and free values (meta, params, layout, unknown members), whose depth
+# counts from where they start.
+_GRAPH, _NODES, _NODE, _FREE = "graph", "nodes", "node", "free"
+
+
+def _value_problems(document: dict[str, Any]) -> tuple[list[Problem], bool]:
+    """Free values nested over MAX_VALUE_DEPTH, and numbers that are not finite (`1e999`
+    reads as infinity), each named by its path. Iterative, whatever the depth. Also says
+    whether some value was too deep, in which case nothing else should read the document.
+
+    Numbers in a node's `params` are left to its block's parameter model, which refuses
+    non-finite ones on the parameter itself.
+    """
+    problems: list[Problem] = []
+    too_deep = False
+    # (value, its path, its kind, the path of the free value it is in, depth in that value,
+    # whether it is in a node's params)
+    stack: list[tuple[Any, str, str, str, int, bool]] = [(document, "", _GRAPH, "", 0, False)]
+    while stack and len(problems) < _MAX_VALUE_PROBLEMS:
+        value, path, kind, root, depth, in_params = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value) and not in_params:
+            problems.append(Problem(
+                f"{path} is {json.dumps(value)}: numbers must be finite (1e999 and larger "
+                "read as Infinity)", field=path))
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        expected = dict if kind in (_GRAPH, _NODE) else list if kind == _NODES else None
+        if expected is None or not isinstance(value, expected):
+            if kind != _FREE:
+                kind, root, depth = _FREE, path, 0
+            depth += 1
+            if depth > MAX_VALUE_DEPTH:
+                problems.append(Problem(
+                    f"{root} nests deeper than {MAX_VALUE_DEPTH} levels (at {path}); values "
+                    f"in a graph nest at most {MAX_VALUE_DEPTH} deep", field=root))
+                too_deep = True
+                continue
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        children = []
+        for key, child in items:
+            child_kind = _FREE
+            if kind == _GRAPH and key == "nodes":
+                child_kind = _NODES
+            elif kind == _NODES:
+                child_kind = _NODE
+            elif kind == _NODE and key == "graph":
+                child_kind = _GRAPH
+            params = in_params or (kind == _NODE and key == "params")
+            child_path = _step(path, key)
+            if kind == _FREE:
+                children.append((child, child_path, kind, root, depth, params))
+            else:  # a free value starts here, or the structure goes on
+                children.append((child, child_path, child_kind, child_path, 0, params))
+        stack.extend(reversed(children))  # popped in the document's order
+    return problems, too_deep
+
+
+def _step(path: str, key: str | int) -> str:
+    """`meta.a[0]`, `nodes[2].params`; a key that is not a plain name is quoted, and cut."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if ID_PATTERN.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    shown = key if len(key) <= 40 else key[:40] + "…"
+    return f"{path}[{json.dumps(shown)}]"
+
+
+def module_count(graph: Graph) -> int:
+    """The modules building this graph makes: one per block, and per copy of a Repeat its
+    body's and one more, the copy itself (a module of its own, as costly to build and to
+    export as a small block), so nested Repeats multiply. Inputs and Outputs make none."""
+    return sum(_modules_of(node) for node in graph.nodes)
+
+
+def _modules_of(node: Node) -> int:
+    if node.type in ("Input", "Output"):
+        return 0
+    if node.graph is None:
+        return 1
+    return _times(node) * (module_count(node.graph) + 1)
+
+
+def _times(node: Node) -> int:
+    return node.params.times if node.params is not None else 1  # type: ignore[attr-defined]
+
+
+def _module_problems(graph: Graph, limits: Limits) -> list[Problem]:
+    """Over SHIPYARD_MAX_MODULES, one problem, on the node that builds the most: usually a
+    Repeat, whose copies are what multiply."""
+    total = module_count(graph)
+    if total <= limits.max_modules:
+        return []
+    over = (f"the model would build {total:,} modules, Repeat copies included; the limit is "
+            f"{limits.max_modules:,} (SHIPYARD_MAX_MODULES)")
+    biggest = max(graph.nodes, key=_modules_of)
+    if biggest.graph is None:
+        return [Problem(over)]
+    body = module_count(biggest.graph)
+    return [Problem(f"its {_times(biggest):,} copies, each a module holding {body:,}, make "
+                    f"{_modules_of(biggest):,}: {over}", biggest.id, "times")]
 
 
 @dataclass
@@ -247,10 +394,11 @@ def _parse_node(raw: Any, index: int, seen: Mapping[str, Node], problems: list[P
         return None
     counter.nodes += 1
     node_id = raw.get("id")
-    if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
+    # fullmatch: `$` alone would let a trailing newline through (`"head\n"`).
+    if not isinstance(node_id, str) or not ID_PATTERN.fullmatch(node_id):
         problems.append(Problem(
             f"nodes[{index}] has id {node_id!r}: an id starts with a letter or _, then letters, "
-            "digits or _, at most 64 in all (it becomes a name in the generated code)",
+            "digits or _, at most 64 in all, in ASCII (it becomes a name in the generated code)",
             field="id"))
         return None
     if node_id in RESERVED_IDS:
@@ -331,6 +479,7 @@ _PARAM_MESSAGES = {
     "too_short": "needs at least {min_length} entries",
     "too_long": "takes at most {max_length} entries",
     "tuple_type": "must be a list",
+    "finite_number": "must be a finite number",
 }
 
 

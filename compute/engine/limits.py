@@ -27,6 +27,7 @@ def _env_int(name: str, default: int) -> int:
 class Limits:
     max_nodes: int = 5_000  # SHIPYARD_MAX_NODES: nodes drawn, nested ones included
     max_depth: int = 8  # SHIPYARD_MAX_DEPTH: Repeats inside Repeats
+    max_modules: int = 5_000  # SHIPYARD_MAX_MODULES: modules built, Repeat copies counted
     max_dim: int = 1 << 24  # SHIPYARD_MAX_DIM: any one dimension of a tensor or weight
     max_params: int = 2_000_000_000  # SHIPYARD_MAX_PARAMS: parameters of the whole model
     max_activation_bytes: int = 8 << 30  # SHIPYARD_MAX_ACTIVATION_BYTES: per sample, forward
@@ -39,6 +40,7 @@ class Limits:
 ENV_NAMES = {
     "max_nodes": "SHIPYARD_MAX_NODES",
     "max_depth": "SHIPYARD_MAX_DEPTH",
+    "max_modules": "SHIPYARD_MAX_MODULES",
     "max_dim": "SHIPYARD_MAX_DIM",
     "max_params": "SHIPYARD_MAX_PARAMS",
     "max_activation_bytes": "SHIPYARD_MAX_ACTIVATION_BYTES",

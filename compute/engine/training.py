@@ -69,6 +69,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "sample_temperature"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):  # 1e999 reads as inf
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr {self.lr}, "
                              f"min_lr {self.min_lr}")

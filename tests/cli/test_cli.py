@@ -102,6 +102,25 @@ def test_export_pytorch_writes_a_standalone_module(mlp_file: Path, tmp_path: Pat
     assert check.stdout.strip() == "(3, 10)", check.stderr
 
 
+def test_export_pytorch_of_a_hostile_document_writes_a_file_that_runs_nothing_else(
+        tmp_path: Path) -> None:
+    doc = load_starter("mlp")
+    doc["name"] = 'tiny""";__import__("builtins").print("INJECTED");"""'
+    graph = tmp_path / "hostile.json"
+    graph.write_text(json.dumps(doc))
+    out = tmp_path / 'm"); print("INJECTED'  # the weights' name is written into the file too
+    out.mkdir()
+    out = out / 'model"\u2028.py'
+    run = shipyard("export", str(graph), "--format", "pytorch", "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    check = subprocess.run(
+        [sys.executable, "-c", f"import runpy; ns = runpy.run_path({str(out)!r}); "
+         "print(sorted(k for k in ns if k.startswith('Tiny')))"],
+        capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout == "['TinyImportBuiltinsPrintINJECTED']\n"
+
+
 def test_export_onnx_writes_a_checked_model(mlp_file: Path, tmp_path: Path) -> None:
     import onnx
 

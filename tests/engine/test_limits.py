@@ -7,7 +7,16 @@ import time
 
 import pytest
 
-from compute.engine import GraphError, Limits, inspect_graph, load_graph
+from compute.engine import (
+    GraphError,
+    Limits,
+    compile_graph,
+    inspect_graph,
+    load_graph,
+    load_starter,
+    starter_names,
+)
+from compute.engine.graph import module_count, parse_graph
 
 from .graphs import chain, node, repeat
 
@@ -67,6 +76,61 @@ def test_repeats_nested_deeper_than_max_depth_are_refused_on_the_deepest_repeat(
         in problems
 
 
+def test_nested_repeats_building_millions_of_modules_are_refused_quickly_on_the_outer_one(
+        ) -> None:
+    # The probe's graph: 1024 × 1024 × 256 copies of a ReLU, each Repeat within its limits.
+    doc = chain([1], repeat("outer", 1024, repeat("middle", 1024,
+                                                  repeat("inner", 256, node("act", "ReLU")))))
+    start = time.perf_counter()
+    report = inspect_graph(doc)
+    assert [(p["node"], p["field"], p["message"]) for p in report["problems"]] == [(
+        "outer", "times",
+        "its 1,024 copies, each a module holding 525,312, make 537,920,512: the model would "
+        "build 537,920,512 modules, Repeat copies included; the limit is 5,000 "
+        "(SHIPYARD_MAX_MODULES)")]
+    with pytest.raises(GraphError) as caught:
+        compile_graph(doc)
+    elapsed = time.perf_counter() - start
+    print(f"refusing 538 M modules took {elapsed * 1000:.1f} ms")
+    assert elapsed < 5
+    assert str(caught.value.problems[0]) == f"outer (times): {report['problems'][0]['message']}"
+
+
+def test_every_copy_counts_against_max_modules_and_the_limit_itself_is_allowed() -> None:
+    doc = chain([8], node("pre", "ReLU"), repeat("stack", 3, node("a", "ReLU"), node("b", "Tanh")))
+    graph, _ = parse_graph(doc, Limits())
+    assert graph is not None and module_count(graph) == 1 + 3 * (1 + 2)  # a copy holds a, b
+    assert inspect_graph(doc, limits=Limits(max_modules=10))["valid"]
+    report = inspect_graph(doc, limits=Limits(max_modules=9))
+    assert [(p["node"], p["message"]) for p in report["problems"]] == [(
+        "stack", "its 3 copies, each a module holding 2, make 9: the model would build 10 "
+        "modules, Repeat copies included; the limit is 9 (SHIPYARD_MAX_MODULES)")]
+
+
+def test_a_flat_graph_over_max_modules_is_refused_as_a_whole() -> None:
+    doc = chain([8], node("a", "ReLU"), node("b", "ReLU"), node("c", "ReLU"))
+    report = inspect_graph(doc, limits=Limits(max_modules=2))
+    assert [(p["node"], p["message"]) for p in report["problems"]] == [(
+        None, "the model would build 3 modules, Repeat copies included; the limit is 2 "
+        "(SHIPYARD_MAX_MODULES)")]
+
+
+@pytest.mark.parametrize("name", starter_names())
+def test_every_starter_is_within_the_default_module_limit(name: str) -> None:
+    graph, problems = parse_graph(load_starter(name), Limits())
+    assert graph is not None and problems == []
+    assert module_count(graph) <= Limits().max_modules
+
+
+def test_the_largest_chain_the_node_limit_allows_is_within_the_module_limit() -> None:
+    # The editor benchmark's graph (tests/benchmarks/bench_editor.py): Linear, ReLU and
+    # LayerNorm in one chain; 2,000 nodes there, here as many as SHIPYARD_MAX_NODES allows.
+    kinds = ["Linear", "ReLU", "LayerNorm"]
+    layers = [node(f"n{i}", kinds[i % 3]) for i in range(Limits().max_nodes - 2)]
+    report = inspect_graph(chain([64], *layers), flops=False)
+    assert report["valid"], report["problems"][:3]
+
+
 def test_an_input_dimension_over_max_dim_is_refused_on_its_shape() -> None:
     report = inspect_graph(chain([3, 100], node("act", "ReLU")), limits=Limits(max_dim=50))
     (problem,) = report["problems"]
@@ -101,8 +165,10 @@ def test_activations_over_the_limit_are_refused_with_both_sizes() -> None:
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHIPYARD_MAX_NODES", "3")
     monkeypatch.setenv("SHIPYARD_MAX_PARAMS", "1e6")
+    monkeypatch.setenv("SHIPYARD_MAX_MODULES", "40")
     limits = Limits.from_env()
     assert limits.max_nodes == 3 and limits.max_params == 1_000_000
+    assert limits.max_modules == 40
     report = inspect_graph(chain([8], node("a", "ReLU"), node("b", "ReLU")))
     assert "SHIPYARD_MAX_NODES" in report["problems"][0]["message"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compute.engine import GraphError, inspect_graph, load_graph, load_starter
+from compute.engine.graph import document_depth
 
 from .graphs import chain, document, input_node, nested, node, problems_of, repeat
 
@@ -377,3 +378,110 @@ def test_dropout_refuses_integer_ids_before_training_would() -> None:
     report = inspect_graph(chain([16], node("drop", "Dropout"), dtype="int64"))
     assert problems_of(report) == [
         ("drop", None, "Dropout expects a float input, but x gives int64 [B, 16]")]
+
+
+# Hostile values: too deep for recursive code, or numbers JSON cannot carry back.
+
+
+def nest(levels: int, leaf: object = 1) -> object:
+    """`{"a": {"a": ... leaf}}`, `levels` objects deep, built without recursion."""
+    value = leaf
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_meta_nested_956_deep_is_refused_naming_the_member_and_the_path() -> None:
+    doc = chain([8], node("act", "ReLU"))
+    doc["meta"] = nest(956)
+    node_id, field, message = only_problem(doc)
+    assert (node_id, field) == (None, "meta")
+    assert message == ("meta nests deeper than 32 levels (at meta" + ".a" * 32 + "); values in "
+                       "a graph nest at most 32 deep")
+    doc["meta"] = nest(32)
+    assert inspect_graph(doc)["valid"]
+
+
+def test_a_value_nested_past_the_recursion_limit_is_a_problem_not_a_recursion_error() -> None:
+    doc = chain([8], node("act", "ReLU"))
+    doc["meta"] = {"notes": [nest(200_000)]}
+    assert only_problem(doc)[1] == "meta"
+    text = '{"format": "shipyard.graph/v1", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert problems_of(inspect_graph(text)) == [
+        (None, None, "the JSON nests too deep to read; values nest at most 32 levels")]
+
+
+@pytest.mark.parametrize(("where", "field"), [
+    ("params", "nodes[1].params"), ("unknown", "unknown"), ("layout", "layout")])
+def test_deep_values_anywhere_in_the_document_are_refused_on_the_value(where: str,
+                                                                        field: str) -> None:
+    doc = chain([8], node("act", "ReLU"))
+    deep = nest(40)
+    if where == "params":
+        doc["nodes"][1]["params"] = {"extra": deep}
+    else:
+        doc[where] = deep
+    report = inspect_graph(doc)
+    assert [(p["field"], p["message"].split(" (at ")[0]) for p in report["problems"]] == [
+        (field, f"{field} nests deeper than 32 levels")]
+
+
+def test_repeats_nested_deeper_than_recursive_code_can_follow_are_refused() -> None:
+    doc = chain([8], node("act", "ReLU"))
+    for level in range(100):  # 300 levels of nested graphs; SHIPYARD_MAX_DEPTH stops at 8
+        doc = chain([8], repeat(f"r{level}", 1, *doc["nodes"][1:-1]))
+    assert problems_of(inspect_graph(doc)) == [
+        (None, None, "the document nests 303 levels deep (Repeats inside Repeats); the limit "
+                     "is 200")]
+
+
+@pytest.mark.parametrize(("change", "field", "shown"), [
+    (lambda d: d.update(meta={"lr": float("inf")}), "meta.lr", "Infinity"),
+    (lambda d: d.update(meta={"curve": [0.5, float("-inf")]}), "meta.curve[1]", "-Infinity"),
+    (lambda d: d.update(meta={"odd key": float("nan")}), 'meta["odd key"]', "NaN"),
+    (lambda d: d.update(layout={"x": [float("inf"), 0]}), "layout.x[0]", "Infinity"),
+    (lambda d: d["nodes"][1].update(graph={"nodes": float("nan")}), "nodes[1].graph.nodes",
+     "NaN"),
+])
+def test_a_number_that_is_not_finite_outside_params_is_a_problem_on_its_path(
+        change: object, field: str, shown: str) -> None:
+    doc = chain([8], node("act", "ReLU"))
+    change(doc)  # type: ignore[operator]
+    report = inspect_graph(doc)
+    assert (None, field, f"{field} is {shown}: numbers must be finite (1e999 and larger read "
+                         "as Infinity)") in problems_of(report)
+    json.dumps(report, allow_nan=False)  # the report itself stays valid JSON
+
+
+@pytest.mark.parametrize(("layer", "field", "message"), [
+    (node("lin", "Linear", out_features=float("inf")), "out_features",
+     "out_features must be a whole number, got Infinity"),
+    (node("lin", "LayerNorm", eps=float("nan")), "eps", "eps must be a finite number, got NaN"),
+    (node("lin", "Dropout", p=float("-inf")), "p", "p must be a finite number, got -Infinity"),
+    (node("lin", "Reshape", shape=[float("inf")]), "shape",
+     "shape must be a whole number, got Infinity"),
+])
+def test_a_parameter_that_is_not_finite_is_a_problem_on_the_parameter_once(
+        layer: dict, field: str, message: str) -> None:
+    assert only_problem(chain([8], layer)) == ("lin", field, message)
+
+
+def test_an_input_shape_of_1e999_is_one_problem_on_the_shape() -> None:
+    text = json.dumps(chain([8], node("act", "ReLU"))).replace("[8]", "[1e999]")
+    assert only_problem(json.loads(text)) == (
+        "x", "shape", "shape must be a whole number, got Infinity")
+
+
+def test_1e999_and_nan_in_json_text_are_problems_and_a_huge_integer_too() -> None:
+    base = json.dumps(chain([8], node("act", "ReLU")))[:-1]
+    report = inspect_graph(base + ', "meta": {"lr": 1e999, "m": NaN}}')
+    assert [p["field"] for p in report["problems"]] == ["meta.lr", "meta.m"]
+    report = inspect_graph(base + ', "meta": {"n": ' + "9" * 5000 + "}}")
+    assert problems_of(report) == [
+        (None, None, "not valid JSON: a number has more than 4,300 digits")]
+
+
+def test_document_depth_counts_levels_of_lists_and_objects_without_recursion() -> None:
+    assert [document_depth(v) for v in (1, "a", [], {"a": 1}, {"a": [1, {"b": []}]})] == \
+        [0, 0, 1, 1, 4]
+    assert document_depth(nest(100_000)) == 100_000

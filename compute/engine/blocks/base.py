@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Strict
 from torch import nn
 
 # Parameter types for graph files: a JSON number or boolean, never a string to coerce.
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
-Float = Annotated[float, Strict()]  # an int is accepted, a string is not
+Float = Annotated[float, Strict(), AllowInfNan(False)]  # an int is accepted, a string is not
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int64", "int32")
@@ -96,8 +96,26 @@ class Ctor:
         """The call as Python source, for a file where `nn` is `torch.nn` and our layers are
         defined at top level: `nn.Linear(64, 128, bias=True)`."""
         prefix = "nn." if self.cls.__module__.startswith("torch.nn") else ""
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        parts = [_literal(a) for a in self.args]
+        parts += [f"{k}={_literal(v)}" for k, v in self.kwargs.items()]
         return f"{prefix}{self.cls.__name__}({', '.join(parts)})"
+
+
+def _literal(value: Any) -> str:
+    """A recipe's argument as source. `repr` writes plain values as literals that read back
+    the same (a string's quotes, backslashes and line breaks escaped); another object's
+    `repr` could be any text, and a non-finite float's is a name (`inf`): both are refused."""
+    if not _plain(value):
+        raise ValueError(f"{value!r} has no Python literal to write in generated code")
+    return repr(value)
+
+
+def _plain(value: Any) -> bool:
+    if type(value) in (tuple, list):
+        return all(_plain(v) for v in value)
+    if type(value) is float:
+        return math.isfinite(value)
+    return value is None or type(value) in (bool, int, str)
 
 
 class BlockParams(BaseModel):

@@ -240,6 +240,14 @@ def test_the_learning_rate_warms_up_then_decays_to_the_minimum() -> None:
         TrainConfig(steps=0)
 
 
+@pytest.mark.parametrize("name", ["lr", "min_lr", "weight_decay", "grad_clip",
+                                  "sample_temperature"])
+def test_a_setting_that_is_not_a_finite_number_is_refused(name: str) -> None:
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ValueError, match=f"^{name} must be a finite number, got {value}$"):
+            TrainConfig(**{name: value})
+
+
 def test_train_graph_refuses_a_dataset_that_does_not_fit_before_training(
         tmp_path: Path) -> None:
     from compute.engine.datasets import FitError
