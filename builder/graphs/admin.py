@@ -47,12 +47,15 @@ class GraphVersionAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
-        """The bulk "delete selected" action asks this before it deletes anything: a latest
+        """The "delete selected" action asks this before it deletes anything: a latest
         version among them is listed as protected, and nothing is deleted."""
         deletable, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         latest = [f"{version} (the latest version of {version.graph}: save a newer one, or "
                   "delete the graph)" for version in objs if is_latest(version)]
-        return deletable, counts, perms_needed, [*protected, *latest]
+        if latest:
+            # has_delete_permission() refused them too; say why instead of "no permission".
+            return deletable, counts, set(), [*protected, *latest]
+        return deletable, counts, perms_needed, protected
 
 
 @admin.register(ShareLink)
