@@ -17,7 +17,7 @@ requests needs one). Then, anonymously, in two phases:
 During each phase a probe times GET /api/blocks every 0.2 s. For each phase it prints what
 the abusive clients got and after how long, how much they sent, the slowest probe, and the
 web process's CPU time (utime+stime, /proc/<pid>/stat) and peak memory (VmHWM,
-/proc/<pid>/status; the peak so far, so phase 2's includes phase 1's).
+/proc/<pid>/status); each phase has a server of its own.
 Not collected by pytest (its name does not start with test_).
 """
 
@@ -131,24 +131,50 @@ class Probe:
             self.stop.wait(0.2)
 
 
-def phase(name: str, pid: int, port: int, clients: list[dict]) -> list[Row]:
-    cpu_before = cpu_seconds(pid)
-    probe = Probe(port)
-    watcher = threading.Thread(target=probe.run)
-    watcher.start()
-    outcomes = [Outcome() for _ in clients]
+class WebServer:
+    """The web server of `checkout`, started fresh for each phase: its peak memory is its own."""
 
-    def one(i: int) -> None:
-        outcomes[i] = abuse(port, **clients[i])
+    def __init__(self, checkout: Path):
+        self.checkout = checkout
+        self.port = serve.free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+        env.update(SHIPYARD_HOME=tempfile.mkdtemp(prefix="shipyard-bench-"), DEBUG="false",
+                   PYTHONPATH=str(checkout), DJANGO_SETTINGS_MODULE="builder.settings")
+        self.proc = subprocess.Popen(web_argv(self.port), cwd=checkout, env=env,
+                                     stdout=subprocess.DEVNULL)
+        serve.wait_for_port(self.port, self.proc, "the web server", timeout=120)
+        time.sleep(1.0)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clients))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    time.sleep(1.0)  # let the server finish with what it was given
-    probe.stop.set()
-    watcher.join()
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def phase(name: str, checkout: Path, clients: list[dict]) -> list[Row]:
+    web = WebServer(checkout)
+    try:
+        pid, port = web.proc.pid, web.port
+        idle = peak_mib(pid)
+        cpu_before = cpu_seconds(pid)
+        probe = Probe(port)
+        watcher = threading.Thread(target=probe.run)
+        watcher.start()
+        outcomes = [Outcome() for _ in clients]
+
+        def one(i: int) -> None:
+            outcomes[i] = abuse(port, **clients[i])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(clients))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        time.sleep(1.0)  # let the server finish with what it was given
+        probe.stop.set()
+        watcher.join()
+        cpu, peak = cpu_seconds(pid) - cpu_before, peak_mib(pid)
+    finally:
+        web.stop()
     answers = sorted({o.status for o in outcomes})
     return [
         Row(f"{name}: answer", "; ".join(answers)),
@@ -156,8 +182,8 @@ def phase(name: str, pid: int, port: int, clients: list[dict]) -> list[Row]:
         Row(f"{name}: bytes sent (most)", f"{max(o.sent for o in outcomes) / MIB:,.1f} MiB"),
         Row(f"{name}: slowest GET /api/blocks", f"{max(probe.samples, default=0):.2f} s"
             + (f" ({probe.failures} failed)" if probe.failures else "")),
-        Row(f"{name}: web CPU time", f"{cpu_seconds(pid) - cpu_before:.2f} s"),
-        Row(f"{name}: web peak RSS (VmHWM)", f"{peak_mib(pid):,.0f} MiB"),
+        Row(f"{name}: web CPU time", f"{cpu:.2f} s"),
+        Row(f"{name}: web peak RSS (VmHWM)", f"{peak:,.0f} MiB (idle: {idle:,.0f} MiB)"),
     ]
 
 
@@ -169,26 +195,12 @@ def main() -> None:
     args = parser.parse_args()
 
     checkout = Path(serve.__file__).resolve().parents[1]
-    port = serve.free_port()
-    home = tempfile.mkdtemp(prefix="shipyard-bench-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
-    env.update(SHIPYARD_HOME=home, DEBUG="false", PYTHONPATH=str(checkout),
-               DJANGO_SETTINGS_MODULE="builder.settings")
-    argv = web_argv(port)
-    print(f"checkout: {checkout}\nweb server: {' '.join(argv[1:])}")
-    web = subprocess.Popen(argv, cwd=checkout, env=env, stdout=subprocess.DEVNULL)
-    try:
-        serve.wait_for_port(port, web, "the web server", timeout=120)
-        time.sleep(1.0)
-        rows = [Row("idle: web peak RSS (VmHWM)", f"{peak_mib(web.pid):,.0f} MiB")]
-        rows += phase("declared 4 GiB", web.pid, port, [dict(
-            path="/api/auth/token", declared=DECLARED, send=args.declared_send_mib * MIB)])
-        rows += phase(f"{args.concurrent} x chunked {args.chunked_mib} MiB", web.pid, port,
-                      [dict(path="/api/graphs", declared=None, send=args.chunked_mib * MIB)
-                       for _ in range(args.concurrent)])
-    finally:
-        web.terminate()
-        web.wait(timeout=30)
+    print(f"checkout: {checkout}\nweb server: {' '.join(web_argv(0)[1:])}")
+    rows = phase("declared 4 GiB", checkout, [dict(
+        path="/api/auth/token", declared=DECLARED, send=args.declared_send_mib * MIB)])
+    rows += phase(f"{args.concurrent} x chunked {args.chunked_mib} MiB", checkout,
+                  [dict(path="/api/graphs", declared=None, send=args.chunked_mib * MIB)
+                   for _ in range(args.concurrent)])
     print_table(rows)
 
 
