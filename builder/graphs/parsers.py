@@ -25,6 +25,7 @@ MAX_JSON_DEPTH = 100
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def nesting_depth(text: str) -> int:
@@ -52,6 +53,8 @@ def loads(text: str) -> Any:
         raise ValueError(f"the JSON is nested more than {MAX_JSON_DEPTH} levels deep "
                          f"({depth})")
     data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    if not _SURROGATE_ESCAPE.search(text):
+        return data  # text decoded from UTF-8 holds surrogates only through escapes
     try:
         json.dumps(data, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:

@@ -168,6 +168,13 @@ def test_a_surrogate_pair_is_a_character_and_is_kept(api, mlp):
     assert response.json()["name"] == "ship \U0001f6a2"
 
 
+def test_an_escaped_backslash_before_ud800_is_plain_text(api, mlp):
+    mlp["description"] = "a path like C:\\ud800"
+    response = api.post("/api/graphs", {"document": mlp}, format="json")
+    assert response.status_code == 201, response.content[:300]
+    assert response.json()["version"]["document"]["description"] == "a path like C:\\ud800"
+
+
 @pytest.mark.parametrize("value", ["²", "٣٣٣٣٣٣٣٣٣٣٣٣", "99999999999999999999", "2147483648",
                                    "-1", "1.5", "0x10", "1e3"])
 def test_a_query_id_that_is_no_number_or_too_big_is_a_400(api, saved, value):
