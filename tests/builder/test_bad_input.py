@@ -248,3 +248,12 @@ def test_a_websocket_path_fetched_over_http_answers_json(db):
     response = Client().get("/ws/jobs/1/")
     assert response.status_code == 404
     assert response.json()["error"].startswith("no such endpoint")
+
+
+def test_a_host_not_allowed_is_a_json_400_under_api_and_the_plain_page_elsewhere(db):
+    response = Client().get("/api/blocks", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response.json() == {"error": "bad request"}
+    page = Client().get("/", HTTP_HOST="evil.example")
+    assert page.status_code == 400
+    assert page["Content-Type"].startswith("text/html")
