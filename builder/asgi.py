@@ -11,11 +11,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from builder.accounts.auth import BearerTokenMiddleware, origin_checked  # noqa: E402
+from builder.graphs.middleware import BodyLimit  # noqa: E402
 from builder.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimit(django_asgi_app),
         "websocket": origin_checked(
             # The session's user, unless the handshake carries an API token.
             AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))

@@ -14,7 +14,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 SHIPYARD_HOME = shipyard_home()
 
 SECRET_KEY = secret_key(SHIPYARD_HOME)
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: Django's debug pages show settings, URL patterns and source.
+# SHIPYARD_DEBUG is the documented switch; DEBUG, its older name, is read when it is unset.
+DEBUG = env_bool("SHIPYARD_DEBUG", env_bool("DEBUG", False))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -46,6 +48,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "builder.graphs.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "builder.urls"
@@ -177,7 +180,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["builder.graphs.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "builder.graphs.errors.exception_handler",
@@ -202,9 +205,15 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+# HTTPS. Cookies are Secure unless DEBUG; `shipyard up`, which serves plain HTTP on its own,
+# turns them off for a loopback address (see compute/serve.py). HSTS and the redirect to
+# HTTPS are for a deployment behind TLS, and off unless set.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
 LOGGING = {
     "version": 1,

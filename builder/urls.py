@@ -26,6 +26,11 @@ class IdConverter:
 
 register_converter(IdConverter, "id")
 
+handler400 = "builder.graphs.errors.bad_request"
+handler403 = "builder.graphs.errors.permission_denied"
+handler404 = "builder.graphs.errors.page_not_found"
+handler500 = "builder.graphs.errors.server_error"
+
 
 @csrf_exempt  # it changes nothing; without this a POST would get the HTML CSRF page
 def api_not_found(request: HttpRequest, rest: str = "") -> JsonResponse:

@@ -9,6 +9,7 @@ waits for them.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -176,10 +177,29 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def web_argv(host: str, port: int) -> list[str]:
+    """Daphne serving the app, through builder.webserver: a request body over its limit is
+    refused before it is read."""
+    return [sys.executable, "-m", "builder.webserver", "-b", host, "-p", str(port),
+            "builder.asgi:application"]
+
+
+def web_env(host: str, env: dict[str, str]) -> dict[str, str]:
+    """Cookie settings for plain HTTP on this machine: Secure cookies (the default without
+    DEBUG) never come back over http://127.0.0.1, and nobody could log in. Elsewhere they
+    stay Secure, for HTTPS in front; the environment has the last word either way."""
+    with contextlib.suppress(ValueError):
+        if host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return {name: env.get(name, "false")
+                    for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")}
+    return {}
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
     home = shipyard_home()
     env = dict(os.environ, SHIPYARD_HOME=str(home),
                DJANGO_SETTINGS_MODULE=os.environ.get("DJANGO_SETTINGS_MODULE", "builder.settings"))
+    env.update(web_env(host, env))
     sup = Supervisor()
     stopping = False
 
@@ -218,8 +238,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
         sup.start("worker", worker_argv(queues), worker_env(env),
                   stop_timeout=WORKER_STOP_TIMEOUT)
 
-        web = sup.start("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
-                                   "builder.asgi:application"], env)
+        web = sup.start("daphne", web_argv(host, port), env)
         wait_for_port(port, web, "daphne", timeout=60)
         print(f"\n  Shipyard is running at http://{host}:{port}/  (Ctrl-C stops it)\n"
               f"  Its worker runs jobs from the queues: {', '.join(queues)}\n",

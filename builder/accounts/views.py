@@ -31,9 +31,12 @@ def account(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if "revoke" in request.POST:
             token_id = request.POST["revoke"]
-            if token_id.isdigit() and len(token_id) < 10 and services.revoke_token(
-                    user=request.user, token_id=int(token_id)):
+            # ASCII digits only: "²".isdigit() is true, and int("²") fails.
+            if (token_id.isascii() and token_id.isdigit() and len(token_id) < 10
+                    and services.revoke_token(user=request.user, token_id=int(token_id))):
                 messages.success(request, "Token revoked.")
+            else:
+                messages.error(request, "No such token: nothing was revoked.")
             return redirect("account")
         _, new_token = services.issue_token(user=request.user,
                                             name=request.POST.get("name", "").strip())

@@ -56,8 +56,18 @@ def accept_document(document: Any) -> str:
     """Check a graph document at the edge; returns it as JSON text, exactly as given."""
     if not isinstance(document, dict):
         raise InvalidGraph([Problem("a graph document is a JSON object")])
-    text = json.dumps(document, ensure_ascii=False)
-    size = len(text.encode())
+    try:
+        text = json.dumps(document, ensure_ascii=False, allow_nan=False)
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidGraph([Problem(f"a string holds a lone surrogate "
+                                    f"({exc.object[exc.start]!a}), which is not a Unicode "
+                                    "character")]) from None
+    except ValueError:
+        # Checked here, before anything is stored: a document holding one could be saved
+        # but never sent back, as JSON has no spelling for it.
+        raise InvalidGraph([Problem("numbers must be finite: JSON has no NaN or "
+                                    "Infinity")]) from None
     if size > settings.SHIPYARD_MAX_GRAPH_BYTES:
         raise GraphTooLarge(size, settings.SHIPYARD_MAX_GRAPH_BYTES)
     try:

@@ -50,6 +50,14 @@ class JobCreateIn(serializers.Serializer):
         return attrs
 
 
+class JobListQuery(serializers.Serializer):
+    graph = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+
+
+class EventsQuery(serializers.Serializer):
+    since = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+
 class JobPatchIn(serializers.Serializer):
     published = serializers.BooleanField()
 
@@ -94,16 +102,12 @@ class JobListView(APIView):
         OpenApiParameter("status", str, enum=Job.Status.values)],
         responses={200: JOBS_REF, 400: ERROR})
     def get(self, request: Request) -> Response:
-        graph = request.query_params.get("graph")
-        if graph is not None and not graph.isdigit():
-            return Response({"error": f"graph must be a graph id, got {graph!r}"},
-                            status=status.HTTP_400_BAD_REQUEST)
+        query = _parsed(JobListQuery, request.query_params)
         wanted = request.query_params.get("status")
         if wanted and wanted not in Job.Status.values:
             return Response({"error": f"status must be one of {', '.join(Job.Status.values)}"},
                             status=status.HTTP_400_BAD_REQUEST)
-        jobs = selectors.jobs_of(request.user, graph_id=int(graph) if graph else None,
-                                 status=wanted)
+        jobs = selectors.jobs_of(request.user, graph_id=query.get("graph"), status=wanted)
         return Response([job_data(j) for j in jobs[:200]])
 
     @extend_schema(operation_id="jobs_create", request=JobCreateIn,
@@ -184,17 +188,14 @@ class JobEventsView(APIView):
         missed. At most 5000 a page; `more` says whether to ask again."""
         job = selectors.watchable_job_or_404(request.user, job_id,
                                              request.query_params.get("share"))
-        raw = request.query_params.get("since", "0")
-        if not raw.isdigit():
-            return Response({"error": f"since must be a sequence number, got {raw!r}"},
-                            status=status.HTTP_400_BAD_REQUEST)
+        since = _parsed(EventsQuery, request.query_params)["since"]
         types = [t for t in request.query_params.get("types", "").split(",") if t]
         bad = sorted(set(types) - set(JobEvent.Type.values))
         if bad:
             return Response({"error": f"no event type {bad[0]!r}; types: "
                              f"{', '.join(JobEvent.Type.values)}"},
                             status=status.HTTP_400_BAD_REQUEST)
-        rows = selectors.events_after(job, int(raw), types=types)
+        rows = selectors.events_after(job, since, types=types)
         return Response({"events": [events.to_event(r) for r in rows],
                          "last_seq": job.last_seq,
                          "more": len(rows) == selectors.MAX_EVENTS_PER_PAGE})

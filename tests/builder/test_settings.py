@@ -13,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.core.management.utils import get_random_secret_key
 
 from builder import env
 
@@ -46,9 +47,11 @@ def _settings_in_a_fresh_process(tmp_path: Path, **environ: str) -> subprocess.C
             "print(json.dumps({'home': str(settings.SHIPYARD_HOME), 'debug': settings.DEBUG, "
             "'db': settings.DATABASES['default']['ENGINE'], "
             "'name': str(settings.DATABASES['default']['NAME']), "
-            "'hosts': settings.ALLOWED_HOSTS, 'key': settings.SECRET_KEY}))")
+            "'hosts': settings.ALLOWED_HOSTS, 'key': settings.SECRET_KEY, "
+            "'secure_cookies': [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE]}))")
     clean = {k: v for k, v in os.environ.items()
-             if k not in {"DATABASE_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}}
+             if k not in {"DATABASE_URL", "SECRET_KEY", "DEBUG", "SHIPYARD_DEBUG",
+                          "ALLOWED_HOSTS", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"}}
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60,
                           env={**clean, "PYTHONPATH": str(ROOT),
@@ -63,7 +66,8 @@ def test_everything_lives_under_shipyard_home_with_sqlite_by_default(tmp_path):
     assert seen["home"] == str(home)
     assert seen["db"] == "django.db.backends.sqlite3"
     assert seen["name"] == str(home / "db.sqlite3")
-    assert seen["debug"] is True
+    assert seen["debug"] is False
+    assert seen["secure_cookies"] == [True, True]
     # The secret key is made once and kept.
     assert (home / "secret_key").read_text().strip() == seen["key"]
     again = json.loads(_settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(home)).stdout)
@@ -96,10 +100,30 @@ def test_settings_follow_the_environment(tmp_path):
     assert seen["name"] == "shipyard"
 
 
-def test_a_bad_debug_value_stops_the_app_with_a_clear_message(tmp_path):
-    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path), DEBUG="maybe")
+@pytest.mark.parametrize("environ, debug", [
+    ({"SHIPYARD_DEBUG": "1"}, True), ({"DEBUG": "true"}, True),
+    ({"SHIPYARD_DEBUG": "0", "DEBUG": "true"}, False),
+    ({"SHIPYARD_DEBUG": "1", "DEBUG": "false"}, True)])
+def test_shipyard_debug_turns_debug_on_and_wins_over_its_older_name(tmp_path, environ, debug):
+    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path), **environ)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["debug"] is debug
+    assert seen["secure_cookies"] == [not debug, not debug]
+
+
+def test_cookies_follow_their_own_settings(tmp_path):
+    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path),
+                                          SESSION_COOKIE_SECURE="false",
+                                          CSRF_COOKIE_SECURE="no")
+    assert json.loads(result.stdout)["secure_cookies"] == [False, False]
+
+
+@pytest.mark.parametrize("name", ["SHIPYARD_DEBUG", "DEBUG"])
+def test_a_bad_debug_value_stops_the_app_with_a_clear_message(tmp_path, name):
+    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path), **{name: "maybe"})
     assert result.returncode != 0
-    assert "DEBUG" in result.stderr
+    assert name in result.stderr
     assert "ImproperlyConfigured" in result.stderr
 
 
@@ -151,6 +175,22 @@ def test_the_asgi_app_routes_http_and_websockets(db):
 
 def test_every_model_change_has_a_migration(db):
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_the_deployment_checks_find_nothing_with_production_settings(tmp_path):
+    environ = {k: v for k, v in os.environ.items()
+               if k not in {"DATABASE_URL", "DEBUG", "SHIPYARD_DEBUG", "SESSION_COOKIE_SECURE",
+                            "CSRF_COOKIE_SECURE"}}
+    environ.update(SHIPYARD_HOME=str(tmp_path), SECRET_KEY=get_random_secret_key() * 2,
+                   ALLOWED_HOSTS="shipyard.example", SECURE_SSL_REDIRECT="true",
+                   SECURE_HSTS_SECONDS="31536000", SECURE_HSTS_INCLUDE_SUBDOMAINS="true",
+                   SECURE_HSTS_PRELOAD="true")
+    # The security checks only: the others want the editor built (frontend/dist).
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--tag",
+                             "security", "--fail-level", "WARNING"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=environ)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
 
 
 def test_the_deployment_checks_pass_in_production_mode(tmp_path):

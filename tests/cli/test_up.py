@@ -9,10 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from compute import serve
 
 
 def free_port() -> int:
@@ -101,6 +104,10 @@ def test_up_serves_the_app_with_its_own_redis_and_worker_and_stops_on_ctrl_c(
         assert status == 200, "".join(lines) if proc.poll() is not None else "no answer"
         assert any(b["type"] == "Linear" for b in json.loads(body))
         assert get(f"http://127.0.0.1:{port}/")[0] == 200
+        # DEBUG is off: a missing page is the site's own 404, not Django's debug page.
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            get(f"http://127.0.0.1:{port}/no-such-page")
+        assert missing.value.code == 404 and b"Nothing here" in missing.value.read()
         assert (tmp_path / "home" / "db.sqlite3").exists()  # migrated, under SHIPYARD_HOME
 
         redis_url = re.search(r"redis on (redis://\S+)", "".join(lines))
@@ -123,3 +130,22 @@ def test_up_serves_the_app_with_its_own_redis_and_worker_and_stops_on_ctrl_c(
     assert list((tmp_path / "home" / "redis").glob("appendonly*"))
     with pytest.raises(OSError):
         get(f"http://127.0.0.1:{port}/api/blocks")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])
+def test_up_on_a_loopback_address_sends_cookies_over_plain_http(host: str) -> None:
+    assert serve.web_env(host, {}) == {"SESSION_COOKIE_SECURE": "false",
+                                       "CSRF_COOKIE_SECURE": "false"}
+
+
+def test_up_elsewhere_keeps_cookies_secure_and_the_environment_has_the_last_word() -> None:
+    assert serve.web_env("0.0.0.0", {}) == {}
+    assert serve.web_env("shipyard.example", {}) == {}
+    assert serve.web_env("127.0.0.1", {"SESSION_COOKIE_SECURE": "true"}) == {
+        "SESSION_COOKIE_SECURE": "true", "CSRF_COOKIE_SECURE": "false"}
+
+
+def test_up_serves_the_app_through_the_bounded_web_server() -> None:
+    argv = serve.web_argv("127.0.0.1", 8123)
+    assert argv[1:4] == ["-m", "builder.webserver", "-b"]
+    assert argv[-1] == "builder.asgi:application"
