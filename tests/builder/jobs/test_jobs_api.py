@@ -416,7 +416,7 @@ def test_a_config_number_that_is_not_finite_is_refused() -> None:
     from compute.jobs.services import JobError, train_config
 
     for value in (math.inf, -math.inf, math.nan):
-        with pytest.raises(JobError, match="config.lr must be above 0 and at most 100"):
+        with pytest.raises(JobError, match=r"config\.lr must be above 0 and at most 100"):
             train_config({"lr": value})
 
 
@@ -501,3 +501,122 @@ def test_uploads_have_a_per_user_quota_of_count_and_bytes(
     first = api.get("/api/uploads").json()[-1]["id"]
     assert api.delete(f"/api/uploads/{first}").status_code == 204
     assert upload(api, "c.txt", text).status_code == 201
+
+
+def test_a_cancel_set_while_a_run_is_handed_on_stops_the_next_attempt(
+        api: APIClient) -> None:
+    # The state a hand-over can leave: the run went back to the queue (its worker was lost
+    # or shut down) with its owner's cancel on it. The next claim ends it, not runs it.
+    from compute.jobs.services import claim_job
+
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    Job.objects.filter(id=job["id"]).update(cancel_requested=True, attempts=1, step=40)
+    assert claim_job(job_id=job["id"], worker="w@host", pid=1) is None
+    state = Job.objects.get(id=job["id"])
+    assert state.status == "cancelled" and state.attempts == 1 and state.worker == ""
+    assert state.error == "cancelled at step 40; the last checkpoint is kept"
+
+
+@pytest.mark.parametrize("hand_over", ["lose", "release"])
+def test_a_running_run_cancelled_before_its_hand_over_ends_cancelled(
+        api: APIClient, hand_over: str) -> None:
+    from compute.jobs.services import lose_job, release_job
+
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1, step=30,
+                                         cancel_requested=True)
+    job.refresh_from_db()
+    if hand_over == "lose":
+        lose_job(job, "the worker w stopped answering")
+    else:
+        release_job(job, 35, "its worker shut down")
+    state = Job.objects.get(id=job.id)
+    step = 30 if hand_over == "lose" else 35
+    assert (state.status, state.attempts, state.step) == ("cancelled", 1, step)
+    assert state.error == f"cancelled at step {step}; the last checkpoint is kept"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nan_metric_is_stored_flagged_and_the_heartbeat_goes_on(
+        api: APIClient, settings: Any) -> None:
+    import time
+
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    settings.JOB_HEARTBEAT_SECONDS = 0.2  # the thread reads it on each round
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1)
+    job.refresh_from_db()
+    publisher = Publisher(job)
+    publisher.start()
+    try:
+        publisher.put(metric_event(10, "train_loss", 2.5))
+        publisher.put(metric_event(20, "train_loss", math.nan))
+        publisher.put(metric_event(20, "grad_norm", math.inf))
+        publisher.put(metric_event(20, "lr", -math.inf))
+        time.sleep(1)
+        first = Job.objects.get(id=job.id).heartbeat_at
+        time.sleep(1)
+        assert publisher.is_alive()
+        state = Job.objects.get(id=job.id)
+        assert first is not None and state.heartbeat_at is not None
+        assert state.heartbeat_at > first  # still beating after the NaN
+    finally:
+        publisher.close()
+    metrics = [(e["step"], e["name"], e["value"], e.get("nonfinite")) for e in api.get(
+        f"/api/jobs/{job.id}/metrics", {"types": "metric"}).json()["events"]]
+    assert metrics == [(10, "train_loss", 2.5, None), (20, "train_loss", None, "nan"),
+                       (20, "grad_norm", None, "inf"), (20, "lr", None, "-inf")]
+    data = api.get(f"/api/jobs/{job.id}").json()
+    assert data["step"] == 20
+    assert data["metrics"] == {"train_loss": None, "grad_norm": None, "lr": None}
+    assert data["nonfinite"] == {"train_loss": "nan", "grad_norm": "inf", "lr": "-inf"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_that_cannot_be_stored_stop_the_run_but_not_the_heartbeat(
+        api: APIClient, settings: Any) -> None:
+    import time
+
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    settings.JOB_HEARTBEAT_SECONDS = 0.2
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1)
+    job.refresh_from_db()
+    publisher = Publisher(job, give_up_after=1.5)
+    publisher.start()
+    try:
+        broken = {**metric_event(5, "train_loss", 1.0), "extra": object()}  # not JSON
+        publisher.put(broken)
+        time.sleep(0.8)
+        assert publisher.stop_reason == ""  # a failure may pass: it tries again
+        time.sleep(1.5)
+        assert publisher.stop_reason == "unstorable" and publisher.is_alive()
+        beat = Job.objects.get(id=job.id).heartbeat_at
+        time.sleep(0.6)
+        later = Job.objects.get(id=job.id).heartbeat_at
+        assert beat is not None and later is not None and later > beat
+        publisher.put(metric_event(6, "train_loss", 1.0))  # dropped: the run is ending
+    finally:
+        publisher.close()
+    assert not publisher.is_alive()
+    assert api.get(f"/api/jobs/{job.id}/metrics", {"types": "metric"}).json()["events"] == []
+
+
+def test_an_unexpected_error_is_said_in_one_line_without_its_cpp_trace() -> None:
+    # PyTorch's C++ errors carry their own stack trace in the message; a real one needs
+    # a tensor op to fail, so this one is written as PyTorch writes them.
+    from compute.jobs.runner import unexpected
+
+    error = RuntimeError("Trying to create tensor with negative dimension -2: [-2]\n"
+                         "Exception raised from check_size_nonnegative at aten/src/ATen/"
+                         "EmptyTensor.cpp:46 (most recent call first):\n"
+                         "frame #0: c10::Error::Error(...) + 0x9c (0x7f in libc10.so)")
+    assert unexpected(error) == (
+        "the run stopped on an unexpected error (RuntimeError: Trying to create tensor with "
+        "negative dimension -2: [-2]); the worker's log has the details")
+    assert unexpected(KeyError()) == ("the run stopped on an unexpected error (KeyError); "
+                                      "the worker's log has the details")
