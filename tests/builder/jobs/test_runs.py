@@ -278,3 +278,14 @@ def worker_task_of(worker: Worker, since: int) -> str:
     found = re.findall(r"Task shipyard\.run_job\[([0-9a-f-]+)\] received",
                        worker.output()[since:])
     return found[-1] if found else "none yet"
+
+
+def test_a_run_at_its_time_limit_fails_saying_so_in_a_sentence(
+        api: APIClient, worker: Worker) -> None:
+    job = submit(api, new_graph(api, "char_gpt"), "harbour", time_limit=10,
+                 config={"steps": 5000, "batch_size": 8, "eval_interval": 1000})
+    done = finished(api, job["id"], timeout=60)
+    assert done["status"] == "failed", done
+    assert done["error"] == (f"the run reached its time limit of 10 s at step {done['step']}; "
+                             "the last checkpoint is kept")
+    assert 0 < done["step"] < 5000
