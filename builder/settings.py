@@ -128,6 +128,16 @@ JOB_HEARTBEAT_SECONDS = env_int("SHIPYARD_HEARTBEAT_SECONDS", 5, minimum=1)
 JOB_HEARTBEAT_TIMEOUT = env_int("SHIPYARD_HEARTBEAT_TIMEOUT", 60, minimum=2)
 JOB_SWEEP_SECONDS = env_int("SHIPYARD_SWEEP_SECONDS", 15, minimum=1)
 JOB_MAX_STEPS = env_int("SHIPYARD_MAX_STEPS", 100_000, minimum=1)
+# Work one user may have queued or running: the sum of the runs' time limits (two runs at
+# the default limit); accounts less than a day old share one more budget of their own.
+JOB_MAX_QUEUED_SECONDS_PER_USER = env_int("SHIPYARD_MAX_QUEUED_SECONDS_PER_USER",
+                                          2 * JOB_HARD_TIME_LIMIT, minimum=10)
+JOB_MAX_QUEUED_SECONDS_NEW_ACCOUNTS = env_int("SHIPYARD_MAX_QUEUED_SECONDS_NEW_ACCOUNTS",
+                                              4 * JOB_HARD_TIME_LIMIT, minimum=10)
+# Uploads one user may keep: how many, and their bytes together.
+UPLOADS_MAX_PER_USER = env_int("SHIPYARD_MAX_UPLOADS_PER_USER", 20, minimum=1)
+UPLOADS_MAX_BYTES_PER_USER = env_int("SHIPYARD_MAX_UPLOAD_BYTES_PER_USER", 64 * 2**20,
+                                     minimum=1)
 # Which queue a run with device "auto" goes to: cpu, or gpu where GPU workers serve it.
 JOB_AUTO_QUEUE = env_str("SHIPYARD_AUTO_QUEUE", "cpu")
 if JOB_AUTO_QUEUE not in ("cpu", "gpu"):

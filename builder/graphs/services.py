@@ -153,11 +153,12 @@ def rename_graph(*, graph: Graph, name: str) -> Graph:
 
 
 def delete_graph(*, graph: Graph) -> None:
-    """The graph, its versions, its links and its runs (rows and folders). A run still
-    going stops at its next heartbeat: its row is gone."""
-    from compute.jobs.services import remove_folders
+    """The graph, its versions, its links and its runs (rows and folders). Runs still
+    going are cancelled first; their workers stop within a second and leave no file."""
+    from compute.jobs.services import remove_folders, stop_runs
 
     runs = list(graph.jobs.all())
+    stop_runs(runs)
     graph.delete()
     remove_folders(runs)
 

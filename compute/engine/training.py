@@ -31,6 +31,9 @@ from .datasets import IGNORE, Dataset, Task
 from .layers import MultiHeadAttention
 
 MAX_MAP = 64  # attention maps are pooled down to at most this many rows and columns
+# Steps in a row whose loss is NaN or infinite before a run gives up: one bad batch may
+# be a fluke, three in a row is a diverged run (its weights are NaN by then, as a rule).
+NONFINITE_STEPS = 3
 CHECKPOINT_GLOB = "step-*.safetensors"
 
 
@@ -132,6 +135,16 @@ class SilentReporter:
 
     def should_stop(self) -> bool:
         return False
+
+
+class LossNotFinite(ValueError):
+    """The loss was NaN or infinite for NONFINITE_STEPS steps in a row."""
+
+    def __init__(self, step: int, value: float) -> None:
+        what = "NaN" if math.isnan(value) else "infinite"
+        super().__init__(f"the loss became {what} at step {step}: lower the learning rate "
+                         "or clip gradients")
+        self.step = step
 
 
 @dataclass
@@ -379,6 +392,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     step, stopped, checkpoint = start, False, None
     window_losses: list[torch.Tensor] = []
     window_start, window_steps = time.perf_counter(), 0
+    bad_steps: list[tuple[int, float]] = []  # (step, loss) of the non-finite ones in a row
 
     def report(name: str, value: float) -> None:
         last[name] = value
@@ -410,6 +424,11 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         step += 1
         window_losses.append(loss.detach())
         window_steps += 1
+        value = loss.item()  # one sync a step: a diverged run must end, not train on NaN
+        bad_steps = [*bad_steps, (step, value)] if not math.isfinite(value) else []
+        if len(bad_steps) >= NONFINITE_STEPS:
+            report("train_loss", torch.stack(window_losses).mean().item())  # the flagged point
+            raise LossNotFinite(*bad_steps[0])
         last_step = step == config.steps
         if step % config.log_interval == 0 or last_step:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
@@ -698,6 +717,7 @@ def run_cli(argv: list[str]) -> int:
 
 
 __all__ = [
+    "LossNotFinite",
     "ProgressReporter",
     "Reporter",
     "SilentReporter",

@@ -27,6 +27,13 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # runs start from the API, where everything is checked
 
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        services.delete_job(obj)  # cancelled first, and its folder removed
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            services.delete_job(job)
+
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = 0

@@ -73,6 +73,7 @@ class UploadIn(serializers.Serializer):
 
 def job_data(job: Job) -> dict[str, Any]:
     files = {k: v for k, v in job.files.items() if not k.endswith("_error")}
+    metrics, nonfinite = events.latest_metrics(job.metrics)
     return {
         "id": job.id, "graph": job.graph_id, "graph_name": job.graph.name,
         "version": job.version.number, "kind": job.kind, "dataset": job.dataset,
@@ -82,7 +83,7 @@ def job_data(job: Job) -> dict[str, Any]:
         "position": selectors.queue_position(job), "attempts": job.attempts,
         "device": job.device, "worker": job.worker, "error": job.error,
         "cancel_requested": job.cancel_requested, "published": job.published,
-        "last_seq": job.last_seq, "metrics": job.metrics,
+        "last_seq": job.last_seq, "metrics": metrics, "nonfinite": nonfinite,
         "downloads": sorted(files), "download_errors": {
             k[:-6]: v for k, v in job.files.items() if k.endswith("_error")},
         "created_at": job.created_at, "started_at": job.started_at,
@@ -140,10 +141,10 @@ class JobDetailView(APIView):
                                              request.query_params.get("share"))
         return Response(job_data(job))
 
-    @extend_schema(operation_id="jobs_destroy", responses={204: None, 404: ERROR, 409: ERROR})
+    @extend_schema(operation_id="jobs_destroy", responses={204: None, 404: ERROR})
     def delete(self, request: Request, job_id: int) -> Response:
-        """Delete an ended run with its events, checkpoints and results (409 while it is
-        queued or running: cancel it first)."""
+        """Delete a run with its events, checkpoints and results. One still queued or
+        running is cancelled first: its worker stops within a second."""
         services.delete_job(selectors.job_of(_user(request), job_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -267,7 +268,7 @@ class UploadListView(APIView):
         return Response([upload_data(u) for u in selectors.uploads_of(request.user)])
 
     @extend_schema(operation_id="uploads_create", request={"multipart/form-data": UploadIn},
-                   responses={201: ref("Upload"), 400: ERROR, 413: ERROR})
+                   responses={201: ref("Upload"), 400: ERROR, 413: ERROR, 429: ERROR})
     def post(self, request: Request) -> Response:
         """Upload a CSV (header row, numeric features, a target column: the last unless
         `target` names one) or a plain text for a character model. It is read as a run

@@ -5,9 +5,15 @@ one JSON object:
 
     {"type": "status", "seq": 7, "step": 0, "time": 1.7e9, "status": "running", ...}
     {"type": "metric", "seq": 8, "step": 10, "time": ..., "name": "train_loss", "value": 2.3}
+    {"type": "metric", "seq": 9, "step": 20, "time": ..., "name": "train_loss", "value": null,
+     "nonfinite": "nan"}
     {"type": "attention", "seq": 9, "step": 50, "time": ..., "node": "blocks.0.attn",
      "heads": 4, "rows": 32, "cols": 32, "scale": [[0.9, ...], ...], "data": "<base64>"}
     {"type": "sample", "seq": 10, "step": 50, "time": ..., "text": "the harbour ..."}
+
+JSON has no NaN or infinity: a metric that is not a finite number has `value` null and
+`nonfinite` "nan", "inf" or "-inf" (and so in the run's latest `metrics`, see
+`latest_metrics`).
 
 Attention maps travel compactly: per head, rows × cols bytes, row-major, each byte
 `round(255 * weight / scale[head][row])` (a row's largest weight is 255); the weight is
@@ -18,8 +24,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -43,9 +50,37 @@ def status_event(job: Job) -> Event:
             "worker": job.worker, "error": job.error}
 
 
+def nonfinite(value: float) -> str:
+    """"nan", "inf" or "-inf" for a value JSON cannot hold; "" for a finite one."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return ""
+
+
 def metric_event(step: int, name: str, value: float) -> Event:
-    return {"type": "metric", "step": step, "time": time.time(), "name": name,
-            "value": value}
+    event: Event = {"type": "metric", "step": step, "time": time.time(), "name": name,
+                    "value": value}
+    flag = nonfinite(value)
+    if flag:
+        event.update(value=None, nonfinite=flag)
+    return event
+
+
+def stored_metrics(metrics: Mapping[str, float | str]) -> dict[str, float | str]:
+    """The latest metrics as the Job row keeps them (JSON): a value that is not finite as
+    its word, "nan", "inf" or "-inf" (the database refuses NaN in JSON). Idempotent."""
+    return {name: value if isinstance(value, str) else nonfinite(value) or value
+            for name, value in metrics.items()}
+
+
+def latest_metrics(stored: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """A Job row's metrics as the API gives them: the values (null when not finite), and the
+    flags of those that are not finite ("nan", "inf" or "-inf")."""
+    values = {k: None if isinstance(v, str) else v for k, v in stored.items()}
+    flags = {k: v for k, v in stored.items() if isinstance(v, str)}
+    return values, flags
 
 
 def sample_event(step: int, text: str) -> Event:

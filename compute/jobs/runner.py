@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import threading
 import time
 from collections import deque
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
 
@@ -43,27 +45,38 @@ log = logging.getLogger(__name__)
 MAX_SENDS_PER_SECOND = 10
 KEEP_CHECKPOINTS = 2  # the latest ones; older ones are deleted as new ones land
 CANCEL_POLL_SECONDS = 0.5
+STORE_GIVE_UP_SECONDS = 30.0  # events unstorable for this long: the run fails
 
 
 class Publisher(threading.Thread):
     """Stores and sends a job's events off the training thread, coalesced, and keeps the
     heartbeat. `stop_reason` turns non-empty when the run must stop: "cancel",
-    "shutdown" (its worker is going), or "superseded" (the job is no longer this
-    attempt's)."""
+    "shutdown" (its worker is going), "superseded" (the job is no longer this
+    attempt's), "gone" (its row was deleted) or "unstorable" (its events could not be
+    stored for `give_up_after` seconds).
+
+    No error ends the thread: a run whose publisher died would keep training with no
+    heartbeat and no ear for a cancel. Each kind of error is logged once with its trace."""
 
     def __init__(self, job: Job, *, heartbeat: bool = True,
-                 max_sends_per_second: int = MAX_SENDS_PER_SECOND) -> None:
+                 max_sends_per_second: int = MAX_SENDS_PER_SECOND,
+                 give_up_after: float = STORE_GIVE_UP_SECONDS) -> None:
         super().__init__(name=f"job-{job.id}-publisher", daemon=True)
         self.job = job
         self.heartbeat = heartbeat
+        self.give_up_after = give_up_after
         self.sent_at: deque[float] = deque(maxlen=max_sends_per_second)  # the last sends
         self.pending: list[events.Event] = []
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.closing = threading.Event()
         self.stop_reason = ""
+        self.store_error = ""  # why the events could not be stored, when they could not
+        self.failing_since: float | None = None  # the first of the store failures in a row
+        self.discard = False  # the events have nowhere to go: drop them
+        self.logged: set[tuple[str, str]] = set()
         self.step = job.step
-        self.metrics: dict[str, float] = dict(job.metrics)
+        self.metrics: dict[str, float | str] = dict(job.metrics)
         self.sends = 0
 
     def put(self, event: events.Event) -> None:
@@ -71,7 +84,7 @@ class Publisher(threading.Thread):
             self.pending.append(event)
             self.step = max(self.step, event["step"])
             if event["type"] == "metric":
-                self.metrics[event["name"]] = event["value"]
+                self.metrics[event["name"]] = event.get("nonfinite") or event["value"]
         self.wake.set()
 
     def close(self) -> None:
@@ -93,37 +106,64 @@ class Publisher(threading.Thread):
                 self.wake.clear()
                 with self.lock:
                     batch, self.pending = self.pending, []
-                if batch:
+                if batch and not self.discard:
                     self.sent_at.append(time.monotonic())
-                    self._publish(loop, batch)
+                    self._guarded("store", self._publish, loop, batch)
                 if self.heartbeat:
                     now = time.monotonic()
                     if now - last_beat >= settings.JOB_HEARTBEAT_SECONDS:
-                        with self.lock:
-                            metrics = dict(self.metrics)
-                        if not services.heartbeat(self.job, self.step, metrics):
-                            self.stop_reason = self.stop_reason or "superseded"
+                        self._guarded("heartbeat", self._beat)
                         last_beat = now
                     if now - last_poll >= CANCEL_POLL_SECONDS:
-                        self.stop_reason = self.stop_reason or services.stop_requested(
-                            self.job)
+                        self._guarded("cancel poll", self._poll)
                         last_poll = now
-                if self.closing.is_set() and not self.pending:
+                if self.closing.is_set() and (self.discard or not self.pending):
                     break
         finally:
             loop.close()  # channels_redis wraps close() to close this loop's connections
             connection.close()
 
+    def _guarded(self, what: str, work: Any, *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception as exc:
+            kind = (what, type(exc).__name__)
+            if kind not in self.logged:  # once per kind: a failing database every 0.5 s
+                self.logged.add(kind)    # would bury the log in identical traces
+                log.exception("job %s: the %s failed (logged once; going on)", self.job.id,
+                              what)
+            close_old_connections()
+
+    def _beat(self) -> None:
+        with self.lock:
+            metrics = dict(self.metrics)
+        if not services.heartbeat(self.job, self.step, metrics):
+            self.stop_reason = self.stop_reason or "superseded"
+
+    def _poll(self) -> None:
+        self.stop_reason = self.stop_reason or services.stop_requested(self.job)
+        if self.stop_reason == "gone":
+            self.discard = True
+
     def _publish(self, loop: asyncio.AbstractEventLoop, batch: list[events.Event]) -> None:
         try:
             stored = events.store(self.job.id, batch)
-        except Exception:
-            log.exception("could not store %d events of job %s; will try again", len(batch),
-                          self.job.id)
-            with self.lock:
-                self.pending[:0] = batch
-            close_old_connections()
+        except Job.DoesNotExist:  # deleted with its graph: the run stops at the next poll
+            log.info("job %s was deleted; its events are dropped", self.job.id)
+            self.stop_reason = self.stop_reason or "gone"
+            self.discard = True
             return
+        except Exception as exc:
+            with self.lock:
+                self.pending[:0] = batch  # tried again at the next round
+            now = time.monotonic()
+            self.failing_since = self.failing_since or now
+            if now - self.failing_since >= self.give_up_after:
+                self.store_error = f"{type(exc).__name__}"
+                self.stop_reason = self.stop_reason or "unstorable"
+                self.discard = True
+            raise
+        self.failing_since = None
         try:
             from channels.layers import get_channel_layer
 
@@ -177,6 +217,17 @@ SHUTTING_DOWN = threading.Event()
 
 def run(job: Job) -> None:
     """Train a claimed job to its end and record the outcome on its row."""
+    try:
+        _run(job)
+    finally:
+        # Deleted meanwhile (with its graph): whatever this attempt wrote after the delete
+        # removed its folder (a checkpoint, the weights) is an orphan. Looked at after the
+        # last write, so that a delete at any moment leaves no folder behind.
+        if not Job.objects.filter(id=job.id).exists():
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def _run(job: Job) -> None:
     config = TrainConfig(**job.config)
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -206,17 +257,27 @@ def run(job: Job) -> None:
         error = "the dataset does not fit the graph: " + "; ".join(exc.problems)
     except GraphError as exc:
         error = "the graph is not valid: " + "; ".join(str(p) for p in exc.problems)
-    except (DatasetError, ValueError) as exc:
+    except (DatasetError, ValueError) as exc:  # LossNotFinite among them
         error = str(exc)
     except torch.OutOfMemoryError:
         error = f"out of memory on {device}: try a smaller batch size or model"
+    except SoftTimeLimitExceeded:  # Celery's limit, a little after the run's own stop
+        error = time_limit_reached(job, publisher.step)
     except Exception as exc:
         log.exception("job %s failed", job.id)
-        error = f"{type(exc).__name__}: {exc}"
+        error = unexpected(exc)
     finally:
         publisher.close()
+    if publisher.stop_reason == "unstorable":
+        log.error("job %s: its events could not be stored for %s s; it fails", job.id,
+                  publisher.give_up_after)
+        services.finish_job(job, Job.Status.FAILED, step=publisher.step,
+                            error="the run's progress could not be saved to the database "
+                                  f"({publisher.store_error}); the worker's log says more")
+        return
     if result is None:
-        services.finish_job(job, Job.Status.FAILED, error=error or "the run failed")
+        services.finish_job(job, Job.Status.FAILED, error=error or "the run failed",
+                            step=publisher.step, metrics=publisher.metrics)
         return
     step, metrics = result.steps, result.metrics
     why = reporter.why if result.stopped else ""
@@ -229,14 +290,32 @@ def run(job: Job) -> None:
                             error=f"cancelled at step {step}; the last checkpoint is kept")
     elif why == "time":
         services.finish_job(job, Job.Status.FAILED, step=step, metrics=metrics, files=kept,
-                            error=f"stopped at the time limit ({job.time_limit} s) at step "
-                                  f"{step}; the last checkpoint is kept")
-    elif why == "superseded":
-        log.warning("job %s attempt %s was superseded; its results are dropped", job.id,
-                    job.attempts)
+                            error=time_limit_reached(job, step) + "; the last checkpoint is "
+                                  "kept")
+    elif why in ("superseded", "gone"):
+        log.warning("job %s attempt %s was %s; its results are dropped", job.id,
+                    job.attempts, "deleted" if why == "gone" else "superseded")
     else:
         services.finish_job(job, Job.Status.SUCCEEDED, step=step, metrics=metrics,
                             files=files)
+
+
+def time_limit_reached(job: Job, step: int) -> str:
+    return f"the run reached its time limit of {job.time_limit} s at step {step}"
+
+
+def unexpected(exc: BaseException) -> str:
+    """An error nobody foresaw, in one sentence; its trace goes to the worker's log only."""
+    return f"the run stopped on an unexpected error ({_first_line(exc)}); the worker's log " \
+           "has the details"
+
+
+def _first_line(exc: BaseException) -> str:
+    """`exc` in one line: its type and the first line of its message (PyTorch's C++ errors
+    go on with a stack trace of their own), cut at 200 characters."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].strip()[:200].rstrip(".") if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def export_results(job: Job, folder: Path) -> dict[str, str]:
@@ -251,15 +330,17 @@ def export_results(job: Job, folder: Path) -> dict[str, str]:
         module.eval()
     except Exception as exc:
         log.exception("job %s: cannot rebuild the trained model", job.id)
-        return {**files, "onnx_error": str(exc), "pytorch_error": str(exc)}
+        return {**files, "onnx_error": _first_line(exc), "pytorch_error": _first_line(exc)}
     try:
         export_pytorch(module, folder / "model.py", weights=folder / "model.pt")
         files["pytorch"] = "model.py"
     except Exception as exc:
-        files["pytorch_error"] = f"{type(exc).__name__}: {exc}"
+        log.exception("job %s: no PyTorch file", job.id)
+        files["pytorch_error"] = _first_line(exc)
     try:
         export_onnx(module, folder / "model.onnx")
         files["onnx"] = "model.onnx"
     except Exception as exc:
-        files["onnx_error"] = f"{type(exc).__name__}: {exc}"
+        log.exception("job %s: no ONNX file", job.id)
+        files["onnx_error"] = _first_line(exc)
     return files

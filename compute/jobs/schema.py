@@ -15,6 +15,7 @@ from .models import Job, JobEvent, Upload
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {**TIME, "nullable": True}
+NONFINITE = {"type": "string", "enum": ["nan", "inf", "-inf"]}
 
 
 def _job() -> dict[str, Any]:
@@ -46,8 +47,13 @@ def _job() -> dict[str, Any]:
         "published": {"type": "boolean"},
         "last_seq": {"type": "integer", "description": "The sequence number of its latest "
                      "event."},
-        "metrics": {"type": "object", "additionalProperties": {"type": "number"},
-                    "description": "The latest value of each metric."},
+        "metrics": {"type": "object", "additionalProperties": {"type": "number",
+                                                                "nullable": True},
+                    "description": "The latest value of each metric; null for one that is "
+                    "not a finite number (see nonfinite)."},
+        "nonfinite": {"type": "object", "additionalProperties": NONFINITE,
+                      "description": "The metrics whose latest value is not a finite "
+                      "number, and what it is."},
         "downloads": {"type": "array", "items": {"type": "string",
                                                  "enum": ["weights", "onnx", "pytorch"]},
                       "description": "The result formats ready to download."},
@@ -78,8 +84,9 @@ def _event() -> dict[str, Any]:
         "name": {"type": "string", "description": "metric events: train_loss, val_loss, "
                  "val_accuracy, lr, grad_norm, samples_per_s, tokens_per_s."},
         "value": {"type": "number", "nullable": True, "description": "metric events; null "
-                  "for a value that was not a finite number where the database cannot keep "
-                  "one (SQLite)."},
+                  "for a value that is not a finite number (see nonfinite)."},
+        "nonfinite": {**NONFINITE, "description": "metric events whose value is not a "
+                      "finite number (JSON has none): what it is. A diverged loss."},
         # attention
         "node": {"type": "string", "description": "attention events: the module's path, "
                  "e.g. blocks.0.attn."},
@@ -93,10 +100,10 @@ def _event() -> dict[str, Any]:
         # sample
         "text": {"type": "string", "description": "sample events: the text the model wrote."},
     }, optional=("status", "total", "attempts", "device", "worker", "error", "name", "value",
-                 "node", "heads", "rows", "cols", "scale", "data", "text"),
+                 "nonfinite", "node", "heads", "rows", "cols", "scale", "data", "text"),
         description="One thing a run reported. Which optional members it has depends on "
         "`type`: status (status, total, attempts, device, worker, error), metric (name, "
-        "value), attention (node, heads, rows, cols, scale, data), sample (text).")
+        "value, nonfinite), attention (node, heads, rows, cols, scale, data), sample (text).")
 
 
 def components() -> dict[str, Any]:

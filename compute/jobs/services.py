@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from builder.graphs.models import Graph, GraphVersion
@@ -43,6 +44,7 @@ from .models import Job, Upload
 log = logging.getLogger(__name__)
 Status = Job.Status
 MAX_ATTENTION_SNAPSHOTS = 64  # per attention module and run
+NEW_ACCOUNT_AGE = timedelta(days=1)  # younger accounts share one queue budget
 
 
 class JobError(Exception):
@@ -88,13 +90,18 @@ def train_config(raw: dict[str, Any] | None) -> TrainConfig:
             raw[name] = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise JobError(f"config.{name} must be {_kind(expected)}, got {value!r}")
+    steps = raw.get("steps", defaults.steps)
+    if steps > settings.JOB_MAX_STEPS:  # first: the intervals' defaults come from it
+        raise JobError(f"config.steps is {steps:,}; the most a run may take is "
+                       f"{settings.JOB_MAX_STEPS:,} (SHIPYARD_MAX_STEPS)",
+                       field="config.steps", minimum=1, maximum=settings.JOB_MAX_STEPS)
+    for name, value in raw.items():
+        if name in CONFIG_RANGES and value is not None:
+            _check_range(name, value)
     try:
         config = TrainConfig(**raw)
     except ValueError as exc:
         raise JobError(f"config: {exc}") from None
-    if config.steps > settings.JOB_MAX_STEPS:
-        raise JobError(f"config.steps is {config.steps:,}; the most a run may take is "
-                       f"{settings.JOB_MAX_STEPS:,} (SHIPYARD_MAX_STEPS)")
     if config.attention_interval and (config.steps / config.attention_interval
                                       > MAX_ATTENTION_SNAPSHOTS):
         raise JobError(f"config.attention_interval {config.attention_interval} would keep "
@@ -102,6 +109,43 @@ def train_config(raw: dict[str, Any] | None) -> TrainConfig:
                        f"the most is {MAX_ATTENTION_SNAPSHOTS} (raise it to at least "
                        f"{-(-config.steps // MAX_ATTENTION_SNAPSHOTS)})")
     return config
+
+
+# The range of each number of a config (besides steps: SHIPYARD_MAX_STEPS), far wider than
+# a run needs, and narrow enough that no value reaches PyTorch as a size or a seed it
+# cannot take (a batch of 2**70 samples) or as a number that is not one (1e999 is inf).
+# "steps": up to the server's most steps. An open lower end: above it, not at it.
+STEPS = "steps"
+CONFIG_RANGES: dict[str, tuple[float, float | str, bool]] = {  # low, high, low is open
+    "batch_size": (1, 4096, False),
+    "lr": (0.0, 100.0, True),
+    "min_lr": (0.0, 100.0, False),
+    "warmup_steps": (0, STEPS, False),
+    "weight_decay": (0.0, 10.0, False),
+    "grad_clip": (0.0, 1e6, True),
+    "seed": (0, 2**31 - 1, False),
+    "eval_interval": (1, STEPS, False),
+    "eval_batches": (1, 1000, False),
+    "log_interval": (1, STEPS, False),
+    "attention_interval": (0, STEPS, False),
+    "checkpoint_interval": (0, STEPS, False),
+    "sample_length": (0, 10_000, False),
+    "sample_temperature": (0.0, 100.0, False),
+}
+
+
+def _check_range(name: str, value: float) -> None:
+    low, high, open_low = CONFIG_RANGES[name]
+    top = settings.JOB_MAX_STEPS if high == STEPS else float(high)
+    inside = (low < value if open_low else low <= value) and value <= top
+    if not inside:  # NaN is inside nothing
+        lower = f"above {_number(low)}" if open_low else f"at least {_number(low)}"
+        raise JobError(f"config.{name} must be {lower} and at most {_number(top)}, got "
+                       f"{value!r}", field=f"config.{name}", minimum=low, maximum=top)
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
 def _kind(t: type) -> str:
@@ -166,6 +210,7 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
             raise JobError(f"you have {queued} runs waiting in the queue, the most allowed "
                            "(SHIPYARD_MAX_QUEUED_JOBS); cancel one or wait for one to start",
                            status=429)
+        _check_queued_time(owner, time_limit or limit)
         job = Job.objects.create(
             owner=owner, graph=graph, version=version, dataset="upload" if upload else dataset,
             dataset_options=options, upload=upload, config=asdict(train), queue=queue,
@@ -179,6 +224,48 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
         _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
         raise JobError(reason, status=503) from None
     return job
+
+
+def _check_queued_time(owner: AbstractBaseUser, time_limit: int) -> None:
+    """Refuse a run that would put more than the owner's share of work in the queues: the
+    time limits of their queued and running runs, this one's included, may add up to at
+    most SHIPYARD_MAX_QUEUED_SECONDS_PER_USER. Accounts less than a day old share one more
+    budget, SHIPYARD_MAX_QUEUED_SECONDS_NEW_ACCOUNTS, so that accounts made in a row
+    (sign-up is open) cannot each bring a full share. A run's time limit is what it may
+    cost: the queue cannot know sooner how long it takes."""
+    active = Job.objects.filter(status__in=Job.ACTIVE)
+    mine = active.filter(owner=owner).aggregate(s=Sum("time_limit"))["s"] or 0
+    cap = settings.JOB_MAX_QUEUED_SECONDS_PER_USER
+    if mine + time_limit > cap:
+        raise JobError(f"your queued and running runs may take {_duration(mine)} (the sum "
+                       f"of their time limits) and this one {_duration(time_limit)}; the "
+                       f"most one user may have waiting or running is {_duration(cap)} "
+                       "(SHIPYARD_MAX_QUEUED_SECONDS_PER_USER): give it a shorter "
+                       "time_limit, or wait for a run to end", status=429,
+                       queued_seconds=mine, cap_seconds=cap)
+    new = timezone.now() - NEW_ACCOUNT_AGE
+    joined = getattr(owner, "date_joined", None)
+    if joined is None or joined <= new:
+        return
+    newcomers = active.filter(owner__date_joined__gt=new).aggregate(
+        s=Sum("time_limit"))["s"] or 0
+    shared = settings.JOB_MAX_QUEUED_SECONDS_NEW_ACCOUNTS
+    if newcomers + time_limit > shared:
+        raise JobError(f"accounts less than a day old have runs that may take "
+                       f"{_duration(newcomers)} queued or running, and this one "
+                       f"{_duration(time_limit)}; together they may have at most "
+                       f"{_duration(shared)} (SHIPYARD_MAX_QUEUED_SECONDS_NEW_ACCOUNTS): try "
+                       "again later, or give it a shorter time_limit", status=429,
+                       queued_seconds=newcomers, cap_seconds=shared)
+
+
+def _duration(seconds: int) -> str:
+    """3 h 20 min, 45 min, 30 s."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
+             f"{secs} s" if secs and not hours else ""]
+    return " ".join(p for p in parts if p) or "0 s"
 
 
 def stop_after(time_limit: int) -> int:
@@ -208,13 +295,18 @@ def claim_job(*, job_id: int, worker: str, pid: int) -> Job | None:
         return None
     if job.status == Status.RUNNING:
         _recover_if_local_process_died(job, worker)
+    # Cancelled while it was being handed on (lost, or released by a worker shutting
+    # down): the cancel stands; it does not start again.
+    if _finish(job, Status.CANCELLED, from_status=Status.QUEUED, if_cancel_requested=True,
+               error=f"cancelled at step {job.step}; the last checkpoint is kept"):
+        return None
     now = timezone.now()
     with transaction.atomic():
         type(job.owner).objects.select_for_update().filter(pk=job.owner_id).first()
-        changed = Job.objects.filter(id=job_id, status=Status.QUEUED).update(
+        changed = Job.objects.filter(id=job_id, status=Status.QUEUED,
+                                     cancel_requested=False).update(
             status=Status.RUNNING, attempts=F("attempts") + 1, worker=worker, worker_pid=pid,
-            heartbeat_at=now, started_at=now, cancel_requested=False,
-            release_requested=False, error="")
+            heartbeat_at=now, started_at=now, release_requested=False, error="")
         if not changed:
             return None
         running = Job.objects.filter(owner_id=job.owner_id, status=Status.RUNNING).count()
@@ -251,19 +343,22 @@ def _recover_if_local_process_died(job: Job, worker: str) -> None:
         lose_job(job, f"the worker process {job.worker_pid} on {job.worker} died")
 
 
-def heartbeat(job: Job, step: int, metrics: dict[str, float]) -> bool:
-    """Record that this attempt is alive at `step`, with the latest metrics. False when the
-    job is no longer this attempt's to run (cancelled, handed on by the sweep, finished)."""
+def heartbeat(job: Job, step: int, metrics: dict[str, float | str]) -> bool:
+    """Record that this attempt is alive at `step`, with the latest metrics (as
+    `events.stored_metrics` gives them). False when the job is no longer this attempt's to
+    run (cancelled, handed on by the sweep, finished)."""
     return bool(Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts)
                 .update(heartbeat_at=timezone.now(), step=step, metrics=metrics))
 
 
 def stop_requested(job: Job) -> str:
-    """"cancel" when its owner cancelled it, "shutdown" when its worker is shutting down,
-    else ""."""
+    """"cancel" when its owner cancelled it, "gone" when its row was deleted (its graph
+    was), "shutdown" when its worker is shutting down, else ""."""
     flags = Job.objects.filter(id=job.id).values_list("cancel_requested",
                                                       "release_requested").first()
-    if flags is None or flags[0]:
+    if flags is None:
+        return "gone"
+    if flags[0]:
         return "cancel"
     return "shutdown" if flags[1] else ""
 
@@ -275,10 +370,15 @@ def release_jobs_of(worker: str) -> int:
 
 
 def _finish(job: Job, status: str, *, error: str = "", from_status: str = Status.RUNNING,
-            attempt: int | None = None, **values: Any) -> bool:
+            attempt: int | None = None, if_cancel_requested: bool = False,
+            **values: Any) -> bool:
+    """End the job if it is in `from_status` (at `attempt`; only if a cancel was asked for,
+    with `if_cancel_requested`)."""
     rows = Job.objects.filter(id=job.id, status=from_status)
     if attempt is not None:
         rows = rows.filter(attempts=attempt)
+    if if_cancel_requested:
+        rows = rows.filter(cancel_requested=True)
     changed = rows.update(status=status, error=error, finished_at=timezone.now(), **values)
     if changed:
         job.refresh_from_db()
@@ -287,21 +387,26 @@ def _finish(job: Job, status: str, *, error: str = "", from_status: str = Status
 
 
 def finish_job(job: Job, status: str, *, error: str = "", step: int | None = None,
-               metrics: dict[str, float] | None = None,
+               metrics: Mapping[str, float | str] | None = None,
                files: dict[str, str] | None = None) -> bool:
     """End this attempt's run: succeeded, failed or cancelled."""
     values: dict[str, Any] = {}
     if step is not None:
         values["step"] = step
     if metrics is not None:
-        values["metrics"] = metrics
+        values["metrics"] = events.stored_metrics(metrics)
     if files is not None:
         values["files"] = files
     return _finish(job, status, error=error, attempt=job.attempts, **values)
 
 
 def release_job(job: Job, step: int, reason: str) -> None:
-    """Put a running job back in the queue, uncounted (its worker is shutting down)."""
+    """Put a running job back in the queue, uncounted (its worker is shutting down), or end
+    it cancelled if its owner cancelled it meanwhile."""
+    if _finish_cancelled(job, step):
+        return
+    # A cancel landing after the look above goes to the queue with the job; the claim
+    # honours it.
     changed = Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts).update(
         status=Status.QUEUED, attempts=F("attempts") - 1, step=step, worker="",
         worker_pid=None, error=reason)
@@ -313,7 +418,10 @@ def release_job(job: Job, step: int, reason: str) -> None:
 
 def lose_job(job: Job, reason: str) -> None:
     """The job's worker is gone: try again (from its last checkpoint) while attempts are
-    left, else fail it with the reason."""
+    left, else fail it with the reason. A run its owner asked to cancel ends cancelled:
+    the cancel is not lost with the attempt that heard it."""
+    if _finish_cancelled(job, job.step):
+        return
     if job.attempts < settings.JOB_MAX_ATTEMPTS:
         changed = Job.objects.filter(id=job.id, status=Status.RUNNING,
                                      attempts=job.attempts).update(
@@ -326,6 +434,12 @@ def lose_job(job: Job, reason: str) -> None:
     else:
         _finish(job, Status.FAILED, attempt=job.attempts,
                 error=f"{reason}; gave up after {job.attempts} attempts")
+
+
+def _finish_cancelled(job: Job, step: int) -> bool:
+    """End this attempt's run cancelled if a cancel was asked for; True if it did."""
+    return _finish(job, Status.CANCELLED, attempt=job.attempts, if_cancel_requested=True,
+                   step=step, error=f"cancelled at step {step}; the last checkpoint is kept")
 
 
 def sweep() -> list[int]:
@@ -344,7 +458,7 @@ def sweep() -> list[int]:
         assert job.started_at is not None
         overdue = now - job.started_at > timedelta(seconds=job.time_limit + 60)
         if overdue and _finish(job, Status.FAILED, attempt=job.attempts,
-                               error=f"the run passed its time limit of {job.time_limit} s"):
+                               error=f"the run reached its time limit of {job.time_limit} s"):
             changed.append(job.id)
     return changed
 
@@ -368,12 +482,23 @@ def cancel_job(job: Job) -> Job:
 
 
 def delete_job(job: Job) -> None:
-    """Delete an ended run: its row, its events and its folder (checkpoints, results)."""
-    if not job.finished:
-        raise JobError(f"run {job.id} is {job.status}; cancel it first", status=409)
+    """Delete a run: its row, its events and its folder (checkpoints, results). One still
+    going is cancelled first; its worker stops at its next poll (within a second) and
+    leaves no file behind."""
+    stop_runs([job])
     folder = job.folder
     job.delete()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_runs(jobs: list[Job]) -> None:
+    """Cancel the runs still queued or running, before their rows are deleted: a worker
+    that finds its job cancelled, or gone, stops at once and writes nothing more."""
+    for job in jobs:
+        if not job.finished:
+            Job.objects.filter(id=job.id, status__in=Job.ACTIVE).update(
+                status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+                error="cancelled: it was deleted")
 
 
 def remove_folders(jobs: list[Job]) -> None:
@@ -403,6 +528,7 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
     if len(content) > MAX_UPLOAD_BYTES:
         raise JobError(f"{name} is {len(content):,} bytes; the limit is "
                        f"{MAX_UPLOAD_BYTES:,} bytes", status=413)
+    _check_upload_quota(owner, name, len(content))  # before reading it: saves the work
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -426,11 +552,32 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
     folder = f"{owner.pk}"
     file = f"{folder}/{uuid.uuid4().hex}.{'csv' if kind == 'csv' else 'txt'}"
     path = settings.UPLOADS_DIR / file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return Upload.objects.create(owner=owner, name=name[:200], kind=kind, task=task,
-                                 target=target or "", size=len(content), summary=summary,
-                                 file=file)
+    with transaction.atomic():
+        # The owner's row locked: two uploads at once count each other (as submit_job).
+        get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+        _check_upload_quota(owner, name, len(content))  # again: counting any made meanwhile
+        upload = Upload.objects.create(owner=owner, name=name[:200], kind=kind, task=task,
+                                       target=target or "", size=len(content),
+                                       summary=summary, file=file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return upload
+
+
+def _check_upload_quota(owner: AbstractBaseUser, name: str, size: int) -> None:
+    """At most SHIPYARD_MAX_UPLOADS_PER_USER uploads of SHIPYARD_MAX_UPLOAD_BYTES_PER_USER
+    bytes together per user, this one included."""
+    kept = Upload.objects.filter(owner=owner).aggregate(n=Count("id"), bytes=Sum("size"))
+    count, used = kept["n"], kept["bytes"] or 0
+    if count >= settings.UPLOADS_MAX_PER_USER:
+        raise JobError(f"you have {count} uploads, the most one user may keep "
+                       "(SHIPYARD_MAX_UPLOADS_PER_USER); delete one first", status=429)
+    cap = settings.UPLOADS_MAX_BYTES_PER_USER
+    if used + size > cap:
+        raise JobError(f"{name} is {size:,} bytes and your uploads already take {used:,}; "
+                       f"the most one user may keep is {cap:,} bytes "
+                       "(SHIPYARD_MAX_UPLOAD_BYTES_PER_USER): delete some first",
+                       status=413)
 
 
 def delete_upload(upload: Upload) -> None:

@@ -9,7 +9,8 @@ import "./runs.css";
 import { useEffect, useId, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 
-import { alignSeries, ema, type Series } from "./series";
+import type { NonFinite } from "./events";
+import { alignSeries, ema, nonFinitePoints, type Series } from "./series";
 import { useRuns } from "./store";
 import { cssVar, useThemeVersion } from "./theme";
 
@@ -64,6 +65,27 @@ export function lossChartData(series: Record<string, Series>, smoothing: number,
   return columns as uPlot.AlignedData;
 }
 
+const KIND_WORDS: Record<NonFinite, string> = { nan: "NaN", inf: "infinite", "-inf": "minus infinite" };
+const LOSSES: [string, string][] = [["train_loss", "train loss"], ["val_loss", "val loss"]];
+
+/**
+ * Where the losses were not finite numbers (a diverged run): the steps, to mark on the
+ * chart, and a sentence per loss for the notice under it. The chart draws them as gaps.
+ */
+export function nonFiniteNotice(series: Record<string, Series>): { steps: number[]; sentences: string[] } {
+  const steps = new Set<number>();
+  const sentences: string[] = [];
+  for (const [name, label] of LOSSES) {
+    const points = nonFinitePoints(series[name]);
+    if (!points.length) continue;
+    for (const p of points) steps.add(p.step);
+    const first = points[0];
+    const more = points.length > 1 ? ` (${points.length} points in all)` : "";
+    sentences.push(`${label} was ${KIND_WORDS[first.kind]} at step ${first.step}${more}: a gap, marked in red`);
+  }
+  return { steps: [...steps].sort((a, b) => a - b), sentences };
+}
+
 let canvasWorks: boolean | null = null;
 
 /** Whether this page can draw on a canvas (not so in a DOM without one, like tests). */
@@ -102,6 +124,9 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
   const data = useMemo(() => lossChartData(series, smoothing, log), [series, smoothing, log]);
   const dataRef = useRef(data);
   dataRef.current = data;
+  const broken = useMemo(() => nonFiniteNotice(series), [series]);
+  const brokenRef = useRef(broken.steps);
+  brokenRef.current = broken.steps;
 
   // Make the chart; again only when its axes change.
   useEffect(() => {
@@ -110,6 +135,7 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
     const fg = cssVar(wrap, "--muted", "#888");
     const line = cssVar(wrap, "--line", "rgba(128,128,128,0.25)");
     const colours = {
+      bad: cssVar(wrap, "--error", "#dc2626"),
       train: cssVar(wrap, "--run-train", "#3b6fd8"),
       val: cssVar(wrap, "--run-val", "#c0568f"),
       acc: cssVar(wrap, "--run-acc", "#2a9d8f"),
@@ -156,6 +182,23 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
       hooks: {
         setSelect: [(u) => {
           if (u.select.width > 2) zoomed.current = true;
+        }],
+        // A dashed red line at each step whose loss was not a number: the gap is explained.
+        draw: [(u) => {
+          const { ctx, bbox } = u;
+          ctx.save();
+          ctx.strokeStyle = colours.bad;
+          ctx.setLineDash([4, 3]);
+          ctx.lineWidth = 1;
+          for (const step of brokenRef.current) {
+            const x = Math.round(u.valToPos(step, "x", true));
+            if (x < bbox.left || x > bbox.left + bbox.width) continue;
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+          }
+          ctx.restore();
         }],
       },
     };
@@ -236,6 +279,11 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
         <div ref={plotRef} className="runs-chart-plot" />
         {points === 0 && <div className="runs-chart-empty">{loading ? "Loading…" : "No metrics yet"}</div>}
       </div>
+      {broken.sentences.length > 0 && (
+        <p className="runs-chart-nonfinite" role="status" data-testid="nonfinite-notice">
+          {broken.sentences.join("; ")}
+        </p>
+      )}
     </div>
   );
 }

@@ -79,6 +79,22 @@ describe("normalising the wire", () => {
       .toMatchObject({ value: NaN });
   });
 
+  it("reads a flagged metric as the NaN or infinity it was", () => {
+    const metric = (value: unknown, nonfinite: unknown) =>
+      toRunEvent({ type: "metric", seq: 1, step: 1, time: 0, name: "train_loss", value, nonfinite });
+    expect(metric(null, "nan")).toMatchObject({ value: NaN, nonfinite: "nan" });
+    expect(metric(null, "inf")).toMatchObject({ value: Infinity, nonfinite: "inf" });
+    expect(metric(null, "-inf")).toMatchObject({ value: -Infinity, nonfinite: "-inf" });
+    expect(metric(null, "bogus")).not.toHaveProperty("nonfinite");
+    expect(metric(2.5, undefined)).toMatchObject({ value: 2.5 });
+  });
+
+  it("keeps a run object's non-finite latest metrics apart from its numbers", () => {
+    const job = toRunJob({ id: 4, metrics: { train_loss: null, lr: 0.1 }, nonfinite: { train_loss: "nan", lr: "x" } });
+    expect(job.metrics).toEqual({ lr: 0.1 });
+    expect(job.nonfinite).toEqual({ train_loss: "nan" });
+  });
+
   it("fills a run object's missing members", () => {
     const job = toRunJob({ id: 4, status: "queued", position: 2, config: { steps: 300 } });
     expect(job).toMatchObject({ id: 4, status: "queued", position: 2, total_steps: 300, downloads: [], metrics: {} });

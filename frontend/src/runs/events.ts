@@ -27,10 +27,17 @@ export interface StatusEvent extends EventBase {
   error: string;
 }
 
+/** What a metric was when it was not a finite number (JSON has no NaN: the API says it). */
+export type NonFinite = "nan" | "inf" | "-inf";
+const NONFINITE: Record<NonFinite, number> = { nan: NaN, inf: Infinity, "-inf": -Infinity };
+const isNonFinite = (v: unknown): v is NonFinite => typeof v === "string" && v in NONFINITE;
+
 export interface MetricEvent extends EventBase {
   type: "metric";
   name: string;
+  /** NaN, Infinity or -Infinity when the run's value was (see `nonfinite`) */
   value: number;
+  nonfinite?: NonFinite;
 }
 
 export interface AttentionEvent extends EventBase {
@@ -83,7 +90,10 @@ export interface RunJob {
   cancel_requested: boolean;
   published: boolean;
   last_seq: number;
+  /** the latest finite value of each metric */
   metrics: Record<string, number>;
+  /** the metrics whose latest value was not a finite number, and what it was */
+  nonfinite: Record<string, NonFinite>;
   downloads: string[];
   download_errors: Record<string, string>;
   created_at: string | null;
@@ -104,6 +114,8 @@ export function toRunJob(raw: unknown): RunJob {
   const j = obj(raw);
   const metrics: Record<string, number> = {};
   for (const [k, v] of Object.entries(obj(j.metrics))) if (typeof v === "number") metrics[k] = v;
+  const nonfinite: Record<string, NonFinite> = {};
+  for (const [k, v] of Object.entries(obj(j.nonfinite))) if (isNonFinite(v)) nonfinite[k] = v;
   const errors: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(j.download_errors))) errors[k] = str(v);
   const status = str(j.status);
@@ -132,6 +144,7 @@ export function toRunJob(raw: unknown): RunJob {
     published: j.published === true,
     last_seq: num(j.last_seq),
     metrics,
+    nonfinite,
     downloads: Array.isArray(j.downloads) ? j.downloads.filter((d): d is string => typeof d === "string") : [],
     download_errors: errors,
     created_at: time(j.created_at),
@@ -162,7 +175,10 @@ export function toRunEvent(raw: unknown): RunEvent | null {
     }
     case "metric":
       if (typeof e.name !== "string") return other;
-      // A diverged run reports NaN or Infinity; JSON carries them as null or strings.
+      // A diverged run reports NaN or infinity: JSON carries null and the `nonfinite` flag.
+      if (isNonFinite(e.nonfinite)) {
+        return { ...base, type: "metric", name: e.name, value: NONFINITE[e.nonfinite], nonfinite: e.nonfinite };
+      }
       return { ...base, type: "metric", name: e.name, value: typeof e.value === "number" ? e.value : NaN };
     case "attention": {
       const heads = num(e.heads), rows = num(e.rows), cols = num(e.cols);

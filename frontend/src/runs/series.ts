@@ -6,7 +6,7 @@
 // step at or before the last one of its series, the points from that step on are dropped
 // before it is added (the lost attempt's tail is replaced, not interleaved).
 
-import type { AttentionEvent, RunEvent, SampleEvent, StatusEvent } from "./events";
+import type { AttentionEvent, NonFinite, RunEvent, SampleEvent, StatusEvent } from "./events";
 
 export interface Series {
   steps: number[];
@@ -163,4 +163,20 @@ export function alignSeries(series: readonly (Series | undefined)[]): [number[],
 export function sortPaths(paths: Iterable<string>): string[] {
   const collator = new Intl.Collator(undefined, { numeric: true });
   return [...paths].sort(collator.compare);
+}
+
+/** What a non-finite value was: NaN, or an infinity of either sign. */
+export function nonFiniteKind(v: number): NonFinite {
+  if (Number.isNaN(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+/** The steps at which a series was not a finite number (a diverged loss), in order. */
+export function nonFinitePoints(s: Series | undefined): { step: number; kind: NonFinite }[] {
+  const out: { step: number; kind: NonFinite }[] = [];
+  if (!s) return out;
+  for (let i = 0; i < s.steps.length; i++) {
+    if (!Number.isFinite(s.values[i])) out.push({ step: s.steps[i], kind: nonFiniteKind(s.values[i]) });
+  }
+  return out;
 }

@@ -245,3 +245,32 @@ def test_a_run_whose_export_outlasts_the_heartbeat_timeout_succeeds_on_its_first
         done = finished(api, job_id, timeout=120)
         assert done["status"] == "succeeded", done["error"]
         assert done["attempts"] == 1
+
+
+def test_a_run_cancelled_while_its_worker_is_dead_ends_cancelled_when_handed_on(
+        api: APIClient, start_worker: Any) -> None:
+    # The cancel lands on a run whose worker is gone: nobody hears it until the sweep hands
+    # the run on. The hand-over must honour it, not start a second attempt.
+    doomed = start_worker()
+    job_id = start_run(api, 400)
+    workers = [doomed]
+    with ends_cleanly(api, job_id, workers):
+        running_past(job_id, 5)
+        os.killpg(doomed.proc.pid, signal.SIGKILL)
+        doomed.proc.wait(timeout=10)
+        response = api.post(f"/api/jobs/{job_id}/cancel")
+        assert response.status_code == 200
+        assert response.json()["status"] == "running" and response.json()["cancel_requested"]
+        step = Job.objects.get(id=job_id).step
+
+        rescuer = start_worker()
+        workers.append(rescuer)
+        done = finished(api, job_id, timeout=6 + 1 + 30)
+        assert done["status"] == "cancelled", (done, rescuer.output()[-3000:])
+        assert done["attempts"] == 1 and done["step"] == step
+        assert done["error"] == f"cancelled at step {step}; the last checkpoint is kept"
+        time.sleep(3)  # and no later claim or sweep starts it again
+        state = Job.objects.get(id=job_id)
+        assert state.status == Job.Status.CANCELLED and state.attempts == 1
+        events = assert_events_complete(api, job_id)
+        assert [e["status"] for e in statuses(events)] == ["queued", "running", "cancelled"]

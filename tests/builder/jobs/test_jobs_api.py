@@ -5,6 +5,7 @@ by whoever has a share link of its graph). No worker runs here: the runs wait in
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
@@ -321,8 +322,8 @@ def test_events_keep_their_numbers_in_the_database(api: APIClient) -> None:
     assert rows == [(1, "status"), (2, "status")]
 
 
-def test_an_ended_run_can_be_deleted_and_then_its_upload(api: APIClient,
-                                                         other_api: APIClient) -> None:
+def test_a_queued_run_is_cancelled_and_deleted_and_then_its_upload(
+        api: APIClient, other_api: APIClient) -> None:
     data = upload(api, "points.csv", CSV.encode()).json()
     document = api.get(f"/api/graphs/{new_graph(api)}").json()["version"]["document"]
     nodes = {n["id"]: n for n in document["nodes"]}
@@ -333,9 +334,6 @@ def test_an_ended_run_can_be_deleted_and_then_its_upload(api: APIClient,
     folder = Job.objects.get(id=job["id"]).folder
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"weights")
-    response = api.delete(f"/api/jobs/{job['id']}")
-    assert response.status_code == 409 and "cancel it first" in response.json()["error"]
-    api.post(f"/api/jobs/{job['id']}/cancel")
     assert other_api.delete(f"/api/jobs/{job['id']}").status_code == 404
     assert api.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert not folder.exists() and not JobEvent.objects.filter(job_id=job["id"]).exists()
@@ -387,3 +385,238 @@ def test_a_flood_of_metrics_is_sent_at_most_10_times_a_second_and_nothing_is_los
     steps = [e["step"] for e in api.get(f"/api/jobs/{job.id}/metrics",
                                         {"types": "metric"}).json()["events"]]
     assert steps == list(range(1500))
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"batch_size": 2**70}, "config.batch_size must be at least 1 and at most 4,096, got "
+     "1180591620717411303424"),
+    ({"lr": 1e30}, "config.lr must be above 0 and at most 100, got 1e+30"),
+    ({"lr": 0}, "config.lr must be above 0 and at most 100, got 0.0"),
+    ({"seed": -1}, "config.seed must be at least 0 and at most 2,147,483,647, got -1"),
+    ({"seed": 2**64}, "config.seed must be at least 0 and at most 2,147,483,647"),
+    ({"warmup_steps": 10**12}, "config.warmup_steps must be at least 0 and at most 100,000"),
+    ({"eval_batches": 10**6}, "config.eval_batches must be at least 1 and at most 1,000"),
+    ({"sample_length": 10**9}, "config.sample_length must be at least 0 and at most 10,000"),
+    ({"grad_clip": 0}, "config.grad_clip must be above 0 and at most 1,000,000, got 0.0"),
+    ({"sample_temperature": 1e300}, "config.sample_temperature must be at least 0 and at "
+     "most 100"),
+])
+def test_a_config_number_out_of_its_range_is_refused_naming_the_field_and_its_range(
+        api: APIClient, config: dict[str, Any], message: str) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits", config=config)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"].startswith(message)
+    assert response.json()["field"] == f"config.{next(iter(config))}"
+    assert not Job.objects.exists()
+
+
+def test_a_config_number_that_is_not_finite_is_refused() -> None:
+    # JSON bodies cannot carry NaN or infinity past the parser; the service is the last
+    # line for any other caller.
+    from compute.jobs.services import JobError, train_config
+
+    for value in (math.inf, -math.inf, math.nan):
+        with pytest.raises(JobError, match=r"config\.lr must be above 0 and at most 100"):
+            train_config({"lr": value})
+
+
+def test_the_queued_time_of_a_user_is_capped_with_429_saying_how_much(
+        api: APIClient, other_api: APIClient, settings: Any) -> None:
+    settings.JOB_MAX_QUEUED_SECONDS_PER_USER = 3600
+    graph = new_graph(api)
+    assert post_job(api, graph=graph, dataset="digits", time_limit=1800).status_code == 201
+    assert post_job(api, graph=graph, dataset="digits", time_limit=1800).status_code == 201
+    response = post_job(api, graph=graph, dataset="digits", time_limit=60)
+    assert response.status_code == 429
+    assert response.json() == {
+        "error": "your queued and running runs may take 1 h (the sum of their time limits) "
+                 "and this one 1 min; the most one user may have waiting or running is 1 h "
+                 "(SHIPYARD_MAX_QUEUED_SECONDS_PER_USER): give it a shorter time_limit, or "
+                 "wait for a run to end",
+        "queued_seconds": 3600, "cap_seconds": 3600}
+    # Only their own work counts: another user's short run goes in.
+    assert post_job(other_api, graph=new_graph(other_api), dataset="digits",
+                    time_limit=60).status_code == 201
+    # A run that ends frees its time.
+    first = Job.objects.filter(owner__username="ada").order_by("id").first()
+    assert first is not None
+    api.post(f"/api/jobs/{first.id}/cancel")
+    assert post_job(api, graph=graph, dataset="digits", time_limit=1800).status_code == 201
+
+
+def test_the_default_time_limit_counts_in_full(api: APIClient, settings: Any) -> None:
+    settings.JOB_MAX_QUEUED_SECONDS_PER_USER = 2 * settings.JOB_HARD_TIME_LIMIT
+    graph = new_graph(api)
+    for _ in range(2):
+        assert post_job(api, graph=graph, dataset="digits").status_code == 201
+    response = post_job(api, graph=graph, dataset="digits")
+    assert response.status_code == 429
+    assert response.json()["queued_seconds"] == 2 * settings.JOB_HARD_TIME_LIMIT
+
+
+def test_accounts_younger_than_a_day_share_one_queued_time_budget(
+        api: APIClient, other_api: APIClient, other_user: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.JOB_MAX_QUEUED_SECONDS_NEW_ACCOUNTS = 3600
+    assert post_job(api, graph=new_graph(api), dataset="digits",
+                    time_limit=2400).status_code == 201
+    response = post_job(other_api, graph=new_graph(other_api), dataset="digits",
+                        time_limit=2400)
+    assert response.status_code == 429
+    assert response.json()["error"].startswith(
+        "accounts less than a day old have runs that may take 40 min queued or running, "
+        "and this one 40 min; together they may have at most 1 h "
+        "(SHIPYARD_MAX_QUEUED_SECONDS_NEW_ACCOUNTS)")
+    # An account of a day and more has only its own cap.
+    type(other_user).objects.filter(pk=other_user.pk).update(
+        date_joined=timezone.now() - timedelta(days=1, minutes=1))
+    assert post_job(other_api, graph=new_graph(other_api), dataset="digits",
+                    time_limit=2400).status_code == 201
+
+
+def test_uploads_have_a_per_user_quota_of_count_and_bytes(
+        api: APIClient, other_api: APIClient, user: Any, settings: Any) -> None:
+    settings.UPLOADS_MAX_PER_USER = 2
+    settings.UPLOADS_MAX_BYTES_PER_USER = 3000
+    text = b"the tide came in over the stones. " * 40  # 1,360 bytes
+    assert upload(api, "a.txt", text).status_code == 201
+    too_big = upload(api, "b.txt", text + text)
+    assert too_big.status_code == 413
+    assert too_big.json()["error"] == (
+        "b.txt is 2,720 bytes and your uploads already take 1,360; the most one user may "
+        "keep is 3,000 bytes (SHIPYARD_MAX_UPLOAD_BYTES_PER_USER): delete some first")
+    assert upload(api, "b.txt", text).status_code == 201
+    third = upload(api, "c.txt", b"tiny text for a model " * 10)
+    assert third.status_code == 429
+    assert third.json()["error"] == ("you have 2 uploads, the most one user may keep "
+                                     "(SHIPYARD_MAX_UPLOADS_PER_USER); delete one first")
+    assert len(list((settings.UPLOADS_DIR / str(user.pk)).glob("*"))) == 2  # none refused
+    assert [u["name"] for u in api.get("/api/uploads").json()] == ["b.txt", "a.txt"]
+    # Another user's quota is their own.
+    assert upload(other_api, "c.txt", text).status_code == 201
+    # Deleting one frees its place.
+    first = api.get("/api/uploads").json()[-1]["id"]
+    assert api.delete(f"/api/uploads/{first}").status_code == 204
+    assert upload(api, "c.txt", text).status_code == 201
+
+
+def test_a_cancel_set_while_a_run_is_handed_on_stops_the_next_attempt(
+        api: APIClient) -> None:
+    # The state a hand-over can leave: the run went back to the queue (its worker was lost
+    # or shut down) with its owner's cancel on it. The next claim ends it, not runs it.
+    from compute.jobs.services import claim_job
+
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+    Job.objects.filter(id=job["id"]).update(cancel_requested=True, attempts=1, step=40)
+    assert claim_job(job_id=job["id"], worker="w@host", pid=1) is None
+    state = Job.objects.get(id=job["id"])
+    assert state.status == "cancelled" and state.attempts == 1 and state.worker == ""
+    assert state.error == "cancelled at step 40; the last checkpoint is kept"
+
+
+@pytest.mark.parametrize("hand_over", ["lose", "release"])
+def test_a_running_run_cancelled_before_its_hand_over_ends_cancelled(
+        api: APIClient, hand_over: str) -> None:
+    from compute.jobs.services import lose_job, release_job
+
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1, step=30,
+                                         cancel_requested=True)
+    job.refresh_from_db()
+    if hand_over == "lose":
+        lose_job(job, "the worker w stopped answering")
+    else:
+        release_job(job, 35, "its worker shut down")
+    state = Job.objects.get(id=job.id)
+    step = 30 if hand_over == "lose" else 35
+    assert (state.status, state.attempts, state.step) == ("cancelled", 1, step)
+    assert state.error == f"cancelled at step {step}; the last checkpoint is kept"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_nan_metric_is_stored_flagged_and_the_heartbeat_goes_on(
+        api: APIClient, settings: Any) -> None:
+    import time
+
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    settings.JOB_HEARTBEAT_SECONDS = 0.2  # the thread reads it on each round
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1)
+    job.refresh_from_db()
+    publisher = Publisher(job)
+    publisher.start()
+    try:
+        publisher.put(metric_event(10, "train_loss", 2.5))
+        publisher.put(metric_event(20, "train_loss", math.nan))
+        publisher.put(metric_event(20, "grad_norm", math.inf))
+        publisher.put(metric_event(20, "lr", -math.inf))
+        time.sleep(1)
+        first = Job.objects.get(id=job.id).heartbeat_at
+        time.sleep(1)
+        assert publisher.is_alive()
+        state = Job.objects.get(id=job.id)
+        assert first is not None and state.heartbeat_at is not None
+        assert state.heartbeat_at > first  # still beating after the NaN
+    finally:
+        publisher.close()
+    metrics = [(e["step"], e["name"], e["value"], e.get("nonfinite")) for e in api.get(
+        f"/api/jobs/{job.id}/metrics", {"types": "metric"}).json()["events"]]
+    assert metrics == [(10, "train_loss", 2.5, None), (20, "train_loss", None, "nan"),
+                       (20, "grad_norm", None, "inf"), (20, "lr", None, "-inf")]
+    data = api.get(f"/api/jobs/{job.id}").json()
+    assert data["step"] == 20
+    assert data["metrics"] == {"train_loss": None, "grad_norm": None, "lr": None}
+    assert data["nonfinite"] == {"train_loss": "nan", "grad_norm": "inf", "lr": "-inf"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_that_cannot_be_stored_stop_the_run_but_not_the_heartbeat(
+        api: APIClient, settings: Any) -> None:
+    import time
+
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    settings.JOB_HEARTBEAT_SECONDS = 0.2
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1)
+    job.refresh_from_db()
+    publisher = Publisher(job, give_up_after=1.5)
+    publisher.start()
+    try:
+        broken = {**metric_event(5, "train_loss", 1.0), "extra": object()}  # not JSON
+        publisher.put(broken)
+        time.sleep(0.8)
+        assert publisher.stop_reason == ""  # a failure may pass: it tries again
+        time.sleep(1.5)
+        assert publisher.stop_reason == "unstorable" and publisher.is_alive()
+        beat = Job.objects.get(id=job.id).heartbeat_at
+        time.sleep(0.6)
+        later = Job.objects.get(id=job.id).heartbeat_at
+        assert beat is not None and later is not None and later > beat
+        publisher.put(metric_event(6, "train_loss", 1.0))  # dropped: the run is ending
+    finally:
+        publisher.close()
+    assert not publisher.is_alive()
+    assert api.get(f"/api/jobs/{job.id}/metrics", {"types": "metric"}).json()["events"] == []
+
+
+def test_an_unexpected_error_is_said_in_one_line_without_its_cpp_trace() -> None:
+    # PyTorch's C++ errors carry their own stack trace in the message; a real one needs
+    # a tensor op to fail, so this one is written as PyTorch writes them.
+    from compute.jobs.runner import unexpected
+
+    error = RuntimeError("Trying to create tensor with negative dimension -2: [-2]\n"
+                         "Exception raised from check_size_nonnegative at aten/src/ATen/"
+                         "EmptyTensor.cpp:46 (most recent call first):\n"
+                         "frame #0: c10::Error::Error(...) + 0x9c (0x7f in libc10.so)")
+    assert unexpected(error) == (
+        "the run stopped on an unexpected error (RuntimeError: Trying to create tensor with "
+        "negative dimension -2: [-2]); the worker's log has the details")
+    assert unexpected(KeyError()) == ("the run stopped on an unexpected error (KeyError); "
+                                      "the worker's log has the details")

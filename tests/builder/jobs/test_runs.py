@@ -5,6 +5,7 @@ WebSocket (the Channels communicator on the Redis channel layer)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -116,7 +117,6 @@ def test_cancel_stops_a_running_run_within_seconds_and_keeps_its_checkpoint(
                                                 "eval_interval": 1000})
     wait_for(lambda: api.get(f"/api/jobs/{job['id']}").json()["step"] >= 5, 120,
              "the run to pass step 5")
-    import time
 
     asked = time.monotonic()
     response = api.post(f"/api/jobs/{job['id']}/cancel")
@@ -199,3 +199,93 @@ def test_the_websocket_streams_status_metrics_and_attention_in_order_without_gap
     latest = api.get(f"/api/jobs/{job['id']}/attention").json()["events"]
     assert {m["node"] for m in latest} == {m["node"] for m in maps}
     assert all(m["step"] == 60 for m in latest)
+
+
+def test_a_run_whose_loss_turns_nan_fails_within_seconds_and_shows_the_nan(
+        user: Any, worker: Worker) -> None:
+    from asgiref.sync import async_to_sync
+
+    from builder.accounts.services import issue_token
+
+    _, token = issue_token(user=user, name="ws")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    # Plain SGD at lr 100 with no clipping: the mlp's loss is NaN within ten steps.
+    job = submit(api, new_graph(api, "mlp"), "digits", config={
+        "steps": 1000, "optimizer": "sgd", "lr": 100, "warmup_steps": 0, "grad_clip": None,
+        "log_interval": 1})
+    began = time.monotonic()
+    messages = async_to_sync(_watch)(token, job["id"], until="failed", timeout=60)
+    done = finished(api, job["id"], timeout=10)
+    assert time.monotonic() - began < 30
+
+    losses = [e for e in all_events(api, job["id"]) if e["type"] == "metric"
+              and e["name"] == "train_loss"]
+    flagged = [e for e in losses if e["value"] is None]
+    assert flagged and all(e["nonfinite"] == "nan" for e in flagged)
+    assert all("nonfinite" not in e for e in losses if e["value"] is not None)
+    first = flagged[0]["step"]
+    assert done["status"] == "failed" and done["attempts"] == 1
+    assert done["error"] == (f"the loss became NaN at step {first}: lower the learning rate "
+                             "or clip gradients")
+    assert [e["step"] for e in flagged] == [first, first + 1, first + 2]  # 3 in a row
+    assert done["step"] < 20  # it stopped there, not 1000 steps of NaN later
+    assert done["metrics"]["train_loss"] is None
+    assert done["nonfinite"]["train_loss"] == "nan"
+    # The WebSocket says the same as the REST backfill.
+    live = [m for m in messages if m.get("type") == "metric" and m["name"] == "train_loss"
+            and m["value"] is None]
+    assert [(m["step"], m["nonfinite"]) for m in live] == [(e["step"], "nan") for e in flagged]
+    assert messages[-1]["status"] == "failed" and messages[-1]["error"] == done["error"]
+
+
+def test_deleting_a_graph_mid_run_stops_its_worker_at_once_and_leaves_no_files(
+        api: APIClient, worker: Worker) -> None:
+    seen = len(worker.output())
+    graph = new_graph(api, "char_gpt")
+    job = submit(api, graph, "harbour", config={"steps": 5000, "batch_size": 8,
+                                                "checkpoint_interval": 5,
+                                                "eval_interval": 1000})
+    folder = Job.objects.get(id=job["id"]).folder
+    wait_for(lambda: list((folder / "checkpoints").glob("step-*")), 120,
+             "the run's first checkpoint")
+    task = worker_task_of(worker, seen)
+
+    assert api.delete(f"/api/graphs/{graph}").status_code == 204
+    deleted = time.monotonic()
+    wait_for(lambda: f"[{task}] succeeded" in worker.output()[seen:], 15,
+             "the worker's task to end")
+    assert time.monotonic() - deleted < 10
+    assert not folder.exists()
+    time.sleep(3)  # and it stays gone: nothing writes there any more
+    assert not folder.exists()
+    log = worker.output()[seen:]
+    assert "Traceback" not in log and "could not store" not in log, log[-3000:]
+
+    # The worker is free at once for the same user's next run.
+    nxt = submit(api, new_graph(api, "mlp"), "digits", config={"steps": 20})
+    asked = time.monotonic()
+    wait_for(lambda: Job.objects.get(id=nxt["id"]).status != "queued", 15,
+             "the next run to start")
+    assert time.monotonic() - asked < 5
+    assert finished(api, nxt["id"], timeout=60)["status"] == "succeeded"
+
+
+def worker_task_of(worker: Worker, since: int) -> str:
+    """The Celery id of the last run_job task the worker received after offset `since`."""
+    import re
+
+    found = re.findall(r"Task shipyard\.run_job\[([0-9a-f-]+)\] received",
+                       worker.output()[since:])
+    return found[-1] if found else "none yet"
+
+
+def test_a_run_at_its_time_limit_fails_saying_so_in_a_sentence(
+        api: APIClient, worker: Worker) -> None:
+    job = submit(api, new_graph(api, "char_gpt"), "harbour", time_limit=10,
+                 config={"steps": 5000, "batch_size": 8, "eval_interval": 1000})
+    done = finished(api, job["id"], timeout=60)
+    assert done["status"] == "failed", done
+    assert done["error"] == (f"the run reached its time limit of 10 s at step {done['step']}; "
+                             "the last checkpoint is kept")
+    assert 0 < done["step"] < 5000

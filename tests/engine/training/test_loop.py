@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,28 @@ def test_the_engine_training_side_imports_no_django() -> None:
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('django', 'celery', 'channels')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_loss_that_stays_nan_ends_the_run_naming_the_step_it_became_nan() -> None:
+    from compute.engine.training import NONFINITE_STEPS, LossNotFinite
+
+    model = compile_graph(load_starter("mlp"))
+    recorder = Recorder()
+    config = TrainConfig(steps=300, optimizer="sgd", lr=100.0, min_lr=10.0, warmup_steps=0,
+                         grad_clip=None, log_interval=1)
+    with pytest.raises(LossNotFinite) as raised:
+        train(model, dataset_for(model, "digits"), config, recorder)
+    losses = list(zip(recorder.steps("train_loss"), recorder.values("train_loss"),
+                      strict=True))
+    bad = [s for s, v in losses if not math.isfinite(v)]
+    assert bad == list(range(bad[0], bad[0] + NONFINITE_STEPS))  # three in a row, then stop
+    assert raised.value.step == bad[0] and losses[-1][0] == bad[-1]
+    assert str(raised.value) == (f"the loss became NaN at step {bad[0]}: lower the learning "
+                                 "rate or clip gradients")
+
+
+def test_an_infinite_loss_is_called_infinite() -> None:
+    from compute.engine.training import LossNotFinite
+
+    assert str(LossNotFinite(7, -math.inf)) == ("the loss became infinite at step 7: lower "
+                                                "the learning rate or clip gradients")
