@@ -237,3 +237,7 @@ SHIPYARD_LOGIN_FAILURES_PER_ADDRESS = env_int("SHIPYARD_LOGIN_FAILURES_PER_ADDRE
 # Accounts one client address may make per window.
 SHIPYARD_SIGNUP_WINDOW_SECONDS = env_int("SHIPYARD_SIGNUP_WINDOW_SECONDS", 3600, minimum=1)
 SHIPYARD_SIGNUPS_PER_ADDRESS = env_int("SHIPYARD_SIGNUPS_PER_ADDRESS", 5, minimum=1)
+
+# A run's WebSocket checks its access again when a service says it changed (a share link
+# revoked, a run unpublished, a token revoked) and, in case that message was lost, this often.
+SHIPYARD_WS_RECHECK_SECONDS = env_int("SHIPYARD_WS_RECHECK_SECONDS", 30, minimum=1)

@@ -46,9 +46,10 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 class BearerTokenMiddleware:
     """For WebSockets: a script sends its API token as `Authorization: Bearer <token>` on
-    the handshake; the connection is then that token's user. Without the header the
-    session's user stays (AuthMiddlewareStack, around this one, set it). An unknown token
-    is nobody."""
+    the handshake; the connection is then that token's user, and `scope["auth_token"]` the
+    token's id (None for a session), so that the socket can close when it is revoked.
+    Without the header the session's user stays (AuthMiddlewareStack, around this one, set
+    it). An unknown token is nobody."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -59,19 +60,29 @@ class BearerTokenMiddleware:
         header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
         words = header.split()
         if len(words) == 2 and words[0].lower() == "bearer":
-            user = await database_sync_to_async(_token_user)(words[1])
-            scope = {**scope, "user": user, "auth_token": True}
+            user, token_id = await database_sync_to_async(_token_user)(words[1])
+            scope = {**scope, "user": user, "auth_token": token_id}
         return await self.inner(scope, receive, send)
 
 
-def _token_user(raw: str) -> Any:
-    from django.contrib.auth.models import AnonymousUser
-
+def _token_user(raw: str) -> tuple[Any, int | None]:
     token = (ApiToken.objects.select_related("user")
              .filter(key_hash=hash_token(raw), revoked_at__isnull=True).first())
+    return _live(token)
+
+
+def token_id_user(token_id: int) -> Any:
+    """The user of a token that is still live, else nobody (AnonymousUser)."""
+    return _live(ApiToken.objects.select_related("user")
+                 .filter(id=token_id, revoked_at__isnull=True).first())[0]
+
+
+def _live(token: ApiToken | None) -> tuple[Any, int | None]:
+    from django.contrib.auth.models import AnonymousUser
+
     if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+        return AnonymousUser(), None
+    return token.user, token.id
 
 
 class BrowserOriginValidator(OriginValidator):
