@@ -86,9 +86,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis, whose commands wait for a free Redis connection (at most
+        # max_connections per process, for up to `timeout` seconds) instead of failing.
+        "BACKEND": "builder.channel_layer.QueueingRedisChannelLayer",
         # socket_timeout None: redis-py 8's 5 s default races the layer's blocking pop.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None,
+                              "max_connections": 100, "timeout": 30}]},
     }
 }
 

@@ -119,7 +119,7 @@ def test_a_bad_size_limit_stops_the_app_at_start_up(tmp_path):
 
 def test_the_channel_layer_is_redis_with_no_socket_timeout():
     layer = settings.CHANNEL_LAYERS["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["BACKEND"] == "builder.channel_layer.QueueingRedisChannelLayer"
     host = layer["CONFIG"]["hosts"][0]
     assert host["address"] == settings.REDIS_URL
     assert host["socket_timeout"] is None

@@ -62,7 +62,8 @@ def point_this_process_at(url: str) -> None:
     settings.CHANNEL_LAYERS = {"default": {
         **settings.CHANNEL_LAYERS["default"],
         "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"],
-                   "hosts": [{"address": url, "socket_timeout": None}]}}}
+                   "hosts": [{**settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0],
+                              "address": url}]}}}
     channel_layers.backends.clear()
     # The cache in a database of its own: the tests empty it, and must not empty the queue.
     settings.CACHES = {"default": {**settings.CACHES["default"],
