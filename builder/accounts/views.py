@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -13,6 +17,8 @@ from django.views.decorators.http import require_http_methods
 
 from . import services, throttles
 from .models import ApiToken
+
+View = Callable[..., HttpResponse]
 
 
 @require_http_methods(["GET", "POST"])
@@ -35,25 +41,32 @@ def signup(request: HttpRequest) -> HttpResponse:
     return redirect("home")
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login page, refused (429, with the form and the reason) after too many
+def login_throttled(view: View) -> View:
+    """A login page (ours, the admin's) refused, with 429 and the reason, after too many
     failed logins for the account or from the client's address."""
 
-    def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    @wraps(view)
+    def throttled_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
         username = str(request.POST.get("username", ""))
-        self.attempt = throttles.login_attempt(
-            username=username, address=throttles.client_address(request.META))
-        if self.attempt.refused is None:
-            return super().post(request, *args, **kwargs)
-        # A fresh form: the bound one would check the password when shown.
-        form = AuthenticationForm(request, initial={"username": username})
-        refused = throttles.refusal("too many failed logins", self.attempt.refused)
-        return throttled(self.render_to_response(self.get_context_data(
-            form=form, refused=refused)), self.attempt.refused)
+        attempt = throttles.login_attempt(username=username,
+                                          address=throttles.client_address(request.META))
+        if attempt.refused is not None:
+            # A fresh form: the posted one would check the password when shown.
+            form = AuthenticationForm(request, initial={"username": username})
+            refused = throttles.refusal("too many failed logins", attempt.refused)
+            return throttled(render(request, "registration/login.html",
+                                    {"form": form, "refused": refused}), attempt.refused)
+        response = view(request, *args, **kwargs)
+        if response.status_code == 302 and request.user.is_authenticated:
+            attempt.succeeded()  # logged in: a success does not count
+        return response
 
-    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        self.attempt.succeeded()
-        return super().form_valid(form)
+    return throttled_view
+
+
+login_page = login_throttled(auth_views.LoginView.as_view())
 
 
 def throttled(response: HttpResponse, wait: int) -> HttpResponse:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,6 +33,8 @@ from builder import access
 from builder.accounts.auth import token_id_user
 
 from . import events, selectors
+
+log = logging.getLogger(__name__)
 
 WITHDRAWN = ("you may no longer watch this run: its share link was revoked, it was "
              "unpublished or deleted, or your API token was revoked")
@@ -112,7 +115,10 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         """The backstop for a change whose message was lost (Redis restarting)."""
         while self.groups_joined:
             await asyncio.sleep(seconds)
-            await self.access_changed({"type": "access.changed"})
+            try:
+                await self.access_changed({"type": "access.changed"})
+            except Exception:  # the database away for a moment: the next round checks
+                log.warning("could not check a watcher's access", exc_info=True)
 
     async def access_changed(self, message: dict[str, Any]) -> None:
         if not self.groups_joined or await database_sync_to_async(_may_watch)(*self.access):

@@ -141,3 +141,14 @@ def test_sign_ups_are_throttled_per_client_address(db: None, password: str) -> N
         refused.content)
     assert not User.objects.filter(username="user5").exists()
     assert signup(Client(), "user5", password, REMOTE_ADDR="203.0.113.10").status_code == 302
+
+
+def test_the_admin_login_counts_the_same_failures(user: User, password: str) -> None:
+    user.is_staff = user.is_superuser = True
+    user.save()
+    browser = Client()
+    for _ in range(10):
+        assert form_login(browser, "ada", "wrong").status_code == 200
+    refused = browser.post("/admin/login/", {"username": "ada", "password": password})
+    assert refused.status_code == 429 and b"too many failed logins" in refused.content
+    assert browser.get("/admin/").status_code == 302  # to the login page: not logged in
