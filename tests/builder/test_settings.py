@@ -161,3 +161,11 @@ def test_the_deployment_checks_pass_in_production_mode(tmp_path):
                              "--fail-level", "ERROR"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, env=environ)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_trusted_proxy_stops_the_app_at_start_up(tmp_path):
+    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path),
+                                          SHIPYARD_TRUSTED_PROXIES="10.0.0.0/8, proxy.local")
+    assert result.returncode != 0
+    assert "SHIPYARD_TRUSTED_PROXIES must list IP addresses" in result.stderr
+    assert "'proxy.local'" in result.stderr
