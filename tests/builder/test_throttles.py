@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from builder.accounts.throttles import client_address
+from compute.serve import free_port
 
 
 def token(client: APIClient, username: str, password: str, **meta: str) -> Any:
@@ -152,3 +153,13 @@ def test_the_admin_login_counts_the_same_failures(user: User, password: str) -> 
     refused = browser.post("/admin/login/", {"username": "ada", "password": password})
     assert refused.status_code == 429 and b"too many failed logins" in refused.content
     assert browser.get("/admin/").status_code == 302  # to the login page: not logged in
+
+
+def test_logins_still_work_while_redis_is_down_and_the_log_says_so(
+        user: User, password: str, anon: APIClient, settings: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    settings.CACHES = {"default": {**settings.CACHES["default"],
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/1"}}
+    assert token(anon, "ada", "wrong").status_code == 401
+    assert token(anon, "ada", password).status_code == 201
+    assert "the cache cannot be reached; login-account is not counted" in caplog.text
