@@ -99,6 +99,8 @@ def _reserve(limit: Limit, key: str) -> float | None:
         cache.add(name, 0, timeout=limit.window)
         taken = cache.incr(name)
         started = cache.get(f"{name}:start", now)
+    except ValueError:
+        return None  # the window ended between the two calls: this is a new one's first
     except Exception:
         # Redis is down: the site still lets people log in (nothing else is counted
         # meanwhile), and says so in the log.

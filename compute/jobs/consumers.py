@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -49,18 +50,31 @@ def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
     return {"type": "state", "job": job_data(job), "last_seq": job.last_seq}
 
 
-def _may_watch(user_id: int | None, token_id: int | None, job_id: int,
-               share: str | None) -> bool:
+@dataclass(frozen=True)
+class Access:
+    """What a socket was let in with: its user (None: nobody), the API token it showed
+    (None: a session or nothing), and the share link it named."""
+
+    user_id: int | None
+    token_id: int | None
+    job_id: int
+    share: str | None
+
+
+def _may_watch(access: Access) -> bool:
     """Whether the socket's credentials, as they are now, still show it the run."""
-    if token_id is not None:
-        user = token_id_user(token_id)
+    if access.token_id is not None:
+        user = token_id_user(access.token_id)
+    elif access.user_id is not None:
+        user = get_user_model().objects.filter(id=access.user_id, is_active=True).first()
     else:
-        user = (get_user_model().objects.filter(id=user_id, is_active=True).first()
-                if user_id is not None else None) or AnonymousUser()
-    return selectors.watchable_job(user, job_id, share) is not None
+        user = None
+    return selectors.watchable_job(user or AnonymousUser(), access.job_id,
+                                   access.share) is not None
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
+    access: Access
     groups_joined: list[str]
     rechecks: asyncio.Task[None] | None = None
 
@@ -80,12 +94,12 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                                   "as 'Authorization: Bearer <token>'"})
             await self.close(code=4401)
             return
-        self.access = (user.pk if user.is_authenticated else None,
-                       self.scope.get("auth_token"), job_id, share)
+        self.access = Access(user.pk if user.is_authenticated else None,
+                             self.scope.get("auth_token"), job_id, share)
         # Join before reading the state: nothing said between the two is lost.
         await self.join(events.group_name(job_id))
-        if self.access[1] is not None:
-            await self.join(access.token_group(self.access[1]))
+        if self.access.token_id is not None:
+            await self.join(access.token_group(self.access.token_id))
         state = await database_sync_to_async(_state)(user, job_id, share)
         if state is None:
             await self.leave_groups()
@@ -121,7 +135,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                 log.warning("could not check a watcher's access", exc_info=True)
 
     async def access_changed(self, message: dict[str, Any]) -> None:
-        if not self.groups_joined or await database_sync_to_async(_may_watch)(*self.access):
+        if not self.groups_joined or await database_sync_to_async(_may_watch)(self.access):
             return
         await self.leave_groups()
         with contextlib.suppress(Exception):  # the client may be gone already
