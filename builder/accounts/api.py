@@ -10,10 +10,9 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from . import services
+from . import services, throttles
 from .models import ApiToken
 
 
@@ -42,26 +41,34 @@ def token_data(token: ApiToken) -> dict[str, Any]:
             "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None}
 
 
-class LoginThrottle(AnonRateThrottle):
-    rate = "30/min"
-
-
 class TokenCreateView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
-    throttle_classes = [LoginThrottle]
+    throttle_classes: list[type] = []  # throttles.login_attempt counts these
 
     @extend_schema(operation_id="auth_token", request=TokenIn,
                    responses={201: TokenCreatedOut, 401: OpenApiResponse(description="wrong "
-                              "username or password")})
+                              "username or password"),
+                              429: OpenApiResponse(description="too many failed logins for "
+                                                   "this account or from this address; "
+                                                   "Retry-After says when to try again")})
     def post(self, request: Request) -> Response:
         body = TokenIn(data=request.data)
         body.is_valid(raise_exception=True)
+        attempt = throttles.login_attempt(username=body.validated_data["username"],
+                                          address=throttles.client_address(request.META))
+        if attempt.refused is not None:
+            return Response({"error": throttles.refusal("too many failed logins",
+                                                        attempt.refused),
+                             "retry_after": attempt.refused},
+                            status=status.HTTP_429_TOO_MANY_REQUESTS,
+                            headers={"Retry-After": str(attempt.refused)})
         user = authenticate(request._request, username=body.validated_data["username"],
                             password=body.validated_data["password"])
         if user is None:
             return Response({"error": "wrong username or password"},
                             status=status.HTTP_401_UNAUTHORIZED)
+        attempt.succeeded()
         token, raw = services.issue_token(user=user, name=body.validated_data.get("name", ""))
         return Response({**token_data(token), "token": raw}, status=status.HTTP_201_CREATED)
 

@@ -8,6 +8,8 @@ import secrets
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from builder import access
+
 from .models import ApiToken
 
 TOKEN_BYTES = 32  # 256 bits
@@ -29,4 +31,5 @@ def revoke_token(*, user: AbstractBaseUser, token_id: int) -> bool:
     """Revoke one of `user`'s tokens; False if there is no such live token."""
     changed = ApiToken.objects.filter(id=token_id, user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now())
+    access.access_changed(access.token_group(token_id))  # its open sockets close
     return changed == 1

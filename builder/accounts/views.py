@@ -1,27 +1,78 @@
-"""Account pages: sign up, and the account page with API tokens."""
+"""Account pages: sign up, log in (both throttled), and the account page with API tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import services
+from . import services, throttles
 from .models import ApiToken
+
+View = Callable[..., HttpResponse]
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     form = UserCreationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+    if request.method != "POST":
+        return render(request, "registration/signup.html", {"form": form})
+    attempt = throttles.signup_attempt(address=throttles.client_address(request.META))
+    if attempt.refused is not None:
+        # A fresh form: checking this one would be the work the refusal saves.
+        again = UserCreationForm(initial={"username": request.POST.get("username", "")})
+        refused = throttles.refusal("too many accounts were made from here", attempt.refused)
+        return throttled(render(request, "registration/signup.html",
+                                {"form": again, "refused": refused}), attempt.refused)
+    if not form.is_valid():
+        attempt.succeeded()  # only accounts made count, not typos in the form
+        return render(request, "registration/signup.html", {"form": form})
+    user = form.save()
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return redirect("home")
+
+
+def login_throttled(view: View) -> View:
+    """A login page (ours, the admin's) refused, with 429 and the reason, after too many
+    failed logins for the account or from the client's address."""
+
+    @wraps(view)
+    def throttled_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "POST":
+            return view(request, *args, **kwargs)
+        username = str(request.POST.get("username", ""))
+        attempt = throttles.login_attempt(username=username,
+                                          address=throttles.client_address(request.META))
+        if attempt.refused is not None:
+            # A fresh form: the posted one would check the password when shown.
+            form = AuthenticationForm(request, initial={"username": username})
+            refused = throttles.refusal("too many failed logins", attempt.refused)
+            return throttled(render(request, "registration/login.html",
+                                    {"form": form, "refused": refused}), attempt.refused)
+        response = view(request, *args, **kwargs)
+        if response.status_code == 302 and request.user.is_authenticated:
+            attempt.succeeded()  # logged in: a success does not count
+        return response
+
+    return throttled_view
+
+
+login_page = login_throttled(auth_views.LoginView.as_view())
+
+
+def throttled(response: HttpResponse, wait: int) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @login_required

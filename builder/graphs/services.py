@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from builder import access
 from compute.engine import GraphError, Problem, load_graph
 
 from .models import Graph, GraphVersion, ShareLink
@@ -159,6 +160,7 @@ def delete_graph(*, graph: Graph) -> None:
 
     runs = list(graph.jobs.all())
     stop_runs(runs)
+    access.access_changed(access.graph_group(graph.id))
     graph.delete()
     remove_folders(runs)
 
@@ -180,6 +182,7 @@ def hash_token(raw: str) -> str:
 def revoke_share_link(*, graph: Graph, link_id: int) -> bool:
     changed = ShareLink.objects.filter(id=link_id, graph=graph, revoked_at__isnull=True).update(
         revoked_at=timezone.now())
+    access.access_changed(access.graph_group(graph.id))  # who watched through it stops
     return changed == 1
 
 

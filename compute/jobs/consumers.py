@@ -6,19 +6,39 @@ Anything it misses (a reconnect, a slow connection) it asks for at
 `GET /api/jobs/{id}/metrics?since=SEQ`. Closes with 4401 when nobody is logged in and
 4404 when the run is not the user's (nor published to a share link the client names as
 `?share=TOKEN`). The consumer reads, never writes.
+
+Access is checked again whenever a service says it may have changed (builder/access.py: a
+link revoked, the run unpublished, its graph deleted, the API token revoked) and every
+SHIPYARD_WS_RECHECK_SECONDS besides; once it is gone the socket gets an error message and
+closes with 4403.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core.serializers.json import DjangoJSONEncoder
 
+from builder import access
+from builder.accounts.auth import token_id_user
+
 from . import events, selectors
+
+log = logging.getLogger(__name__)
+
+WITHDRAWN = ("you may no longer watch this run: its share link was revoked, it was "
+             "unpublished or deleted, or your API token was revoked")
 
 
 def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
@@ -30,8 +50,33 @@ def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
     return {"type": "state", "job": job_data(job), "last_seq": job.last_seq}
 
 
+@dataclass(frozen=True)
+class Access:
+    """What a socket was let in with: its user (None: nobody), the API token it showed
+    (None: a session or nothing), and the share link it named."""
+
+    user_id: int | None
+    token_id: int | None
+    job_id: int
+    share: str | None
+
+
+def _may_watch(access: Access) -> bool:
+    """Whether the socket's credentials, as they are now, still show it the run."""
+    if access.token_id is not None:
+        user = token_id_user(access.token_id)
+    elif access.user_id is not None:
+        user = get_user_model().objects.filter(id=access.user_id, is_active=True).first()
+    else:
+        user = None
+    return selectors.watchable_job(user or AnonymousUser(), access.job_id,
+                                   access.share) is not None
+
+
 class JobConsumer(AsyncJsonWebsocketConsumer):
-    group = ""
+    access: Access
+    groups_joined: list[str]
+    rechecks: asyncio.Task[None] | None = None
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
@@ -42,27 +87,60 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         job_id = int(self.scope["url_route"]["kwargs"]["job_id"])
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         share = (query.get("share") or [None])[0]
+        self.groups_joined = []
         await self.accept()
         if not share and not (user and user.is_authenticated):
             await self.send_json({"type": "error", "error": "log in, or send an API token "
                                   "as 'Authorization: Bearer <token>'"})
             await self.close(code=4401)
             return
+        self.access = Access(user.pk if user.is_authenticated else None,
+                             self.scope.get("auth_token"), job_id, share)
         # Join before reading the state: nothing said between the two is lost.
-        self.group = events.group_name(job_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.join(events.group_name(job_id))
+        if self.access.token_id is not None:
+            await self.join(access.token_group(self.access.token_id))
         state = await database_sync_to_async(_state)(user, job_id, share)
         if state is None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = ""
+            await self.leave_groups()
             await self.send_json({"type": "error", "error": "no such run"})
             await self.close(code=4404)
             return
+        await self.join(access.graph_group(state["job"]["graph"]))
         await self.send_json(state)
+        self.rechecks = asyncio.create_task(self.recheck_every(
+            settings.SHIPYARD_WS_RECHECK_SECONDS))
+
+    async def join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.append(group)
+
+    async def leave_groups(self) -> None:
+        groups, self.groups_joined = self.groups_joined, []
+        for group in groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.rechecks is not None:
+            self.rechecks.cancel()
+        await self.leave_groups()
+
+    async def recheck_every(self, seconds: float) -> None:
+        """The backstop for a change whose message was lost (Redis restarting)."""
+        while self.groups_joined:
+            await asyncio.sleep(seconds)
+            try:
+                await self.access_changed({"type": "access.changed"})
+            except Exception:  # the database away for a moment: the next round checks
+                log.warning("could not check a watcher's access", exc_info=True)
+
+    async def access_changed(self, message: dict[str, Any]) -> None:
+        if not self.groups_joined or await database_sync_to_async(_may_watch)(self.access):
+            return
+        await self.leave_groups()
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self.send_json({"type": "error", "error": WITHDRAWN})
+        await self.close(code=4403)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Events touch no database: skip the per-message close_old_connections hop that

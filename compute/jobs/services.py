@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 
+from builder import access
 from builder.graphs.models import Graph, GraphVersion
 from compute.engine import GraphError
 from compute.engine.datasets import (
@@ -509,6 +510,8 @@ def remove_folders(jobs: list[Job]) -> None:
 
 def set_published(job: Job, published: bool) -> Job:
     Job.objects.filter(id=job.id).update(published=published)
+    if not published:
+        access.access_changed(events.group_name(job.id))  # its share-link watchers stop
     job.refresh_from_db()
     return job
 

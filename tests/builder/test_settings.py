@@ -143,7 +143,7 @@ def test_a_bad_size_limit_stops_the_app_at_start_up(tmp_path):
 
 def test_the_channel_layer_is_redis_with_no_socket_timeout():
     layer = settings.CHANNEL_LAYERS["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["BACKEND"] == "builder.channel_layer.QueueingRedisChannelLayer"
     host = layer["CONFIG"]["hosts"][0]
     assert host["address"] == settings.REDIS_URL
     assert host["socket_timeout"] is None
@@ -201,3 +201,11 @@ def test_the_deployment_checks_pass_in_production_mode(tmp_path):
                              "--fail-level", "ERROR"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120, env=environ)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_trusted_proxy_stops_the_app_at_start_up(tmp_path):
+    result = _settings_in_a_fresh_process(tmp_path, SHIPYARD_HOME=str(tmp_path),
+                                          SHIPYARD_TRUSTED_PROXIES="10.0.0.0/8, proxy.local")
+    assert result.returncode != 0
+    assert "SHIPYARD_TRUSTED_PROXIES must list IP addresses" in result.stderr
+    assert "'proxy.local'" in result.stderr

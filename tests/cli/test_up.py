@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from compute import serve
+from compute.serve import Backoff, exit_reason
 
 
 def free_port() -> int:
@@ -149,3 +150,110 @@ def test_up_serves_the_app_through_the_bounded_web_server() -> None:
     argv = serve.web_argv("127.0.0.1", 8123)
     assert argv[1:4] == ["-m", "builder.webserver", "-b"]
     assert argv[-1] == "builder.asgi:application"
+def call(url: str, token: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    request = urllib.request.Request(
+        url, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+def worker_main(root: int) -> int | None:
+    """The pid of the Celery worker `shipyard up` started (its own child), if one runs."""
+    for pid in worker_processes(root):
+        info = stat(pid)
+        if info is not None and info[0] == root and info[1] != "Z":
+            return pid
+    return None
+
+
+def wait_until(condition, timeout: float, what: str, output: list[str]):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}:\n" + "".join(output)[-4000:])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes in /proc")
+def test_up_starts_a_new_worker_when_its_worker_is_killed_and_the_run_still_finishes(
+        tmp_path: Path) -> None:
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    # A lost run is noticed within seconds, not a minute.
+    env.update(SHIPYARD_HOME=str(tmp_path / "home"), SHIPYARD_HEARTBEAT_SECONDS="1",
+               SHIPYARD_HEARTBEAT_TIMEOUT="6", SHIPYARD_SWEEP_SECONDS="1",
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "compute.cli", "up", "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: "Shipyard is running" in "".join(lines), 120, "`up` to start", lines)
+        made = subprocess.run(
+            [sys.executable, "-m", "django", "shell", "-c",
+             "from django.contrib.auth.models import User\n"
+             "from builder.accounts.services import issue_token\n"
+             "user = User.objects.create_user('ada', password='a-long-harbour-crane-42')\n"
+             "print(issue_token(user=user)[1])"],
+            env=dict(env, DJANGO_SETTINGS_MODULE="builder.settings"), text=True,
+            capture_output=True, timeout=120)
+        token = made.stdout.strip().splitlines()[-1]
+        graph = call(f"{site}/api/graphs", token, {"starter": "char_gpt"})["id"]
+        job = call(f"{site}/api/jobs", token, {
+            "graph": graph, "dataset": "harbour",
+            "config": {"steps": 40, "batch_size": 8, "checkpoint_interval": 5,
+                       "log_interval": 5, "eval_interval": 1000}})["id"]
+
+        def running() -> bool:
+            state = call(f"{site}/api/jobs/{job}", token)
+            return state["status"] == "running" and int(str(state["step"])) >= 5
+
+        wait_until(running, 180, "the run to pass step 5", lines)
+        old = worker_main(proc.pid)
+        assert old is not None, "".join(lines)
+        pool = [pid for pid in worker_processes(proc.pid) if pid != old]
+        os.kill(old, signal.SIGKILL)
+
+        wait_until(lambda: "the worker was killed by SIGKILL; starting another in 1 s"
+                   in "".join(lines), 10, "`up` to notice", lines)
+        assert proc.poll() is None, "".join(lines)
+        assert get(f"{site}/api/blocks")[0] == 200  # Daphne still serves
+        new = wait_until(lambda: (pid := worker_main(proc.pid)) not in (None, old) and pid,
+                         30, "a new worker", lines)
+        assert f"started a new worker (pid {new})" in "".join(lines)
+        assert not [pid for pid in pool if stat(pid) is not None and stat(pid)[1] != "Z"]
+
+        def ended() -> dict[str, object] | None:
+            state = call(f"{site}/api/jobs/{job}", token)
+            return state if state["status"] in ("succeeded", "failed", "cancelled") else None
+
+        done = wait_until(ended, 240, "the run to end", lines)
+        assert done["status"] == "succeeded", (done["error"], "".join(lines)[-4000:])
+        assert done["attempts"] == 2 and done["step"] == 40
+        assert get(f"{site}/api/blocks")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=90)
+        reader.join(timeout=10)
+    assert proc.returncode == 0, "".join(lines)
+
+
+def test_a_dying_worker_is_started_again_after_1_2_4_up_to_60_seconds() -> None:
+    backoff = Backoff()
+    waits = [backoff.next(uptime=2) for _ in range(9)]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert backoff.next(uptime=61) == 1  # it had stayed up a minute: start again quickly
+    assert backoff.next(uptime=0.5) == 2
+
+
+def test_how_a_child_ended_is_said_in_words() -> None:
+    assert exit_reason(-9) == "was killed by SIGKILL"
+    assert exit_reason(1) == "exited with status 1"
+    assert exit_reason(-200) == "was killed by signal 200"

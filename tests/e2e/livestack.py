@@ -120,6 +120,8 @@ class LiveStack:
             "SHIPYARD_VITE_DEV": "false",
             "PYTHONUNBUFFERED": "1",
             "PYTHONWARNINGS": "ignore:No directory at",
+            # Every test's user signs up from 127.0.0.1: more than a person would in an hour.
+            "SHIPYARD_SIGNUPS_PER_ADDRESS": "10000",
             **(extra_env or {}),
         })
         stack = cls(home, env, free_port(), redis, owns_home=owns)

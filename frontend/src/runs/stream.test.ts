@@ -207,6 +207,14 @@ describe("following a run", () => {
     expect(socket.closed).toBe(true);
   });
 
+  it("treats close code 4403 (access withdrawn) as final, without reconnecting", async () => {
+    const server = new FakeServer();
+    const { socket, errors } = setup(server);
+    socket.emit("close", { code: 4403 });
+    expect(errors[0]).toEqual(["you may no longer watch this run: its link or your token was revoked, or it was unpublished", true]);
+    expect(socket.closed).toBe(true);
+  });
+
   it("retries a failed gap fill and loses nothing", async () => {
     const server = new FakeServer(100);
     server.add(3);

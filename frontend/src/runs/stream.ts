@@ -26,6 +26,7 @@ export type Connection = "connecting" | "live" | "reconnecting" | "ended" | "clo
 /** Close codes after which reconnecting cannot help (docs/runs.md "Following a run"). */
 const FATAL_CLOSE: Record<number, string> = {
   4401: "log in to follow this run",
+  4403: "you may no longer watch this run: its link or your token was revoked, or it was unpublished",
   4404: "no such run",
 };
 

