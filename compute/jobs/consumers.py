@@ -150,8 +150,10 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             return
         await super().dispatch(message)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        pass  # the stream is one way; backfill is over REST
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      **kwargs: Any) -> None:
+        """The stream is one way (backfill is over REST): what a client sends is dropped
+        unread, so no frame (JSON nested thousands deep, say) can make the socket fail."""
 
     async def job_events(self, message: dict[str, Any]) -> None:
         for event in message["events"]:

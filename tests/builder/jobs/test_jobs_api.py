@@ -9,11 +9,13 @@ import math
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from builder.asgi import application
+from compute.jobs import events
 from compute.jobs.models import Job, JobEvent
 
 pytestmark = pytest.mark.usefixtures("redis")
@@ -277,6 +279,27 @@ def test_a_websocket_joins_only_its_users_runs(api: APIClient, other_api: APICli
     assert code == 4401 and "log in" in error["error"]
     error, code = watch(path, (b"authorization", b"Bearer shp_not-a-token"))
     assert code == 4401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_watcher_sends_is_dropped_and_the_stream_goes_on(api: APIClient) -> None:
+    job = post_job(api, graph=new_graph(api), dataset="digits").json()
+
+    async def scenario() -> list[Any]:
+        communicator = WebsocketCommunicator(application, f"/ws/jobs/{job['id']}/",
+                                             headers=[bearer(api)])
+        assert (await communicator.connect(timeout=10))[0]
+        state = await communicator.receive_json_from(timeout=10)
+        for frame in ("[" * 100_000 + "]" * 100_000, "not json", '{"a": 1e999}', "\ud800"):
+            await communicator.send_to(text_data=frame)
+        await communicator.send_to(bytes_data=b"\xff" * 1000)
+        await get_channel_layer().group_send(events.group_name(job["id"]), {
+            "type": "job.events", "events": [{"type": "status", "seq": 2}]})
+        after = await communicator.receive_json_from(timeout=10)
+        await communicator.disconnect()
+        return [state["type"], after]
+
+    assert asyncio.run(scenario()) == ["state", {"type": "status", "seq": 2}]
 
 
 @pytest.mark.django_db(transaction=True)
