@@ -504,7 +504,9 @@ def test_accounts_younger_than_a_day_share_one_queued_time_budget(
 
 
 def test_uploads_have_a_per_user_quota_of_count_and_bytes(
-        api: APIClient, other_api: APIClient, user: Any, settings: Any) -> None:
+        api: APIClient, other_api: APIClient, user: Any, settings: Any,
+        tmp_path: Any) -> None:
+    settings.UPLOADS_DIR = tmp_path  # earlier tests' files stay (their rows roll back)
     settings.UPLOADS_MAX_PER_USER = 2
     settings.UPLOADS_MAX_BYTES_PER_USER = 3000
     text = b"the tide came in over the stones. " * 40  # 1,360 bytes
