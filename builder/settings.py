@@ -212,3 +212,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
+
+# Downloads of PyTorch and ONNX files: made in a child process within these budgets, kept
+# per version under EXPORTS_DIR. A request waits EXPORT_WAIT_SECONDS at most, then answers
+# 503 with Retry-After.
+EXPORTS_DIR = SHIPYARD_HOME / "exports"
+EXPORT_SECONDS = env_int("SHIPYARD_EXPORT_SECONDS", 60, minimum=1)
+EXPORT_MEMORY_MB = env_int("SHIPYARD_EXPORT_MEMORY_MB", 1024, minimum=16)
+EXPORT_PROCESSES = env_int("SHIPYARD_EXPORT_PROCESSES", 2, minimum=1)
+EXPORT_WAIT_SECONDS = env_int("SHIPYARD_EXPORT_WAIT_SECONDS", 3, minimum=0)

@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from compute import exports
 from compute.engine import GraphError, Problem, load_graph
 
 from .models import Graph, GraphVersion, ShareLink
@@ -148,8 +149,10 @@ def delete_graph(*, graph: Graph) -> None:
     from compute.jobs.services import remove_folders
 
     runs = list(graph.jobs.all())
+    versions = list(graph.versions.values_list("id", flat=True))
     graph.delete()
     remove_folders(runs)
+    exports.remove(root=settings.EXPORTS_DIR, versions=versions)
 
 
 def create_share_link(*, graph: Graph, created_by: AbstractBaseUser,

@@ -25,6 +25,7 @@ import schemathesis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.test import override_settings
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
@@ -53,8 +54,10 @@ def target(django_user_model: Any) -> Iterator[dict[str, Any]]:
     mlp["nodes"][1]["params"]["out_features"] = 32
     services.save_version(graph=graph, author=user, document=mlp, base_version=1)
     _, share = services.create_share_link(graph=graph, created_by=user)
-    yield {"headers": {"Authorization": f"Bearer {raw}"}, "graph_id": graph.id,
-           "share": share}
+    # A download waits for its export rather than answer 503, which no input would cause.
+    with override_settings(EXPORT_WAIT_SECONDS=120):
+        yield {"headers": {"Authorization": f"Bearer {raw}"}, "graph_id": graph.id,
+               "share": share}
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)
 
