@@ -123,10 +123,11 @@ def _finished(folder: Path, fmt: str, budget: Budget) -> Ready | Failed | None:
         return Ready(path)
     try:
         record = json.loads((folder / f"{fmt}.failed").read_text())
-    except (OSError, ValueError):
-        return None
-    fresh = time.time() - record["at"] < FAILURE_SECONDS
-    if not fresh or record["budget"] != [budget.seconds, budget.memory_mb]:
+        fresh = time.time() - record["at"] < FAILURE_SECONDS
+        same = record["budget"] == [budget.seconds, budget.memory_mb]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none, or not one this code wrote: try again
+    if not (fresh and same):
         return None  # tried again; the new try overwrites the record
     return Failed(record["error"], {k: v for k, v in record.items()
                                     if k in ("reason", "problems")})
@@ -292,9 +293,10 @@ def _out_of_memory(message: str) -> bool:
 
 
 def _limit(budget: Budget) -> None:
-    """CPU seconds (the supervisor's deadline covers the wall clock), and address space: what
-    the engine already maps plus the budget."""
+    """CPU seconds (the supervisor's deadline covers the wall clock; the alarm, the case of a
+    supervisor gone), and address space: what the engine already maps plus the budget."""
     resource.setrlimit(resource.RLIMIT_CPU, (budget.seconds, budget.seconds + 1))
+    signal.alarm(budget.seconds + 5)  # ends a worker whose supervisor was killed, even asleep
     mapped = _mapped_bytes()
     cap = mapped + (budget.memory_mb << 20)
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -8,6 +8,8 @@ import io
 import itertools
 import json
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -185,6 +187,26 @@ def test_two_requests_at_once_start_one_export(user, make_graph, settings):
         t.join()
     assert codes == [503, 503]
     assert len(exports_running()) == 1
+
+
+def test_an_export_killed_midway_is_started_again_by_the_next_request(api, make_graph,
+                                                                       settings):
+    settings.EXPORT_SECONDS, settings.EXPORT_WAIT_SECONDS = 5, 0
+    graph = make_graph(NESTED)
+    url = f"/api/graphs/{graph['id']}/download?format=pytorch"
+    assert api.get(url).status_code == 503
+    [supervisor] = exports_running()
+    children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
+    deadline = time.monotonic() + 5
+    while not (workers := children.read_text().split()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the supervisor forks its worker first thing
+    assert workers
+    for pid in [supervisor.pid, *map(int, workers)]:
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer or a reboot would
+    supervisor.join(timeout=10)
+    assert api.get(url).status_code == 503  # its lock died with it: a new export, not a wait
+    [again] = exports_running()
+    assert again.pid != supervisor.pid
 
 
 def test_no_more_exports_run_at_once_than_the_setting_allows(api, make_graph, settings):
