@@ -14,10 +14,10 @@ What lives under `root`:
     slots/0.lock, ...                   one per export that may run at a time
 
 A request takes the version's lock and a free slot, then hands both, still held, to a
-process forked from a server that has the engine loaded (a small model is ready in well
-under the seconds `import torch` alone takes). That process forks the worker, which exports
-under RLIMIT_CPU and RLIMIT_AS, and kills it at the deadline. The engine's import is the only
-thing shared with the web process: no Django here.
+process forked from a server that has the engine loaded and warmed up (compute.export_server;
+a small model is then ready in a fraction of the seconds `import torch` alone takes). That
+process forks the worker, which exports under RLIMIT_CPU and RLIMIT_AS, and kills it at the
+deadline. No Django here: the children need none.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import os
 import resource
 import shutil
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Iterable
@@ -148,6 +149,7 @@ def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget) ->
     lock = _locked(folder / f"{fmt}.lock")
     if lock is None:
         return True  # another request started it
+    slot = None
     try:
         if _finished(folder, fmt, budget) is not None:
             return True  # ended between the caller's look and the lock
@@ -157,17 +159,29 @@ def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget) ->
                                   for i in range(budget.processes))), None)
         if slot is None:
             return False
-        try:
-            os.utime(lock)  # when it started, for the retry hints
-            process = _CONTEXT.Process(
-                target=_supervise, name=f"export-{folder.name}-{fmt}", daemon=True,
-                args=(_Held(lock), _Held(slot), folder, fmt, document, budget))
-            process.start()
-        finally:
-            os.close(slot)
+        os.utime(lock)  # when it started, for the retry hints
+        # The fork server's first start loads torch for seconds: not in the request's time.
+        threading.Thread(target=_launch, name=f"export-start-{folder.name}-{fmt}", daemon=True,
+                         args=(lock, slot, folder, fmt, document, budget)).start()
+        lock = slot = None  # _launch closes them once the child holds them
+        return True
     finally:
-        os.close(lock)  # the child holds it now
-    return True
+        for fd in (lock, slot):
+            if fd is not None:
+                os.close(fd)
+
+
+def _launch(lock: int, slot: int, folder: Path, fmt: str, document: str,
+            budget: Budget) -> None:
+    try:
+        _CONTEXT.Process(target=_supervise, name=f"export-{folder.name}-{fmt}", daemon=True,
+                         args=(_Held(lock), _Held(slot), folder, fmt, document, budget)).start()
+    except Exception as exc:  # kept as the answer, rather than a new try on every request
+        _record(folder, fmt, budget, {"reason": "error", "error": f"the {TITLES[fmt]} export "
+                                                                  f"could not start: {exc}"})
+    finally:
+        os.close(lock)
+        os.close(slot)
 
 
 def _locked(path: Path) -> int | None:
@@ -326,4 +340,4 @@ def _export(folder: Path, fmt: str, document: str) -> None:
 # Children fork from a server that imported this module (so torch and the engine) once,
 # not from the web process, whose threads a fork would copy mid-step.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload([__name__, "onnx", "torch.onnx"])
+_CONTEXT.set_forkserver_preload([__name__, "compute.export_server"])
