@@ -221,9 +221,13 @@ def _supervise(lock: _Held, slot: _Held, folder: Path, fmt: str, document: str,
                budget: Budget) -> None:
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        os._exit(_work(write, folder, fmt, document, budget))
+    if pid == 0:  # the worker: whatever happens, it never returns into the supervisor's code
+        code = _ERROR
+        try:
+            os.close(read)
+            code = _work(write, folder, fmt, document, budget)
+        finally:
+            os._exit(code)
     os.close(write)
     status, killed = _wait(pid, budget.seconds)
     with os.fdopen(read, "rb") as pipe:
@@ -280,24 +284,30 @@ def _record(folder: Path, fmt: str, budget: Budget, failure: dict[str, Any]) -> 
 
 
 def _work(pipe: int, folder: Path, fmt: str, document: str, budget: Budget) -> int:
+    cap = _limit(budget)
     try:
-        _limit(budget)
         _export(folder, fmt, document)
         return 0
     except GraphError as exc:
-        if any(_out_of_memory(p.message) for p in exc.problems):
+        if _at_cap(cap) or any(_out_of_memory(p.message) for p in exc.problems):
             said, code = "", _MEMORY  # the analysis met the memory limit, not a bad graph
         else:
             said, code = json.dumps([p.to_dict() for p in exc.problems[:50]]), _INVALID
     except MemoryError:
         said, code = "", _MEMORY
     except Exception as exc:  # any other failure becomes the answer's message
-        if isinstance(exc, RuntimeError) and _out_of_memory(str(exc)):
-            said, code = "", _MEMORY  # torch's allocator says so with a RuntimeError
+        if _at_cap(cap) or _out_of_memory(str(exc)):
+            said, code = "", _MEMORY  # an error from an allocation that failed at the cap
         else:
             said, code = traceback.format_exception_only(exc)[-1].strip(), _ERROR
     os.write(pipe, said.encode()[:MAX_MESSAGE_BYTES])
     return code
+
+
+def _at_cap(cap: int) -> bool:
+    """Whether the address space reached its cap: whatever failed then, a failed allocation is
+    the likely cause (Python itself may then fail with an odd SystemError)."""
+    return _status_bytes("VmPeak") >= cap - (16 << 20)
 
 
 def _out_of_memory(message: str) -> bool:
@@ -306,22 +316,23 @@ def _out_of_memory(message: str) -> bool:
     return "MemoryError" in message or "allocate" in message
 
 
-def _limit(budget: Budget) -> None:
+def _limit(budget: Budget) -> int:
     """CPU seconds (the supervisor's deadline covers the wall clock; the alarm, the case of a
-    supervisor gone), and address space: what the engine already maps plus the budget."""
+    supervisor gone), and address space: what the engine already maps plus the budget, which
+    is returned."""
     resource.setrlimit(resource.RLIMIT_CPU, (budget.seconds, budget.seconds + 1))
     signal.alarm(budget.seconds + 5)  # ends a worker whose supervisor was killed, even asleep
-    mapped = _mapped_bytes()
-    cap = mapped + (budget.memory_mb << 20)
+    cap = _status_bytes("VmSize") + (budget.memory_mb << 20)
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     torch.set_num_threads(1)  # one core each: exports share the machine with the app
+    return cap
 
 
-def _mapped_bytes() -> int:
+def _status_bytes(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _export(folder: Path, fmt: str, document: str) -> None:
