@@ -263,3 +263,12 @@ SHIPYARD_SIGNUPS_PER_ADDRESS = env_int("SHIPYARD_SIGNUPS_PER_ADDRESS", 5, minimu
 # A run's WebSocket checks its access again when a service says it changed (a share link
 # revoked, a run unpublished, a token revoked) and, in case that message was lost, this often.
 SHIPYARD_WS_RECHECK_SECONDS = env_int("SHIPYARD_WS_RECHECK_SECONDS", 30, minimum=1)
+
+# Downloads of PyTorch and ONNX files: made in a child process within these budgets, kept
+# per version under EXPORTS_DIR. A request waits EXPORT_WAIT_SECONDS at most, then answers
+# 503 with Retry-After.
+EXPORTS_DIR = SHIPYARD_HOME / "exports"
+EXPORT_SECONDS = env_int("SHIPYARD_EXPORT_SECONDS", 60, minimum=1)
+EXPORT_MEMORY_MB = env_int("SHIPYARD_EXPORT_MEMORY_MB", 1024, minimum=16)
+EXPORT_PROCESSES = env_int("SHIPYARD_EXPORT_PROCESSES", 2, minimum=1)
+EXPORT_WAIT_SECONDS = env_int("SHIPYARD_EXPORT_WAIT_SECONDS", 3, minimum=0)

@@ -4,11 +4,10 @@ call a service or selector, and serialize."""
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from django.http import HttpResponse
+from django.conf import settings
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -16,13 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compute import exports
 from compute.engine import (
     STARTER_DATASETS,
     STARTERS,
     catalog,
-    compile_graph,
-    export_onnx,
-    export_pytorch,
     inspect_graph,
     load_starter,
 )
@@ -151,25 +148,36 @@ class RestoreView(APIView):
         return _saved(version, created)
 
 
-def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse:
+def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse | Response:
+    """The JSON at once; a PyTorch or ONNX file once a child process has made it within the
+    export budget (503 with Retry-After meanwhile, 422 when it cannot be made)."""
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", title).strip("-").lower() or "model"
     stem = f"{stem}-v{version.number}"
     if fmt == "json":
         response = HttpResponse(version.document_json, content_type="application/json")
-        filename = f"{stem}.json"
-    else:
-        module = compile_graph(version.document, seed=0)
-        with tempfile.TemporaryDirectory() as tmp:
-            if fmt == "pytorch":
-                path = export_pytorch(module, Path(tmp) / "model.py", weights=False)
-                response = HttpResponse(path.read_text(), content_type="text/x-python")
-                filename = f"{stem}.py"
-            else:
-                path = export_onnx(module, Path(tmp) / "model.onnx")
-                response = HttpResponse(path.read_bytes(), content_type="application/onnx")
-                filename = f"{stem}.onnx"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+        response["Content-Disposition"] = f'attachment; filename="{stem}.json"'
+        return response
+    outcome = exports.fetch(root=settings.EXPORTS_DIR, version=version.id, fmt=fmt,
+                            document=version.document_json, budget=_export_budget(),
+                            wait=settings.EXPORT_WAIT_SECONDS)
+    if isinstance(outcome, exports.Pending):
+        return Response({"error": outcome.error, "retry_after": outcome.retry_after,
+                         "busy": outcome.busy}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": str(outcome.retry_after)})
+    if isinstance(outcome, exports.Failed):
+        return Response({"error": outcome.error, **outcome.details},
+                        status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    suffix, content_type = DOWNLOAD_TYPES[fmt]
+    return FileResponse(outcome.path.open("rb"), as_attachment=True,
+                        filename=f"{stem}{suffix}", content_type=content_type)
+
+
+def _export_budget() -> exports.Budget:
+    return exports.Budget(seconds=settings.EXPORT_SECONDS, memory_mb=settings.EXPORT_MEMORY_MB,
+                          processes=settings.EXPORT_PROCESSES)
+
+
+DOWNLOAD_TYPES = {"pytorch": (".py", "text/x-python"), "onnx": (".onnx", "application/onnx")}
 
 
 DOWNLOAD_PARAMS = [
@@ -177,13 +185,18 @@ DOWNLOAD_PARAMS = [
     OpenApiParameter("version", int, description="A version number; default: the latest."),
 ]
 DOWNLOAD_RESPONSES = {(200, "application/octet-stream"): OpenApiResponse(
-    description="The graph JSON, a PyTorch file, or an ONNX model"), 400: ERROR, 404: ERROR}
+    description="The graph JSON, a PyTorch file, or an ONNX model"), 400: ERROR, 404: ERROR,
+    422: OpenApiResponse(description='{"error": "...", "reason": "time" | "memory" | '
+                                     '"invalid" | "error"}: the export failed within its '
+                                     'budget; tried again when the budget changes'),
+    503: OpenApiResponse(description='{"error": "...", "retry_after": N, "busy": bool}: the '
+                                     'file is being prepared; ask again after Retry-After')}
 
 
 class DownloadView(APIView):
     @extend_schema(operation_id="graphs_download", parameters=DOWNLOAD_PARAMS,
                    responses=DOWNLOAD_RESPONSES)
-    def get(self, request: Request, graph_id: int) -> HttpResponse:
+    def get(self, request: Request, graph_id: int) -> HttpResponse | Response:
         graph = selectors.graph_of(request.user, graph_id)
         query = _parsed(DownloadQuery, request.query_params)
         version = selectors.version_of(graph, query.get("version"))
@@ -246,7 +259,7 @@ class SharedDownloadView(APIView):
 
     @extend_schema(operation_id="shared_download", parameters=DOWNLOAD_PARAMS[:1],
                    responses=DOWNLOAD_RESPONSES)
-    def get(self, request: Request, token: str) -> HttpResponse:
+    def get(self, request: Request, token: str) -> HttpResponse | Response:
         link, version = selectors.shared(token)
         query = _parsed(DownloadQuery, request.query_params)
         return _download(version, query["format"], link.graph.name)

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from builder import access
+from compute import exports
 from compute.engine import GraphError, Problem, load_graph
 
 from .models import Graph, GraphVersion, ShareLink
@@ -161,8 +162,10 @@ def delete_graph(*, graph: Graph) -> None:
     runs = list(graph.jobs.all())
     stop_runs(runs)
     access.access_changed(access.graph_group(graph.id))
+    versions = list(graph.versions.values_list("id", flat=True))
     graph.delete()
     remove_folders(runs)
+    exports.remove(root=settings.EXPORTS_DIR, versions=versions)
 
 
 def create_share_link(*, graph: Graph, created_by: AbstractBaseUser,

@@ -31,7 +31,7 @@ import schemathesis
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
-from django.test import Client
+from django.test import Client, override_settings
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 
@@ -66,8 +66,10 @@ def target(django_user_model: Any) -> Iterator[dict[str, Any]]:
     job = Job.objects.create(owner=user, graph=graph, version=graph.versions.get(number=2),
                              dataset="digits", time_limit=60, total_steps=10,
                              status=Job.Status.SUCCEEDED, published=True)
-    yield {"headers": {"Authorization": f"Bearer {raw}"}, "graph_id": graph.id,
-           "share": share, "job_id": job.id}
+    # A download waits for its export rather than answer 503, which no input would cause.
+    with override_settings(EXPORT_WAIT_SECONDS=120):
+        yield {"headers": {"Authorization": f"Bearer {raw}"}, "graph_id": graph.id,
+               "share": share, "job_id": job.id}
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)
 

@@ -70,6 +70,74 @@ export async function request<T>(
   return parsed as T;
 }
 
+/** A file the server makes on demand (a PyTorch or ONNX download): while it is being made the
+ * server answers 503 with Retry-After, and this asks again after that long, telling
+ * `onPreparing` the seconds it waits, until the file comes, the server refuses, or `signal`
+ * aborts. `sleep` is there for tests. */
+export async function fetchFile(
+  path: string,
+  init: {
+    signal?: AbortSignal;
+    onPreparing?: (seconds: number, body: ErrorBody) => void;
+    sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  } = {},
+): Promise<{ blob: Blob; filename: string | null }> {
+  const sleep = init.sleep ?? abortableSleep;
+  for (;;) {
+    let response: Response;
+    try {
+      response = await fetch(path, { credentials: "same-origin", signal: init.signal });
+    } catch (error) {
+      if ((error as Error).name === "AbortError") throw error;
+      throw new ApiError(0, { error: `the server could not be reached (${(error as Error).message})` });
+    }
+    if (response.ok) {
+      return { blob: await response.blob(), filename: attachmentName(response.headers.get("Content-Disposition")) };
+    }
+    const text = await response.text();
+    let body: ErrorBody = { error: `GET ${path} failed with HTTP ${response.status}` };
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed && typeof parsed === "object" && "error" in parsed) body = parsed as ErrorBody;
+    } catch {
+      // not JSON: keep the status
+    }
+    const retry = response.status === 503 ? retryAfter(response.headers.get("Retry-After")) : null;
+    if (retry === null) throw new ApiError(response.status, body);
+    init.onPreparing?.(retry, body);
+    await sleep(retry * 1000, init.signal);
+  }
+}
+
+/** Seconds from a Retry-After header: at least 1, at most a minute, 5 for a date (the API
+ * sends seconds). Null when there is none: such a 503 is an error, not a file being made. */
+export function retryAfter(header: string | null): number | null {
+  if (header === null) return null;
+  const seconds = Number(header.trim());
+  if (!Number.isFinite(seconds)) return 5;
+  return Math.min(60, Math.max(1, Math.ceil(seconds)));
+}
+
+function attachmentName(header: string | null): string | null {
+  const match = header?.match(/filename="([^"]+)"/);
+  return match ? match[1] : null;
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new DOMException("Aborted", "AbortError"));
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new DOMException("Aborted", "AbortError"));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 const q = (params: Record<string, string | number | undefined>) => {
   const entries = Object.entries(params).filter(([, v]) => v !== undefined && v !== "");
   return entries.length ? "?" + new URLSearchParams(entries.map(([k, v]) => [k, String(v)])) : "";

@@ -1,8 +1,8 @@
 // "Code": the PyTorch the engine generates for the saved version, highlighted, with Copy and
 // the downloads (graph JSON, PyTorch, ONNX).
-import { useEffect, useMemo, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 
-import { api } from "../api/client";
+import { api, fetchFile } from "../api/client";
 import { isDirty, useEditor } from "../store/editor";
 import { Modal } from "../ui/Modal";
 import { closeDialog, ErrorLine, SaveFirst } from "./common";
@@ -10,6 +10,8 @@ import { copyText, errorText } from "./format";
 import { tokenizePython } from "./python";
 
 type Format = "json" | "pytorch" | "onnx";
+
+const TITLES: Record<Format, string> = { json: "Graph JSON", pytorch: "PyTorch", onnx: "ONNX" };
 
 export function CodeDialog() {
   const graph = useEditor((s) => s.graph);
@@ -26,6 +28,7 @@ export function CodeDialog() {
 
   const [code, setCode] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [preparing, setPreparing] = useState<number | null>(null);
   const [copied, setCopied] = useState<boolean | null>(null);
 
   useEffect(() => {
@@ -33,23 +36,18 @@ export function CodeDialog() {
     const controller = new AbortController();
     setCode(null);
     setError(null);
+    setPreparing(null);
     (async () => {
       try {
-        const response = await fetch(pytorchUrl, { credentials: "same-origin", signal: controller.signal });
-        const text = await response.text();
-        if (!response.ok) {
-          let message = `HTTP ${response.status}`;
-          try {
-            const body = JSON.parse(text) as { error?: string };
-            if (body && typeof body.error === "string") message = body.error;
-          } catch {
-            // not JSON: keep the status
-          }
-          throw new Error(message);
-        }
-        setCode(text);
+        // The server makes the file in a child process: 503 with Retry-After until it is ready.
+        const { blob } = await fetchFile(pytorchUrl, {
+          signal: controller.signal, onPreparing: (seconds) => setPreparing(seconds),
+        });
+        setCode(await blob.text());
+        setPreparing(null);
       } catch (caught) {
         if ((caught as Error).name === "AbortError") return;
+        setPreparing(null);
         setError(`The code could not be generated: ${errorText(caught)}`);
       }
     })();
@@ -74,8 +72,8 @@ export function CodeDialog() {
     <nav className="code-downloads" aria-label="Downloads">
       <span className="dlg-muted">Download</span>
       <a href={urlFor("json")!} download>Graph JSON</a>
-      <a href={pytorchUrl} download>PyTorch</a>
-      <a href={urlFor("onnx")!} download>ONNX</a>
+      <MadeFileLink url={pytorchUrl} format="pytorch" />
+      <MadeFileLink url={urlFor("onnx")!} format="onnx" />
     </nav>
   );
 
@@ -106,10 +104,71 @@ export function CodeDialog() {
         </div>
       ) : null}
       <ErrorLine text={error} />
-      {code === null && !error ? <p className="dlg-muted">Generating the code…</p> : null}
+      {code === null && !error ? (
+        <p className="dlg-muted" role="status">
+          {preparing === null ? "Generating the code…"
+            : `Preparing the PyTorch file… (asking again in ${preparing} s)`}
+        </p>
+      ) : null}
       {code !== null ? <PythonCode source={code} /> : null}
     </Modal>
   );
+}
+
+/** A download of a file the server makes on demand: a click fetches it, asking again while
+ * the server answers 503 (the link says "Preparing…"), then saves it. The href stays for
+ * "open in new tab" and the like, which get the 503's JSON when the file is not ready. */
+function MadeFileLink({ url, format }: { url: string; format: Format }) {
+  const [state, setState] = useState<"idle" | "preparing" | "failed">("idle");
+  const [error, setError] = useState<string | null>(null);
+  const controller = useRef<AbortController | null>(null);
+  useEffect(() => () => controller.current?.abort(), []);
+  useEffect(() => {
+    controller.current?.abort();
+    setState("idle");
+    setError(null);
+  }, [url]);
+
+  const download = async () => {
+    if (state === "preparing") return;
+    const mine = new AbortController();
+    controller.current = mine;
+    setState("preparing");
+    setError(null);
+    try {
+      const { blob, filename } = await fetchFile(url, { signal: mine.signal });
+      saveBlob(blob, filename ?? `model.${format === "onnx" ? "onnx" : "py"}`);
+      setState("idle");
+    } catch (caught) {
+      if ((caught as Error).name === "AbortError") return;
+      setState("failed");
+      setError(`${TITLES[format]}: ${errorText(caught)}`);
+    }
+  };
+
+  return (
+    <>
+      <a href={url} download aria-busy={state === "preparing"} title={error ?? undefined}
+        onClick={(event) => {
+          event.preventDefault();
+          void download();
+        }}>
+        {state === "preparing" ? `Preparing ${TITLES[format]}…` : TITLES[format]}
+      </a>
+      {error ? <span className="dlg-error" role="alert">{error}</span> : null}
+    </>
+  );
+}
+
+function saveBlob(blob: Blob, filename: string): void {
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 0);
 }
 
 /** Python source in a <pre>, highlighted by the tiny tokenizer. */

@@ -166,6 +166,62 @@ describe("Code panel", () => {
   });
 });
 
+describe("Code panel while the server makes the file", () => {
+  const preparing = () => new Response(JSON.stringify({
+    error: "the PyTorch file is being prepared; try again in 1 s", retry_after: 1, busy: false,
+  }), { status: 503, headers: { "Retry-After": "1" } });
+
+  it("says it is preparing the PyTorch file, asks again after Retry-After, then shows the code", async () => {
+    const fetchMock = vi.fn()
+      .mockResolvedValueOnce(preparing())
+      .mockResolvedValueOnce(new Response("x = 1\n", { status: 200 }));
+    vi.stubGlobal("fetch", fetchMock);
+    await open("code");
+    expect(dialog().querySelector('[role="status"]')!.textContent).toBe(
+      "Preparing the PyTorch file… (asking again in 1 s)");
+    await act(async () => new Promise((resolve) => setTimeout(resolve, 1100)));
+    await flush();
+    expect(fetchMock).toHaveBeenCalledTimes(2);
+    expect(dialog().querySelector("pre")!.textContent).toBe("x = 1\n");
+  });
+
+  it("an ONNX link fetches until the file is ready, then saves it under the server's name", async () => {
+    const onnx = "/api/graphs/7/download?format=onnx&version=2";
+    const fetchMock = vi.fn(async (url: string) => url !== onnx ? new Response("x = 1\n")
+      : fetchMock.mock.calls.filter(([u]) => u === onnx).length === 1 ? preparing()
+        : new Response("bytes", { headers: { "Content-Disposition": 'attachment; filename="tiny-mlp-v2.onnx"' } }));
+    vi.stubGlobal("fetch", fetchMock);
+    Object.assign(URL, { createObjectURL: () => "blob:x", revokeObjectURL: () => {} }); // not in jsdom
+    await open("code");
+    const link = [...dialog().querySelectorAll("a")].find((a) => a.textContent === "ONNX")!;
+    await click(link);
+    const saved: string[] = []; // the save is a click on a link made for it
+    const clickSpy = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
+      saved.push(this.download);
+    });
+    expect(link.textContent).toBe("Preparing ONNX…");
+    expect(link.getAttribute("aria-busy")).toBe("true");
+    await act(async () => new Promise((resolve) => setTimeout(resolve, 1100)));
+    await flush();
+    expect(saved).toEqual(["tiny-mlp-v2.onnx"]);
+    expect(link.textContent).toBe("ONNX");
+    clickSpy.mockRestore();
+  });
+
+  it("a link says why the server would not make the file", async () => {
+    const fetchMock = vi.fn(async (url: string) => url.includes("onnx")
+      ? new Response(JSON.stringify({ error: "exporting this model took longer than 60 s (SHIPYARD_EXPORT_SECONDS)", reason: "time" }), { status: 422 })
+      : new Response("x = 1\n"));
+    vi.stubGlobal("fetch", fetchMock);
+    await open("code");
+    const link = [...dialog().querySelectorAll("a")].find((a) => a.textContent === "ONNX")!;
+    await click(link);
+    await flush();
+    expect(dialog().querySelector('.code-downloads [role="alert"]')!.textContent).toBe(
+      "ONNX: exporting this model took longer than 60 s (SHIPYARD_EXPORT_SECONDS)");
+  });
+});
+
 describe("Shortcuts", () => {
   it("says Cmd on macOS and Ctrl elsewhere", () => {
     const text = (mac: boolean) => JSON.stringify(shortcutGroups(mac));
