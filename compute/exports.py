@@ -6,11 +6,16 @@ memory budget, and kept on disk per version.
 
 What lives under `root`:
 
-    <version id>/model.py, model.onnx   finished exports, renamed into place (never half one)
-    <version id>/onnx.failed, ...       why the last try failed (JSON), so a model that cannot
-                                        be exported is not tried again on every request
-    <version id>/onnx.lock, ...         flock-ed by the process making that export; the kernel
-                                        drops the lock when it ends, however it ends
+    <version id>/<revision>/model.py, model.onnx
+                        finished exports, renamed into place (never half one); the revision
+                        names the engine's code and torch that made them (REVISION), so a
+                        new exporter never serves an old file
+    <version id>/<revision>/onnx.failed, ...
+                        why the last try failed (JSON), so a model that cannot be exported is
+                        not tried again on every request
+    <version id>/<revision>/onnx.lock, ...
+                        flock-ed by the process making that export; the kernel drops the lock
+                        when it ends, however it ends
     slots/0.lock, ...                   one per export that may run at a time
 
 A request takes the version's lock and a free slot, then hands both, still held, to a
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import multiprocessing
@@ -51,6 +57,18 @@ FAILURE_SECONDS = 3600  # a failure is tried again after this long, or when the 
 POLL_SECONDS = 0.1
 BUSY_RETRY_SECONDS = 5
 MAX_MESSAGE_BYTES = 16 * 1024  # what a worker says of its failure: well under a pipe's buffer
+
+
+
+def _revision() -> str:
+    """What an export depends on besides the document: the engine's code and torch."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted((Path(__file__).parent / "engine").rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+REVISION = _revision()
 
 # Exit codes of a worker that ended on its own.
 _MEMORY, _INVALID, _ERROR = 3, 4, 5
@@ -94,7 +112,7 @@ def fetch(*, root: Path, version: int, fmt: str, document: str, budget: Budget,
           wait: float) -> Outcome:
     """The export of `document` (version `version`'s JSON) as `fmt`, started if it is neither
     made nor running; waits up to `wait` seconds for it."""
-    folder = root / str(version)
+    folder = root / str(version) / REVISION
     deadline = time.monotonic() + wait
     while True:
         outcome = _finished(folder, fmt, budget)

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 from builder.accounts.services import issue_token
 from builder.graphs.models import GraphVersion
+from compute import exports
 from compute.engine import FORMAT
 
 
@@ -68,8 +69,9 @@ def repeat(node_id: str, times: int, *layers: dict[str, Any]) -> dict[str, Any]:
             "graph": {"nodes": inner["nodes"], "edges": inner["edges"]}}
 
 
-# 64 x 64 copies of a small block: seconds to build, so over a budget of one or two.
-NESTED = chain(repeat("outer", 64, repeat("inner", 64, {
+# 24 x 64 copies of a small block, 4,632 modules (under SHIPYARD_MAX_MODULES): a minute to
+# export to ONNX, so far over a budget of a few seconds.
+NESTED = chain(repeat("outer", 24, repeat("inner", 64, {
     "id": "lin", "type": "Linear", "params": {"out_features": 16}}, {"id": "act", "type": "ReLU"})))
 
 
@@ -156,11 +158,11 @@ def test_a_small_model_downloads_in_one_request(api, make_graph, mlp, changed, s
 def test_an_export_runs_in_a_child_and_a_slow_one_fails_on_its_budget(api, make_graph, settings):
     settings.EXPORT_SECONDS, settings.EXPORT_WAIT_SECONDS = 2, 0
     graph = make_graph(NESTED)
-    url = f"/api/graphs/{graph['id']}/download?format=pytorch"
+    url = f"/api/graphs/{graph['id']}/download?format=onnx"
     cpu = time.process_time()
     first = api.get(url)
     assert first.status_code == 503
-    assert first.json() == {"error": f"the PyTorch file is being prepared; try again in "
+    assert first.json() == {"error": f"the ONNX file is being prepared; try again in "
                                      f"{first['Retry-After']} s",
                             "retry_after": int(first["Retry-After"]), "busy": False}
     assert [p.pid for p in started_exports()] != []  # a child of ours, not this thread
@@ -190,7 +192,7 @@ def test_an_export_over_its_memory_budget_fails_clearly(api, make_graph, setting
 def test_two_requests_at_once_start_one_export(user, make_graph, settings):
     settings.EXPORT_SECONDS, settings.EXPORT_WAIT_SECONDS = 3, 0
     graph = make_graph(NESTED)
-    url = f"/api/graphs/{graph['id']}/download?format=pytorch"
+    url = f"/api/graphs/{graph['id']}/download?format=onnx"
     clients = [APIClient(), APIClient()]
     for client in clients:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(user=user, name='t')[1]}")
@@ -216,7 +218,7 @@ def test_an_export_killed_midway_is_started_again_by_the_next_request(api, make_
                                                                        settings):
     settings.EXPORT_SECONDS, settings.EXPORT_WAIT_SECONDS = 5, 0
     graph = make_graph(NESTED)
-    url = f"/api/graphs/{graph['id']}/download?format=pytorch"
+    url = f"/api/graphs/{graph['id']}/download?format=onnx"
     assert api.get(url).status_code == 503
     [supervisor] = started_exports()
     children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children")
@@ -236,8 +238,8 @@ def test_an_export_killed_midway_is_started_again_by_the_next_request(api, make_
 def test_no_more_exports_run_at_once_than_the_setting_allows(api, make_graph, settings):
     settings.EXPORT_SECONDS, settings.EXPORT_WAIT_SECONDS, settings.EXPORT_PROCESSES = 3, 0, 1
     first, second = make_graph(NESTED), make_graph(NESTED)
-    assert api.get(f"/api/graphs/{first['id']}/download?format=pytorch").status_code == 503
-    busy = api.get(f"/api/graphs/{second['id']}/download?format=pytorch")
+    assert api.get(f"/api/graphs/{first['id']}/download?format=onnx").status_code == 503
+    busy = api.get(f"/api/graphs/{second['id']}/download?format=onnx")
     assert busy.status_code == 503
     assert busy.json()["busy"] is True
     assert busy.json()["error"] == ("1 exports are running (SHIPYARD_EXPORT_PROCESSES); "
@@ -262,11 +264,23 @@ def test_an_export_is_kept_per_version(api, make_graph, mlp, changed, settings, 
         str(v.id) for v in versions)
 
 
+def test_an_export_made_by_another_engine_is_made_again(api, make_graph, settings,
+                                                         monkeypatch):
+    graph = make_graph()
+    url = f"/api/graphs/{graph['id']}/download?format=pytorch"
+    assert ready(api, url).status_code == 200
+    settings.EXPORT_WAIT_SECONDS = 0
+    assert api.get(url).status_code == 200  # kept
+    monkeypatch.setattr(exports, "REVISION", "another-engine")
+    assert api.get(url).status_code == 503  # not served from the old engine's file
+    assert ready(api, url).status_code == 200
+
+
 def test_deleting_a_graph_removes_its_exports(api, make_graph, exports_dir):
     graph = make_graph()
     assert ready(api, f"/api/graphs/{graph['id']}/download?format=pytorch").status_code == 200
     folder = exports_dir / str(GraphVersion.objects.get(graph_id=graph["id"]).id)
-    assert (folder / "model.py").is_file()
+    assert (folder / exports.REVISION / "model.py").is_file()
     assert api.delete(f"/api/graphs/{graph['id']}").status_code == 204
     assert not folder.exists()
 
