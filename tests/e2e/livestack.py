@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 from realparts import RedisServer, Worker  # noqa: E402
 
-from compute.serve import free_port, wait_for_port, worker_argv  # noqa: E402
+from compute.serve import free_port, wait_for_port, web_argv, worker_argv  # noqa: E402
 
 
 class StackError(RuntimeError):
@@ -132,8 +132,8 @@ class LiveStack:
             if worker:
                 worker_proc = stack._spawn("worker", worker_argv(["cpu"], concurrency=1,
                                                                  name="e2e@%h"))
-            daphne = stack._spawn("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1",
-                                             "-p", str(stack.port), "builder.asgi:application"])
+            # The web server `shipyard up` runs: Daphne refusing oversized bodies unread.
+            daphne = stack._spawn("daphne", web_argv("127.0.0.1", stack.port))
             stack._migrate()
             try:
                 wait_for_port(stack.port, daphne, "daphne", timeout=90)
