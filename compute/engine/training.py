@@ -147,6 +147,36 @@ class LossNotFinite(ValueError):
         self.step = step
 
 
+class _Divergence:
+    """Counts non-finite losses in a row on the loss's own device, so that watching for a
+    diverged run costs no device sync a step; `check` reads it where the loop reads the loss
+    anyway (each log interval)."""
+
+    def __init__(self, device: torch.device | str) -> None:
+        def zero(dtype: torch.dtype) -> torch.Tensor:
+            return torch.zeros((), dtype=dtype, device=device)
+
+        self.run = zero(torch.long)  # non-finite steps in a row, up to this one
+        self.began, self.began_value = zero(torch.long), zero(torch.float32)  # the row's first
+        self.step, self.value = zero(torch.long), zero(torch.float32)  # the first long row's
+
+    def update(self, step: int, loss: torch.Tensor) -> None:
+        loss = loss.detach().float()
+        bad = ~torch.isfinite(loss)
+        first_of_row = bad & (self.run == 0)
+        self.began = torch.where(first_of_row, step, self.began)
+        self.began_value = torch.where(first_of_row, loss, self.began_value)
+        self.run = torch.where(bad, self.run + 1, 0)
+        caught = (self.step == 0) & (self.run >= NONFINITE_STEPS)
+        self.step = torch.where(caught, self.began, self.step)
+        self.value = torch.where(caught, self.began_value, self.value)
+
+    def check(self) -> None:
+        step = int(self.step.item())
+        if step:
+            raise LossNotFinite(step, float(self.value.item()))
+
+
 @dataclass
 class TrainResult:
     steps: int  # steps done, counting those before a resume
@@ -392,7 +422,7 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     step, stopped, checkpoint = start, False, None
     window_losses: list[torch.Tensor] = []
     window_start, window_steps = time.perf_counter(), 0
-    bad_steps: list[tuple[int, float]] = []  # (step, loss) of the non-finite ones in a row
+    divergence = _Divergence(device)
 
     def report(name: str, value: float) -> None:
         last[name] = value
@@ -424,15 +454,12 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         step += 1
         window_losses.append(loss.detach())
         window_steps += 1
-        value = loss.item()  # one sync a step: a diverged run must end, not train on NaN
-        bad_steps = [*bad_steps, (step, value)] if not math.isfinite(value) else []
-        if len(bad_steps) >= NONFINITE_STEPS:
-            report("train_loss", torch.stack(window_losses).mean().item())  # the flagged point
-            raise LossNotFinite(*bad_steps[0])
+        divergence.update(step, loss)
         last_step = step == config.steps
         if step % config.log_interval == 0 or last_step:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
             report("train_loss", torch.stack(window_losses).mean().item())
+            divergence.check()  # after the point, which shows the NaN flagged
             report("lr", lr)
             report("grad_norm", float(norm))
             report(unit, window_steps * config.batch_size * per_sample / elapsed)

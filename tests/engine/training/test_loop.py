@@ -284,6 +284,27 @@ def test_a_loss_that_stays_nan_ends_the_run_naming_the_step_it_became_nan() -> N
                                  "rate or clip gradients")
 
 
+def test_a_nan_loss_is_caught_at_the_next_log_step_naming_the_same_first_step() -> None:
+    # The loop reads the loss once per log interval (no device sync a step): a diverged run
+    # ends at the next one, and names the same step as when it reads every step.
+    from compute.engine.training import LossNotFinite
+
+    def raised(log_interval: int) -> tuple[int, list[int]]:
+        model = compile_graph(load_starter("mlp"))
+        recorder = Recorder()
+        config = TrainConfig(steps=300, optimizer="sgd", lr=100.0, min_lr=10.0,
+                             warmup_steps=0, grad_clip=None, log_interval=log_interval)
+        with pytest.raises(LossNotFinite) as caught:
+            train(model, dataset_for(model, "digits"), config, recorder)
+        return caught.value.step, recorder.steps("train_loss")
+
+    every_step, _ = raised(1)
+    step, logged = raised(7)
+    assert step == every_step
+    assert logged[-1] % 7 == 0 and step + 2 <= logged[-1] < step + 2 + 7
+    assert all(s % 7 == 0 for s in logged)
+
+
 def test_an_infinite_loss_is_called_infinite() -> None:
     from compute.engine.training import LossNotFinite
 
