@@ -27,10 +27,10 @@ $(STAMP): pyproject.toml requirements.lock
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# npm install, not npm ci: this registry holds the platform packages of a few platforms only,
-# so the lock file lists only those, which npm ci refuses as "out of sync".
+# npm ci: exactly the lock file, which lists every platform's optional packages, so set-up
+# leaves the checkout as it was.
 $(NPM_STAMP): frontend/package.json frontend/package-lock.json
-	cd frontend && npm install --no-audit --no-fund --loglevel=error
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(API_TYPES): $(STAMP) $(NPM_STAMP) $(API_SOURCES)
