@@ -16,7 +16,7 @@ def test_signup_refuses_a_weak_password(db):
     response = client.post("/accounts/signup/", {"username": "carol", "password1": "123456",
                                                  "password2": "123456"})
     assert response.status_code == 200  # the form again, with the reasons
-    assert b"too common" in response.content or b"too short" in response.content
+    assert b"too common" in response.content and b"too short" in response.content
     assert not User.objects.filter(username="carol").exists()
 
 
