@@ -200,7 +200,7 @@ class LiveStack:
                          f"{text[-tail:]}")
         return "\n".join(parts)
 
-    def alive(self) -> list[str]:
+    def exited(self) -> list[str]:
         """The parts that have exited (empty while everything runs)."""
         gone = [f"{name} (exited {proc.returncode})" for name, proc, _ in self.procs
                 if proc.poll() is not None]

@@ -16,7 +16,7 @@ def test_catalog_entry_explains_the_block_to_a_learner(entry: dict) -> None:
     assert entry["category"].strip()
     assert entry["summary"].strip() and "\n" not in entry["summary"]
     assert len(entry["explanation"]) > 80
-    assert f"**{entry['type']}**" in entry["explanation"] or entry["type"] in ("Input", "Output")
+    assert f"**{entry['type']}**" in entry["explanation"]
 
 
 @pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
