@@ -15,7 +15,7 @@ import contextlib
 import keyword
 import re
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.fx
@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .blocks import Block, Ctor, Incoming, Refusal, TensorSpec
-from .errors import Problem
+from .errors import GraphError, Problem
 from .graph import Endpoint, Graph, Node
 from .limits import Limits
 
@@ -70,6 +70,24 @@ class Analysis:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedGraph(Graph):
+    """A graph that passed every check (what `load_graph` returns), with the analysis that
+    checked it (shapes and parameters, no FLOPs): `compile_graph` builds from it without
+    analysing it again."""
+
+    analysis: Analysis = field(repr=False, compare=False)
+
+
+def check(graph: Graph, limits: Limits) -> CheckedGraph:
+    """`graph` with its analysis; raises `GraphError` listing every problem the analysis met."""
+    analysis = analyze(graph, limits, flops=False)
+    if analysis.problems:
+        raise GraphError(analysis.problems)
+    return CheckedGraph(**{f.name: getattr(graph, f.name) for f in fields(Graph)},
+                        analysis=analysis)
 
 
 @dataclass(frozen=True)

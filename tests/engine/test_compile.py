@@ -3,6 +3,7 @@ convention, and figures in the report that match it."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -10,13 +11,17 @@ import torch
 from torch import nn
 
 from compute.engine import (
+    CheckedGraph,
+    GraphError,
+    Limits,
     compile_graph,
+    compiled_info,
     example_inputs,
     inspect_graph,
     load_graph,
     load_starter,
 )
-from compute.engine.graph import Endpoint
+from compute.engine.graph import Endpoint, parse_graph
 
 from .graphs import chain, document, input_node, node, repeat
 
@@ -116,6 +121,24 @@ def test_multiple_inputs_accept_keywords() -> None:
     model = two_input_model()
     a, b = torch.randn(2, 4), torch.randn(2, 4)
     assert torch.equal(model(first=b, second=a), model(a, b))
+
+
+def test_load_graph_returns_the_analysis_as_a_field_and_compile_builds_from_it() -> None:
+    graph = load_graph(load_starter("mlp"))
+    assert isinstance(graph, CheckedGraph)
+    assert "analysis" in {f.name for f in fields(graph)}
+    assert graph.analysis.nodes["hidden1"].outputs["out"].shape == (128,)
+    # The same analysis object: compile_graph does not analyse a checked graph again.
+    assert compiled_info(compile_graph(graph)).analysis is graph.analysis
+
+
+def test_load_graph_checks_a_graph_made_by_hand() -> None:
+    # Parsing is fine (a known block, valid parameters); the shapes are not.
+    doc = chain([64], node("hidden", "Linear", out_features=8), dtype="int64")
+    graph, problems = parse_graph(doc, Limits())
+    assert graph is not None and problems == []
+    with pytest.raises(GraphError, match="Linear expects a float input"):
+        load_graph(graph)
 
 
 def test_the_adjacency_index_names_every_wired_port_once_and_is_kept() -> None:
