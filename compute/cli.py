@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -137,11 +139,233 @@ def cmd_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_train(argv: list[str]) -> int:
-    """`shipyard train ...`: the training loop parses its own arguments (and --help)."""
-    from compute.engine.training import run_cli
+class ProgressReporter:
+    """A progress bar redrawn in place on a terminal; plain lines, now and then, otherwise
+    (a log file or a CI job gets no carriage returns). A `Reporter` by its methods, not a
+    subclass of `SilentReporter`: importing the engine at the top of this module would load
+    torch for every `shipyard --help`."""
 
-    return run_cli(argv)
+    WIDTH = 24
+
+    def __init__(self, total: int, stream: Any, *, start: int = 0) -> None:
+        self.total, self.stream, self.start = total, stream, start
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.values: dict[str, float] = {}
+        self.began = time.perf_counter()
+        self.every = max(1, total // 10)  # lines when not a terminal
+        self.printed_at = -1
+        self.stop_requested = False
+
+    def on_metric(self, step: int, name: str, value: float) -> None:
+        self.values[name] = value
+        if self.tty:
+            done = int(self.WIDTH * step / self.total)
+            bar = "#" * done + "." * (self.WIDTH - done)
+            self.stream.write(f"\r[{bar}] {step}/{self.total} {self.line(step)}\x1b[K")
+            self.stream.flush()
+        elif name == "val_loss" or (step % self.every == 0 and step != self.printed_at
+                                    and name == "train_loss"):
+            self.printed_at = step
+            self.stream.write(f"step {step}/{self.total} {self.line(step)}\n")
+            self.stream.flush()
+
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None:
+        pass
+
+    def on_sample(self, step: int, text: str) -> None:
+        prefix = "\n" if self.tty else ""
+        self.stream.write(f"{prefix}sample at step {step}: {text!r}\n")
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        if self.stop_requested:
+            self.stream.write(f"\nstopped at step {step}; resume with --resume {path}\n")
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    def line(self, step: int) -> str:
+        v, parts = self.values, []
+        for key, label in (("train_loss", "loss"), ("val_loss", "val"),
+                           ("val_accuracy", "acc")):
+            if key in v:
+                parts.append(f"{label} {v[key]:.1%}" if key == "val_accuracy"
+                             else f"{label} {v[key]:.4f}")
+        for key, label in (("samples_per_s", "samples/s"), ("tokens_per_s", "tokens/s")):
+            if key in v:
+                parts.append(f"{v[key]:,.0f} {label}")
+        done = step - self.start
+        if done > 0 and step < self.total:
+            left = (time.perf_counter() - self.began) / done * (self.total - step)
+            parts.append(f"ETA {left:.0f}s")
+        return "  ".join(parts)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    from compute.engine.datasets import DATASETS
+    from compute.engine.training import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="shipyard train",
+        description="Train a graph on a dataset that ships with Shipyard, or on a CSV or "
+                    "text file. The weights land in OUT/model.safetensors.",
+        epilog="datasets: " + "; ".join(f"{e.name}: {e.description}"
+                                        for e in DATASETS.values()))
+    p.add_argument("file", help="a graph JSON file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=list(DATASETS), help="a built-in dataset")
+    source.add_argument("--csv", metavar="FILE", help="a CSV: header row, numeric features, "
+                        "a target column")
+    source.add_argument("--text", metavar="FILE", help="a text file, for a character model")
+    p.add_argument("--target", help="--csv: the target column (default: the last)")
+    p.add_argument("--regression", action="store_true",
+                   help="--csv: predict the target as a number (default: classes)")
+    p.add_argument("--modulus", type=int, help="modadd: p (default 10)")
+    p.add_argument("--symbols", type=int, help="copy, reverse, sort: symbols (default 10)")
+    p.add_argument("--length", type=int, help="copy, reverse, sort: symbols per problem")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--min-lr", type=float, help="where the cosine decay ends "
+                   "(default: lr / 10)")
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="0: no clipping")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--eval-interval", type=int, default=d.eval_interval)
+    p.add_argument("--eval-batches", type=int, default=d.eval_batches)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
+                   help="steps between checkpoints (0: the last step only)")
+    p.add_argument("--sample-length", type=int, default=d.sample_length,
+                   help="characters a character model writes at each evaluation")
+    p.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from a checkpoint (a file, or a run folder: its latest)")
+    p.add_argument("--out", help="folder for the weights and checkpoints "
+                   "(default: FILE's name + -run, in the current folder)")
+    return p
+
+
+def cmd_train(argv: list[str]) -> int:
+    """`shipyard train ...`: parse `argv` (the words after `train`: it parses its own
+    arguments and --help), train, print a summary. Exit status as the rest of the command
+    line: 0 done (or stopped with Ctrl-C, resumable), 1 the graph is invalid or the dataset
+    does not fit it, 2 bad usage or input."""
+    from compute.engine import GraphError, load_graph
+    from compute.engine.datasets import (
+        DATASETS,
+        Dataset,
+        DatasetError,
+        FitError,
+        csv_dataset,
+        graph_view,
+        text_dataset,
+    )
+    from compute.engine.training import TrainConfig, latest_checkpoint, pick_device, train_graph
+
+    args = _train_parser().parse_args(argv)
+    err = sys.stderr
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"shipyard train: {message}", file=err)
+        return code
+
+    if not Path(args.file).is_file():
+        return fail(f"no such file: {args.file}")
+    try:
+        graph = load_graph(Path(args.file))
+    except GraphError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=err)
+        return 1
+    options = {k: v for k in ("modulus", "symbols", "length")
+               if (v := getattr(args, k)) is not None}
+    try:
+        config = TrainConfig(
+            steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+            min_lr=args.lr / 10 if args.min_lr is None else args.min_lr,
+            warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
+            grad_clip=args.grad_clip or None, seed=args.seed, eval_interval=args.eval_interval,
+            eval_batches=args.eval_batches, device=args.device, bf16=args.bf16,
+            compile=args.compile, checkpoint_interval=args.checkpoint_interval,
+            sample_length=args.sample_length)
+        pick_device(config.device)
+        data: str | Dataset = args.dataset
+        if args.csv or args.text:
+            path = Path(args.csv or args.text)
+            if not path.is_file():
+                return fail(f"no such file: {path}")
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if args.csv:
+                data = csv_dataset(text, target=args.target, name=path.name, seed=args.seed,
+                                   task="regression" if args.regression else "classification")
+            else:
+                data = text_dataset(text, graph_view(graph), name=path.name,
+                                    title=f"{path.name} (next character)")
+        elif options and args.dataset:
+            takes = DATASETS[args.dataset].options
+            for key in options:
+                if key not in takes:
+                    return fail(f"--{key} is not an option of {args.dataset}")
+    except (DatasetError, ValueError, OSError) as exc:
+        return fail(str(exc))
+    out = Path(args.out or Path(args.file).with_suffix("").name + "-run")
+    resume = None
+    if args.resume:
+        resume = Path(args.resume)
+        if resume.is_dir():
+            resume = latest_checkpoint(resume / "checkpoints") or latest_checkpoint(resume)
+            if resume is None:
+                return fail(f"no checkpoint in {args.resume}")
+        elif not resume.is_file():
+            return fail(f"no such checkpoint: {args.resume}")
+    start = 0
+    if resume is not None:
+        from safetensors import safe_open
+
+        with safe_open(str(resume), framework="pt") as f:
+            start = int((f.metadata() or {}).get("step", 0))
+    progress = ProgressReporter(config.steps, err, start=start)
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if progress.stop_requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        progress.stop_requested = True
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    name = graph.name or Path(args.file).name
+    title = data.info.title if isinstance(data, Dataset) else args.dataset
+    print(f"training {name} on {title}: steps {start}→{config.steps}, batch "
+          f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, device "
+          f"{pick_device(config.device)} (Ctrl-C stops and keeps a checkpoint)", file=err)
+    try:
+        result = train_graph(graph, data, config, progress, out_dir=out, resume_from=resume,
+                             dataset_options=options)
+    except FitError as exc:
+        for sentence in exc.problems:
+            print(f"error: {sentence}", file=err)
+        return 1
+    except (DatasetError, ValueError) as exc:
+        return fail(str(exc))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    m = result.metrics
+    summary = [f"{label} {m[key]:.4f}" for key, label in
+               (("train_loss", "train loss"), ("val_loss", "val loss")) if key in m]
+    if "val_accuracy" in m:
+        summary.append(f"val accuracy {m['val_accuracy']:.1%}")
+    verb = "stopped" if result.stopped else "done"
+    print(f"\n{verb} after {result.steps} steps in {result.seconds:.1f} s: "
+          f"{', '.join(summary) or 'no metrics yet'}", file=err)
+    print(f"weights: {result.weights}", file=err)
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint} (continue with --resume {out})", file=err)
+    print(f"export: shipyard export {args.file} --format onnx --weights {result.weights} "
+          "-o model.onnx", file=err)
+    return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:

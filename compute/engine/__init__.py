@@ -17,7 +17,7 @@ import torch
 import torch.fx
 
 from .blocks import REGISTRY, TensorSpec, catalog
-from .build import Analysis, analyze, materialize, seeded
+from .build import CheckedGraph, analyze, check, materialize, seeded
 from .errors import GraphError, Problem
 from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, export_pytorch
 from .graph import FORMAT, MAX_VALUE_DEPTH, Graph, document_depth, module_count, parse_graph
@@ -28,23 +28,23 @@ from .starters import STARTER_DATASETS, STARTERS, load_starter, starter_names
 GraphSource = Graph | dict[str, Any] | str | Path
 
 
-def load_graph(source: GraphSource, *, limits: Limits | None = None) -> Graph:
-    """Read and fully validate a graph (a dict, a JSON string, or a path to a JSON file).
+def load_graph(source: GraphSource, *, limits: Limits | None = None) -> CheckedGraph:
+    """Read and fully validate a graph (a dict, a JSON string, a path to a JSON file, or a
+    `Graph` made by hand): a `CheckedGraph`, a `Graph` whose `analysis` holds every node's
+    shapes and parameters.
 
     Raises `GraphError` carrying every problem found: structure, parameters, and the shapes
     and dtypes met when the model is built on the meta device.
     """
-    if isinstance(source, Graph):
+    if isinstance(source, CheckedGraph):
         return source
     limits = limits or Limits.from_env()
+    if isinstance(source, Graph):
+        return check(source, limits)
     graph, problems = parse_graph(source, limits)
     if problems or graph is None:
         raise GraphError(problems)
-    analysis = analyze(graph, limits, flops=False)
-    if analysis.problems:
-        raise GraphError(analysis.problems)
-    object.__setattr__(graph, "_analysis", analysis)
-    return graph
+    return check(graph, limits)
 
 
 def compile_graph(source: GraphSource, *, seed: int = 0, device: torch.device | str = "cpu",
@@ -53,14 +53,9 @@ def compile_graph(source: GraphSource, *, seed: int = 0, device: torch.device | 
     use the node ids. The same graph and seed always give the same initial weights. A model
     with one Output returns a tensor; with several, a dict keyed by Output id."""
     graph = load_graph(source, limits=limits)
-    analysis: Analysis | None = graph.__dict__.get("_analysis")
-    if analysis is None:  # a Graph made by hand rather than by load_graph
-        analysis = analyze(graph, limits or Limits.from_env(), flops=False)
-        if analysis.problems:
-            raise GraphError(analysis.problems)
     with seeded(seed):
-        module = materialize(graph, analysis, device)
-    module.meta["shipyard"] = CompiledInfo(graph, analysis, seed)
+        module = materialize(graph, graph.analysis, device)
+    module.meta["shipyard"] = CompiledInfo(graph, graph.analysis, seed)
     return module
 
 
@@ -89,6 +84,7 @@ __all__ = [
     "REGISTRY",
     "STARTERS",
     "STARTER_DATASETS",
+    "CheckedGraph",
     "CompiledInfo",
     "Graph",
     "GraphError",

@@ -15,7 +15,7 @@ import contextlib
 import keyword
 import re
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.fx
@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .blocks import Block, Ctor, Incoming, Refusal, TensorSpec
-from .errors import Problem
+from .errors import GraphError, Problem
 from .graph import Endpoint, Graph, Node
 from .limits import Limits
 
@@ -72,6 +72,24 @@ class Analysis:
         return not self.problems
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckedGraph(Graph):
+    """A graph that passed every check (what `load_graph` returns), with the analysis that
+    checked it (shapes and parameters, no FLOPs): `compile_graph` builds from it without
+    analysing it again."""
+
+    analysis: Analysis = field(repr=False, compare=False)
+
+
+def check(graph: Graph, limits: Limits) -> CheckedGraph:
+    """`graph` with its analysis; raises `GraphError` listing every problem the analysis met."""
+    analysis = analyze(graph, limits, flops=False)
+    if analysis.problems:
+        raise GraphError(analysis.problems)
+    return CheckedGraph(**{f.name: getattr(graph, f.name) for f in fields(Graph)},
+                        analysis=analysis)
+
+
 @dataclass(frozen=True)
 class _Measured:
     """What one meta run of a module told us."""
@@ -117,7 +135,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
     results: dict[str, NodeResult] = {}
     problems: list[Problem] = []
     specs: dict[Endpoint, TensorSpec] = {}  # only specs travel: tensors are made to measure
-    incoming_of = _incoming_index(graph)
+    incoming_of = graph.incoming
 
     for node in graph.nodes:
         result = NodeResult(node.id, node.type)
@@ -160,7 +178,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         if node.type != "Repeat":
             result.activation_bytes = spec.numel * DTYPES[spec.dtype].itemsize
 
-    analysis = Analysis(results, problems, _unused_warnings(graph, incoming_of))
+    analysis = Analysis(results, problems, _unused_warnings(graph))
     for r in results.values():
         analysis.params += r.params
         analysis.trainable_params += r.trainable_params
@@ -283,20 +301,13 @@ def _charge(node: Node, params: int, budget: _Budget) -> None:
             f"{budget.limits.max_params:,} (SHIPYARD_MAX_PARAMS)")
 
 
-def _incoming_index(graph: Graph) -> dict[str, dict[str, Endpoint]]:
-    index: dict[str, dict[str, Endpoint]] = {}
-    for e in graph.edges:
-        index.setdefault(e.dst.node, {})[e.dst.port] = e.src
-    return index
-
-
 def _source(src: Endpoint, graph: Graph) -> str:
     """`node`, or `node.port` where the node has several outputs."""
     return src.node if len(graph.node(src.node).block.outputs) == 1 else str(src)
 
 
-def _unused_warnings(graph: Graph, incoming_of: dict[str, dict[str, Endpoint]]) -> list[Problem]:
-    used = {src.node for ports in incoming_of.values() for src in ports.values()}
+def _unused_warnings(graph: Graph) -> list[Problem]:
+    used = {src.node for ports in graph.incoming.values() for src in ports.values()}
     return [
         Problem(f"the output of {n.id} is not used: wire it onward or delete the node", n.id)
         for n in graph.nodes if n.type != "Output" and n.id not in used
@@ -335,7 +346,7 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
     root = nn.Module()
     fx_graph = torch.fx.Graph()
     env: dict[Endpoint, torch.fx.Node] = {}
-    incoming_of = _incoming_index(graph)
+    incoming_of = graph.incoming
     for node in graph.nodes:
         if node.type == "Input":
             env[Endpoint(node.id, "out")] = fx_graph.placeholder(node.id)

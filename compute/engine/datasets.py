@@ -42,9 +42,8 @@ import torch
 from torch import nn
 
 from .blocks import TensorSpec
-from .build import DTYPES, Analysis, analyze
+from .build import DTYPES, Analysis
 from .graph import Graph
-from .limits import Limits
 
 Task = Literal["classification", "regression", "next_token"]
 TASKS: tuple[Task, ...] = ("classification", "regression", "next_token")
@@ -438,10 +437,7 @@ def _graph_analysis(source: GraphLike) -> tuple[Graph, Analysis]:
         info = compiled_info(source)
         return info.graph, info.analysis
     graph = load_graph(source)
-    analysis: Analysis | None = graph.__dict__.get("_analysis")
-    if analysis is None:  # a Graph made by hand rather than by load_graph
-        analysis = analyze(graph, Limits.from_env(), flops=False)
-    return graph, analysis
+    return graph, graph.analysis
 
 
 def graph_view(source: GraphLike) -> View:

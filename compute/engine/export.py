@@ -154,9 +154,7 @@ class _SourceWriter:
         name = self._unique(wanted)
         init: list[str] = []
         body: list[str] = []
-        incoming: dict[str, dict[str, str]] = {}
-        for e in graph.edges:
-            incoming.setdefault(e.dst.node, {})[e.dst.port] = e.src.node
+        incoming = graph.incoming
         for node in graph.nodes:
             result = analysis.nodes[node.id]
             if node.type == "Input":
@@ -175,15 +173,15 @@ class _SourceWriter:
                 if result.ctor.cls.__module__ == layers.__name__:
                     self.layer_classes.add(result.ctor.cls)
                 init.append(f"self.{node.id} = {result.ctor.source()}")
-            args = ", ".join(incoming[node.id][port] for port in node.block.inputs)
+            args = ", ".join(incoming[node.id][port].node for port in node.block.inputs)
             shape = result.outputs["out"]
             comment = shape.text() if shape.dtype == "float32" else shape.describe()
             body.append(f"{node.id} = self.{node.id}({args})  " + _comment(f"# {comment}"))
         outputs = graph.outputs
         if len(outputs) == 1:
-            body.append(f"return {incoming[outputs[0].id]['in']}")
+            body.append(f"return {incoming[outputs[0].id]['in'].node}")
         else:
-            pairs = ", ".join(f'"{_escaped(o.id)}": {incoming[o.id]["in"]}' for o in outputs)
+            pairs = ", ".join(f'"{_escaped(o.id)}": {incoming[o.id]["in"].node}' for o in outputs)
             body.append(f"return {{{pairs}}}")
         params = ", ".join(["self", *(n.id for n in graph.inputs)])
         doc = f'"""{_escaped(graph.name)}"""' if graph.name else None

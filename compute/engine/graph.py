@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +92,21 @@ class Graph:
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
 
-    @property
+    # Cached on first use (a frozen graph never changes): cached_property writes the
+    # instance's __dict__ itself, so it works on a frozen dataclass.
+    @cached_property
     def _by_id(self) -> dict[str, Node]:
-        cached = self.__dict__.get("_by_id_cache")
-        if cached is None:
-            cached = {n.id: n for n in self.nodes}
-            object.__setattr__(self, "_by_id_cache", cached)
-        return cached
+        return {n.id: n for n in self.nodes}
 
-    def incoming(self, node_id: str) -> dict[str, Endpoint]:
-        """Input port -> the output endpoint wired into it."""
-        return {e.dst.port: e.src for e in self.edges if e.dst.node == node_id}
+    @cached_property
+    def incoming(self) -> Mapping[str, Mapping[str, Endpoint]]:
+        """Node id -> its input port -> the output endpoint wired into it (a node with
+        nothing wired in is absent): the one adjacency index that analysis, building and
+        export read."""
+        index: dict[str, dict[str, Endpoint]] = {}
+        for e in self.edges:
+            index.setdefault(e.dst.node, {})[e.dst.port] = e.src
+        return index
 
     @property
     def inputs(self) -> list[Node]:

@@ -3,11 +3,25 @@ convention, and figures in the report that match it."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
 
-from compute.engine import compile_graph, example_inputs, inspect_graph, load_graph, load_starter
+from compute.engine import (
+    CheckedGraph,
+    GraphError,
+    Limits,
+    compile_graph,
+    compiled_info,
+    example_inputs,
+    inspect_graph,
+    load_graph,
+    load_starter,
+)
+from compute.engine.graph import Endpoint, parse_graph
 
 from .graphs import chain, document, input_node, node, repeat
 
@@ -82,13 +96,16 @@ def test_several_outputs_return_a_dict_by_output_id() -> None:
     assert torch.equal(out["features"], x)
 
 
-def two_input_model() -> torch.nn.Module:
+def two_input_document() -> dict[str, Any]:
     # `second` is listed first and so comes first, whatever the topological order says.
-    doc = document(
+    return document(
         [input_node("second", [4]), node("scale", "Linear", out_features=4),
          input_node("first", [4]), node("diff", "Concat"), node("y", "Output")],
         [("first", "scale"), ("second", "diff.a"), ("scale", "diff.b"), ("diff", "y")])
-    return compile_graph(doc)
+
+
+def two_input_model() -> torch.nn.Module:
+    return compile_graph(two_input_document())
 
 
 def test_multiple_inputs_are_positional_in_listed_order() -> None:
@@ -104,6 +121,34 @@ def test_multiple_inputs_accept_keywords() -> None:
     model = two_input_model()
     a, b = torch.randn(2, 4), torch.randn(2, 4)
     assert torch.equal(model(first=b, second=a), model(a, b))
+
+
+def test_load_graph_returns_the_analysis_as_a_field_and_compile_builds_from_it() -> None:
+    graph = load_graph(load_starter("mlp"))
+    assert isinstance(graph, CheckedGraph)
+    assert "analysis" in {f.name for f in fields(graph)}
+    assert graph.analysis.nodes["hidden1"].outputs["out"].shape == (128,)
+    # The same analysis object: compile_graph does not analyse a checked graph again.
+    assert compiled_info(compile_graph(graph)).analysis is graph.analysis
+
+
+def test_load_graph_checks_a_graph_made_by_hand() -> None:
+    # Parsing is fine (a known block, valid parameters); the shapes are not.
+    doc = chain([64], node("hidden", "Linear", out_features=8), dtype="int64")
+    graph, problems = parse_graph(doc, Limits())
+    assert graph is not None and problems == []
+    with pytest.raises(GraphError, match="Linear expects a float input"):
+        load_graph(graph)
+
+
+def test_the_adjacency_index_names_every_wired_port_once_and_is_kept() -> None:
+    graph = load_graph(two_input_document())
+    assert graph.incoming == {
+        "scale": {"in": Endpoint("first", "out")},
+        "diff": {"a": Endpoint("second", "out"), "b": Endpoint("scale", "out")},
+        "y": {"in": Endpoint("diff", "out")},
+    }
+    assert graph.incoming is graph.incoming
 
 
 def test_example_inputs_fit_every_input_and_stay_inside_the_vocabulary() -> None:

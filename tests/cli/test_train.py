@@ -1,4 +1,4 @@
-"""`shipyard train`, through the function the command line hands its arguments to."""
+"""`shipyard train`, through `cmd_train`, the function `shipyard` hands the words after `train`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from compute.cli import ProgressReporter, cmd_train
 from compute.engine import load_starter
-from compute.engine.training import ProgressReporter, run_cli
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def mlp_file(tmp_path: Path) -> Path:
 def test_train_prints_lines_without_a_terminal_and_a_summary_with_the_weights(
         mlp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    code = run_cli([str(mlp_file), "--dataset", "digits", "--steps", "100", "--out", str(out)])
+    code = cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "100", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "\r" not in err  # not a terminal: lines, not a redrawn bar
@@ -36,9 +36,9 @@ def test_train_prints_lines_without_a_terminal_and_a_summary_with_the_weights(
 def test_train_resumes_from_a_run_folder(mlp_file: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = str(tmp_path / "run")
-    assert run_cli([str(mlp_file), "--dataset", "digits", "--steps", "20", "--out", out]) == 0
+    assert cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "20", "--out", out]) == 0
     capsys.readouterr()
-    assert run_cli([str(mlp_file), "--dataset", "digits", "--steps", "30", "--out", out,
+    assert cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "30", "--out", out,
                     "--resume", out]) == 0
     err = capsys.readouterr().err
     assert "steps 20→30" in err and "done after 30 steps" in err
@@ -46,7 +46,7 @@ def test_train_resumes_from_a_run_folder(mlp_file: Path, tmp_path: Path,
 
 def test_train_refuses_a_dataset_that_does_not_fit_with_every_reason(
         mlp_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli([str(mlp_file), "--dataset", "spirals"]) == 1
+    assert cmd_train([str(mlp_file), "--dataset", "spirals"]) == 1
     err = capsys.readouterr().err
     assert "error: spirals gives float32 [B, 2], but Input 'x' expects float32 [B, 64]" in err
     assert "error: the model outputs 10 classes, but spirals has 3" in err
@@ -64,24 +64,24 @@ def test_train_reads_a_csv_upload_and_reports_its_errors(
     table = tmp_path / "points.csv"
     table.write_text("a,b,side\n" + "\n".join(f"{i},{-i},{'L' if i < 0 else 'R'}"
                                               for i in range(-20, 20)))
-    assert run_cli([str(graph), "--csv", str(table), "--steps", "30",
+    assert cmd_train([str(graph), "--csv", str(table), "--steps", "30",
                     "--out", str(tmp_path / "run")]) == 0
     assert "val accuracy" in capsys.readouterr().err
     table.write_text("a,b,side\n1,2,L\n1,two,R\n" + "1,2,L\n" * 10)
-    assert run_cli([str(graph), "--csv", str(table)]) == 2
+    assert cmd_train([str(graph), "--csv", str(table)]) == 2
     assert "points.csv row 3, column 'b': 'two' is not a number" in capsys.readouterr().err
 
 
 def test_train_says_what_is_wrong_with_its_arguments(
         mlp_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_cli([str(mlp_file), "--dataset", "digits", "--steps", "0"]) == 2
+    assert cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "0"]) == 2
     assert "steps must be a whole number of at least 1, got 0" in capsys.readouterr().err
-    assert run_cli(["nowhere.json", "--dataset", "digits"]) == 2
+    assert cmd_train(["nowhere.json", "--dataset", "digits"]) == 2
     assert "no such file: nowhere.json" in capsys.readouterr().err
-    assert run_cli([str(mlp_file), "--dataset", "digits", "--modulus", "7"]) == 2
+    assert cmd_train([str(mlp_file), "--dataset", "digits", "--modulus", "7"]) == 2
     assert "--modulus is not an option of digits" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_cli([str(mlp_file), "--dataset", "mnist"])
+        cmd_train([str(mlp_file), "--dataset", "mnist"])
 
 
 class Terminal(io.StringIO):
