@@ -264,7 +264,10 @@ def _run(job: Job) -> None:
     except SoftTimeLimitExceeded:  # Celery's limit, a little after the run's own stop
         error = time_limit_reached(job, publisher.step)
     except Exception as exc:
-        log.exception("job %s failed", job.id)
+        if Job.objects.filter(id=job.id).exists():
+            log.exception("job %s failed", job.id)
+        else:  # deleted (with its graph) while it wrote into its folder: nothing went wrong
+            log.info("job %s was deleted while it ran (%s)", job.id, _first_line(exc))
         error = unexpected(exc)
     finally:
         publisher.close()
