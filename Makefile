@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
 # The browser editor (frontend/): npm packages, the TypeScript types generated from the
-# API's OpenAPI document, and the Vite build that Django serves. Nothing built is committed.
+# API's OpenAPI document (with the block catalog its tests run on), and the Vite build that
+# Django serves. Nothing built is committed.
 NPM_STAMP := frontend/node_modules/.installed
 API_TYPES := frontend/src/api/schema.d.ts
 EDITOR := frontend/dist/manifest.json
-API_SOURCES := $(shell find builder compute/jobs -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
-EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' 2>/dev/null) \
+API_SOURCES := $(shell find builder compute/jobs compute/engine -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
+EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' -not -name 'catalog.json' 2>/dev/null) \
 	frontend/vite.config.ts frontend/tsconfig.json
 CHROMIUM ?= /usr/bin/chromium
 
@@ -35,6 +36,7 @@ $(NPM_STAMP): frontend/package.json frontend/package-lock.json
 
 $(API_TYPES): $(STAMP) $(NPM_STAMP) $(API_SOURCES)
 	$(BIN)/python manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
+	$(BIN)/python manage.py catalog_fixture --file frontend/src/test/catalog.json
 	cd frontend && npm run --silent gen
 
 $(EDITOR): $(NPM_STAMP) $(API_TYPES) $(EDITOR_SOURCES)
