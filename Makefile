@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/
 # Django serves. Nothing built is committed.
 NPM_STAMP := frontend/node_modules/.installed
 API_TYPES := frontend/src/api/schema.d.ts
+TEST_CATALOG := frontend/src/test/catalog.json
 EDITOR := frontend/dist/manifest.json
 API_SOURCES := $(shell find builder compute/jobs compute/engine -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
 EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' -not -name 'catalog.json' 2>/dev/null) \
@@ -36,10 +37,13 @@ $(NPM_STAMP): frontend/package.json frontend/package-lock.json
 
 $(API_TYPES): $(STAMP) $(NPM_STAMP) $(API_SOURCES)
 	$(BIN)/python manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
-	$(BIN)/python manage.py catalog_fixture --file frontend/src/test/catalog.json
 	cd frontend && npm run --silent gen
 
-$(EDITOR): $(NPM_STAMP) $(API_TYPES) $(EDITOR_SOURCES)
+# The editor's tests run on the block catalog as GET /api/blocks serves it.
+$(TEST_CATALOG): $(STAMP) $(API_SOURCES)
+	$(BIN)/python manage.py catalog_fixture --file $@
+
+$(EDITOR): $(NPM_STAMP) $(API_TYPES) $(TEST_CATALOG) $(EDITOR_SOURCES)
 	cd frontend && npm run --silent build
 
 # The end-to-end tests drive Debian's Chromium (Playwright cannot download a browser here).
@@ -55,7 +59,7 @@ test: $(STAMP) $(EDITOR) $(CHROMIUM)
 	cd frontend && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) $(API_TYPES)
+lint: $(STAMP) $(API_TYPES) $(TEST_CATALOG)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	cd frontend && npm run --silent typecheck

@@ -15,6 +15,7 @@ from compute.engine import block_catalog
 
 class Command(BaseCommand):
     help = "Write the block catalog as GET /api/blocks serves it (the editor's test fixture)."
+    requires_system_checks: list[str] = []  # it reads the engine only; no database, no editor
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--file", required=True, type=Path, help="where to write it")
