@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/null | cksum | cut -d' ' -f1)
 
 # The browser editor (frontend/): npm packages, the TypeScript types generated from the
-# API's OpenAPI document, and the Vite build that Django serves. Nothing built is committed.
+# API's OpenAPI document (with the block catalog its tests run on), and the Vite build that
+# Django serves. Nothing built is committed.
 NPM_STAMP := frontend/node_modules/.installed
 API_TYPES := frontend/src/api/schema.d.ts
+TEST_CATALOG := frontend/src/test/catalog.json
 EDITOR := frontend/dist/manifest.json
-API_SOURCES := $(shell find builder compute/jobs -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
-EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' 2>/dev/null) \
+API_SOURCES := $(shell find builder compute/jobs compute/engine -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
+EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' -not -name 'catalog.json' 2>/dev/null) \
 	frontend/vite.config.ts frontend/tsconfig.json
 CHROMIUM ?= /usr/bin/chromium
 
@@ -37,7 +39,11 @@ $(API_TYPES): $(STAMP) $(NPM_STAMP) $(API_SOURCES)
 	$(BIN)/python manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
 	cd frontend && npm run --silent gen
 
-$(EDITOR): $(NPM_STAMP) $(API_TYPES) $(EDITOR_SOURCES)
+# The editor's tests run on the block catalog as GET /api/blocks serves it.
+$(TEST_CATALOG): $(STAMP) $(API_SOURCES)
+	$(BIN)/python manage.py catalog_fixture --file $@
+
+$(EDITOR): $(NPM_STAMP) $(API_TYPES) $(TEST_CATALOG) $(EDITOR_SOURCES)
 	cd frontend && npm run --silent build
 
 # The end-to-end tests drive Debian's Chromium (Playwright cannot download a browser here).
@@ -53,7 +59,7 @@ test: $(STAMP) $(EDITOR) $(CHROMIUM)
 	cd frontend && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) $(API_TYPES)
+lint: $(STAMP) $(API_TYPES) $(TEST_CATALOG)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	cd frontend && npm run --silent typecheck

@@ -19,7 +19,7 @@ from compute import exports
 from compute.engine import (
     STARTER_DATASETS,
     STARTERS,
-    catalog,
+    block_catalog,
     inspect_graph,
     load_starter,
 )
@@ -290,10 +290,9 @@ class InspectView(APIView):
 class BlocksView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="blocks", responses={200: {
-        "type": "array", "items": ref("Block"), "description": "The block catalog."}})
+    @extend_schema(operation_id="blocks", responses={200: ref("BlockCatalog")})
     def get(self, request: Request) -> Response:
-        return Response(catalog())
+        return Response(block_catalog())
 
 
 class StartersView(APIView):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from compute.engine import FORMAT, REGISTRY
+from compute.engine import FORMAT, REGISTRY, graph
 
-ID_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-ENDPOINT_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,63}(\\.[A-Za-z_][A-Za-z0-9_]*)?$"
+# The engine's id pattern; an endpoint is an id, or an id, a dot and a port name.
+ID_PATTERN = graph.ID_PATTERN.pattern
+ENDPOINT_PATTERN = ID_PATTERN.removesuffix("$") + r"(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 
 
 def _graph_body() -> dict[str, Any]:
@@ -177,7 +178,20 @@ def catalog_components() -> dict[str, Any]:
             "params_schema": {"type": "object", "additionalProperties": True,
                               "description": "JSON Schema of the parameters, with defaults, "
                               "ranges and enums."},
-        }, description="A block of the catalog (GET /api/blocks)."),
+            "id_stem": {"type": "string", "description": "How new nodes' ids start: attn "
+                        "gives attn1, attn2, ..."},
+            "defaults": {"type": "object", "additionalProperties": True,
+                         "description": "The value each parameter takes where a node "
+                         "leaves it out."},
+        }, description="A block of the catalog."),
+        "BlockCatalog": object_schema({
+            "id_pattern": {"type": "string", "description": "The pattern a node id matches "
+                           "in full (a regular expression)."},
+            "reserved_ids": {"type": "array", "items": {"type": "string"},
+                             "description": "Ids refused because the generated code uses "
+                             "them: Python keywords, self, torch.fx.GraphModule's names."},
+            "blocks": {"type": "array", "items": ref("Block")},
+        }, description="The block catalog and the rules for node ids (GET /api/blocks)."),
         "Starter": object_schema({
             "name": {"type": "string", "description": 'For POST /api/graphs {"starter": name}.'},
             "title": {"type": "string"},

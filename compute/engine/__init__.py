@@ -20,7 +20,16 @@ from .blocks import REGISTRY, TensorSpec, catalog
 from .build import CheckedGraph, analyze, check, materialize, seeded
 from .errors import GraphError, Problem
 from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, export_pytorch
-from .graph import FORMAT, MAX_VALUE_DEPTH, Graph, document_depth, module_count, parse_graph
+from .graph import (
+    FORMAT,
+    ID_PATTERN,
+    MAX_VALUE_DEPTH,
+    RESERVED_IDS,
+    Graph,
+    document_depth,
+    module_count,
+    parse_graph,
+)
 from .limits import Limits
 from .report import build_report, render_table
 from .starters import STARTER_DATASETS, STARTERS, load_starter, starter_names
@@ -78,6 +87,13 @@ def inspect_graph(source: GraphSource, *, flops: bool = True,
     return build_report(graph, analysis, problems)
 
 
+def block_catalog() -> dict[str, Any]:
+    """What an editor needs to draw graphs the engine accepts (GET /api/blocks): the pattern
+    a node id must match in full, the ids refused as reserved, and every block."""
+    return {"id_pattern": ID_PATTERN.pattern, "reserved_ids": sorted(RESERVED_IDS),
+            "blocks": catalog()}
+
+
 __all__ = [
     "FORMAT",
     "MAX_VALUE_DEPTH",
@@ -91,6 +107,7 @@ __all__ = [
     "Limits",
     "Problem",
     "TensorSpec",
+    "block_catalog",
     "catalog",
     "compile_graph",
     "compiled_info",

@@ -47,6 +47,10 @@ from .graph import Graph
 
 Task = Literal["classification", "regression", "next_token"]
 TASKS: tuple[Task, ...] = ("classification", "regression", "next_token")
+# What a dataset's samples are: characters of a text, symbol tokens, images, points in the
+# plane, or rows of a table. The editor shows text samples for text.
+Kind = Literal["text", "tokens", "image", "points", "table"]
+KINDS: tuple[Kind, ...] = ("text", "tokens", "image", "points", "table")
 
 IGNORE = -100  # a target position that asks nothing (F.cross_entropy's ignore_index)
 VAL_FRACTION = 0.2  # the share of a dataset held out for validation
@@ -347,6 +351,7 @@ def _corpus(name: str, file: str, title: str) -> Callable[..., Dataset]:
 @dataclass(frozen=True)
 class DatasetEntry:
     name: str
+    kind: Kind
     description: str
     tasks: tuple[Task, ...]  # the kinds it can serve; the graph's Output picks among several
     gives: str  # what it gives, in words: shapes, dtypes, classes or vocabulary
@@ -354,8 +359,8 @@ class DatasetEntry:
     options: dict[str, str] = field(default_factory=dict)  # keyword option: what it does
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "tasks": list(self.tasks),
-                "gives": self.gives, "options": dict(self.options)}
+        return {"name": self.name, "kind": self.kind, "description": self.description,
+                "tasks": list(self.tasks), "gives": self.gives, "options": dict(self.options)}
 
 
 _SYMBOL_OPTIONS = {"symbols": "how many different symbols (default 10; vocabulary symbols+2)",
@@ -365,38 +370,40 @@ _TOKEN_GIVES = ("int64 [B, T] tokens (T: the model's Input), vocabulary symbols+
                 "next_token: int64 [B, T] targets; as classification: int64 [B], symbols classes")
 
 DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
-    DatasetEntry("digits", "8×8 handwritten digits from scikit-learn (1797 images)",
+    DatasetEntry("digits", "image", "8×8 handwritten digits from scikit-learn (1797 images)",
                  ("classification",),
                  "float32 [B, 64] or [B, 1, 8, 8] (whichever the model's Input takes), "
                  "pixels 0..1; 10 classes", _digits),
-    DatasetEntry("moons", "two interleaved half circles", ("classification",),
+    DatasetEntry("moons", "points", "two interleaved half circles", ("classification",),
                  "float32 [B, 2]; 2 classes", _moons),
-    DatasetEntry("circles", "a ring around a smaller ring", ("classification",),
+    DatasetEntry("circles", "points", "a ring around a smaller ring", ("classification",),
                  "float32 [B, 2]; 2 classes", _circles),
-    DatasetEntry("spirals", "three interleaved spirals", ("classification",),
+    DatasetEntry("spirals", "points", "three interleaved spirals", ("classification",),
                  "float32 [B, 2]; 3 classes", _spirals),
-    DatasetEntry("copy", "give the problem's symbols back", ("next_token", "classification"),
+    DatasetEntry("copy", "tokens", "give the problem's symbols back",
+                 ("next_token", "classification"),
                  _TOKEN_GIVES, _symbol_task("copy", "copy", lambda p: p.clone()),
                  _SYMBOL_OPTIONS),
-    DatasetEntry("reverse", "give the symbols back reversed", ("next_token", "classification"),
+    DatasetEntry("reverse", "tokens", "give the symbols back reversed",
+                 ("next_token", "classification"),
                  _TOKEN_GIVES, _symbol_task("reverse", "reverse", lambda p: p.flip(1)),
                  _SYMBOL_OPTIONS),
-    DatasetEntry("sort", "give the symbols back sorted", ("next_token", "classification"),
+    DatasetEntry("sort", "tokens", "give the symbols back sorted", ("next_token", "classification"),
                  _TOKEN_GIVES,
                  _symbol_task("sort", "sort", lambda p: p.sort(dim=1).values),
                  _SYMBOL_OPTIONS),
-    DatasetEntry("modadd", "tokens a, b, '=': the answer is (a + b) mod p",
+    DatasetEntry("modadd", "tokens", "tokens a, b, '=': the answer is (a + b) mod p",
                  ("classification", "next_token"),
                  "int64 [B, T] tokens, vocabulary p+2; as classification: int64 [B], "
                  "p classes; as next_token: int64 [B, T] targets", _modadd,
                  {"modulus": "p (default 10)"}),
-    DatasetEntry("harbour", "The Harbour Log: 4 KB of original English prose",
+    DatasetEntry("harbour", "text", "The Harbour Log: 4 KB of original English prose",
                  ("next_token",),
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
                  "next characters",
                  _corpus("harbour", "harbour.txt",
                          "The Harbour Log, a small English text (next character)")),
-    DatasetEntry("sonnets", "eleven of Shakespeare's sonnets (public domain, 7 KB)",
+    DatasetEntry("sonnets", "text", "eleven of Shakespeare's sonnets (public domain, 7 KB)",
                  ("next_token",),
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
                  "next characters",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from builder.graphs.schema import integers, object_schema, ref
+from compute.engine.datasets import KINDS
 
 from .models import Job, JobEvent, Upload
 
@@ -119,6 +120,8 @@ def components() -> dict[str, Any]:
         }),
         "Dataset": object_schema({
             "name": {"type": "string"},
+            "kind": {"type": "string", "enum": list(KINDS), "description": "What its samples "
+                     "are: characters of a text, symbol tokens, images, points, table rows."},
             "description": {"type": "string"},
             "tasks": {"type": "array", "items": {"type": "string"},
                       "description": "classification, next_token, ..."},

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 
 import pytest
+from django.core.management import call_command
 
-from compute.engine import catalog, load_starter, starter_names
+from compute.engine import block_catalog, catalog, load_starter, starter_names
+from compute.engine.graph import ID_PATTERN, RESERVED_IDS
 
 
 def test_inspect_reports_shapes_params_and_flops_of_a_valid_graph(api, mlp):
@@ -77,12 +81,38 @@ def test_inspect_of_a_huge_body_is_413(api, settings):
 def test_blocks_returns_the_engines_catalog(anon, db):
     response = anon.get("/api/blocks")
     assert response.status_code == 200
-    blocks = response.json()
+    blocks = response.json()["blocks"]
     assert blocks == catalog()
     types = {b["type"] for b in blocks}
     assert {"Input", "Output", "Linear", "MultiHeadAttention", "Repeat"} <= types
     linear = next(b for b in blocks if b["type"] == "Linear")
     assert "out_features" in linear["params_schema"]["properties"]
+
+
+def test_blocks_serves_the_engines_rules_for_ids(anon, db):
+    served = anon.get("/api/blocks").json()
+    assert served == block_catalog()
+    assert served["id_pattern"] == ID_PATTERN.pattern
+    assert set(served["reserved_ids"]) == RESERVED_IDS
+    assert {"class", "self", "training", "state_dict", "add_module"} <= set(served["reserved_ids"])
+    pattern = re.compile(served["id_pattern"])
+    assert pattern.fullmatch("head") and not pattern.fullmatch("2fast")
+    assert not pattern.fullmatch("x" * 65)
+
+
+def test_blocks_serves_each_blocks_id_stem_and_defaults(anon, db):
+    by_type = {b["type"]: b for b in anon.get("/api/blocks").json()["blocks"]}
+    assert by_type["MultiHeadAttention"]["id_stem"] == "attn"
+    assert by_type["Linear"]["id_stem"] == "linear"
+    assert by_type["Repeat"]["defaults"] == {"times": 2}
+    assert by_type["Linear"]["defaults"] == {"out_features": 64, "bias": True}
+    assert by_type["ReLU"]["defaults"] == {}
+
+
+def test_the_editors_test_catalog_is_what_blocks_serves(anon, db, tmp_path):
+    fixture = tmp_path / "catalog.json"
+    call_command("catalog_fixture", file=fixture)
+    assert json.loads(fixture.read_text(encoding="utf-8")) == anon.get("/api/blocks").json()
 
 
 def test_starters_lists_every_starter_with_its_document(anon, db):

@@ -11,6 +11,7 @@ from openapi_check import assert_conforms, response_schema
 
 from builder.graphs.schema import ref
 from compute.engine import load_starter
+from compute.engine.graph import ID_PATTERN
 
 
 def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
@@ -19,7 +20,7 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
 
     assert schema("/api/inspect", "post") == ref("InspectReport")
     assert schema("/api/shared/{token}/inspect") == ref("InspectReport")
-    assert schema("/api/blocks")["items"] == ref("Block")
+    assert schema("/api/blocks") == ref("BlockCatalog")
     assert schema("/api/starters")["items"] == ref("Starter")
     assert schema("/api/jobs/{job_id}") == ref("Job")
     assert schema("/api/jobs/{job_id}", "patch") == ref("Job")
@@ -47,8 +48,9 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     assert schemas["EventPage"]["properties"]["events"]["items"] == ref("JobEvent")
     assert schemas["JobEvent"]["required"] == ["type", "seq", "step", "time"]
     assert schemas["Starter"]["properties"]["document"] == ref("GraphDocument")
-    for name in ("TensorSpec", "Problem", "InspectTotals", "Block", "Job", "Dataset",
-                 "Upload"):
+    assert schemas["BlockCatalog"]["properties"]["blocks"]["items"] == ref("Block")
+    for name in ("TensorSpec", "Problem", "InspectTotals", "Block", "BlockCatalog", "Job",
+                 "Dataset", "Upload"):
         assert schemas[name]["required"], name
 
 
@@ -86,6 +88,13 @@ def test_a_shared_report_fits_the_schema(api, anon, openapi, make_graph):
     token = api.post(f"/api/graphs/{graph['id']}/share", {}, format="json").json()["token"]
     response = anon.get(f"/api/shared/{token}/inspect")
     assert_conforms(openapi, "/api/shared/{token}/inspect", "get", response)
+
+
+def test_the_graph_format_takes_its_id_pattern_from_the_engine(openapi):
+    schemas = openapi["components"]["schemas"]
+    assert schemas["GraphNode"]["properties"]["id"]["pattern"] == ID_PATTERN.pattern
+    endpoint = schemas["GraphEdge"]["properties"]["from"]["pattern"]
+    assert endpoint == r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 
 
 def test_blocks_and_starters_fit_the_schema(anon, openapi):

@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-from compute.engine import REGISTRY, catalog, inspect_graph, load_graph, load_starter, starter_names
+from compute.engine import (
+    REGISTRY,
+    block_catalog,
+    catalog,
+    inspect_graph,
+    load_graph,
+    load_starter,
+    starter_names,
+)
+from compute.engine.blocks import Block
+from compute.engine.graph import ID_PATTERN, RESERVED_IDS
 
 
 @pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
@@ -28,6 +38,40 @@ def test_catalog_schema_gives_every_parameter_a_default_and_a_description(entry:
         assert prop.get("description"), f"{entry['type']}.{name} has no description"
     assert not schema.get("required"), "a node without params must be valid as drawn"
     json.dumps(schema)  # served as is by the API
+
+
+@pytest.mark.parametrize("block", REGISTRY.values(), ids=lambda b: b.type)
+def test_catalog_defaults_are_what_the_parameter_model_gives_an_empty_node(block: Block) -> None:
+    entry = block.describe()
+    defaults = entry["defaults"]
+    assert block.Params.model_validate(defaults) == block.Params()
+    assert block.Params.model_validate(json.loads(json.dumps(defaults))) == block.Params()
+    props = entry["params_schema"].get("properties", {})
+    assert defaults == {name: prop["default"] for name, prop in props.items()}
+
+
+@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
+def test_catalog_id_stem_numbered_is_an_id_the_engine_takes(entry: dict) -> None:
+    stem = entry["id_stem"]
+    assert not stem[-1].isdigit()  # the editor numbers it: attn1, attn2
+    for n in (1, 12):
+        assert ID_PATTERN.fullmatch(f"{stem}{n}") and f"{stem}{n}" not in RESERVED_IDS
+    assert "id_stem" not in entry["params_schema"].get("properties", {})
+
+
+def test_catalog_stems_are_the_short_names_people_write() -> None:
+    stems = {e["type"]: e["id_stem"] for e in catalog()}
+    assert stems["MultiHeadAttention"] == "attn" and stems["LayerNorm"] == "ln"
+    assert stems["Input"] == "x" and stems["Repeat"] == "blocks"
+    assert stems["Linear"] == "linear"  # without a stem of its own: the type in lower case
+
+
+def test_block_catalog_carries_the_engines_rules_for_ids() -> None:
+    served = block_catalog()
+    assert served["id_pattern"] == ID_PATTERN.pattern
+    assert served["reserved_ids"] == sorted(RESERVED_IDS)
+    assert served["blocks"] == catalog()
+    json.dumps(served)
 
 
 def test_catalog_lists_every_registered_block_once_with_its_ports() -> None:

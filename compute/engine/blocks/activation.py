@@ -117,6 +117,7 @@ class DropoutParams(BlockParams):
 
 class Dropout(Block):
     type = "Dropout"
+    id_stem = "drop"
     category = "Regularization"
     summary = "While training, zeroes random elements (and rescales the rest)."
     explanation = """

@@ -36,6 +36,7 @@ class MultiHeadAttentionParams(BlockParams):
 
 class MultiHeadAttention(Block):
     type = "MultiHeadAttention"
+    id_stem = "attn"
     category = "Attention"
     summary = "Each position gathers information from the others, weighted by relevance."
     explanation = """

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Strict
+from pydantic_core import to_jsonable_python
 from torch import nn
 
 # Parameter types for graph files: a JSON number or boolean, never a string to coerce.
@@ -137,6 +138,8 @@ class Block:
     - `Params`: a `BlockParams` model; its JSON Schema is what the editor's form is made from,
       so every field has a default where one is sensible, ranges and a description.
     - `inputs` / `outputs`: port names, in the order the module's `forward` takes them.
+    - `id_stem`: how the editor starts the ids of new nodes (`attn` gives attn1, attn2, ...),
+      what people call the block in code; without one, the type in lower case.
     - `summary`: one line for a tooltip; `explanation`: Markdown for a learner (what it
       computes, the formula, when to use it).
     - `construct(params, inputs)`: check the incoming specs, raise `Refusal` with a sentence
@@ -152,6 +155,7 @@ class Block:
     inputs: ClassVar[tuple[str, ...]] = ("in",)
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     holds_graph: ClassVar[bool] = False
+    id_stem: ClassVar[str | None] = None
 
     def construct(self, params: Any, inputs: Mapping[str, Incoming]) -> Ctor:
         raise NotImplementedError
@@ -167,7 +171,14 @@ class Block:
             "outputs": list(self.outputs),
             "holds_graph": self.holds_graph,
             "params_schema": self.Params.model_json_schema(),
+            "id_stem": self.id_stem or self.type.lower(),
+            "defaults": self.defaults(),
         }
+
+    def defaults(self) -> dict[str, Any]:
+        """The value each parameter takes where a node leaves it out, as JSON."""
+        return {name: to_jsonable_python(info.get_default(call_default_factory=True))
+                for name, info in self.Params.model_fields.items() if not info.is_required()}
 
 
 # Checks shared by many blocks. Each raises a Refusal phrased for the user.

@@ -62,6 +62,7 @@ def _conv(block: Block, cls: type[nn.Module], params: Conv1dParams | Conv2dParam
 
 class Conv1d(Block):
     type = "Conv1d"
+    id_stem = "conv"
     category = "Convolution"
     summary = "Slides learned filters along a sequence: [B, C, L] → [B, out_channels, L']."
     explanation = """
@@ -83,6 +84,7 @@ same pattern can appear anywhere.
 
 class Conv2d(Block):
     type = "Conv2d"
+    id_stem = "conv"
     category = "Convolution"
     summary = "Slides learned filters over an image: [B, C, H, W] → [B, out_channels, H', W']."
     explanation = """
@@ -121,6 +123,7 @@ def _pool(block: Block, cls: type[nn.Module], params: Pool2dParams, x: Incoming)
 
 class MaxPool2d(Block):
     type = "MaxPool2d"
+    id_stem = "pool"
     category = "Pooling"
     summary = "Keeps the largest value of each window: shrinks H and W, no parameters."
     explanation = """
@@ -139,6 +142,7 @@ also makes the network tolerant of small shifts.
 
 class AvgPool2d(Block):
     type = "AvgPool2d"
+    id_stem = "pool"
     category = "Pooling"
     summary = "Averages each window: shrinks H and W, no parameters."
     explanation = """
@@ -160,6 +164,7 @@ class AdaptivePoolParams(BlockParams):
 
 class AdaptiveAvgPool2d(Block):
     type = "AdaptiveAvgPool2d"
+    id_stem = "pool"
     category = "Pooling"
     summary = "Averages down to a fixed size, whatever the input size: [B, C, h, w]."
     explanation = """

@@ -19,6 +19,7 @@ class EmbeddingParams(BlockParams):
 
 class Embedding(Block):
     type = "Embedding"
+    id_stem = "emb"
     category = "Embeddings"
     summary = "Looks up a learned vector for each integer id: [B, T] → [B, T, D]."
     explanation = """
@@ -47,6 +48,7 @@ class PositionalEmbeddingParams(BlockParams):
 
 class PositionalEmbedding(Block):
     type = "PositionalEmbedding"
+    id_stem = "pos"
     category = "Embeddings"
     summary = "Adds a learned vector for each position 0..T−1 to [B, T, D]."
     explanation = """

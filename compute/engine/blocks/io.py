@@ -17,6 +17,7 @@ class InputParams(BlockParams):
     shape: tuple[Dim, ...] | None = Field(
         default=None,
         min_length=1,
+        examples=[[64]],  # what the editor gives a new Input of the top graph
         description="Shape of one sample, without the batch dimension: [64] takes [B, 64]. "
         "Required at the top level; inside a Repeat it comes from outside.",
     )
@@ -28,6 +29,7 @@ class InputParams(BlockParams):
 
 class Input(Block):
     type = "Input"
+    id_stem = "x"
     category = "Inputs & outputs"
     summary = "A tensor fed to the model; becomes an argument of forward()."
     explanation = """
@@ -44,6 +46,7 @@ the order the Inputs are listed: `model(tokens)`.
 
 class Output(Block):
     type = "Output"
+    id_stem = "out"
     category = "Inputs & outputs"
     summary = "A value the model returns, under this node's id."
     explanation = """

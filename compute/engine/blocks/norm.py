@@ -31,6 +31,7 @@ with very small batches prefer `LayerNorm`.
 
 class BatchNorm1d(Block):
     type = "BatchNorm1d"
+    id_stem = "bn"
     category = "Normalization"
     summary = "Normalizes each feature over the batch, then scales and shifts it."
     explanation = "**BatchNorm1d** takes `[B, C]` or `[B, C, L]` and" + _BATCHNORM_TEXT
@@ -45,6 +46,7 @@ class BatchNorm1d(Block):
 
 class BatchNorm2d(Block):
     type = "BatchNorm2d"
+    id_stem = "bn"
     category = "Normalization"
     summary = "Normalizes each channel of an image over the batch, then scales and shifts it."
     explanation = "**BatchNorm2d** takes `[B, C, H, W]` and" + _BATCHNORM_TEXT
@@ -65,6 +67,7 @@ class LayerNormParams(BlockParams):
 
 class LayerNorm(Block):
     type = "LayerNorm"
+    id_stem = "ln"
     category = "Normalization"
     summary = "Normalizes each vector over its last dimension, then scales and shifts it."
     explanation = """
@@ -94,6 +97,7 @@ class RMSNormParams(BlockParams):
 
 class RMSNorm(Block):
     type = "RMSNorm"
+    id_stem = "norm"
     category = "Normalization"
     summary = "Scales each vector to unit root-mean-square over its last dimension."
     explanation = """

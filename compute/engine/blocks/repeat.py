@@ -21,6 +21,7 @@ class RepeatParams(BlockParams):
 
 class Repeat(Block):
     type = "Repeat"
+    id_stem = "blocks"
     category = "Structure"
     summary = "Runs the graph inside it `times` times in a row, each copy with its own weights."
     explanation = """

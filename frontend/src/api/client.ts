@@ -1,7 +1,7 @@
 // Every call the editor makes to the REST API goes through `api`: JSON in and out, the CSRF
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
-  Block, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
+  BlockCatalog, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
   SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
@@ -145,7 +145,7 @@ const q = (params: Record<string, string | number | undefined>) => {
 
 /** The API, one function per endpoint the editor uses (see docs/api.md). */
 export const api = {
-  blocks: () => request<Block[]>("GET", "/api/blocks"),
+  blocks: () => request<BlockCatalog>("GET", "/api/blocks"),
   starters: () => request<Starter[]>("GET", "/api/starters"),
   inspect: (document: GraphDocument, signal?: AbortSignal) =>
     request<InspectReport>("POST", "/api/inspect", document, { signal }),

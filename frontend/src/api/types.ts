@@ -25,6 +25,7 @@ export type TensorSpec = S["TensorSpec"];
 export type Problem = S["Problem"];
 export type Totals = S["InspectTotals"];
 export type Block = S["Block"];
+export type BlockCatalog = S["BlockCatalog"];
 export type Starter = S["Starter"];
 
 export type Job = S["Job"];

@@ -248,13 +248,14 @@ function Breadcrumbs() {
   const scope = useEditor((s) => s.scope);
   const doc = useEditor((s) => s.doc);
   const leaveTo = useEditor((s) => s.leaveTo);
+  const catalog = useEditor((s) => s.catalog);
   if (scope.length === 0) return null;
   return (
     <nav className="breadcrumbs" aria-label="Where you are">
       <button className="link" onClick={() => leaveTo(0)}>{doc.name || "model"}</button>
       {scope.map((id, i) => {
         const node = graphAt(doc, scope.slice(0, i)).nodes.find((n) => n.id === id);
-        const times = node?.params?.times ?? 2;
+        const times = node?.params?.times ?? catalog.blocks.Repeat?.defaults.times;
         return (
           <span key={id}>
             <span className="muted"> › </span>

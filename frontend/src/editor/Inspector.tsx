@@ -16,7 +16,7 @@ export function Inspector() {
   const focusBlock = useEditor((s) => s.focusBlock);
   const catalog = useEditor((s) => s.catalog);
   let body;
-  if (focusBlock && catalog[focusBlock]) body = <BlockHelp block={catalog[focusBlock]} />;
+  if (focusBlock && catalog.blocks[focusBlock]) body = <BlockHelp block={catalog.blocks[focusBlock]} />;
   else if (selection.length === 1) body = <NodeInspector id={selection[0]} />;
   else if (selection.length > 1) body = <ManySelected count={selection.length} />;
   else body = <ModelSummary />;
@@ -44,7 +44,7 @@ function NodeInspector({ id }: { id: string }) {
   const enter = useEditor((s) => s.enter);
   const node = graphAt(doc, scope).nodes.find((n) => n.id === id);
   if (!node) return <ModelSummary />;
-  const block = catalog[node.type];
+  const block = catalog.blocks[node.type];
   const entry = nodeReportsAt(report, scope)[id] as NodeReport | undefined;
   const problems = problemsAt(report, scope).get(id) ?? [];
   const path = nodePath(scope, id);

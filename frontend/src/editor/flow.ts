@@ -51,7 +51,7 @@ export function deriveNodes(
     ) {
       return prev;
     }
-    const block = catalog[node.type];
+    const block = catalog.blocks[node.type];
     return {
       id: node.id,
       type: block?.holds_graph ? "repeat" : "block",

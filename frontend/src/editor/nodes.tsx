@@ -79,7 +79,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
 
 export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeProps<BlockNodeType>) {
   const { node, block, report } = data;
-  const times = (node.params?.times as number | undefined) ?? (block?.params_schema as { properties?: { times?: { default?: number } } })?.properties?.times?.default ?? 2;
+  const times = String(node.params?.times ?? block?.defaults.times);
   const inner = node.graph?.nodes.filter((n) => n.type !== "Input" && n.type !== "Output") ?? [];
   const hasError = !!data.problems?.length;
   const enter = useEditor((s) => s.enter);

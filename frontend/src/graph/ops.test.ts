@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 
 import type { GraphDocument } from "../api/types";
-import { CATALOG } from "../test/catalog";
+import { CATALOG, SERVED } from "../test/catalog";
 import {
   EditError, addNode, blankDocument, canonical, connect, connectionProblem, copyFragment, graphAt,
-  idProblem, isFragment, makeRepeat, pasteFragment, removeNodes, renameNode, setParam,
+  idProblem, isFragment, makeCatalog, makeRepeat, pasteFragment, removeNodes, renameNode, setParam,
 } from "./ops";
 
 function mlp(): GraphDocument {
@@ -32,11 +32,30 @@ describe("adding and removing blocks", () => {
     expect(second.doc.layout).toEqual({ linear1: [10, 20], linear2: [30, 40] });
   });
 
+  it("names new blocks from the stem the catalog serves for each type", () => {
+    for (const block of SERVED.blocks) {
+      expect(addNode(blankDocument(), [], block.type, [0, 0], CATALOG).id).toBe(`${block.id_stem}1`);
+    }
+    expect(addNode(blankDocument(), [], "MultiHeadAttention", [0, 0], CATALOG).id).toBe("attn1");
+    const renamed = makeCatalog({
+      ...SERVED, blocks: SERVED.blocks.map((b) => (b.type === "Linear" ? { ...b, id_stem: "fc" } : b)),
+    });
+    expect(addNode(blankDocument(), [], "Linear", [0, 0], renamed).id).toBe("fc1");
+  });
+
+  it("skips fresh ids that the catalog reserves", () => {
+    const strict = makeCatalog({ ...SERVED, reserved_ids: [...SERVED.reserved_ids, "linear1"] });
+    expect(addNode(blankDocument(), [], "Linear", [0, 0], strict).id).toBe("linear2");
+  });
+
   it("starts a top-level Input with a shape and a Repeat with a body of its own", () => {
     const withInput = addNode(blankDocument(), [], "Input", [0, 0], CATALOG);
     expect(withInput.doc.nodes[0].params).toEqual({ shape: [64] });
     const withRepeat = addNode(blankDocument(), [], "Repeat", [0, 0], CATALOG);
     expect(withRepeat.doc.nodes[0].graph?.nodes.map((n) => n.type)).toEqual(["Input", "Output"]);
+    // inside a Repeat the shape comes from outside
+    const inside = addNode(withRepeat.doc, ["blocks1"], "Input", [0, 0], CATALOG);
+    expect(graphAt(inside.doc, ["blocks1"]).nodes.at(-1)?.params).toBeUndefined();
   });
 
   it("removes a block with its edges and its place, and leaves the old document alone", () => {
@@ -103,12 +122,26 @@ describe("parameters and names", () => {
 
   it("refuses ids that break generated code or are taken", () => {
     const g = graphAt(mlp(), []);
-    expect(idProblem("2fast", g)).toMatch(/starts with a letter/);
-    expect(idProblem("class", g)).toMatch(/reserved/);
-    expect(idProblem("training", g)).toMatch(/reserved/);
-    expect(idProblem("act", g)).toMatch(/taken/);
-    expect(idProblem("act", g, "act")).toBeNull();
+    expect(idProblem("2fast", g, CATALOG)).toMatch(/starts with a letter/);
+    expect(idProblem("x".repeat(65), g, CATALOG)).toMatch(/at most 64/);
+    expect(idProblem("class", g, CATALOG)).toMatch(/reserved/);
+    expect(idProblem("training", g, CATALOG)).toMatch(/reserved/);
+    expect(idProblem("act", g, CATALOG)).toMatch(/taken/);
+    expect(idProblem("act", g, CATALOG, "act")).toBeNull();
+    expect(idProblem("head", g, CATALOG)).toBeNull();
     expect(() => renameNode(mlp(), [], "act", "hidden", CATALOG)).toThrow(/taken/);
+  });
+
+  it("refuses every id the engine reserves, as the catalog serves them", () => {
+    const g = graphAt(mlp(), []);
+    // add_module and apply were missing from the editor's own list before the catalog served it
+    expect(SERVED.reserved_ids).toEqual(expect.arrayContaining(["class", "self", "add_module", "apply"]));
+    for (const id of SERVED.reserved_ids.filter((r) => CATALOG.idPattern.test(r))) {
+      expect(idProblem(id, g, CATALOG)).toMatch(/reserved/);
+    }
+    expect(() => renameNode(mlp(), [], "act", "apply", CATALOG)).toThrow(/reserved/);
+    const short = makeCatalog({ ...SERVED, id_pattern: "^[a-z]{1,3}$" });
+    expect(idProblem("head", g, short)).toMatch(/starts with a letter/);
   });
 });
 

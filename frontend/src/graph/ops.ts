@@ -4,25 +4,35 @@
 //
 // A scope is the path of Repeat node ids from the top graph to the graph being edited:
 // [] is the top graph, ["blocks"] the graph inside the Repeat "blocks".
-import type { Block, GraphDocument, GraphEdge, GraphNode, NestedGraph } from "../api/types";
+import type { Block, BlockCatalog, GraphDocument, GraphEdge, GraphNode, NestedGraph } from "../api/types";
 
 export type Scope = readonly string[];
 export type Point = [number, number];
-export type Catalog = Readonly<Record<string, Block>>;
 /** The part of a document or nested graph that the editor works on. */
 export type Graph = GraphDocument | NestedGraph;
 
+/** What the engine serves with GET /api/blocks, ready to use: the blocks by type and the
+ * rules for node ids (docs/graph-format.md). */
+export interface Catalog {
+  readonly blocks: Readonly<Record<string, Block>>;
+  /** what an id matches in full */
+  readonly idPattern: RegExp;
+  /** ids that would break the generated code: Python keywords and the module's own names */
+  readonly reservedIds: ReadonlySet<string>;
+}
+
+export function makeCatalog(served: BlockCatalog): Catalog {
+  return {
+    blocks: Object.fromEntries(served.blocks.map((b) => [b.type, b])),
+    idPattern: new RegExp(served.id_pattern),
+    reservedIds: new Set(served.reserved_ids),
+  };
+}
+
+/** Until the catalog arrives: no blocks, and no id is valid. */
+export const EMPTY_CATALOG = makeCatalog({ id_pattern: "(?!)", reserved_ids: [], blocks: [] });
+
 export const FORMAT = "shipyard.graph/v1";
-export const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-// Names the engine refuses because they would break the generated code (docs/graph-format.md).
-const RESERVED = new Set([
-  "self", "training", "meta", "code", "eval", "float", "graph", "forward", "cuda", "cpu", "to",
-  "half", "double", "train", "type", "parameters", "modules", "children", "state_dict",
-  "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
-  "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
-  "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
-  "with", "yield",
-]);
 
 export class EditError extends Error {
   constructor(message: string) {
@@ -84,7 +94,7 @@ export function parseEndpoint(
   const dot = text.indexOf(".");
   if (dot >= 0) return { node: text.slice(0, dot), port: text.slice(dot + 1) };
   const node = graph.nodes.find((n) => n.id === text);
-  const ports = node ? catalog[node.type]?.[side] ?? [] : [];
+  const ports = node ? catalog.blocks[node.type]?.[side] ?? [] : [];
   return { node: text, port: ports.length === 1 ? ports[0] : side === "inputs" ? "in" : "out" };
 }
 
@@ -92,7 +102,7 @@ export function parseEndpoint(
 export function formatEndpoint(
   node: GraphNode, port: string, catalog: Catalog, side: "inputs" | "outputs",
 ): string {
-  const ports = catalog[node.type]?.[side] ?? [];
+  const ports = catalog.blocks[node.type]?.[side] ?? [];
   return ports.length === 1 && ports[0] === port ? node.id : `${node.id}.${port}`;
 }
 
@@ -103,36 +113,36 @@ export function edgeKey(edge: GraphEdge): string {
 // ---------------------------------------------------------------------------------------
 // Ids
 
-export function idProblem(id: string, graph: Graph, current?: string): string | null {
-  if (!ID_PATTERN.test(id)) {
+export function idProblem(id: string, graph: Graph, catalog: Catalog, current?: string): string | null {
+  if (!catalog.idPattern.test(id)) {
     return "an id starts with a letter or _ and has only letters, digits and _ (at most 64)";
   }
-  if (RESERVED.has(id)) return `${id} is a reserved name in Python or PyTorch; pick another`;
+  if (catalog.reservedIds.has(id)) return `${id} is a reserved name in Python or PyTorch; pick another`;
   if (id !== current && graph.nodes.some((n) => n.id === id)) return `${id} is already taken here`;
   return null;
 }
 
-// Short stems for new ids, as people name these in code; other types are lower-cased.
-const STEMS: Record<string, string> = {
-  MultiHeadAttention: "attn", PositionalEmbedding: "pos", Embedding: "emb", LayerNorm: "ln",
-  RMSNorm: "norm", BatchNorm1d: "bn", BatchNorm2d: "bn", Conv1d: "conv", Conv2d: "conv",
-  MaxPool2d: "pool", AvgPool2d: "pool", AdaptiveAvgPool2d: "pool", Dropout: "drop",
-  Input: "x", Output: "out", Repeat: "blocks",
-};
-
-/** linear1, linear2, …: the first free id for a block type in a graph. With a `base`
- * (a name to keep), the base itself when it is free. */
-export function freshId(type: string, taken: ReadonlySet<string>, base?: string): string {
-  if (base && !taken.has(base) && ID_PATTERN.test(base) && !RESERVED.has(base)) return base;
-  const stem = (base ?? STEMS[type] ?? type.toLowerCase()).replace(/\d+$/, "") || "node";
-  for (let i = 1; ; i++) {
+/** linear1, linear2, …: the first free id for a block type in a graph, from the block's stem.
+ * With a `base` (a name to keep), the base itself when it is free, else the base numbered. */
+export function freshId(type: string, taken: ReadonlySet<string>, catalog: Catalog, base?: string): string {
+  const usable = (id: string) => !taken.has(id) && catalog.idPattern.test(id) && !catalog.reservedIds.has(id);
+  if (base && usable(base)) return base;
+  const stems = [base?.replace(/\d+$/, ""), catalog.blocks[type]?.id_stem, "node"];
+  const stem = stems.find((s) => s && catalog.idPattern.test(`${s}1`)) ?? "node";
+  for (let i = 1; i <= taken.size + catalog.reservedIds.size + 1; i++) {
     const id = `${stem}${i}`;
-    if (!taken.has(id) && !RESERVED.has(id)) return id;
+    if (usable(id)) return id;
   }
+  throw new EditError(`no free id for a ${type} here`);
 }
 
 // ---------------------------------------------------------------------------------------
 // Edits
+
+/** The part of a block's parameter schema that addNode reads. */
+interface ParamsSchema {
+  properties?: Record<string, { examples?: unknown[] }>;
+}
 
 function nestedTemplate(): NestedGraph {
   return {
@@ -145,13 +155,15 @@ function nestedTemplate(): NestedGraph {
 export function addNode(
   doc: GraphDocument, scope: Scope, type: string, at: Point, catalog: Catalog,
 ): { doc: GraphDocument; id: string } {
-  const block = catalog[type];
+  const block = catalog.blocks[type];
   if (!block) throw new EditError(`no block type ${type}`);
   let id = "";
   const next = updateGraphAt(doc, scope, (graph) => {
-    id = freshId(type, new Set(graph.nodes.map((n) => n.id)));
+    id = freshId(type, new Set(graph.nodes.map((n) => n.id)), catalog);
     const node: GraphNode = { id, type: type as GraphNode["type"] };
-    if (type === "Input" && scope.length === 0) node.params = { shape: [64] };
+    // The top graph's Inputs need a shape; a new one gets the example of the block's schema.
+    const shape = (block.params_schema as ParamsSchema).properties?.shape?.examples?.[0];
+    if (type === "Input" && scope.length === 0 && shape !== undefined) node.params = { shape };
     if (block.holds_graph) node.graph = nestedTemplate();
     return {
       ...graph,
@@ -195,8 +207,8 @@ export function connectionProblem(
   const target = graph.nodes.find((n) => n.id === to.node);
   const source = graph.nodes.find((n) => n.id === from.node);
   if (!target || !source) return "no such block";
-  if (!(catalog[target.type]?.inputs ?? []).includes(to.port)) return `${to.node} has no input ${to.port}`;
-  if (!(catalog[source.type]?.outputs ?? []).includes(from.port)) return `${from.node} has no output ${from.port}`;
+  if (!(catalog.blocks[target.type]?.inputs ?? []).includes(to.port)) return `${to.node} has no input ${to.port}`;
+  if (!(catalog.blocks[source.type]?.outputs ?? []).includes(from.port)) return `${from.node} has no output ${from.port}`;
   const taken = graph.edges.some((e) => {
     const end = parseEndpoint(e.to, graph, catalog, "inputs");
     return end.node === to.node && end.port === to.port;
@@ -261,7 +273,7 @@ export function setParam(doc: GraphDocument, scope: Scope, id: string, name: str
 export function renameNode(doc: GraphDocument, scope: Scope, from: string, to: string, catalog: Catalog): GraphDocument {
   if (from === to) return doc;
   return updateGraphAt(doc, scope, (graph) => {
-    const problem = idProblem(to, graph, from);
+    const problem = idProblem(to, graph, catalog, from);
     if (problem) throw new EditError(problem);
     const rename = (text: string, side: "inputs" | "outputs") => {
       const end = parseEndpoint(text, graph, catalog, side);
@@ -322,14 +334,14 @@ export function isFragment(value: unknown): value is GraphDocument {
 export function pasteFragment(
   doc: GraphDocument, scope: Scope, fragment: GraphDocument, offset: Point, catalog: Catalog,
 ): { doc: GraphDocument; ids: string[] } {
-  const unknown = fragment.nodes.find((n) => !catalog[n.type]);
+  const unknown = fragment.nodes.find((n) => !catalog.blocks[n.type]);
   if (unknown) throw new EditError(`the pasted graph has a block type this editor does not know: ${unknown.type}`);
   const ids: string[] = [];
   const next = updateGraphAt(doc, scope, (graph) => {
     const taken = new Set(graph.nodes.map((n) => n.id));
     const renamed = new Map<string, string>();
     for (const node of fragment.nodes) {
-      const id = taken.has(node.id) || !ID_PATTERN.test(node.id) ? freshId(node.type, taken, node.id) : node.id;
+      const id = freshId(node.type, taken, catalog, node.id);
       taken.add(id);
       renamed.set(node.id, id);
       ids.push(id);
@@ -395,11 +407,11 @@ export function makeRepeat(
     throw new EditError(`a Repeat gives one output: ${exits.size} outputs of the selection are used outside it`);
   }
   const taken = new Set(graph.nodes.map((n) => n.id));
-  const id = freshId("Repeat", taken);
+  const id = freshId("Repeat", taken, catalog);
   const innerIds = new Set(inside);
-  const inId = freshId("Input", innerIds, "x");
+  const inId = freshId("Input", innerIds, catalog, "x");
   innerIds.add(inId);
-  const outId = freshId("Output", innerIds, "y");
+  const outId = freshId("Output", innerIds, catalog, "y");
   const [exitNode, exitPort] = [...exits][0].split(".");
   const exitSource = graph.nodes.find((n) => n.id === exitNode)!;
 

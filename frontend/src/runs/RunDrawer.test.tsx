@@ -39,9 +39,9 @@ function mockFetch(route: Route) {
     const answer = route(method, url, body) ?? (
       url.pathname === "/api/datasets"
         ? { status: 200, body: [
-          { name: "digits", description: "8×8 digits", tasks: ["classification"], gives: "float32 [B, 64]", options: {} },
-          { name: "harbour", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
-          { name: "modadd", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" } },
+          { name: "digits", kind: "image", description: "8×8 digits", tasks: ["classification"], gives: "float32 [B, 64]", options: {} },
+          { name: "harbour", kind: "text", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+          { name: "modadd", kind: "tokens", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" } },
         ] }
         : url.pathname === "/api/uploads" ? { status: 200, body: [] }
           : { status: 404, body: { error: "not here" } });

@@ -44,7 +44,7 @@ function makeDeps(events: Record<string, unknown>[], over: Partial<RunsDeps["api
       const rest = events.filter((e) => (e.seq as number) > since);
       return { events: rest.slice(0, 2), last_seq: events.length, more: rest.length > 2 };
     }),
-    datasets: vi.fn(async () => [{ name: "harbour", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} }]),
+    datasets: vi.fn(async () => [{ name: "harbour", kind: "text", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} }]),
     uploads: vi.fn(async () => []),
     ...over,
   } as unknown as RunsDeps["api"];
@@ -222,8 +222,8 @@ describe("describeError", () => {
 describe("isTextRun", () => {
   it("knows text datasets and text uploads", () => {
     const datasets = [
-      { name: "harbour", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters (ASCII ids)", options: {} },
-      { name: "copy", description: "", tasks: ["next_token"], gives: "int64 [B, T] tokens", options: {} },
+      { name: "harbour", kind: "text" as const, description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+      { name: "copy", kind: "tokens" as const, description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
     ];
     const uploads = [{ id: 3, name: "tide.txt", kind: "text", task: "next_token", summary: "" }];
     const j = (over: Record<string, unknown>) => ({ ...job(over) }) as never;

@@ -7,6 +7,7 @@ import { useStore } from "zustand";
 import { createStore, type StoreApi } from "zustand/vanilla";
 
 import { api, ApiError } from "../api/client";
+import type { Dataset } from "../api/types";
 import {
   isEnded, mergeEvents, obj, toRunJob, type RunEvent, type RunJob,
 } from "./events";
@@ -17,6 +18,7 @@ export type RunTab = "run" | "loss" | "attention" | "samples";
 
 export interface DatasetInfo {
   name: string;
+  kind: Dataset["kind"];
   description: string;
   tasks: string[];
   gives: string;
@@ -166,6 +168,7 @@ function toDataset(raw: unknown): DatasetInfo {
   for (const [k, v] of Object.entries(obj(d.options))) options[k] = String(v);
   return {
     name: String(d.name ?? ""),
+    kind: d.kind as Dataset["kind"],
     description: String(d.description ?? ""),
     tasks: Array.isArray(d.tasks) ? d.tasks.map(String) : [],
     gives: String(d.gives ?? ""),
@@ -185,8 +188,7 @@ function toUpload(raw: unknown): UploadInfo {
 export function isTextRun(job: RunJob | null, datasets: DatasetInfo[], uploads: UploadInfo[]): boolean {
   if (!job) return false;
   if (job.upload !== null) return uploads.find((u) => u.id === job.upload)?.kind === "text";
-  const entry = datasets.find((d) => d.name === job.dataset);
-  return !!entry && /characters/.test(entry.gives);
+  return datasets.find((d) => d.name === job.dataset)?.kind === "text";
 }
 
 export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): StoreApi<RunsState> {

@@ -2,7 +2,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 
 import type { GraphDocument } from "../api/types";
 import { canonical } from "../graph/ops";
-import { BLOCKS } from "../test/catalog";
+import { SERVED } from "../test/catalog";
 import { createEditorStore, isDirty } from "./editor";
 
 const START: GraphDocument = {
@@ -15,7 +15,7 @@ const START: GraphDocument = {
 let store: ReturnType<typeof createEditorStore>;
 beforeEach(() => {
   store = createEditorStore();
-  store.getState().setCatalog(BLOCKS);
+  store.getState().setCatalog(SERVED);
   store.getState().load(START, { graph: { id: 1, name: "m", head: 1 }, savedDoc: START });
 });
 

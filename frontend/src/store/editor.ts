@@ -4,11 +4,11 @@
 import { create } from "zustand";
 import { subscribeWithSelector } from "zustand/middleware";
 
-import type { Block, GraphDocument, InspectReport, Version } from "../api/types";
+import type { Block, BlockCatalog, GraphDocument, InspectReport, Version } from "../api/types";
 import {
-  type Catalog, type Point, type Scope, EditError, addNode, blankDocument, canonical, connect,
-  copyFragment, type Endpoint, graphAt, makeRepeat, moveNodes, pasteFragment, removeEdges,
-  removeNodes, renameNode, setParam,
+  type Catalog, type Point, type Scope, EditError, EMPTY_CATALOG, addNode, blankDocument, canonical,
+  connect, copyFragment, type Endpoint, graphAt, makeCatalog, makeRepeat, moveNodes, pasteFragment,
+  removeEdges, removeNodes, renameNode, setParam,
 } from "../graph/ops";
 import * as H from "./history";
 
@@ -61,7 +61,7 @@ export interface EditorState {
 }
 
 export interface EditorActions {
-  setCatalog(blocks: Block[]): void;
+  setCatalog(served: BlockCatalog): void;
   load(doc: GraphDocument, opts: { graph?: SavedGraph | null; savedDoc?: GraphDocument | null; readOnly?: boolean; shareToken?: string | null; owner?: string | null; report?: InspectReport | null }): void;
   /** Apply an edit to the document as one undo step (or part of the current gesture). */
   edit(change: (doc: GraphDocument) => GraphDocument): boolean;
@@ -100,7 +100,7 @@ export type EditorStore = EditorState & EditorActions;
 
 function initial(): EditorState {
   return {
-    ready: false, catalog: {}, blocks: [], readOnly: false, shareToken: null, owner: null,
+    ready: false, catalog: EMPTY_CATALOG, blocks: [], readOnly: false, shareToken: null, owner: null,
     doc: blankDocument(), history: H.emptyHistory(), scope: [], selection: [], selectedEdges: [],
     focusBlock: null, report: null, inspecting: false, inspectError: null, graph: null,
     savedJson: null, saving: false, conflict: null, notice: null, dialog: null,
@@ -126,8 +126,7 @@ export function createEditorStore() {
     return {
       ...initial(),
 
-      setCatalog: (blocks) =>
-        set({ blocks, catalog: Object.fromEntries(blocks.map((b) => [b.type, b])) }),
+      setCatalog: (served) => set({ blocks: served.blocks, catalog: makeCatalog(served) }),
 
       load: (doc, opts) =>
         set({

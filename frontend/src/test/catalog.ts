@@ -1,22 +1,9 @@
-// A block catalog for unit tests: the real one is served by the API from the engine; the
-// tests need only the ports and the Repeat flag, written here for the blocks they use.
-import type { Block } from "../api/types";
+// The real block catalog for unit tests: catalog.json is the body of GET /api/blocks,
+// written by `make` (manage.py catalog_fixture) beside the API's types.
+import type { BlockCatalog } from "../api/types";
+import { makeCatalog } from "../graph/ops";
+import served from "./catalog.json";
 
-function block(type: string, inputs: string[], outputs: string[], category = "Layers", holds = false): Block {
-  return {
-    type, category, summary: `${type} summary`, explanation: `**${type}** explained`,
-    inputs, outputs, holds_graph: holds, params_schema: { type: "object", properties: {} },
-  } as unknown as Block;
-}
-
-export const BLOCKS: Block[] = [
-  block("Input", [], ["out"], "Inputs & outputs"),
-  block("Output", ["in"], [], "Inputs & outputs"),
-  block("Linear", ["in"], ["out"]),
-  block("ReLU", ["in"], ["out"], "Activations"),
-  block("LayerNorm", ["in"], ["out"], "Normalization"),
-  block("Add", ["a", "b"], ["out"], "Merge"),
-  block("Repeat", ["in"], ["out"], "Structure", true),
-];
-
-export const CATALOG = Object.fromEntries(BLOCKS.map((b) => [b.type, b]));
+export const SERVED = served as BlockCatalog;
+export const BLOCKS = SERVED.blocks;
+export const CATALOG = makeCatalog(SERVED);

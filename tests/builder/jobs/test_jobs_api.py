@@ -170,9 +170,11 @@ def test_backfill_rejects_a_bad_sequence_number_or_type(api: APIClient) -> None:
 
 
 def test_the_built_in_datasets_are_listed_for_anyone(anon: APIClient) -> None:
-    names = [d["name"] for d in anon.get("/api/datasets").json()]
+    kinds = {d["name"]: d["kind"] for d in anon.get("/api/datasets").json()}
     assert {"digits", "moons", "spirals", "copy", "reverse", "sort", "modadd",
-            "harbour"} <= set(names)
+            "harbour"} <= set(kinds)
+    assert (kinds["digits"], kinds["moons"], kinds["copy"], kinds["harbour"]) == (
+        "image", "points", "tokens", "text")
 
 
 # Uploads

@@ -12,6 +12,7 @@ from compute.engine import datasets as ds
 from compute.engine.datasets import (
     DATASETS,
     IGNORE,
+    KINDS,
     DatasetError,
     check_fit,
     csv_dataset,
@@ -48,7 +49,17 @@ def assert_gives_what_it_declares(data: ds.Dataset) -> None:
 
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_each_dataset_gives_what_it_declares(name: str) -> None:
-    assert_gives_what_it_declares(make_dataset(name))
+    data = make_dataset(name)
+    assert_gives_what_it_declares(data)
+    # its kind, which the editor reads (a text run shows samples), fits its tensors
+    kind = DATASETS[name].kind
+    assert kind in KINDS
+    assert data.text == (kind == "text")
+    assert (data.spec.dtype == "int64") == (kind in ("text", "tokens"))
+    if kind == "points":
+        assert data.spec.shape == (2,)
+    if kind == "image":
+        assert data.spec.numel >= 16  # pixels, however the model views them
 
 
 @pytest.mark.parametrize("starter", ["char_gpt", "transformer_classifier"])
@@ -141,8 +152,9 @@ def test_uploaded_text_replaces_other_characters_and_needs_enough_of_them() -> N
 def test_the_registry_says_what_each_dataset_gives() -> None:
     for entry in DATASETS.values():
         described = entry.to_dict()
-        assert set(described) == {"name", "description", "tasks", "gives", "options"}
+        assert set(described) == {"name", "kind", "description", "tasks", "gives", "options"}
         assert described["gives"] and set(described["tasks"]) <= set(ds.TASKS)
+        assert described["kind"] in KINDS
     assert DATASETS["modadd"].to_dict()["options"] == {"modulus": "p (default 10)"}
 
 
