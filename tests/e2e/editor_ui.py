@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FloatRect, Locator, Page, expect
 
 READY = "() => !!(window.__shipyard && window.__shipyard.ready === true)"
 SAVED = re.compile(r"v\d+.*(?<!un)saved", re.IGNORECASE)  # "v2 · saved", never "unsaved"
@@ -286,7 +286,8 @@ _VIEW_JS = """() => {
     }
   }
   texts.sort((a, b) => a.px - b.px);
-  const label = document.querySelector('.react-flow__node .bn-type, .react-flow__node .rn-frame-label .bn-id');
+  const label = document.querySelector(
+    '.react-flow__node .bn-type, .react-flow__node .rn-frame-label .bn-id');
   return {zoom, smallest: texts[0] || null,
           label_px: label ? parseFloat(getComputedStyle(label).fontSize) * zoom : null};
 }"""
@@ -315,7 +316,7 @@ def wait_view_settled(page: Page) -> str:
     raise AssertionError(f"the canvas's viewport kept moving for 10 s (last {last!r})")
 
 
-Box = dict[str, float]
+Box = FloatRect
 
 # What covers the window around the canvas, each with the side of the canvas it is on.
 _PANELS = {".palette": "left", ".inspector": "right", ".topbar": "top",

@@ -16,15 +16,20 @@ import pytest
 from conftest import ARTIFACTS
 from editor_ui import (
     document,
+    drag_node,
+    drop_block,
     inside,
     login,
     node,
+    node_ids,
     open_editor,
+    quick_add,
     view_text,
     visible_canvas,
+    wait_until,
     wait_view_settled,
 )
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 if TYPE_CHECKING:
     from conftest import Artifacts
@@ -33,7 +38,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 MIN_TEXT_PX = 11
-SIZES = {"1440x900": {"width": 1440, "height": 900}, "1280x720": {"width": 1280, "height": 720}}
+SIZES: dict[str, ViewportSize] = {
+    "1440x900": {"width": 1440, "height": 900},
+    "1280x720": {"width": 1280, "height": 720},
+}
 STARTERS = ["char_gpt", "mlp", "cnn", "resnet", "transformer_classifier"]
 RECORD = ARTIFACTS / "canvas-view.jsonl"
 
@@ -126,3 +134,101 @@ def test_a_starter_opens_readable_and_so_does_its_repeat(
         problems += check_view(page, scope, f"inside {starter}'s Repeat at {size}")
         artifacts.snap(page, "inside-repeat")
     assert not problems, "\n".join(problems)
+
+
+def _runs_toggle(page: Page) -> Locator:
+    return page.get_by_role("button", name=re.compile(r"^Runs\b"))
+
+
+def test_fit_view_with_the_run_drawer_open_fits_above_it_and_hides_the_minimap(
+        artifacts: Artifacts, account: User) -> None:
+    page = open_starter(artifacts, account, "char_gpt", "1440x900")
+    wait_view_settled(page)
+    minimap = page.locator(".react-flow__minimap")
+    expect(minimap).to_be_visible()
+    _runs_toggle(page).click()
+    expect(page.locator(".run-drawer")).to_be_visible()
+    # The canvas is short now: the minimap would sit on blocks.
+    expect(minimap).to_be_hidden()
+
+    # Away from the graph, then back with the button ...
+    page.mouse.move(700, 300)
+    page.mouse.wheel(0, 1500)
+    pane_box = page.locator(".react-flow__pane").bounding_box()
+    assert pane_box is not None
+    page.mouse.move(pane_box["x"] + 20, pane_box["y"] + 20)
+    page.get_by_role("button", name="Fit view").click()
+    problems = check_view(page, [], "char_gpt with the run drawer open, after the Fit view button")
+    artifacts.snap(page, "fit-button-drawer-open")
+    # ... and with F.
+    page.mouse.move(700, 300)
+    page.mouse.wheel(0, -1500)
+    page.locator(".react-flow__pane").click(position={"x": 30, "y": 30})
+    page.keyboard.press("f")
+    problems += check_view(page, [], "char_gpt with the run drawer open, after F")
+    artifacts.snap(page, "fit-key-drawer-open")
+    assert not problems, "\n".join(problems)
+
+    _runs_toggle(page).click()
+    expect(page.locator(".run-drawer")).to_be_hidden()
+    expect(minimap).to_be_visible()
+
+
+def test_auto_layout_keeps_every_block_on_screen(artifacts: Artifacts, account: User) -> None:
+    page = open_starter(artifacts, account, "mlp", "1440x900")
+    wait_view_settled(page)
+    for how in ("the L key", "the Auto-layout button"):
+        # One block dragged far down and right, past the edge of the canvas.
+        drag_node(page, "act2", 700, 500)
+        if how == "the L key":
+            page.keyboard.press("l")
+        else:
+            page.get_by_role("button", name="Auto-layout").click()
+        problems = check_view(page, [], f"the MLP after {how}")
+        region = visible_canvas(page)
+        for node_id in node_ids(page):
+            box = node(page, node_id).bounding_box()
+            if not inside(box, region):
+                problems.append(f"after {how}, {node_id} at {box} is off the visible {region}")
+        artifacts.snap(page, f"after-{how}")
+        assert not problems, "\n".join(problems)
+
+
+def _centre(locator: Locator) -> tuple[float, float]:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not on screen"
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def _lands_at(page: Page, node_id: str, x: float, y: float, how: str) -> None:
+    cx, cy = _centre(node(page, node_id))
+    assert abs(cx - x) <= 10 and abs(cy - y) <= 20, (
+        f"{how}: {node_id} is centred at ({cx:.0f}, {cy:.0f}), not at ({x:.0f}, {y:.0f})")
+
+
+def test_a_new_block_lands_where_it_was_put(artifacts: Artifacts, account: User) -> None:
+    page = artifacts.new_page()
+    login(page, account)
+    open_editor(page, "/new")
+    pane_box = page.locator(".react-flow__pane").bounding_box()
+    assert pane_box is not None
+
+    dropped = drop_block(page, "Linear", 250, 160)
+    _lands_at(page, dropped, pane_box["x"] + 250, pane_box["y"] + 160, "dropped from the palette")
+    added = quick_add(page, "ReLU", 600, 520)
+    _lands_at(page, added, pane_box["x"] + 600, pane_box["y"] + 520, "quick-added")
+
+    # Moved away from the origin, a block added from the palette with the keyboard lands in
+    # the middle of what the canvas shows.
+    page.mouse.move(pane_box["x"] + 400, pane_box["y"] + 400)
+    page.mouse.down()
+    page.mouse.move(pane_box["x"] + 300, pane_box["y"] + 250, steps=8)
+    page.mouse.up()
+    before = set(node_ids(page))
+    page.locator('[data-testid="palette-item"][data-type="LayerNorm"]').first.focus()
+    page.keyboard.press("Enter")
+    new = wait_until(lambda: [i for i in node_ids(page) if i not in before], "a LayerNorm added")
+    region = visible_canvas(page)
+    _lands_at(page, new[0], region["x"] + region["width"] / 2, region["y"] + region["height"] / 2,
+              "added from the palette with Enter")
+    artifacts.snap(page, "placed")

@@ -13,6 +13,7 @@ import { nodeReportsAt, problemsAt } from "../graph/report";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
 import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
+import { BLOCK_SIZE } from "./layout";
 import { nodeTypes } from "./nodes";
 import { QuickAdd } from "./QuickAdd";
 import { autoLayoutHere, fitCanvas, onFitRequest, requestFit } from "./view";
@@ -44,6 +45,10 @@ function drawn(shown: BlockNodeType[], derived: BlockNodeType[]): boolean {
     n.id === derived[i].id && n.position.x === derived[i].position.x
     && n.position.y === derived[i].position.y && !!n.measured?.width);
 }
+
+/** The top-left corner that centres a new block on the point where it was put. */
+const centredOn = (at: { x: number; y: number }): Point =>
+  [at.x - BLOCK_SIZE.width / 2, at.y - BLOCK_SIZE.height / 2];
 
 const minimapClass = (n: BlockNodeType) => (n.data.problems?.length ? "mm-error" : "mm-node");
 const onPaneClick = () => useEditor.getState().select([]);
@@ -173,7 +178,7 @@ export function Canvas() {
     if (!type) return;
     event.preventDefault();
     const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-    useEditor.getState().addBlock(type, [at.x - 92, at.y - 30]);
+    useEditor.getState().addBlock(type, centredOn(at));
   }, [flow]);
 
   const [quickAdd, setQuickAdd] = useState<{ left: number; top: number; at: Point } | null>(null);
@@ -183,7 +188,7 @@ export function Canvas() {
     if (!target.classList.contains("react-flow__pane")) return;
     const box = wrapper.current!.getBoundingClientRect();
     const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-    setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: [at.x - 92, at.y - 30] });
+    setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: centredOn(at) });
   }, [flow, readOnly]);
 
   const many = nodes.length > 300;

@@ -13,7 +13,7 @@ export interface Size {
 }
 
 /** Sizes before a block is drawn; close to what the CSS gives them. */
-const BLOCK_SIZE: Size = { width: 184, height: 66 };
+export const BLOCK_SIZE: Size = { width: 184, height: 66 };
 const REPEAT_SIZE: Size = { width: 216, height: 112 };
 
 export function autoLayout(

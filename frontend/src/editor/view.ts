@@ -123,6 +123,28 @@ function rectOf(el: Element): Rect {
   return { x: r.x, y: r.y, width: r.width, height: r.height };
 }
 
+/** The part of React Flow's element (`container`) that is on screen and under no panel,
+ * in page coordinates. */
+export function visibleOnScreen(container: Element): Rect {
+  const onScreen = intersect(rectOf(container), { x: 0, y: 0, width: window.innerWidth, height: window.innerHeight });
+  const covers = COVERS.flatMap(([selector, side]) =>
+    [...document.querySelectorAll(selector)].map((el) => ({ rect: rectOf(el), side })));
+  return visibleRect(onScreen, covers);
+}
+
+/** Where a block added without a pointer goes: centred in the visible part of the canvas,
+ * in flow coordinates, as the top-left corner of a block of `size`. */
+export function visibleCentre(
+  flow: { screenToFlowPosition(p: { x: number; y: number }): { x: number; y: number } },
+  size: { width: number; height: number },
+): [number, number] | null {
+  const container = document.querySelector(".react-flow");
+  if (!container) return null;
+  const visible = visibleOnScreen(container);
+  const at = flow.screenToFlowPosition({ x: visible.x + visible.width / 2, y: visible.y + visible.height / 2 });
+  return [at.x - size.width / 2, at.y - size.height / 2];
+}
+
 /** Fit the canvas as described at the top of this file. `container` is React Flow's
  * element; the label's font size is read from a rendered block, so the CSS is the one
  * place that sets it. Does nothing before the nodes are measured. */
@@ -132,10 +154,7 @@ export function fitCanvas(
   const nodes = flow.getNodes();
   if (!container || nodes.length === 0 || nodes.some((n) => !n.measured?.width)) return false;
   const box = rectOf(container);
-  const onScreen = intersect(box, { x: 0, y: 0, width: window.innerWidth, height: window.innerHeight });
-  const covers = COVERS.flatMap(([selector, side]) =>
-    [...document.querySelectorAll(selector)].map((el) => ({ rect: rectOf(el), side })));
-  const visible = visibleRect(onScreen, covers);
+  const visible = visibleOnScreen(container);
   const label = container.querySelector(".react-flow__node .bn-type");
   const labelPx = label ? parseFloat(getComputedStyle(label).fontSize) : NaN;
   const anchor = anchorNode(nodes)!;
@@ -143,7 +162,7 @@ export function fitCanvas(
     bounds: getNodesBounds(nodes),
     anchor: getNodesBounds([anchor]),
     visible: { ...visible, x: visible.x - box.x, y: visible.y - box.y },
-    minZoom: Number.isFinite(labelPx) ? readableZoom(labelPx) : readableZoom(13),
+    minZoom: readableZoom(Number.isFinite(labelPx) ? labelPx : 13),
   });
   void flow.setViewport({ x: viewport.x, y: viewport.y, zoom: viewport.zoom }, duration ? { duration } : undefined);
   return true;
