@@ -26,6 +26,8 @@ const PRO = { hideAttribution: true };
 const MULTI_KEYS = ["Meta", "Control", "Shift"];
 /** Above this many nodes the minimap (which redraws every node) is left out. */
 const MINIMAP_LIMIT = 400;
+/** Above this many nodes only those on screen are drawn. */
+const CULL_ABOVE = 300;
 
 /** The ids selected after React Flow's select changes; null when there were none. */
 function applySelection(current: string[], changes: (NodeChange | EdgeChange)[]): string[] | null {
@@ -39,11 +41,12 @@ function applySelection(current: string[], changes: (NodeChange | EdgeChange)[])
   return next ? [...next] : null;
 }
 
-/** Whether the nodes on screen are the derived ones, where they were put, all measured. */
-function drawn(shown: BlockNodeType[], derived: BlockNodeType[]): boolean {
+/** Whether the nodes on screen are the derived ones, where they were put, and measured
+ * (unless `culled`: then those off screen never are, and their first sizes stand in). */
+function drawn(shown: BlockNodeType[], derived: BlockNodeType[], culled: boolean): boolean {
   return shown.length === derived.length && shown.every((n, i) =>
     n.id === derived[i].id && n.position.x === derived[i].position.x
-    && n.position.y === derived[i].position.y && !!n.measured?.width);
+    && n.position.y === derived[i].position.y && (culled || !!n.measured?.width));
 }
 
 /** The top-left corner that centres a new block on the point where it was put. */
@@ -124,7 +127,7 @@ export function Canvas() {
   useEffect(() => {
     const pending = pendingFit.current;
     // Wait until React Flow holds what the store holds, every node measured.
-    if (!pending || !drawn(nodes, derivedNodes)) return;
+    if (!pending || !drawn(nodes, derivedNodes, nodes.length > CULL_ABOVE)) return;
     const frame = requestAnimationFrame(() => {
       const container = wrapper.current?.querySelector<HTMLElement>(".react-flow") ?? null;
       if (pendingFit.current && fitCanvas(flow, container, pending.duration)) pendingFit.current = null;
@@ -191,7 +194,7 @@ export function Canvas() {
     setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: centredOn(at) });
   }, [flow, readOnly]);
 
-  const many = nodes.length > 300;
+  const many = nodes.length > CULL_ABOVE;
   return (
     <div
       className="canvas"

@@ -147,12 +147,13 @@ export function visibleCentre(
 
 /** Fit the canvas as described at the top of this file. `container` is React Flow's
  * element; the label's font size is read from a rendered block, so the CSS is the one
- * place that sets it. Does nothing before the nodes are measured. */
+ * place that sets it. Does nothing before the nodes have sizes (measured, or the first
+ * ones given for nodes not drawn). */
 export function fitCanvas(
   flow: ReactFlowInstance<BlockNodeType, ShapeEdgeType>, container: HTMLElement | null, duration = 0,
 ): boolean {
   const nodes = flow.getNodes();
-  if (!container || nodes.length === 0 || nodes.some((n) => !n.measured?.width)) return false;
+  if (!container || nodes.length === 0 || nodes.some((n) => !(n.measured?.width ?? n.initialWidth))) return false;
   const box = rectOf(container);
   const visible = visibleOnScreen(container);
   const label = container.querySelector(".react-flow__node .bn-type");
