@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FloatRect, Locator, Page, expect
 
 READY = "() => !!(window.__shipyard && window.__shipyard.ready === true)"
 SAVED = re.compile(r"v\d+.*(?<!un)saved", re.IGNORECASE)  # "v2 · saved", never "unsaved"
@@ -264,3 +264,98 @@ def saved_graph_id(page: Page) -> int:
     match = re.search(r"/g/(\d+)$", page.url)
     assert match
     return int(match.group(1))
+
+
+# -- the view --------------------------------------------------------------------------
+
+# The canvas's text as a person sees it: every text on a block or an edge label, its
+# computed font size times the zoom of the React Flow viewport.
+_VIEW_JS = """() => {
+  const viewport = document.querySelector('.react-flow__viewport');
+  const m = /scale\\(([0-9.e-]+)\\)/.exec(viewport.style.transform);
+  const zoom = m ? parseFloat(m[1]) : NaN;
+  const texts = [];
+  const scope = document.querySelectorAll('.react-flow__node, .edge-label');
+  for (const root of scope) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      const el = t.parentElement;
+      if (!t.textContent.trim() || !el.getClientRects().length) continue;
+      texts.push({px: parseFloat(getComputedStyle(el).fontSize) * zoom,
+                  cls: el.className, text: t.textContent.trim().slice(0, 20)});
+    }
+  }
+  texts.sort((a, b) => a.px - b.px);
+  const label = document.querySelector(
+    '.react-flow__node .bn-type, .react-flow__node .rn-frame-label .bn-id');
+  return {zoom, smallest: texts[0] || null,
+          label_px: label ? parseFloat(getComputedStyle(label).fontSize) * zoom : null};
+}"""
+
+
+def view_text(page: Page) -> dict[str, Any]:
+    """The zoom of the canvas, the size on screen of a block's type label (`label_px`) and
+    the smallest text on the canvas (`smallest`: {px, cls, text})."""
+    result: dict[str, Any] = page.evaluate(_VIEW_JS)
+    return result
+
+
+def wait_view_settled(page: Page) -> str:
+    """Until the canvas's viewport transform has stayed the same for 400 ms (fitting is
+    done once the nodes are measured); returns it."""
+    last, since = None, time.monotonic()
+    deadline = since + 10
+    while time.monotonic() < deadline:
+        now = page.evaluate(
+            "() => document.querySelector('.react-flow__viewport')?.style.transform ?? ''")
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now and time.monotonic() - since > 0.4:
+            return str(now)
+        time.sleep(0.05)
+    raise AssertionError(f"the canvas's viewport kept moving for 10 s (last {last!r})")
+
+
+Box = FloatRect
+
+# What covers the window around the canvas, each with the side of the canvas it is on.
+_PANELS = {".palette": "left", ".inspector": "right", ".topbar": "top",
+           ".statusbar": "bottom", ".runs-drawer": "bottom", ".breadcrumbs": "top"}
+
+
+def visible_canvas(page: Page) -> Box:
+    """The part of the canvas that no panel covers, in page coordinates: React Flow's
+    element, within the window, cut by each panel on its side (palette left, inspector
+    right, top bar and breadcrumbs top, status line and run drawer bottom)."""
+    rf = page.locator(".react-flow").bounding_box()
+    assert rf is not None, "no canvas on screen"
+    size = page.viewport_size or {"width": 0, "height": 0}
+    left, top = max(rf["x"], 0.0), max(rf["y"], 0.0)
+    right = min(rf["x"] + rf["width"], size["width"])
+    bottom = min(rf["y"] + rf["height"], size["height"])
+    for selector, side in _PANELS.items():
+        for panel in page.locator(selector).all():
+            box = panel.bounding_box()
+            if box is None or box["width"] == 0 or box["height"] == 0:
+                continue
+            p_right, p_bottom = box["x"] + box["width"], box["y"] + box["height"]
+            overlaps = (box["x"] < right and p_right > left
+                        and box["y"] < bottom and p_bottom > top)
+            if not overlaps:
+                continue
+            if side == "left":
+                left = max(left, p_right)
+            elif side == "right":
+                right = min(right, box["x"])
+            elif side == "top":
+                top = max(top, p_bottom)
+            else:
+                bottom = min(bottom, box["y"])
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
+
+
+def inside(box: Box | None, region: Box) -> bool:
+    return (box is not None and box["x"] >= region["x"] - 0.5
+            and box["y"] >= region["y"] - 0.5
+            and box["x"] + box["width"] <= region["x"] + region["width"] + 0.5
+            and box["y"] + box["height"] <= region["y"] + region["height"] + 0.5)

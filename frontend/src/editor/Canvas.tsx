@@ -13,19 +13,21 @@ import { nodeReportsAt, problemsAt } from "../graph/report";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
 import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
-import { autoLayout } from "./layout";
+import { BLOCK_SIZE } from "./layout";
 import { nodeTypes } from "./nodes";
 import { QuickAdd } from "./QuickAdd";
+import { autoLayoutHere, fitCanvas, onFitRequest, requestFit } from "./view";
 
 export const BLOCK_MIME = "application/shipyard-block";
 
 // Props given to React Flow keep their identity across renders: it copies a changed prop
 // into its store, and every store update runs every node's selector (2000 of them).
-const FIT = { padding: 0.12, maxZoom: 1.1, minZoom: 0.45 };
 const PRO = { hideAttribution: true };
 const MULTI_KEYS = ["Meta", "Control", "Shift"];
 /** Above this many nodes the minimap (which redraws every node) is left out. */
 const MINIMAP_LIMIT = 400;
+/** Above this many nodes only those on screen are drawn. */
+const CULL_ABOVE = 300;
 
 /** The ids selected after React Flow's select changes; null when there were none. */
 function applySelection(current: string[], changes: (NodeChange | EdgeChange)[]): string[] | null {
@@ -38,6 +40,18 @@ function applySelection(current: string[], changes: (NodeChange | EdgeChange)[])
   }
   return next ? [...next] : null;
 }
+
+/** Whether the nodes on screen are the derived ones, where they were put, and measured
+ * (unless `culled`: then those off screen never are, and their first sizes stand in). */
+function drawn(shown: BlockNodeType[], derived: BlockNodeType[], culled: boolean): boolean {
+  return shown.length === derived.length && shown.every((n, i) =>
+    n.id === derived[i].id && n.position.x === derived[i].position.x
+    && n.position.y === derived[i].position.y && (culled || !!n.measured?.width));
+}
+
+/** The top-left corner that centres a new block on the point where it was put. */
+const centredOn = (at: { x: number; y: number }): Point =>
+  [at.x - BLOCK_SIZE.width / 2, at.y - BLOCK_SIZE.height / 2];
 
 const minimapClass = (n: BlockNodeType) => (n.data.problems?.length ? "mm-error" : "mm-node");
 const onPaneClick = () => useEditor.getState().select([]);
@@ -53,7 +67,8 @@ export function Canvas() {
   const selection = useEditor((s) => s.selection);
   const selectedEdges = useEditor((s) => s.selectedEdges);
   const readOnly = useEditor((s) => s.readOnly);
-  const flow = useReactFlow();
+  const drawerOpen = useEditor((s) => s.drawerOpen);
+  const flow = useReactFlow<BlockNodeType, ShapeEdgeType>();
 
   const graph = useMemo(() => {
     try {
@@ -89,9 +104,13 @@ export function Canvas() {
   shownNodes.current = nodes;
   shownEdges.current = edges;
 
-  // A new scope (entering or leaving a Repeat) shows all of its graph. An empty canvas is
-  // not fitted when its first block arrives: the view stays where the user is working.
-  const [fitOnMount] = useState(() => derivedNodes.length > 0);
+  // The view is fitted (editor/view.ts) when the canvas opens on a graph, when a scope is
+  // entered or left, and when asked (fit view, auto-layout), each time once the canvas has
+  // drawn and measured the nodes it is to fit. An empty canvas is not fitted when its first
+  // block arrives: the view stays where the user is working.
+  const wrapper = useRef<HTMLDivElement>(null);
+  const pendingFit = useRef<{ duration: number } | null>(derivedNodes.length > 0 ? { duration: 0 } : null);
+  const [fitTick, setFitTick] = useState(0);
   const scopeKey = scope.join("/");
   const firstScope = useRef(true);
   useEffect(() => {
@@ -99,9 +118,22 @@ export function Canvas() {
       firstScope.current = false;
       return;
     }
-    const timer = setTimeout(() => flow.fitView(FIT), 0);
-    return () => clearTimeout(timer);
-  }, [scopeKey, flow]);
+    pendingFit.current = { duration: 0 };
+  }, [scopeKey]);
+  useEffect(() => onFitRequest((duration) => {
+    pendingFit.current = { duration };
+    setFitTick((t) => t + 1);
+  }), []);
+  useEffect(() => {
+    const pending = pendingFit.current;
+    // Wait until React Flow holds what the store holds, every node measured.
+    if (!pending || !drawn(nodes, derivedNodes, nodes.length > CULL_ABOVE)) return;
+    const frame = requestAnimationFrame(() => {
+      const container = wrapper.current?.querySelector<HTMLElement>(".react-flow") ?? null;
+      if (pendingFit.current && fitCanvas(flow, container, pending.duration)) pendingFit.current = null;
+    });
+    return () => cancelAnimationFrame(frame);
+  }, [nodes, derivedNodes, fitTick, flow]);
 
   const onNodesChange = useCallback((changes: NodeChange<BlockNodeType>[]) => {
     setNodes((current) => applyNodeChanges(changes, current));
@@ -149,21 +181,20 @@ export function Canvas() {
     if (!type) return;
     event.preventDefault();
     const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-    useEditor.getState().addBlock(type, [at.x - 92, at.y - 30]);
+    useEditor.getState().addBlock(type, centredOn(at));
   }, [flow]);
 
   const [quickAdd, setQuickAdd] = useState<{ left: number; top: number; at: Point } | null>(null);
-  const wrapper = useRef<HTMLDivElement>(null);
   const onDoubleClick = useCallback((event: React.MouseEvent) => {
     if (readOnly) return;
     const target = event.target as HTMLElement;
     if (!target.classList.contains("react-flow__pane")) return;
     const box = wrapper.current!.getBoundingClientRect();
     const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-    setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: [at.x - 92, at.y - 30] });
+    setQuickAdd({ left: event.clientX - box.left, top: event.clientY - box.top, at: centredOn(at) });
   }, [flow, readOnly]);
 
-  const many = nodes.length > 300;
+  const many = nodes.length > CULL_ABOVE;
   return (
     <div
       className="canvas"
@@ -200,27 +231,24 @@ export function Canvas() {
         onlyRenderVisibleElements={many}
         minZoom={0.05}
         maxZoom={2.5}
-        fitView={fitOnMount}
-        fitViewOptions={FIT}
         proOptions={PRO}
       >
         <Background gap={20} size={1} />
-        <Controls showInteractive={false}>
+        <Controls showInteractive={false} showFitView={false}>
+          <ControlButton
+            className="react-flow__controls-fitview" title="Fit view (F)" aria-label="Fit view"
+            onClick={() => requestFit(200)}
+          >
+            <FitIcon />
+          </ControlButton>
           {!readOnly && (
-            <ControlButton
-              title="Auto-layout (L)"
-              aria-label="Auto-layout"
-              onClick={() => {
-                const state = useEditor.getState();
-                state.edit((d) => autoLayout(d, state.scope, state.catalog));
-                setTimeout(() => flow.fitView(FIT), 0);
-              }}
-            >
+            <ControlButton title="Auto-layout (L)" aria-label="Auto-layout" onClick={() => autoLayoutHere(flow)}>
               ⇶
             </ControlButton>
           )}
         </Controls>
-        {nodes.length <= MINIMAP_LIMIT && <MiniMap pannable zoomable nodeClassName={minimapClass} />}
+        {/* With the run drawer open the canvas is short: the minimap would sit on blocks. */}
+        {nodes.length <= MINIMAP_LIMIT && !drawerOpen && <MiniMap pannable zoomable nodeClassName={minimapClass} />}
       </ReactFlow>
       <Breadcrumbs />
       {graph.nodes.length === 0 && !readOnly && (
@@ -241,6 +269,15 @@ export function Canvas() {
         />
       )}
     </div>
+  );
+}
+
+/** React Flow's own fit-view icon (its Controls draw it only for their own fit). */
+function FitIcon() {
+  return (
+    <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 30" aria-hidden="true">
+      <path d="M3.692 4.63c0-.53.4-.938.939-.938h5.215V0H4.708C2.13 0 0 2.054 0 4.63v5.216h3.692V4.631zM27.354 0h-5.2v3.692h5.17c.53 0 .984.4.984.939v5.215H32V4.631A4.624 4.624 0 0027.354 0zm.954 24.83c0 .532-.4.94-.939.94h-5.215v3.768h5.215c2.577 0 4.631-2.13 4.631-4.707v-5.139h-3.692v5.139zm-23.677.94c-.531 0-.939-.4-.939-.94v-5.138H0v5.139c0 2.577 2.13 4.707 4.708 4.707h5.138V25.77H4.631z" />
+    </svg>
   );
 }
 

@@ -1,11 +1,14 @@
 // The palette: blocks from the server's catalog, grouped by category, with a search box.
 // Drag one onto the canvas, or click it to read its explanation in the inspector.
+import { useReactFlow } from "@xyflow/react";
 import { useMemo, useState } from "react";
 
 import type { Block } from "../api/types";
 import { useEditor } from "../store/editor";
 import { BLOCK_MIME } from "./Canvas";
+import { BLOCK_SIZE } from "./layout";
 import { matchBlocks } from "./QuickAdd";
+import { visibleCentre } from "./view";
 
 const ORDER = ["Inputs & outputs", "Layers", "Convolution", "Pooling", "Normalization", "Activations",
   "Attention", "Embeddings", "Merge", "Shape", "Regularization", "Structure"];
@@ -16,6 +19,7 @@ export function Palette() {
   const focus = useEditor((s) => s.focus);
   const focused = useEditor((s) => s.focusBlock);
   const [query, setQuery] = useState("");
+  const flow = useReactFlow();
 
   const groups = useMemo(() => {
     const found = matchBlocks(blocks, query);
@@ -63,9 +67,9 @@ export function Palette() {
                 onClick={() => focus(b.type)}
                 onKeyDown={(e) => {
                   if (e.key === "Enter" && !readOnly) {
-                    const state = useEditor.getState();
-                    const n = state.doc.nodes.length;
-                    state.addBlock(b.type, [80 + (n % 6) * 220, 80 + Math.floor(n / 6) * 120]);
+                    // In the middle of what the canvas shows, where the user is looking.
+                    const at = visibleCentre(flow, BLOCK_SIZE) ?? [80, 80];
+                    useEditor.getState().addBlock(b.type, at);
                   }
                 }}
               >

@@ -31,6 +31,15 @@ describe("graph to canvas", () => {
     expect(nodes[1].data.block?.inputs).toEqual(["a", "b"]);
   });
 
+  it("puts ports on the top and bottom of a graph that runs down, and places the unplaced below", () => {
+    const down = { ...DOC, layout: { x: [0, 0], res: [0, 120] } } as GraphDocument;
+    const nodes = deriveNodes(graphAt(down, []), [], CATALOG, REPORTS, new Map(), new Set(), false, new Map());
+    expect(nodes.map((n) => n.data.vertical)).toEqual([true, true, true]);
+    expect(nodes[2].position).toEqual({ x: 0, y: 240 });
+    const across = deriveNodes(graphAt(DOC, []), [], CATALOG, REPORTS, new Map(), new Set(), false, new Map());
+    expect(across[0].data.vertical).toBe(false);
+  });
+
   it("labels every edge with the shape its source gives, on the right ports", () => {
     const edges = deriveEdges(graphAt(DOC, []), CATALOG, REPORTS, new Set(), new Map());
     expect(edges.map((e) => [e.id, e.sourceHandle, e.targetHandle, e.data?.label])).toEqual([

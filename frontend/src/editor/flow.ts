@@ -7,6 +7,7 @@ import type { Block, NodeReport, Problem } from "../api/types";
 import { type Catalog, type Graph, type Scope, edgeKey, parseEndpoint } from "../graph/ops";
 import { modulePath } from "../graph/report";
 import { shape } from "../ui/format";
+import { layoutDirection } from "./layout";
 
 export interface BlockData extends Record<string, unknown> {
   node: Graph["nodes"][number];
@@ -16,6 +17,8 @@ export interface BlockData extends Record<string, unknown> {
   /** Where a run reports this node's attention maps ("blocks.0.attn"). */
   module: string;
   readOnly: boolean;
+  /** Ports on the top and bottom (a graph that runs down), or on the left and right. */
+  vertical: boolean;
 }
 
 export interface ShapeEdgeData extends Record<string, unknown> {
@@ -38,8 +41,9 @@ export function deriveNodes(
   readOnly: boolean,
   previous: ReadonlyMap<string, BlockNodeType>,
 ): BlockNodeType[] {
+  const vertical = layoutDirection(graph, catalog) === "TB";
   return graph.nodes.map((node, index) => {
-    const at = graph.layout?.[node.id] ?? [index * 220, 0];
+    const at = graph.layout?.[node.id] ?? (vertical ? [0, index * 120] : [index * 220, 0]);
     const report = reports[node.id];
     const nodeProblems = problems.get(node.id);
     const selected = selection.has(node.id);
@@ -47,7 +51,7 @@ export function deriveNodes(
     if (
       prev && prev.data.node === node && prev.data.report === report
       && sameProblems(prev.data.problems, nodeProblems) && prev.selected === selected
-      && prev.position.x === at[0] && prev.position.y === at[1] && prev.data.readOnly === readOnly
+      && prev.position.x === at[0] && prev.position.y === at[1] && prev.data.readOnly === readOnly && prev.data.vertical === vertical
     ) {
       return prev;
     }
@@ -63,7 +67,7 @@ export function deriveNodes(
       draggable: !readOnly,
       connectable: !readOnly,
       data: {
-        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id), readOnly,
+        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id), readOnly, vertical,
       },
       ...(prev?.measured ? { measured: prev.measured } : {}),
     };

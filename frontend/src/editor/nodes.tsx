@@ -22,8 +22,12 @@ function categoryClass(category: string | undefined): string {
   return "cat-" + (category ?? "other").toLowerCase().replace(/[^a-z]+/g, "-");
 }
 
-function Ports({ names, type }: { names: string[]; type: "source" | "target" }) {
-  const position = type === "target" ? Position.Left : Position.Right;
+/** A block's ports: inputs on top and outputs at the bottom in a graph that runs down,
+ * on the left and right in one that runs across; several spread evenly along the side. */
+function Ports({ names, type, vertical }: { names: string[]; type: "source" | "target"; vertical: boolean }) {
+  const position = vertical
+    ? (type === "target" ? Position.Top : Position.Bottom)
+    : (type === "target" ? Position.Left : Position.Right);
   return (
     <>
       {names.map((name, i) => (
@@ -32,10 +36,10 @@ function Ports({ names, type }: { names: string[]; type: "source" | "target" }) 
           id={name}
           type={type}
           position={position}
-          style={{ top: `${((i + 1) / (names.length + 1)) * 100}%` }}
+          style={{ [vertical ? "left" : "top"]: `${((i + 1) / (names.length + 1)) * 100}%` }}
           title={`${type === "target" ? "input" : "output"} ${name}`}
         >
-          {names.length > 1 && <span className={`port-label ${type}`}>{name}</span>}
+          {names.length > 1 && <span className={`port-label ${type} ${vertical ? "v" : "h"}`}>{name}</span>}
         </Handle>
       ))}
     </>
@@ -63,7 +67,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
   ].join(" ");
   return (
     <div className={className} data-testid="block-node" data-type={node.type}>
-      <Ports names={block?.inputs ?? []} type="target" />
+      <Ports names={block?.inputs ?? []} type="target" vertical={data.vertical} />
       <div className="bn-head">
         <span className="bn-type">{node.type}</span>
         {report && report.params > 0 && <span className="bn-params" title={`${report.params} parameters`}>{compact(report.params)}</span>}
@@ -72,7 +76,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       {node.params && <div className="bn-sub">{summary(node.params)}</div>}
       <ErrorLine data={data} />
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
-      <Ports names={block?.outputs ?? []} type="source" />
+      <Ports names={block?.outputs ?? []} type="source" vertical={data.vertical} />
     </div>
   );
 });
@@ -93,7 +97,7 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
         enter(id);
       }}
     >
-      <Ports names={block?.inputs ?? ["in"]} type="target" />
+      <Ports names={block?.inputs ?? ["in"]} type="target" vertical={data.vertical} />
       <div className="rn-frame-label">
         <span className="bn-id">{node.id}</span>
         <span className="rn-times" data-testid="repeat-times">×{times}</span>
@@ -109,7 +113,7 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
         <button className="link" onClick={(e) => { e.stopPropagation(); enter(id); }}>Open ▸</button>
       </div>
       <ErrorLine data={data} />
-      <Ports names={block?.outputs ?? ["out"]} type="source" />
+      <Ports names={block?.outputs ?? ["out"]} type="source" vertical={data.vertical} />
     </div>
   );
 });

@@ -4,7 +4,7 @@ import type { ReactFlowInstance } from "@xyflow/react";
 
 import { isFragment } from "../graph/ops";
 import { useEditor } from "../store/editor";
-import { autoLayout } from "./layout";
+import { autoLayoutHere, requestFit } from "./view";
 
 function typingInto(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
@@ -58,10 +58,10 @@ export function installShortcuts(flow: () => ReactFlowInstance | null): () => vo
       const node = flow()?.getNode(s.selection[0]);
       if (node?.type === "repeat") s.enter(node.id);
     } else if (!mod && key === "l" && !s.readOnly) {
-      s.edit((doc) => autoLayout(doc, s.scope, s.catalog));
-      setTimeout(() => flow()?.fitView({ padding: 0.15, maxZoom: 1.2 }), 0);
+      const current = flow();
+      if (current) autoLayoutHere(current);
     } else if (!mod && key === "f") {
-      flow()?.fitView({ padding: 0.15, maxZoom: 1.2, duration: 200 });
+      requestFit(200);
     }
   };
 
