@@ -78,6 +78,7 @@ urlpatterns = [
     path("", pages.home, name="home"),
     path("new", pages.new_graph, name="new-graph"),
     path("g/<id:graph_id>", pages.edit_graph, name="edit-graph"),
+    path("g/<id:graph_id>/delete", pages.delete_graph, name="delete-graph"),
     path("s/<str:token>", pages.shared_page, name="shared"),
     path("s/<str:token>/fork", pages.fork_shared, name="shared-fork"),
     path("accounts/signup/", accounts_views.signup, name="signup"),

@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from . import services, throttles
@@ -21,24 +22,36 @@ from .models import ApiToken
 View = Callable[..., HttpResponse]
 
 
+def next_path(request: HttpRequest) -> str:
+    """Where a sign-up or log-in page was asked to go next (`next`, posted or in the query),
+    if that stays on this site; "" otherwise. Anything else would be an open redirect: a
+    link to our sign-up page that lands a new user on a look-alike site."""
+    wanted = str(request.POST.get("next") or request.GET.get("next") or "")
+    safe = url_has_allowed_host_and_scheme(wanted, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure())
+    return wanted if safe else ""
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     form = UserCreationForm(request.POST or None)
+    context = {"next": next_path(request)}
     if request.method != "POST":
-        return render(request, "registration/signup.html", {"form": form})
+        return render(request, "registration/signup.html", {"form": form, **context})
     attempt = throttles.signup_attempt(address=throttles.client_address(request.META))
     if attempt.refused is not None:
         # A fresh form: checking this one would be the work the refusal saves.
         again = UserCreationForm(initial={"username": request.POST.get("username", "")})
         refused = throttles.refusal("too many accounts were made from here", attempt.refused)
         return throttled(render(request, "registration/signup.html",
-                                {"form": again, "refused": refused}), attempt.refused)
+                                {"form": again, "refused": refused, **context}),
+                         attempt.refused)
     if not form.is_valid():
         attempt.succeeded()  # only accounts made count, not typos in the form
-        return render(request, "registration/signup.html", {"form": form})
+        return render(request, "registration/signup.html", {"form": form, **context})
     user = form.save()
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return redirect("home")
+    return redirect(context["next"] or "home")
 
 
 def login_throttled(view: View) -> View:
@@ -57,7 +70,8 @@ def login_throttled(view: View) -> View:
             form = AuthenticationForm(request, initial={"username": username})
             refused = throttles.refusal("too many failed logins", attempt.refused)
             return throttled(render(request, "registration/login.html",
-                                    {"form": form, "refused": refused}), attempt.refused)
+                                    {"form": form, "refused": refused,
+                                     "next": next_path(request)}), attempt.refused)
         response = view(request, *args, **kwargs)
         if response.status_code == 302 and request.user.is_authenticated:
             attempt.succeeded()  # logged in: a success does not count

@@ -31,6 +31,7 @@ from .serializers import (
     DownloadQuery,
     GraphCreateIn,
     GraphDetailOut,
+    GraphListItemOut,
     GraphOut,
     GraphRenameIn,
     RestoreIn,
@@ -43,6 +44,7 @@ from .serializers import (
     VersionDetailOut,
     VersionOut,
     graph_data,
+    graph_list_data,
     share_data,
     version_data,
 )
@@ -65,9 +67,10 @@ def _saved(version: GraphVersion, created: bool) -> Response:
 
 
 class GraphListView(APIView):
-    @extend_schema(operation_id="graphs_list", responses={200: GraphOut(many=True)})
+    @extend_schema(operation_id="graphs_list", responses={200: GraphListItemOut(many=True)})
     def get(self, request: Request) -> Response:
-        return Response([graph_data(g) for g in selectors.graphs_of(request.user)])
+        return Response([graph_list_data(g)
+                         for g in selectors.graphs_with_last_run(request.user)])
 
     @extend_schema(operation_id="graphs_create", request=GraphCreateIn,
                    responses={201: GraphDetailOut, 400: ERROR, 413: ERROR})

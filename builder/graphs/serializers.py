@@ -8,6 +8,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from . import selectors
 from .models import Graph, GraphVersion, ShareLink
 from .schema import GRAPH_DOCUMENT_REF
 
@@ -113,6 +114,19 @@ class GraphDetailOut(GraphOut):
     version = VersionDetailOut()
 
 
+class LastRunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField(help_text="As the run's own status at /api/jobs/{id}.")
+    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True),
+                                    help_text="The latest value of each metric the run "
+                                    "reported; null for one that is not a finite number.")
+
+
+class GraphListItemOut(GraphOut):
+    last_run = LastRunOut(allow_null=True, help_text="The graph's latest run; null if it "
+                          "has none. Its details are at /api/jobs/{id}.")
+
+
 def graph_data(graph: Graph, *, latest: GraphVersion | None = None) -> dict[str, Any]:
     origin = graph.forked_from
     data: dict[str, Any] = {
@@ -127,6 +141,13 @@ def graph_data(graph: Graph, *, latest: GraphVersion | None = None) -> dict[str,
     if latest is not None:
         data["version"] = version_data(latest, document=True)
     return data
+
+
+def graph_list_data(graph: Graph) -> dict[str, Any]:
+    """A graph from `selectors.graphs_with_last_run`, as the list gives it."""
+    run = selectors.last_run(graph)
+    return {**graph_data(graph), "last_run": None if run is None else {
+        "id": run.id, "status": run.status, "metrics": run.metrics}}
 
 
 class SaveOut(serializers.Serializer):

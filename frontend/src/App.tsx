@@ -49,7 +49,7 @@ export function App({ boot }: { boot: Boot }) {
   return (
     <ReactFlowProvider>
       <div className={`app ${ready ? "" : "loading"}`}>
-        <TopBar loginUrl={boot.loginUrl} loggedIn={boot.user !== null} />
+        <TopBar loginUrl={boot.loginUrl} signupUrl={boot.signupUrl} loggedIn={boot.user !== null} />
         <Palette />
         <main className="canvas-area">{ready ? <Canvas /> : <div className="canvas-loading">Loading…</div>}</main>
         <Inspector />

@@ -7,7 +7,12 @@ import re
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from builder.graphs.models import Graph
+from compute.jobs.models import Job
 
 
 @pytest.fixture
@@ -53,9 +58,9 @@ def boot(page) -> dict:
 
 
 def test_the_editor_opens_a_new_model_or_a_starter(browser):
-    assert boot(browser.get("/new")) | {"loginUrl": ""} == {
+    assert boot(browser.get("/new")) | {"loginUrl": "", "signupUrl": ""} == {
         "graphId": None, "starter": None, "shareToken": None, "user": {"username": "ada"},
-        "loginUrl": ""}
+        "loginUrl": "", "signupUrl": ""}
     assert boot(browser.get("/new?starter=char_gpt"))["starter"] == "char_gpt"
     assert browser.get("/new?starter=nope").status_code == 404
 
@@ -135,3 +140,85 @@ def test_the_editor_page_loads_its_script_with_debug_off(browser):
         response = browser.get(src)
         assert response.status_code == 200, src
         assert b"".join(response.streaming_content)  # WhiteNoise serves the file itself
+
+
+# -- the list of models: last runs, deleting --------------------------------------------
+
+
+def add_run(graph_id: int, status: str, metrics: dict | None = None) -> Job:
+    graph = Graph.objects.get(id=graph_id)
+    return Job.objects.create(owner=graph.owner, graph=graph,
+                              version=graph.versions.get(number=graph.head), dataset="digits",
+                              time_limit=60, total_steps=10, status=status,
+                              metrics=metrics or {})
+
+
+def row_of(html: str, graph_id: int) -> str:
+    match = re.search(rf'<tr data-testid="model-row" data-graph="{graph_id}">(.*?)</tr>', html,
+                      re.S)
+    assert match, f"no row for graph {graph_id}"
+    return match[1]
+
+
+def test_home_shows_each_models_last_run_and_its_headline_metric(browser, make_graph):
+    trained, diverged, untouched = (make_graph(name=n)["id"] for n in "abc")
+    add_run(trained, "failed", {"train_loss": 3.2})
+    add_run(trained, "succeeded", {"train_loss": 1.5, "val_loss": 1.93217, "lr": 0.001})
+    add_run(diverged, "failed", {"train_loss": "nan"})
+    html = browser.get("/").content.decode()
+    assert "succeeded · val_loss 1.93" in row_of(html, trained)
+    assert "failed · train_loss not finite" in row_of(html, diverged)
+    assert "no runs" in row_of(html, untouched)
+
+
+def test_home_lists_models_with_a_constant_number_of_queries(browser, make_graph):
+    def queries_for_home() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert browser.get("/").status_code == 200
+        return len(captured)
+
+    for name in "ab":
+        add_run(make_graph(name=name)["id"], "succeeded", {"val_loss": 1.0})
+    few = queries_for_home()
+    for name in "cdefgh":
+        graph_id = make_graph(name=name)["id"]
+        add_run(graph_id, "running")
+        add_run(graph_id, "succeeded", {"val_loss": 2.0})
+    assert queries_for_home() == few
+
+
+def test_the_api_lists_graphs_with_their_last_run(api, make_graph):
+    graph_id = make_graph(name="a")["id"]
+    make_graph(name="b")
+    add_run(graph_id, "succeeded", {"val_loss": 0.5})
+    latest = add_run(graph_id, "failed", {"train_loss": "inf", "val_loss": 0.75})
+    listed = {g["name"]: g for g in api.get("/api/graphs").json()}
+    assert listed["a"]["last_run"] == {"id": latest.id, "status": "failed",
+                                      "metrics": {"train_loss": None, "val_loss": 0.75}}
+    assert listed["b"]["last_run"] is None
+
+
+def test_deleting_a_model_from_the_list_asks_first_naming_it(browser, make_graph, api):
+    graph_id = make_graph(name="Digits MLP")["id"]
+    add_run(graph_id, "succeeded")
+    api.post(f"/api/graphs/{graph_id}/share", {}, format="json")
+    assert f'href="/g/{graph_id}/delete"' in browser.get("/").content.decode()
+    confirm = browser.get(f"/g/{graph_id}/delete")
+    assert confirm.status_code == 200
+    text = re.sub(r"\s+", " ", confirm.content.decode())
+    assert "Delete Digits MLP?" in text
+    assert "1 version, 1 run" in text and "1 live share link" in text
+    assert Graph.objects.filter(id=graph_id).exists()  # asking deletes nothing
+
+    done = browser.post(f"/g/{graph_id}/delete", follow=True)
+    assert done.redirect_chain == [("/", 302)]
+    assert not Graph.objects.filter(id=graph_id).exists()
+    assert not Job.objects.filter(graph_id=graph_id).exists()
+    assert "Deleted Digits MLP." in done.content.decode()
+
+
+def test_nobody_deletes_another_users_model(browser, other_api):
+    theirs = other_api.post("/api/graphs", {"starter": "cnn"}, format="json").json()["id"]
+    assert browser.get(f"/g/{theirs}/delete").status_code == 404
+    assert browser.post(f"/g/{theirs}/delete").status_code == 404
+    assert Graph.objects.filter(id=theirs).exists()

@@ -266,3 +266,22 @@ class LiveStack:
             return status, json.loads(text) if text else None
         except ValueError:
             return status, text
+
+    def finished_run(self, token: str, graph_id: int, steps: int = 20,
+                     timeout: float = 120) -> dict[str, Any]:
+        """A short run of the graph on digits, trained by the worker to its end; the job as
+        the API gives it then. Raises StackError if it did not succeed in time."""
+        status, job = self.api("POST", "/api/jobs", token,
+                               {"graph": graph_id, "dataset": "digits",
+                                "config": {"steps": steps}})
+        if status != 201:
+            raise StackError(f"the run was not started: {status} {job}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, now = self.api("GET", f"/api/jobs/{job['id']}", token)
+            if now["status"] == "succeeded":
+                return dict(now)
+            if now["status"] in ("failed", "cancelled"):
+                raise StackError(f"run {job['id']} ended {now['status']}: {now['error']}")
+            time.sleep(0.25)
+        raise StackError(f"run {job['id']} did not end within {timeout:g} s")

@@ -188,6 +188,7 @@ export const api = {
     dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
   }) => request<Job>("POST", "/api/jobs", body),
   cancelJob: (id: number) => request<Job>("POST", `/api/jobs/${id}/cancel`),
+  publishJob: (id: number, published: boolean) => request<Job>("PATCH", `/api/jobs/${id}`, { published }),
   events: (id: number, since: number, share?: string, types?: string) =>
     request<EventPage>("GET", `/api/jobs/${id}/metrics${q({ since, share, types })}`),
   jobDownloadUrl: (id: number, format: string, share?: string) =>

@@ -3,7 +3,9 @@
 import { useEffect, useRef, useState } from "react";
 
 import { api } from "../api/client";
-import type { Share } from "../api/types";
+import type { Job, Share } from "../api/types";
+import { isEnded } from "../runs/events";
+import { PublishRun } from "../runs/PublishRun";
 import { isDirty, useEditor } from "../store/editor";
 import { Modal } from "../ui/Modal";
 import { closeDialog, ErrorLine, SaveFirst } from "./common";
@@ -80,7 +82,7 @@ export function ShareDialog() {
 
   return (
     <Modal title="Share" onClose={closeDialog} size="wide"
-      subtitle="Anyone with a link can view this model read-only, download it and fork it; no account needed.">
+      subtitle="Anyone with a link can view this model read-only and download it, with no account. To fork it (a copy of their own to edit), they log in or sign up.">
       <div className="share-create">
         <fieldset className="share-mode">
           <legend className="visually-hidden">What the link shows</legend>
@@ -115,7 +117,47 @@ export function ShareDialog() {
           ))}
         </ul>
       ) : null}
+      <PublishedRuns graphId={graph.id} />
     </Modal>
+  );
+}
+
+/** The graph's finished runs, each with its "published" switch: who has a link sees those. */
+function PublishedRuns({ graphId }: { graphId: number }) {
+  const [runs, setRuns] = useState<Job[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    api.jobs(graphId).then(
+      (list) => live && setRuns(list.filter((job) => isEnded(job.status))),
+      (caught) => live && setError(`The runs could not be loaded: ${errorText(caught)}`),
+    );
+    return () => {
+      live = false;
+    };
+  }, [graphId]);
+  return (
+    <section className="share-runs" aria-label="Runs on the links">
+      <h3>Runs on the links</h3>
+      <p className="dlg-muted">Visitors of a link can watch the runs you publish: their charts, samples and downloads.</p>
+      <ErrorLine text={error} />
+      {runs !== null && runs.length === 0 ? <p className="dlg-muted">No finished runs yet.</p> : null}
+      {runs !== null && runs.length > 0 ? (
+        <ul className="share-list">
+          {runs.map((job) => (
+            <li key={job.id} className="share-row" data-testid="share-run" data-run={job.id}>
+              <div className="share-meta">
+                <span>Run #{job.id}</span>
+                <span aria-hidden="true">·</span>
+                <span>v{job.version} · {job.dataset} · {job.status}</span>
+                <PublishRun run={job} onChange={(published) =>
+                  setRuns((list) => (list ?? []).map((r) => (r.id === job.id ? { ...r, published } : r)))} />
+              </div>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </section>
   );
 }
 

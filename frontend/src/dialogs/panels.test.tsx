@@ -6,7 +6,7 @@ vi.mock("../store/session", () => ({
 }));
 
 import { api } from "../api/client";
-import type { GraphDocument, Share, Version } from "../api/types";
+import type { GraphDocument, Job, Share, Version } from "../api/types";
 import { useEditor } from "../store/editor";
 import * as session from "../store/session";
 import { Dialogs } from "./Dialogs";
@@ -47,6 +47,7 @@ describe("Share dialog", () => {
 
   it("lists links, creates one showing its full URL once, copies and revokes", async () => {
     vi.spyOn(api, "shares").mockResolvedValue([old]);
+    vi.spyOn(api, "jobs").mockResolvedValue([]);
     const share = vi.spyOn(api, "share").mockResolvedValue({
       id: 2, prefix: "abcdefgh", version: 2, created_at: ago(0), revoked_at: null,
       token: "abcdefghTOKEN", url: "http://127.0.0.1:8000/s/abcdefghTOKEN",
@@ -83,6 +84,38 @@ describe("Share dialog", () => {
     expect(rows[1].getAttribute("data-state")).toBe("revoked");
     expect(rows[1].textContent).toContain("revoked just now");
     expect(button(rows[1], "Revoke")).toBeUndefined();
+  });
+
+  it("says visitors need an account to fork, as the shared page does", async () => {
+    vi.spyOn(api, "shares").mockResolvedValue([]);
+    vi.spyOn(api, "jobs").mockResolvedValue([]);
+    await open("share");
+    expect(dialog().textContent).toContain("To fork it (a copy of their own to edit), they log in or sign up.");
+    expect(dialog().textContent).not.toContain("no account needed");
+  });
+
+  it("lists the finished runs, each with a switch that publishes it to the links", async () => {
+    const run = (id: number, status: Job["status"], published: boolean) => ({
+      id, graph: 7, graph_name: "tiny-mlp", version: 2, kind: "train", dataset: "digits", upload: null,
+      dataset_options: {}, config: {}, queue: "cpu", time_limit: 60, status, step: 10, total_steps: 10,
+      position: null, attempts: 1, device: "cpu", worker: "w", error: "", cancel_requested: false, published,
+      last_seq: 3, metrics: {}, nonfinite: {}, downloads: [], download_errors: {}, created_at: ago(5),
+      started_at: null, finished_at: null, heartbeat_at: null,
+    }) as Job;
+    vi.spyOn(api, "shares").mockResolvedValue([]);
+    const jobs = vi.spyOn(api, "jobs").mockResolvedValue([run(9, "running", false), run(8, "succeeded", false), run(6, "failed", true)]);
+    const publish = vi.spyOn(api, "publishJob").mockImplementation(async (id, published) => run(id, "succeeded", published));
+    await open("share");
+    expect(jobs).toHaveBeenCalledWith(7);
+    const rows = () => Array.from(dialog().querySelectorAll('[data-testid="share-run"]'));
+    expect(rows().map((r) => r.getAttribute("data-run"))).toEqual(["8", "6"]); // not the running one
+    const toggle = (id: number) => dialog().querySelector<HTMLInputElement>(`[data-testid="publish-run"][data-run="${id}"]`)!;
+    expect(toggle(8).checked).toBe(false);
+    expect(toggle(6).checked).toBe(true);
+    await click(toggle(8));
+    await flush();
+    expect(publish).toHaveBeenCalledWith(8, true);
+    expect(toggle(8).checked).toBe(true);
   });
 
   it("asks to save a never-saved model first", async () => {

@@ -6,7 +6,7 @@ import { useEffect, useState } from "react";
 import type { Block, NodeReport, Problem } from "../api/types";
 import { graphAt } from "../graph/ops";
 import { graphProblems, nodePath, nodeReportsAt, problemsAt } from "../graph/report";
-import { useEditor } from "../store/editor";
+import { modelTitle, useEditor } from "../store/editor";
 import { bytes, compact, plural, shape } from "../ui/format";
 import { Markdown } from "../ui/Markdown";
 import { ParamForm } from "./ParamForm";
@@ -167,6 +167,7 @@ function ManySelected({ count }: { count: number }) {
 
 function ModelSummary() {
   const doc = useEditor((s) => s.doc);
+  const title = useEditor(modelTitle);
   const report = useEditor((s) => s.report);
   const scope = useEditor((s) => s.scope);
   const select = useEditor((s) => s.select);
@@ -183,7 +184,7 @@ function ModelSummary() {
   return (
     <div className="pad">
       <div className="insp-kicker">Model{scope.length ? ` › ${scope.join(" › ")}` : ""}</div>
-      <h2>{doc.name || "Untitled model"}</h2>
+      <h2 data-testid="inspector-title">{title}</h2>
       {doc.description && <p className="muted">{doc.description}</p>}
       {totals && (
         <table className="kv">

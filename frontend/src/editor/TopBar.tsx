@@ -2,12 +2,11 @@
 // actions: versions, save, share, code, run. A shared view says whose model it is.
 import { useState } from "react";
 
-import { isDirty, useEditor } from "../store/editor";
+import { isDirty, modelTitle, useEditor } from "../store/editor";
 import { forkShared, rename } from "../store/session";
 
-export function TopBar({ loginUrl, loggedIn }: { loginUrl: string; loggedIn: boolean }) {
+export function TopBar({ loginUrl, signupUrl, loggedIn }: { loginUrl: string; signupUrl: string; loggedIn: boolean }) {
   const graph = useEditor((s) => s.graph);
-  const docName = useEditor((s) => s.doc.name);
   const dirty = useEditor(isDirty);
   const saving = useEditor((s) => s.saving);
   const readOnly = useEditor((s) => s.readOnly);
@@ -16,7 +15,7 @@ export function TopBar({ loginUrl, loggedIn }: { loginUrl: string; loggedIn: boo
   const canRedo = useEditor((s) => s.history.future.length > 0);
   const { undo, redo, openDialog, openDrawer } = useEditor.getState();
   const [editing, setEditing] = useState(false);
-  const title = graph?.name ?? docName ?? "Untitled model";
+  const title = useEditor(modelTitle);
 
   let state: string;
   if (readOnly) state = `v${graph?.head} · read-only`;
@@ -53,7 +52,11 @@ export function TopBar({ loginUrl, loggedIn }: { loginUrl: string; loggedIn: boo
         <span className="readonly-banner" data-testid="readonly-banner">
           Shared by <strong>{owner}</strong> · read-only
           {loggedIn ? <button onClick={() => void forkShared()}>Fork</button>
-            : <a className="button" href={loginUrl}>Log in to fork</a>}
+            : <>
+              <a className="button" href={loginUrl}>Log in to fork</a>
+              <span className="muted">or</span>
+              <a href={signupUrl}>Sign up</a>
+            </>}
         </span>
       )}
       <span className="spacer" />

@@ -195,5 +195,34 @@ describe("the runs drawer", () => {
     await act(async () => button("Samples")!.click());
     expect($('[data-testid="samples"]')!.textContent).toContain("the harbour");
     expect(requests.some((r) => r.method !== "GET")).toBe(false);
+    expect($('[data-testid="publish-run"]')).toBeNull(); // only the owner publishes
+  });
+
+  it("publishes a finished run from its status, and unpublishes it", async () => {
+    let published = false;
+    mockFetch((method, url, body) => {
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [job({ published })] };
+      if (url.pathname === "/api/jobs/5" && method === "PATCH") {
+        published = (body as { published: boolean }).published;
+        return { status: 200, body: job({ published }) };
+      }
+      if (url.pathname === "/api/jobs/5") return { status: 200, body: job({ published }) };
+      if (url.pathname === "/api/jobs/5/metrics") return { status: 200, body: { events: EVENTS, last_seq: 6, more: false } };
+      return undefined;
+    });
+    await render();
+    await act(async () => runsStore.getState().openRun(5));
+    await settle();
+    const toggle = () => $<HTMLInputElement>('.runs-open [data-testid="publish-run"]')!;
+    expect(toggle().checked).toBe(false);
+    await act(async () => toggle().click());
+    await settle();
+    expect(requests.filter((r) => r.method === "PATCH")).toEqual([{ method: "PATCH", path: "/api/jobs/5", body: { published: true } }]);
+    expect(toggle().checked).toBe(true);
+    expect(runsStore.getState().runs[0].published).toBe(true);
+    await act(async () => toggle().click());
+    await settle();
+    expect(toggle().checked).toBe(false);
+    expect(published).toBe(false);
   });
 });

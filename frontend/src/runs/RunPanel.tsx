@@ -11,6 +11,7 @@ import {
   type ConfigField, type FormValues,
 } from "./config";
 import { isEnded, type RunJob } from "./events";
+import { PublishRun } from "./PublishRun";
 import { runsStore, useRuns, type StartBody } from "./store";
 
 export interface RunPanelProps {
@@ -418,6 +419,7 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
         {job ? (
           <div className="runs-open">
             <RunStatus job={job} />
+            {!readOnly && isEnded(job.status) && <PublishRun run={job} />}
             <div className="runs-open-meta runs-muted">
               v{job.version} · {job.dataset === "upload" ? `upload ${job.upload}` : job.dataset}
               {job.worker ? ` · ${job.worker}` : ""}

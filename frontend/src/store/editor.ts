@@ -281,6 +281,12 @@ function validScope(doc: GraphDocument, scope: Scope, selection: string[]): Part
 
 export const useEditor = createEditorStore();
 
+/** The model's title, wherever it is shown: a saved model's name in the list (renaming and
+ * forking change that, not the document), else the document's own name. */
+export function modelTitle(state: Pick<EditorState, "graph" | "doc">): string {
+  return state.graph?.name || state.doc.name || "Untitled model";
+}
+
 /** Whether the document differs from the saved one (always true for a never-saved one). */
 export function isDirty(state: Pick<EditorState, "doc" | "savedJson">): boolean {
   if (state.savedJson === null) return true;

@@ -13,6 +13,7 @@ export interface Boot {
   shareToken: string | null;
   user: { username: string } | null;
   loginUrl: string;
+  signupUrl: string;
   /** A shared view's inspection report, made by the page that hands it over. */
   report: InspectReport | null;
 }
@@ -26,6 +27,7 @@ export function readBoot(): Boot {
     shareToken: boot.shareToken ?? null,
     user: boot.user ?? null,
     loginUrl: boot.loginUrl ?? "/accounts/login/",
+    signupUrl: boot.signupUrl ?? "/accounts/signup/",
     report: boot.report ?? null,
   };
 }
