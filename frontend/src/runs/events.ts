@@ -40,7 +40,7 @@ export const obj = (v: unknown): Record<string, unknown> =>
 /** A run object from the API (any of its endpoints, or the WebSocket's `state`), normalised. */
 export function toRunJob(raw: unknown): Job {
   const j = obj(raw);
-  const metrics: Job["metrics"] = {};
+  const metrics: Job["metrics"] = {}; // the finite values only: the others are in `nonfinite`
   for (const [k, v] of Object.entries(obj(j.metrics))) if (typeof v === "number") metrics[k] = v;
   const nonfinite: Job["nonfinite"] = {};
   for (const [k, v] of Object.entries(obj(j.nonfinite))) if (isNonFinite(v)) nonfinite[k] = v;
