@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 from torch import nn
@@ -348,6 +348,17 @@ def _corpus(name: str, file: str, title: str) -> Callable[..., Dataset]:
 # The registry, as plain data: what the API lists and the CLI offers.
 
 
+class DatasetListing(TypedDict):
+    """A registry entry as the API lists it (its `Dataset` schema)."""
+
+    name: str
+    kind: Kind
+    description: str
+    tasks: list[Task]
+    gives: str
+    options: dict[str, str]
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     name: str
@@ -358,7 +369,7 @@ class DatasetEntry:
     make: Callable[..., Dataset] = field(repr=False)
     options: dict[str, str] = field(default_factory=dict)  # keyword option: what it does
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> DatasetListing:
         return {"name": self.name, "kind": self.kind, "description": self.description,
                 "tasks": list(self.tasks), "gives": self.gives, "options": dict(self.options)}
 

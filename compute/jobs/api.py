@@ -21,7 +21,7 @@ from compute.engine.datasets import DATASETS
 
 from . import events, selectors, services
 from .models import Job, JobEvent, Upload
-from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF
+from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, JobBody, UploadBody
 
 SHARE = OpenApiParameter("share", str, description="A share link's token: watch a run its "
                          "owner published, without logging in.")
@@ -71,7 +71,7 @@ class UploadIn(serializers.Serializer):
                                    default="classification")
 
 
-def job_data(job: Job) -> dict[str, Any]:
+def job_data(job: Job) -> JobBody:
     files = {k: v for k, v in job.files.items() if not k.endswith("_error")}
     metrics, nonfinite = events.latest_metrics(job.metrics)
     return {
@@ -91,7 +91,7 @@ def job_data(job: Job) -> dict[str, Any]:
     }
 
 
-def upload_data(upload: Upload) -> dict[str, Any]:
+def upload_data(upload: Upload) -> UploadBody:
     return {"id": upload.id, "name": upload.name, "kind": upload.kind, "task": upload.task,
             "target": upload.target, "size": upload.size, "summary": upload.summary,
             "created_at": upload.created_at}

@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -34,6 +34,7 @@ from builder import access
 from builder.accounts.auth import token_id_user
 
 from . import events, selectors
+from .schema import JobBody
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,26 @@ WITHDRAWN = ("you may no longer watch this run: its share link was revoked, it w
              "unpublished or deleted, or your API token was revoked")
 
 
-def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
+class StateMessage(TypedDict):
+    """The first message: the run as it is, and the sequence number its events start after."""
+
+    type: Literal["state"]
+    job: JobBody
+    last_seq: int
+
+
+class ErrorMessage(TypedDict):
+    """Why the socket closes."""
+
+    type: Literal["error"]
+    error: str
+
+
+def _error(text: str) -> ErrorMessage:
+    return {"type": "error", "error": text}
+
+
+def _state(user: Any, job_id: int, share: str | None) -> StateMessage | None:
     from .api import job_data
 
     job = selectors.watchable_job(user, job_id, share)
@@ -90,8 +110,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = []
         await self.accept()
         if not share and not (user and user.is_authenticated):
-            await self.send_json({"type": "error", "error": "log in, or send an API token "
-                                  "as 'Authorization: Bearer <token>'"})
+            await self.send_json(_error("log in, or send an API token as "
+                                        "'Authorization: Bearer <token>'"))
             await self.close(code=4401)
             return
         self.access = Access(user.pk if user.is_authenticated else None,
@@ -103,7 +123,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         state = await database_sync_to_async(_state)(user, job_id, share)
         if state is None:
             await self.leave_groups()
-            await self.send_json({"type": "error", "error": "no such run"})
+            await self.send_json(_error("no such run"))
             await self.close(code=4404)
             return
         await self.join(access.graph_group(state["job"]["graph"]))
@@ -139,14 +159,14 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.leave_groups()
         with contextlib.suppress(Exception):  # the client may be gone already
-            await self.send_json({"type": "error", "error": WITHDRAWN})
+            await self.send_json(_error(WITHDRAWN))
         await self.close(code=4403)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Events touch no database: skip the per-message close_old_connections hop that
         # Channels makes through Django's one sync thread (it dominates a 50-client fan-out).
         if message["type"] == "job.events":
-            await self.job_events(message)
+            await self.job_events(cast(events.EventsMessage, message))
             return
         await super().dispatch(message)
 
@@ -155,6 +175,6 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         """The stream is one way (backfill is over REST): what a client sends is dropped
         unread, so no frame (JSON nested thousands deep, say) can make the socket fail."""
 
-    async def job_events(self, message: dict[str, Any]) -> None:
+    async def job_events(self, message: events.EventsMessage) -> None:
         for event in message["events"]:
             await self.send_json(event)

@@ -1,4 +1,7 @@
 """What a run reports, as the messages clients receive: typed dicts with a sequence number.
+`Event` lists the types; each is a `TypedDict` below, and the OpenAPI document's `JobEvent`
+(a `oneOf` on `type`) is generated from them (compute.jobs.schema). A new kind of event is
+one more TypedDict in that union, and a choice of `models.JobEvent.Type`.
 
 Over the WebSocket and from `GET /api/jobs/{id}/metrics?since=SEQ` alike, each event is
 one JSON object:
@@ -27,30 +30,110 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any, Literal, NotRequired, cast, get_args, get_type_hints
 
 import torch
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic reads the schema from it (Python < 3.12)
 
 from .models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
-Event = dict[str, Any]
+NonFinite = Literal["nan", "inf", "-inf"]
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]  # Job.Status
+
+
+class _Numbered(TypedDict):
+    # Annotated, not attribute docstrings: these are inherited, and pydantic reads the
+    # docstrings of the class it describes only. A new event has seq 0 until `store`
+    # numbers it; clients only ever see numbered ones.
+    seq: Annotated[int, Field(description="1, 2, 3, ... within the run.")]
+    step: Annotated[int, Field(description="Optimizer steps done when reported.")]
+    time: Annotated[float, Field(description="Unix seconds.")]
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class StatusEvent(_Numbered):
+    """The run's status changed (queued, running, ended), or it started again."""
+
+    type: Literal["status"]
+    status: RunStatus
+    """The run's new status."""
+    total: int
+    """The run's total_steps."""
+    attempts: int
+    device: str
+    worker: str
+    error: str
+    """The run's error then."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class MetricEvent(_Numbered):
+    """A measurement at a step."""
+
+    type: Literal["metric"]
+    name: str
+    """train_loss, val_loss, val_accuracy, lr, grad_norm, samples_per_s, tokens_per_s."""
+    value: float | None
+    """Null for a value that is not a finite number (see nonfinite)."""
+    nonfinite: NotRequired[NonFinite]
+    """Only when the value is not a finite number (JSON has none): what it is."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class AttentionEvent(_Numbered):
+    """An attention module's weights on a sample, per head."""
+
+    type: Literal["attention"]
+    node: str
+    """The module's path, e.g. blocks.0.attn."""
+    heads: int
+    rows: int
+    cols: int
+    scale: list[list[float]]
+    """scale[head][row], the row's largest weight."""
+    data: str
+    """base64 of heads x rows x cols bytes; weight = byte / 255 x scale[head][row]."""
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class SampleEvent(_Numbered):
+    """Text the model wrote (runs on text)."""
+
+    type: Literal["sample"]
+    text: str
+
+
+Event = StatusEvent | MetricEvent | AttentionEvent | SampleEvent
+
+# By their `type`, in the order of `Event`: what the schema and the API's filter list.
+EVENT_TYPES: dict[str, type] = {
+    get_args(get_type_hints(kind)["type"])[0]: kind for kind in get_args(Event)}
+
+
+class EventsMessage(TypedDict):
+    """What goes to a job's WebSocket group (consumers.JobConsumer.job_events)."""
+
+    type: Literal["job.events"]
+    events: list[Event]
 
 
 def group_name(job_id: int) -> str:
     return f"job-{job_id}"
 
 
-def status_event(job: Job) -> Event:
-    return {"type": "status", "step": job.step, "time": time.time(), "status": job.status,
+def status_event(job: Job) -> StatusEvent:
+    return {"type": "status", "seq": 0, "step": job.step, "time": time.time(),
+            "status": cast(RunStatus, job.status),  # one of Job.Status (a test checks)
             "total": job.total_steps, "attempts": job.attempts, "device": job.device,
             "worker": job.worker, "error": job.error}
 
 
-def nonfinite(value: float) -> str:
+def nonfinite(value: float) -> NonFinite | Literal[""]:
     """"nan", "inf" or "-inf" for a value JSON cannot hold; "" for a finite one."""
     if math.isnan(value):
         return "nan"
@@ -59,12 +142,13 @@ def nonfinite(value: float) -> str:
     return ""
 
 
-def metric_event(step: int, name: str, value: float) -> Event:
-    event: Event = {"type": "metric", "step": step, "time": time.time(), "name": name,
-                    "value": value}
+def metric_event(step: int, name: str, value: float) -> MetricEvent:
+    event: MetricEvent = {"type": "metric", "seq": 0, "step": step, "time": time.time(),
+                          "name": name, "value": value}
     flag = nonfinite(value)
     if flag:
-        event.update(value=None, nonfinite=flag)
+        event["value"] = None
+        event["nonfinite"] = flag
     return event
 
 
@@ -83,22 +167,22 @@ def latest_metrics(stored: dict[str, Any]) -> tuple[dict[str, float | None], dic
     return values, flags
 
 
-def sample_event(step: int, text: str) -> Event:
-    return {"type": "sample", "step": step, "time": time.time(), "text": text}
+def sample_event(step: int, text: str) -> SampleEvent:
+    return {"type": "sample", "seq": 0, "step": step, "time": time.time(), "text": text}
 
 
-def attention_event(step: int, node: str, maps: torch.Tensor) -> Event:
+def attention_event(step: int, node: str, maps: torch.Tensor) -> AttentionEvent:
     """`maps`: (heads, rows, cols) weights in [0, 1], at most 64 × 64 (the loop pools)."""
     heads, rows, cols = maps.shape
     scale = maps.amax(2, keepdim=True).clamp_min(1e-12)  # per row: rows differ in spread
     quantized = (maps / scale * 255).round().to(torch.uint8)
-    return {"type": "attention", "step": step, "time": time.time(), "node": node,
+    return {"type": "attention", "seq": 0, "step": step, "time": time.time(), "node": node,
             "heads": heads, "rows": rows, "cols": cols,
             "scale": [[float(f"{s:.4g}") for s in head] for head in scale[..., 0].tolist()],
             "data": base64.b64encode(quantized.numpy().tobytes()).decode("ascii")}
 
 
-def decode_attention(event: Event) -> torch.Tensor:
+def decode_attention(event: AttentionEvent) -> torch.Tensor:
     """The (heads, rows, cols) weights an attention event carries (to the byte's precision)."""
     raw = torch.frombuffer(bytearray(base64.b64decode(event["data"])), dtype=torch.uint8)
     maps = raw.float().reshape(event["heads"], event["rows"], event["cols"]) / 255
@@ -109,21 +193,38 @@ _COLUMNS = {"type", "seq", "step", "time", "name", "value"}
 
 
 def _row(job_id: int, seq: int, event: Event) -> JobEvent:
-    name = event.get("name", event.get("node", ""))
-    value = event.get("value")
+    name, value = "", None
+    if event["type"] == "metric":
+        name, value = event["name"], event["value"]
+    elif event["type"] == "attention":
+        name = event["node"]
     data = {k: v for k, v in event.items() if k not in _COLUMNS | {"node"}} or None
     return JobEvent(job_id=job_id, seq=seq, type=event["type"], step=event["step"],
                     time=event["time"], name=name, value=value, data=data)
 
 
 def to_event(row: JobEvent) -> Event:
-    event: Event = {"type": row.type, "seq": row.seq, "step": row.step, "time": row.time}
+    """A stored event as clients receive it (the inverse of `_row`)."""
+    data: dict[str, Any] = row.data or {}
+    seq, step, at = row.seq, row.step, row.time
+    if row.type == JobEvent.Type.STATUS:
+        return {"type": "status", "seq": seq, "step": step, "time": at,
+                "status": data["status"], "total": data["total"],
+                "attempts": data["attempts"], "device": data["device"],
+                "worker": data["worker"], "error": data["error"]}
     if row.type == JobEvent.Type.METRIC:
-        event.update(name=row.name, value=row.value)
-    elif row.type == JobEvent.Type.ATTENTION:
-        event["node"] = row.name
-    event.update(row.data or {})
-    return event
+        metric: MetricEvent = {"type": "metric", "seq": seq, "step": step, "time": at,
+                               "name": row.name, "value": row.value}
+        if "nonfinite" in data:
+            metric["nonfinite"] = data["nonfinite"]
+        return metric
+    if row.type == JobEvent.Type.ATTENTION:
+        return {"type": "attention", "seq": seq, "step": step, "time": at, "node": row.name,
+                "heads": data["heads"], "rows": data["rows"], "cols": data["cols"],
+                "scale": data["scale"], "data": data["data"]}
+    if row.type == JobEvent.Type.SAMPLE:
+        return {"type": "sample", "seq": seq, "step": step, "time": at, "text": data["text"]}
+    raise ValueError(f"event {row.job_id}#{row.seq} has an unknown type {row.type!r}")
 
 
 def store(job_id: int, events: list[Event]) -> list[Event]:
@@ -138,7 +239,9 @@ def store(job_id: int, events: list[Event]) -> list[Event]:
                 Job.objects.filter(id=job_id).update(last_seq=F("last_seq") + len(events))
                 last = Job.objects.filter(id=job_id).values_list("last_seq", flat=True).get()
                 first = last - len(events) + 1
-                numbered = [{**e, "seq": first + i} for i, e in enumerate(events)]
+                numbered = [e.copy() for e in events]
+                for i, e in enumerate(numbered):
+                    e["seq"] = first + i
                 JobEvent.objects.bulk_create(
                     [_row(job_id, e["seq"], e) for e in numbered])
                 return numbered
@@ -159,8 +262,8 @@ def broadcast(job_id: int, events: Iterable[Event]) -> bool:
         return True
     try:
         layer = get_channel_layer()
-        async_to_sync(layer.group_send)(group_name(job_id),
-                                        {"type": "job.events", "events": events})
+        message: EventsMessage = {"type": "job.events", "events": events}
+        async_to_sync(layer.group_send)(group_name(job_id), message)
     except Exception:  # Redis down or restarting: the events wait in the database
         log.warning("could not send %d events of job %s to its watchers", len(events),
                     job_id, exc_info=True)

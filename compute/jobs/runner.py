@@ -84,7 +84,9 @@ class Publisher(threading.Thread):
             self.pending.append(event)
             self.step = max(self.step, event["step"])
             if event["type"] == "metric":
-                self.metrics[event["name"]] = event.get("nonfinite") or event["value"]
+                value = event["value"]
+                self.metrics[event["name"]] = (value if value is not None
+                                               else event.get("nonfinite", "nan"))
         self.wake.set()
 
     def close(self) -> None:
@@ -168,8 +170,8 @@ class Publisher(threading.Thread):
             from channels.layers import get_channel_layer
 
             layer = get_channel_layer()
-            loop.run_until_complete(layer.group_send(
-                events.group_name(self.job.id), {"type": "job.events", "events": stored}))
+            message: events.EventsMessage = {"type": "job.events", "events": stored}
+            loop.run_until_complete(layer.group_send(events.group_name(self.job.id), message))
             self.sends += 1
         except Exception:  # Redis away: they are stored, and clients backfill
             log.warning("could not send events of job %s", self.job.id, exc_info=True)

@@ -1,22 +1,77 @@
-"""The runs' bodies as OpenAPI components (`Job`, `JobEvent`, `EventPage`, `Dataset`,
-`Upload`), for the editor's generated TypeScript types. builder.graphs.schema's
-post-processing hook puts them into the document; the views refer to them by $ref.
+"""The runs' bodies as OpenAPI components (`Job`, `JobEvent` and its kinds, `EventPage`,
+`Dataset`, `Upload`), for the editor's generated TypeScript types. The events' schemas are
+generated from their TypedDicts (events.py); the others are written here, and a test checks
+them against the TypedDicts that type the bodies (`JobBody`, `UploadBody`,
+`DatasetListing`). builder.graphs.schema's post-processing hook puts them into the document;
+the views refer to them by $ref.
 
 `required` lists the members a body always has (see job_data, upload_data, events.to_event,
 DatasetEntry.to_dict); `nullable: true` marks those that may be null."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, get_args
 
-from builder.graphs.schema import integers, object_schema, ref
+from pydantic import TypeAdapter
+
+from builder.graphs.schema import object_schema, ref
 from compute.engine.datasets import KINDS
 
-from .models import Job, JobEvent, Upload
+from .events import EVENT_TYPES, NonFinite
+from .models import Job, Upload
 
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {**TIME, "nullable": True}
-NONFINITE = {"type": "string", "enum": ["nan", "inf", "-inf"]}
+NONFINITE = {"type": "string", "enum": list(get_args(NonFinite))}
+
+
+class JobBody(TypedDict):
+    """A run as the API gives it (`Job`; api.job_data)."""
+
+    id: int
+    graph: int
+    graph_name: str
+    version: int
+    kind: str
+    dataset: str
+    upload: int | None
+    dataset_options: dict[str, Any]
+    config: dict[str, Any]
+    queue: str
+    time_limit: int
+    status: str
+    step: int
+    total_steps: int
+    position: int | None
+    attempts: int
+    device: str
+    worker: str
+    error: str
+    cancel_requested: bool
+    published: bool
+    last_seq: int
+    metrics: dict[str, float | None]
+    nonfinite: dict[str, str]
+    downloads: list[str]
+    download_errors: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+class UploadBody(TypedDict):
+    """An upload as the API gives it (`Upload`; api.upload_data)."""
+
+    id: int
+    name: str
+    kind: str
+    task: str
+    target: str
+    size: int
+    summary: str
+    created_at: datetime
 
 
 def _job() -> dict[str, Any]:
@@ -67,50 +122,56 @@ def _job() -> dict[str, Any]:
     }, description="A training run (docs/runs.md, The run object).")
 
 
-def _event() -> dict[str, Any]:
-    return object_schema({
-        "type": {"type": "string", "enum": JobEvent.Type.values},
-        "seq": {"type": "integer", "description": "1, 2, 3, ... within the run."},
-        "step": {"type": "integer", "description": "Optimizer steps done when reported."},
-        "time": {"type": "number", "description": "Unix seconds."},
-        # status
-        "status": {"type": "string", "enum": Job.Status.values,
-                   "description": "status events: the run's new status."},
-        "total": {"type": "integer", "description": "status events: total_steps."},
-        "attempts": {"type": "integer", "description": "status events."},
-        "device": {"type": "string", "description": "status events."},
-        "worker": {"type": "string", "description": "status events."},
-        "error": {"type": "string", "description": "status events: the run's error then."},
-        # metric
-        "name": {"type": "string", "description": "metric events: train_loss, val_loss, "
-                 "val_accuracy, lr, grad_norm, samples_per_s, tokens_per_s."},
-        "value": {"type": "number", "nullable": True, "description": "metric events; null "
-                  "for a value that is not a finite number (see nonfinite)."},
-        "nonfinite": {**NONFINITE, "description": "metric events whose value is not a "
-                      "finite number (JSON has none): what it is. A diverged loss."},
-        # attention
-        "node": {"type": "string", "description": "attention events: the module's path, "
-                 "e.g. blocks.0.attn."},
-        **integers("heads", "rows", "cols"),
-        "scale": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
-                  "description": "attention events: scale[head][row], the row's largest "
-                  "weight."},
-        "data": {"type": "string", "format": "byte", "description": "attention events: "
-                 "base64 of heads x rows x cols bytes; weight = byte / 255 x "
-                 "scale[head][row]."},
-        # sample
-        "text": {"type": "string", "description": "sample events: the text the model wrote."},
-    }, optional=("status", "total", "attempts", "device", "worker", "error", "name", "value",
-                 "nonfinite", "node", "heads", "rows", "cols", "scale", "data", "text"),
-        description="One thing a run reported. Which optional members it has depends on "
-        "`type`: status (status, total, attempts, device, worker, error), metric (name, "
-        "value, nonfinite), attention (node, heads, rows, cols, scale, data), sample (text).")
+def openapi_schema(kind: type) -> dict[str, Any]:
+    """A TypedDict's JSON Schema (pydantic's) in the OpenAPI 3.0 dialect of the rest of the
+    document: a constant as a one-value enum, `nullable: true` for a null alternative, no
+    titles. Only what typed dicts of plain values need (no $defs)."""
+    return _openapi_3_0(TypeAdapter(kind).json_schema())
+
+
+def _openapi_3_0(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            out[key] = {name: _openapi_3_0(s) for name, s in value.items()}
+        elif key in {"items", "additionalProperties"}:
+            out[key] = _openapi_3_0(value)
+        elif key in {"anyOf", "oneOf", "allOf"}:
+            out[key] = [_openapi_3_0(s) for s in value]
+        elif key == "const":
+            out["enum"] = [value]
+        elif key != "title":
+            out[key] = value
+    options = out.get("anyOf", [])
+    if len(options) == 2 and {"type": "null"} in options:
+        [other] = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        out = {**other, **out, "nullable": True}
+    assert "$ref" not in out and "$defs" not in out, "nested types: give them components"
+    return out
+
+
+def _events() -> dict[str, Any]:
+    """One component per kind of event, and `JobEvent`: one of them, by `type`."""
+    schemas = {kind.__name__: openapi_schema(kind) for kind in EVENT_TYPES.values()}
+    for schema in schemas.values():  # `type` first, as people read them
+        schema["properties"] = {"type": schema["properties"].pop("type"),
+                                **schema["properties"]}
+    schemas["JobEvent"] = {
+        "oneOf": [ref(name) for name in schemas],
+        "discriminator": {"propertyName": "type", "mapping": {
+            type_: ref(kind.__name__)["$ref"] for type_, kind in EVENT_TYPES.items()}},
+        "description": "One thing a run reported; `type` says which.",
+    }
+    return schemas
 
 
 def components() -> dict[str, Any]:
     return {
         "Job": _job(),
-        "JobEvent": _event(),
+        **_events(),
         "EventPage": object_schema({
             "events": {"type": "array", "items": ref("JobEvent")},
             "last_seq": {"type": "integer", "description": "The run's latest sequence "

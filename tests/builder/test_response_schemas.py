@@ -46,7 +46,19 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     assert node["properties"]["status"]["enum"] == ["ok", "error", "skipped"]
     assert node["properties"]["flops"]["nullable"] is True
     assert schemas["EventPage"]["properties"]["events"]["items"] == ref("JobEvent")
-    assert schemas["JobEvent"]["required"] == ["type", "seq", "step", "time"]
+    event = schemas["JobEvent"]
+    kinds = {"status": "StatusEvent", "metric": "MetricEvent", "attention": "AttentionEvent",
+             "sample": "SampleEvent"}
+    assert event["oneOf"] == [ref(name) for name in kinds.values()]
+    assert event["discriminator"] == {"propertyName": "type", "mapping": {
+        type_: ref(name)["$ref"] for type_, name in kinds.items()}}
+    for type_, name in kinds.items():
+        assert schemas[name]["properties"]["type"] == {"type": "string", "enum": [type_]}
+        assert {"type", "seq", "step", "time"} <= set(schemas[name]["required"])
+    metric = schemas["MetricEvent"]
+    assert set(metric["properties"]) - set(metric["required"]) == {"nonfinite"}
+    assert metric["properties"]["value"]["nullable"] is True
+    assert set(schemas["StatusEvent"]["required"]) == set(schemas["StatusEvent"]["properties"])
     assert schemas["Starter"]["properties"]["document"] == ref("GraphDocument")
     assert schemas["BlockCatalog"]["properties"]["blocks"]["items"] == ref("Block")
     for name in ("TensorSpec", "Problem", "InspectTotals", "Block", "BlockCatalog", "Job",

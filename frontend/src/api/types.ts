@@ -30,6 +30,12 @@ export type Starter = S["Starter"];
 
 export type Job = S["Job"];
 export type JobEvent = S["JobEvent"];
+export type StatusEvent = S["StatusEvent"];
+export type MetricEvent = S["MetricEvent"];
+export type AttentionEvent = S["AttentionEvent"];
+export type SampleEvent = S["SampleEvent"];
+export type RunStatus = Job["status"];
+export type NonFinite = NonNullable<MetricEvent["nonfinite"]>;
 export type EventPage = S["EventPage"];
 export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];

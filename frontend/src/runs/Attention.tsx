@@ -8,7 +8,7 @@ import "./runs.css";
 import { memo, useEffect, useMemo, useRef, useState } from "react";
 
 import { decodeAttention, paintHead, type AttentionMap } from "./attentionData";
-import type { AttentionEvent } from "./events";
+import type { AttentionEvent } from "../api/types";
 import { useRuns } from "./store";
 import { rampFor, useThemeVersion } from "./theme";
 

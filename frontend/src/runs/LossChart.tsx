@@ -9,7 +9,7 @@ import "./runs.css";
 import { useEffect, useId, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 
-import type { NonFinite } from "./events";
+import type { NonFinite } from "../api/types";
 import { alignSeries, ema, nonFinitePoints, type Series } from "./series";
 import { useRuns } from "./store";
 import { cssVar, useThemeVersion } from "./theme";

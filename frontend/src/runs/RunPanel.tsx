@@ -10,7 +10,8 @@ import {
   ADVANCED_FIELDS, BASIC_DEFAULTS, BASIC_FIELDS, buildConfig, buildDatasetOptions, fieldOfError,
   type ConfigField, type FormValues,
 } from "./config";
-import { isEnded, type RunJob } from "./events";
+import type { Job } from "../api/types";
+import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
 import { runsStore, useRuns, type StartBody } from "./store";
 
@@ -23,15 +24,15 @@ export interface RunPanelProps {
   ensureSaved(): Promise<{ graphId: number; version: number } | null>;
 }
 
-const DOWNLOADS: { format: string; needs: string; label: string; title: string }[] = [
+const DOWNLOADS: { format: string; needs: Job["downloads"][number]; label: string; title: string }[] = [
   { format: "weights", needs: "weights", label: "Weights", title: "The trained weights (.safetensors)" },
   { format: "onnx", needs: "onnx", label: "ONNX", title: "The trained model as ONNX (.onnx)" },
   { format: "pytorch", needs: "pytorch", label: "PyTorch", title: "The model as a standalone PyTorch file (.py)" },
   { format: "pytorch_weights", needs: "pytorch", label: "PyTorch weights", title: "The state dict for the PyTorch file (.pt)" },
 ];
 
-function formatValue(v: number | undefined, digits = 4): string {
-  if (v === undefined || !Number.isFinite(v)) return "–";
+function formatValue(v: number | null | undefined, digits = 4): string {
+  if (v == null || !Number.isFinite(v)) return "–";
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(digits);
 }
 
@@ -45,7 +46,7 @@ function ago(iso: string | null): string {
   return new Date(iso).toLocaleDateString();
 }
 
-function duration(job: RunJob): string {
+function duration(job: Job): string {
   if (!job.started_at) return "";
   const end = job.finished_at ? Date.parse(job.finished_at) : Date.now();
   const s = Math.max(0, Math.round((end - Date.parse(job.started_at)) / 1000));
@@ -54,7 +55,7 @@ function duration(job: RunJob): string {
 }
 
 /** The run's state in one line: what a user checks at a glance. */
-export function statusText(job: RunJob): string {
+export function statusText(job: Job): string {
   const steps = `step ${job.step} / ${job.total_steps}`;
   switch (job.status) {
     case "queued":
@@ -65,8 +66,8 @@ export function statusText(job: RunJob): string {
       return `Running${job.device ? ` on ${job.device}` : ""} · ${steps}`;
     case "succeeded": {
       const parts = ["Succeeded", steps];
-      if (job.metrics.val_loss !== undefined) parts.push(`val loss ${formatValue(job.metrics.val_loss)}`);
-      if (job.metrics.val_accuracy !== undefined) parts.push(`accuracy ${(job.metrics.val_accuracy * 100).toFixed(1)}%`);
+      if (job.metrics.val_loss != null) parts.push(`val loss ${formatValue(job.metrics.val_loss)}`);
+      if (job.metrics.val_accuracy != null) parts.push(`accuracy ${(job.metrics.val_accuracy * 100).toFixed(1)}%`);
       const took = duration(job);
       if (took) parts.push(took);
       return parts.join(" · ");
@@ -78,7 +79,7 @@ export function statusText(job: RunJob): string {
   }
 }
 
-export function RunStatus({ job }: { job: RunJob }) {
+export function RunStatus({ job }: { job: Job }) {
   const connection = useRuns((s) => s.connection);
   const streamError = useRuns((s) => s.streamError);
   const total = Math.max(job.total_steps, 1);
@@ -115,7 +116,7 @@ export function RunStatus({ job }: { job: RunJob }) {
   );
 }
 
-function Downloads({ job, share }: { job: RunJob; share: string | null }) {
+function Downloads({ job, share }: { job: Job; share: string | null }) {
   const available = DOWNLOADS.filter((d) => job.downloads.includes(d.needs));
   const errors = Object.entries(job.download_errors);
   if (!available.length && !errors.length) return null;
@@ -163,7 +164,7 @@ function PastRuns() {
               <span className="runs-list-dataset">{r.dataset === "upload" ? "upload" : r.dataset}</span>
               <span>{r.status}</span>
               <span className="runs-num runs-muted">{r.step}/{r.total_steps}</span>
-              <span className="runs-num">{r.metrics.val_loss !== undefined ? `val ${formatValue(r.metrics.val_loss, 3)}` : ""}</span>
+              <span className="runs-num">{r.metrics.val_loss != null ? `val ${formatValue(r.metrics.val_loss, 3)}` : ""}</span>
               <span className="runs-muted runs-list-when">{ago(r.created_at)}</span>
             </button>
           </li>

@@ -2,7 +2,7 @@
 
 import "./runs.css";
 
-import type { SampleEvent } from "./events";
+import type { SampleEvent } from "../api/types";
 import { useRuns } from "./store";
 
 export function Samples({ samples: given }: { samples?: SampleEvent[] }) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { attentionRamp, decodeAttention, headPixels, parseRgb, rampIndex } from "./attentionData";
-import type { AttentionEvent } from "./events";
+import type { AttentionEvent } from "../api/types";
 
 /** Encodes weights [head][row][col] as the server does (docs/runs.md "attention"). */
 function encode(weights: number[][][], node = "blocks.0.attn", step = 50): AttentionEvent {

@@ -1,6 +1,6 @@
 // Attention snapshots: decoding (docs/runs.md "attention") and painting them as heatmaps.
 
-import type { AttentionEvent } from "./events";
+import type { AttentionEvent } from "../api/types";
 
 export interface AttentionMap {
   node: string;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 
+import type { MetricEvent } from "../api/types";
 import {
-  findGap, mergeEvents, toRunEvent, toRunEvents, toRunJob, type RunEvent,
+  findGap, mergeEvents, metricValue, toRunEvent, toRunEvents, toRunJob, type RunEvent,
 } from "./events";
 
 const metric = (seq: number, step = seq * 10, name = "train_loss", value = 1 / seq): RunEvent => ({
@@ -75,18 +76,23 @@ describe("normalising the wire", () => {
   });
 
   it("reads a diverged metric (null value) as NaN", () => {
-    expect(toRunEvent({ type: "metric", seq: 1, step: 1, time: 0, name: "train_loss", value: null }))
-      .toMatchObject({ value: NaN });
+    const event = toRunEvent({ type: "metric", seq: 1, step: 1, time: 0, name: "train_loss", value: null });
+    expect(event).toMatchObject({ type: "metric", value: null });
+    expect(metricValue(event as MetricEvent)).toBeNaN();
   });
 
   it("reads a flagged metric as the NaN or infinity it was", () => {
     const metric = (value: unknown, nonfinite: unknown) =>
-      toRunEvent({ type: "metric", seq: 1, step: 1, time: 0, name: "train_loss", value, nonfinite });
-    expect(metric(null, "nan")).toMatchObject({ value: NaN, nonfinite: "nan" });
-    expect(metric(null, "inf")).toMatchObject({ value: Infinity, nonfinite: "inf" });
-    expect(metric(null, "-inf")).toMatchObject({ value: -Infinity, nonfinite: "-inf" });
+      toRunEvent({ type: "metric", seq: 1, step: 1, time: 0, name: "train_loss", value, nonfinite }) as MetricEvent;
+    expect(metric(null, "nan")).toMatchObject({ value: null, nonfinite: "nan" });
+    expect(metricValue(metric(null, "nan"))).toBeNaN();
+    expect(metricValue(metric(null, "inf"))).toBe(Infinity);
+    expect(metricValue(metric(null, "-inf"))).toBe(-Infinity);
+    expect(metric(null, "-inf")).toMatchObject({ nonfinite: "-inf" });
     expect(metric(null, "bogus")).not.toHaveProperty("nonfinite");
+    expect(metricValue(metric(null, "bogus"))).toBeNaN();
     expect(metric(2.5, undefined)).toMatchObject({ value: 2.5 });
+    expect(metricValue(metric(2.5, undefined))).toBe(2.5);
   });
 
   it("keeps a run object's non-finite latest metrics apart from its numbers", () => {

@@ -1,9 +1,9 @@
-// A run's events and the run object as docs/runs.md describes them, and the pure rules for
-// holding them: merge by `seq`, find gaps. Everything that arrives (WebSocket messages,
-// /metrics pages, the run object) goes through the normalisers here, so the rest of the
-// run code can rely on the shapes whatever the generated API types say.
+// A run's events and the run object, as the API's generated types say (api/types.ts), and
+// the pure rules for holding them: merge by `seq`, find gaps. Everything that arrives
+// (WebSocket messages, /metrics pages, the run object) goes through the normalisers here,
+// so that a malformed or newer message cannot break the run code.
 
-export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+import type { Job, JobEvent, MetricEvent, NonFinite, RunStatus } from "../api/types";
 
 export const ENDED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -11,128 +11,55 @@ export function isEnded(status: string | null | undefined): boolean {
   return !!status && ENDED.has(status);
 }
 
-interface EventBase {
-  seq: number;
-  step: number;
-  time: number;
-}
-
-export interface StatusEvent extends EventBase {
-  type: "status";
-  status: RunStatus;
-  total: number;
-  attempts: number;
-  device: string;
-  worker: string;
-  error: string;
-}
-
-/** What a metric was when it was not a finite number (JSON has no NaN: the API says it). */
-export type NonFinite = "nan" | "inf" | "-inf";
+// Records over the generated unions: a value the API adds or drops fails to compile here.
 const NONFINITE: Record<NonFinite, number> = { nan: NaN, inf: Infinity, "-inf": -Infinity };
 const isNonFinite = (v: unknown): v is NonFinite => typeof v === "string" && v in NONFINITE;
+const STATUSES: Record<RunStatus, true> = { queued: true, running: true, succeeded: true, failed: true, cancelled: true };
+const isStatus = (v: unknown): v is RunStatus => typeof v === "string" && v in STATUSES;
 
-export interface MetricEvent extends EventBase {
-  type: "metric";
-  name: string;
-  /** NaN, Infinity or -Infinity when the run's value was (see `nonfinite`) */
-  value: number;
-  nonfinite?: NonFinite;
-}
-
-export interface AttentionEvent extends EventBase {
-  type: "attention";
-  node: string;
-  heads: number;
-  rows: number;
-  cols: number;
-  scale: number[][];
-  data: string;
-}
-
-export interface SampleEvent extends EventBase {
-  type: "sample";
-  text: string;
+/** A metric's value as a number: NaN, Infinity or -Infinity where the run's was (`nonfinite`). */
+export function metricValue(e: MetricEvent): number {
+  if (e.nonfinite !== undefined) return NONFINITE[e.nonfinite];
+  return e.value ?? NaN;
 }
 
 /**
  * An event of a type this editor does not show (a newer server), or a malformed one. It is
  * kept so that sequence numbers stay contiguous.
  */
-export interface OtherEvent extends EventBase {
-  type: "other";
-  kind: string;
-}
+export type OtherEvent = Pick<JobEvent, "seq" | "step" | "time"> & { type: "other"; kind: string };
 
-export type RunEvent = StatusEvent | MetricEvent | AttentionEvent | SampleEvent | OtherEvent;
-
-/** The run object (docs/runs.md "The run object"), normalised. */
-export interface RunJob {
-  id: number;
-  graph: number;
-  graph_name: string;
-  version: number;
-  kind: string;
-  dataset: string;
-  upload: number | null;
-  dataset_options: Record<string, unknown>;
-  config: Record<string, unknown>;
-  queue: string;
-  time_limit: number;
-  status: RunStatus;
-  step: number;
-  total_steps: number;
-  position: number | null;
-  attempts: number;
-  device: string;
-  worker: string;
-  error: string;
-  cancel_requested: boolean;
-  published: boolean;
-  last_seq: number;
-  /** the latest finite value of each metric */
-  metrics: Record<string, number>;
-  /** the metrics whose latest value was not a finite number, and what it was */
-  nonfinite: Record<string, NonFinite>;
-  downloads: string[];
-  download_errors: Record<string, string>;
-  created_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  heartbeat_at: string | null;
-}
+export type RunEvent = JobEvent | OtherEvent;
 
 export const num = (v: unknown, fallback = 0): number =>
   typeof v === "number" && Number.isFinite(v) ? v : fallback;
 const str = (v: unknown): string => (typeof v === "string" ? v : "");
 export const obj = (v: unknown): Record<string, unknown> =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
-const STATUSES = new Set(["queued", "running", "succeeded", "failed", "cancelled"]);
 
-/** A run object from the API (any of its endpoints, or the WebSocket's `state`). */
-export function toRunJob(raw: unknown): RunJob {
+/** A run object from the API (any of its endpoints, or the WebSocket's `state`), normalised. */
+export function toRunJob(raw: unknown): Job {
   const j = obj(raw);
-  const metrics: Record<string, number> = {};
+  const metrics: Job["metrics"] = {}; // the finite values only: the others are in `nonfinite`
   for (const [k, v] of Object.entries(obj(j.metrics))) if (typeof v === "number") metrics[k] = v;
-  const nonfinite: Record<string, NonFinite> = {};
+  const nonfinite: Job["nonfinite"] = {};
   for (const [k, v] of Object.entries(obj(j.nonfinite))) if (isNonFinite(v)) nonfinite[k] = v;
   const errors: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(j.download_errors))) errors[k] = str(v);
-  const status = str(j.status);
   const time = (v: unknown) => (typeof v === "string" ? v : null);
   return {
     id: num(j.id),
     graph: num(j.graph),
     graph_name: str(j.graph_name),
     version: num(j.version),
-    kind: str(j.kind) || "train",
+    kind: (str(j.kind) || "train") as Job["kind"],
     dataset: str(j.dataset),
     upload: typeof j.upload === "number" ? j.upload : null,
     dataset_options: obj(j.dataset_options),
     config: obj(j.config),
-    queue: str(j.queue),
+    queue: str(j.queue) as Job["queue"],
     time_limit: num(j.time_limit),
-    status: (STATUSES.has(status) ? status : "queued") as RunStatus,
+    status: isStatus(j.status) ? j.status : "queued",
     step: num(j.step),
     total_steps: num(j.total_steps, num(obj(j.config).steps)),
     position: typeof j.position === "number" ? j.position : null,
@@ -145,9 +72,9 @@ export function toRunJob(raw: unknown): RunJob {
     last_seq: num(j.last_seq),
     metrics,
     nonfinite,
-    downloads: Array.isArray(j.downloads) ? j.downloads.filter((d): d is string => typeof d === "string") : [],
+    downloads: (Array.isArray(j.downloads) ? j.downloads.filter((d) => typeof d === "string") : []) as Job["downloads"],
     download_errors: errors,
-    created_at: time(j.created_at),
+    created_at: str(j.created_at),
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),
     heartbeat_at: time(j.heartbeat_at),
@@ -166,20 +93,19 @@ export function toRunEvent(raw: unknown): RunEvent | null {
   const other: OtherEvent = { ...base, type: "other", kind: str(e.type) };
   switch (e.type) {
     case "status": {
-      const status = str(e.status);
-      if (!STATUSES.has(status)) return other;
+      const status = e.status;
+      if (!isStatus(status)) return other;
       return {
-        ...base, type: "status", status: status as RunStatus, total: num(e.total),
+        ...base, type: "status", status, total: num(e.total),
         attempts: num(e.attempts), device: str(e.device), worker: str(e.worker), error: str(e.error),
       };
     }
     case "metric":
       if (typeof e.name !== "string") return other;
-      // A diverged run reports NaN or infinity: JSON carries null and the `nonfinite` flag.
-      if (isNonFinite(e.nonfinite)) {
-        return { ...base, type: "metric", name: e.name, value: NONFINITE[e.nonfinite], nonfinite: e.nonfinite };
-      }
-      return { ...base, type: "metric", name: e.name, value: typeof e.value === "number" ? e.value : NaN };
+      // A diverged run reports NaN or infinity: JSON carries null and the `nonfinite` flag
+      // (metricValue gives the number).
+      if (isNonFinite(e.nonfinite)) return { ...base, type: "metric", name: e.name, value: null, nonfinite: e.nonfinite };
+      return { ...base, type: "metric", name: e.name, value: typeof e.value === "number" ? e.value : null };
     case "attention": {
       const heads = num(e.heads), rows = num(e.rows), cols = num(e.cols);
       if (typeof e.node !== "string" || typeof e.data !== "string" || !heads || !rows || !cols) return other;

@@ -6,7 +6,8 @@
 // step at or before the last one of its series, the points from that step on are dropped
 // before it is added (the lost attempt's tail is replaced, not interleaved).
 
-import type { AttentionEvent, NonFinite, RunEvent, SampleEvent, StatusEvent } from "./events";
+import type { AttentionEvent, NonFinite, SampleEvent, StatusEvent } from "../api/types";
+import { metricValue, type RunEvent } from "./events";
 
 export interface Series {
   steps: number[];
@@ -79,7 +80,7 @@ export function deriveEvents(prev: Derived, events: readonly RunEvent[]): Derive
           s.values.length = cut;
         }
         s.steps.push(e.step);
-        s.values.push(e.value);
+        s.values.push(metricValue(e));
         next.step = e.step;
         break;
       }

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { ApiError } from "../api/client";
+import type { Dataset, Job, Upload } from "../api/types";
 import { createRunsStore, describeError, isTextRun, type RunsDeps } from "./store";
 import { followRun, type SocketLike } from "./stream";
 
-const job = (over: Record<string, unknown> = {}) => ({
+const job = (over: Partial<Job> = {}): Job => ({
   id: 1, graph: 7, graph_name: "g", version: 2, kind: "train", dataset: "harbour", upload: null,
   dataset_options: {}, config: { steps: 300 }, queue: "cpu", time_limit: 21600, status: "succeeded",
   step: 300, total_steps: 300, position: null, attempts: 1, device: "cpu", worker: "w", error: "",
@@ -221,14 +222,16 @@ describe("describeError", () => {
 
 describe("isTextRun", () => {
   it("knows text datasets and text uploads", () => {
-    const datasets = [
-      { name: "harbour", kind: "text" as const, description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
-      { name: "copy", kind: "tokens" as const, description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+    const datasets: Dataset[] = [
+      { name: "harbour", kind: "text", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+      { name: "copy", kind: "tokens", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
     ];
-    const uploads = [{ id: 3, name: "tide.txt", kind: "text", task: "next_token", summary: "" }];
-    const j = (over: Record<string, unknown>) => ({ ...job(over) }) as never;
-    expect(isTextRun(j({ dataset: "harbour" }), datasets, [])).toBe(true);
-    expect(isTextRun(j({ dataset: "copy" }), datasets, [])).toBe(false);
-    expect(isTextRun(j({ dataset: "upload", upload: 3 }), datasets, uploads)).toBe(true);
+    const uploads: Upload[] = [{
+      id: 3, name: "tide.txt", kind: "text", task: "next_token", target: "", size: 720, summary: "",
+      created_at: "2025-01-01T00:00:00Z",
+    }];
+    expect(isTextRun(job({ dataset: "harbour" }), datasets, [])).toBe(true);
+    expect(isTextRun(job({ dataset: "copy" }), datasets, [])).toBe(false);
+    expect(isTextRun(job({ dataset: "upload", upload: 3 }), datasets, uploads)).toBe(true);
   });
 });

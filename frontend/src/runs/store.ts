@@ -7,32 +7,12 @@ import { useStore } from "zustand";
 import { createStore, type StoreApi } from "zustand/vanilla";
 
 import { api, ApiError } from "../api/client";
-import type { Dataset } from "../api/types";
-import {
-  isEnded, mergeEvents, obj, toRunJob, type RunEvent, type RunJob,
-} from "./events";
+import type { Dataset, Job, Upload } from "../api/types";
+import { isEnded, mergeEvents, metricValue, obj, toRunJob, type RunEvent } from "./events";
 import { deriveAll, deriveEvents, emptyDerived, type Derived } from "./series";
 import { backfill, followRun, frameBatcher, type Connection, type Follower } from "./stream";
 
 export type RunTab = "run" | "loss" | "attention" | "samples";
-
-export interface DatasetInfo {
-  name: string;
-  kind: Dataset["kind"];
-  description: string;
-  tasks: string[];
-  gives: string;
-  /** option name: what it does */
-  options: Record<string, string>;
-}
-
-export interface UploadInfo {
-  id: number;
-  name: string;
-  kind: string;
-  task: string;
-  summary: string;
-}
 
 /** The body of POST /api/jobs (docs/runs.md "Lifecycle"). */
 export interface StartBody {
@@ -50,16 +30,16 @@ export interface RunsState {
   share: string | null;
   readOnly: boolean;
 
-  runs: RunJob[];
+  runs: Job[];
   runsLoading: boolean;
   runsError: string | null;
 
-  datasets: DatasetInfo[];
-  uploads: UploadInfo[];
+  datasets: Dataset[];
+  uploads: Upload[];
   catalogError: string | null;
 
   /** the open run */
-  job: RunJob | null;
+  job: Job | null;
   /** its events, by seq, no duplicates */
   events: RunEvent[];
   derived: Derived;
@@ -80,8 +60,8 @@ export interface RunsState {
   setContext(context: { graphId: number | null; share: string | null; readOnly: boolean }): void;
   loadRuns(): Promise<void>;
   loadCatalog(): Promise<void>;
-  openRun(id: number, known?: RunJob): Promise<void>;
-  start(body: StartBody): Promise<RunJob | null>;
+  openRun(id: number, known?: Job): Promise<void>;
+  start(body: StartBody): Promise<Job | null>;
   cancel(): Promise<void>;
   closeRun(): void;
   setTab(tab: RunTab): void;
@@ -139,8 +119,8 @@ export function describeError(error: unknown): string {
  * The run with what its events after its `last_seq` say (status, step, latest metrics);
  * older events are already in it.
  */
-export function applyToJob(job: RunJob, events: readonly RunEvent[]): RunJob {
-  let next: RunJob | null = null;
+export function applyToJob(job: Job, events: readonly RunEvent[]): Job {
+  let next: Job | null = null;
   for (const e of events) {
     if (e.seq <= (next ?? job).last_seq) continue;
     next = next ?? { ...job, metrics: { ...job.metrics } };
@@ -156,36 +136,14 @@ export function applyToJob(job: RunJob, events: readonly RunEvent[]): RunJob {
       if (e.status !== "queued") next.position = null;
     } else if (e.type === "metric") {
       next.step = e.step;
-      next.metrics[e.name] = e.value;
+      next.metrics[e.name] = metricValue(e);
     }
   }
   return next ?? job;
 }
 
-function toDataset(raw: unknown): DatasetInfo {
-  const d = obj(raw);
-  const options: Record<string, string> = {};
-  for (const [k, v] of Object.entries(obj(d.options))) options[k] = String(v);
-  return {
-    name: String(d.name ?? ""),
-    kind: d.kind as Dataset["kind"],
-    description: String(d.description ?? ""),
-    tasks: Array.isArray(d.tasks) ? d.tasks.map(String) : [],
-    gives: String(d.gives ?? ""),
-    options,
-  };
-}
-
-function toUpload(raw: unknown): UploadInfo {
-  const u = obj(raw);
-  return {
-    id: Number(u.id), name: String(u.name ?? ""), kind: String(u.kind ?? ""),
-    task: String(u.task ?? ""), summary: String(u.summary ?? ""),
-  };
-}
-
 /** Whether a run trains on text (it writes samples). */
-export function isTextRun(job: RunJob | null, datasets: DatasetInfo[], uploads: UploadInfo[]): boolean {
+export function isTextRun(job: Job | null, datasets: Dataset[], uploads: Upload[]): boolean {
   if (!job) return false;
   if (job.upload !== null) return uploads.find((u) => u.id === job.upload)?.kind === "text";
   return datasets.find((d) => d.name === job.dataset)?.kind === "text";
@@ -211,7 +169,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
     };
 
     /** A run object from the server: the open one and its row in the list. */
-    const putJob = (job: RunJob, { fresh = false } = {}) => {
+    const putJob = (job: Job, { fresh = false } = {}) => {
       const s = get();
       const patch: Partial<RunsState> = {};
       if (s.job && s.job.id === job.id) {
@@ -331,14 +289,14 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
 
       async loadCatalog() {
         try {
-          const datasets = ((await deps.api.datasets()) as unknown[]).map(toDataset);
+          const datasets = await deps.api.datasets();
           set({ datasets, catalogError: null });
         } catch (error) {
           set({ catalogError: describeError(error) });
         }
         if (get().readOnly) return;
         try {
-          const uploads = ((await deps.api.uploads()) as unknown[]).map(toUpload);
+          const uploads = await deps.api.uploads();
           set({ uploads });
         } catch {
           set({ uploads: [] }); // logged out, or none: built-in datasets still work
@@ -354,7 +312,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           events: [], derived: emptyDerived(), eventsLoading: true, connection: "idle",
           streamError: null, cancelError: null, attentionPath: null,
         });
-        let job: RunJob;
+        let job: Job;
         try {
           job = known ?? toRunJob(await deps.api.job(id, share));
         } catch (error) {

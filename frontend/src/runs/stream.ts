@@ -9,9 +9,8 @@
 import { WebSocket as ReconnectingWebSocket } from "partysocket";
 
 import { api } from "../api/client";
-import {
-  findGap, isEnded, num, obj, toRunEvent, toRunEvents, toRunJob, type RunEvent, type RunJob,
-} from "./events";
+import type { Job } from "../api/types";
+import { findGap, isEnded, num, obj, toRunEvent, toRunEvents, toRunJob, type RunEvent } from "./events";
 
 export type FetchPage = (since: number) => Promise<unknown>;
 
@@ -74,7 +73,7 @@ export interface FollowOptions {
   /** new events, contiguous and in seq order, each exactly once */
   onEvents(events: RunEvent[]): void;
   /** the run as the server sees it, on each (re)connection */
-  onState?(job: RunJob, lastSeq: number): void;
+  onState?(job: Job, lastSeq: number): void;
   onConnection?(state: Connection): void;
   /** `fatal`: following stopped (no such run, not logged in); otherwise it retries */
   onError?(message: string, fatal: boolean): void;

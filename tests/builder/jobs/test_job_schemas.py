@@ -5,16 +5,20 @@ the run waits in Redis and its later states are written as a worker would write 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import math
+from typing import Any, get_args, get_type_hints
 
 import pytest
 import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
-from openapi_check import assert_conforms
+from openapi_check import assert_conforms, validator
 from rest_framework.test import APIClient
 
+from builder.graphs.schema import ref
+from compute.engine.datasets import DatasetListing
 from compute.jobs import events
-from compute.jobs.models import Job
+from compute.jobs.models import Job, JobEvent
+from compute.jobs.schema import JobBody, UploadBody
 
 pytestmark = pytest.mark.usefixtures("redis")
 
@@ -39,6 +43,8 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
         events.metric_event(10, "train_loss", 2.5),
         events.attention_event(10, "blocks.0.attn", torch.rand(2, 3, 3).softmax(-1)),
         events.sample_event(10, "the tide"),
+        *(events.metric_event(10, name, value) for name, value in (
+            ("val_loss", math.nan), ("grad_norm", math.inf), ("lr", -math.inf))),
     ])
     running = api.get(f"/api/jobs/{job_id}")
     assert running.json()["position"] is None
@@ -47,6 +53,18 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
     assert {e["type"] for e in page.json()["events"]} == {"status", "metric", "attention",
                                                           "sample"}
     assert_conforms(openapi, "/api/jobs/{job_id}/metrics", "get", page)
+    assert [e["nonfinite"] for e in page.json()["events"] if "nonfinite" in e] == [
+        "nan", "inf", "-inf"]
+    each_event = validator(openapi, ref("JobEvent"))
+    for event in page.json()["events"]:  # each fits the schema its `type` names, only that
+        each_event.validate(event)
+        mapping = openapi["components"]["schemas"]["JobEvent"]["discriminator"]["mapping"]
+        for type_, target in mapping.items():
+            assert validator(openapi, {"$ref": target}).is_valid(event) == (
+                type_ == event["type"]), (type_, event)
+        assert not each_event.is_valid({**event, "type": "other"})
+    status = page.json()["events"][0]
+    assert not each_event.is_valid({**status, "type": "sample"})  # a sample has no status
     attention = api.get(f"/api/jobs/{job_id}/attention")
     assert len(attention.json()["events"]) == 1
     assert_conforms(openapi, "/api/jobs/{job_id}/attention", "get", attention)
@@ -74,3 +92,20 @@ def test_datasets_and_uploads_fit_the_schema(api: APIClient, anon: APIClient,
         assert created.status_code == 201, created.content
         assert_conforms(openapi, "/api/uploads", "post", created)
     assert_conforms(openapi, "/api/uploads", "get", api.get("/api/uploads"))
+
+
+@pytest.mark.parametrize(("component", "body"), [
+    ("Job", JobBody), ("Upload", UploadBody), ("Dataset", DatasetListing)])
+def test_the_typed_bodies_and_their_schemas_agree(openapi: dict[str, Any], component: str,
+                                                   body: type) -> None:
+    # These schemas are written by hand (descriptions, enums); the TypedDicts type the code
+    # that makes the bodies. Neither may gain or lose a member alone.
+    schema = openapi["components"]["schemas"][component]
+    assert list(schema["properties"]) == list(get_type_hints(body))
+    assert set(schema["required"]) == body.__required_keys__
+
+
+def test_the_event_types_are_the_stored_ones() -> None:
+    assert list(events.EVENT_TYPES) == JobEvent.Type.values
+    status = get_type_hints(events.StatusEvent)["status"]
+    assert list(get_args(status)) == Job.Status.values
