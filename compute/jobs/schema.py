@@ -11,6 +11,7 @@ from typing import Any
 
 from builder.graphs.schema import integers, object_schema, ref
 
+from . import kinds
 from .models import Job, JobEvent, Upload
 
 TIME = {"type": "string", "format": "date-time"}
@@ -138,6 +139,17 @@ def components() -> dict[str, Any]:
             "summary": {"type": "string", "description": "What it holds, in words."},
             "created_at": TIME,
         }, description="One of your uploaded files."),
+        "RunKind": {**object_schema({
+            "kind": {"type": "string", "description": "A run's kind (train)."},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "settings_schema": {"type": "object", "additionalProperties": True,
+                                "description": "The JSON Schema of its settings (a run's "
+                                "config); x-basic marks the settings a form shows first, "
+                                "x-derived a default that follows from other settings."},
+        }, description="A kind of run and its settings (GET /api/run-kinds)."),
+            # What the server serves (its default limits): the editor's tests read it.
+            "example": kinds.run_kinds()[0]},
     }
 
 
