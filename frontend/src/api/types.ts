@@ -32,3 +32,4 @@ export type JobEvent = S["JobEvent"];
 export type EventPage = S["EventPage"];
 export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
+export type RunKind = S["RunKind"];

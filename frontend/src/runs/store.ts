@@ -7,6 +7,7 @@ import { useStore } from "zustand";
 import { createStore, type StoreApi } from "zustand/vanilla";
 
 import { api, ApiError } from "../api/client";
+import type { Problem, RunKind } from "../api/types";
 import {
   isEnded, mergeEvents, obj, toRunJob, type RunEvent, type RunJob,
 } from "./events";
@@ -55,6 +56,8 @@ export interface RunsState {
   datasets: DatasetInfo[];
   uploads: UploadInfo[];
   catalogError: string | null;
+  /** the kinds of run and their settings' schemas (GET /api/run-kinds), asked for once */
+  runKinds: RunKind[];
 
   /** the open run */
   job: RunJob | null;
@@ -67,6 +70,8 @@ export interface RunsState {
 
   starting: boolean;
   startError: string | null;
+  /** what the server found wrong, by field (`config.lr`) */
+  startProblems: Problem[];
   cancelling: boolean;
   cancelError: string | null;
 
@@ -88,7 +93,7 @@ export interface RunsState {
   showAttention(path: string): void;
 }
 
-type Api = Pick<typeof api, "jobs" | "sharedJobs" | "job" | "startJob" | "cancelJob" | "events" | "datasets" | "uploads">;
+type Api = Pick<typeof api, "jobs" | "sharedJobs" | "job" | "startJob" | "cancelJob" | "events" | "datasets" | "uploads" | "runKinds">;
 
 export interface RunsDeps {
   api: Api;
@@ -277,6 +282,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       datasets: [],
       uploads: [],
       catalogError: null,
+      runKinds: [],
       job: null,
       events: [],
       derived: emptyDerived(),
@@ -285,6 +291,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       streamError: null,
       starting: false,
       startError: null,
+      startProblems: [],
       cancelling: false,
       cancelError: null,
       tab: "run",
@@ -335,6 +342,13 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           set({ catalogError: describeError(error) });
         }
         if (get().readOnly) return;
+        if (!get().runKinds.length) {
+          try {
+            set({ runKinds: await deps.api.runKinds() });
+          } catch (error) {
+            set({ catalogError: describeError(error) });
+          }
+        }
         try {
           const uploads = ((await deps.api.uploads()) as unknown[]).map(toUpload);
           set({ uploads });
@@ -406,7 +420,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       },
 
       async start(body) {
-        set({ starting: true, startError: null });
+        set({ starting: true, startError: null, startProblems: [] });
         try {
           const job = toRunJob(await deps.api.startJob(body));
           set({ starting: false });
@@ -416,7 +430,8 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           void get().openRun(job.id, job);
           return job;
         } catch (error) {
-          set({ starting: false, startError: describeError(error) });
+          const problems = error instanceof ApiError ? error.body.problems ?? [] : [];
+          set({ starting: false, startError: describeError(error), startProblems: problems });
           return null;
         }
       },
