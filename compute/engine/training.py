@@ -105,8 +105,8 @@ class TrainConfig(RunSettings):
                                     description="Largest global gradient norm; none (null): "
                                     "no clipping.")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, title="Seed",
-                      description="Batches, dropout and samples; the weights come from "
-                      "compile_graph's seed.")
+                      description="Batches, dropout, text samples, the random datasets and "
+                      "splits, and (train_graph) the initial weights.")
     eval_interval: int = Field(default=50, ge=1, le=MAX_STEPS, title="Eval interval",
                                description="Steps between evaluations (and text samples).")
     eval_batches: int = Field(default=4, ge=1, le=1000, title="Eval batches",
