@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock 2>/dev/
 NPM_STAMP := frontend/node_modules/.installed
 API_TYPES := frontend/src/api/schema.d.ts
 EDITOR := frontend/dist/manifest.json
-API_SOURCES := $(shell find builder compute/jobs -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
+# (The API's document holds the run settings' schema, made from the engine's TrainConfig.)
+API_SOURCES := $(shell find builder compute/jobs -name '*.py' -not -path '*/migrations/*' 2>/dev/null) \
+	compute/engine/training.py compute/engine/settings.py
 EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' 2>/dev/null) \
 	frontend/vite.config.ts frontend/tsconfig.json
 CHROMIUM ?= /usr/bin/chromium
