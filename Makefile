@@ -11,6 +11,7 @@ NPM_STAMP := frontend/node_modules/.installed
 API_TYPES := frontend/src/api/schema.d.ts
 TEST_CATALOG := frontend/src/test/catalog.json
 EDITOR := frontend/dist/manifest.json
+# (The API's document holds the run settings' schema, made from the engine's TrainConfig.)
 API_SOURCES := $(shell find builder compute/jobs compute/engine -name '*.py' -not -path '*/migrations/*' 2>/dev/null)
 EDITOR_SOURCES := $(shell find frontend/src -type f -not -name 'schema.d.ts' -not -name 'openapi.json' -not -name 'catalog.json' 2>/dev/null) \
 	frontend/vite.config.ts frontend/tsconfig.json

@@ -64,6 +64,7 @@ api_urls = [
     path("jobs/<id:job_id>/attention", jobs_api.JobAttentionView.as_view()),
     path("jobs/<id:job_id>/download", jobs_api.JobDownloadView.as_view()),
     path("datasets", jobs_api.DatasetListView.as_view()),
+    path("run-kinds", jobs_api.RunKindListView.as_view()),
     path("uploads", jobs_api.UploadListView.as_view()),
     path("uploads/<id:upload_id>", jobs_api.UploadDetailView.as_view()),
     path("inspect", api.InspectView.as_view()),

@@ -227,6 +227,9 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default=d.optimizer)
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--beta1", type=float, default=d.beta1, help="AdamW's beta1")
+    p.add_argument("--beta2", type=float, default=d.beta2,
+                   help="AdamW's beta2 (nanoGPT's small-model recipes use 0.99)")
     p.add_argument("--min-lr", type=float, help="where the cosine decay ends "
                    "(default: lr / 10)")
     p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
@@ -238,7 +241,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval,
+    p.add_argument("--checkpoint-interval", type=int, default=0,
                    help="steps between checkpoints (0: the last step only)")
     p.add_argument("--sample-length", type=int, default=d.sample_length,
                    help="characters a character model writes at each evaluation")
@@ -254,6 +257,8 @@ def cmd_train(argv: list[str]) -> int:
     arguments and --help), train, print a summary. Exit status as the rest of the command
     line: 0 done (or stopped with Ctrl-C, resumable), 1 the graph is invalid or the dataset
     does not fit it, 2 bad usage or input."""
+    from pydantic import ValidationError
+
     from compute.engine import GraphError, load_graph
     from compute.engine.datasets import (
         DATASETS,
@@ -284,14 +289,15 @@ def cmd_train(argv: list[str]) -> int:
     options = {k: v for k in ("modulus", "symbols", "length")
                if (v := getattr(args, k)) is not None}
     try:
+        given = {"min_lr": args.min_lr} if args.min_lr is not None else {}
         config = TrainConfig(
             steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-            min_lr=args.lr / 10 if args.min_lr is None else args.min_lr,
-            warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
-            grad_clip=args.grad_clip or None, seed=args.seed, eval_interval=args.eval_interval,
-            eval_batches=args.eval_batches, device=args.device, bf16=args.bf16,
-            compile=args.compile, checkpoint_interval=args.checkpoint_interval,
-            sample_length=args.sample_length)
+            beta1=args.beta1, beta2=args.beta2, warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay, grad_clip=args.grad_clip or None, seed=args.seed,
+            eval_interval=args.eval_interval, eval_batches=args.eval_batches,
+            device=args.device, bf16=args.bf16, compile=args.compile, attention_interval=0,
+            checkpoint_interval=args.checkpoint_interval, sample_length=args.sample_length,
+            **given)
         pick_device(config.device)
         data: str | Dataset = args.dataset
         if args.csv or args.text:
@@ -310,6 +316,8 @@ def cmd_train(argv: list[str]) -> int:
             for key in options:
                 if key not in takes:
                     return fail(f"--{key} is not an option of {args.dataset}")
+    except ValidationError as exc:  # the settings: each problem names its setting
+        return fail("; ".join(p.message for p in TrainConfig.problems(exc)))
     except (DatasetError, ValueError, OSError) as exc:
         return fail(str(exc))
     out = Path(args.out or Path(args.file).with_suffix("").name + "-run")

@@ -19,16 +19,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
+from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
 from .layers import MultiHeadAttention
+from .settings import RunSettings, basic, derived, refuse, with_limits
 
 MAX_MAP = 64  # attention maps are pooled down to at most this many rows and columns
 # Steps in a row whose loss is NaN or infinite before a run gives up: one bad batch may
@@ -37,59 +40,118 @@ NONFINITE_STEPS = 3
 CHECKPOINT_GLOB = "step-*.safetensors"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+# The most steps a run may take here; a server lowers it (SHIPYARD_MAX_STEPS) for `steps`
+# and the settings counted in steps (`TrainConfig.STEP_COUNTS`).
+MAX_STEPS = 1_000_000_000
+MAX_ATTENTION_SNAPSHOTS = 64  # per attention module and run
+
+
+def _min_lr(given: dict[str, Any]) -> float:
+    return float(f"{given['lr'] / 10:.12g}")  # 3e-4, not 0.00030000000000000003
+
+
+def _attention_interval(given: dict[str, Any]) -> int:
+    # Every evaluation, or every k-th, so that the run keeps at most 64 snapshots.
+    steps, every = given["steps"], given["eval_interval"]
+    return every * max(1, -(-steps // (MAX_ATTENTION_SNAPSHOTS * every)))
+
+
+class TrainConfig(RunSettings):
     """How to train. The defaults learn on every starter with its dataset in a few hundred
-    steps on a CPU (mlp and cnn on digits in seconds, char_gpt on harbour in minutes)."""
+    steps on a CPU (mlp and cnn on digits in seconds, char_gpt on harbour in minutes).
 
-    steps: int = 300  # optimizer steps in all (a resumed run counts the steps before too)
-    batch_size: int = 64  # samples per step
-    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd is with momentum 0.9
-    lr: float = 3e-3  # peak learning rate, reached at the end of the warmup
-    min_lr: float = 3e-4  # the cosine decay ends here, at the last step
-    warmup_steps: int = 20  # linear warmup from lr / warmup_steps
-    weight_decay: float = 0.01  # on weight matrices only, not biases, norms or gains
-    grad_clip: float | None = 1.0  # max global gradient norm; None: no clipping
-    seed: int = 0  # batches, dropout and samples; the weights come from compile_graph's seed
-    eval_interval: int = 50  # steps between evaluations (and text samples)
-    eval_batches: int = 4  # validation batches per evaluation (the same ones every time)
-    log_interval: int = 10  # steps between train metrics (loss averaged over them)
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when there is one
-    bf16: bool = False  # bfloat16 autocast; on CUDA only, ignored on the CPU
-    compile: bool = False  # torch.compile the model for the training steps
-    attention_interval: int = 0  # steps between attention snapshots; 0: never
-    checkpoint_interval: int = 0  # steps between checkpoints; 0: only the last one
-    sample_length: int = 100  # characters generated at each evaluation (text models); 0: none
-    sample_temperature: float = 0.8  # 0: greedy (the likeliest character every time)
+    The ranges are far wider than a run needs, and narrow enough that no value reaches
+    PyTorch as a size or a seed it cannot take (a batch of 2**70 samples) or as a number
+    that is not one (1e999 reads as inf)."""
 
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_batches", "log_interval", "eval_interval"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-        for name in ("warmup_steps", "attention_interval", "checkpoint_interval",
-                     "sample_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}")
-        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "sample_temperature"):
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):  # 1e999 reads as inf
-                raise ValueError(f"{name} must be a finite number, got {value}")
-        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr {self.lr}, "
-                             f"min_lr {self.min_lr}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be at least 0, got {self.weight_decay}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be above 0 (or None: off), got {self.grad_clip}")
-        if self.sample_temperature < 0:
-            raise ValueError(f"sample_temperature must be at least 0, got "
-                             f"{self.sample_temperature}")
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be adamw or sgd, got {self.optimizer!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+    kind: ClassVar[str] = "train"
+    title: ClassVar[str] = "Training"
+    summary: ClassVar[str] = ("Train the graph on a dataset: metrics, attention maps and "
+                              "text samples as it learns; the weights and exports at the end.")
+    # Settings counted in steps: at most the most steps a run may take.
+    STEP_COUNTS: ClassVar[tuple[str, ...]] = (
+        "steps", "warmup_steps", "eval_interval", "log_interval", "attention_interval",
+        "checkpoint_interval")
+
+    steps: int = Field(
+        default=300, ge=1, le=MAX_STEPS, title="Steps", json_schema_extra=basic(),
+        description="Optimizer steps in all (a resumed run counts the steps before too).")
+    batch_size: int = Field(default=64, ge=1, le=4096, title="Batch size",
+                            json_schema_extra=basic(), description="Samples per step.")
+    lr: Float = Field(default=3e-3, gt=0, le=100, title="Learning rate",
+                      json_schema_extra=basic(),
+                      description="Peak learning rate, reached at the end of the warmup.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", title="Device", json_schema_extra=basic(),
+        description="auto: cuda when there is one. Also picks the run's queue.")
+    optimizer: Literal["adamw", "sgd"] = Field(
+        default="adamw", title="Optimizer", description="sgd is with momentum 0.9.")
+    beta1: Float = Field(default=0.9, ge=0, lt=1, title="Adam β1",
+                         description="AdamW's decay of its running mean of the gradient. "
+                         "sgd ignores it.")
+    beta2: Float = Field(default=0.95, ge=0, lt=1, title="Adam β2",
+                         description="AdamW's decay of its running mean of the squared "
+                         "gradient; nanoGPT's small-model recipes use 0.99. sgd ignores it.")
+    min_lr: Float = Field(default_factory=_min_lr, ge=0, le=100, title="Min learning rate",
+                          json_schema_extra=derived("lr / 10"),
+                          description="Where the cosine decay ends, at the last step. "
+                          "Default: a tenth of the learning rate. At most lr.")
+    warmup_steps: int = Field(default=20, ge=0, le=MAX_STEPS, title="Warmup steps",
+                              description="Linear warmup from lr / warmup_steps.")
+    weight_decay: Float = Field(default=0.01, ge=0, le=10, title="Weight decay",
+                                description="On weight matrices only, not biases, norms or "
+                                "gains.")
+    grad_clip: Float | None = Field(default=1.0, gt=0, le=1e6, title="Gradient clip",
+                                    description="Largest global gradient norm; none (null): "
+                                    "no clipping.")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, title="Seed",
+                      description="Batches, dropout, text samples, the random datasets and "
+                      "splits, and (train_graph) the initial weights.")
+    eval_interval: int = Field(default=50, ge=1, le=MAX_STEPS, title="Eval interval",
+                               description="Steps between evaluations (and text samples).")
+    eval_batches: int = Field(default=4, ge=1, le=1000, title="Eval batches",
+                              description="Validation batches per evaluation (the same ones "
+                              "every time).")
+    log_interval: int = Field(default=10, ge=1, le=MAX_STEPS, title="Log interval",
+                              description="Steps between train metrics (the loss averaged "
+                              "over them).")
+    attention_interval: int = Field(
+        default_factory=_attention_interval, ge=0, le=MAX_STEPS, title="Attention interval",
+        json_schema_extra=derived("auto"),
+        description="Steps between attention snapshots; 0: none. Default: every evaluation, "
+        f"or every k-th, so that a run keeps at most {MAX_ATTENTION_SNAPSHOTS} per module.")
+    checkpoint_interval: int = Field(
+        default_factory=lambda given: given["eval_interval"], ge=0, le=MAX_STEPS,
+        title="Checkpoint interval", json_schema_extra=derived("eval interval"),
+        description="Steps between checkpoints; 0: only the last one. Default: the eval "
+        "interval.")
+    sample_length: int = Field(default=100, ge=0, le=10_000, title="Sample length",
+                               description="Characters a text model writes at each "
+                               "evaluation; 0: none.")
+    sample_temperature: Float = Field(default=0.8, ge=0, le=100, title="Sample temperature",
+                                      description="0: greedy (the likeliest character every "
+                                      "time).")
+    bf16: bool = Field(default=False, title="bfloat16 autocast (CUDA)",
+                       description="bfloat16 autocast; on CUDA only, ignored on the CPU.")
+    compile: bool = Field(default=False, title="torch.compile",
+                          description="torch.compile the model for the training steps.")
+
+    @model_validator(mode="after")
+    def _rules(self) -> TrainConfig:
+        if self.min_lr > self.lr:
+            raise refuse("min_lr", f"must be at most lr ({self.lr:g}), got {self.min_lr:g}")
+        if self.attention_interval and (self.steps / self.attention_interval
+                                        > MAX_ATTENTION_SNAPSHOTS):
+            raise refuse("attention_interval", (
+                f"{self.attention_interval} would keep {self.steps // self.attention_interval} "
+                f"attention snapshots; the most is {MAX_ATTENTION_SNAPSHOTS} (raise it to at "
+                f"least {-(-self.steps // MAX_ATTENTION_SNAPSHOTS)})"))
+        return self
+
+    @classmethod
+    def capped(cls, max_steps: int) -> type[TrainConfig]:
+        """These settings with at most `max_steps` steps (and intervals)."""
+        return with_limits(cls, dict.fromkeys(cls.STEP_COUNTS, max_steps))
 
     def lr_at(self, step: int) -> float:
         """Linear warmup to `lr`, then cosine decay to `min_lr` at the last step."""
@@ -220,7 +282,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
 def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
@@ -344,7 +406,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         for i, rng in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = rng
     meta = {"format": "shipyard.checkpoint/v1", "step": str(step),
-            "config": json.dumps(asdict(config)),
+            "config": config.model_dump_json(),
             "param_groups": json.dumps(state["param_groups"])}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -522,6 +584,7 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
 
 
 __all__ = [
+    "MAX_STEPS",
     "LossNotFinite",
     "Reporter",
     "SilentReporter",

@@ -19,7 +19,7 @@ from builder.graphs.api import ERROR, _parsed
 from builder.graphs.schema import ref
 from compute.engine.datasets import DATASETS
 
-from . import events, selectors, services
+from . import events, kinds, selectors, services
 from .models import Job, JobEvent, Upload
 from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, JobBody, UploadBody
 
@@ -37,8 +37,8 @@ class JobCreateIn(serializers.Serializer):
     upload = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False,
                                       help_text="Or one of your uploads (POST /api/uploads).")
     dataset_options = serializers.DictField(required=False)
-    config = serializers.DictField(required=False, help_text="Training settings; see "
-                                   "docs/runs.md. Missing ones take their defaults.")
+    config = serializers.DictField(required=False, help_text="Training settings (GET "
+                                   "/api/run-kinds). Missing ones take their defaults.")
     time_limit = serializers.IntegerField(required=False, min_value=1,
                                           help_text="Seconds; default and most: the "
                                           "server's SHIPYARD_JOB_TIME_LIMIT.")
@@ -259,6 +259,17 @@ class DatasetListView(APIView):
         "type": "array", "items": ref("Dataset"), "description": "The built-in datasets."}})
     def get(self, request: Request) -> Response:
         return Response([entry.to_dict() for entry in DATASETS.values()])
+
+
+class RunKindListView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="run_kinds", responses={200: {
+        "type": "array", "items": ref("RunKind"), "description": "The kinds of run."}})
+    def get(self, request: Request) -> Response:
+        """Each kind of run with the JSON Schema of its settings (a run's `config`): titles,
+        descriptions, defaults, ranges and choices, as the editor's run form shows them."""
+        return Response(kinds.run_kinds())
 
 
 class UploadListView(APIView):

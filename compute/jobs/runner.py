@@ -230,7 +230,7 @@ def run(job: Job) -> None:
 
 
 def _run(job: Job) -> None:
-    config = TrainConfig(**job.config)
+    config = TrainConfig.model_validate(job.config)
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
     resume = latest_checkpoint(folder / "checkpoints")

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from builder.graphs.schema import object_schema, ref
 from compute.engine.datasets import KINDS
 
+from . import kinds
 from .events import EVENT_TYPES, NonFinite
 from .models import Job, Upload
 
@@ -202,6 +203,17 @@ def components() -> dict[str, Any]:
             "summary": {"type": "string", "description": "What it holds, in words."},
             "created_at": TIME,
         }, description="One of your uploaded files."),
+        "RunKind": {**object_schema({
+            "kind": {"type": "string", "description": "A run's kind (train)."},
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "settings_schema": {"type": "object", "additionalProperties": True,
+                                "description": "The JSON Schema of its settings (a run's "
+                                "config); x-basic marks the settings a form shows first, "
+                                "x-derived a default that follows from other settings."},
+        }, description="A kind of run and its settings (GET /api/run-kinds)."),
+            # What the server serves (its default limits): the editor's tests read it.
+            "example": kinds.run_kinds()[0]},
     }
 
 

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
+from pydantic import ValidationError
 
 from builder import access
 from builder.graphs.models import Graph, GraphVersion
@@ -39,12 +39,11 @@ from compute.engine.datasets import (
 )
 from compute.engine.training import TrainConfig, pick_device
 
-from . import events
+from . import events, kinds
 from .models import Job, Upload
 
 log = logging.getLogger(__name__)
 Status = Job.Status
-MAX_ATTENTION_SNAPSHOTS = 64  # per attention module and run
 NEW_ACCOUNT_AGE = timedelta(days=1)  # younger accounts share one queue budget
 
 
@@ -60,98 +59,17 @@ class JobError(Exception):
 # Submission
 
 
-def train_config(raw: dict[str, Any] | None) -> TrainConfig:
-    """A complete training configuration from what a user gave; unknown keys and bad values
-    are refused with a sentence naming them. Defaults a user did not set: `min_lr` is a
-    tenth of `lr`; checkpoints at every evaluation, attention snapshots too (or at every
-    k-th evaluation, so that a long run keeps at most 64 of them)."""
-    raw = dict(raw or {})
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise JobError(f"config has no setting {unknown[0]!r}; settings: "
-                       f"{', '.join(sorted(known))}")
-    defaults = TrainConfig()
-    eval_interval = raw.get("eval_interval", defaults.eval_interval)
-    raw.setdefault("checkpoint_interval", eval_interval)
-    if "attention_interval" not in raw and isinstance(eval_interval, int) and eval_interval > 0:
-        steps = raw.get("steps", defaults.steps)
-        every = -(-steps // (MAX_ATTENTION_SNAPSHOTS * eval_interval)) if isinstance(
-            steps, int) else 1
-        raw["attention_interval"] = eval_interval * max(1, every)
-    if "lr" in raw and "min_lr" not in raw and isinstance(raw["lr"], int | float):
-        raw["min_lr"] = raw["lr"] / 10
-    for name, value in raw.items():
-        expected = type(getattr(defaults, name))
-        if name == "grad_clip":
-            expected = float
-        if value is None and name == "grad_clip":
-            continue
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            raw[name] = float(value)
-        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise JobError(f"config.{name} must be {_kind(expected)}, got {value!r}")
-    steps = raw.get("steps", defaults.steps)
-    if steps > settings.JOB_MAX_STEPS:  # first: the intervals' defaults come from it
-        raise JobError(f"config.steps is {steps:,}; the most a run may take is "
-                       f"{settings.JOB_MAX_STEPS:,} (SHIPYARD_MAX_STEPS)",
-                       field="config.steps", minimum=1, maximum=settings.JOB_MAX_STEPS)
-    for name, value in raw.items():
-        if name in CONFIG_RANGES and value is not None:
-            _check_range(name, value)
+def train_config(raw: Mapping[str, Any] | None) -> TrainConfig:
+    """A complete training configuration from what a user gave, its derived defaults filled
+    in (see TrainConfig); every setting that is wrong is refused, each a problem naming it
+    (`config.lr`) and, for a number, its range."""
+    model = kinds.train_settings()
     try:
-        config = TrainConfig(**raw)
-    except ValueError as exc:
-        raise JobError(f"config: {exc}") from None
-    if config.attention_interval and (config.steps / config.attention_interval
-                                      > MAX_ATTENTION_SNAPSHOTS):
-        raise JobError(f"config.attention_interval {config.attention_interval} would keep "
-                       f"{config.steps // config.attention_interval} attention snapshots; "
-                       f"the most is {MAX_ATTENTION_SNAPSHOTS} (raise it to at least "
-                       f"{-(-config.steps // MAX_ATTENTION_SNAPSHOTS)})")
-    return config
-
-
-# The range of each number of a config (besides steps: SHIPYARD_MAX_STEPS), far wider than
-# a run needs, and narrow enough that no value reaches PyTorch as a size or a seed it
-# cannot take (a batch of 2**70 samples) or as a number that is not one (1e999 is inf).
-# "steps": up to the server's most steps. An open lower end: above it, not at it.
-STEPS = "steps"
-CONFIG_RANGES: dict[str, tuple[float, float | str, bool]] = {  # low, high, low is open
-    "batch_size": (1, 4096, False),
-    "lr": (0.0, 100.0, True),
-    "min_lr": (0.0, 100.0, False),
-    "warmup_steps": (0, STEPS, False),
-    "weight_decay": (0.0, 10.0, False),
-    "grad_clip": (0.0, 1e6, True),
-    "seed": (0, 2**31 - 1, False),
-    "eval_interval": (1, STEPS, False),
-    "eval_batches": (1, 1000, False),
-    "log_interval": (1, STEPS, False),
-    "attention_interval": (0, STEPS, False),
-    "checkpoint_interval": (0, STEPS, False),
-    "sample_length": (0, 10_000, False),
-    "sample_temperature": (0.0, 100.0, False),
-}
-
-
-def _check_range(name: str, value: float) -> None:
-    low, high, open_low = CONFIG_RANGES[name]
-    top = settings.JOB_MAX_STEPS if high == STEPS else float(high)
-    inside = (low < value if open_low else low <= value) and value <= top
-    if not inside:  # NaN is inside nothing
-        lower = f"above {_number(low)}" if open_low else f"at least {_number(low)}"
-        raise JobError(f"config.{name} must be {lower} and at most {_number(top)}, got "
-                       f"{value!r}", field=f"config.{name}", minimum=low, maximum=top)
-
-
-def _number(x: float) -> str:
-    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
-
-
-def _kind(t: type) -> str:
-    return {int: "a whole number", float: "a number", bool: "true or false",
-            str: "a string"}.get(t, t.__name__)
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        problems = model.problems(exc, prefix="config.")
+        raise JobError(problems[0].message,
+                       problems=[p.to_dict() for p in problems]) from None
 
 
 def load_upload(upload: Upload, document: dict[str, Any], seed: int = 0) -> Any:
@@ -214,7 +132,7 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
         _check_queued_time(owner, time_limit or limit)
         job = Job.objects.create(
             owner=owner, graph=graph, version=version, dataset="upload" if upload else dataset,
-            dataset_options=options, upload=upload, config=asdict(train), queue=queue,
+            dataset_options=options, upload=upload, config=train.model_dump(), queue=queue,
             time_limit=time_limit or limit, total_steps=train.steps, published=published)
         events.store(job.id, [events.status_event(job)])
     job.refresh_from_db()

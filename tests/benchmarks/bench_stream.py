@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -532,7 +532,7 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
     data = dataset_for(compile_graph(doc, seed=0), "harbour")
     on = TrainConfig(steps=args.steps, batch_size=args.batch, eval_interval=20,
                      attention_interval=20, log_interval=10, device="cpu", seed=0)
-    off = replace(on, attention_interval=0)
+    off = on.model_copy(update={"attention_interval": 0})
     job = make_job(user, "bench-overhead", running=True)
     print(f"\n== (2) training throughput, streaming ON vs OFF ==\n"
           f"char_gpt on harbour, {on.steps} steps, batch {on.batch_size}, eval (and text "
@@ -587,8 +587,9 @@ def bench_overhead(stack: Stack, user: Any, token: str, args: argparse.Namespace
     try:
         # Warm-up, untimed: allocator, kernels, the layer's Redis pool, SQLite pages.
         short = max(args.steps // 3, 20)
-        run("OFF", replace(off, steps=short, eval_interval=short))
-        run("ON", replace(on, steps=short, eval_interval=short, attention_interval=short))
+        run("OFF", off.model_copy(update={"steps": short, "eval_interval": short}))
+        run("ON", on.model_copy(update={"steps": short, "eval_interval": short,
+                                        "attention_interval": short}))
         for measured in (events_per_round, close_s, cores_used, publisher_cpu, on_thread,
                          *cpu_per_step.values()):
             measured.clear()

@@ -31,6 +31,7 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     assert schema("/api/jobs/{job_id}/metrics") == ref("EventPage")
     assert schema("/api/jobs/{job_id}/attention") == ref("EventPage")
     assert schema("/api/datasets")["items"] == ref("Dataset")
+    assert schema("/api/run-kinds")["items"] == ref("RunKind")
     assert schema("/api/uploads")["items"] == ref("Upload")
     assert schema("/api/uploads", "post", 201) == ref("Upload")
 

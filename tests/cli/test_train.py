@@ -75,7 +75,7 @@ def test_train_reads_a_csv_upload_and_reports_its_errors(
 def test_train_says_what_is_wrong_with_its_arguments(
         mlp_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "0"]) == 2
-    assert "steps must be a whole number of at least 1, got 0" in capsys.readouterr().err
+    assert "steps must be at least 1 and at most 1,000,000,000, got 0" in capsys.readouterr().err
     assert cmd_train(["nowhere.json", "--dataset", "digits"]) == 2
     assert "no such file: nowhere.json" in capsys.readouterr().err
     assert cmd_train([str(mlp_file), "--dataset", "digits", "--modulus", "7"]) == 2

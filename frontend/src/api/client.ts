@@ -2,7 +2,7 @@
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
   BlockCatalog, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
-  SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+  RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
 export interface ErrorBody {
@@ -180,6 +180,7 @@ export const api = {
   sharedJobs: (token: string) => request<Job[]>("GET", `/api/shared/${token}/jobs`),
 
   datasets: () => request<Dataset[]>("GET", "/api/datasets"),
+  runKinds: () => request<RunKind[]>("GET", "/api/run-kinds"),
   uploads: () => request<Upload[]>("GET", "/api/uploads"),
   jobs: (graph?: number) => request<Job[]>("GET", `/api/jobs${q({ graph })}`),
   job: (id: number, share?: string) => request<Job>("GET", `/api/jobs/${id}${q({ share })}`),

@@ -39,3 +39,4 @@ export type NonFinite = NonNullable<MetricEvent["nonfinite"]>;
 export type EventPage = S["EventPage"];
 export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
+export type RunKind = S["RunKind"];

@@ -2,6 +2,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
+import { RUN_KINDS } from "../test/runKinds";
 import { RunDrawer } from "./RunDrawer";
 import { runsStore } from "./store";
 
@@ -44,7 +45,8 @@ function mockFetch(route: Route) {
           { name: "modadd", kind: "tokens", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" } },
         ] }
         : url.pathname === "/api/uploads" ? { status: 200, body: [] }
-          : { status: 404, body: { error: "not here" } });
+          : url.pathname === "/api/run-kinds" ? { status: 200, body: RUN_KINDS }
+            : { status: 404, body: { error: "not here" } });
     return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { "Content-Type": "application/json" } });
   }));
 }
@@ -102,7 +104,7 @@ beforeEach(() => {
   document.body.append(container);
   root = createRoot(container);
   runsStore.getState().setContext({ graphId: null, share: null, readOnly: false });
-  runsStore.setState({ tab: "run", datasets: [], uploads: [], startError: null });
+  runsStore.setState({ tab: "run", datasets: [], uploads: [], runKinds: [], startError: null, startProblems: [] });
 });
 
 afterEach(() => {
@@ -149,18 +151,26 @@ describe("the runs drawer", () => {
     expect(requests.some((r) => r.method === "POST")).toBe(false);
   });
 
-  it("says in words why the server refused a run", async () => {
+  it("says in words why the server refused a run, and marks the field it names", async () => {
+    // The message is of no importance to the marking: the field comes from `problems`.
+    const message = "the snapshots would be too many";
     mockFetch((method, url) => {
       if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
-      if (method === "POST") return { status: 400, body: { error: "config.attention_interval 5 would keep 200 attention snapshots; the most is 64 (raise it to at least 16)" } };
+      if (method === "POST") {
+        return { status: 400, body: { error: message, problems: [{ field: "config.attention_interval", message, node: null }] } };
+      }
       return undefined;
     });
     await render();
     await act(async () => button("Start run")!.click());
     await settle();
-    expect($('[data-testid="run-error"]')!.textContent).toMatch(/attention_interval 5 would keep 200/);
-    // the advanced section opens on the setting named
+    expect($('[data-testid="run-error"]')!.textContent).toBe(message);
+    // the advanced section opens on the setting named, and its field is marked
     expect($<HTMLDetailsElement>(".runs-advanced")!.open).toBe(true);
+    const field = $('[data-field="attention_interval"]')!;
+    expect(field.classList.contains("field-problem")).toBe(true);
+    expect(field.textContent).toContain(message);
+    expect($('[data-field="steps"]')!.classList.contains("field-problem")).toBe(false);
   });
 
   it("refuses a step count that is not a number before asking the server", async () => {
@@ -169,7 +179,39 @@ describe("the runs drawer", () => {
     await act(async () => type($<HTMLInputElement>('[data-testid="run-steps"]')!, "many"));
     await act(async () => button("Start run")!.click());
     expect(ensureSaved).not.toHaveBeenCalled();
-    expect(container.textContent).toContain("Steps must be a whole number");
+    expect(container.textContent).toContain("Steps expected a number");
+  });
+
+  it("renders every setting of the served schema by its title, the basic ones first and prefilled", async () => {
+    mockFetch((method, url) => (url.pathname === "/api/jobs" && method === "GET" ? { status: 200, body: [] } : undefined));
+    await render();
+    const schema = RUN_KINDS[0].settings_schema as { properties: Record<string, { title: string; "x-basic"?: boolean }> };
+    const names = Object.keys(schema.properties);
+    const basic = names.filter((n) => schema.properties[n]["x-basic"]);
+    const shown = [...container.querySelectorAll("[data-field]")].map((f) => f.getAttribute("data-field"));
+    expect(shown).toEqual([...basic, ...names.filter((n) => !basic.includes(n))]);
+    for (const name of names) {
+      expect($(`[data-field="${name}"] label`)!.textContent).toBe(schema.properties[name].title);
+    }
+    expect($<HTMLInputElement>('[data-testid="run-steps"]')!.value).toBe("300");
+    expect($<HTMLInputElement>('[data-testid="run-min_lr"]')!.placeholder).toBe("default lr / 10");
+    expect($<HTMLInputElement>('[data-testid="run-beta2"]')!.value).toBe("0.95");
+  });
+
+  it("sends only what was set (blank: the server's default), and none for no clipping", async () => {
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
+      if (url.pathname === "/api/jobs" && method === "POST") return { status: 201, body: job({ id: 9, status: "queued", downloads: [] }) };
+      return undefined;
+    });
+    await render();
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-lr"]')!, ""));
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-grad_clip"]')!, "none"));
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-beta2"]')!, "0.99"));
+    await act(async () => button("Start run")!.click());
+    await settle();
+    const post = requests.find((r) => r.method === "POST")!;
+    expect((post.body as { config: unknown }).config).toEqual({ steps: 300, batch_size: 64, device: "auto", grad_clip: null, beta2: 0.99 });
   });
 
   it("shows a shared graph's published run read-only, with its chart and downloads", async () => {

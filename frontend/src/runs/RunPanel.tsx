@@ -6,11 +6,9 @@ import "./runs.css";
 import { useEffect, useId, useMemo, useRef, useState } from "react";
 
 import { api } from "../api/client";
-import {
-  ADVANCED_FIELDS, BASIC_DEFAULTS, BASIC_FIELDS, buildConfig, buildDatasetOptions, fieldOfError,
-  type ConfigField, type FormValues,
-} from "./config";
 import type { Job } from "../api/types";
+import { SchemaField, type ObjectSchema } from "../editor/SchemaField";
+import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings, type Setting } from "./config";
 import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
 import { runsStore, useRuns, type StartBody } from "./store";
@@ -174,48 +172,33 @@ function PastRuns() {
   );
 }
 
-function Field({ field, value, error, invalid, onChange }: {
-  field: ConfigField;
-  value: string | boolean | undefined;
-  /** a problem found here, shown under the field */
-  error?: string;
-  /** marked (the server's error names this setting) */
-  invalid: boolean;
-  onChange(value: string | boolean): void;
+/** The settings of a run, rendered from the served schema by the block form's code. */
+function Settings({ settings, values, problems, onChange, onInvalid }: {
+  settings: Setting[];
+  values: Record<string, unknown>;
+  problems: Record<string, string>;
+  onChange(name: string, value: unknown): void;
+  onInvalid(name: string, error: string | null): void;
 }) {
   const id = useId();
-  const testId = field.key === "steps" ? "run-steps" : undefined;
-  if (field.kind === "flag") {
-    return (
-      <label className="runs-check" title={field.hint}>
-        <input type="checkbox" checked={value === true} onChange={(e) => onChange(e.target.checked)} />
-        {field.label}
-      </label>
-    );
-  }
   return (
-    <div className="runs-field">
-      <label htmlFor={id} title={field.hint}>{field.label}</label>
-      {field.kind === "choice" ? (
-        <select id={id} value={typeof value === "string" ? value : ""} onChange={(e) => onChange(e.target.value)} aria-invalid={invalid || undefined}>
-          {field.choices!.map((c) => (
-            <option key={c} value={c}>{c || `default (${field.placeholder})`}</option>
-          ))}
-        </select>
-      ) : (
-        <input
-          id={id}
-          data-testid={testId}
-          type="text"
-          inputMode={field.kind === "int" ? "numeric" : "decimal"}
-          value={typeof value === "string" ? value : ""}
-          placeholder={field.placeholder}
-          aria-invalid={invalid || undefined}
-          title={error ?? field.hint}
-          onChange={(e) => onChange(e.target.value)}
+    <div className="runs-grid runs-settings">
+      {settings.map(([name, schema]) => (
+        <SchemaField
+          key={name}
+          id={`${id}-${name}`}
+          testId={`run-${name}`}
+          name={name}
+          label={schema.title ?? name}
+          schema={schema}
+          value={values[name]}
+          problem={problems[name]}
+          readOnly={false}
+          variant="settings"
+          onChange={(v) => onChange(name, v)}
+          onInvalid={(e) => onInvalid(name, e)}
         />
-      )}
-      {error && <span className="runs-field-error">{error}</span>}
+      ))}
     </div>
   );
 }
@@ -227,7 +210,11 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   const runs = useRuns((s) => s.runs);
   const starting = useRuns((s) => s.starting);
   const startError = useRuns((s) => s.startError);
-  const [values, setValues] = useState<FormValues>(BASIC_DEFAULTS);
+  const startProblems = useRuns((s) => s.startProblems);
+  const schema = useRuns((s) => s.runKinds.find((k) => k.kind === "train")?.settings_schema) as ObjectSchema | undefined;
+  const { basic, advanced: advancedSettings } = useMemo(() => splitSettings(schema), [schema]);
+  const [values, setValues] = useState<Record<string, unknown>>(() => initialValues(schema));
+  const [invalid, setInvalid] = useState<Record<string, string>>({});
   const [dataset, setDataset] = useState<string>(starterDataset ?? "");
   const [options, setOptions] = useState<Record<string, string>>({});
   const [published, setPublished] = useState(false);
@@ -258,36 +245,45 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   const entry = datasets.find((d) => d.name === dataset);
   const upload = dataset.startsWith("upload:") ? uploads.find((u) => `upload:${u.id}` === dataset) : undefined;
   const optionNames = useMemo(() => Object.keys(entry?.options ?? {}), [entry]);
-  const serverField = fieldOfError(startError);
+  // The schema may come after the form: then the basic settings start at its defaults.
+  const prefilled = useRef(schema !== undefined);
   useEffect(() => {
-    if (serverField && ADVANCED_FIELDS.some((f) => f.key === serverField)) setAdvanced(true);
-  }, [serverField]);
+    if (schema === undefined || prefilled.current) return;
+    prefilled.current = true;
+    setValues((v) => ({ ...initialValues(schema), ...v }));
+  }, [schema]);
+  // The server's problems, by setting: each marks its field.
+  const serverProblems = useMemo(() => {
+    const found: Record<string, string> = {};
+    for (const p of startProblems) {
+      const name = settingOf(p.field);
+      if (name && !(name in found)) found[name] = p.message;
+    }
+    return found;
+  }, [startProblems]);
+  const isAdvanced = (names: string[]) => advancedSettings.some(([name]) => names.includes(name));
+  useEffect(() => {
+    if (advancedSettings.some(([name]) => name in serverProblems)) setAdvanced(true);
+  }, [serverProblems, advancedSettings]);
 
-  const set = (key: string, value: string | boolean) => {
-    setValues((v) => ({ ...v, [key]: value }));
-    setErrors((e) => {
-      if (!(key in e)) return e;
-      const { [key]: _, ...rest } = e;
-      return rest;
-    });
-  };
-  const fieldProps = (f: ConfigField) => ({
-    field: f,
-    value: values[f.key],
-    error: errors[f.key],
-    invalid: !!errors[f.key] || serverField === f.key,
-    onChange: (v: string | boolean) => set(f.key, v),
+  const setValue = (name: string, value: unknown) => setValues((v) => ({ ...v, [name]: value }));
+  const setFieldError = (name: string, error: string | null) => setInvalid((e) => {
+    if (error) return e[name] === error ? e : { ...e, [name]: error };
+    if (!(name in e)) return e;
+    const { [name]: _, ...rest } = e;
+    return rest;
   });
+  const settingsProps = { values, problems: serverProblems, onChange: setValue, onInvalid: setFieldError };
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
-    const { config, errors: configErrors } = buildConfig(values);
+    const config = buildConfig(values);
     const { options: datasetOptions, errors: optionErrors } = buildDatasetOptions(optionNames, options);
-    const all = { ...configErrors, ...optionErrors };
+    const all = { ...optionErrors };
     if (!dataset) all.dataset = "Pick a dataset";
     setErrors(all);
-    if (Object.keys(all).length) {
-      if (ADVANCED_FIELDS.some((f) => f.key in all)) setAdvanced(true);
+    if (Object.keys(all).length || Object.keys(invalid).length) {
+      if (isAdvanced(Object.keys(invalid))) setAdvanced(true);
       return;
     }
     setSaving(true);
@@ -362,16 +358,12 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
           {errors[name] && <span className="runs-field-error">{errors[name]}</span>}
         </div>
       ))}
-      <div className="runs-grid">
-        {BASIC_FIELDS.map((f) => <Field key={f.key} {...fieldProps(f)} />)}
-      </div>
+      {!schema && catalogError && <p className="runs-error">The run settings could not be loaded: {catalogError}</p>}
+      <Settings settings={basic} {...settingsProps} />
       <details className="runs-advanced" open={advanced} onToggle={(e) => setAdvanced((e.target as HTMLDetailsElement).open)}>
         <summary>Advanced</summary>
-        <div className="runs-grid">
-          {ADVANCED_FIELDS.filter((f) => f.kind !== "flag").map((f) => <Field key={f.key} {...fieldProps(f)} />)}
-        </div>
+        <Settings settings={advancedSettings} {...settingsProps} />
         <div className="runs-flags">
-          {ADVANCED_FIELDS.filter((f) => f.kind === "flag").map((f) => <Field key={f.key} {...fieldProps(f)} />)}
           <label className="runs-check" title="People with a share link of this graph may watch the run">
             <input type="checkbox" checked={published} onChange={(e) => setPublished(e.target.checked)} />
             Publish to share links

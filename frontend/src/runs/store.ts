@@ -7,7 +7,7 @@ import { useStore } from "zustand";
 import { createStore, type StoreApi } from "zustand/vanilla";
 
 import { api, ApiError } from "../api/client";
-import type { Dataset, Job, Upload } from "../api/types";
+import type { Dataset, Job, Problem, RunKind, Upload } from "../api/types";
 import { isEnded, mergeEvents, metricValue, obj, toRunJob, type RunEvent } from "./events";
 import { deriveAll, deriveEvents, emptyDerived, type Derived } from "./series";
 import { backfill, followRun, frameBatcher, type Connection, type Follower } from "./stream";
@@ -37,6 +37,8 @@ export interface RunsState {
   datasets: Dataset[];
   uploads: Upload[];
   catalogError: string | null;
+  /** the kinds of run and their settings' schemas (GET /api/run-kinds), asked for once */
+  runKinds: RunKind[];
 
   /** the open run */
   job: Job | null;
@@ -49,6 +51,8 @@ export interface RunsState {
 
   starting: boolean;
   startError: string | null;
+  /** what the server found wrong, by field (`config.lr`) */
+  startProblems: Problem[];
   cancelling: boolean;
   cancelError: string | null;
 
@@ -70,7 +74,7 @@ export interface RunsState {
   showAttention(path: string): void;
 }
 
-type Api = Pick<typeof api, "jobs" | "sharedJobs" | "job" | "startJob" | "cancelJob" | "events" | "datasets" | "uploads">;
+type Api = Pick<typeof api, "jobs" | "sharedJobs" | "job" | "startJob" | "cancelJob" | "events" | "datasets" | "uploads" | "runKinds">;
 
 export interface RunsDeps {
   api: Api;
@@ -237,6 +241,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       datasets: [],
       uploads: [],
       catalogError: null,
+      runKinds: [],
       job: null,
       events: [],
       derived: emptyDerived(),
@@ -245,6 +250,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       streamError: null,
       starting: false,
       startError: null,
+      startProblems: [],
       cancelling: false,
       cancelError: null,
       tab: "run",
@@ -295,6 +301,13 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           set({ catalogError: describeError(error) });
         }
         if (get().readOnly) return;
+        if (!get().runKinds.length) {
+          try {
+            set({ runKinds: await deps.api.runKinds() });
+          } catch (error) {
+            set({ catalogError: describeError(error) });
+          }
+        }
         try {
           const uploads = await deps.api.uploads();
           set({ uploads });
@@ -366,7 +379,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       },
 
       async start(body) {
-        set({ starting: true, startError: null });
+        set({ starting: true, startError: null, startProblems: [] });
         try {
           const job = toRunJob(await deps.api.startJob(body));
           set({ starting: false });
@@ -376,7 +389,8 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           void get().openRun(job.id, job);
           return job;
         } catch (error) {
-          set({ starting: false, startError: describeError(error) });
+          const problems = error instanceof ApiError ? error.body.problems ?? [] : [];
+          set({ starting: false, startError: describeError(error), startProblems: problems });
           return null;
         }
       },

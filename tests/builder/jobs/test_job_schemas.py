@@ -85,6 +85,10 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
 def test_datasets_and_uploads_fit_the_schema(api: APIClient, anon: APIClient,
                                              openapi: dict[str, Any]) -> None:
     assert_conforms(openapi, "/api/datasets", "get", anon.get("/api/datasets"))
+    kinds = anon.get("/api/run-kinds")
+    assert_conforms(openapi, "/api/run-kinds", "get", kinds)
+    # The editor's tests read the served run kind from the document's example.
+    assert openapi["components"]["schemas"]["RunKind"]["example"] == kinds.json()[0]
     csv = "a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(20))
     for name, content in (("points.csv", csv), ("tide.txt", "The tide came in. " * 40)):
         created = api.post("/api/uploads", {"file": SimpleUploadedFile(name, content.encode())},

@@ -5,16 +5,19 @@ by whoever has a share link of its graph). No worker runs here: the runs wait in
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any
 
 import pytest
+import torch
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from builder.asgi import application
+from compute.engine.training import TrainConfig, make_optimizer
 from compute.jobs import events
 from compute.jobs.models import Job, JobEvent
 
@@ -69,11 +72,12 @@ def test_a_browser_session_starts_a_run_like_a_token_does(api: APIClient, user: 
     ({"dataset": "digits", "config": {"stpes": 10}}, "config has no setting 'stpes'"),
     ({"dataset": "digits", "config": {"steps": "many"}},
      "config.steps must be a whole number, got 'many'"),
-    ({"dataset": "digits", "config": {"steps": 0}}, "steps must be a whole number of at "
-     "least 1, got 0"),
-    ({"dataset": "digits", "config": {"steps": 10**9}}, "the most a run may take is"),
+    ({"dataset": "digits", "config": {"steps": 0}},
+     "config.steps must be at least 1 and at most 100,000, got 0"),
+    ({"dataset": "digits", "config": {"steps": 10**9}},
+     "config.steps must be at least 1 and at most 100,000, got 1000000000"),
     ({"dataset": "digits", "config": {"lr": 0.1, "min_lr": 0.5}},
-     "need lr > 0 and 0 <= min_lr <= lr"),
+     "config.min_lr must be at most lr (0.1), got 0.5"),
     ({"dataset": "digits", "config": {"optimizer": "adam"}}, "optimizer must be adamw or sgd"),
     ({"dataset": "digits", "config": {"steps": 1000, "attention_interval": 1}},
      "would keep 1000 attention snapshots; the most is 64"),
@@ -433,8 +437,10 @@ def test_a_config_number_out_of_its_range_is_refused_naming_the_field_and_its_ra
         api: APIClient, config: dict[str, Any], message: str) -> None:
     response = post_job(api, graph=new_graph(api), dataset="digits", config=config)
     assert response.status_code == 400, response.content
-    assert response.json()["error"].startswith(message)
-    assert response.json()["field"] == f"config.{next(iter(config))}"
+    body = response.json()
+    assert body["error"].startswith(message)
+    assert body["problems"] == [{"field": f"config.{next(iter(config))}",
+                                 "message": body["error"], "node": None}]
     assert not Job.objects.exists()
 
 
@@ -446,6 +452,106 @@ def test_a_config_number_that_is_not_finite_is_refused() -> None:
     for value in (math.inf, -math.inf, math.nan):
         with pytest.raises(JobError, match=r"config\.lr must be above 0 and at most 100"):
             train_config({"lr": value})
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"lr": "0.01"}, "config.lr must be a number, got '0.01'"),
+    ({"steps": "100"}, "config.steps must be a whole number, got '100'"),
+    ({"steps": True}, "config.steps must be a whole number, got True"),
+    ({"lr": False}, "config.lr must be a number, got False"),
+    ({"bf16": 1}, "config.bf16 must be true or false, got 1"),
+    ({"device": 0}, "config.device must be auto, cpu or cuda, got 0"),
+    ({"steps": 2.5}, "config.steps must be a whole number, got 2.5"),
+    ({"grad_clip": "none"}, "config.grad_clip must be a number or null, got 'none'"),
+    ({"seed": 10**30}, "config.seed must be at least 0 and at most 2,147,483,647, got "
+     "1000000000000000000000000000000"),
+    ({"steps": -(10**40)}, "config.steps must be at least 1 and at most 100,000, got -1"),
+    ({"lr": {"value": 0.1}}, "config.lr must be a number, got {'value': 0.1}"),
+    ({"batch_size": [64]}, "config.batch_size must be a whole number, got [64]"),
+    ({"beta2": 1}, "config.beta2 must be at least 0 and below 1, got 1.0"),
+    ({"beta1": -0.1}, "config.beta1 must be at least 0 and below 1, got -0.1"),
+    ({"__class__": {}}, "config has no setting '__class__'; settings: steps, batch_size"),
+])
+def test_a_hostile_config_value_is_a_400_naming_the_setting(
+        api: APIClient, config: dict[str, Any], message: str) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits", config=config)
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"].startswith(message)
+    assert body["problems"][0] == {"field": f"config.{next(iter(config))}",
+                                   "message": body["error"], "node": None}
+    assert not Job.objects.exists()
+
+
+def test_every_wrong_setting_is_a_problem_of_its_own(api: APIClient) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits",
+                        config={"steps": "many", "lr": -1, "optimizer": "adam", "stpes": 3})
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert [p["field"] for p in body["problems"]] == [
+        "config.steps", "config.lr", "config.optimizer", "config.stpes"]
+    assert body["error"] == body["problems"][0]["message"]
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("literal", ["1e999", "NaN", "-Infinity"])
+def test_a_config_number_json_cannot_spell_is_refused_by_the_strict_parser(
+        api: APIClient, literal: str) -> None:
+    text = json.dumps({"graph": new_graph(api), "dataset": "digits",
+                       "config": {"lr": 1}}).replace('"lr": 1', f'"lr": {literal}')
+    response = api.post("/api/jobs", text, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert literal in response.json()["error"]
+    assert not Job.objects.exists()
+
+
+def test_the_server_caps_steps_in_validation_and_in_the_served_schema(
+        api: APIClient, settings: Any) -> None:
+    settings.JOB_MAX_STEPS = 500
+    (train,) = api.get("/api/run-kinds").json()
+    properties = train["settings_schema"]["properties"]
+    assert properties["steps"]["maximum"] == 500
+    assert properties["eval_interval"]["maximum"] == 500
+    response = post_job(api, graph=new_graph(api), dataset="digits", config={"steps": 501})
+    assert response.status_code == 400
+    assert response.json()["error"] == ("config.steps must be at least 1 and at most 500, "
+                                        "got 501")
+    assert post_job(api, graph=new_graph(api), dataset="digits",
+                    config={"steps": 500, "device": "cuda"}).status_code == 201
+
+
+def test_the_run_kinds_serve_the_training_settings_with_titles_defaults_and_ranges(
+        client: Any) -> None:
+    response = client.get("/api/run-kinds")  # no login needed
+    assert response.status_code == 200
+    (train,) = response.json()
+    assert (train["kind"], train["title"]) == ("train", "Training")
+    schema = train["settings_schema"]
+    assert schema["additionalProperties"] is False
+    steps, lr, beta2 = (schema["properties"][k] for k in ("steps", "lr", "beta2"))
+    assert steps == {**steps, "title": "Steps", "type": "integer", "default": 300,
+                     "minimum": 1, "maximum": 100_000, "x-basic": True}
+    assert lr == {**lr, "title": "Learning rate", "default": 0.003, "exclusiveMinimum": 0}
+    assert beta2 == {**beta2, "default": 0.95, "minimum": 0, "exclusiveMaximum": 1}
+    assert "0.99" in beta2["description"]
+    assert schema["properties"]["device"]["enum"] == ["auto", "cpu", "cuda"]
+    basic = [k for k, v in schema["properties"].items() if v.get("x-basic")]
+    assert basic == ["steps", "batch_size", "lr", "device"]
+    for derived in ("min_lr", "attention_interval", "checkpoint_interval"):
+        field = schema["properties"][derived]
+        assert "default" not in field and field["x-derived"], derived
+    assert all(v.get("title") and v.get("description") for v in schema["properties"].values())
+
+
+def test_a_run_passes_its_betas_to_adamw(api: APIClient) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits",
+                        config={"beta1": 0.8, "beta2": 0.99, "device": "cuda"})
+    assert response.status_code == 201, response.content
+    config = Job.objects.get().config
+    assert (config["beta1"], config["beta2"]) == (0.8, 0.99)
+    model = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(model, TrainConfig.model_validate(config))
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.99)
 
 
 def test_the_queued_time_of_a_user_is_capped_with_429_saying_how_much(

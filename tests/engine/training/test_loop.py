@@ -6,9 +6,11 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from pydantic import ValidationError
 
 from compute.engine import STARTER_DATASETS, STARTERS, compile_graph, load_starter
 from compute.engine.datasets import check_fit, csv_dataset, dataset_for, make_dataset
@@ -237,16 +239,54 @@ def test_the_learning_rate_warms_up_then_decays_to_the_minimum() -> None:
     assert config.lr_at(9) == pytest.approx(1e-2)
     assert config.lr_at(99) == pytest.approx(1e-3)
     assert 1e-3 < config.lr_at(50) < 1e-2
-    with pytest.raises(ValueError, match="steps must be a whole number of at least 1"):
-        TrainConfig(steps=0)
+    assert problems(steps=0) == ["steps must be at least 1 and at most 1,000,000,000, got 0"]
 
 
-@pytest.mark.parametrize("name", ["lr", "min_lr", "weight_decay", "grad_clip",
-                                  "sample_temperature"])
-def test_a_setting_that_is_not_a_finite_number_is_refused(name: str) -> None:
+def problems(**given: Any) -> list[str]:
+    """What TrainConfig says of these settings, one sentence per wrong setting."""
+    with pytest.raises(ValidationError) as caught:
+        TrainConfig(**given)
+    return [p.message for p in TrainConfig.problems(caught.value)]
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("lr", "above 0 and at most 100"), ("min_lr", "at least 0 and at most 100"),
+    ("weight_decay", "at least 0 and at most 10"), ("grad_clip", "above 0 and at most 1,000,000"),
+    ("sample_temperature", "at least 0 and at most 100"), ("beta2", "at least 0 and below 1")])
+def test_a_setting_that_is_not_a_finite_number_is_refused_with_its_range(
+        name: str, words: str) -> None:
     for value in (float("inf"), float("nan")):
-        with pytest.raises(ValueError, match=f"^{name} must be a finite number, got {value}$"):
-            TrainConfig(**{name: value})
+        assert problems(**{name: value}) == [f"{name} must be {words}, got {value}"]
+
+
+def test_the_settings_are_strict_and_refuse_unknown_names() -> None:
+    assert problems(steps=True, lr="0.1", stpes=3) == [
+        "steps must be a whole number, got True", "lr must be a number, got '0.1'",
+        "there is no setting 'stpes'; settings: " + ", ".join(TrainConfig.model_fields)]
+    assert TrainConfig(lr=1).lr == 1.0 and isinstance(TrainConfig(lr=1).lr, float)
+
+
+def test_derived_defaults_follow_the_settings_they_come_from() -> None:
+    config = TrainConfig(steps=10_000, lr=0.02, eval_interval=50)
+    assert config.min_lr == 0.002
+    assert config.checkpoint_interval == 50
+    assert config.attention_interval == 200  # every 4th evaluation: at most 64 snapshots
+    assert TrainConfig(steps=100).attention_interval == 50
+    assert problems(lr=0.1, min_lr=0.5) == ["min_lr must be at most lr (0.1), got 0.5"]
+    assert problems(steps=1000, attention_interval=1) == [
+        "attention_interval 1 would keep 1000 attention snapshots; the most is 64 (raise it "
+        "to at least 16)"]
+
+
+def test_a_capped_config_takes_at_most_its_steps_in_every_interval() -> None:
+    capped = TrainConfig.capped(500)
+    assert capped(steps=500).steps == 500
+    with pytest.raises(ValidationError) as caught:
+        capped(steps=501, log_interval=600)
+    assert [p.message for p in capped.problems(caught.value, prefix="config.")] == [
+        "config.steps must be at least 1 and at most 500, got 501",
+        "config.log_interval must be at least 1 and at most 500, got 600"]
+    assert capped.model_json_schema()["properties"]["warmup_steps"]["maximum"] == 500
 
 
 def test_train_graph_refuses_a_dataset_that_does_not_fit_before_training(

@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+
+import { formatValue, parseField, type FieldSchema } from "./SchemaField";
+
+const nullableNumber: FieldSchema = { anyOf: [{ type: "number", exclusiveMinimum: 0 }, { type: "null" }], default: 1 };
+const whole: FieldSchema = { type: "integer", minimum: 1, maximum: 10, default: 3 };
+
+describe("a block's parameters", () => {
+  it("take blank as the default, and as null where null is allowed", () => {
+    expect(parseField("", whole)).toEqual({ ok: true, value: undefined });
+    expect(parseField(" ", nullableNumber)).toEqual({ ok: true, value: null });
+    expect(parseField("none", nullableNumber).ok).toBe(false);
+    expect(formatValue(null)).toBe("");
+  });
+
+  it("refuse what the schema refuses, saying why", () => {
+    expect(parseField("11", whole)).toEqual({ ok: false, error: "expected must be at most 10" });
+    expect(parseField("2.5", whole)).toEqual({ ok: false, error: "expected must be a whole number" });
+    expect(parseField("0", nullableNumber)).toEqual({ ok: false, error: "expected must be more than 0" });
+  });
+});
+
+describe("a run's settings", () => {
+  it("take blank as the server's default even where null is allowed, and none as null", () => {
+    expect(parseField("", nullableNumber, "settings")).toEqual({ ok: true, value: undefined });
+    expect(parseField("None", nullableNumber, "settings")).toEqual({ ok: true, value: null });
+    expect(parseField("0.5", nullableNumber, "settings")).toEqual({ ok: true, value: 0.5 });
+    expect(parseField("many", whole, "settings")).toEqual({ ok: false, error: "expected a number" });
+    expect(formatValue(null, "settings")).toBe("none");
+  });
+});
