@@ -181,11 +181,15 @@ function Field({ nodeId, name, schema, value, problem, readOnly }: {
         onBlur={() => {
           typing.current = false;
           endGesture();
+          if (error) return; // a refused text stays, with its reason, until fixed or undone
           setText(formatValue(value === undefined ? schema.default : value));
-          setError(null);
         }}
         onKeyDown={(e) => {
           if (e.key === "Enter") (e.target as HTMLInputElement).blur();
+          if (e.key === "Escape") { // undo the typing: back to the value in force
+            setText(formatValue(value === undefined ? schema.default : value));
+            setError(null);
+          }
         }}
       />
     );
