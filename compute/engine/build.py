@@ -144,8 +144,10 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         if node.params is None and node.type != "Output":
             result.status = "error"  # its parameters are wrong: already reported
             continue
-        if any(src not in specs for src in wired.values()) or (
-                node.type != "Input" and len(wired) < len(node.block.inputs)):
+        if node.type != "Input" and len(wired) < len(node.block.inputs):
+            result.status = "error"  # an input not connected: already reported on this node
+            continue
+        if any(src not in specs for src in wired.values()):
             result.status = "skipped"
             continue
         incoming = {port: Incoming(specs[src], _source(src, graph)) for port, src in wired.items()}
@@ -164,6 +166,9 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         except Refusal as refusal:
             problems.append(Problem(refusal.message, node.id, refusal.field))
             result.status = "error"
+            continue
+        except _BodyFailed:
+            result.status = "error"  # its nested problems are listed, each by its path
             continue
         too_big = [d for d in spec.shape if d > budget.limits.max_dim]
         if too_big:
@@ -275,9 +280,7 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
     result.times, result.body = times, body
     problems.extend(p.nested_in(node.id) for p in body.problems)
     if body.problems:
-        count = len(body.problems)
-        raise Refusal(f"its nested graph has {count} problem{'s' if count > 1 else ''}, "
-                      f"listed under {node.id}/…")
+        raise _BodyFailed
     result.params = body.params * times
     result.trainable_params = body.trainable_params * times
     result.activation_bytes = body.activation_bytes * times
@@ -288,8 +291,14 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
     if body_out != feed.spec:
         raise Refusal(
             f"the nested graph must give back what it takes, so that copies can chain: it "
-            f"takes {feed.spec.describe()} but gives {body_out.describe()}")
+            f"takes {feed.spec.describe()} but gives {body_out.describe()}: change the blocks "
+            f"inside so that its Output gets {feed.spec.text()}")
     return feed.spec
+
+
+class _BodyFailed(Exception):
+    """A Repeat whose nested graph has problems: they are reported, each on its own node,
+    and the Repeat adds none of its own (one mistake is one problem)."""
 
 
 def _charge(node: Node, params: int, budget: _Budget) -> None:

@@ -586,8 +586,9 @@ def _parse_edges(raw_edges: list[Any], nodes: Mapping[str, Node],
             continue
         for port in block.inputs:
             if Endpoint(node.id, port) not in taken:
-                what = "nothing is wired into this Output" if node.type == "Output" else (
-                    f"input {port!r} is not connected")
+                what = ("nothing is wired into this Output: wire the model's result into it"
+                        if node.type == "Output" else
+                        f"input {port!r} is not connected: wire another block's output into it")
                 problems.append(Problem(what, node.id, port))
     return edges
 

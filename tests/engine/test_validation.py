@@ -27,7 +27,9 @@ def test_int_into_linear_names_the_node_the_source_and_the_dtype() -> None:
     doc = chain([64], node("hidden", "Linear", out_features=8), dtype="int64")
     node_id, _, message = only_problem(doc)
     assert node_id == "hidden"
-    assert message == "Linear expects a float input, but x gives int64 [B, 64]"
+    assert message == ("Linear expects a float input, but x gives int64 [B, 64]: put an "
+                       "Embedding before it to turn token ids into vectors, or set the Input's "
+                       "dtype to float32")
 
 
 def test_float_into_embedding_says_to_make_the_input_int64() -> None:
@@ -128,6 +130,7 @@ def test_shapes_that_do_not_broadcast_into_add_name_both_sources() -> None:
     node_id, _, message = only_problem(doc)
     assert node_id == "sum"
     assert "[B, 8] from x" in message and "[B, 5] from z" in message
+    assert message.endswith("a Linear with out_features 8 after z makes b match a")
 
 
 def test_concat_with_a_mismatched_dimension_names_it() -> None:
@@ -137,6 +140,17 @@ def test_concat_with_a_mismatched_dimension_names_it() -> None:
     node_id, _, message = only_problem(doc)
     assert node_id == "cat"
     assert "a is [B, 8, 3] and b is [B, 5, 4]" in message and "dimension 2 differs" in message
+    assert message.endswith("make the other dimensions equal first, e.g. with a Linear or Reshape")
+
+
+def test_concat_along_the_wrong_dimension_says_which_dim_would_join() -> None:
+    doc = document([input_node("x", [8, 3]), input_node("z", [8, 4]),
+                    node("cat", "Concat", dim=1), node("y", "Output")],
+                   [("x", "cat.a"), ("z", "cat.b"), ("cat", "y")])
+    assert only_problem(doc) == (
+        "cat", "dim", "Concat along dim 1 needs every other dimension equal, but a is "
+        "[B, 8, 3] and b is [B, 8, 4] (dimension 2 differs): to join along dimension 2, set dim "
+        "to 2")
 
 
 def test_concat_along_the_batch_is_refused_on_its_dim() -> None:
@@ -156,7 +170,40 @@ def test_attention_heads_must_divide_the_width() -> None:
 def test_rank_mismatch_says_what_layout_is_expected() -> None:
     node_id, _, message = only_problem(chain([64], node("conv", "Conv2d")))
     assert node_id == "conv"
-    assert message == "Conv2d expects [B, C, H, W], but x gives float32 [B, 64]"
+    assert message == ("Conv2d expects [B, C, H, W], but x gives float32 [B, 64]: add a "
+                       "Reshape before it to give it [B, C, H, W]")
+
+
+@pytest.mark.parametrize(("shape", "layer", "fix"), [
+    ([3, 32], node("conv", "Conv2d"), "use Conv1d for [B, C, L]"),
+    ([3, 8, 8], node("conv", "Conv1d"), "use Conv2d for [B, C, H, W]"),
+    ([3, 8, 8], node("bn", "BatchNorm1d"), "use BatchNorm2d for [B, C, H, W]"),
+    ([16], node("bn", "BatchNorm2d"), "use BatchNorm1d for [B, C] or [B, C, L]"),
+    ([16], node("attn", "MultiHeadAttention", num_heads=2),
+     "give the Input a shape T, D, or feed int64 token ids [B, T] through an Embedding"),
+    ([16], node("pos", "PositionalEmbedding"), "through an Embedding"),
+])
+def test_a_rank_mismatch_points_to_the_block_that_fits(shape: list[int], layer: dict,
+                                                       fix: str) -> None:
+    _, _, message = only_problem(chain(shape, layer))
+    assert message.endswith(fix), message
+
+
+def test_a_lone_block_with_nothing_wired_is_at_fault_for_its_own_input() -> None:
+    doc = document([input_node("x", [8]), node("linear1", "Linear"), node("y", "Output")],
+                   [("x", "y")])
+    report = inspect_graph(doc)
+    assert problems_of(report) == [
+        ("linear1", "in", "input 'in' is not connected: wire another block's output into it")]
+    # Its own problem, not an upstream one: "error", not "skipped".
+    assert report["nodes"]["linear1"]["status"] == "error"
+
+
+def test_a_problem_inside_a_repeat_is_counted_once() -> None:
+    doc = chain([4, 16], repeat("blocks", 2, node("attn", "MultiHeadAttention", num_heads=5)))
+    report = inspect_graph(doc)
+    assert [(n, f) for n, f, _ in problems_of(report)] == [("blocks/attn", "num_heads")]
+    assert report["nodes"]["blocks"]["status"] == "error"
 
 
 def test_a_kernel_larger_than_the_image_is_reported_on_the_node_not_raised() -> None:
@@ -210,7 +257,8 @@ def test_an_unknown_port_lists_the_real_ports() -> None:
                    [("x", "sum.a"), ("x", "sum.c"), ("sum", "y")])
     problems = problems_of(inspect_graph(doc))
     assert ("sum", "c", "Add has no input port 'c'; its inputs: a, b") in problems
-    assert ("sum", "b", "input 'b' is not connected") in problems
+    assert ("sum", "b", "input 'b' is not connected: wire another block's output into it") in \
+        problems
 
 
 def test_a_two_input_block_needs_the_port_written_out() -> None:
@@ -234,7 +282,8 @@ def test_an_unconnected_output_and_a_missing_format_are_both_reported() -> None:
     doc["nodes"].append(node("extra", "Output"))
     problems = problems_of(inspect_graph(doc))
     assert (None, "format", 'missing "format": write "format": "shipyard.graph/v1"') in problems
-    assert ("extra", "in", "nothing is wired into this Output") in problems
+    assert ("extra", "in",
+            "nothing is wired into this Output: wire the model's result into it") in problems
 
 
 def test_a_graph_without_input_or_output_says_what_to_add() -> None:
@@ -313,8 +362,7 @@ def test_nested_problems_are_named_by_their_path() -> None:
     body = nested([{"id": "i", "type": "Input"}, node("attn", "MultiHeadAttention", num_heads=5),
                    node("o", "Output")], [("i", "attn"), ("attn", "o")])
     problems = problems_of(inspect_graph(repeat_doc(body)))
-    assert problems[0][:2] == ("blocks/attn", "num_heads")
-    assert problems[1][0] == "blocks" and "listed under blocks/" in problems[1][2]
+    assert [p[:2] for p in problems] == [("blocks/attn", "num_heads")]
 
 
 def test_nested_parameter_problems_are_named_by_their_path() -> None:
@@ -337,7 +385,8 @@ def test_nested_graph_must_give_back_the_shape_it_takes() -> None:
                              node("o", "Output")], [("i", "lin"), ("lin", "o")]))
     node_id, _, message = only_problem(doc)
     assert node_id == "blocks"
-    assert "takes float32 [B, 4, 16] but gives float32 [B, 4, 5]" in message
+    assert message.endswith("takes float32 [B, 4, 16] but gives float32 [B, 4, 5]: change the "
+                            "blocks inside so that its Output gets [B, 4, 16]")
 
 
 def test_nested_input_shape_must_agree_with_what_is_fed() -> None:
@@ -376,7 +425,9 @@ def test_repeats_nest_and_name_deep_problems_by_path() -> None:
 def test_dropout_refuses_integer_ids_before_training_would() -> None:
     report = inspect_graph(chain([16], node("drop", "Dropout"), dtype="int64"))
     assert problems_of(report) == [
-        ("drop", None, "Dropout expects a float input, but x gives int64 [B, 16]")]
+        ("drop", None, "Dropout expects a float input, but x gives int64 [B, 16]: put an "
+                       "Embedding before it to turn token ids into vectors, or set the Input's "
+                       "dtype to float32")]
 
 
 # Hostile values: too deep for recursive code, or numbers JSON cannot carry back.

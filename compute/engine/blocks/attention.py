@@ -7,6 +7,7 @@ from pydantic import Field
 
 from .. import layers
 from .base import (
+    SEQUENCE_FIX,
     Block,
     BlockParams,
     Bool,
@@ -60,7 +61,7 @@ attention work. During a run Shipyard can show each head's weights as a heatmap.
                   inputs: Mapping[str, Incoming]) -> Ctor:
         x = sole(inputs)
         need_float(self, x)
-        need_rank(self, x, (2,), "T, D")
+        need_rank(self, x, (2,), "T, D", SEQUENCE_FIX if x.spec.rank == 1 else None)
         width = x.spec.shape[1]
         if width % params.num_heads:
             raise Refusal(

@@ -27,6 +27,9 @@ Float = Annotated[float, Strict(), AllowInfNan(False)]  # an int is accepted, a 
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int64", "int32")
+# What to do when a block that works on sequences gets one vector per sample.
+SEQUENCE_FIX = ("it works on a sequence of T vectors: give the Input a shape T, D, or feed "
+                "int64 token ids [B, T] through an Embedding")
 
 
 @dataclass(frozen=True)
@@ -192,18 +195,24 @@ def sole(inputs: Mapping[str, Incoming]) -> Incoming:
 
 def need_float(block: Block, incoming: Incoming) -> None:
     if not incoming.spec.is_float:
+        fix = ("put an Embedding before it to turn token ids into vectors, or set the Input's "
+               "dtype to float32") if incoming.spec.dtype in INT_DTYPES else (
+            "set the Input's dtype to float32")
         raise Refusal(
             f"{block.type} expects a float input, but {incoming.source} gives "
-            f"{incoming.spec.describe()}"
+            f"{incoming.spec.describe()}: {fix}"
         )
 
 
-def need_rank(block: Block, incoming: Incoming, ranks: tuple[int, ...], layout: str) -> None:
-    """`layout` names the expected dimensions after B, e.g. `C, H, W`."""
+def need_rank(block: Block, incoming: Incoming, ranks: tuple[int, ...], layout: str,
+              fix: str | None = None) -> None:
+    """`layout` names the expected dimensions after B, e.g. `C, H, W`; `fix` says what to do
+    instead when there is a better way than reshaping (a sibling block of another rank)."""
     if incoming.spec.rank not in ranks:
         raise Refusal(
             f"{block.type} expects [B, {layout}], but {incoming.source} gives "
-            f"{incoming.spec.describe()}"
+            f"{incoming.spec.describe()}: "
+            f"{fix or f'add a Reshape before it to give it [B, {layout}]'}"
         )
 
 

@@ -50,9 +50,11 @@ class Conv2dParams(BlockParams):
 def _conv(block: Block, cls: type[nn.Module], params: Conv1dParams | Conv2dParams,
           x: Incoming, layout: str, rank: int) -> Ctor:
     need_float(block, x)
-    need_rank(block, x, (rank,), layout)
+    sibling = {(2, 3): "use Conv2d for [B, C, H, W]", (3, 2): "use Conv1d for [B, C, L]"}
+    need_rank(block, x, (rank,), layout, sibling.get((rank, x.spec.rank)))
     if params.padding == "same" and params.stride not in (1, (1, 1)):
-        raise Refusal("padding 'same' works only with stride 1", "padding")
+        raise Refusal("padding 'same' works only with stride 1: set stride to 1, or padding to "
+                      "a number", "padding")
     return Ctor(
         cls,
         (x.spec.shape[0], params.out_channels, params.kernel_size),

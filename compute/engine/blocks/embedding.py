@@ -7,7 +7,18 @@ from pydantic import Field
 from torch import nn
 
 from .. import layers
-from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, need_float, need_rank, sole
+from .base import (
+    SEQUENCE_FIX,
+    Block,
+    BlockParams,
+    Ctor,
+    Incoming,
+    Int,
+    Refusal,
+    need_float,
+    need_rank,
+    sole,
+)
 
 Pos = Annotated[Int, Field(ge=1)]
 
@@ -65,7 +76,7 @@ longer. Parameters: `max_len · D`.
                   inputs: Mapping[str, Incoming]) -> Ctor:
         x = sole(inputs)
         need_float(self, x)
-        need_rank(self, x, (2,), "T, D")
+        need_rank(self, x, (2,), "T, D", SEQUENCE_FIX if x.spec.rank == 1 else None)
         length, width = x.spec.shape
         if length > params.max_len:
             raise Refusal(

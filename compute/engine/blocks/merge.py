@@ -11,10 +11,21 @@ from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, resolve_dim
 
 def _same_dtype(block: Block, a: Incoming, b: Incoming) -> None:
     if a.spec.dtype != b.spec.dtype:
+        ids = [side for side, x in (("a", a), ("b", b)) if not x.spec.is_float]
+        fix = (f"put an Embedding before {ids[0]} to turn its ids into vectors" if len(ids) == 1
+               else "give both Inputs the same dtype")
         raise Refusal(
             f"{block.type} needs both inputs of one dtype, but a ({a.source}) is "
-            f"{a.spec.describe()} and b ({b.source}) is {b.spec.describe()}"
+            f"{a.spec.describe()} and b ({b.source}) is {b.spec.describe()}: {fix}"
         )
+
+
+def _match_fix(a: Incoming, b: Incoming) -> str:
+    """How to make b's shape agree with a's, when a Linear on one side can do it."""
+    if a.spec.rank == b.spec.rank and a.spec.shape[:-1] == b.spec.shape[:-1]:
+        return (f"; a Linear with out_features {a.spec.shape[-1]} after {b.source} makes "
+                f"b match a")
+    return ""
 
 
 class _Broadcasting(Block):
@@ -31,7 +42,7 @@ class _Broadcasting(Block):
             raise Refusal(
                 f"{self.type} cannot combine input a, {a.spec.text()} from {a.source}, with "
                 f"input b, {b.spec.text()} from {b.source}: the shapes must match, or be 1 "
-                f"where they differ"
+                f"where they differ{_match_fix(a, b)}"
             ) from None
         return Ctor(self.module)
 
@@ -82,13 +93,18 @@ two branches that see the data differently, as in Inception or U-Net skip connec
         if a.spec.rank != b.spec.rank:
             raise Refusal(
                 f"Concat needs inputs with the same number of dimensions, but a is "
-                f"{a.spec.text()} and b is {b.spec.text()}"
+                f"{a.spec.text()} and b is {b.spec.text()}: add a Reshape or Flatten on one side"
             )
         dim = resolve_dim(params.dim, a.spec)
-        for i, (da, db) in enumerate(zip(a.spec.shape, b.spec.shape, strict=True), start=1):
-            if i != dim and da != db:
-                raise Refusal(
-                    f"Concat along dim {params.dim} needs every other dimension equal, but a is "
-                    f"{a.spec.text()} and b is {b.spec.text()} (dimension {i} differs)"
-                )
+        differ = [i for i, (da, db) in enumerate(zip(a.spec.shape, b.spec.shape, strict=True),
+                                                 start=1) if da != db]
+        if differ and differ != [dim]:
+            wrong = [i for i in differ if i != dim]
+            fix = (f"to join along dimension {wrong[0]}, set dim to {wrong[0]}" if len(differ) == 1
+                   else "make the other dimensions equal first, e.g. with a Linear or Reshape")
+            raise Refusal(
+                f"Concat along dim {params.dim} needs every other dimension equal, but a is "
+                f"{a.spec.text()} and b is {b.spec.text()} (dimension "
+                f"{', '.join(map(str, wrong))} differs): {fix}", "dim" if len(differ) == 1 else None
+            )
         return Ctor(layers.Concat, (params.dim,))

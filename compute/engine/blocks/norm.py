@@ -40,7 +40,8 @@ class BatchNorm1d(Block):
     def construct(self, params: BatchNormParams, inputs: Mapping[str, Incoming]) -> Ctor:
         x = sole(inputs)
         need_float(self, x)
-        need_rank(self, x, (1, 2), "C] or [B, C, L")
+        need_rank(self, x, (1, 2), "C] or [B, C, L",
+                  "use BatchNorm2d for [B, C, H, W]" if x.spec.rank == 3 else None)
         return Ctor(nn.BatchNorm1d, (x.spec.shape[0],), params.model_dump())
 
 
@@ -55,7 +56,8 @@ class BatchNorm2d(Block):
     def construct(self, params: BatchNormParams, inputs: Mapping[str, Incoming]) -> Ctor:
         x = sole(inputs)
         need_float(self, x)
-        need_rank(self, x, (3,), "C, H, W")
+        need_rank(self, x, (3,), "C, H, W",
+                  "use BatchNorm1d for [B, C] or [B, C, L]" if x.spec.rank in (1, 2) else None)
         return Ctor(nn.BatchNorm2d, (x.spec.shape[0],), params.model_dump())
 
 

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from .. import layers
-from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, resolve_dim, sole
+from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, need_float, resolve_dim, sole
 
 
 class FlattenParams(BlockParams):
@@ -34,8 +34,8 @@ is the first dimension after `B`. No parameters.
         start = resolve_dim(params.start_dim, x.spec, "start_dim")
         end = resolve_dim(params.end_dim, x.spec, "end_dim")
         if start > end:
-            raise Refusal(f"start_dim {params.start_dim} comes after end_dim {params.end_dim}",
-                          "start_dim")
+            raise Refusal(f"start_dim {params.start_dim} comes after end_dim {params.end_dim}: "
+                          "swap them", "start_dim")
         return Ctor(nn.Flatten, (params.start_dim, params.end_dim))
 
 
@@ -77,12 +77,14 @@ tokens, or to split a width into heads. No parameters.
             if total % known:
                 raise Refusal(
                     f"cannot reshape {x.spec.text()} ({total} elements per sample) to "
-                    f"{list(shape)}: {total} is not a multiple of {known}", "shape")
+                    f"{list(shape)}: {total} is not a multiple of {known}; the other entries must "
+                    f"divide {total}", "shape")
             shape = tuple(total // known if d == -1 else d for d in shape)
         elif known != total:
             raise Refusal(
                 f"cannot reshape {x.spec.text()} ({total} elements per sample) to {list(shape)} "
-                f"({known} elements)", "shape")
+                f"({known} elements): the entries must multiply to {total}, or write -1 for one "
+                "of them to have it worked out", "shape")
         return Ctor(layers.Reshape, (shape,))
 
 
@@ -105,8 +107,7 @@ default `dim 1` a sequence of token vectors `[B, T, D]` becomes one vector per s
 
     def construct(self, params: MeanParams, inputs: Mapping[str, Incoming]) -> Ctor:
         x = sole(inputs)
-        if not x.spec.is_float:
-            raise Refusal(f"Mean expects a float input, but {x.source} gives {x.spec.describe()}")
+        need_float(self, x)
         resolve_dim(params.dim, x.spec)
         return Ctor(layers.Mean, (params.dim,))
 

@@ -57,7 +57,7 @@ function NodeInspector({ id }: { id: string }) {
       <RenameField id={id} readOnly={readOnly} />
       {own.length > 0 && (
         <div className="insp-errors" role="alert">
-          {own.map((p, i) => <p key={i}>{p.field ? <code>{p.field}</code> : null} {p.message}</p>)}
+          {own.map((p, i) => <p key={i}>{p.field && !p.message.includes(`'${p.field}'`) ? <code>{p.field}</code> : null} {p.message}</p>)}
         </div>
       )}
       {inner.length > 0 && (
@@ -75,13 +75,14 @@ function NodeInspector({ id }: { id: string }) {
       <table className="kv">
         <tbody>
           {Object.entries(entry?.inputs ?? {}).map(([port, spec]) => (
-            <tr key={`in-${port}`}><th>in {port}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
+            <tr key={`in-${port}`}><th>{portLabel("input", port, block?.inputs)}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
           ))}
           {Object.entries(entry?.outputs ?? {}).map(([port, spec]) => (
-            <tr key={`out-${port}`}><th>out {port}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
+            <tr key={`out-${port}`}><th>{portLabel("output", port, block?.outputs)}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
           ))}
           {!entry && <tr><td colSpan={2} className="muted">not checked yet</td></tr>}
           {entry?.status === "skipped" && <tr><td colSpan={2} className="muted">not computed: a block before this one has a problem</td></tr>}
+          {entry?.status === "error" && !Object.keys(entry.outputs ?? {}).length && <tr><td colSpan={2} className="muted">not computed: see the problem above</td></tr>}
         </tbody>
       </table>
       {entry && entry.status === "ok" && (
@@ -101,6 +102,12 @@ function NodeInspector({ id }: { id: string }) {
       )}
     </div>
   );
+}
+
+/** "input" for a block's only input, "input a" where it has several: a port's name is worth
+ * showing only when there is a choice. */
+function portLabel(side: "input" | "output", port: string, ports: string[] | undefined): string {
+  return (ports?.length ?? 1) > 1 ? `${side} ${port}` : side;
 }
 
 function RenameField({ id, readOnly }: { id: string; readOnly: boolean }) {

@@ -225,12 +225,15 @@ export function SchemaField({
         onBlur={() => {
           typing.current = false;
           onEditEnd?.();
-          if (variant === "settings" && error) return; // stays, with its reason, until fixed
+          if (error) return; // a refused text stays, with its reason, until fixed or undone
           setText(formatValue(value === undefined ? schema.default : value, variant));
-          setError(null);
         }}
         onKeyDown={(e) => {
           if (e.key === "Enter" && variant === "params") (e.target as HTMLInputElement).blur();
+          if (e.key === "Escape") { // undo the typing: back to the value in force
+            setText(formatValue(value === undefined ? schema.default : value, variant));
+            setError(null);
+          }
         }}
       />
     );

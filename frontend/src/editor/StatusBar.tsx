@@ -1,6 +1,15 @@
-// The status line: the model's totals and whether it is valid, always in view.
+// The status line: the model's totals and whether it is valid, always in view. With
+// problems, the totals cover only the blocks that could be measured, and say so.
+import type { InspectReport } from "../api/types";
 import { useEditor } from "../store/editor";
 import { bytes, compact, flops, plural } from "../ui/format";
+
+/** Blocks of the top-level graph that the server could not measure (at fault, or after one). */
+export function unmeasured(report: InspectReport | null): number {
+  if (!report) return 0;
+  return Object.values(report.nodes).filter(
+    (n) => n.status !== "ok" && n.type !== "Input" && n.type !== "Output").length;
+}
 
 export function StatusBar() {
   const report = useEditor((s) => s.report);
@@ -11,13 +20,21 @@ export function StatusBar() {
   const nodeCount = useEditor((s) => s.doc.nodes.length);
   const totals = report?.totals;
   const problems = report?.problems.length ?? 0;
+  const missing = unmeasured(report);
+  // A sum that leaves blocks out is a lower bound ("≥"), and nothing measured is no number.
+  const partial = missing > 0;
+  const reason = `${plural(missing, "block")} not measured until the problems are fixed`;
+  const atLeast = partial ? "≥ " : "";
   return (
     <footer className="statusbar" data-testid="status-bar">
       {totals ? (
         <>
-          <span data-testid="total-params" title={`${totals.params} parameters`}>{compact(totals.params)} params</span>
-          <span>{flops(totals.flops)}/sample</span>
-          <span title="weights plus activations for one sample">est. {bytes(totals.estimated_bytes)}</span>
+          <span data-testid="total-params" title={partial ? `${totals.params} parameters in the blocks measured; ${reason}` : `${totals.params} parameters`}>
+            {partial && totals.params === 0 ? "—" : atLeast + compact(totals.params)} params
+          </span>
+          <span>{partial && !totals.flops ? "— FLOPs" : atLeast + flops(totals.flops)}/sample</span>
+          <span title="weights plus activations for one sample">est. {atLeast}{bytes(totals.estimated_bytes)}</span>
+          {partial && <span className="muted" data-testid="unmeasured">({reason})</span>}
         </>
       ) : <span data-testid="total-params">–</span>}
       <span>{plural(nodeCount, "block")}</span>

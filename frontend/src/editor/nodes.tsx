@@ -37,7 +37,7 @@ function Ports({ names, type, vertical }: { names: string[]; type: "source" | "t
           type={type}
           position={position}
           style={{ [vertical ? "left" : "top"]: `${((i + 1) / (names.length + 1)) * 100}%` }}
-          title={`${type === "target" ? "input" : "output"} ${name}`}
+          title={`${type === "target" ? "input" : "output"}${names.length > 1 ? ` ${name}` : ""}`}
         >
           {names.length > 1 && <span className={`port-label ${type} ${vertical ? "v" : "h"}`}>{name}</span>}
         </Handle>
@@ -46,13 +46,15 @@ function Ports({ names, type, vertical }: { names: string[]; type: "source" | "t
   );
 }
 
+/** The first problem, clamped to two lines so that a long message never grows the block over
+ * its neighbours; the whole text is on hover and in the inspector. */
 function ErrorLine({ data }: { data: BlockNodeType["data"] }) {
   if (!data.problems?.length) return null;
   const first = data.problems[0];
   return (
     <div className="bn-error" data-testid="node-error" title={data.problems.map((p) => p.message).join("\n")}>
+      {data.problems.length > 1 && <span className="bn-more">{data.problems.length} problems: </span>}
       {first.message}
-      {data.problems.length > 1 && <span className="bn-more"> (+{data.problems.length - 1})</span>}
     </div>
   );
 }
