@@ -10,6 +10,7 @@ import { Attention } from "./Attention";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
 import { RunPanel } from "./RunPanel";
+import { OverfittingWarning } from "./RunProgress";
 import { Samples } from "./Samples";
 import { sortPaths } from "./series";
 import { isTextRun, runsStore, useRuns, type RunTab } from "./store";
@@ -185,7 +186,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "run" && (
             <RunPanel graphId={graphId} readOnly={readOnly} starterDataset={starterDataset} ensureSaved={ensureSaved} />
           )}
-          {current === "loss" && (job ? <LossChart /> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
+          {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
           {current === "attention" && (job ? <AttentionTab /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
         </div>

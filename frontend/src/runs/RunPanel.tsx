@@ -13,6 +13,7 @@ import {
 import type { Job } from "../api/types";
 import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
+import { OverfittingWarning, RunProgress } from "./RunProgress";
 import { runsStore, useRuns, type StartBody } from "./store";
 
 export interface RunPanelProps {
@@ -109,6 +110,8 @@ export function RunStatus({ job }: { job: Job }) {
       >
         <div className="runs-progress-fill" style={{ width: `${(100 * step) / total}%` }} />
       </div>
+      <RunProgress job={job} />
+      <OverfittingWarning />
       {job.status === "queued" && job.error && <p className="runs-warn">{job.error}</p>}
       {active && connection === "reconnecting" && <p className="runs-muted">Connection lost; reconnecting…</p>}
       {streamError && <p className="runs-warn">{streamError}</p>}
