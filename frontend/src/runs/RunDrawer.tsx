@@ -7,6 +7,7 @@ import "./runs.css";
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { Attention } from "./Attention";
+import { noAttentionYet } from "./attentionData";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
 import { RunPanel } from "./RunPanel";
@@ -23,6 +24,8 @@ export interface RunDrawerProps {
   ensureSaved(): Promise<{ graphId: number; version: number } | null>;
   open: boolean;
   onOpenChange(open: boolean): void;
+  /** whether the graph has attention modules (MultiHeadAttention blocks) */
+  hasAttention?: boolean;
 }
 
 const HEIGHT_KEY = "shipyard.runs.height";
@@ -38,17 +41,23 @@ function initialHeight(): number {
   return 340;
 }
 
-function AttentionTab() {
+function AttentionTab({ hasAttention }: { hasAttention: boolean }) {
   const attention = useRuns((s) => s.derived.attention);
   const chosen = useRuns((s) => s.attentionPath);
+  const job = useRuns((s) => s.job);
   const paths = sortPaths(Object.keys(attention));
   if (chosen && !paths.includes(chosen)) paths.unshift(chosen);
   const path = chosen ?? paths[0] ?? null;
   if (!path) {
+    const interval = job?.config.attention_interval;
     return (
-      <p className="runs-empty">
-        This run has no attention maps: the model has no attention modules, or its
-        {" "}<code>attention_interval</code> is 0.
+      <p className="runs-empty" data-testid="attention-empty">
+        {noAttentionYet({
+          hasAttention,
+          interval: typeof interval === "number" ? interval : null,
+          total: job?.total_steps ?? 0,
+          ended: isEnded(job?.status),
+        })}
       </p>
     );
   }
@@ -67,7 +76,7 @@ function AttentionTab() {
   );
 }
 
-export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensureSaved, open, onOpenChange }: RunDrawerProps) {
+export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensureSaved, open, onOpenChange, hasAttention = true }: RunDrawerProps) {
   const tab = useRuns((s) => s.tab);
   const job = useRuns((s) => s.job);
   const hasSamples = useRuns((s) => s.derived.samples.length > 0);
@@ -187,7 +196,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
             <RunPanel graphId={graphId} readOnly={readOnly} starterDataset={starterDataset} ensureSaved={ensureSaved} />
           )}
           {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
-          {current === "attention" && (job ? <AttentionTab /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
+          {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
         </div>
         {sideChart && (
