@@ -8,6 +8,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 
 import { Attention } from "./Attention";
 import { noAttentionYet } from "./attentionData";
+import { clampHeight, defaultHeight, HEIGHT_KEY, heightForKey, maxHeight, MIN_HEIGHT, storedHeight } from "./drawerSize";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
 import { RunPanel } from "./RunPanel";
@@ -28,17 +29,33 @@ export interface RunDrawerProps {
   hasAttention?: boolean;
 }
 
-const HEIGHT_KEY = "shipyard.runs.height";
-const MIN_HEIGHT = 180;
-
-function initialHeight(): number {
+function readHeight(): number {
+  let stored: string | null = null;
   try {
-    const n = Number(localStorage.getItem(HEIGHT_KEY));
-    if (Number.isFinite(n) && n >= MIN_HEIGHT) return n;
+    stored = localStorage.getItem(HEIGHT_KEY);
   } catch {
     // not remembered
   }
-  return 340;
+  return storedHeight(stored, window.innerHeight);
+}
+
+function rememberHeight(height: number): void {
+  try {
+    localStorage.setItem(HEIGHT_KEY, String(Math.round(height)));
+  } catch {
+    // not remembered
+  }
+}
+
+/** The window's inner height, followed. */
+function useWindowHeight(): number {
+  const [h, setH] = useState(() => window.innerHeight);
+  useEffect(() => {
+    const on = () => setH(window.innerHeight);
+    window.addEventListener("resize", on);
+    return () => window.removeEventListener("resize", on);
+  }, []);
+  return h;
 }
 
 function AttentionTab({ hasAttention }: { hasAttention: boolean }) {
@@ -82,7 +99,9 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   const hasSamples = useRuns((s) => s.derived.samples.length > 0);
   const textRun = useRuns((s) => isTextRun(s.job, s.datasets, s.uploads));
   const openRequests = useRuns((s) => s.openRequests);
-  const [height, setHeight] = useState(initialHeight);
+  const [wanted, setHeight] = useState(readHeight);
+  const windowHeight = useWindowHeight();
+  const height = clampHeight(wanted, windowHeight); // a smaller window squeezes, not forgets
   const seenRequests = useRef(openRequests);
   const onOpenChangeRef = useRef(onOpenChange);
   onOpenChangeRef.current = onOpenChange;
@@ -104,26 +123,31 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   }, [openRequests]);
 
   const startResize = useCallback((e: React.PointerEvent<HTMLDivElement>) => {
+    if (e.button !== 0) return;
     e.preventDefault();
     const startY = e.clientY;
     const startHeight = height;
-    const max = Math.max(MIN_HEIGHT, window.innerHeight - 160);
-    const move = (m: PointerEvent) => setHeight(Math.min(max, Math.max(MIN_HEIGHT, startHeight + startY - m.clientY)));
+    let last = startHeight;
+    const move = (m: PointerEvent) => {
+      last = clampHeight(startHeight + startY - m.clientY, window.innerHeight);
+      setHeight(last);
+    };
     const up = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
-      setHeight((h) => {
-        try {
-          localStorage.setItem(HEIGHT_KEY, String(Math.round(h)));
-        } catch {
-          // not remembered
-        }
-        return h;
-      });
+      rememberHeight(last);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
   }, [height]);
+
+  const resizeByKey = (e: React.KeyboardEvent<HTMLDivElement>) => {
+    const next = heightForKey(e.key, e.shiftKey, height, window.innerHeight);
+    if (next === null) return;
+    e.preventDefault();
+    setHeight(next);
+    rememberHeight(next);
+  };
 
   if (!open) return null;
 
@@ -148,14 +172,23 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
         role="separator"
         aria-orientation="horizontal"
         aria-label="Resize the runs drawer"
-        aria-valuenow={Math.round(height)}
+        aria-valuenow={height}
+        aria-valuemin={MIN_HEIGHT}
+        aria-valuemax={maxHeight(windowHeight)}
+        aria-valuetext={`${height} pixels high`}
+        title="Drag to resize (or focus and use ↑ ↓, Home, End); double-click for the default height"
+        data-testid="runs-resize"
         tabIndex={0}
         onPointerDown={startResize}
-        onKeyDown={(e) => {
-          if (e.key === "ArrowUp") setHeight((h) => h + 24);
-          else if (e.key === "ArrowDown") setHeight((h) => Math.max(MIN_HEIGHT, h - 24));
+        onKeyDown={resizeByKey}
+        onDoubleClick={() => {
+          const h = defaultHeight(window.innerHeight);
+          setHeight(h);
+          rememberHeight(h);
         }}
-      />
+      >
+        <span className="runs-resize-grip" aria-hidden="true" />
+      </div>
       <header className="runs-head">
         <div className="runs-tabs" role="tablist" aria-label="Run views">
           {tabs.map((t) => (
