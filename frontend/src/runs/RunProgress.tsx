@@ -27,8 +27,12 @@ function useSecondsSince(iso: string | null, live: boolean): number | null {
 export function RunProgress({ job }: { job: Job }) {
   const events = useRuns((s) => s.events);
   const series = useRuns((s) => s.derived.series);
+  const lastStatus = useRuns((s) => s.derived.status);
   const running = job.status === "running";
-  const elapsed = useSecondsSince(job.started_at, running);
+  // A run opened while queued learns that it started from its events, not the run object.
+  const started = job.started_at
+    ?? (lastStatus?.status === "running" ? new Date(lastStatus.time * 1000).toISOString() : null);
+  const elapsed = useSecondsSince(started, running);
   const rate = useMemo(() => stepRate(events), [events]);
   if (!running) return null;
   const left = secondsLeft(rate, job.total_steps);
