@@ -10,6 +10,7 @@ import { Palette } from "./editor/Palette";
 import { StatusBar } from "./editor/StatusBar";
 import { TopBar } from "./editor/TopBar";
 import { installShortcuts } from "./editor/shortcuts";
+import { hasAttentionModules } from "./runs/attentionData";
 import { RunDrawer } from "./runs/RunDrawer";
 import { isDirty, useEditor } from "./store/editor";
 import { type Boot, followDrafts, followInspection, open, save } from "./store/session";
@@ -78,8 +79,10 @@ function Drawer() {
   const shareToken = useEditor((s) => s.shareToken);
   const openDrawer = useEditor((s) => s.openDrawer);
   const suggested = useEditor((s) => s.suggestedDataset);
+  const hasAttention = useEditor((s) => hasAttentionModules(s.doc));
   return (
     <RunDrawer
+      hasAttention={hasAttention}
       graphId={readOnly ? null : graph?.id ?? null}
       shareToken={shareToken}
       readOnly={readOnly}

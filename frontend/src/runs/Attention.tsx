@@ -5,9 +5,9 @@
 
 import "./runs.css";
 
-import { memo, useEffect, useMemo, useRef, useState } from "react";
+import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 
-import { decodeAttention, paintHead, type AttentionMap } from "./attentionData";
+import { decodeAttention, describeCell, fitMapWidth, MAP_HINT, paintHead, type AttentionMap } from "./attentionData";
 import type { AttentionEvent } from "../api/types";
 import { useRuns } from "./store";
 import { rampFor, useThemeVersion } from "./theme";
@@ -77,6 +77,36 @@ function Legend() {
   );
 }
 
+const LARGE = 288;
+const READOUT_WIDTH = 200;
+
+/**
+ * The width a large map of rows × cols gets: what fits below its top in the drawer's
+ * scrolling panel (`.runs-main`), so that it is never cut off at the drawer's bottom.
+ * Measured again when the drawer is resized.
+ */
+function useFittedWidth(ref: React.RefObject<HTMLElement | null>, rows: number, cols: number, shown: boolean): number {
+  const [width, setWidth] = useState(LARGE);
+  useLayoutEffect(() => {
+    const el = ref.current;
+    const box = el?.closest<HTMLElement>(".runs-main");
+    if (!el || !box) return;
+    const measure = () => {
+      const style = getComputedStyle(box);
+      const top = el.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
+      const height = box.clientHeight - top - (parseFloat(style.paddingBottom) || 0) - 4;
+      const room = el.clientWidth - READOUT_WIDTH;
+      setWidth(fitMapWidth({ height, width: room > 0 ? room : LARGE }, rows, cols, LARGE));
+    };
+    measure();
+    if (typeof ResizeObserver === "undefined") return;
+    const observer = new ResizeObserver(measure);
+    observer.observe(box);
+    return () => observer.disconnect();
+  }, [ref, rows, cols, shown]);
+  return width;
+}
+
 export interface AttentionProps {
   /** the module's path, e.g. "blocks.0.attn" */
   path: string;
@@ -95,6 +125,8 @@ export function Attention({ path }: AttentionProps) {
   const map = useMemo(() => decode(event), [event]);
   const heads = map && !(map instanceof Error) ? map.heads : 0;
   const shownHead = head === "all" || head < heads ? head : "all";
+  const largeRef = useRef<HTMLDivElement>(null);
+  const largeWidth = useFittedWidth(largeRef, map && !(map instanceof Error) ? map.rows : 1, map && !(map instanceof Error) ? map.cols : 1, shownHead !== "all");
 
   return (
     <div className="attn" data-testid="attention-map" data-node={path}>
@@ -152,18 +184,16 @@ export function Attention({ path }: AttentionProps) {
               ))}
             </div>
           ) : map ? (
-            <div className="attn-large">
+            <div className="attn-large" ref={largeRef}>
               <HeadCanvas
                 map={map}
                 head={shownHead as number}
-                size={288}
+                size={largeWidth}
                 label={`${path} head ${shownHead} at step ${map.step}`}
                 onHover={setHover}
               />
-              <div className="attn-readout runs-num" aria-live="off">
-                {hover
-                  ? `query ${hover.row} → key ${hover.col}: ${map.weights[((shownHead as number) * map.rows + hover.row) * map.cols + hover.col].toFixed(3)}`
-                  : "rows: query positions · columns: key positions"}
+              <div className="attn-readout runs-num" aria-live="off" data-testid="attention-readout">
+                {hover ? describeCell(map, shownHead as number, hover.row, hover.col) : MAP_HINT}
               </div>
             </div>
           ) : null}

@@ -7,9 +7,12 @@ import "./runs.css";
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { Attention } from "./Attention";
+import { noAttentionYet } from "./attentionData";
+import { clampHeight, defaultHeight, HEIGHT_KEY, heightForKey, maxHeight, MIN_HEIGHT, storedHeight } from "./drawerSize";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
 import { RunPanel } from "./RunPanel";
+import { OverfittingWarning } from "./RunProgress";
 import { Samples } from "./Samples";
 import { sortPaths } from "./series";
 import { isTextRun, runsStore, useRuns, type RunTab } from "./store";
@@ -22,32 +25,56 @@ export interface RunDrawerProps {
   ensureSaved(): Promise<{ graphId: number; version: number } | null>;
   open: boolean;
   onOpenChange(open: boolean): void;
+  /** whether the graph has attention modules (MultiHeadAttention blocks) */
+  hasAttention?: boolean;
 }
 
-const HEIGHT_KEY = "shipyard.runs.height";
-const MIN_HEIGHT = 180;
-
-function initialHeight(): number {
+function readHeight(): number {
+  let stored: string | null = null;
   try {
-    const n = Number(localStorage.getItem(HEIGHT_KEY));
-    if (Number.isFinite(n) && n >= MIN_HEIGHT) return n;
+    stored = localStorage.getItem(HEIGHT_KEY);
   } catch {
     // not remembered
   }
-  return 340;
+  return storedHeight(stored, window.innerHeight);
 }
 
-function AttentionTab() {
+function rememberHeight(height: number): void {
+  try {
+    localStorage.setItem(HEIGHT_KEY, String(Math.round(height)));
+  } catch {
+    // not remembered
+  }
+}
+
+/** The window's inner height, followed. */
+function useWindowHeight(): number {
+  const [h, setH] = useState(() => window.innerHeight);
+  useEffect(() => {
+    const on = () => setH(window.innerHeight);
+    window.addEventListener("resize", on);
+    return () => window.removeEventListener("resize", on);
+  }, []);
+  return h;
+}
+
+function AttentionTab({ hasAttention }: { hasAttention: boolean }) {
   const attention = useRuns((s) => s.derived.attention);
   const chosen = useRuns((s) => s.attentionPath);
+  const job = useRuns((s) => s.job);
   const paths = sortPaths(Object.keys(attention));
   if (chosen && !paths.includes(chosen)) paths.unshift(chosen);
   const path = chosen ?? paths[0] ?? null;
   if (!path) {
+    const interval = job?.config.attention_interval;
     return (
-      <p className="runs-empty">
-        This run has no attention maps: the model has no attention modules, or its
-        {" "}<code>attention_interval</code> is 0.
+      <p className="runs-empty" data-testid="attention-empty">
+        {noAttentionYet({
+          hasAttention,
+          interval: typeof interval === "number" ? interval : null,
+          total: job?.total_steps ?? 0,
+          ended: isEnded(job?.status),
+        })}
       </p>
     );
   }
@@ -66,13 +93,15 @@ function AttentionTab() {
   );
 }
 
-export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensureSaved, open, onOpenChange }: RunDrawerProps) {
+export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensureSaved, open, onOpenChange, hasAttention = true }: RunDrawerProps) {
   const tab = useRuns((s) => s.tab);
   const job = useRuns((s) => s.job);
   const hasSamples = useRuns((s) => s.derived.samples.length > 0);
   const textRun = useRuns((s) => isTextRun(s.job, s.datasets, s.uploads));
   const openRequests = useRuns((s) => s.openRequests);
-  const [height, setHeight] = useState(initialHeight);
+  const [wanted, setHeight] = useState(readHeight);
+  const windowHeight = useWindowHeight();
+  const height = clampHeight(wanted, windowHeight); // a smaller window squeezes, not forgets
   const seenRequests = useRef(openRequests);
   const onOpenChangeRef = useRef(onOpenChange);
   onOpenChangeRef.current = onOpenChange;
@@ -94,26 +123,31 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   }, [openRequests]);
 
   const startResize = useCallback((e: React.PointerEvent<HTMLDivElement>) => {
+    if (e.button !== 0) return;
     e.preventDefault();
     const startY = e.clientY;
     const startHeight = height;
-    const max = Math.max(MIN_HEIGHT, window.innerHeight - 160);
-    const move = (m: PointerEvent) => setHeight(Math.min(max, Math.max(MIN_HEIGHT, startHeight + startY - m.clientY)));
+    let last = startHeight;
+    const move = (m: PointerEvent) => {
+      last = clampHeight(startHeight + startY - m.clientY, window.innerHeight);
+      setHeight(last);
+    };
     const up = () => {
       window.removeEventListener("pointermove", move);
       window.removeEventListener("pointerup", up);
-      setHeight((h) => {
-        try {
-          localStorage.setItem(HEIGHT_KEY, String(Math.round(h)));
-        } catch {
-          // not remembered
-        }
-        return h;
-      });
+      rememberHeight(last);
     };
     window.addEventListener("pointermove", move);
     window.addEventListener("pointerup", up);
   }, [height]);
+
+  const resizeByKey = (e: React.KeyboardEvent<HTMLDivElement>) => {
+    const next = heightForKey(e.key, e.shiftKey, height, window.innerHeight);
+    if (next === null) return;
+    e.preventDefault();
+    setHeight(next);
+    rememberHeight(next);
+  };
 
   if (!open) return null;
 
@@ -138,14 +172,23 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
         role="separator"
         aria-orientation="horizontal"
         aria-label="Resize the runs drawer"
-        aria-valuenow={Math.round(height)}
+        aria-valuenow={height}
+        aria-valuemin={MIN_HEIGHT}
+        aria-valuemax={maxHeight(windowHeight)}
+        aria-valuetext={`${height} pixels high`}
+        title="Drag to resize (or focus and use ↑ ↓, Home, End); double-click for the default height"
+        data-testid="runs-resize"
         tabIndex={0}
         onPointerDown={startResize}
-        onKeyDown={(e) => {
-          if (e.key === "ArrowUp") setHeight((h) => h + 24);
-          else if (e.key === "ArrowDown") setHeight((h) => Math.max(MIN_HEIGHT, h - 24));
+        onKeyDown={resizeByKey}
+        onDoubleClick={() => {
+          const h = defaultHeight(window.innerHeight);
+          setHeight(h);
+          rememberHeight(h);
         }}
-      />
+      >
+        <span className="runs-resize-grip" aria-hidden="true" />
+      </div>
       <header className="runs-head">
         <div className="runs-tabs" role="tablist" aria-label="Run views">
           {tabs.map((t) => (
@@ -185,8 +228,8 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "run" && (
             <RunPanel graphId={graphId} readOnly={readOnly} starterDataset={starterDataset} ensureSaved={ensureSaved} />
           )}
-          {current === "loss" && (job ? <LossChart /> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
-          {current === "attention" && (job ? <AttentionTab /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
+          {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
+          {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
         </div>
         {sideChart && (

@@ -11,6 +11,7 @@ import { SchemaField, type ObjectSchema } from "../editor/SchemaField";
 import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings, type Setting } from "./config";
 import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
+import { OverfittingWarning, RunProgress } from "./RunProgress";
 import { runsStore, useRuns, type StartBody } from "./store";
 
 export interface RunPanelProps {
@@ -107,6 +108,8 @@ export function RunStatus({ job }: { job: Job }) {
       >
         <div className="runs-progress-fill" style={{ width: `${(100 * step) / total}%` }} />
       </div>
+      <RunProgress job={job} />
+      <OverfittingWarning />
       {job.status === "queued" && job.error && <p className="runs-warn">{job.error}</p>}
       {active && connection === "reconnecting" && <p className="runs-muted">Connection lost; reconnecting…</p>}
       {streamError && <p className="runs-warn">{streamError}</p>}

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 
-import { attentionRamp, decodeAttention, headPixels, parseRgb, rampIndex } from "./attentionData";
+import {
+  attentionRamp, decodeAttention, describeCell, fitMapWidth, hasAttentionModules, headPixels, noAttentionYet, parseRgb, rampIndex,
+} from "./attentionData";
 import type { AttentionEvent } from "../api/types";
 
 /** Encodes weights [head][row][col] as the server does (docs/runs.md "attention"). */
@@ -109,5 +111,35 @@ describe("colour ramp", () => {
     expect(parseRgb("#101820")).toEqual([16, 24, 32]);
     expect(parseRgb("rgb(1, 2, 3)")).toEqual([1, 2, 3]);
     expect(parseRgb("oklch(0.5 0.1 200)")).toBeNull();
+  });
+});
+
+describe("attention in words", () => {
+  it("says what a hovered cell means", () => {
+    const map = decodeAttention(encode([[[1, 0], [0.75, 0.25]], [[1, 0], [0.5, 0.5]]]));
+    expect(describeCell(map, 1, 1, 0)).toBe("position 1 attends to position 0 with weight 0.500 (head 1)");
+    expect(describeCell(map, 0, 1, 1)).toMatch(/^position 1 attends to position 1 with weight 0\.25\d \(head 0\)$/);
+  });
+
+  it("fits a large map into the room it has, keeping its proportion", () => {
+    expect(fitMapWidth({ height: 1000, width: 1000 }, 32, 32)).toBe(288);
+    expect(fitMapWidth({ height: 120, width: 1000 }, 32, 32)).toBe(120);
+    expect(fitMapWidth({ height: 120, width: 1000 }, 32, 16)).toBe(60);
+    expect(fitMapWidth({ height: 1000, width: 200 }, 32, 32)).toBe(200);
+    expect(fitMapWidth({ height: 5, width: 1000 }, 32, 32)).toBe(48);
+  });
+
+  it("finds attention modules, inside Repeats too", () => {
+    expect(hasAttentionModules({ nodes: [{ type: "Input" }, { type: "Linear" }] })).toBe(false);
+    expect(hasAttentionModules({ nodes: [{ type: "Repeat", graph: { nodes: [{ type: "MultiHeadAttention" }] } }] })).toBe(true);
+    expect(hasAttentionModules(null)).toBe(false);
+  });
+
+  it("says why there are no maps yet", () => {
+    expect(noAttentionYet({ hasAttention: true, interval: 50, total: 300, ended: false })).toBe("Waiting for the first snapshot (at step 50).");
+    expect(noAttentionYet({ hasAttention: true, interval: 50, total: 20, ended: false })).toBe("Waiting for the first snapshot (at step 20).");
+    expect(noAttentionYet({ hasAttention: true, interval: 0, total: 300, ended: false })).toMatch(/snapshots are off.*interval is 0.*above 0/);
+    expect(noAttentionYet({ hasAttention: true, interval: 50, total: 300, ended: true })).toMatch(/ended before its first attention snapshot \(at step 50\)/);
+    expect(noAttentionYet({ hasAttention: false, interval: 50, total: 300, ended: false })).toMatch(/no attention modules/);
   });
 });

@@ -152,3 +152,57 @@ export function parseRgb(value: string): [number, number, number] | null {
   if (rgb) return [Number(rgb[1]), Number(rgb[2]), Number(rgb[3])];
   return null;
 }
+
+// --- words and sizes ------------------------------------------------------------------
+
+/** What one cell of a head's map means, for a learner. */
+export function describeCell(map: AttentionMap, head: number, row: number, col: number): string {
+  const w = map.weights[(head * map.rows + row) * map.cols + col];
+  return `position ${row} attends to position ${col} with weight ${w.toFixed(3)} (head ${head})`;
+}
+
+/** The hint under a large map when no cell is hovered. */
+export const MAP_HINT =
+  "each row is one position of the example; the colours show how much it attends to each position (columns); a row adds up to 1";
+
+/**
+ * The CSS width of a large map that fits `height` × `width` px of room, keeping its
+ * rows : cols proportion, at most `max` and at least `min` px wide.
+ */
+export function fitMapWidth(room: { height: number; width: number }, rows: number, cols: number,
+  max = 288, min = 48): number {
+  const byHeight = rows > 0 ? (room.height * cols) / rows : max;
+  return Math.round(Math.max(min, Math.min(max, byHeight, room.width)));
+}
+
+interface DocLike {
+  nodes: readonly { type: string; graph?: DocLike | null }[];
+}
+
+/** Whether a graph (or any Repeat inside it) has an attention module. */
+export function hasAttentionModules(doc: DocLike | null | undefined): boolean {
+  if (!doc) return false;
+  return doc.nodes.some((n) => n.type === "MultiHeadAttention" || hasAttentionModules(n.graph));
+}
+
+/**
+ * Why a run shows no attention maps yet, in words: `null` when the graph has none, else
+ * waiting for the first snapshot, or snapshots are off.
+ */
+export function noAttentionYet(opts: { hasAttention: boolean; interval: number | null; total: number; ended: boolean }): string {
+  const { hasAttention, interval, total, ended } = opts;
+  if (!hasAttention) {
+    return "This model has no attention modules (MultiHeadAttention blocks), so its runs take no attention maps.";
+  }
+  if (interval === 0) {
+    return "Attention snapshots are off for this run: its attention interval is 0. " +
+      "Start a run with an attention interval above 0 (under Advanced in the Run tab, or leave it empty for the default) to see the maps.";
+  }
+  const first = interval ? Math.min(interval, total || interval) : null;
+  if (ended) {
+    return first
+      ? `This run ended before its first attention snapshot (at step ${first}).`
+      : "This run recorded no attention maps.";
+  }
+  return first ? `Waiting for the first snapshot (at step ${first}).` : "Waiting for the first snapshot.";
+}
