@@ -34,6 +34,7 @@ from builder import access
 from builder.accounts.auth import token_id_user
 
 from . import events, selectors
+from .serializers import job_data
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ WITHDRAWN = ("you may no longer watch this run: its share link was revoked, it w
 
 
 def _state(user: Any, job_id: int, share: str | None) -> dict[str, Any] | None:
-    from .api import job_data
-
     job = selectors.watchable_job(user, job_id, share)
     if job is None:
         return None

@@ -1,6 +1,7 @@
 """The runs' bodies as OpenAPI components (`Job`, `JobEvent`, `EventPage`, `Dataset`,
-`Upload`), for the editor's generated TypeScript types. builder.graphs.schema's
-post-processing hook puts them into the document; the views refer to them by $ref.
+`Upload`), for the editor's generated TypeScript types. The post-processing hook
+`add_job_components` (SPECTACULAR_SETTINGS) puts them into the document; the views refer to
+them by $ref.
 
 `required` lists the members a body always has (see job_data, upload_data, events.to_event,
 DatasetEntry.to_dict); `nullable: true` marks those that may be null."""
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from builder.graphs.schema import integers, object_schema, ref
+from builder.rest import add_components, integers, object_schema, ref
 
 from .models import Job, JobEvent, Upload
 
@@ -144,3 +145,9 @@ def components() -> dict[str, Any]:
 JOB_REF = ref("Job")
 JOBS_REF = {"type": "array", "items": ref("Job")}
 EVENT_PAGE_REF = ref("EventPage")
+
+
+def add_job_components(result: dict[str, Any], generator: Any, request: Any,
+                       public: bool) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: put the runs' bodies into the document."""
+    return add_components(result, components())
