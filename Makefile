@@ -56,6 +56,7 @@ test: $(STAMP) $(EDITOR) $(CHROMIUM)
 lint: $(STAMP) $(API_TYPES)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd frontend && npm run --silent typecheck
 
 bench: $(STAMP)

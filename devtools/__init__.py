@@ -1,0 +1,1 @@
+"""Tools for working on Shipyard; not part of the installed package."""
