@@ -63,6 +63,7 @@ test: $(STAMP) $(EDITOR) $(CHROMIUM)
 lint: $(STAMP) $(API_TYPES) $(TEST_CATALOG)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	cd frontend && npm run --silent typecheck
 
 bench: $(STAMP)

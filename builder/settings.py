@@ -196,7 +196,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["builder.graphs.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "builder.graphs.errors.exception_handler",
+    "EXCEPTION_HANDLER": "builder.rest.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # ?format= picks a download format here, not a renderer.
     "URL_FORMAT_OVERRIDE": None,
@@ -215,6 +215,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "builder.graphs.schema.add_graph_components",
+        "compute.jobs.schema.add_job_components",
     ],
 }
 

@@ -3,10 +3,6 @@ call a service or selector, and serialize."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
-from django.conf import settings
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -15,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from builder.rest import ERROR, parsed, ref
 from compute import exports
 from compute.engine import (
     STARTER_DATASETS,
@@ -24,9 +21,9 @@ from compute.engine import (
     load_starter,
 )
 
-from . import selectors, services
+from . import downloads, selectors, services
 from .models import GraphVersion
-from .schema import GRAPH_DOCUMENT_REF, ref
+from .schema import GRAPH_DOCUMENT_REF
 from .serializers import (
     DownloadQuery,
     GraphCreateIn,
@@ -49,15 +46,7 @@ from .serializers import (
     version_data,
 )
 
-ERROR = OpenApiResponse(description='{"error": "..."} and details where there are some')
 REPORT = ref("InspectReport")
-
-
-def _parsed(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    validated: dict[str, Any] = serializer.validated_data
-    return validated
 
 
 def _saved(version: GraphVersion, created: bool) -> Response:
@@ -75,7 +64,7 @@ class GraphListView(APIView):
     @extend_schema(operation_id="graphs_create", request=GraphCreateIn,
                    responses={201: GraphDetailOut, 400: ERROR, 413: ERROR})
     def post(self, request: Request) -> Response:
-        body = _parsed(GraphCreateIn, request.data)
+        body = parsed(GraphCreateIn, request.data)
         if "starter" in body:
             if body["starter"] not in STARTERS:
                 return Response({"error": f"no starter named {body['starter']!r}; starters: "
@@ -99,7 +88,7 @@ class GraphDetailView(APIView):
                    responses={200: GraphOut, 404: ERROR})
     def patch(self, request: Request, graph_id: int) -> Response:
         graph = selectors.graph_of(request.user, graph_id)
-        body = _parsed(GraphRenameIn, request.data)
+        body = parsed(GraphRenameIn, request.data)
         return Response(graph_data(services.rename_graph(graph=graph, name=body["name"])))
 
     @extend_schema(operation_id="graphs_destroy", responses={204: None, 404: ERROR})
@@ -122,7 +111,7 @@ class VersionListView(APIView):
         latest version (nothing new is made); 409 with `current_version` if `base_version`
         is not the latest."""
         graph = selectors.graph_of(request.user, graph_id)
-        body = _parsed(VersionCreateIn, request.data)
+        body = parsed(VersionCreateIn, request.data)
         version, created = services.save_version(
             graph=graph, author=request.user, document=body["document"],
             base_version=body["base_version"], message=body.get("message", ""))
@@ -144,7 +133,7 @@ class RestoreView(APIView):
         """Make version `number` the latest again, as a new version."""
         graph = selectors.graph_of(request.user, graph_id)
         selectors.version_of(graph, number)
-        body = _parsed(RestoreIn, request.data)
+        body = parsed(RestoreIn, request.data)
         version, created = services.restore_version(
             graph=graph, author=request.user, number=number,
             base_version=body.get("base_version"), message=body.get("message", ""))
@@ -152,17 +141,8 @@ class RestoreView(APIView):
 
 
 def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse | Response:
-    """The JSON at once; a PyTorch or ONNX file once a child process has made it within the
-    export budget (503 with Retry-After meanwhile, 422 when it cannot be made)."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", title).strip("-").lower() or "model"
-    stem = f"{stem}-v{version.number}"
-    if fmt == "json":
-        response = HttpResponse(version.document_json, content_type="application/json")
-        response["Content-Disposition"] = f'attachment; filename="{stem}.json"'
-        return response
-    outcome = exports.fetch(root=settings.EXPORTS_DIR, version=version.id, fmt=fmt,
-                            document=version.document_json, budget=_export_budget(),
-                            wait=settings.EXPORT_WAIT_SECONDS)
+    """The file, or 503 with Retry-After while it is being made, 422 when it cannot be."""
+    outcome = downloads.download(version, fmt, title)
     if isinstance(outcome, exports.Pending):
         return Response({"error": outcome.error, "retry_after": outcome.retry_after,
                          "busy": outcome.busy}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -170,21 +150,16 @@ def _download(version: GraphVersion, fmt: str, title: str) -> HttpResponse | Res
     if isinstance(outcome, exports.Failed):
         return Response({"error": outcome.error, **outcome.details},
                         status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    suffix, content_type = DOWNLOAD_TYPES[fmt]
-    return FileResponse(outcome.path.open("rb"), as_attachment=True,
-                        filename=f"{stem}{suffix}", content_type=content_type)
-
-
-def _export_budget() -> exports.Budget:
-    return exports.Budget(seconds=settings.EXPORT_SECONDS, memory_mb=settings.EXPORT_MEMORY_MB,
-                          processes=settings.EXPORT_PROCESSES)
-
-
-DOWNLOAD_TYPES = {"pytorch": (".py", "text/x-python"), "onnx": (".onnx", "application/onnx")}
+    if outcome.path is None:
+        response = HttpResponse(outcome.text, content_type=outcome.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{outcome.filename}"'
+        return response
+    return FileResponse(outcome.path.open("rb"), as_attachment=True, filename=outcome.filename,
+                        content_type=outcome.content_type)
 
 
 DOWNLOAD_PARAMS = [
-    OpenApiParameter("format", str, enum=["json", "pytorch", "onnx"], default="json"),
+    OpenApiParameter("format", str, enum=list(downloads.FORMATS), default="json"),
     OpenApiParameter("version", int, description="A version number; default: the latest."),
 ]
 DOWNLOAD_RESPONSES = {(200, "application/octet-stream"): OpenApiResponse(
@@ -201,7 +176,7 @@ class DownloadView(APIView):
                    responses=DOWNLOAD_RESPONSES)
     def get(self, request: Request, graph_id: int) -> HttpResponse | Response:
         graph = selectors.graph_of(request.user, graph_id)
-        query = _parsed(DownloadQuery, request.query_params)
+        query = parsed(DownloadQuery, request.query_params)
         version = selectors.version_of(graph, query.get("version"))
         return _download(version, query["format"], graph.name)
 
@@ -217,7 +192,7 @@ class ShareListView(APIView):
     def post(self, request: Request, graph_id: int) -> Response:
         """A read-only link for anyone who has it: `/s/<token>`. The token is shown once."""
         graph = selectors.graph_of(request.user, graph_id)
-        body = _parsed(ShareCreateIn, request.data)
+        body = parsed(ShareCreateIn, request.data)
         pinned = body.get("version")
         version = selectors.version_of(graph, pinned) if pinned is not None else None
         link, token = services.create_share_link(graph=graph, created_by=request.user,
@@ -264,7 +239,7 @@ class SharedDownloadView(APIView):
                    responses=DOWNLOAD_RESPONSES)
     def get(self, request: Request, token: str) -> HttpResponse | Response:
         link, version = selectors.shared(token)
-        query = _parsed(DownloadQuery, request.query_params)
+        query = parsed(DownloadQuery, request.query_params)
         return _download(version, query["format"], link.graph.name)
 
 

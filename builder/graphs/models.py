@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+
+
+def hash_token(raw: str) -> str:
+    """What is stored of a share link's token: its SHA-256, never the token."""
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class Graph(models.Model):

@@ -1,7 +1,7 @@
 """The graph format as an OpenAPI component (`GraphDocument`), and the bodies the editor
-reads (`InspectReport`, `Block`, `Starter`; the runs' in `compute.jobs.schema`), so that the
-editor's TypeScript types can be generated from the API's schema. Block types come from the
-catalog.
+reads (`InspectReport`, `Block`, `Starter`; the runs' are added by `compute.jobs.schema`'s
+own hook), so that the editor's TypeScript types can be generated from the API's schema.
+Block types come from the catalog.
 
 `required` lists the members a body always has; `nullable: true` (OpenAPI 3.0) marks those
 that may be null. Both follow the code that builds each body (compute.engine.report,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from builder.rest import add_components, integers, object_schema, ref
 from compute.engine import FORMAT, REGISTRY, graph
 
 # The engine's id pattern; an endpoint is an id, or an id, a dot and a port name.
@@ -75,27 +76,6 @@ def components() -> dict[str, Any]:
             },
         },
     }
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def integers(*names: str) -> dict[str, Any]:
-    return {name: {"type": "integer"} for name in names}
-
-
-def object_schema(properties: dict[str, Any], *, optional: tuple[str, ...] = (),
-                  description: str = "") -> dict[str, Any]:
-    """An object of these members, all required but the `optional` ones."""
-    schema: dict[str, Any] = {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-    }
-    if description:
-        schema["description"] = description
-    return schema
 
 
 def report_components() -> dict[str, Any]:
@@ -207,13 +187,7 @@ GRAPH_DOCUMENT_REF = ref("GraphDocument")
 
 def add_graph_components(result: dict[str, Any], generator: Any, request: Any,
                          public: bool) -> dict[str, Any]:
-    """drf-spectacular post-processing hook: put the graph format, the report, the catalog
-    and the runs' bodies into the document (the views refer to them by $ref)."""
-    from compute.jobs.schema import components as job_components
-
-    schemas = result.setdefault("components", {}).setdefault("schemas", {})
-    schemas.update(components())
-    schemas.update(report_components())
-    schemas.update(catalog_components())
-    schemas.update(job_components())
-    return result
+    """drf-spectacular post-processing hook: put the graph format, the report and the
+    catalog into the document (the views refer to them by $ref)."""
+    return add_components(result, {**components(), **report_components(),
+                                   **catalog_components()})

@@ -9,8 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
 
-from .models import Graph, GraphVersion, ShareLink
-from .services import hash_token
+from .models import Graph, GraphVersion, ShareLink, hash_token
 
 
 def graphs_of(user: AbstractBaseUser) -> QuerySet[Graph]:

@@ -17,33 +17,44 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from builder import access
+from builder.rest import ApiError
 from compute import exports
 from compute.engine import GraphError, Problem, load_graph
 
-from .models import Graph, GraphVersion, ShareLink
+from .models import Graph, GraphVersion, ShareLink, hash_token
+from .serializers import version_data
+from .signals import graph_deleting
 
 SHARE_TOKEN_BYTES = 32  # 256 bits
 
 
-class InvalidGraph(Exception):
+class InvalidGraph(ApiError):
     def __init__(self, problems: list[Problem]):
         super().__init__(f"{len(problems)} problem(s)")
         self.problems = problems
 
+    def body(self) -> dict[str, Any]:
+        return {"error": "the graph is not valid; see problems",
+                "problems": [p.to_dict() for p in self.problems]}
 
-class GraphTooLarge(Exception):
+
+class GraphTooLarge(ApiError):
     def __init__(self, size: int, limit: int):
         super().__init__(f"the graph is {size:,} bytes; the limit is {limit:,} bytes "
-                         "(SHIPYARD_MAX_GRAPH_BYTES)")
+                         "(SHIPYARD_MAX_GRAPH_BYTES)", status=413)
 
 
-class Conflict(Exception):
+class Conflict(ApiError):
     """A save based on a version that is no longer the latest."""
 
     def __init__(self, current: GraphVersion, base: int | None):
         super().__init__(f"this graph has changed since version {base}: the latest is "
-                         f"version {current.number}; reload it (or fork) before saving")
+                         f"version {current.number}; reload it (or fork) before saving",
+                         status=409)
         self.current = current
+
+    def body(self) -> dict[str, Any]:
+        return {"error": str(self), "current_version": version_data(self.current)}
 
 
 def canonical_json(document: dict[str, Any]) -> str:
@@ -155,16 +166,14 @@ def rename_graph(*, graph: Graph, name: str) -> Graph:
 
 
 def delete_graph(*, graph: Graph) -> None:
-    """The graph, its versions, its links and its runs (rows and folders). Runs still
-    going are cancelled first; their workers stop within a second and leave no file."""
-    from compute.jobs.services import remove_folders, stop_runs
-
-    runs = list(graph.jobs.all())
-    stop_runs(runs)
-    access.access_changed(access.graph_group(graph.id))
-    versions = list(graph.versions.values_list("id", flat=True))
-    graph.delete()
-    remove_folders(runs)
+    """The graph, its versions and its links, and what other apps keep of it: they hear
+    `graph_deleting` first (compute.jobs cancels the graph's runs, whose rows go with it,
+    and removes their folders once the deletion is committed)."""
+    with transaction.atomic():
+        graph_deleting.send(sender=Graph, graph=graph)
+        access.access_changed(access.graph_group(graph.id))
+        versions = list(graph.versions.values_list("id", flat=True))
+        graph.delete()
     exports.remove(root=settings.EXPORTS_DIR, versions=versions)
 
 
@@ -176,10 +185,6 @@ def create_share_link(*, graph: Graph, created_by: AbstractBaseUser,
     link = ShareLink.objects.create(graph=graph, token_hash=hash_token(raw), prefix=raw[:8],
                                     version=version, created_by=created_by)
     return link, raw
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def revoke_share_link(*, graph: Graph, link_id: int) -> bool:

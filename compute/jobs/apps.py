@@ -8,6 +8,13 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Make Shipyard's Celery app the current one in every process (web too), so that
-        # tasks sent from a view go to its broker, not to Celery's default.
+        # Imported once the apps are loaded (models): Shipyard's Celery app becomes the
+        # current one in every process (web too), so that tasks sent from a view go to its
+        # broker, not to Celery's default; and deleting a graph cancels its runs and removes
+        # their folders (builder.graphs knows nothing of runs: it sends graph_deleting).
+        from builder.graphs.signals import graph_deleting
         from compute import celery_app  # noqa: F401
+
+        from . import services
+
+        graph_deleting.connect(services.graph_deleting, dispatch_uid="jobs.graph_deleting")

@@ -35,6 +35,7 @@ from builder.accounts.auth import token_id_user
 
 from . import events, selectors
 from .schema import JobBody
+from .serializers import job_data
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def _error(text: str) -> ErrorMessage:
 
 
 def _state(user: Any, job_id: int, share: str | None) -> StateMessage | None:
-    from .api import job_data
-
     job = selectors.watchable_job(user, job_id, share)
     if job is None:
         return None

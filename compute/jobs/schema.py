@@ -2,8 +2,8 @@
 `Dataset`, `Upload`), for the editor's generated TypeScript types. The events' schemas are
 generated from their TypedDicts (events.py); the others are written here, and a test checks
 them against the TypedDicts that type the bodies (`JobBody`, `UploadBody`,
-`DatasetListing`). builder.graphs.schema's post-processing hook puts them into the document;
-the views refer to them by $ref.
+`DatasetListing`). The post-processing hook `add_job_components` (SPECTACULAR_SETTINGS)
+puts them into the document; the views refer to them by $ref.
 
 `required` lists the members a body always has (see job_data, upload_data, events.to_event,
 DatasetEntry.to_dict); `nullable: true` marks those that may be null."""
@@ -15,7 +15,7 @@ from typing import Any, TypedDict, get_args
 
 from pydantic import TypeAdapter
 
-from builder.graphs.schema import object_schema, ref
+from builder.rest import add_components, object_schema, ref
 from compute.engine.datasets import KINDS
 
 from . import kinds
@@ -220,3 +220,9 @@ def components() -> dict[str, Any]:
 JOB_REF = ref("Job")
 JOBS_REF = {"type": "array", "items": ref("Job")}
 EVENT_PAGE_REF = ref("EventPage")
+
+
+def add_job_components(result: dict[str, Any], generator: Any, request: Any,
+                       public: bool) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: put the runs' bodies into the document."""
+    return add_components(result, components())

@@ -3,14 +3,15 @@ graph sees the runs of it that its owner published. Anything else is simply not 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from builder.graphs.models import ShareLink
-from builder.graphs.services import hash_token
+from builder.graphs.models import ShareLink, hash_token
 
 from .models import Job, JobEvent, Upload
 
@@ -72,12 +73,39 @@ def shared_jobs(share_token: str) -> QuerySet[Job]:
         "graph", "version", "upload")
 
 
-def queue_position(job: Job) -> int | None:
-    """1 for the next run its queue will start; None unless queued."""
-    if job.status != Job.Status.QUEUED:
-        return None
-    return Job.objects.filter(status=Job.Status.QUEUED, queue=job.queue,
-                              id__lt=job.id).count() + 1
+def queue_positions(jobs: Iterable[Job]) -> dict[int, int]:
+    """The place of each queued run in its queue (1: the next it starts), by run id, read
+    in one query however many there are; runs not queued have none."""
+    queued = [job for job in jobs if job.status == Job.Status.QUEUED]
+    if not queued:
+        return {}
+    ahead = Job.objects.filter(status=Job.Status.QUEUED).aggregate(**{
+        f"job_{job.id}": Count("id", filter=Q(queue=job.queue, id__lt=job.id))
+        for job in queued})
+    return {job.id: ahead[f"job_{job.id}"] + 1 for job in queued}
+
+
+# ?format= of a run's download: the file in its folder, and its content type.
+RESULT_FILES = {"weights": ("model.safetensors", "application/octet-stream"),
+                "onnx": ("model.onnx", "application/onnx"),
+                "pytorch": ("model.py", "text/x-python"),
+                "pytorch_weights": ("model.pt", "application/octet-stream")}
+
+
+def result_file(job: Job, fmt: str) -> tuple[Path, str, str]:
+    """The path, download name and content type of a run's result `fmt` (one of
+    RESULT_FILES); not found, saying why, when the run has none."""
+    key = "pytorch" if fmt == "pytorch_weights" else fmt
+    if key not in job.files:
+        why = job.files.get(f"{key}_error") or (
+            f"the run ended {job.status}" if job.finished else "the run has not ended")
+        raise Http404(f"run {job.id} has no {fmt} file: {why}")
+    name, content_type = RESULT_FILES[fmt]
+    path = job.folder / name
+    if not path.is_file():
+        raise Http404(f"run {job.id}'s {name} is missing from its folder")
+    stem = f"{job.graph.name}-run{job.id}".replace('"', "").replace(" ", "-")
+    return path, f"{stem}{path.suffix}", content_type
 
 
 def events_after(job: Job, since: int, *, types: list[str] | None = None,

@@ -27,6 +27,8 @@ from pydantic import ValidationError
 
 from builder import access
 from builder.graphs.models import Graph, GraphVersion
+from builder.rest import ApiError
+from compute.celery_app import app as celery_app
 from compute.engine import GraphError
 from compute.engine.datasets import (
     DATASETS,
@@ -45,15 +47,12 @@ from .models import Job, Upload
 log = logging.getLogger(__name__)
 Status = Job.Status
 NEW_ACCOUNT_AGE = timedelta(days=1)  # younger accounts share one queue budget
+RUN_JOB = "shipyard.run_job"  # tasks.run_job, sent by name: tasks imports this module
 
 
-class JobError(Exception):
-    """A request about runs that cannot be done; `status` is the HTTP status to answer."""
-
-    def __init__(self, message: str, *, status: int = 400, **details: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.details = details
+class JobError(ApiError):
+    """A request about runs that cannot be done: `JobError(message, status=400, **details)`
+    is answered `{"error": message, **details}` with that HTTP status."""
 
 
 # Submission
@@ -197,10 +196,12 @@ def enqueue(job: Job) -> None:
     """Hand the job's id to a worker on its queue, with Celery's limits behind the run's
     own: its soft limit (an exception in the run) a little after the run stops itself,
     the hard one (the process is killed) 30 s after the run's limit."""
-    from .tasks import run_job
-
-    run_job.apply_async(args=[job.id], queue=job.queue, time_limit=job.time_limit + 30,
-                        soft_time_limit=stop_after(job.time_limit) + 15)
+    # Sent by name (tasks imports this module), with what run_job.apply_async would add
+    # itself: ignore_result, without which a worker whose pool child was killed asks the
+    # (absent) result backend whether the task succeeded instead of handing it on.
+    celery_app.send_task(RUN_JOB, args=[job.id], queue=job.queue, ignore_result=True,
+                         time_limit=job.time_limit + 30,
+                         soft_time_limit=stop_after(job.time_limit) + 15)
 
 
 # Claiming and reporting (the worker's side)
@@ -424,6 +425,15 @@ def remove_folders(jobs: list[Job]) -> None:
     """The folders of runs whose rows are gone (their graph was deleted)."""
     for job in jobs:
         shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def graph_deleting(sender: type, *, graph: Graph, **kwargs: Any) -> None:
+    """builder.graphs' `graph_deleting` receiver (connected in JobsConfig.ready): the
+    graph's runs still going are cancelled (their rows go with the graph's), and their
+    folders are removed once the deletion is committed."""
+    runs = list(Job.objects.filter(graph=graph))
+    stop_runs(runs)
+    transaction.on_commit(lambda: remove_folders(runs))
 
 
 def set_published(job: Job, published: bool) -> Job:

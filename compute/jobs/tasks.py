@@ -22,7 +22,7 @@ from . import runner, services
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="shipyard.run_job", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=services.RUN_JOB, acks_late=True, reject_on_worker_lost=True,
              max_retries=None)
 def run_job(self, job_id: int) -> None:
     """Claim job `job_id` and train it; nothing when another worker has it or it ended."""

@@ -9,7 +9,7 @@ import copy
 import pytest
 from openapi_check import assert_conforms, response_schema
 
-from builder.graphs.schema import ref
+from builder.rest import ref
 from compute.engine import load_starter
 from compute.engine.graph import ID_PATTERN
 

@@ -372,13 +372,19 @@ def test_a_queued_run_is_cancelled_and_deleted_and_then_its_upload(
     assert api.delete(f"/api/uploads/{data['id']}").status_code == 204
 
 
-def test_deleting_a_graph_deletes_its_runs_and_their_folders(api: APIClient) -> None:
+def test_deleting_a_graph_deletes_its_runs_and_their_folders(
+        api: APIClient, django_capture_on_commit_callbacks: Any) -> None:
     graph = new_graph(api)
     job = post_job(api, graph=graph, dataset="digits").json()
     folder = Job.objects.get(id=job["id"]).folder
     folder.mkdir(parents=True)
-    assert api.delete(f"/api/graphs/{graph}").status_code == 204
-    assert not Job.objects.filter(id=job["id"]).exists() and not folder.exists()
+    with django_capture_on_commit_callbacks() as committed:
+        assert api.delete(f"/api/graphs/{graph}").status_code == 204
+    assert not Job.objects.filter(id=job["id"]).exists()
+    assert folder.exists()  # the folder goes once the deletion is committed, not before
+    for callback in committed:
+        callback()
+    assert not folder.exists()
 
 
 def test_the_answer_to_a_new_run_counts_its_queued_event(api: APIClient) -> None:

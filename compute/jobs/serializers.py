@@ -1,0 +1,144 @@
+"""Request bodies and queries of the runs' API (validated here), and the one place each
+response body is made (`job_data`, `jobs_data`, `upload_data`; their OpenAPI components are
+in schema.py).
+
+A query parameter that is not one of its choices is answered `{"error": "... must be one
+of ..."}` (an ApiError), not with the per-field form of a bad body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rest_framework import serializers
+
+from builder.rest import ApiError
+
+from . import events, selectors
+from .models import Job, JobEvent, Upload
+from .schema import JobBody, UploadBody
+
+MAX_ID = 2**31 - 1
+
+
+class JobCreateIn(serializers.Serializer):
+    graph = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                       help_text="Default: the latest. The run pins it.")
+    kind = serializers.ChoiceField(choices=["train"], default="train")
+    dataset = serializers.CharField(max_length=64, required=False,
+                                    help_text="A built-in dataset (GET /api/datasets).")
+    upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                      help_text="Or one of your uploads (POST /api/uploads).")
+    dataset_options = serializers.DictField(required=False)
+    config = serializers.DictField(required=False, help_text="Training settings (GET "
+                                   "/api/run-kinds). Missing ones take their defaults.")
+    time_limit = serializers.IntegerField(required=False, min_value=1,
+                                          help_text="Seconds; default and most: the "
+                                          "server's SHIPYARD_JOB_TIME_LIMIT.")
+    published = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("dataset" in attrs) == ("upload" in attrs):
+            raise serializers.ValidationError("give either a dataset or an upload")
+        return attrs
+
+
+class QueryText(serializers.Field):
+    """A query parameter as given, an empty one too, checked by its serializer's
+    validate()."""
+
+    allow_blank = True  # `?format=` is a bad format, not the default one
+
+    def to_internal_value(self, data: Any) -> str:
+        return str(data)
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class JobListQuery(serializers.Serializer):
+    graph = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    status = QueryText(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        wanted = attrs.pop("status", "")
+        if wanted and wanted not in Job.Status.values:
+            raise ApiError(f"status must be one of {', '.join(Job.Status.values)}")
+        return {**attrs, "status": wanted or None}
+
+
+class EventsQuery(serializers.Serializer):
+    since = serializers.IntegerField(min_value=0, max_value=MAX_ID, default=0)
+    types = QueryText(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        types = [t for t in attrs.pop("types", "").split(",") if t]
+        bad = sorted(set(types) - set(JobEvent.Type.values))
+        if bad:
+            raise ApiError(f"no event type {bad[0]!r}; types: "
+                           f"{', '.join(JobEvent.Type.values)}")
+        return {**attrs, "types": types}
+
+
+class JobDownloadQuery(serializers.Serializer):
+    format = QueryText(default="weights")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["format"] not in selectors.RESULT_FILES:
+            raise ApiError(f"format must be one of {', '.join(selectors.RESULT_FILES)}")
+        return attrs
+
+
+class JobPatchIn(serializers.Serializer):
+    published = serializers.BooleanField()
+
+
+class UploadIn(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=Upload.Kind.values, required=False,
+                                   help_text="Default: from the file name (.csv or text).")
+    target = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    task = serializers.ChoiceField(choices=["classification", "regression"],
+                                   default="classification")
+
+
+# Responses
+
+
+def job_data(job: Job) -> JobBody:
+    """One run (its queue position costs a query when it is queued)."""
+    return _job_data(job, selectors.queue_positions([job]).get(job.id))
+
+
+def jobs_data(jobs: Iterable[Job]) -> list[JobBody]:
+    """A page of runs, their queue positions read at once."""
+    page = list(jobs)
+    positions = selectors.queue_positions(page)
+    return [_job_data(job, positions.get(job.id)) for job in page]
+
+
+def _job_data(job: Job, position: int | None) -> JobBody:
+    files = {k: v for k, v in job.files.items() if not k.endswith("_error")}
+    metrics, nonfinite = events.latest_metrics(job.metrics)
+    return {
+        "id": job.id, "graph": job.graph_id, "graph_name": job.graph.name,
+        "version": job.version.number, "kind": job.kind, "dataset": job.dataset,
+        "upload": job.upload_id, "dataset_options": job.dataset_options,
+        "config": job.config, "queue": job.queue, "time_limit": job.time_limit,
+        "status": job.status, "step": job.step, "total_steps": job.total_steps,
+        "position": position, "attempts": job.attempts,
+        "device": job.device, "worker": job.worker, "error": job.error,
+        "cancel_requested": job.cancel_requested, "published": job.published,
+        "last_seq": job.last_seq, "metrics": metrics, "nonfinite": nonfinite,
+        "downloads": sorted(files), "download_errors": {
+            k[:-6]: v for k, v in job.files.items() if k.endswith("_error")},
+        "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at, "heartbeat_at": job.heartbeat_at,
+    }
+
+
+def upload_data(upload: Upload) -> UploadBody:
+    return {"id": upload.id, "name": upload.name, "kind": upload.kind, "task": upload.task,
+            "target": upload.target, "size": upload.size, "summary": upload.summary,
+            "created_at": upload.created_at}
