@@ -103,7 +103,7 @@ def test_up_serves_the_app_with_its_own_redis_and_worker_and_stops_on_ctrl_c(
             except OSError:
                 time.sleep(0.5)
         assert status == 200, "".join(lines) if proc.poll() is not None else "no answer"
-        assert any(b["type"] == "Linear" for b in json.loads(body))
+        assert any(b["type"] == "Linear" for b in json.loads(body)["blocks"])
         assert get(f"http://127.0.0.1:{port}/")[0] == 200
         # DEBUG is off: a missing page is the site's own 404, not Django's debug page.
         with pytest.raises(urllib.error.HTTPError) as missing:
