@@ -21,7 +21,15 @@ from compute.engine.datasets import DATASETS
 
 from . import events, kinds, selectors, services
 from .models import Job, JobEvent, Upload
-from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, JobBody, UploadBody
+from .schema import (
+    EVENT_PAGE_REF,
+    JOB_REF,
+    JOBS_REF,
+    RUN_CHECK_REF,
+    JobBody,
+    RunCheckBody,
+    UploadBody,
+)
 
 SHARE = OpenApiParameter("share", str, description="A share link's token: watch a run its "
                          "owner published, without logging in.")
@@ -312,3 +320,60 @@ class SharedJobListView(APIView):
     def get(self, request: Request, token: str) -> Response:
         """The runs of a shared graph that its owner published."""
         return Response([job_data(j) for j in selectors.shared_jobs(token)[:200]])
+
+
+class JobCheckIn(serializers.Serializer):
+    document = serializers.JSONField(required=False, help_text="A graph document, saved or "
+                                     "not (the editor's current one); or `graph`.")
+    graph = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    version = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False,
+                                       help_text="With `graph`; default: the latest.")
+    kind = serializers.ChoiceField(choices=["train"], default="train")
+    dataset = serializers.CharField(max_length=64, required=False)
+    upload = serializers.IntegerField(min_value=1, max_value=2**31 - 1, required=False)
+    dataset_options = serializers.DictField(required=False)
+    config = serializers.DictField(required=False)
+    time_limit = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("dataset" in attrs) == ("upload" in attrs):
+            raise serializers.ValidationError("give either a dataset or an upload")
+        if ("document" in attrs) == ("graph" in attrs):
+            raise serializers.ValidationError("give either a document or a graph")
+        if "document" in attrs and not isinstance(attrs["document"], dict):
+            raise serializers.ValidationError({"document": "a graph document is a JSON "
+                                               "object"})
+        if "version" in attrs and "graph" not in attrs:
+            raise serializers.ValidationError({"version": "a version goes with a graph"})
+        return attrs
+
+
+class JobCheckView(APIView):
+    @extend_schema(operation_id="jobs_check", request=JobCheckIn,
+                   responses={200: RUN_CHECK_REF, 400: ERROR, 404: ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        """Would POST /api/jobs queue this run? The same checks (the settings, the graph,
+        the dataset's fit), on a saved version or an unsaved document, and nothing is
+        stored: `ok`, the problems, and for a run that can start its queue and about how
+        long it takes on a CPU. 400 only for a body that is not a check's."""
+        body = _parsed(JobCheckIn, request.data)
+        if "graph" in body:
+            graph = graph_selectors.graph_of(request.user, body["graph"])
+            document = graph_selectors.version_of(graph, body.get("version")).document
+        else:
+            document = body["document"]
+        upload = (selectors.upload_of(request.user, body["upload"]) if "upload" in body
+                  else None)
+        answer: RunCheckBody
+        try:
+            plan = services.check_run(
+                document=document, dataset=body.get("dataset"), upload=upload,
+                dataset_options=body.get("dataset_options"), config=body.get("config"),
+                time_limit=body.get("time_limit"))
+        except services.JobError as exc:
+            answer = {"ok": False, "error": str(exc), "problems": services.problems_of(exc),
+                      "queue": None, "cpu_seconds": None}
+        else:
+            answer = {"ok": True, "error": None, "problems": [], "queue": plan.queue,
+                      "cpu_seconds": round(plan.cpu_seconds(), 1)}
+        return Response(answer)
