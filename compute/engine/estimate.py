@@ -6,8 +6,11 @@ twice its work), plus the evaluations every `eval_interval` steps (`eval_batches
 passes each) and a fixed cost a step that dominates tiny models (the optimizer, the batch,
 Python). The rates are measured, not guessed: tests/benchmarks/bench_estimate.py trains
 each starter for a few dozen steps on the CPU and prints the ratio of this estimate to the
-time taken. They were measured on 2 shared cores; a machine with more cores is faster, so
-the estimate errs long there, which is the safe side for a warning.
+time taken. Measured on 2 cores shared with other work, the estimate for char_gpt (the
+starter that takes minutes) was 0.5x to 3x the time taken, as the load on the cores varied;
+the small starters take seconds whatever the estimate says, start-up and noise dominating.
+A machine with more cores is faster, so the estimate errs long there: the safe side for a
+warning.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from __future__ import annotations
 from .training import TrainConfig
 
 # Sustained FLOPs a second of a training step on the CPU (float32, PyTorch's kernels).
-CPU_FLOPS_PER_SECOND = 5e9
+CPU_FLOPS_PER_SECOND = 1e10
 # The cost of a step that does not grow with the model, in seconds.
 CPU_SECONDS_PER_STEP = 0.004
-# Compiling, making the dataset and writing the exports: once a run, in seconds.
-CPU_SECONDS_PER_RUN = 3.0
+# Compiling and making the dataset, in a warm worker: once a run, in seconds.
+CPU_SECONDS_PER_RUN = 1.0
 
 
 def cpu_seconds(flops_per_sample: int, config: TrainConfig) -> float:
