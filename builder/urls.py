@@ -58,6 +58,7 @@ api_urls = [
     path("shared/<str:token>/inspect", api.SharedInspectView.as_view()),
     path("shared/<str:token>/jobs", jobs_api.SharedJobListView.as_view()),
     path("jobs", jobs_api.JobListView.as_view()),
+    path("jobs/check", jobs_api.JobCheckView.as_view()),
     path("jobs/<id:job_id>", jobs_api.JobDetailView.as_view()),
     path("jobs/<id:job_id>/cancel", jobs_api.JobCancelView.as_view()),
     path("jobs/<id:job_id>/metrics", jobs_api.JobEventsView.as_view()),

@@ -506,14 +506,15 @@ def check_fit(graph: GraphLike, dataset: Dataset) -> list[str]:
                             f"[B, {info.classes}], but {gets}")
         elif out.shape[0] != info.classes:
             problems.append(f"the model outputs {out.shape[0]} classes, but {name} has "
-                            f"{info.classes}")
+                            f"{info.classes}: {_widen(graph, out_id, info.classes)}")
     elif info.task == "regression":
         if out.rank != 1:
             problems.append(f"{name} has {info.targets} target value(s), so the model should "
                             f"output [B, {info.targets}], but {gets}")
         elif out.shape[0] != info.targets:
             problems.append(f"the model outputs {out.shape[0]} values, but {name} has "
-                            f"{info.targets} target value(s)")
+                            f"{info.targets} target value(s): "
+                            f"{_widen(graph, out_id, info.targets)}")
     else:
         length, vocab = dataset.target_spec.shape[0], info.vocab or 0
         if out.rank != 2:
@@ -535,6 +536,14 @@ def check_fit(graph: GraphLike, dataset: Dataset) -> list[str]:
                 problems.append(f"{name} uses token ids up to {info.vocab - 1}, but Embedding "
                                 f"'{n.id}' has only {rows} rows")
     return problems
+
+
+def _widen(graph: Graph, out_id: str, width: int | None) -> str:
+    """How to make the Output `width` wide: the fix clause of a width mismatch."""
+    feeder = graph.incoming.get(out_id, {}).get("in")
+    if feeder is not None and graph.node(feeder.node).type == "Linear":
+        return f"make the last Linear ('{feeder.node}') {width} wide (out_features {width})"
+    return f"end the model with a Linear {width} wide (out_features {width})"
 
 
 # Uploads.

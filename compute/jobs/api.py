@@ -21,9 +21,10 @@ from compute.engine.datasets import DATASETS
 
 from . import events, kinds, selectors, services
 from .models import Job
-from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF
+from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, RUN_CHECK_REF, RunCheckBody
 from .serializers import (
     EventsQuery,
+    JobCheckIn,
     JobCreateIn,
     JobDownloadQuery,
     JobListQuery,
@@ -225,3 +226,34 @@ class SharedJobListView(APIView):
     def get(self, request: Request, token: str) -> Response:
         """The runs of a shared graph that its owner published."""
         return Response(jobs_data(selectors.shared_jobs(token)[:200]))
+
+
+class JobCheckView(APIView):
+    @extend_schema(operation_id="jobs_check", request=JobCheckIn,
+                   responses={200: RUN_CHECK_REF, 400: ERROR, 404: ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        """Would POST /api/jobs queue this run? The same checks (the settings, the graph,
+        the dataset's fit), on a saved version or an unsaved document, and nothing is
+        stored: `ok`, the problems, and for a run that can start its queue and about how
+        long it takes on a CPU. 400 only for a body that is not a check's."""
+        body = parsed(JobCheckIn, request.data)
+        if "graph" in body:
+            graph = graph_selectors.graph_of(request.user, body["graph"])
+            document = graph_selectors.version_of(graph, body.get("version")).document
+        else:
+            document = body["document"]
+        upload = (selectors.upload_of(request.user, body["upload"]) if "upload" in body
+                  else None)
+        answer: RunCheckBody
+        try:
+            plan = services.check_run(
+                document=document, dataset=body.get("dataset"), upload=upload,
+                dataset_options=body.get("dataset_options"), config=body.get("config"),
+                time_limit=body.get("time_limit"))
+        except services.JobError as exc:
+            answer = {"ok": False, "error": str(exc), "problems": services.problems_of(exc),
+                      "queue": None, "cpu_seconds": None}
+        else:
+            answer = {"ok": True, "error": None, "problems": [], "queue": plan.queue,
+                      "cpu_seconds": round(plan.cpu_seconds(), 1)}
+        return Response(answer)

@@ -75,6 +75,16 @@ class UploadBody(TypedDict):
     created_at: datetime
 
 
+class RunCheckBody(TypedDict):
+    """What POST /api/jobs/check answers (`RunCheck`; api.JobCheckView)."""
+
+    ok: bool
+    error: str | None
+    problems: list[dict[str, Any]]
+    queue: str | None
+    cpu_seconds: float | None
+
+
 def _job() -> dict[str, Any]:
     return object_schema({
         "id": {"type": "integer"},
@@ -214,12 +224,26 @@ def components() -> dict[str, Any]:
         }, description="A kind of run and its settings (GET /api/run-kinds)."),
             # What the server serves (its default limits): the editor's tests read it.
             "example": kinds.run_kinds()[0]},
+        "RunCheck": object_schema({
+            "ok": {"type": "boolean", "description": "Whether POST /api/jobs would queue "
+                   "this run (the queue quotas aside)."},
+            "error": {"type": "string", "nullable": True, "description": "The first "
+                      "problem, as POST /api/jobs would give it; null when ok."},
+            "problems": {"type": "array", "items": ref("Problem"), "description": "Every "
+                         "problem of the first kind met, each naming its field (config.lr, "
+                         "dataset) or node."},
+            "queue": {"type": "string", "enum": ["cpu", "gpu"], "nullable": True,
+                      "description": "Where the run would wait; null unless ok."},
+            "cpu_seconds": {"type": "number", "nullable": True, "description": "About how "
+                            "many seconds it would train on a CPU; null unless ok."},
+        }, description="Whether a run could start (POST /api/jobs/check)."),
     }
 
 
 JOB_REF = ref("Job")
 JOBS_REF = {"type": "array", "items": ref("Job")}
 EVENT_PAGE_REF = ref("EventPage")
+RUN_CHECK_REF = ref("RunCheck")
 
 
 def add_job_components(result: dict[str, Any], generator: Any, request: Any,

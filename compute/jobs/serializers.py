@@ -103,6 +103,32 @@ class UploadIn(serializers.Serializer):
                                    default="classification")
 
 
+class JobCheckIn(serializers.Serializer):
+    document = serializers.JSONField(required=False, help_text="A graph document, saved or "
+                                     "not (the editor's current one); or `graph`.")
+    graph = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                       help_text="With `graph`; default: the latest.")
+    kind = serializers.ChoiceField(choices=["train"], default="train")
+    dataset = serializers.CharField(max_length=64, required=False)
+    upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
+    dataset_options = serializers.DictField(required=False)
+    config = serializers.DictField(required=False)
+    time_limit = serializers.IntegerField(required=False, min_value=1)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("dataset" in attrs) == ("upload" in attrs):
+            raise serializers.ValidationError("give either a dataset or an upload")
+        if ("document" in attrs) == ("graph" in attrs):
+            raise serializers.ValidationError("give either a document or a graph")
+        if "document" in attrs and not isinstance(attrs["document"], dict):
+            raise serializers.ValidationError({"document": "a graph document is a JSON "
+                                               "object"})
+        if "version" in attrs and "graph" not in attrs:
+            raise serializers.ValidationError({"version": "a version goes with a graph"})
+        return attrs
+
+
 # Responses
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from builder import access
 from builder.graphs.models import Graph, GraphVersion
 from builder.rest import ApiError
 from compute.celery_app import app as celery_app
-from compute.engine import GraphError
+from compute.engine import CheckedGraph, GraphError, Limits, analyze, estimate, load_graph
 from compute.engine.datasets import (
     DATASETS,
     DatasetError,
@@ -52,7 +53,13 @@ RUN_JOB = "shipyard.run_job"  # tasks.run_job, sent by name: tasks imports this 
 
 class JobError(ApiError):
     """A request about runs that cannot be done: `JobError(message, status=400, **details)`
-    is answered `{"error": message, **details}` with that HTTP status."""
+    is answered `{"error": message, **details}` with that HTTP status. `field` names the
+    member of the request at fault, where it is one (not part of the body)."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None,
+                 **details: Any) -> None:
+        super().__init__(message, status=status, **details)
+        self.field = field
 
 
 # Submission
@@ -71,7 +78,7 @@ def train_config(raw: Mapping[str, Any] | None) -> TrainConfig:
                        problems=[p.to_dict() for p in problems]) from None
 
 
-def load_upload(upload: Upload, document: dict[str, Any], seed: int = 0) -> Any:
+def load_upload(upload: Upload, document: dict[str, Any] | CheckedGraph, seed: int = 0) -> Any:
     """The `Dataset` an upload gives for a graph."""
     text = upload.path.read_text(encoding="utf-8", errors="replace")
     if upload.kind == Upload.Kind.CSV:
@@ -81,20 +88,77 @@ def load_upload(upload: Upload, document: dict[str, Any], seed: int = 0) -> Any:
                         title=f"{upload.name} (next character)")
 
 
-def _check_dataset(document: dict[str, Any], dataset: str, upload: Upload | None,
+def _check_dataset(graph: CheckedGraph, dataset: str, upload: Upload | None,
                    options: dict[str, Any], seed: int) -> None:
     try:
-        data = (load_upload(upload, document, seed) if upload is not None
-                else dataset_for(document, dataset, seed=seed, **options))
+        data = (load_upload(upload, graph, seed) if upload is not None
+                else dataset_for(graph, dataset, seed=seed, **options))
     except GraphError as exc:
         raise JobError("the graph is not valid; see problems",
                        problems=[p.to_dict() for p in exc.problems]) from None
     except (DatasetError, TypeError, ValueError) as exc:
-        raise JobError(str(exc)) from None
-    problems = check_fit(document, data)
+        raise JobError(str(exc), field="dataset_options" if options else "dataset") from None
+    problems = check_fit(graph, data)
     if problems:
         raise JobError(f"{data.info.name} does not fit this graph: {problems[0]}",
-                       problems=problems)
+                       problems=problems, field="upload" if upload else "dataset")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run that passed every check will be: its settings, its queue, its time
+    limit and dataset options, and the graph they were checked against."""
+
+    train: TrainConfig
+    queue: str
+    time_limit: int
+    options: dict[str, Any]
+    graph: CheckedGraph
+
+    def cpu_seconds(self) -> float:
+        """About how long it takes on a CPU (see compute.engine.estimate)."""
+        flops = analyze(self.graph, Limits.from_env(), flops=True).flops or 0
+        return estimate.cpu_seconds(flops, self.train)
+
+
+def check_run(*, document: Any, dataset: str | None = None, upload: Upload | None = None,
+              dataset_options: dict[str, Any] | None = None,
+              config: dict[str, Any] | None = None,
+              time_limit: int | None = None) -> RunPlan:
+    """Every check a run must pass before it is queued: the dataset and its options, the
+    settings, the time limit, the graph's validity and the dataset's fit. submit_job runs
+    it, and so does the run form's live check (POST /api/jobs/check), so the two cannot
+    disagree. Raises JobError for the first kind of problem met, with all of that kind."""
+    options = dict(dataset_options or {})
+    if upload is None:
+        if dataset not in DATASETS:
+            raise JobError(f"no dataset named {dataset!r}; datasets: {', '.join(DATASETS)}, "
+                           "or an upload", field="dataset")
+    elif options:
+        raise JobError("an upload takes no dataset_options", field="dataset_options")
+    train = train_config(config)
+    limit = settings.JOB_HARD_TIME_LIMIT
+    if time_limit is not None and not 10 <= time_limit <= limit:
+        raise JobError(f"time_limit must be between 10 and {limit} seconds "
+                       f"(SHIPYARD_JOB_TIME_LIMIT), got {time_limit}", field="time_limit")
+    try:
+        graph = load_graph(document)
+    except GraphError as exc:
+        raise JobError("the graph is not valid; see problems",
+                       problems=[p.to_dict() for p in exc.problems]) from None
+    _check_dataset(graph, dataset or "", upload, options, train.seed)
+    queue = {"cpu": "cpu", "cuda": "gpu"}.get(train.device, settings.JOB_AUTO_QUEUE)
+    return RunPlan(train=train, queue=queue, time_limit=time_limit or limit,
+                   options=options, graph=graph)
+
+
+def problems_of(error: JobError) -> list[dict[str, Any]]:
+    """A JobError's problems, each a `Problem` ({field, message, node}): the settings' and
+    the graph's as they are, the fit's sentences and a lone message under the error's
+    field."""
+    found = error.details.get("problems") or [str(error)]
+    return [p if isinstance(p, dict) else {"field": error.field, "message": p, "node": None}
+            for p in found]
 
 
 def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
@@ -102,21 +166,11 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
                dataset_options: dict[str, Any] | None = None,
                config: dict[str, Any] | None = None, time_limit: int | None = None,
                published: bool = False) -> Job:
-    """Check everything a run needs, then queue it. Nothing is queued on any problem."""
-    options = dict(dataset_options or {})
-    if upload is None:
-        if dataset not in DATASETS:
-            raise JobError(f"no dataset named {dataset!r}; datasets: {', '.join(DATASETS)}, "
-                           "or an upload")
-    elif options:
-        raise JobError("an upload takes no dataset_options")
-    train = train_config(config)
-    limit = settings.JOB_HARD_TIME_LIMIT
-    if time_limit is not None and not 10 <= time_limit <= limit:
-        raise JobError(f"time_limit must be between 10 and {limit} seconds "
-                       f"(SHIPYARD_JOB_TIME_LIMIT), got {time_limit}")
-    _check_dataset(version.document, dataset or "", upload, options, train.seed)
-    queue = {"cpu": "cpu", "cuda": "gpu"}.get(train.device, settings.JOB_AUTO_QUEUE)
+    """Check everything a run needs (check_run), then queue it. Nothing is queued on any
+    problem."""
+    plan = check_run(document=version.document, dataset=dataset, upload=upload,
+                     dataset_options=dataset_options, config=config, time_limit=time_limit)
+    train, options = plan.train, plan.options
 
     with transaction.atomic():
         # Lock the owner's row so that two submissions at once count each other (PostgreSQL;
@@ -128,11 +182,12 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
             raise JobError(f"you have {queued} runs waiting in the queue, the most allowed "
                            "(SHIPYARD_MAX_QUEUED_JOBS); cancel one or wait for one to start",
                            status=429)
-        _check_queued_time(owner, time_limit or limit)
+        _check_queued_time(owner, plan.time_limit)
         job = Job.objects.create(
             owner=owner, graph=graph, version=version, dataset="upload" if upload else dataset,
-            dataset_options=options, upload=upload, config=train.model_dump(), queue=queue,
-            time_limit=time_limit or limit, total_steps=train.steps, published=published)
+            dataset_options=options, upload=upload, config=train.model_dump(),
+            queue=plan.queue, time_limit=plan.time_limit, total_steps=train.steps,
+            published=published)
         events.store(job.id, [events.status_event(job)])
     job.refresh_from_db()
     try:

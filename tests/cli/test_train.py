@@ -49,7 +49,8 @@ def test_train_refuses_a_dataset_that_does_not_fit_with_every_reason(
     assert cmd_train([str(mlp_file), "--dataset", "spirals"]) == 1
     err = capsys.readouterr().err
     assert "error: spirals gives float32 [B, 2], but Input 'x' expects float32 [B, 64]" in err
-    assert "error: the model outputs 10 classes, but spirals has 3" in err
+    assert ("error: the model outputs 10 classes, but spirals has 3: make the last Linear "
+            "('logits') 3 wide (out_features 3)") in err
 
 
 def test_train_reads_a_csv_upload_and_reports_its_errors(

@@ -2,7 +2,7 @@
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
   BlockCatalog, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
-  RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+  RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
 export interface ErrorBody {
@@ -188,6 +188,10 @@ export const api = {
     graph: number; version?: number; dataset?: string; upload?: number;
     dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
   }) => request<Job>("POST", "/api/jobs", body),
+  checkJob: (body: {
+    document: GraphDocument; dataset?: string; upload?: number;
+    dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
+  }, signal?: AbortSignal) => request<RunCheck>("POST", "/api/jobs/check", body, { signal }),
   cancelJob: (id: number) => request<Job>("POST", `/api/jobs/${id}/cancel`),
   publishJob: (id: number, published: boolean) => request<Job>("PATCH", `/api/jobs/${id}`, { published }),
   events: (id: number, since: number, share?: string, types?: string) =>

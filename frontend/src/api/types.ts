@@ -40,3 +40,4 @@ export type EventPage = S["EventPage"];
 export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
 export type RunKind = S["RunKind"];
+export type RunCheck = S["RunCheck"];

@@ -8,6 +8,8 @@ import { useEffect, useId, useMemo, useRef, useState } from "react";
 import { api } from "../api/client";
 import type { Job } from "../api/types";
 import { SchemaField, type ObjectSchema } from "../editor/SchemaField";
+import { useEditor } from "../store/editor";
+import { cpuNotice, createRunCheck, startGate, type CheckBody, type CheckState } from "./check";
 import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings, type Setting } from "./config";
 import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
@@ -227,6 +229,11 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   const touched = useRef(false);
   const errorRef = useRef<HTMLParagraphElement>(null);
   const datasetId = useId();
+  // The graph as it is in the editor now, saved or not: what the live check looks at.
+  const graphDoc = useEditor((s) => (s.ready && !s.readOnly ? s.doc : null));
+  const [check, setCheck] = useState<CheckState>({ status: "idle" });
+  const checker = useMemo(() => createRunCheck({ check: (body, signal) => api.checkJob(body, signal), onChange: setCheck }), []);
+  useEffect(() => () => checker.stop(), [checker]);
 
   useEffect(() => {
     if (startError) errorRef.current?.scrollIntoView?.({ block: "nearest" });
@@ -255,15 +262,33 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
     prefilled.current = true;
     setValues((v) => ({ ...initialValues(schema), ...v }));
   }, [schema]);
-  // The server's problems, by setting: each marks its field.
+  // What the run would be: checked live, and again when Start is pressed.
+  const checkBody = (): CheckBody | null => {
+    if (!graphDoc || !dataset) return null;
+    const { options: datasetOptions, errors: optionErrors } = buildDatasetOptions(optionNames, options);
+    if (Object.keys(optionErrors).length) return null;
+    return {
+      document: graphDoc,
+      config: buildConfig(values),
+      ...(upload ? { upload: upload.id } : { dataset, ...(Object.keys(datasetOptions).length ? { dataset_options: datasetOptions } : {}) }),
+    };
+  };
+  const body = checkBody();
+  useEffect(() => {
+    checker.request(body);
+  });
+  const gate = startGate(check);
+  const notice = cpuNotice(check);
+  // The server's problems, by setting: each marks its field (the live check's first).
   const serverProblems = useMemo(() => {
     const found: Record<string, string> = {};
-    for (const p of startProblems) {
+    const problems = check.status === "done" && !check.result.ok ? check.result.problems : startProblems;
+    for (const p of problems) {
       const name = settingOf(p.field);
       if (name && !(name in found)) found[name] = p.message;
     }
     return found;
-  }, [startProblems]);
+  }, [startProblems, check]);
   const isAdvanced = (names: string[]) => advancedSettings.some(([name]) => names.includes(name));
   useEffect(() => {
     if (advancedSettings.some(([name]) => name in serverProblems)) setAdvanced(true);
@@ -289,6 +314,9 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
       if (isAdvanced(Object.keys(invalid))) setAdvanced(true);
       return;
     }
+    // Nothing is saved for a run that cannot start.
+    const now = checkBody();
+    if (now && startGate(await checker.now(now)).blocked) return;
     setSaving(true);
     let saved: { graphId: number; version: number } | null;
     try {
@@ -374,12 +402,26 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
         </div>
       </details>
       <div className="runs-actions">
-        <button type="submit" className="primary" disabled={busy} aria-busy={busy || undefined}>
+        <button
+          type="submit"
+          className="primary"
+          data-testid="run-start"
+          disabled={busy || gate.blocked}
+          aria-busy={busy || undefined}
+          aria-describedby={gate.blocked ? `${datasetId}-check` : undefined}
+          title={gate.reason ? `This run cannot start: ${gate.reason}` : undefined}
+        >
           Start run
         </button>
         {saving && <span className="runs-muted">Saving the graph…</span>}
         {starting && <span className="runs-muted">Starting…</span>}
       </div>
+      {gate.reason && (
+        <p id={`${datasetId}-check`} className="runs-error" data-testid="run-check">
+          This run cannot start: {gate.reason}
+        </p>
+      )}
+      {notice && <p className="runs-warn" data-testid="run-cpu-notice">{notice}</p>}
       {general.map((message) => (
         <p key={message} className="runs-error" role="alert">{message}</p>
       ))}

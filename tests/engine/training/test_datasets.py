@@ -170,10 +170,23 @@ def test_a_dataset_of_the_wrong_shape_says_what_it_gives_and_what_the_input_expe
 def test_a_classifier_with_the_wrong_number_of_classes_is_told_both_numbers() -> None:
     assert check_fit(load_starter("mlp"), make_dataset("spirals")) == [
         "spirals gives float32 [B, 2], but Input 'x' expects float32 [B, 64]",
-        "the model outputs 10 classes, but spirals has 3"]
+        "the model outputs 10 classes, but spirals has 3: make the last Linear ('logits') "
+        "3 wide (out_features 3)"]
     doc = chain([2], node("fc", "Linear", out_features=10))
     assert check_fit(doc, make_dataset("moons")) == [
-        "the model outputs 10 classes, but moons has 2"]
+        "the model outputs 10 classes, but moons has 2: make the last Linear ('fc') 2 wide "
+        "(out_features 2)"]
+
+
+def test_a_64_wide_classifier_for_the_10_digits_is_told_how_to_fix_it() -> None:
+    doc = chain([64], node("hidden", "Linear", out_features=64), node("act", "ReLU"))
+    assert check_fit(doc, make_dataset("digits")) == [
+        "the model outputs 64 classes, but digits has 10: end the model with a Linear 10 "
+        "wide (out_features 10)"]
+    doc = chain([64], node("head", "Linear", out_features=64))
+    assert check_fit(doc, make_dataset("digits")) == [
+        "the model outputs 64 classes, but digits has 10: make the last Linear ('head') 10 "
+        "wide (out_features 10)"]
 
 
 def test_a_sequence_model_is_checked_for_positions_vocabulary_and_embedding_rows() -> None:

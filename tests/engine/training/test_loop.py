@@ -295,7 +295,9 @@ def test_train_graph_refuses_a_dataset_that_does_not_fit_before_training(
 
     with pytest.raises(FitError) as caught:
         train_graph(load_starter("mlp"), "spirals", TrainConfig(steps=1), out_dir=tmp_path)
-    assert caught.value.problems[-1] == "the model outputs 10 classes, but spirals has 3"
+    assert caught.value.problems[-1] == ("the model outputs 10 classes, but spirals has 3: "
+                                         "make the last Linear ('logits') 3 wide "
+                                         "(out_features 3)")
     assert not (tmp_path / "model.safetensors").exists()
 
 
