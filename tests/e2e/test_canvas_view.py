@@ -13,7 +13,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import ARTIFACTS
 from editor_ui import (
     document,
     drag_node,
@@ -29,6 +28,7 @@ from editor_ui import (
     wait_until,
     wait_view_settled,
 )
+from livestack import ROOT
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ SIZES: dict[str, ViewportSize] = {
     "1280x720": {"width": 1280, "height": 720},
 }
 STARTERS = ["char_gpt", "mlp", "cnn", "resnet", "transformer_classifier"]
-RECORD = ARTIFACTS / "canvas-view.jsonl"
+RECORD = ROOT / "test-artifacts" / "e2e" / "canvas-view.jsonl"
 
 
 def _graph_at(doc: dict[str, Any], scope: list[str]) -> dict[str, Any]:
