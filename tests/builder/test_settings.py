@@ -170,7 +170,7 @@ def test_the_asgi_app_routes_http_and_websockets(db):
 
     response = asyncio.run(fetch())
     assert response["status"] == 200
-    assert json.loads(response["body"])[0]["type"]
+    assert json.loads(response["body"])["blocks"][0]["type"]
 
 
 def test_every_model_change_has_a_migration(db):
