@@ -108,7 +108,63 @@ class SampleEvent(_Numbered):
     text: str
 
 
-Event = StatusEvent | MetricEvent | AttentionEvent | SampleEvent
+class ProgressEvent(_Numbered):
+    """How far a benchmark is: "onnxruntime, batch 64: 40/100"."""
+
+    type: Literal["progress"]
+    backend: Annotated[str, Field(description="eager, compile, onnxruntime, eager_bf16 or "
+                                              "compile_bf16.")]
+    batch: int
+    done: Annotated[int, Field(description="Repetitions done (warm-up ones included).")]
+    total: int
+
+
+class BenchmarkEvent(_Numbered):
+    """One backend at one batch size, measured; or why that backend cannot run the model
+    (`error`, its figures null)."""
+
+    type: Literal["benchmark"]
+    backend: str
+    batch: int
+    error: Annotated[str, Field(description="Empty when it ran; else the reason, one "
+                                            "sentence.")]
+    latency_ms_median: float | None
+    latency_ms_p95: float | None
+    samples_per_s: float | None
+    tokens_per_s: Annotated[float | None, Field(description="Token models only.")]
+    peak_memory_bytes: Annotated[int | None, Field(description="CUDA: max_memory_allocated; "
+                                                              "CPU: the peak RSS.")]
+    flops_per_s: Annotated[float | None, Field(description="The inspected FLOP count over "
+                                                           "the median latency.")]
+    max_abs_diff: Annotated[float | None, Field(description="Largest output difference to "
+                                                            "eager on the same inputs.")]
+    within_tolerance: Annotated[bool, Field(description="False: flagged, not ranked "
+                                                        "(docs/benchmarks.md).")]
+
+
+class NodeCost(TypedDict):
+    node: Annotated[str, Field(description="The graph node's id; inside a Repeat, "
+                                           "'<repeat id>.<copy>.<inner id>' per copy.")]
+    parent: Annotated[str | None, Field(description="The Repeat holding it, if any.")]
+    type: str
+    ms: float
+    share: Annotated[float, Field(description="Of the forward time, 0 to 1.")]
+    flops: int
+    flops_per_s: float | None
+
+
+class NodeCostsEvent(_Numbered):
+    """Where the forward time goes, per graph node (eager, at one batch size)."""
+
+    type: Literal["node_costs"]
+    backend: str
+    batch: int
+    method: Annotated[str, Field(description="How it was measured (docs/benchmarks.md).")]
+    nodes: list[NodeCost]
+
+
+Event = (StatusEvent | MetricEvent | AttentionEvent | SampleEvent | ProgressEvent
+         | BenchmarkEvent | NodeCostsEvent)
 
 # By their `type`, in the order of `Event`: what the schema and the API's filter list.
 EVENT_TYPES: dict[str, type] = {
@@ -224,6 +280,9 @@ def to_event(row: JobEvent) -> Event:
                 "scale": data["scale"], "data": data["data"]}
     if row.type == JobEvent.Type.SAMPLE:
         return {"type": "sample", "seq": seq, "step": step, "time": at, "text": data["text"]}
+    if row.type in (JobEvent.Type.PROGRESS, JobEvent.Type.BENCHMARK, JobEvent.Type.NODE_COSTS):
+        # Stored whole in `data`: these are read back as they were written.
+        return cast(Event, {"type": row.type, "seq": seq, "step": step, "time": at, **data})
     raise ValueError(f"event {row.job_id}#{row.seq} has an unknown type {row.type!r}")
 
 

@@ -65,6 +65,14 @@ class Job(models.Model):
                                related_name="jobs")
     config = models.JSONField(default=dict, help_text="The training configuration, complete.")
     queue = models.CharField(max_length=16, default="cpu")
+    priority = models.SmallIntegerField(default=0, help_text="Higher starts sooner; set by "
+                                        "an administrator (docs/queue.md).")
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="retries", help_text="The failed or cancelled "
+                                 "run an administrator requeued as this one.")
+    weights_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="weights_used_by", help_text="The finished "
+                                   "training run whose weights this run uses.")
     time_limit = models.PositiveIntegerField(help_text="Seconds a run may take.")
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -87,6 +95,8 @@ class Job(models.Model):
     files = models.JSONField(default=dict, blank=True, help_text="Results: format → file "
                              "name in the run's folder, or the error that kept it from "
                              "being made.")
+    result = models.JSONField(default=dict, blank=True, help_text="What a benchmark (or "
+                              "FPGA) run measured: its machine, rows and per-node costs.")
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -122,6 +132,9 @@ class JobEvent(models.Model):
         METRIC = "metric"
         ATTENTION = "attention"
         SAMPLE = "sample"
+        PROGRESS = "progress"
+        BENCHMARK = "benchmark"
+        NODE_COSTS = "node_costs"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()
@@ -139,3 +152,90 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}#{self.seq} {self.type}"
+
+
+class Queue(models.Model):
+    """A compute queue's state as administrators set it (a row exists once it is touched:
+    a queue without one is running)."""
+
+    name = models.CharField(max_length=16, primary_key=True)
+    paused = models.BooleanField(default=False, help_text="Nothing new starts here; runs "
+                                 "going on go on.")
+    paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                  on_delete=models.SET_NULL, related_name="+")
+    paused_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (paused)' if self.paused else ''}"
+
+
+class Worker(models.Model):
+    """A worker process that serves queues, as it last said it was (heartbeat)."""
+
+    hostname = models.CharField(max_length=200, unique=True, help_text="Celery's node name.")
+    host = models.CharField(max_length=200, blank=True)
+    queues = models.JSONField(default=list)
+    pool = models.CharField(max_length=32, blank=True)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    device = models.CharField(max_length=200, blank=True, help_text="GPU name, or the CPU "
+                              "model and cores.")
+    memory = models.PositiveBigIntegerField(null=True, blank=True, help_text="GPU memory, "
+                                            "bytes.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    draining = models.BooleanField(default=False, help_text="Finishes its runs and takes "
+                                   "no more.")
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class Quota(models.Model):
+    """Limits for one user or one group, over the defaults in settings (an empty field:
+    the default; a user's quota wins over their groups', and of several groups the most
+    generous wins)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                on_delete=models.CASCADE, related_name="quota")
+    group = models.OneToOneField("auth.Group", null=True, blank=True,
+                                 on_delete=models.CASCADE, related_name="quota")
+    max_queued = models.PositiveIntegerField(null=True, blank=True)
+    max_running = models.PositiveIntegerField(null=True, blank=True)
+    max_run_seconds = models.PositiveIntegerField(null=True, blank=True)
+    max_parameters = models.PositiveBigIntegerField(null=True, blank=True)
+    gpu_hours_per_day = models.FloatField(null=True, blank=True)
+    gpu_hours_per_week = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=models.Q(user__isnull=False, group__isnull=True)
+            | models.Q(user__isnull=True, group__isnull=False),
+            name="quota_of_user_or_group")]
+
+    def __str__(self) -> str:
+        return f"quota of {self.user or self.group}"
+
+
+class AdminAction(models.Model):
+    """One thing an administrator did to the queue: who, what, when, on which run, queue
+    or worker."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    action = models.CharField(max_length=32)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE,
+                            related_name="admin_actions")
+    queue = models.CharField(max_length=16, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} at {self.at:%Y-%m-%d %H:%M}"

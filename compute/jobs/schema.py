@@ -136,8 +136,22 @@ def _job() -> dict[str, Any]:
 def openapi_schema(kind: type) -> dict[str, Any]:
     """A TypedDict's JSON Schema (pydantic's) in the OpenAPI 3.0 dialect of the rest of the
     document: a constant as a one-value enum, `nullable: true` for a null alternative, no
-    titles. Only what typed dicts of plain values need (no $defs)."""
-    return _openapi_3_0(TypeAdapter(kind).json_schema())
+    titles. A typed dict inside another (a benchmark's per-node costs) is written in place."""
+    schema = TypeAdapter(kind).json_schema()
+    return _openapi_3_0(_inlined(schema, schema.pop("$defs", {})))
+
+
+def _inlined(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with each `{"$ref": "#/$defs/X"}` replaced by X itself."""
+    if isinstance(schema, list):
+        return [_inlined(s, defs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/$defs/")
+        return _inlined({**defs[name], **{k: v for k, v in schema.items() if k != "$ref"}},
+                        defs)
+    return {key: _inlined(value, defs) for key, value in schema.items()}
 
 
 def _openapi_3_0(schema: Any) -> Any:

@@ -49,7 +49,8 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     assert schemas["EventPage"]["properties"]["events"]["items"] == ref("JobEvent")
     event = schemas["JobEvent"]
     kinds = {"status": "StatusEvent", "metric": "MetricEvent", "attention": "AttentionEvent",
-             "sample": "SampleEvent"}
+             "sample": "SampleEvent", "progress": "ProgressEvent", "benchmark": "BenchmarkEvent",
+             "node_costs": "NodeCostsEvent"}
     assert event["oneOf"] == [ref(name) for name in kinds.values()]
     assert event["discriminator"] == {"propertyName": "type", "mapping": {
         type_: ref(name)["$ref"] for type_, name in kinds.items()}}

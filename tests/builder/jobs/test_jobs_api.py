@@ -416,10 +416,13 @@ def test_a_flood_of_metrics_is_sent_at_most_10_times_a_second_and_nothing_is_los
         publisher.put(metric_event(step, "train_loss", 1.0 / (step + 1)))
         time.sleep(0.001)
     publisher.close()
-    assert time.monotonic() - began < 5
+    elapsed = time.monotonic() - began
+    assert elapsed < 5
     assert all(later - earlier >= 0.99 for earlier, later in zip(sends, sends[10:],
                                                                  strict=False))
-    assert 10 <= len(sends) <= 30
+    # At most 10 in any second (above), so about 10 per second the flood lasted (on a
+    # loaded machine the 1.5 s loop takes longer; the bound grows with it).
+    assert 10 <= len(sends) <= 10 * elapsed + 5
     steps = [e["step"] for e in api.get(f"/api/jobs/{job.id}/metrics",
                                         {"types": "metric"}).json()["events"]]
     assert steps == list(range(1500))
