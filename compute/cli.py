@@ -33,7 +33,16 @@ class UsageError(Exception):
 
 def _print_problems(problems: Sequence[Any]) -> None:
     for p in problems:
-        print(f"error: {p}", file=sys.stderr)
+        print(f"error: {terminal_safe(str(p))}", file=sys.stderr)
+
+
+def terminal_safe(text: str) -> str:
+    """`text` as a terminal may show it: control characters (escape sequences that would
+    retitle the window, move the cursor or hide the line) and bidirectional overrides are
+    written as escapes (`\\x1b`, `\\u202e`), never sent raw. A graph's name is the user's
+    own words, and a shared graph is someone else's."""
+    return "".join(c if c.isprintable() and not 0x202A <= ord(c) <= 0x202E
+                   and not 0x2066 <= ord(c) <= 0x2069 else repr(c)[1:-1] for c in text)
 
 
 def _read_graph_source(path: str) -> Any:
@@ -344,7 +353,7 @@ def cmd_train(argv: list[str]) -> int:
         progress.stop_requested = True
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    name = graph.name or Path(args.file).name
+    name = terminal_safe(graph.name or Path(args.file).name)
     title = data.info.title if isinstance(data, Dataset) else args.dataset
     print(f"training {name} on {title}: steps {start}→{config.steps}, batch "
           f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, device "

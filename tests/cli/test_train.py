@@ -33,6 +33,20 @@ def test_train_prints_lines_without_a_terminal_and_a_summary_with_the_weights(
     assert (out / "checkpoints" / "step-000100.safetensors").is_file()
 
 
+def test_train_prints_a_hostile_graph_name_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A name that would retitle the terminal, ring its bell and reverse the line after it.
+    graph = load_starter("mlp") | {"name": "x\x1b]0;owned\x07\u202egnp.exe\r"}
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(graph))
+    code = cmd_train([str(path), "--dataset", "digits", "--steps", "2",
+                      "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert not any(c in err for c in "\x1b\x07\u202e\r")
+    assert "training x\\x1b]0;owned\\x07\\u202egnp.exe\\r on " in err
+
+
 def test_train_resumes_from_a_run_folder(mlp_file: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = str(tmp_path / "run")
