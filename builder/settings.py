@@ -250,11 +250,14 @@ CACHES = {
 # Who may tell us a client's address in X-Forwarded-For: addresses or networks (CIDR) of
 # your reverse proxies. Empty: the connection's own address is the client's.
 SHIPYARD_TRUSTED_PROXIES = trusted_proxies("SHIPYARD_TRUSTED_PROXIES")
-# Failed logins (form and /api/auth/token) allowed per account and per client address in a
-# window; the next is refused with 429, right password or not, until the window ends.
+# Failed logins (form and /api/auth/token) allowed in a window per account from one client
+# address, per account from any address, and per client address; the next is refused with
+# 429, right password or not, until the window ends.
 SHIPYARD_LOGIN_WINDOW_SECONDS = env_int("SHIPYARD_LOGIN_WINDOW_SECONDS", 900, minimum=1)
 SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT = env_int("SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT", 10,
                                               minimum=1)
+SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT_ANYWHERE = env_int(
+    "SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT_ANYWHERE", 100, minimum=1)
 SHIPYARD_LOGIN_FAILURES_PER_ADDRESS = env_int("SHIPYARD_LOGIN_FAILURES_PER_ADDRESS", 30,
                                               minimum=1)
 # Accounts one client address may make per window.

@@ -1,11 +1,14 @@
 """Limits on guessing passwords and on making accounts, kept in the shared cache (Redis), so
 that every web process counts the same attempts.
 
-A login reserves a slot in two counters before the password is checked: one for the
-account tried and one for the client's address. A success gives both slots back; a failure
-keeps them. Once a counter is full, the next attempt is refused, right password or not,
-until its window ends. Reserving first (an atomic increment) means that parallel requests
-cannot all slip in before the first failure is counted. Sign-ups count accounts made per
+A login reserves a slot in three counters before the password is checked: one for the
+account tried from the client's address, one for the account from any address (a larger
+one: it stops guessing spread over many addresses), and one for the client's address. A
+success gives the slots back; a failure keeps them. So one client guessing an account's
+password locks that account for itself only: its owner, elsewhere, still logs in. Once a
+counter is full, the next attempt is refused, right password or not, until its window
+ends. Reserving first (an atomic increment) means that parallel requests cannot all slip
+in before the first failure is counted. Sign-ups count accounts made per
 address the same way.
 
 The client's address is the connection's, unless that connection comes from a proxy named
@@ -67,11 +70,12 @@ class Limit:
     window: int
 
 
-def login_limits() -> tuple[Limit, Limit]:
-    return (Limit("login-account", settings.SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT,
-                  settings.SHIPYARD_LOGIN_WINDOW_SECONDS),
-            Limit("login-address", settings.SHIPYARD_LOGIN_FAILURES_PER_ADDRESS,
-                  settings.SHIPYARD_LOGIN_WINDOW_SECONDS))
+def login_limits() -> tuple[Limit, Limit, Limit]:
+    window = settings.SHIPYARD_LOGIN_WINDOW_SECONDS
+    return (Limit("login-account", settings.SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT, window),
+            Limit("login-account-anywhere",
+                  settings.SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT_ANYWHERE, window),
+            Limit("login-address", settings.SHIPYARD_LOGIN_FAILURES_PER_ADDRESS, window))
 
 
 def signup_limit() -> Limit:
@@ -143,8 +147,11 @@ class Attempt:
 
 
 def login_attempt(*, username: str, address: str) -> Attempt:
-    account, per_address = login_limits()
-    return Attempt([(account, username.strip().casefold()), (per_address, address)])
+    from_here, anywhere, per_address = login_limits()
+    account = username.strip().casefold()
+    # (The address after the name: a name holds any character, an address no NUL.)
+    return Attempt([(from_here, f"{account}\0{address}"), (anywhere, account),
+                    (per_address, address)])
 
 
 def signup_attempt(*, address: str) -> Attempt:

@@ -34,27 +34,42 @@ def test_throttles_count_in_redis_that_every_process_shares(user: User) -> None:
     # Seen from a connection of its own, as another web process would see it.
     other = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
     assert [int(other.get(key)) for key in other.keys("shipyard-cache:1:throttle:login-*")
-            if not key.endswith(b":start")] == [1, 1]
+            if not key.endswith(b":start")] == [1, 1, 1]
 
 
-def test_the_11th_login_for_an_account_is_refused_even_with_the_right_password(
+def test_the_11th_login_for_an_account_from_one_address_is_refused_even_with_the_right_password(
         user: User, password: str, anon: APIClient) -> None:
+    guesser = {"REMOTE_ADDR": "198.51.100.7"}
     for i in range(10):
-        # From ten addresses: the account's own limit is what stops the eleventh.
-        assert token(anon, "ada", f"guess-{i}", REMOTE_ADDR=f"198.51.100.{i}").status_code == 401
-    refused = token(anon, "ada", password, REMOTE_ADDR="198.51.100.99")
+        assert token(anon, "ada", f"guess-{i}", **guesser).status_code == 401
+    refused = token(anon, "ada", password, **guesser)
     assert refused.status_code == 429
     body = refused.json()
     assert body["error"].startswith("too many failed logins: try again in 15 minutes")
     assert 850 <= int(refused["Retry-After"]) <= 900 and body["retry_after"] == int(
         refused["Retry-After"])
-    page = form_login(Client(), "ADA ", password, REMOTE_ADDR="198.51.100.98")
+    page = form_login(Client(), "ADA ", password, **guesser)
     assert page.status_code == 429 and int(page["Retry-After"]) > 0
     assert b"too many failed logins: try again in 15 minutes" in page.content
     assert "_auth_user_id" not in page.wsgi_request.session
-    # Another account is not locked by ada's.
+    # Another account is not locked by ada's, even from the guesser's address.
     User.objects.create_user("bob", password=password)
-    assert token(anon, "bob", password, REMOTE_ADDR="198.51.100.99").status_code == 201
+    assert token(anon, "bob", password, **guesser).status_code == 201
+
+
+def test_a_guesser_does_not_lock_the_owner_out_but_guessing_from_many_addresses_is_stopped(
+        user: User, password: str, anon: APIClient, settings: Any) -> None:
+    for i in range(10):
+        assert token(anon, "ada", f"guess-{i}", REMOTE_ADDR="198.51.100.7").status_code == 401
+    assert token(anon, "ada", password, REMOTE_ADDR="198.51.100.7").status_code == 429
+    # Ada, at home, is not locked out by someone else's guesses.
+    assert token(anon, "ada", password, REMOTE_ADDR="203.0.113.20").status_code == 201
+    # Guesses spread over many addresses meet the account's limit from anywhere.
+    settings.SHIPYARD_LOGIN_FAILURES_PER_ACCOUNT_ANYWHERE = 25
+    for i in range(15):
+        assert token(anon, "ada", "wrong", REMOTE_ADDR=f"192.0.2.{i}").status_code == 401
+    refused = token(anon, "ada", password, REMOTE_ADDR="203.0.113.20")
+    assert refused.status_code == 429 and "too many failed logins" in refused.json()["error"]
 
 
 def test_the_login_form_is_refused_after_ten_wrong_passwords(user: User,
