@@ -103,11 +103,15 @@ class BenchmarkSettings(RunSettings):
                               "each node.")
 
     batch_sizes: list[int] = Field(
-        default=[1, 8, 64], title="Batch sizes", json_schema_extra=basic(),
+        default=[1, 8, 64], title="Batch sizes",
+        json_schema_extra={**basic(), "minItems": 1, "maxItems": MAX_BATCH_SIZES,
+                           "uniqueItems": True,
+                           "items": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH}},
         description=f"1 to {MAX_BATCH_SIZES} sizes, each at least 1 and at most "
         f"{MAX_BATCH:,}, none twice.")
     backends: list[Backend] = Field(
-        default=list(BACKENDS), title="Backends", json_schema_extra=basic(),
+        default=list(BACKENDS), title="Backends",
+        json_schema_extra={**basic(), "minItems": 1, "uniqueItems": True},
         description="eager, compile (torch.compile), onnxruntime; eager_bf16 and "
         "compile_bf16 (bf16 autocast) run on a GPU worker only.")
     warmup: int = Field(default=3, ge=0, le=100, title="Warm-up repetitions",

@@ -306,3 +306,11 @@ def test_a_repeats_copies_are_separate_and_summed() -> None:
     assert by_id["r"]["ms"] == pytest.approx(math.fsum(n["ms"] for n in copies))
     assert by_id["r"]["flops"] == sum(n["flops"] for n in copies) == 3 * by_id["wide"]["flops"]
     assert by_id["r"]["share"] == pytest.approx(math.fsum(n["share"] for n in copies))
+
+
+def test_the_schema_gives_the_forms_limits() -> None:
+    props = BenchmarkSettings.settings_schema()["properties"]
+    assert props["batch_sizes"]["items"] == {"type": "integer", "minimum": 1, "maximum": 4096}
+    assert (props["batch_sizes"]["minItems"], props["batch_sizes"]["maxItems"]) == (1, 8)
+    assert props["batch_sizes"]["uniqueItems"] and props["backends"]["uniqueItems"]
+    assert props["backends"]["items"]["enum"] == list(BACKENDS)
