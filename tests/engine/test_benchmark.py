@@ -314,3 +314,21 @@ def test_the_schema_gives_the_forms_limits() -> None:
     assert (props["batch_sizes"]["minItems"], props["batch_sizes"]["maxItems"]) == (1, 8)
     assert props["batch_sizes"]["uniqueItems"] and props["backends"]["uniqueItems"]
     assert props["backends"]["items"]["enum"] == list(BACKENDS)
+
+
+def test_nested_repeats_are_named_by_path_and_summed_once() -> None:
+    graph = load_graph(chain([16], repeat("outer", 2, node("fc", "Linear", out_features=16),
+                                          repeat("inner", 2,
+                                                 node("lin", "Linear", out_features=16)))))
+    (costs,) = run_benchmark(graph, settings(batch_sizes=[4])).node_costs
+    by_id = {n["node"]: n for n in costs["nodes"]}
+    assert by_id["outer.1.inner.0.lin"]["parent"] == "outer.1.inner"
+    assert by_id["outer.1.inner"]["parent"] == "outer"
+    inner = by_id["outer.1.inner"]
+    assert inner["ms"] == pytest.approx(by_id["outer.1.inner.0.lin"]["ms"]
+                                        + by_id["outer.1.inner.1.lin"]["ms"])
+    direct = [n for n in costs["nodes"] if n["parent"] == "outer"]
+    assert len(direct) == 4  # fc and inner, in each of the two copies
+    assert by_id["outer"]["ms"] == pytest.approx(math.fsum(n["ms"] for n in direct))
+    assert by_id["outer"]["share"] == pytest.approx(1.0)
+    assert by_id["outer"]["flops"] == 6 * 2 * 16 * 16 * 4
