@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/benchmarks/bench_backends.py              # on the CPU
     .venv/bin/python tests/benchmarks/bench_backends.py --device cuda --repeats 50
+    .venv/bin/python tests/benchmarks/bench_backends.py --only overhead --repeats 100
 
 It prints, in one run:
 
@@ -50,6 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5,
                         help="interleaved rounds of (b), per starter and batch size")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: all)")
+    parser.add_argument("--only", default="all", choices=["all", "backends", "overhead"])
     return parser.parse_args(argv)
 
 
@@ -180,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     rows: list[Row] = []
     try:
-        bench_backends(args, rows)
-        bench_overhead(args, rows)
+        if args.only in ("all", "backends"):
+            bench_backends(args, rows)
+        if args.only in ("all", "overhead"):
+            bench_overhead(args, rows)
     except Invalid as exc:
         if rows:
             print_table(rows)
