@@ -590,7 +590,8 @@ def benchmark_events(graph: CheckedGraph, settings: BenchmarkSettings, *,
     events ({"type": "progress", "backend", "batch", "done", "total"}, at most every tenth
     of the repetitions and every 0.2 s), then one {"type": "benchmark", ...} row (its
     `error` set and figures None when the backend cannot run); with `per_node`, after each
-    eager row, a {"type": "node_costs", ...} event for that batch size.
+    eager row, a {"type": "node_costs", ...} event for that batch size (its `method`
+    "failed: <reason>" and no nodes when the hooked passes fail).
 
     `should_stop` is asked before every repetition; when it says True the generator ends
     (the measurement in progress is dropped). A `state_dict` that does not fit the graph
@@ -604,7 +605,7 @@ def benchmark_events(graph: CheckedGraph, settings: BenchmarkSettings, *,
     if state_dict is not None:
         try:
             model.load_state_dict({k: v.to(device) for k, v in state_dict.items()})
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError, AttributeError) as exc:
             raise ValueError(f"the weights do not fit this graph: {one_sentence(exc)}") from None
     model.eval()
     yield {"type": "machine", **machine_info(device)}
@@ -682,10 +683,14 @@ def benchmark_events(graph: CheckedGraph, settings: BenchmarkSettings, *,
                     max_abs_diff=diff, within_tolerance=within)
                 if backend == "eager" and slots:
                     try:
-                        yield _node_costs(model, slots, args, batch, device,
-                                          settings.warmup, settings.repeats, stop)
+                        costs = _node_costs(model, slots, args, batch, device,
+                                            settings.warmup, settings.repeats, stop)
                     except Stopped:
                         return
+                    except Exception as exc:  # the row above stands; say why none follow
+                        costs = {"type": "node_costs", "backend": "eager", "batch": batch,
+                                 "method": f"failed: {one_sentence(exc)}", "nodes": []}
+                    yield costs
 
 
 @dataclass

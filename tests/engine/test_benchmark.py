@@ -332,3 +332,16 @@ def test_nested_repeats_are_named_by_path_and_summed_once() -> None:
     assert by_id["outer"]["ms"] == pytest.approx(math.fsum(n["ms"] for n in direct))
     assert by_id["outer"]["share"] == pytest.approx(1.0)
     assert by_id["outer"]["flops"] == 6 * 2 * 16 * 16 * 4
+
+
+def test_node_costs_that_fail_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_hooks(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("hooks refused")
+
+    monkeypatch.setattr(bench, "_Hooks", broken_hooks)
+    graph = load_graph(load_starter("mlp"))
+    result = run_benchmark(graph, settings(batch_sizes=[2]))
+    (row,) = result.rows
+    assert row["error"] == "" and row["latency_ms_median"] > 0
+    (costs,) = result.node_costs
+    assert costs["method"] == "failed: RuntimeError: hooks refused" and costs["nodes"] == []
