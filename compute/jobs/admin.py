@@ -87,7 +87,7 @@ class JobAdmin(admin.ModelAdmin):
         for job in jobs.select_related("graph", "owner"):
             try:
                 act(job)
-            except queue.QueueError as exc:
+            except services.JobError as exc:  # QueueError among them
                 self.message_user(request, f"run {job.id}: {exc}", messages.WARNING)
             else:
                 count += 1

@@ -12,7 +12,7 @@
 Every view needs a staff session (the admin's own login; anyone else is sent to it) and the
 permission to view runs (the page) or change them (the actions). The actions are thin: each
 checks its form's fields here, at the edge, then calls one function of compute.jobs.queue,
-whose QueueError becomes the answer's error and status.
+whose QueueError (or any JobError) becomes the answer's error and status.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import queue
 from .models import Job
+from .services import JobError
 
 PAGE_URL_NAME = "jobs_job_queue"
 # A run id (digits that fit the id column); a worker's Celery node name.
@@ -206,7 +207,7 @@ def action_view(model_admin: admin.ModelAdmin) -> Callable[..., HttpResponse]:
                           f"{', '.join(OPERATIONS)}", 404)
         try:
             message = operation.do(request)
-        except queue.QueueError as exc:
+        except JobError as exc:  # QueueError, or a check of the runs' own (a quota)
             field = {"field": exc.field} if exc.field else {}
             return _error(str(exc), exc.status, **exc.details, **field)
         return JsonResponse({"message": message, "snapshot": queue.snapshot()})

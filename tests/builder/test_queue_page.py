@@ -19,6 +19,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
+from builder.accounts.services import issue_token
 from builder.asgi import application
 from builder.graphs.models import Graph
 from compute.jobs import queue
@@ -337,10 +338,12 @@ async def refused_with(socket: WebsocketCommunicator) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_socket_refuses_anyone_but_staff(user: User, password: str, api: Any) -> None:
+def test_the_socket_refuses_anyone_but_staff(user: User, staff: User, password: str) -> None:
     ada = logged_in(user, password)
     clerk = logged_in(staff_user("clerk", password), password)
-    token = (b"authorization", api._credentials["HTTP_AUTHORIZATION"].encode())
+    # Even staff's own API token: the page is the admin's, which takes sessions only.
+    _, raw = issue_token(user=staff, name="script")
+    token = (b"authorization", f"Bearer {raw}".encode())
 
     async def test() -> None:
         assert await refused_with(await opened()) == 4401
