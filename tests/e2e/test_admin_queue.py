@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -116,3 +117,43 @@ def test_the_queue_page_shows_a_run_going_and_a_paused_queue_without_reloading(
                 body: new URLSearchParams({queue: 'cpu'}), headers: {'X-CSRFToken':
                 document.querySelector('input[name=csrfmiddlewaretoken]').value}})""")
         end(live, token, *jobs)
+
+
+def test_the_queue_page_marks_a_silent_worker_lost_and_drains_a_worker(
+        live: LiveStack, account: User, artifacts: Artifacts) -> None:
+    make_staff(live, account)
+    now = datetime.now(UTC)
+    rows = [  # two workers as their heartbeats left them: one an hour ago, one just now
+        ("ghost@e2e", "ghost-host", '["fpga"]', "solo", "", None, now - timedelta(hours=1)),
+        ("gpu@e2e", "gpu-host", '["gpu"]', "solo", "NVIDIA H200", 141 * 2**30, now)]
+    db = sqlite3.connect(live.home / "db.sqlite3", timeout=30)
+    try:
+        db.executemany(
+            "INSERT INTO jobs_worker (hostname, host, queues, pool, concurrency, device, "
+            "memory, started_at, heartbeat_at, draining) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, 0)",
+            [(*row[:6], sql_time(now), sql_time(row[6])) for row in rows])
+        db.commit()
+        page = artifacts.new_page()
+        login(page, account)
+        page.goto(PAGE)
+        ghost = page.locator('tr[data-worker="ghost@e2e"]')
+        gpu = page.locator('tr[data-worker="gpu@e2e"]')
+        expect(ghost.locator(".queue-worker-state")).to_have_text("LOST (no heartbeat)")
+        expect(gpu.locator(".queue-worker-state")).to_have_text("online")
+        expect(gpu).to_contain_text("NVIDIA H200 · 141 GiB")
+        expect(ghost.get_by_role("button", name="Drain")).to_have_count(0)
+
+        gpu.get_by_role("button", name="Drain").click()
+        expect(gpu.locator(".queue-worker-state")).to_have_text("draining")
+        expect(page.get_by_test_id("queue-message")).to_contain_text("takes no more")
+        gpu.scroll_into_view_if_needed()
+        artifacts.snap(page, "workers")
+    finally:
+        db.execute("DELETE FROM jobs_worker WHERE hostname IN ('ghost@e2e', 'gpu@e2e')")
+        db.commit()
+        db.close()
+
+
+def sql_time(moment: datetime) -> str:
+    """A time as Django keeps it in SQLite (UTC, no zone)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
