@@ -148,12 +148,31 @@
       el("h2", {}, `Workers (${workers.length})`), body);
   }
 
+  /** A button's identity across redraws: its label, action and subject (not its priority). */
+  const buttonKey = (b) => JSON.stringify([b.textContent, b.dataset.action, b.dataset.job, b.dataset.queue, b.dataset.worker]);
+
+  function focusKey() {
+    const focused = document.activeElement;
+    return focused && root.contains(focused) && focused.matches("button.queue-action") ? buttonKey(focused) : null;
+  }
+
+  /** Draw a snapshot unless the one drawn is newer (an action's answer can overtake the
+   * socket's snapshot of the moment before it). */
+  function update(snapshot) {
+    if (!(Date.parse(snapshot.at) < Date.parse(current.at))) draw(snapshot);
+  }
+
   function draw(snapshot) {
     current = snapshot;
+    const key = focusKey();
     root.replaceChildren(
       ...snapshot.queues.map(queueSection),
       workersSection(snapshot.workers),
       el("p", { class: "queue-at" }, "As of ", time(snapshot.at)));
+    if (key) {
+      const again = [...root.querySelectorAll("button.queue-action")].find((b) => buttonKey(b) === key);
+      if (again) again.focus();
+    }
   }
 
   // -- actions -------------------------------------------------------------------------
@@ -180,7 +199,7 @@
         return;
       }
       say(answer.message, false);
-      draw(answer.snapshot);
+      update(answer.snapshot);
     } catch (error) {
       say(`the action could not be sent: ${error}`, true);
     } finally {
@@ -199,7 +218,7 @@
   async function fetchSnapshot() {
     try {
       const response = await fetch(page.dataset.snapshotUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-      if (response.ok) draw(await response.json());
+      if (response.ok) update(await response.json());
     } catch { /* the server is away: the next try will tell */ }
   }
 
@@ -211,7 +230,7 @@
     socket.addEventListener("message", (event) => {
       let message;
       try { message = JSON.parse(event.data); } catch { return; }
-      if (message.type === "snapshot") draw(message.snapshot);
+      if (message.type === "snapshot") update(message.snapshot);
       else if (message.type === "error") say(message.error, true);
     });
     socket.addEventListener("close", (event) => {
@@ -230,5 +249,7 @@
   draw(current);
   connect();
   // Relative times ("12 s ago") move on between snapshots.
-  setInterval(() => draw(current), 5000);
+  setInterval(() => {
+    for (const t of root.querySelectorAll("time[datetime]")) t.textContent = ago(t.getAttribute("datetime"));
+  }, 5000);
 })();
