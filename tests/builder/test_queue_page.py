@@ -23,6 +23,7 @@ from builder.accounts.services import issue_token
 from builder.asgi import application
 from builder.graphs.models import Graph
 from compute.jobs import queue
+from compute.jobs.consumers import QueueConsumer
 from compute.jobs.models import AdminAction, Job, Queue, Worker
 
 pytestmark = pytest.mark.usefixtures("redis")
@@ -394,5 +395,26 @@ def test_the_socket_closes_once_its_user_is_no_longer_staff(staff: User, passwor
         await sync_to_async(User.objects.filter(id=staff.id).update)(is_staff=False)
         await get_channel_layer().group_send(queue.QUEUE_GROUP, {"type": "queue.changed"})
         assert await refused_with(socket) == 4403
+
+    asyncio.run(test())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_socket_sends_the_queue_again_unasked_so_a_silent_worker_turns_lost(
+        staff: User, password: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = logged_in(staff, password)
+    monkeypatch.setattr(QueueConsumer, "REFRESH_SECONDS", 0.5)
+
+    async def test() -> None:
+        socket = await opened(session_cookie(client))
+        assert (await socket.receive_json_from(timeout=10))["snapshot"]["workers"] == []
+        # A worker row appears with no message to the group (as a heartbeat's age grows).
+        await sync_to_async(Worker.objects.create)(
+            hostname="quiet@host", queues=["cpu"],
+            heartbeat_at=timezone.now() - timedelta(hours=1))
+        again = await socket.receive_json_from(timeout=5)
+        assert [(w["hostname"], w["lost"]) for w in again["snapshot"]["workers"]] == [
+            ("quiet@host", True)]
+        await socket.disconnect()
 
     asyncio.run(test())
