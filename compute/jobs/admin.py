@@ -1,5 +1,6 @@
-"""The compute queue for administrators: every run, filterable, with actions to cancel
-runs and to run the sweep now."""
+"""The compute queue for administrators: every run, filterable, with actions to cancel,
+requeue or move runs and to run the sweep now; each run's page lists what administrators
+did to it; and the live queue page (queue_page.py) at /admin/jobs/job/queue/."""
 
 from __future__ import annotations
 
@@ -8,21 +9,51 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, URLResolver
 
-from . import services
-from .models import Job, Upload
+from . import queue, queue_page, services
+from .models import AdminAction, Job, Upload
+
+
+class AdminActionInline(admin.TabularInline):
+    """What administrators did to the run (who, what, when), read-only."""
+
+    model = AdminAction
+    fk_name = "job"
+    fields = ("at", "actor", "action", "queue", "worker", "detail")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "administrator's action"
+    verbose_name_plural = "administrators' actions"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job")  # whoever sees the run sees these
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "graph", "owner", "status", "queue", "step", "total_steps",
+    list_display = ("id", "graph", "owner", "status", "queue", "priority", "step", "total_steps",
                     "attempts", "device", "worker", "created_at", "heartbeat_at")
     list_filter = ("status", "queue", "kind", "dataset", "device")
     search_fields = ("graph__name", "owner__username", "worker", "error")
     readonly_fields = [f.name for f in Job._meta.fields]
-    actions = ["cancel_runs", "sweep_now"]
+    actions = ["cancel_runs", "requeue_runs", "move_to_front", "sweep_now"]
     date_hierarchy = "created_at"
     list_select_related = ("graph", "owner")
+    inlines = [AdminActionInline]
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [*queue_page.urls(self), *super().get_urls()]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # runs start from the API, where everything is checked
@@ -36,11 +67,31 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        done = 0
-        for job in queryset.filter(status__in=Job.ACTIVE):
-            services.cancel_job(job)
-            done += 1
-        self.message_user(request, f"asked {done} run(s) to stop", messages.SUCCESS)
+        self._each(request, queryset.filter(status__in=Job.ACTIVE),
+                   lambda job: queue.cancel(job, request.user), "asked {} run(s) to stop")
+
+    @admin.action(description="Requeue the selected failed or cancelled runs")
+    def requeue_runs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset, lambda job: queue.requeue(job, request.user),
+                   "requeued {} run(s) as new runs")
+
+    @admin.action(description="Move the selected waiting runs to the front of their queues")
+    def move_to_front(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(request, queryset.order_by("created_at", "id"),
+                   lambda job: queue.move_to_front(job, request.user),
+                   "moved {} run(s) to the front")
+
+    def _each(self, request: HttpRequest, jobs: QuerySet[Job], act: Any, done: str) -> None:
+        """Act on every run; each refusal is said (run id and reason), the rest go on."""
+        count = 0
+        for job in jobs.select_related("graph", "owner"):
+            try:
+                act(job)
+            except services.JobError as exc:  # QueueError among them
+                self.message_user(request, f"run {job.id}: {exc}", messages.WARNING)
+            else:
+                count += 1
+        self.message_user(request, done.format(count), messages.SUCCESS)
 
     @admin.action(description="Run the sweep now (hand on runs whose worker is gone)")
     def sweep_now(self, request: HttpRequest, queryset: Any) -> None:

@@ -1,4 +1,5 @@
-"""`/ws/jobs/{id}/`: a run's events, live.
+"""`/ws/jobs/{id}/`: a run's events, live (JobConsumer); `/ws/admin/queue/`: the compute
+queue for the administrators' queue page (QueueConsumer, at the end).
 
 On connect the client gets `{"type": "state", "job": {...}, "last_seq": N}`, then every
 event the run reports (see events.py), each a message of its own, in sequence order.
@@ -33,7 +34,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from builder import access
 from builder.accounts.auth import token_id_user
 
-from . import events, selectors
+from . import events, queue, selectors
 from .schema import JobBody
 from .serializers import job_data
 
@@ -177,3 +178,123 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     async def job_events(self, message: events.EventsMessage) -> None:
         for event in message["events"]:
             await self.send_json(event)
+
+
+# `/ws/admin/queue/`: the administrators' queue page, live.
+
+
+class SnapshotMessage(TypedDict):
+    """The whole queue as it is now (compute.jobs.queue.snapshot())."""
+
+    type: Literal["snapshot"]
+    snapshot: dict[str, Any]
+
+
+def _may_manage(user_id: int) -> bool:
+    """Whether the user may see the queue page now: active staff who may view runs."""
+    user = get_user_model().objects.filter(id=user_id, is_active=True, is_staff=True).first()
+    return user is not None and user.has_perm("jobs.view_job")
+
+
+def _staff_snapshot(user_id: int) -> SnapshotMessage | None:
+    if not _may_manage(user_id):
+        return None
+    return {"type": "snapshot", "snapshot": queue.snapshot()}
+
+
+class QueueConsumer(AsyncJsonWebsocketConsumer):
+    """Sends the queue's snapshot on connect, then again after every change the queue
+    reports on its group (`{"type": "queue.changed"}`), coalesced: at most one snapshot per
+    MIN_GAP seconds, however many changes came meanwhile. Every REFRESH_SECONDS it sends
+    one anyway: a worker turns "lost" by keeping quiet, which no message announces, and a
+    message lost with Redis is caught up. Staff sessions only (the admin's own login, no
+    API token): 4401 without a login, 4403 for anyone else, and 4403 as soon as the user is
+    no longer staff (checked with every snapshot). What the client sends is dropped: the
+    actions are the page's POSTs (queue_page.py)."""
+
+    MIN_GAP = 0.3
+    REFRESH_SECONDS = 5.0
+    user_id: int
+    joined = False
+    dirty = False
+    last_sent = 0.0
+    sender: asyncio.Task[None] | None = None
+    refresher: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content, cls=DjangoJSONEncoder)
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        await self.accept()
+        if self.scope.get("auth_token") is not None:
+            await self.refuse("the queue page takes an administrator's session, not an "
+                              "API token", 4403)
+            return
+        if not (user and user.is_authenticated):
+            await self.refuse("log in to the admin first", 4401)
+            return
+        self.user_id = user.pk
+        if not await database_sync_to_async(_may_manage)(self.user_id):
+            await self.refuse("the queue page is for staff who may view runs", 4403)
+            return
+        # Join before the first snapshot: no change between the two is lost.
+        await self.channel_layer.group_add(queue.QUEUE_GROUP, self.channel_name)
+        self.joined = True
+        if await self.send_snapshot():
+            self.refresher = asyncio.create_task(self.refresh_every(self.REFRESH_SECONDS))
+
+    async def refuse(self, text: str, code: int) -> None:
+        await self.send_json(_error(text))
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        for task in (self.sender, self.refresher):
+            if task is not None:
+                task.cancel()
+        if self.joined:
+            self.joined = False
+            await self.channel_layer.group_discard(queue.QUEUE_GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      **kwargs: Any) -> None:
+        """Dropped unread (see the class)."""
+
+    async def queue_changed(self, message: dict[str, Any]) -> None:
+        self.dirty = True
+        if self.sender is None or self.sender.done():
+            self.sender = asyncio.create_task(self.send_changes())
+
+    async def send_changes(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.dirty and self.joined:
+            wait = self.last_sent + self.MIN_GAP - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.dirty = False  # a change from here on asks for one more round
+            try:
+                await self.send_snapshot()
+            except Exception:  # the database away for a moment: the refresh catches up
+                log.warning("could not send the queue's snapshot", exc_info=True)
+                return
+
+    async def refresh_every(self, seconds: float) -> None:
+        while self.joined:
+            await asyncio.sleep(seconds)
+            await self.queue_changed({"type": "queue.changed"})
+
+    async def send_snapshot(self) -> bool:
+        """Send the snapshot, or close (4403) if the user may no longer see it."""
+        message = await database_sync_to_async(_staff_snapshot)(self.user_id)
+        self.last_sent = asyncio.get_running_loop().time()
+        if not self.joined:
+            return False
+        if message is None:
+            self.joined = False
+            await self.channel_layer.group_discard(queue.QUEUE_GROUP, self.channel_name)
+            with contextlib.suppress(Exception):
+                await self.refuse("you may no longer see the queue page", 4403)
+            return False
+        await self.send_json(message)
+        return True

@@ -137,7 +137,7 @@ describe("the runs drawer", () => {
       config: { steps: 50, batch_size: 64, lr: 0.003, device: "auto" },
     });
     const status = $('[data-testid="run-status"]')!;
-    expect(status.textContent).toContain("#2 in queue");
+    expect(status.textContent).toContain("2nd in the cpu queue");
     expect(status.getAttribute("data-status")).toBe("queued");
     expect($('[data-testid="run-progress"]')!.getAttribute("aria-valuenow")).toBe("0");
     expect(button("Cancel run")).toBeDefined();

@@ -16,6 +16,7 @@ import { OverfittingWarning } from "./RunProgress";
 import { Samples } from "./Samples";
 import { sortPaths } from "./series";
 import { isTextRun, runsStore, useRuns, type RunTab } from "./store";
+import { ordinal } from "./waiting";
 
 export interface RunDrawerProps {
   graphId: number | null;
@@ -215,7 +216,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           <span className="runs-head-summary runs-muted runs-num">
             <span className={`runs-dot runs-status-${job.status}`} aria-hidden="true" />
             #{job.id} · {job.step}/{job.total_steps}
-            {!isEnded(job.status) && job.status === "queued" && job.position ? ` · #${job.position} in queue` : ""}
+            {!isEnded(job.status) && job.status === "queued" && job.position ? ` · ${ordinal(job.position)} in queue` : ""}
           </span>
         )}
         {readOnly && <span className="runs-muted">read-only: published runs</span>}

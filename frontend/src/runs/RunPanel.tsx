@@ -15,6 +15,7 @@ import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
 import { OverfittingWarning, RunProgress } from "./RunProgress";
 import { runsStore, useRuns, type StartBody } from "./store";
+import { waitingText } from "./waiting";
 
 export interface RunPanelProps {
   graphId: number | null;
@@ -61,7 +62,7 @@ export function statusText(job: Job): string {
   switch (job.status) {
     case "queued":
       if (job.cancel_requested) return "Cancelling…";
-      return job.position ? `Queued · #${job.position} in queue` : "Queued";
+      return waitingText(job) ? `Queued · ${waitingText(job)}` : "Queued";
     case "running":
       if (job.cancel_requested) return `Cancelling… · ${steps}`;
       return `Running${job.device ? ` on ${job.device}` : ""} · ${steps}`;
