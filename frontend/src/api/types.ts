@@ -41,3 +41,6 @@ export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
 export type RunKind = S["RunKind"];
 export type RunCheck = S["RunCheck"];
+export type ProgressEvent = S["ProgressEvent"];
+export type BenchmarkEvent = S["BenchmarkEvent"];
+export type NodeCostsEvent = S["NodeCostsEvent"];

@@ -4,6 +4,7 @@
 // so that a malformed or newer message cannot break the run code.
 
 import type { Job, JobEvent, MetricEvent, NonFinite, RunStatus } from "../api/types";
+import { toBenchmarkRow, toNodeCosts, toProgress } from "./benchmark";
 
 export const ENDED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -78,6 +79,8 @@ export function toRunJob(raw: unknown): Job {
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),
     heartbeat_at: time(j.heartbeat_at),
+    // A benchmark's result, read by runs/benchmark.ts resultOf (not in the generated type yet).
+    ...(j.result !== undefined ? { result: j.result } : {}),
   };
 }
 
@@ -116,6 +119,18 @@ export function toRunEvent(raw: unknown): RunEvent | null {
     }
     case "sample":
       return { ...base, type: "sample", text: str(e.text) };
+    case "progress": {
+      const progress = toProgress(e);
+      return progress ? { ...base, type: "progress", ...progress } : other;
+    }
+    case "benchmark": {
+      const row = toBenchmarkRow(e);
+      return row ? { ...base, type: "benchmark", ...row } : other;
+    }
+    case "node_costs": {
+      const costs = toNodeCosts(e);
+      return costs ? { ...base, type: "node_costs", ...costs } : other;
+    }
     default:
       return other;
   }
