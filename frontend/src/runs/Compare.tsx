@@ -114,8 +114,9 @@ export function Compare() {
   const finished = useMemo(() => all.filter((r) => kindOf(r) === "benchmark" && r.status === "succeeded"), [all]);
   // Default: the latest against the one before it (A the older).
   const [picked, setPicked] = useState<{ a: number | null; b: number | null }>({ a: null, b: null });
-  const a = picked.a ?? finished[1]?.id ?? null;
-  const b = picked.b ?? finished[0]?.id ?? null;
+  const enough = finished.length >= 2;
+  const a = enough ? picked.a ?? finished[1].id : null;
+  const b = enough ? picked.b ?? finished[0].id : null;
   const runA = useWithResult(a, finished);
   const runB = useWithResult(b, finished);
   const resultA = resultOf(runA.run);
@@ -131,7 +132,7 @@ export function Compare() {
     costsAtBatch(resultA?.node_costs ?? [], nodeBatch), costsAtBatch(resultB?.node_costs ?? [], nodeBatch),
   ), [resultA, resultB, nodeBatch]);
 
-  if (finished.length < 2) {
+  if (!enough) {
     return <p className="runs-empty">Compare needs two finished benchmarks of this graph{finished.length ? "; there is one so far" : ""}.</p>;
   }
   const error = runA.error ?? runB.error;
