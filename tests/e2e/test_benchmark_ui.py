@@ -23,9 +23,12 @@ SELECTED = re.compile(r"(^|\s)selected(\s|$)")
 HEAT = re.compile(r"(^|\s)heat(\s|$)")
 
 
-def start_benchmark(page: Page) -> None:
-    """A small benchmark from the drawer's form: batch sizes 1 and 4, 3 repetitions."""
+def start_benchmark(page: Page) -> int:
+    """A small benchmark from the drawer's form (batch sizes 1 and 4, 3 repetitions), once
+    the drawer shows it (not the one open before); its id."""
     page.get_by_role("tab", name="Run", exact=True).click()
+    status = page.get_by_test_id("run-status")
+    before = status.text_content() if status.count() else ""
     page.get_by_role("radio", name="Benchmark").click()
     page.get_by_test_id("run-batch_sizes").fill("1, 4")
     page.get_by_test_id("run-warmup").fill("1")
@@ -33,6 +36,11 @@ def start_benchmark(page: Page) -> None:
     start = page.get_by_test_id("bench-start")
     expect(start).to_be_enabled()
     start.click()
+    expect(status).to_contain_text("Benchmark #")
+    expect(status).not_to_have_text(before or "(none)")
+    match = re.search(r"Benchmark #(\d+)", status.text_content() or "")
+    assert match, status.text_content()
+    return int(match.group(1))
 
 
 def test_benchmark_from_the_drawer_costs_on_the_canvas_and_compare(
@@ -44,11 +52,10 @@ def test_benchmark_from_the_drawer_costs_on_the_canvas_and_compare(
     button(page, "Run").click()
     expect(page.get_by_role("region", name="Runs", exact=True)).to_be_visible()
 
-    start_benchmark(page)
+    first = start_benchmark(page)
     # The drawer goes to the results and fills in as backends finish.
     expect(page.get_by_role("tab", name="Results")).to_have_attribute("aria-selected", "true")
     status_line = page.get_by_test_id("run-status")
-    expect(status_line).to_contain_text("Benchmark #")
     expect(status_line).to_have_attribute("data-status", "succeeded", timeout=180_000)
     results = page.get_by_test_id("bench-results")
     expect(results.locator('[data-row="eager@1"]')).to_be_visible()
@@ -78,10 +85,12 @@ def test_benchmark_from_the_drawer_costs_on_the_canvas_and_compare(
     artifacts.snap(page, "node-costs")
 
     # A second benchmark, then the two side by side.
-    start_benchmark(page)
-    expect(page.get_by_test_id("run-status")).to_have_attribute("data-status", "succeeded",
-                                                                timeout=180_000)
+    second = start_benchmark(page)
+    assert second != first
+    expect(status_line).to_have_attribute("data-status", "succeeded", timeout=180_000)
     page.get_by_role("tab", name="Compare").click()
+    expect(page.get_by_test_id("bench-compare-a")).to_have_value(str(first))
+    expect(page.get_by_test_id("bench-compare-b")).to_have_value(str(second))
     compare = page.get_by_test_id("bench-compare")
     expect(compare).to_be_visible()
     ratio = compare.locator('[data-row="eager@1"] [data-testid="ratio"]')

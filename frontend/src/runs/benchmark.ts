@@ -159,8 +159,9 @@ function latestByKey<T extends Pick<BenchmarkRow, "backend" | "batch">>(items: T
 }
 
 /**
- * What a benchmark run shows: its stored result when it has one, else what its events said
- * so far (the drawer fills in live). `events` are the run's, in seq order.
+ * What a benchmark run shows: its stored result (filled in as it runs) with what its events
+ * said since (the drawer fills in live); for a backend × batch size both give, the event.
+ * `events` are the run's, in seq order.
  */
 export function benchmarkView(job: Job | null, events: readonly { type: string }[]): BenchmarkView {
   const result = resultOf(job);
@@ -174,10 +175,11 @@ export function benchmarkView(job: Job | null, events: readonly { type: string }
     else if (e.type === "node_costs") nodeCosts.push(...listOf([fields], toNodeCosts));
   }
   const ended = !!job && ["succeeded", "failed", "cancelled"].includes(job.status);
+  // The result holds what was measured when the run object was read; events may say more.
   return {
     progress: ended ? null : progress,
-    rows: tableOrder(latestByKey(result?.rows.length ? result.rows : rows)),
-    nodeCosts: latestByKey(result?.node_costs.length ? result.node_costs : nodeCosts),
+    rows: tableOrder(latestByKey([...(result?.rows ?? []), ...rows])),
+    nodeCosts: latestByKey([...(result?.node_costs ?? []), ...nodeCosts]),
     machine: result?.machine ?? null,
   };
 }
