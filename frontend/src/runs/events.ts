@@ -56,6 +56,11 @@ export function toRunJob(raw: unknown): Job {
   for (const [k, v] of Object.entries(obj(j.download_errors))) errors[k] = str(v);
   const time = (v: unknown) => (typeof v === "string" ? v : null);
   return {
+    // Members named below win over these (a generated Job that has them names them).
+    ...({
+      result: j.result && typeof j.result === "object" ? j.result : null,
+      weights_of: typeof j.weights_of === "number" ? j.weights_of : null,
+    } as unknown as BenchmarkMembers),
     id: num(j.id),
     graph: num(j.graph),
     graph_name: str(j.graph_name),
@@ -86,10 +91,6 @@ export function toRunJob(raw: unknown): Job {
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),
     heartbeat_at: time(j.heartbeat_at),
-    ...({
-      result: j.result && typeof j.result === "object" ? j.result : null,
-      weights_of: typeof j.weights_of === "number" ? j.weights_of : null,
-    } as unknown as BenchmarkMembers),
   };
 }
 
