@@ -7,7 +7,13 @@
 // until the API's generated schema carries them: `kindOf` and `resultOf` are then the
 // generated fields, normalised.
 
-import type { BenchmarkEvent, Job, NodeCostsEvent, ProgressEvent } from "../api/types";
+import type { components } from "../api/schema";
+import type { Job } from "../api/types";
+
+// The generated event types (api/types.ts gives them short names on the API's branch).
+type ProgressEvent = components["schemas"]["ProgressEvent"];
+type BenchmarkEvent = components["schemas"]["BenchmarkEvent"];
+type NodeCostsEvent = components["schemas"]["NodeCostsEvent"];
 
 export type JobKind = "train" | "benchmark";
 
