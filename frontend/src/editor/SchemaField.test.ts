@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { formatValue, parseField, type FieldSchema } from "./SchemaField";
+import { checkChoices, formatValue, parseField, type FieldSchema } from "./SchemaField";
 
 const nullableNumber: FieldSchema = { anyOf: [{ type: "number", exclusiveMinimum: 0 }, { type: "null" }], default: 1 };
 const whole: FieldSchema = { type: "integer", minimum: 1, maximum: 10, default: 3 };
@@ -27,5 +27,21 @@ describe("a run's settings", () => {
     expect(parseField("0.5", nullableNumber, "settings")).toEqual({ ok: true, value: 0.5 });
     expect(parseField("many", whole, "settings")).toEqual({ ok: false, error: "expected a number" });
     expect(formatValue(null, "settings")).toBe("none");
+  });
+});
+
+describe("a list of names (checkboxes)", () => {
+  const backends: FieldSchema = { type: "array", items: { type: "string", enum: ["eager", "compile", "onnxruntime"] }, minItems: 1 };
+
+  it("keeps the schema's order whatever order they were checked in, and refuses none", () => {
+    expect(checkChoices(["onnxruntime", "eager"], backends)).toEqual({ ok: true, value: ["eager", "onnxruntime"] });
+    expect(checkChoices(["bogus"], backends)).toEqual({ ok: false, error: "needs at least one" });
+    expect(checkChoices([], { ...backends, minItems: 2 })).toEqual({ ok: false, error: "needs at least 2" });
+  });
+
+  it("while a list of whole numbers is typed, comma-separated", () => {
+    const sizes: FieldSchema = { type: "array", items: { type: "integer", minimum: 1 }, minItems: 1 };
+    expect(parseField("1, 4", sizes, "settings")).toEqual({ ok: true, value: [1, 4] });
+    expect(parseField("1, 0", sizes, "settings")).toEqual({ ok: false, error: "expected each entry must be at least 1" });
   });
 });

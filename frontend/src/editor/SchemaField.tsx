@@ -1,6 +1,7 @@
 // One setting of a form generated from a JSON Schema: numbers with their ranges, enums as
 // selects, booleans as switches, lists as "3, 32, 32". A value the schema refuses is shown
-// with its reason and not applied; a server's problem lights the field up.
+// with its reason and not applied; a server's problem lights the field up. A list whose
+// entries are one of a few names ("eager", "compile", …) is a row of checkboxes.
 // Both forms use it: a block's parameters (ParamForm) and a run's settings (RunPanel).
 import { useEffect, useRef, useState } from "react";
 
@@ -41,8 +42,9 @@ export type Variant = "params" | "settings";
 
 const NONE = /^(none|null|off)$/i;
 
-function kind(schema: FieldSchema): "boolean" | "integer" | "number" | "enum" | "text" {
+function kind(schema: FieldSchema): "boolean" | "integer" | "number" | "enum" | "choices" | "text" {
   if (schema.enum) return "enum";
+  if (schema.type === "array" && schema.items?.enum) return "choices";
   if (schema.type === "boolean") return "boolean";
   if (schema.type === "integer") return "integer";
   if (schema.type === "number") return "number";
@@ -92,6 +94,14 @@ function parseOne(text: string, schema: FieldSchema, variant: Variant): Parsed {
   }
   if (schema.type === "string") return { ok: true, value: t };
   return { ok: false, error: "not understood" };
+}
+
+/** The options of a list of names checked, in the schema's order; or why they cannot be. */
+export function checkChoices(checked: readonly unknown[], schema: FieldSchema): Parsed {
+  const value = (schema.items?.enum ?? []).filter((option) => checked.includes(option));
+  const least = schema.minItems ?? 1;
+  if (value.length < least) return { ok: false, error: least === 1 ? "needs at least one" : `needs at least ${least}` };
+  return { ok: true, value };
 }
 
 /** Parse a typed value for a field; empty means "use the default" (a block's nullable
@@ -184,6 +194,33 @@ export function SchemaField({
         />
         <span className="track" aria-hidden="true" />
       </label>
+    );
+  } else if (k === "choices") {
+    const checked = Array.isArray(shown) ? shown : [];
+    control = (
+      <span className="field-choices" id={id} data-testid={testId} role="group" aria-label={label}>
+        {schema.items!.enum!.map((option) => (
+          <label key={String(option)} className="field-choice">
+            <input
+              type="checkbox"
+              value={String(option)}
+              checked={checked.includes(option)}
+              disabled={readOnly}
+              onChange={(e) => {
+                const next = e.target.checked ? [...checked, option] : checked.filter((c) => c !== option);
+                const parsed = checkChoices(next, schema);
+                if (!parsed.ok) {
+                  setError(parsed.error);
+                  return;
+                }
+                setError(null);
+                onChange(parsed.value);
+              }}
+            />
+            {String(option)}
+          </label>
+        ))}
+      </span>
     );
   } else if (k === "enum") {
     control = (

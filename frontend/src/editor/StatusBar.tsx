@@ -1,6 +1,9 @@
 // The status line: the model's totals and whether it is valid, always in view. With
-// problems, the totals cover only the blocks that could be measured, and say so.
+// problems, the totals cover only the blocks that could be measured, and say so. With a
+// benchmark open that measured each node, "Cost" paints the canvas with where time goes.
 import type { InspectReport } from "../api/types";
+import { useHasCosts } from "../runs/costs";
+import { runsStore, useRuns } from "../runs/store";
 import { useEditor } from "../store/editor";
 import { bytes, compact, flops, plural } from "../ui/format";
 
@@ -9,6 +12,24 @@ export function unmeasured(report: InspectReport | null): number {
   if (!report) return 0;
   return Object.values(report.nodes).filter(
     (n) => n.status !== "ok" && n.type !== "Input" && n.type !== "Output").length;
+}
+
+/** The switch of the canvas's heat overlay: there only when the open benchmark has node costs. */
+function CostToggle() {
+  const available = useHasCosts();
+  const on = useRuns((s) => s.costOverlay);
+  if (!available) return null;
+  return (
+    <button
+      className={`link cost-toggle${on ? " on" : ""}`}
+      data-testid="cost-toggle"
+      aria-pressed={on}
+      title="Colour each block by its share of the forward time (the open benchmark's node costs)"
+      onClick={() => runsStore.getState().setCostOverlay(!on)}
+    >
+      Cost
+    </button>
+  );
 }
 
 export function StatusBar() {
@@ -44,6 +65,7 @@ export function StatusBar() {
       {inspecting && <span className="muted">checking…</span>}
       {inspectError && <span className="bad">{inspectError}</span>}
       <span className="spacer" />
+      <CostToggle />
       <button className="link" onClick={() => openDrawer(!drawerOpen)} aria-expanded={drawerOpen}>
         Runs {drawerOpen ? "▾" : "▴"}
       </button>

@@ -1,9 +1,12 @@
 // How a block looks on the canvas: its type, id and parameter count, the ports it has, and
 // its error under it in words. A Repeat is a framed group showing ×N and what it holds.
+// With the cost overlay on, a block is tinted by its share of the forward time.
 import { Handle, type NodeProps, Position } from "@xyflow/react";
 import { memo } from "react";
 
 import { AttentionMini } from "../runs/Attention";
+import type { NodeHeat } from "../runs/benchmark";
+import { useNodeHeat } from "../runs/costs";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -59,22 +62,38 @@ function ErrorLine({ data }: { data: BlockNodeType["data"] }) {
   );
 }
 
+/** The tint's strength and the share in words, for a block under the cost overlay. */
+function heatProps(heat: NodeHeat | null): { style?: React.CSSProperties; title?: string } {
+  if (!heat) return {};
+  const copies = heat.copies.length > 1 ? ` (all ${heat.copies.length} copies; ${heat.copies.map((c) => `${c.node} ${(c.share * 100).toFixed(1)}%`).join(", ")})` : "";
+  return {
+    style: { "--heat": heat.strength.toFixed(3) } as React.CSSProperties,
+    title: `${(heat.share * 100).toFixed(1)}% of the forward time, ${heat.ms.toPrecision(3)} ms${copies}`,
+  };
+}
+
+function HeatBadge({ heat }: { heat: NodeHeat | null }) {
+  if (!heat) return null;
+  return <span className="bn-heat" data-testid="node-heat">{(heat.share * 100).toFixed(heat.share >= 0.1 ? 0 : 1)}%</span>;
+}
+
 export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<BlockNodeType>) {
   const { node, block, report } = data;
+  const heat = useNodeHeat(node.id);
   const status = report?.status;
   const hasError = !!data.problems?.length;
   const className = [
     "block-node", categoryClass(block?.category), hasError ? "has-error" : "",
-    status === "skipped" ? "skipped" : "", selected ? "selected" : "",
+    status === "skipped" ? "skipped" : "", selected ? "selected" : "", heat ? "heat" : "",
   ].join(" ");
   return (
-    <div className={className} data-testid="block-node" data-type={node.type}>
+    <div className={className} data-testid="block-node" data-type={node.type} data-node={node.id} {...heatProps(heat)}>
       <Ports names={block?.inputs ?? []} type="target" vertical={data.vertical} />
       <div className="bn-head">
         <span className="bn-type">{node.type}</span>
         {report && report.params > 0 && <span className="bn-params" title={`${report.params} parameters`}>{compact(report.params)}</span>}
       </div>
-      <div className="bn-id">{node.id}</div>
+      <div className="bn-id">{node.id}<HeatBadge heat={heat} /></div>
       {node.params && <div className="bn-sub">{summary(node.params)}</div>}
       <ErrorLine data={data} />
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
@@ -89,11 +108,14 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
   const inner = node.graph?.nodes.filter((n) => n.type !== "Input" && n.type !== "Output") ?? [];
   const hasError = !!data.problems?.length;
   const enter = useEditor((s) => s.enter);
+  const heat = useNodeHeat(node.id);
   return (
     <div
-      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${selected ? "selected" : ""}`}
+      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""}`}
       data-testid="block-node"
       data-type={node.type}
+      data-node={node.id}
+      {...heatProps(heat)}
       onDoubleClick={(e) => {
         e.stopPropagation();
         enter(id);
@@ -103,6 +125,7 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
       <div className="rn-frame-label">
         <span className="bn-id">{node.id}</span>
         <span className="rn-times" data-testid="repeat-times">×{times}</span>
+        <HeatBadge heat={heat} />
       </div>
       <div className="rn-body">
         {inner.slice(0, 10).map((n) => (

@@ -2,6 +2,7 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
+import { BENCHMARK_KIND } from "../test/benchmark";
 import { RUN_KINDS } from "../test/runKinds";
 import { RunDrawer } from "./RunDrawer";
 import { runsStore } from "./store";
@@ -104,7 +105,7 @@ beforeEach(() => {
   document.body.append(container);
   root = createRoot(container);
   runsStore.getState().setContext({ graphId: null, share: null, readOnly: false });
-  runsStore.setState({ tab: "run", datasets: [], uploads: [], runKinds: [], startError: null, startProblems: [] });
+  runsStore.setState({ tab: "run", mode: "train", datasets: [], uploads: [], runKinds: [], startError: null, startProblems: [] });
 });
 
 afterEach(() => {
@@ -238,6 +239,59 @@ describe("the runs drawer", () => {
     expect($('[data-testid="samples"]')!.textContent).toContain("the harbour");
     expect(requests.some((r) => r.method !== "GET")).toBe(false);
     expect($('[data-testid="publish-run"]')).toBeNull(); // only the owner publishes
+  });
+
+  it("starts a benchmark from its own form, with the weights of a finished training run, and opens its results", async () => {
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/run-kinds") return { status: 200, body: [...RUN_KINDS, BENCHMARK_KIND] };
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [job(), job({ id: 4, status: "failed" })] };
+      if (url.pathname === "/api/jobs" && method === "POST") {
+        return { status: 201, body: job({ id: 9, kind: "benchmark", status: "queued", position: 1, downloads: [], metrics: {}, last_seq: 1 }) };
+      }
+      return undefined;
+    });
+    await render();
+    await act(async () => $('[data-testid="run-mode-benchmark"]')!.click());
+    await settle();
+    expect(button("Start run")).toBeUndefined();
+    expect([...container.querySelectorAll("[data-field]")].map((f) => f.getAttribute("data-field")))
+      .toEqual(["batch_sizes", "backends", "warmup", "repeats", "device", "seed", "per_node"]);
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-batch_sizes"]')!, "1, 4"));
+    await act(async () => type($<HTMLInputElement>('[data-testid="run-repeats"]')!, "3"));
+    const backend = (name: string) => $<HTMLInputElement>(`[data-testid="run-backends"] input[value="${name}"]`)!;
+    await act(async () => backend("compile_bf16").click());
+    await act(async () => backend("eager_bf16").click());
+    // the finished training run with weights is offered, the failed one is not
+    const weights = $<HTMLSelectElement>('[data-testid="bench-weights"]')!;
+    expect([...weights.options].map((o) => o.value)).toEqual(["", "5"]);
+    await act(async () => {
+      weights.value = "5";
+      weights.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await act(async () => button("Start benchmark")!.click());
+    await settle();
+    const post = requests.find((r) => r.method === "POST" && r.path === "/api/jobs")!;
+    expect(post.body).toEqual({
+      graph: 7, version: 3, kind: "benchmark", weights: 5,
+      config: { batch_sizes: [1, 4], repeats: 3, backends: ["eager", "compile", "onnxruntime"] },
+    });
+    expect($('[role="tab"][aria-selected="true"]')!.textContent).toBe("Results");
+    expect($('[data-testid="run-status"]')!.textContent).toContain("Benchmark #9");
+  });
+
+  it("refuses to benchmark no backend at all", async () => {
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/run-kinds") return { status: 200, body: [...RUN_KINDS, BENCHMARK_KIND] };
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
+      return undefined;
+    });
+    await render();
+    await act(async () => $('[data-testid="run-mode-benchmark"]')!.click());
+    const boxes = [...container.querySelectorAll<HTMLInputElement>('[data-testid="run-backends"] input')];
+    for (const box of boxes.slice(1)) await act(async () => box.click());
+    await act(async () => boxes[0].click());
+    expect(boxes[0].checked).toBe(true);
+    expect(container.textContent).toContain("Backends needs at least one");
   });
 
   it("publishes a finished run from its status, and unpublishes it", async () => {

@@ -7,10 +7,15 @@ import "./runs.css";
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { Attention } from "./Attention";
+import { BenchmarkResults } from "./Benchmark";
+import { progressText } from "./benchmark";
+import { Compare } from "./Compare";
+import { useBenchmark } from "./costs";
 import { noAttentionYet } from "./attentionData";
 import { clampHeight, defaultHeight, HEIGHT_KEY, heightForKey, maxHeight, MIN_HEIGHT, storedHeight } from "./drawerSize";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
+import { NodeCosts } from "./NodeCosts";
 import { RunPanel } from "./RunPanel";
 import { OverfittingWarning } from "./RunProgress";
 import { Samples } from "./Samples";
@@ -100,6 +105,8 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   const hasSamples = useRuns((s) => s.derived.samples.length > 0);
   const textRun = useRuns((s) => isTextRun(s.job, s.datasets, s.uploads));
   const openRequests = useRuns((s) => s.openRequests);
+  const mode = useRuns((s) => s.mode);
+  const { progress } = useBenchmark();
   const [wanted, setHeight] = useState(readHeight);
   const windowHeight = useWindowHeight();
   const height = clampHeight(wanted, windowHeight); // a smaller window squeezes, not forgets
@@ -153,14 +160,20 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   if (!open) return null;
 
   const showSamples = textRun || hasSamples;
-  const tabs: { id: RunTab; label: string }[] = [
+  const benchmarks = mode === "benchmark";
+  const tabs: { id: RunTab; label: string }[] = benchmarks ? [
+    { id: "run", label: "Run" },
+    { id: "results", label: "Results" },
+    { id: "costs", label: "Node costs" },
+    { id: "compare", label: "Compare" },
+  ] : [
     { id: "run", label: "Run" },
     { id: "loss", label: "Loss" },
     { id: "attention", label: "Attention" },
     ...(showSamples ? [{ id: "samples" as RunTab, label: "Samples" }] : []),
   ];
   const current: RunTab = tabs.some((t) => t.id === tab) ? tab : "run";
-  const sideChart = job !== null && current !== "loss";
+  const sideChart = job !== null && !benchmarks && current !== "loss";
   const select = (id: RunTab, focus = false) => {
     runsStore.getState().setTab(id);
     if (focus) setTimeout(() => document.getElementById(`runs-tab-${id}`)?.focus());
@@ -215,7 +228,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
         {job && (
           <span className="runs-head-summary runs-muted runs-num">
             <span className={`runs-dot runs-status-${job.status}`} aria-hidden="true" />
-            #{job.id} · {job.step}/{job.total_steps}
+            #{job.id} · {benchmarks ? (progress ? progressText(progress) : job.status) : `${job.step}/${job.total_steps}`}
             {!isEnded(job.status) && job.status === "queued" && job.position ? ` · ${ordinal(job.position)} in queue` : ""}
           </span>
         )}
@@ -232,6 +245,9 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
           {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
+          {current === "results" && <BenchmarkResults />}
+          {current === "costs" && <NodeCosts />}
+          {current === "compare" && <Compare />}
         </div>
         {sideChart && (
           <aside className="runs-side" aria-label="Loss">

@@ -7,13 +7,16 @@ import { useEffect, useId, useMemo, useRef, useState } from "react";
 
 import { api } from "../api/client";
 import type { Job } from "../api/types";
-import { SchemaField, type ObjectSchema } from "../editor/SchemaField";
+import type { ObjectSchema } from "../editor/SchemaField";
 import { useEditor } from "../store/editor";
+import { kindOf } from "./benchmark";
+import { BenchmarkForm, BenchmarkStatus } from "./Benchmark";
 import { cpuNotice, createRunCheck, startGate, type CheckBody, type CheckState } from "./check";
-import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings, type Setting } from "./config";
+import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings } from "./config";
 import { isEnded } from "./events";
 import { PublishRun } from "./PublishRun";
 import { OverfittingWarning, RunProgress } from "./RunProgress";
+import { Settings } from "./Settings";
 import { runsStore, useRuns, type StartBody } from "./store";
 import { waitingText } from "./waiting";
 
@@ -139,18 +142,27 @@ function Downloads({ job, share }: { job: Job; share: string | null }) {
   );
 }
 
+/** "1, 8, 64 · eager, compile": what a benchmark measured. */
+function benchmarkSummary(job: Job): string {
+  const list = (v: unknown) => (Array.isArray(v) ? v.join(", ") : "");
+  return [list(job.config.batch_sizes), list(job.config.backends)].filter(Boolean).join(" · ");
+}
+
 function PastRuns() {
-  const runs = useRuns((s) => s.runs);
+  const mode = useRuns((s) => s.mode);
+  const all = useRuns((s) => s.runs);
+  const runs = useMemo(() => all.filter((r) => kindOf(r) === mode), [all, mode]);
+  const benchmarks = mode === "benchmark";
   const loading = useRuns((s) => s.runsLoading);
   const error = useRuns((s) => s.runsError);
   const openId = useRuns((s) => s.job?.id ?? null);
   const readOnly = useRuns((s) => s.readOnly);
   return (
     <section className="runs-past" aria-label={readOnly ? "Published runs" : "Past runs"}>
-      <h3 className="runs-h">{readOnly ? "Published runs" : "Runs of this graph"}</h3>
+      <h3 className="runs-h">{readOnly ? "Published runs" : benchmarks ? "Benchmarks of this graph" : "Runs of this graph"}</h3>
       {error && <p className="runs-error">{error}</p>}
       {!runs.length && !loading && !error && (
-        <p className="runs-empty">{readOnly ? "No runs of this model are published." : "No runs yet."}</p>
+        <p className="runs-empty">{readOnly ? "No runs of this model are published." : benchmarks ? "No benchmarks yet." : "No runs yet."}</p>
       )}
       <ul className="runs-list">
         {runs.map((r) => (
@@ -165,47 +177,20 @@ function PastRuns() {
               <span className={`runs-dot runs-status-${r.status}`} aria-hidden="true" />
               <span className="runs-num">#{r.id}</span>
               <span className="runs-muted">v{r.version}</span>
-              <span className="runs-list-dataset">{r.dataset === "upload" ? "upload" : r.dataset}</span>
+              {benchmarks ? (
+                <span className="runs-list-dataset runs-list-bench" title={benchmarkSummary(r)}>{benchmarkSummary(r)}</span>
+              ) : (
+                <span className="runs-list-dataset">{r.dataset === "upload" ? "upload" : r.dataset}</span>
+              )}
               <span>{r.status}</span>
-              <span className="runs-num runs-muted">{r.step}/{r.total_steps}</span>
-              <span className="runs-num">{r.metrics.val_loss != null ? `val ${formatValue(r.metrics.val_loss, 3)}` : ""}</span>
+              {!benchmarks && <span className="runs-num runs-muted">{r.step}/{r.total_steps}</span>}
+              {!benchmarks && <span className="runs-num">{r.metrics.val_loss != null ? `val ${formatValue(r.metrics.val_loss, 3)}` : ""}</span>}
               <span className="runs-muted runs-list-when">{ago(r.created_at)}</span>
             </button>
           </li>
         ))}
       </ul>
     </section>
-  );
-}
-
-/** The settings of a run, rendered from the served schema by the block form's code. */
-function Settings({ settings, values, problems, onChange, onInvalid }: {
-  settings: Setting[];
-  values: Record<string, unknown>;
-  problems: Record<string, string>;
-  onChange(name: string, value: unknown): void;
-  onInvalid(name: string, error: string | null): void;
-}) {
-  const id = useId();
-  return (
-    <div className="runs-grid runs-settings">
-      {settings.map(([name, schema]) => (
-        <SchemaField
-          key={name}
-          id={`${id}-${name}`}
-          testId={`run-${name}`}
-          name={name}
-          label={schema.title ?? name}
-          schema={schema}
-          value={values[name]}
-          problem={problems[name]}
-          readOnly={false}
-          variant="settings"
-          onChange={(v) => onChange(name, v)}
-          onInvalid={(e) => onInvalid(name, e)}
-        />
-      ))}
-    </div>
   );
 }
 
@@ -433,13 +418,37 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   );
 }
 
+/** Train | Benchmark: which kind of run the form starts and the list shows. */
+function ModeSwitch() {
+  const mode = useRuns((s) => s.mode);
+  const modes = [["train", "Train"], ["benchmark", "Benchmark"]] as const;
+  return (
+    <div className="runs-mode" role="radiogroup" aria-label="Kind of run">
+      {modes.map(([value, label]) => (
+        <button
+          key={value}
+          type="button"
+          role="radio"
+          aria-checked={mode === value}
+          data-testid={`run-mode-${value}`}
+          onClick={() => runsStore.getState().setMode(value)}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 /** The "Run" tab: start a run (not in a read-only view), the open run, past runs. */
 export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: RunPanelProps) {
   const job = useRuns((s) => s.job);
   const share = useRuns((s) => s.share);
   const cancelling = useRuns((s) => s.cancelling);
   const cancelError = useRuns((s) => s.cancelError);
+  const mode = useRuns((s) => s.mode);
   const canStart = !readOnly;
+  const benchmark = kindOf(job) === "benchmark";
   // A fresh form for another graph, but not when a new graph gets its id on its first save
   // (that happens while its first run starts).
   const form = useRef({ graphId, key: 0 });
@@ -451,16 +460,19 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
     <div className={`runs-panel${canStart ? "" : " runs-panel-readonly"}`}>
       {canStart && (
         <section className="runs-panel-start" aria-label="Start a run">
-          <StartForm key={form.current.key} starterDataset={starterDataset} ensureSaved={ensureSaved} />
+          <ModeSwitch />
+          {mode === "benchmark"
+            ? <BenchmarkForm key={form.current.key} ensureSaved={ensureSaved} />
+            : <StartForm key={form.current.key} starterDataset={starterDataset} ensureSaved={ensureSaved} />}
         </section>
       )}
       <section className="runs-panel-side">
         {job ? (
           <div className="runs-open">
-            <RunStatus job={job} />
-            {!readOnly && isEnded(job.status) && <PublishRun run={job} />}
+            {benchmark ? <BenchmarkStatus job={job} /> : <RunStatus job={job} />}
+            {!readOnly && isEnded(job.status) && !benchmark && <PublishRun run={job} />}
             <div className="runs-open-meta runs-muted">
-              v{job.version} · {job.dataset === "upload" ? `upload ${job.upload}` : job.dataset}
+              v{job.version} · {benchmark ? benchmarkSummary(job) : job.dataset === "upload" ? `upload ${job.upload}` : job.dataset}
               {job.worker ? ` · ${job.worker}` : ""}
               {job.attempts > 1 ? ` · attempt ${job.attempts}` : ""}
             </div>
@@ -480,7 +492,9 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
             <Downloads job={job} share={share} />
           </div>
         ) : (
-          <p className="runs-empty">{readOnly ? "Pick a published run to see its charts." : "Start a run to train this graph."}</p>
+          <p className="runs-empty">
+            {readOnly ? "Pick a published run to see its charts." : mode === "benchmark" ? "Start a benchmark to time this graph on each backend." : "Start a run to train this graph."}
+          </p>
         )}
         <PastRuns />
       </section>

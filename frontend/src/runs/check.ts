@@ -13,6 +13,9 @@ export interface CheckBody {
   upload?: number;
   dataset_options?: Record<string, unknown>;
   config?: Record<string, unknown>;
+  /** a benchmark's: its kind and the training run whose weights it uses */
+  kind?: "benchmark";
+  weights?: number;
 }
 
 export type CheckState =

@@ -8,11 +8,12 @@ import { createStore, type StoreApi } from "zustand/vanilla";
 
 import { api, ApiError } from "../api/client";
 import type { Dataset, Job, Problem, RunKind, Upload } from "../api/types";
+import { kindOf, type JobKind } from "./benchmark";
 import { isEnded, mergeEvents, metricValue, obj, toRunJob, type RunEvent } from "./events";
 import { deriveAll, deriveEvents, emptyDerived, type Derived } from "./series";
 import { backfill, followRun, frameBatcher, type Connection, type Follower } from "./stream";
 
-export type RunTab = "run" | "loss" | "attention" | "samples";
+export type RunTab = "run" | "loss" | "attention" | "samples" | "results" | "costs" | "compare";
 
 /** The body of POST /api/jobs (docs/runs.md "Lifecycle"). */
 export interface StartBody {
@@ -23,6 +24,10 @@ export interface StartBody {
   dataset_options?: Record<string, unknown>;
   config?: Record<string, unknown>;
   published?: boolean;
+  /** "benchmark" for a benchmark run (the default is training) */
+  kind?: JobKind;
+  /** a benchmark: the id of a finished training run of the graph whose weights it uses */
+  weights?: number;
 }
 
 export interface RunsState {
@@ -30,6 +35,7 @@ export interface RunsState {
   share: string | null;
   readOnly: boolean;
 
+  /** the graph's runs of both kinds, newest first */
   runs: Job[];
   runsLoading: boolean;
   runsError: string | null;
@@ -56,6 +62,12 @@ export interface RunsState {
   cancelling: boolean;
   cancelError: string | null;
 
+  /** the drawer's kind of run: what the form starts, the list shows and the tabs are */
+  mode: JobKind;
+  /** the canvas's heat overlay of the open benchmark's node costs, and at which batch size */
+  costOverlay: boolean;
+  costBatch: number | null;
+
   /** the drawer's tab and attention module; `openRequests` counts requests to open it */
   tab: RunTab;
   attentionPath: string | null;
@@ -69,6 +81,10 @@ export interface RunsState {
   cancel(): Promise<void>;
   closeRun(): void;
   setTab(tab: RunTab): void;
+  /** switch the drawer to training or benchmark runs (opens the latest run of that kind) */
+  setMode(mode: JobKind): void;
+  setCostOverlay(on: boolean): void;
+  setCostBatch(batch: number | null): void;
   setAttentionPath(path: string): void;
   /** open the drawer on the attention tab of a module (the canvas's mini heatmaps) */
   showAttention(path: string): void;
@@ -253,6 +269,9 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       startProblems: [],
       cancelling: false,
       cancelError: null,
+      mode: "train",
+      costOverlay: false,
+      costBatch: null,
       tab: "run",
       attentionPath: null,
       openRequests: 0,
@@ -283,11 +302,23 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
         }
         set({ runsLoading: true, runsError: null });
         try {
-          const raw: unknown = share ? await deps.api.sharedJobs(share) : await deps.api.jobs(graphId!);
+          const lists: unknown[] = share
+            ? [await deps.api.sharedJobs(share)]
+            : await Promise.all([
+              deps.api.jobs(graphId!),
+              // A server that lists one kind at a time; one that knows no benchmarks refuses.
+              deps.api.jobs(graphId!, "benchmark").catch(() => []),
+            ]);
           if (get().graphId !== graphId || get().share !== share) return;
-          const runs = (Array.isArray(raw) ? raw : []).map(toRunJob);
+          const byId = new Map<number, Job>();
+          for (const list of lists) for (const raw of Array.isArray(list) ? list : []) {
+            const run = toRunJob(raw);
+            if (!byId.has(run.id)) byId.set(run.id, run);
+          }
+          const runs = [...byId.values()].sort((a, b) => b.id - a.id);
           set({ runs, runsLoading: false });
-          if (!get().job && runs.length) void get().openRun(runs[0].id, runs[0]);
+          const latest = runs.find((r) => kindOf(r) === get().mode);
+          if (!get().job && latest) void get().openRun(latest.id, latest);
         } catch (error) {
           set({ runsLoading: false, runsError: describeError(error) });
         }
@@ -333,7 +364,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
           return;
         }
         if (token !== openToken) return;
-        set({ job });
+        set({ job, mode: kindOf(job) });
         putJob(job, { fresh: true });
         const batch = frameBatcher<RunEvent>((items) => applyEvents(token, items), deps.schedule);
         batcher = batch;
@@ -387,6 +418,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
             set({ runs: [job, ...get().runs.filter((r) => r.id !== job.id)] });
           }
           void get().openRun(job.id, job);
+          if (kindOf(job) === "benchmark") set({ tab: "results" });
           return job;
         } catch (error) {
           const problems = error instanceof ApiError ? error.body.problems ?? [] : [];
@@ -416,6 +448,24 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
 
       setTab(tab) {
         set({ tab });
+      },
+
+      setMode(mode) {
+        if (mode === get().mode) return;
+        set({ mode, tab: "run" });
+        const job = get().job;
+        if (job && kindOf(job) === mode) return;
+        const latest = get().runs.find((r) => kindOf(r) === mode);
+        if (latest) void get().openRun(latest.id, latest);
+        else get().closeRun();
+      },
+
+      setCostOverlay(on) {
+        set({ costOverlay: on });
+      },
+
+      setCostBatch(batch) {
+        set({ costBatch: batch });
       },
 
       setAttentionPath(path) {
