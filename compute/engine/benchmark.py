@@ -34,8 +34,9 @@ class BenchmarkSettings(RunSettings):
     title: ClassVar[str] = "Benchmark"
     summary: ClassVar[str] = "Time the graph's forward pass on every backend (stand-in)."
 
-    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default=[1, 8, 64], min_length=1, max_length=8,
-                                   title="Batch sizes", description="Stand-in.")
+    batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] = Field(
+        default=[1, 8, 64], min_length=1, max_length=8, title="Batch sizes",
+        description="Stand-in.")
     backends: list[Backend] = Field(default=list(BACKENDS), min_length=1, max_length=5,
                                     title="Backends", description="Stand-in.")
     warmup: int = Field(default=3, ge=0, le=1000, title="Warm-up", description="Stand-in.")

@@ -33,7 +33,7 @@ def test_events_of_an_unknown_type_are_refused(api: APIClient, user: User) -> No
     response = api.get(f"/api/jobs/{job.id}/metrics", {"types": "metric,bogus,attention"})
     assert response.status_code == 400
     assert response.json() == {"error": "no event type 'bogus'; types: status, metric, "
-                                        "attention, sample"}
+                                        "attention, sample, progress, benchmark, node_costs"}
     assert api.get(f"/api/jobs/{job.id}/metrics", {"types": "metric,"}).status_code == 200
     bad_since = api.get(f"/api/jobs/{job.id}/metrics", {"since": "-1", "types": "bogus"})
     assert bad_since.status_code == 400 and "since" in bad_since.json()["fields"]
