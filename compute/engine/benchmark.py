@@ -92,6 +92,8 @@ def benchmark_events(graph: CheckedGraph, settings: BenchmarkSettings, *,
             total = settings.warmup + settings.repeats
             with torch.no_grad():
                 for i in range(total):
+                    if stop():
+                        return
                     start = time.perf_counter()
                     module(*inputs)
                     if i >= settings.warmup:
