@@ -238,7 +238,7 @@ def components() -> dict[str, Any]:
             "created_at": TIME,
         }, description="One of your uploaded files."),
         "RunKind": {**object_schema({
-            "kind": {"type": "string", "description": "A run's kind (train)."},
+            "kind": {"type": "string", "description": "A run's kind (train, benchmark)."},
             "title": {"type": "string"},
             "description": {"type": "string"},
             "settings_schema": {"type": "object", "additionalProperties": True,

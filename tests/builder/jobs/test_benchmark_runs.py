@@ -228,6 +228,20 @@ def test_weights_that_are_not_a_finished_training_run_of_the_graph_are_refused_s
     assert Job.objects.count() == before
 
 
+def test_the_check_of_an_unsaved_document_takes_weights_that_fit_it(api: APIClient) -> None:
+    source = trained(api, new_graph(api))
+    fits = api.post("/api/jobs/check", {"document": load_starter("mlp"), "kind": "benchmark",
+                                        "weights": source, "config": SMALL}, format="json")
+    assert fits.status_code == 200 and fits.json()["ok"], fits.json()
+    assert fits.json()["queue"] == "cpu"
+    unfit = api.post("/api/jobs/check", {"document": wider_mlp(), "kind": "benchmark",
+                                         "weights": source, "config": SMALL}, format="json")
+    assert not unfit.json()["ok"]
+    assert unfit.json()["problems"][0]["field"] == "weights"
+    assert "hidden1.weight is [128, 64] in the file and [32, 64] in the graph" in \
+        unfit.json()["error"]
+
+
 def test_the_weights_file_gone_from_a_succeeded_run_is_refused(api: APIClient) -> None:
     graph = new_graph(api)
     source = trained(api, graph)
