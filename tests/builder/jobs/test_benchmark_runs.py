@@ -355,7 +355,7 @@ def assert_every_row_has_figures_or_a_reason(rows: list[dict[str, Any]]) -> None
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_benchmark_of_the_starter_mlp_measures_every_backend_and_batch_live(
-        user: Any, worker: Worker) -> None:
+        user: Any, worker: Worker, openapi: dict[str, Any]) -> None:
     import torch
 
     from builder.accounts.services import issue_token
@@ -368,20 +368,26 @@ def test_a_benchmark_of_the_starter_mlp_measures_every_backend_and_batch_live(
     assert job["queue"] == "cpu" and job["total_steps"] == 10
     live = async_to_sync(_watch)(token, job["id"])[1:]  # after the `state` message
 
-    done = api.get(f"/api/jobs/{job['id']}").json()
+    answer = api.get(f"/api/jobs/{job['id']}")
+    done = answer.json()
     assert done["status"] == "succeeded", (done["error"], worker.output()[-3000:])
+    assert_conforms(openapi, "/api/jobs/{job_id}", "get", answer)  # the result is typed
     assert done["step"] == done["total_steps"] == 10 and done["device"] == "cpu"
     result = done["result"]
     assert_every_row_has_figures_or_a_reason(result["rows"])
     assert result["machine"]["torch"] == torch.__version__
     assert result["machine"]["device"] == "cpu" and result["machine"]["cores"] >= 1
     assert result["settings"] == done["config"]
-    [costs] = result["node_costs"]
-    assert {"hidden1", "hidden2", "logits"} <= {n["node"] for n in costs["nodes"]}
-    assert all(0 <= n["share"] <= 1 for n in costs["nodes"])
+    assert result["node_costs"]  # one or more batch sizes, each of eager
+    for costs in result["node_costs"]:
+        assert costs["backend"] == "eager" and costs["batch"] in (1, 4), costs
+        assert {"hidden1", "hidden2", "logits"} <= {n["node"] for n in costs["nodes"]}
+        assert all(0 <= n["share"] <= 1 for n in costs["nodes"])
 
     # Stored in order, with no gaps, and the socket sent each one as it is stored.
-    stored = api.get(f"/api/jobs/{job['id']}/metrics").json()["events"]
+    page = api.get(f"/api/jobs/{job['id']}/metrics")
+    assert_conforms(openapi, "/api/jobs/{job_id}/metrics", "get", page)
+    stored = page.json()["events"]
     assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
     by_seq = {e["seq"]: e for e in stored}
     assert [by_seq[m["seq"]] for m in live] == live
@@ -396,7 +402,8 @@ def test_a_benchmark_of_the_starter_mlp_measures_every_backend_and_batch_live(
                 and (e["backend"], e["batch"]) == (backend, batch)]
         row = next(e for e in rows if (e["backend"], e["batch"]) == (backend, batch))
         assert seqs and max(seqs) < row["seq"], (backend, batch)  # progress, then the row
-    assert [e["type"] for e in stored if e["type"] == "node_costs"] == ["node_costs"]
+    assert [{k: v for k, v in e.items() if k not in ("type", "seq", "step", "time")}
+            for e in stored if e["type"] == "node_costs"] == result["node_costs"]
     assert {"progress", "benchmark", "node_costs"} <= {m["type"] for m in live}
 
 
