@@ -212,6 +212,8 @@ SPECTACULAR_SETTINGS = {
     # /api/docs serves Swagger UI from local files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Two request members are called `kind` (a run's, an upload's): the run's has a name.
+    "ENUM_NAME_OVERRIDES": {"RunKindEnum": "compute.jobs.kinds.KINDS"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "builder.graphs.schema.add_graph_components",

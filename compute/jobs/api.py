@@ -42,30 +42,34 @@ SHARE = OpenApiParameter("share", str, description="A share link's token: watch 
 class JobListView(APIView):
     @extend_schema(operation_id="jobs_list", parameters=[
         OpenApiParameter("graph", int, description="Only the runs of this graph."),
-        OpenApiParameter("status", str, enum=Job.Status.values)],
+        OpenApiParameter("status", str, enum=Job.Status.values),
+        OpenApiParameter("kind", str, enum=list(kinds.KINDS))],
         responses={200: JOBS_REF, 400: ERROR})
     def get(self, request: Request) -> Response:
         query = parsed(JobListQuery, request.query_params)
         jobs = selectors.jobs_of(request.user, graph_id=query.get("graph"),
-                                 status=query["status"])
+                                 status=query["status"], kind=query["kind"])
         return Response(jobs_data(jobs[:200]))
 
     @extend_schema(operation_id="jobs_create", request=JobCreateIn,
                    responses={201: JOB_REF, 400: ERROR, 404: ERROR, 429: ERROR,
                               503: ERROR})
     def post(self, request: Request) -> Response:
-        """Queue a run of a saved graph (201 at once; follow it at /api/jobs/{id} or
-        /ws/jobs/{id}/). Everything is checked first, the fit of the dataset included:
-        400 names what is wrong, 429 when you have the most runs queued."""
+        """Queue a run of a saved graph, training or benchmark (201 at once; follow it at
+        /api/jobs/{id} or /ws/jobs/{id}/). Everything is checked first, the fit of the
+        dataset and the weights a benchmark takes included: 400 names what is wrong, 404 a
+        graph, upload or weights run that is not yours, 429 when you have the most runs
+        queued."""
         body = parsed(JobCreateIn, request.data)
         graph = graph_selectors.graph_of(request.user, body["graph"])
         version = graph_selectors.version_of(graph, body.get("version"))
         upload = (selectors.upload_of(request.user, body["upload"]) if "upload" in body
                   else None)
         job = services.submit_job(
-            owner=request.user, graph=graph, version=version, dataset=body.get("dataset"),
-            upload=upload, dataset_options=body.get("dataset_options"),
-            config=body.get("config"), time_limit=body.get("time_limit"),
+            owner=request.user, graph=graph, version=version, kind=body["kind"],
+            dataset=body.get("dataset"), upload=upload,
+            dataset_options=body.get("dataset_options"), config=body.get("config"),
+            time_limit=body.get("time_limit"), weights=body.get("weights"),
             published=body["published"])
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
@@ -80,10 +84,12 @@ class JobDetailView(APIView):
                                              request.query_params.get("share"))
         return Response(job_data(job))
 
-    @extend_schema(operation_id="jobs_destroy", responses={204: None, 404: ERROR})
+    @extend_schema(operation_id="jobs_destroy", responses={204: None, 404: ERROR,
+                                                           409: ERROR})
     def delete(self, request: Request, job_id: int) -> Response:
         """Delete a run with its events, checkpoints and results. One still queued or
-        running is cancelled first: its worker stops within a second."""
+        running is cancelled first: its worker stops within a second. 409 for a training
+        run whose weights a queued or running benchmark takes."""
         services.delete_job(selectors.job_of(_user(request), job_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -119,7 +125,8 @@ class JobEventsView(APIView):
         OpenApiParameter("since", int, description="Events after this sequence number "
                          "(default 0: all)."),
         OpenApiParameter("types", str, description="Comma-separated: status, metric, "
-                         "attention, sample (default: all)."),
+                         "attention, sample, progress, benchmark, node_costs (default: "
+                         "all)."),
         SHARE], responses={200: EVENT_PAGE_REF, 404: ERROR})
     def get(self, request: Request, job_id: int) -> Response:
         """Everything the run reported after `since`, in order: what a WebSocket client
@@ -233,13 +240,17 @@ class JobCheckView(APIView):
                    responses={200: RUN_CHECK_REF, 400: ERROR, 404: ERROR, 413: ERROR})
     def post(self, request: Request) -> Response:
         """Would POST /api/jobs queue this run? The same checks (the settings, the graph,
-        the dataset's fit), on a saved version or an unsaved document, and nothing is
-        stored: `ok`, the problems, and for a run that can start its queue and about how
-        long it takes on a CPU. 400 only for a body that is not a check's."""
+        the dataset's fit, a benchmark's weights), on a saved version or an unsaved
+        document, and nothing is stored: `ok`, the problems, and for a run that can start
+        its queue and about how long it takes on a CPU. 400 only for a body that is not a
+        check's. With a document (no `graph`), the weights' run may be of any graph of
+        yours whose weights fit the document."""
         body = parsed(JobCheckIn, request.data)
+        graph_id = None
         if "graph" in body:
             graph = graph_selectors.graph_of(request.user, body["graph"])
             document = graph_selectors.version_of(graph, body.get("version")).document
+            graph_id = graph.id
         else:
             document = body["document"]
         upload = (selectors.upload_of(request.user, body["upload"]) if "upload" in body
@@ -247,9 +258,10 @@ class JobCheckView(APIView):
         answer: RunCheckBody
         try:
             plan = services.check_run(
-                document=document, dataset=body.get("dataset"), upload=upload,
+                document=document, kind=body["kind"], owner=request.user, graph_id=graph_id,
+                dataset=body.get("dataset"), upload=upload,
                 dataset_options=body.get("dataset_options"), config=body.get("config"),
-                time_limit=body.get("time_limit"))
+                time_limit=body.get("time_limit"), weights=body.get("weights"))
         except services.JobError as exc:
             answer = {"ok": False, "error": str(exc), "problems": services.problems_of(exc),
                       "queue": None, "cpu_seconds": None}

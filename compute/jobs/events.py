@@ -51,7 +51,8 @@ class _Numbered(TypedDict):
     # docstrings of the class it describes only. A new event has seq 0 until `store`
     # numbers it; clients only ever see numbered ones.
     seq: Annotated[int, Field(description="1, 2, 3, ... within the run.")]
-    step: Annotated[int, Field(description="Optimizer steps done when reported.")]
+    step: Annotated[int, Field(description="Optimizer steps done when reported (training); "
+                                           "rows measured (a benchmark).")]
     time: Annotated[float, Field(description="Unix seconds.")]
 
 
@@ -119,12 +120,12 @@ class ProgressEvent(_Numbered):
     total: int
 
 
-class BenchmarkEvent(_Numbered):
+class BenchmarkRow(TypedDict):
     """One backend at one batch size, measured; or why that backend cannot run the model
-    (`error`, its figures null)."""
+    (`error`, its figures null). A benchmark run's `result.rows` holds these."""
 
-    type: Literal["benchmark"]
-    backend: str
+    backend: Annotated[str, Field(description="eager, compile, onnxruntime, eager_bf16 or "
+                                              "compile_bf16.")]
     batch: int
     error: Annotated[str, Field(description="Empty when it ran; else the reason, one "
                                             "sentence.")]
@@ -137,9 +138,17 @@ class BenchmarkEvent(_Numbered):
     flops_per_s: Annotated[float | None, Field(description="The inspected FLOP count over "
                                                            "the median latency.")]
     max_abs_diff: Annotated[float | None, Field(description="Largest output difference to "
-                                                            "eager on the same inputs.")]
+                                                            "eager on the same inputs (null "
+                                                            "when it is not a finite number).")]
     within_tolerance: Annotated[bool, Field(description="False: flagged, not ranked "
                                                         "(docs/benchmarks.md).")]
+
+
+class BenchmarkEvent(_Numbered, BenchmarkRow):
+    """One backend at one batch size, measured; or why that backend cannot run the model
+    (`error`, its figures null)."""
+
+    type: Literal["benchmark"]
 
 
 class NodeCost(TypedDict):
@@ -153,14 +162,58 @@ class NodeCost(TypedDict):
     flops_per_s: float | None
 
 
-class NodeCostsEvent(_Numbered):
-    """Where the forward time goes, per graph node (eager, at one batch size)."""
+class NodeCostsRow(TypedDict):
+    """Where the forward time goes, per graph node (eager, at one batch size). A benchmark
+    run's `result.node_costs` holds these."""
 
-    type: Literal["node_costs"]
     backend: str
     batch: int
     method: Annotated[str, Field(description="How it was measured (docs/benchmarks.md).")]
     nodes: list[NodeCost]
+
+
+class NodeCostsEvent(_Numbered, NodeCostsRow):
+    """Where the forward time goes, per graph node (eager, at one batch size)."""
+
+    type: Literal["node_costs"]
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Machine(TypedDict):
+    """Where a benchmark ran, as its worker saw it."""
+
+    cpu: str
+    """The CPU's model name."""
+    cores: int
+    gpu: str | None
+    """The GPU's name; null without one."""
+    gpu_memory: int | None
+    """Bytes; null without a GPU."""
+    device: str
+    """What it measured on: cpu, or cuda:0."""
+    torch: str
+    """PyTorch's version."""
+    onnxruntime: str | None
+    """ONNX Runtime's version; null when it is not installed."""
+    python: str
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class BenchmarkResult(TypedDict):
+    """What a benchmark run measured (a run's `result`), filled in as it goes: the machine
+    as soon as it starts, the rows and per-node costs as they land."""
+
+    machine: Machine
+    rows: list[BenchmarkRow]
+    """One per backend and batch size measured so far, in the order they were measured."""
+    node_costs: list[NodeCostsRow]
+    settings: dict[str, Any]
+    """The settings it ran with, complete (its config)."""
+
+
+def machine(info: Mapping[str, Any]) -> Machine:
+    """The machine as the engine reports it (its `machine` event), its members only."""
+    return cast(Machine, {name: info[name] for name in get_type_hints(Machine)})
 
 
 Event = (StatusEvent | MetricEvent | AttentionEvent | SampleEvent | ProgressEvent
@@ -225,6 +278,46 @@ def latest_metrics(stored: dict[str, Any]) -> tuple[dict[str, float | None], dic
 
 def sample_event(step: int, text: str) -> SampleEvent:
     return {"type": "sample", "seq": 0, "step": step, "time": time.time(), "text": text}
+
+
+def progress_event(step: int, progress: Mapping[str, Any]) -> ProgressEvent:
+    """A benchmark's progress as the engine reports it (compute.engine.benchmark), numbered
+    by `store`; `step` is the rows measured so far."""
+    return {"type": "progress", "seq": 0, "step": step, "time": time.time(),
+            "backend": progress["backend"], "batch": progress["batch"],
+            "done": progress["done"], "total": progress["total"]}
+
+
+def benchmark_row(row: Mapping[str, Any]) -> BenchmarkRow:
+    """A measured row as the engine reports it, its members only, each figure that is not a
+    finite number null (JSON has none; such a difference is out of tolerance anyway)."""
+    return cast(BenchmarkRow, {name: _finite(row[name]) for name in _BENCHMARK_ROW})
+
+
+def benchmark_event(step: int, row: Mapping[str, Any]) -> BenchmarkEvent:
+    return cast(BenchmarkEvent, {"type": "benchmark", "seq": 0, "step": step,
+                                 "time": time.time(), **benchmark_row(row)})
+
+
+def node_costs_row(costs: Mapping[str, Any]) -> NodeCostsRow:
+    """Per-node costs as the engine reports them, their members only, figures that are not
+    finite numbers null."""
+    return {"backend": costs["backend"], "batch": costs["batch"], "method": costs["method"],
+            "nodes": [cast(NodeCost, {name: _finite(node[name]) for name in _NODE_COST})
+                      for node in costs["nodes"]]}
+
+
+def node_costs_event(step: int, costs: Mapping[str, Any]) -> NodeCostsEvent:
+    return cast(NodeCostsEvent, {"type": "node_costs", "seq": 0, "step": step,
+                                 "time": time.time(), **node_costs_row(costs)})
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+_BENCHMARK_ROW = tuple(get_type_hints(BenchmarkRow))
+_NODE_COST = tuple(get_type_hints(NodeCost))
 
 
 def attention_event(step: int, node: str, maps: torch.Tensor) -> AttentionEvent:

@@ -1,8 +1,8 @@
 """The kinds of run this server takes, each with its settings model (docs/runs.md).
 
 A kind's settings model is the one definition of its settings: submission validates with
-it, GET /api/run-kinds serves its JSON Schema, and the editor renders its form from that.
-Benchmark and FPGA runs will add theirs here."""
+it (`settings_for`), GET /api/run-kinds serves its JSON Schema, and the editor renders its
+form from that. FPGA runs will add theirs here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from typing import Any
 
 from django.conf import settings
 
+from compute.engine.benchmark import BenchmarkSettings
+from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig
+
+TRAIN = "train"
+BENCHMARK = "benchmark"
+KINDS = (TRAIN, BENCHMARK)  # in the order GET /api/run-kinds lists them
 
 
 def train_settings() -> type[TrainConfig]:
@@ -25,6 +31,15 @@ def _capped(max_steps: int) -> type[TrainConfig]:
     return TrainConfig.capped(max_steps)
 
 
+def settings_for(kind: str) -> type[RunSettings]:
+    """The settings model of a kind of run (one of KINDS), as this server validates it."""
+    if kind == TRAIN:
+        return train_settings()
+    if kind == BENCHMARK:
+        return BenchmarkSettings
+    raise ValueError(f"no kind of run {kind!r}; kinds: {', '.join(KINDS)}")
+
+
 def run_kinds() -> list[dict[str, Any]]:
     """Each kind of run: `kind`, `title`, `description` and `settings_schema`."""
-    return [train_settings().describe()]
+    return [settings_for(kind).describe() for kind in KINDS]

@@ -1,5 +1,6 @@
-"""Running one claimed job in a worker: the engine's training loop, with a reporter that
-streams what it hears.
+"""Running one claimed job in a worker, by its kind: the engine's training loop, with a
+reporter that streams what it hears; or the engine's benchmark, whose events stream the
+same way.
 
 The loop calls the reporter on its own thread; the reporter only puts events on a list
 and returns (the loop must not wait on a database or on Redis). A `Publisher` thread takes
@@ -19,15 +20,24 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection
+from safetensors.torch import load_file
 
 from builder.graphs.models import GraphVersion
-from compute.engine import GraphError, compile_graph, export_onnx, export_pytorch
+from compute.engine import (
+    CheckedGraph,
+    GraphError,
+    compile_graph,
+    export_onnx,
+    export_pytorch,
+    load_graph,
+)
+from compute.engine.benchmark import BenchmarkSettings, benchmark_events
 from compute.engine.datasets import DatasetError, FitError
 from compute.engine.training import (
     SilentReporter,
@@ -38,7 +48,7 @@ from compute.engine.training import (
     train_graph,
 )
 
-from . import events, services
+from . import events, kinds, services
 from .models import Job
 
 log = logging.getLogger(__name__)
@@ -46,6 +56,7 @@ MAX_SENDS_PER_SECOND = 10
 KEEP_CHECKPOINTS = 2  # the latest ones; older ones are deleted as new ones land
 CANCEL_POLL_SECONDS = 0.5
 STORE_GIVE_UP_SECONDS = 30.0  # events unstorable for this long: the run fails
+PROGRESS_SECONDS = 0.25  # a benchmark's progress events, per row, at most this often
 
 
 class Publisher(threading.Thread):
@@ -177,10 +188,10 @@ class Publisher(threading.Thread):
             log.warning("could not send events of job %s", self.job.id, exc_info=True)
 
 
-class JobReporter(SilentReporter):
-    """The training loop's reporter for a job: events to the publisher, checkpoints
-    pruned, and a stop when the job is cancelled, superseded, out of time, or the worker
-    is shutting down."""
+class StopCheck:
+    """Whether a run must stop, asked by the work between its steps: when the job is
+    cancelled, superseded or deleted (the publisher hears it), out of time, or its worker
+    is shutting down. `why` says which, once it has."""
 
     def __init__(self, publisher: Publisher, deadline: float,
                  shutting_down: threading.Event) -> None:
@@ -188,6 +199,21 @@ class JobReporter(SilentReporter):
         self.deadline = deadline
         self.shutting_down = shutting_down
         self.why = ""
+
+    def should_stop(self) -> bool:
+        if self.publisher.stop_reason:
+            self.why = self.publisher.stop_reason
+        elif time.monotonic() > self.deadline:
+            self.why = "time"
+        elif self.shutting_down.is_set():
+            self.why = "shutdown"
+        return bool(self.why)
+
+
+class JobReporter(StopCheck, SilentReporter):
+    """The training loop's reporter for a job: events to the publisher, checkpoints
+    pruned, and a stop when the job is cancelled, superseded, out of time, or the worker
+    is shutting down (StopCheck)."""
 
     def on_metric(self, step: int, name: str, value: float) -> None:
         self.publisher.put(events.metric_event(step, name, value))
@@ -202,15 +228,6 @@ class JobReporter(SilentReporter):
         for old in sorted(path.parent.glob("step-*.safetensors"))[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
 
-    def should_stop(self) -> bool:
-        if self.publisher.stop_reason:
-            self.why = self.publisher.stop_reason
-        elif time.monotonic() > self.deadline:
-            self.why = "time"
-        elif self.shutting_down.is_set():
-            self.why = "shutdown"
-        return bool(self.why)
-
 
 # Set by the worker when it begins a warm shutdown: running jobs checkpoint and go back to
 # the queue instead of keeping the shutdown waiting.
@@ -218,9 +235,12 @@ SHUTTING_DOWN = threading.Event()
 
 
 def run(job: Job) -> None:
-    """Train a claimed job to its end and record the outcome on its row."""
+    """Run a claimed job to its end, by its kind, and record the outcome on its row."""
     try:
-        _run(job)
+        if job.kind == kinds.BENCHMARK:
+            _benchmark(job)
+        else:
+            _train(job)
     finally:
         # Deleted meanwhile (with its graph): whatever this attempt wrote after the delete
         # removed its folder (a checkpoint, the weights) is an orphan. Looked at after the
@@ -229,7 +249,7 @@ def run(job: Job) -> None:
             shutil.rmtree(job.folder, ignore_errors=True)
 
 
-def _run(job: Job) -> None:
+def _train(job: Job) -> None:
     config = TrainConfig.model_validate(job.config)
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -305,6 +325,114 @@ def _run(job: Job) -> None:
                             files=files)
 
 
+class WeightsUnfit(Exception):
+    """The weights a benchmark takes cannot be loaded into the version it measures."""
+
+
+def _benchmark(job: Job) -> None:
+    """Measure a claimed benchmark job (compute.engine.benchmark), streaming its progress,
+    each row and the per-node costs as events, and keeping what it measured so far in the
+    job's `result` (the machine as soon as it is known). A backend that cannot run the
+    model is a row with its reason, not a failure; a graph that cannot be built, or
+    weights that do not fit it, fail the run with the reason."""
+    config = BenchmarkSettings.model_validate(job.config)
+    try:
+        device = pick_device(config.device)
+    except ValueError as exc:
+        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+        return
+    publisher = Publisher(job)
+    stop = StopCheck(publisher, time.monotonic() + services.stop_after(job.time_limit),
+                     SHUTTING_DOWN)
+    publisher.start()
+    result: dict[str, Any] = {"rows": [], "node_costs": [], "settings": config.model_dump()}
+    error = ""
+    ended = False
+    try:
+        graph = load_graph(GraphVersion.objects.get(id=job.version_id).document)
+        state = _benchmark_weights(job, graph)
+        progress_at: dict[tuple[str, int], float] = {}
+        for event in benchmark_events(graph, config, state_dict=state,
+                                      should_stop=stop.should_stop):
+            rows = len(result["rows"])
+            if event["type"] == "machine":
+                result["machine"] = events.machine(event)
+                services.record_result(job, cast(events.BenchmarkResult, result))
+            elif event["type"] == "progress":
+                # At most every PROGRESS_SECONDS per row, and its first and last: a run of
+                # many repetitions must not store an event for each.
+                key, now = (event["backend"], event["batch"]), time.monotonic()
+                last = event["done"] in (1, event["total"])
+                if last or now - progress_at.get(key, 0.0) >= PROGRESS_SECONDS:
+                    progress_at[key] = now
+                    publisher.put(events.progress_event(rows, event))
+            elif event["type"] == "benchmark":
+                result["rows"].append(events.benchmark_row(event))
+                publisher.put(events.benchmark_event(rows + 1, event))
+                services.record_result(job, cast(events.BenchmarkResult, result))
+            elif event["type"] == "node_costs":
+                result["node_costs"].append(events.node_costs_row(event))
+                publisher.put(events.node_costs_event(rows, event))
+                services.record_result(job, cast(events.BenchmarkResult, result))
+        ended = True
+    except GraphError as exc:
+        error = "the graph is not valid: " + "; ".join(str(p) for p in exc.problems)
+    except WeightsUnfit as exc:
+        error = str(exc)
+    except torch.OutOfMemoryError:
+        error = f"out of memory on {device}: try smaller batch sizes"
+    except SoftTimeLimitExceeded:
+        error = time_limit_reached(job, publisher.step)
+    except Exception as exc:
+        if Job.objects.filter(id=job.id).exists():
+            log.exception("job %s failed", job.id)
+        else:
+            log.info("job %s was deleted while it ran (%s)", job.id, _first_line(exc))
+        error = unexpected(exc)
+    finally:
+        publisher.close()
+    done = len(result["rows"])
+    measured = f"after {done} of {job.total_steps} measurements"
+    if publisher.stop_reason == "unstorable":
+        services.finish_job(job, Job.Status.FAILED, step=done,
+                            error="the run's progress could not be saved to the database "
+                                  f"({publisher.store_error}); the worker's log says more")
+    elif not ended:
+        services.finish_job(job, Job.Status.FAILED, step=done,
+                            error=error or "the run failed")
+    elif stop.why == "shutdown":  # it starts again from the first measurement
+        services.record_result(job, None)
+        services.release_job(job, 0, "its worker shut down; the benchmark starts again when "
+                                     "a worker takes it")
+    elif stop.why == "cancel":
+        services.finish_job(job, Job.Status.CANCELLED, step=done,
+                            error=f"cancelled {measured}")
+    elif stop.why == "time":
+        services.finish_job(job, Job.Status.FAILED, step=done,
+                            error=f"the run reached its time limit of {job.time_limit} s "
+                                  f"{measured}")
+    elif stop.why in ("superseded", "gone"):
+        log.warning("job %s attempt %s was %s; its results are dropped", job.id,
+                    job.attempts, "deleted" if stop.why == "gone" else "superseded")
+    else:
+        services.finish_job(job, Job.Status.SUCCEEDED, step=done)
+
+
+def _benchmark_weights(job: Job, graph: CheckedGraph) -> dict[str, torch.Tensor] | None:
+    """The weights a benchmark takes (its `weights_of` run's), checked against the graph
+    it measures; None for fresh ones."""
+    if job.weights_of_id is None:
+        return None
+    path = Job(id=job.weights_of_id).folder / services.WEIGHTS_FILE
+    if not path.is_file():
+        raise WeightsUnfit(f"the weights of run {job.weights_of_id} are gone from its folder")
+    mismatch = services.weights_mismatch(graph, path)
+    if mismatch:
+        raise WeightsUnfit(f"the weights of run {job.weights_of_id} do not fit this graph: "
+                           f"{mismatch}")
+    return load_file(str(path))
+
+
 def time_limit_reached(job: Job, step: int) -> str:
     return f"the run reached its time limit of {job.time_limit} s at step {step}"
 
@@ -326,8 +454,6 @@ def _first_line(exc: BaseException) -> str:
 def export_results(job: Job, folder: Path) -> dict[str, str]:
     """The trained model as ONNX and as a PyTorch file beside its weights. A format that
     cannot be made records why, and the run still succeeds."""
-    from safetensors.torch import load_file
-
     files = {"weights": "model.safetensors"}
     try:
         module = compile_graph(GraphVersion.objects.get(id=job.version_id).document, seed=0)

@@ -19,7 +19,7 @@ from builder.rest import add_components, object_schema, ref
 from compute.engine.datasets import KINDS
 
 from . import kinds
-from .events import EVENT_TYPES, NonFinite
+from .events import EVENT_TYPES, BenchmarkResult, NonFinite
 from .models import Job, Upload
 
 TIME = {"type": "string", "format": "date-time"}
@@ -35,6 +35,7 @@ class JobBody(TypedDict):
     graph_name: str
     version: int
     kind: str
+    weights_of: int | None
     dataset: str
     upload: int | None
     dataset_options: dict[str, Any]
@@ -60,6 +61,7 @@ class JobBody(TypedDict):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
+    result: BenchmarkResult | None
 
 
 class UploadBody(TypedDict):
@@ -91,7 +93,9 @@ def _job() -> dict[str, Any]:
         "graph": {"type": "integer", "description": "The graph's id."},
         "graph_name": {"type": "string", "description": "The graph's title."},
         "version": {"type": "integer", "description": "The version number it trains."},
-        "kind": {"type": "string", "enum": ["train"]},
+        "kind": {"type": "string", "enum": list(kinds.KINDS)},
+        "weights_of": {"type": "integer", "nullable": True, "description": "A benchmark: "
+                       "the training run whose weights it measures; null for fresh ones."},
         "dataset": {"type": "string", "description": "A built-in dataset's name, or 'upload'."},
         "upload": {"type": "integer", "nullable": True, "description": "The upload's id."},
         "dataset_options": {"type": "object", "additionalProperties": True},
@@ -130,7 +134,10 @@ def _job() -> dict[str, Any]:
         "started_at": NULLABLE_TIME,
         "finished_at": NULLABLE_TIME,
         "heartbeat_at": NULLABLE_TIME,
-    }, description="A training run (docs/runs.md, The run object).")
+        "result": {"allOf": [ref("BenchmarkResult")], "nullable": True,
+                   "description": "A benchmark: what it measured so far; null for a training "
+                   "run, and until a benchmark starts."},
+    }, description="A run, training or benchmark (docs/runs.md, The run object).")
 
 
 def openapi_schema(kind: type) -> dict[str, Any]:
@@ -197,6 +204,9 @@ def components() -> dict[str, Any]:
     return {
         "Job": _job(),
         **_events(),
+        "BenchmarkResult": {**openapi_schema(BenchmarkResult), "description": (
+            "What a benchmark run measured, filled in as it goes (docs/runs.md, Benchmark "
+            "runs); a training run has none (null).")},
         "EventPage": object_schema({
             "events": {"type": "array", "items": ref("JobEvent")},
             "last_seq": {"type": "integer", "description": "The run's latest sequence "
@@ -228,7 +238,7 @@ def components() -> dict[str, Any]:
             "created_at": TIME,
         }, description="One of your uploaded files."),
         "RunKind": {**object_schema({
-            "kind": {"type": "string", "description": "A run's kind (train)."},
+            "kind": {"type": "string", "description": "A run's kind (train, benchmark)."},
             "title": {"type": "string"},
             "description": {"type": "string"},
             "settings_schema": {"type": "object", "additionalProperties": True,

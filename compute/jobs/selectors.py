@@ -19,8 +19,10 @@ MAX_EVENTS_PER_PAGE = 5000
 
 
 def jobs_of(user: AbstractBaseUser, *, graph_id: int | None = None,
-            status: str | None = None) -> QuerySet[Job]:
+            status: str | None = None, kind: str | None = None) -> QuerySet[Job]:
     jobs = Job.objects.filter(owner=user).select_related("graph", "version", "upload")
+    if kind:
+        jobs = jobs.filter(kind=kind)
     if graph_id is not None:
         jobs = jobs.filter(graph_id=graph_id)
     if status:

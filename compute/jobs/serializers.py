@@ -8,40 +8,54 @@ of ..."}` (an ApiError), not with the per-field form of a bad body."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from rest_framework import serializers
 
 from builder.rest import ApiError
 
-from . import events, selectors
+from . import events, kinds, selectors
+from .events import BenchmarkResult
 from .models import Job, JobEvent, Upload
 from .schema import JobBody, UploadBody
 
 MAX_ID = 2**31 - 1
 
 
-class JobCreateIn(serializers.Serializer):
-    graph = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+class RunIn(serializers.Serializer):
+    """What a run is: the members of POST /api/jobs and POST /api/jobs/check alike."""
+
     version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
-                                       help_text="Default: the latest. The run pins it.")
-    kind = serializers.ChoiceField(choices=["train"], default="train")
+                                       help_text="With `graph`; default: the latest. A run "
+                                       "pins it.")
+    kind = serializers.ChoiceField(choices=list(kinds.KINDS), default=kinds.TRAIN,
+                                   help_text="train, or benchmark (GET /api/run-kinds).")
     dataset = serializers.CharField(max_length=64, required=False,
-                                    help_text="A built-in dataset (GET /api/datasets).")
+                                    help_text="Training: a built-in dataset (GET "
+                                    "/api/datasets). A benchmark takes none.")
     upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
-                                      help_text="Or one of your uploads (POST /api/uploads).")
+                                      help_text="Training: or one of your uploads (POST "
+                                      "/api/uploads).")
     dataset_options = serializers.DictField(required=False)
-    config = serializers.DictField(required=False, help_text="Training settings (GET "
+    config = serializers.DictField(required=False, help_text="The kind's settings (GET "
                                    "/api/run-kinds). Missing ones take their defaults.")
     time_limit = serializers.IntegerField(required=False, min_value=1,
                                           help_text="Seconds; default and most: the "
                                           "server's SHIPYARD_JOB_TIME_LIMIT.")
-    published = serializers.BooleanField(default=False)
+    weights = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
+                                       help_text="A benchmark: the id of a succeeded "
+                                       "training run of the same graph whose weights it "
+                                       "measures (default: fresh weights).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("dataset" in attrs) == ("upload" in attrs):
+        if attrs["kind"] == kinds.TRAIN and ("dataset" in attrs) == ("upload" in attrs):
             raise serializers.ValidationError("give either a dataset or an upload")
         return attrs
+
+
+class JobCreateIn(RunIn):
+    graph = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+    published = serializers.BooleanField(default=False)
 
 
 class QueryText(serializers.Field):
@@ -60,12 +74,16 @@ class QueryText(serializers.Field):
 class JobListQuery(serializers.Serializer):
     graph = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
     status = QueryText(required=False)
+    kind = QueryText(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         wanted = attrs.pop("status", "")
         if wanted and wanted not in Job.Status.values:
             raise ApiError(f"status must be one of {', '.join(Job.Status.values)}")
-        return {**attrs, "status": wanted or None}
+        kind = attrs.pop("kind", "")
+        if kind and kind not in kinds.KINDS:
+            raise ApiError(f"kind must be one of {', '.join(kinds.KINDS)}")
+        return {**attrs, "status": wanted or None, "kind": kind or None}
 
 
 class EventsQuery(serializers.Serializer):
@@ -103,22 +121,13 @@ class UploadIn(serializers.Serializer):
                                    default="classification")
 
 
-class JobCheckIn(serializers.Serializer):
+class JobCheckIn(RunIn):
     document = serializers.JSONField(required=False, help_text="A graph document, saved or "
                                      "not (the editor's current one); or `graph`.")
     graph = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    version = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
-                                       help_text="With `graph`; default: the latest.")
-    kind = serializers.ChoiceField(choices=["train"], default="train")
-    dataset = serializers.CharField(max_length=64, required=False)
-    upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False)
-    dataset_options = serializers.DictField(required=False)
-    config = serializers.DictField(required=False)
-    time_limit = serializers.IntegerField(required=False, min_value=1)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("dataset" in attrs) == ("upload" in attrs):
-            raise serializers.ValidationError("give either a dataset or an upload")
+        attrs = super().validate(attrs)
         if ("document" in attrs) == ("graph" in attrs):
             raise serializers.ValidationError("give either a document or a graph")
         if "document" in attrs and not isinstance(attrs["document"], dict):
@@ -149,7 +158,8 @@ def _job_data(job: Job, position: int | None) -> JobBody:
     metrics, nonfinite = events.latest_metrics(job.metrics)
     return {
         "id": job.id, "graph": job.graph_id, "graph_name": job.graph.name,
-        "version": job.version.number, "kind": job.kind, "dataset": job.dataset,
+        "version": job.version.number, "kind": job.kind, "weights_of": job.weights_of_id,
+        "dataset": job.dataset,
         "upload": job.upload_id, "dataset_options": job.dataset_options,
         "config": job.config, "queue": job.queue, "time_limit": job.time_limit,
         "status": job.status, "step": job.step, "total_steps": job.total_steps,
@@ -161,6 +171,7 @@ def _job_data(job: Job, position: int | None) -> JobBody:
             k[:-6]: v for k, v in job.files.items() if k.endswith("_error")},
         "created_at": job.created_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "heartbeat_at": job.heartbeat_at,
+        "result": cast(BenchmarkResult, job.result) if job.result else None,
     }
 
 

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,12 +26,15 @@ from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from pydantic import ValidationError
+from safetensors import safe_open
 
 from builder import access
 from builder.graphs.models import Graph, GraphVersion
 from builder.rest import ApiError
 from compute.celery_app import app as celery_app
 from compute.engine import CheckedGraph, GraphError, Limits, analyze, estimate, load_graph
+from compute.engine.benchmark import BenchmarkSettings
+from compute.engine.build import materialize
 from compute.engine.datasets import (
     DATASETS,
     DatasetError,
@@ -40,6 +44,7 @@ from compute.engine.datasets import (
     graph_view,
     text_dataset,
 )
+from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig, pick_device
 
 from . import events, kinds
@@ -63,19 +68,6 @@ class JobError(ApiError):
 
 
 # Submission
-
-
-def train_config(raw: Mapping[str, Any] | None) -> TrainConfig:
-    """A complete training configuration from what a user gave, its derived defaults filled
-    in (see TrainConfig); every setting that is wrong is refused, each a problem naming it
-    (`config.lr`) and, for a number, its range."""
-    model = kinds.train_settings()
-    try:
-        return model.model_validate(dict(raw or {}))
-    except ValidationError as exc:
-        problems = model.problems(exc, prefix="config.")
-        raise JobError(problems[0].message,
-                       problems=[p.to_dict() for p in problems]) from None
 
 
 def load_upload(upload: Upload, document: dict[str, Any] | CheckedGraph, seed: int = 0) -> Any:
@@ -106,37 +98,90 @@ def _check_dataset(graph: CheckedGraph, dataset: str, upload: Upload | None,
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a run that passed every check will be: its settings, its queue, its time
-    limit and dataset options, and the graph they were checked against."""
+    """What a run that passed every check will be: its kind and settings, its queue, its
+    time limit, its number of steps, its dataset options, the graph they were checked
+    against, and (a benchmark) the training run whose weights it takes."""
 
-    train: TrainConfig
+    kind: str
+    settings: RunSettings
     queue: str
     time_limit: int
+    total_steps: int
     options: dict[str, Any]
     graph: CheckedGraph
+    weights_of: Job | None = None
 
     def cpu_seconds(self) -> float:
         """About how long it takes on a CPU (see compute.engine.estimate)."""
         flops = analyze(self.graph, Limits.from_env(), flops=True).flops or 0
-        return estimate.cpu_seconds(flops, self.train)
+        if isinstance(self.settings, BenchmarkSettings):
+            return benchmark_cpu_seconds(flops, self.settings)
+        assert isinstance(self.settings, TrainConfig)
+        return estimate.cpu_seconds(flops, self.settings)
 
 
-def check_run(*, document: Any, dataset: str | None = None, upload: Upload | None = None,
-              dataset_options: dict[str, Any] | None = None,
-              config: dict[str, Any] | None = None,
-              time_limit: int | None = None) -> RunPlan:
-    """Every check a run must pass before it is queued: the dataset and its options, the
-    settings, the time limit, the graph's validity and the dataset's fit. submit_job runs
-    it, and so does the run form's live check (POST /api/jobs/check), so the two cannot
-    disagree. Raises JobError for the first kind of problem met, with all of that kind."""
+def benchmark_cpu_seconds(flops_per_sample: int, config: BenchmarkSettings) -> float:
+    """About how long a benchmark takes on a CPU: every measured and warm-up forward pass
+    of every backend and batch size, and a fixed cost per backend (building, compiling,
+    exporting to ONNX), at the training estimate's rates."""
+    samples = sum(config.batch_sizes) * (config.warmup + config.repeats)
+    passes = len(config.batch_sizes) * (config.warmup + config.repeats)
+    per_backend = (estimate.CPU_SECONDS_PER_RUN + passes * estimate.CPU_SECONDS_PER_STEP
+                   + flops_per_sample * samples / estimate.CPU_FLOPS_PER_SECOND)
+    return estimate.CPU_SECONDS_PER_RUN + per_backend * len(config.backends)
+
+
+def run_settings(kind: str, raw: Mapping[str, Any] | None) -> RunSettings:
+    """A kind's complete settings from what a user gave (see kinds.settings_for); every
+    setting that is wrong is refused, each a problem naming it (`config.lr`) and, for a
+    number, its range."""
+    model = kinds.settings_for(kind)
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        problems = model.problems(exc, prefix="config.")
+        raise JobError(problems[0].message,
+                       problems=[p.to_dict() for p in problems]) from None
+
+
+def train_config(raw: Mapping[str, Any] | None) -> TrainConfig:
+    """A complete training configuration (run_settings of a training run)."""
+    config = run_settings(kinds.TRAIN, raw)
+    assert isinstance(config, TrainConfig)
+    return config
+
+
+def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser | None = None,
+              graph_id: int | None = None, dataset: str | None = None,
+              upload: Upload | None = None, dataset_options: dict[str, Any] | None = None,
+              config: dict[str, Any] | None = None, time_limit: int | None = None,
+              weights: int | None = None) -> RunPlan:
+    """Every check a run must pass before it is queued: the dataset and its options (a
+    training run), the settings, the time limit, the graph's validity, the dataset's fit
+    and (a benchmark) the weights it takes. submit_job runs it, and so does the run form's
+    live check (POST /api/jobs/check), so the two cannot disagree. Raises JobError for the
+    first kind of problem met, with all of that kind.
+
+    `weights`: the id of a succeeded training run of `owner`'s, of the graph `graph_id`
+    (not checked when the document is not a saved graph's), whose weights fit the graph."""
     options = dict(dataset_options or {})
-    if upload is None:
-        if dataset not in DATASETS:
-            raise JobError(f"no dataset named {dataset!r}; datasets: {', '.join(DATASETS)}, "
-                           "or an upload", field="dataset")
-    elif options:
-        raise JobError("an upload takes no dataset_options", field="dataset_options")
-    train = train_config(config)
+    if kind == kinds.BENCHMARK:
+        given = [name for name, value in (("dataset", dataset), ("upload", upload),
+                                          ("dataset_options", options)) if value]
+        if given:
+            raise JobError(f"a benchmark takes no {given[0]}: its inputs are random tensors "
+                           "of the graph's input shapes", field=given[0])
+    else:
+        if weights is not None:
+            raise JobError("weights are for a benchmark run (kind: benchmark); a training "
+                           "run starts from fresh weights", field="weights")
+        if upload is None:
+            if dataset not in DATASETS:
+                raise JobError(f"no dataset named {dataset!r}; datasets: "
+                               f"{', '.join(DATASETS)}, or an upload", field="dataset")
+        elif options:
+            raise JobError("an upload takes no dataset_options", field="dataset_options")
+    run_config = run_settings(kind, config)
     limit = settings.JOB_HARD_TIME_LIMIT
     if time_limit is not None and not 10 <= time_limit <= limit:
         raise JobError(f"time_limit must be between 10 and {limit} seconds "
@@ -146,10 +191,71 @@ def check_run(*, document: Any, dataset: str | None = None, upload: Upload | Non
     except GraphError as exc:
         raise JobError("the graph is not valid; see problems",
                        problems=[p.to_dict() for p in exc.problems]) from None
-    _check_dataset(graph, dataset or "", upload, options, train.seed)
-    queue = {"cpu": "cpu", "cuda": "gpu"}.get(train.device, settings.JOB_AUTO_QUEUE)
-    return RunPlan(train=train, queue=queue, time_limit=time_limit or limit,
-                   options=options, graph=graph)
+    source = None
+    if isinstance(run_config, TrainConfig):
+        _check_dataset(graph, dataset or "", upload, options, run_config.seed)
+        steps = run_config.steps
+    else:
+        assert isinstance(run_config, BenchmarkSettings)
+        steps = len(run_config.backends) * len(run_config.batch_sizes)
+        if weights is not None:
+            source = weights_source(owner=owner, weights=weights, graph_id=graph_id)
+            mismatch = weights_mismatch(graph, source.folder / WEIGHTS_FILE)
+            if mismatch:
+                raise JobError(f"the weights of run {source.id} do not fit this graph: "
+                               f"{mismatch}", field="weights")
+    device = getattr(run_config, "device", "auto")
+    queue = {"cpu": "cpu", "cuda": "gpu"}.get(device, settings.JOB_AUTO_QUEUE)
+    return RunPlan(kind=kind, settings=run_config, queue=queue,
+                   time_limit=time_limit or limit, total_steps=steps, options=options,
+                   graph=graph, weights_of=source)
+
+
+WEIGHTS_FILE = "model.safetensors"  # a training run's weights, in its folder
+
+
+def weights_source(*, owner: AbstractBaseUser | None, weights: int,
+                   graph_id: int | None) -> Job:
+    """The training run a benchmark takes its weights from: one of `owner`'s, of the graph
+    `graph_id` (unless None), that succeeded and kept its weights. A JobError naming the
+    field `weights` says why not (404 for a run that is not the owner's)."""
+    source = (Job.objects.filter(owner=owner, id=weights).select_related("graph").first()
+              if owner is not None and owner.is_authenticated else None)
+    if source is None:
+        raise JobError(f"weights: you have no run {weights}", status=404, field="weights")
+    if source.kind != kinds.TRAIN:
+        raise JobError(f"weights: run {source.id} is a {source.kind} run; weights come from "
+                       "a training run", field="weights")
+    if graph_id is not None and source.graph_id != graph_id:
+        raise JobError(f"weights: run {source.id} trained another graph "
+                       f"({source.graph.name!r}); a benchmark takes the weights of a run "
+                       "of the graph it measures", field="weights")
+    if source.status != Status.SUCCEEDED:
+        raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
+                       "a benchmark takes the weights of a finished training run",
+                       field="weights")
+    if "weights" not in source.files or not (source.folder / WEIGHTS_FILE).is_file():
+        raise JobError(f"weights: run {source.id} has no weights file", field="weights")
+    return source
+
+
+def weights_mismatch(graph: CheckedGraph, path: Path) -> str:
+    """Why the safetensors file at `path` cannot be loaded into `graph`'s model (names
+    missing or unexpected, shapes that differ: the first few), or "" when it can. Reads the
+    file's header only, and builds the model on the meta device (no memory, no compute)."""
+    expected = {name: tuple(t.shape) for name, t in
+                materialize(graph, graph.analysis, "meta").state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            found = {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types
+        return f"the file cannot be read ({type(exc).__name__})"
+    problems = [f"{name} is missing" for name in expected if name not in found]
+    problems += [f"{name} is not in the graph" for name in found if name not in expected]
+    problems += [f"{name} is {list(found[name])} in the file and {list(shape)} in the graph"
+                 for name, shape in expected.items() if name in found and found[name] != shape]
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
 
 
 def problems_of(error: JobError) -> list[dict[str, Any]]:
@@ -162,15 +268,15 @@ def problems_of(error: JobError) -> list[dict[str, Any]]:
 
 
 def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
-               dataset: str | None = None, upload: Upload | None = None,
-               dataset_options: dict[str, Any] | None = None,
+               kind: str = kinds.TRAIN, dataset: str | None = None,
+               upload: Upload | None = None, dataset_options: dict[str, Any] | None = None,
                config: dict[str, Any] | None = None, time_limit: int | None = None,
-               published: bool = False) -> Job:
+               weights: int | None = None, published: bool = False) -> Job:
     """Check everything a run needs (check_run), then queue it. Nothing is queued on any
     problem."""
-    plan = check_run(document=version.document, dataset=dataset, upload=upload,
-                     dataset_options=dataset_options, config=config, time_limit=time_limit)
-    train, options = plan.train, plan.options
+    plan = check_run(document=version.document, kind=kind, owner=owner, graph_id=graph.id,
+                     dataset=dataset, upload=upload, dataset_options=dataset_options,
+                     config=config, time_limit=time_limit, weights=weights)
 
     with transaction.atomic():
         # Lock the owner's row so that two submissions at once count each other (PostgreSQL;
@@ -184,9 +290,10 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
                            status=429)
         _check_queued_time(owner, plan.time_limit)
         job = Job.objects.create(
-            owner=owner, graph=graph, version=version, dataset="upload" if upload else dataset,
-            dataset_options=options, upload=upload, config=train.model_dump(),
-            queue=plan.queue, time_limit=plan.time_limit, total_steps=train.steps,
+            owner=owner, graph=graph, version=version, kind=plan.kind,
+            dataset="upload" if upload else dataset or "", dataset_options=plan.options,
+            upload=upload, config=plan.settings.model_dump(), weights_of=plan.weights_of,
+            queue=plan.queue, time_limit=plan.time_limit, total_steps=plan.total_steps,
             published=published)
         events.store(job.id, [events.status_event(job)])
     job.refresh_from_db()
@@ -326,6 +433,13 @@ def heartbeat(job: Job, step: int, metrics: dict[str, float | str]) -> bool:
                 .update(heartbeat_at=timezone.now(), step=step, metrics=metrics))
 
 
+def record_result(job: Job, result: events.BenchmarkResult | None) -> bool:
+    """Keep what this attempt of a benchmark measured so far on its row (None: nothing,
+    for an attempt that starts again). False when the job is no longer this attempt's."""
+    return bool(Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts)
+                .update(result=result or {}))
+
+
 def stop_requested(job: Job) -> str:
     """"cancel" when its owner cancelled it, "gone" when its row was deleted (its graph
     was), "shutdown" when its worker is shutting down, else ""."""
@@ -459,7 +573,14 @@ def cancel_job(job: Job) -> Job:
 def delete_job(job: Job) -> None:
     """Delete a run: its row, its events and its folder (checkpoints, results). One still
     going is cancelled first; its worker stops at its next poll (within a second) and
-    leaves no file behind."""
+    leaves no file behind. A training run whose weights a benchmark waiting or going
+    takes is kept (409) until that benchmark ends."""
+    users = list(Job.objects.filter(weights_of=job, status__in=Job.ACTIVE)
+                 .values_list("id", flat=True))
+    if users:
+        raise JobError(f"run {job.id}'s weights are taken by benchmark run(s) "
+                       f"{', '.join(map(str, users))}, still queued or running; cancel them "
+                       "or wait for them to end", status=409)
     stop_runs([job])
     folder = job.folder
     job.delete()

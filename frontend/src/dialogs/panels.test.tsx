@@ -100,7 +100,7 @@ describe("Share dialog", () => {
       dataset_options: {}, config: {}, queue: "cpu", time_limit: 60, status, step: 10, total_steps: 10,
       position: null, attempts: 1, device: "cpu", worker: "w", error: "", cancel_requested: false, published,
       last_seq: 3, metrics: {}, nonfinite: {}, downloads: [], download_errors: {}, created_at: ago(5),
-      started_at: null, finished_at: null, heartbeat_at: null,
+      started_at: null, finished_at: null, heartbeat_at: null, weights_of: null, result: null,
     }) as Job;
     vi.spyOn(api, "shares").mockResolvedValue([]);
     const jobs = vi.spyOn(api, "jobs").mockResolvedValue([run(9, "running", false), run(8, "succeeded", false), run(6, "failed", true)]);

@@ -14,7 +14,7 @@ const job = (over: Record<string, unknown> = {}) => ({
   dataset_options: {}, config: { steps: 300 }, queue: "cpu", time_limit: 21600, status: "succeeded",
   step: 300, total_steps: 300, position: null, attempts: 1, device: "cpu", worker: "w", error: "",
   cancel_requested: false, published: true, last_seq: 6, metrics: { val_loss: 1.5 }, downloads: ["onnx", "pytorch", "weights"],
-  download_errors: {}, created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, ...over,
+  download_errors: {}, created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, weights_of: null, result: null, ...over,
 });
 
 const EVENTS = [

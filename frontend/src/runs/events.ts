@@ -66,6 +66,7 @@ export function toRunJob(raw: unknown): Job {
     graph_name: str(j.graph_name),
     version: num(j.version),
     kind: (str(j.kind) || "train") as Job["kind"],
+    weights_of: typeof j.weights_of === "number" ? j.weights_of : null,
     dataset: str(j.dataset),
     upload: typeof j.upload === "number" ? j.upload : null,
     dataset_options: obj(j.dataset_options),
@@ -91,6 +92,8 @@ export function toRunJob(raw: unknown): Job {
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),
     heartbeat_at: time(j.heartbeat_at),
+    // A benchmark's result as the server typed it (null for a training run).
+    result: j.result && typeof j.result === "object" && Array.isArray(obj(j.result).rows) ? (j.result as Job["result"]) : null,
   };
 }
 

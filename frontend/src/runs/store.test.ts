@@ -10,7 +10,7 @@ const job = (over: Partial<Job> = {}): Job => ({
   dataset_options: {}, config: { steps: 300 }, queue: "cpu", time_limit: 21600, status: "succeeded",
   step: 300, total_steps: 300, position: null, attempts: 1, device: "cpu", worker: "w", error: "",
   cancel_requested: false, published: false, last_seq: 5, metrics: {}, nonfinite: {}, downloads: [], download_errors: {},
-  created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, ...over,
+  created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, weights_of: null, result: null, ...over,
 });
 
 const metric = (seq: number, step: number, name: string, value: number) => ({ type: "metric", seq, step, time: 0, name, value });
