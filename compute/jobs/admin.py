@@ -1,5 +1,7 @@
 """The compute queue for administrators: every run, filterable, with actions to cancel
-runs and to run the sweep now."""
+or requeue runs and to run the sweep now; the queues (paused or not), the workers, the
+quotas per user and per group, and the log of what administrators did (read-only). The
+actions go through compute.jobs.queue, which records each one."""
 
 from __future__ import annotations
 
@@ -9,18 +11,19 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
-from .models import Job, Upload
+from . import queue, services
+from .models import AdminAction, Job, Queue, Quota, Upload, Worker
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "graph", "owner", "status", "queue", "step", "total_steps",
-                    "attempts", "device", "worker", "created_at", "heartbeat_at")
+    list_display = ("id", "graph", "owner", "status", "queue", "priority", "step",
+                    "total_steps", "attempts", "device", "worker", "created_at",
+                    "heartbeat_at")
     list_filter = ("status", "queue", "kind", "dataset", "device")
     search_fields = ("graph__name", "owner__username", "worker", "error")
     readonly_fields = [f.name for f in Job._meta.fields]
-    actions = ["cancel_runs", "sweep_now"]
+    actions = ["cancel_runs", "requeue_runs", "sweep_now"]
     date_hierarchy = "created_at"
     list_select_related = ("graph", "owner")
 
@@ -38,9 +41,24 @@ class JobAdmin(admin.ModelAdmin):
     def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = 0
         for job in queryset.filter(status__in=Job.ACTIVE):
-            services.cancel_job(job)
+            try:
+                queue.cancel(job, request.user)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
             done += 1
         self.message_user(request, f"asked {done} run(s) to stop", messages.SUCCESS)
+
+    @admin.action(description="Requeue the selected failed or cancelled runs (new runs)")
+    def requeue_runs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        made = []
+        for job in queryset.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED]):
+            try:
+                made.append(queue.requeue(job, request.user).id)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        self.message_user(request, f"requeued as run(s) {', '.join(map(str, made)) or 'none'}",
+                          messages.SUCCESS)
 
     @admin.action(description="Run the sweep now (hand on runs whose worker is gone)")
     def sweep_now(self, request: HttpRequest, queryset: Any) -> None:
@@ -54,3 +72,75 @@ class UploadAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "owner", "kind", "task", "size", "created_at")
     list_filter = ("kind", "task")
     search_fields = ("name", "owner__username")
+
+
+class ReadOnly(admin.ModelAdmin):
+    """Rows the workers or the queue's actions write: shown, not edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Queue)
+class QueueAdmin(ReadOnly):
+    list_display = ("name", "paused", "paused_by", "paused_at")
+    actions = ["pause", "resume"]
+
+    @admin.action(description="Pause the selected queues (nothing new starts)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._each(request, queryset, queue.pause_queue)
+
+    @admin.action(description="Resume the selected queues")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._each(request, queryset, queue.resume_queue)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Queue], act: Any) -> None:
+        for row in queryset:
+            try:
+                act(row.name, request.user)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnly):
+    list_display = ("hostname", "host", "queues", "pool", "concurrency", "device",
+                    "draining", "heartbeat_at", "stopped_at")
+    list_filter = ("draining",)
+    search_fields = ("hostname", "host", "device")
+    actions = ["drain"]
+
+    @admin.action(description="Drain the selected workers (finish their runs, take no more)")
+    def drain(self, request: HttpRequest, queryset: QuerySet[Worker]) -> None:
+        for worker in queryset:
+            try:
+                queue.drain_worker(worker.hostname, request.user)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """Per user or per group (one of the two); an empty limit takes the default in
+    settings. A user's own quota wins over their groups'; of several groups, the most
+    generous value of each limit (docs/queue.md)."""
+
+    list_display = ("__str__", "max_queued", "max_running", "max_run_seconds",
+                    "max_parameters", "gpu_hours_per_day", "gpu_hours_per_week")
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+
+
+@admin.register(AdminAction)
+class AdminActionAdmin(ReadOnly):
+    list_display = ("at", "actor", "action", "job", "queue", "worker", "detail")
+    list_filter = ("action", "queue")
+    search_fields = ("actor__username", "worker", "detail")
+    date_hierarchy = "at"
+    list_select_related = ("actor", "job")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of who did what stays
