@@ -310,6 +310,36 @@ def enqueue(job: Job) -> None:
 # Claiming and reporting (the worker's side)
 
 
+def top_up(worker: str) -> list[str]:
+    """Send a token to each queue this worker serves where a run that may start has waited
+    while the worker sat idle and nothing started there for a while (twice
+    SHIPYARD_QUEUE_RETRY_SECONDS plus SHIPYARD_SWEEP_SECONDS): its token was lost, e.g.
+    held by a worker that was killed outright (Redis gives those back only after its
+    visibility timeout, hours). Run with every sweep; returns the queues it sent to. An
+    extra token is harmless: one that finds nothing to start is dropped."""
+    row = Worker.objects.filter(hostname=worker).first()
+    if row is None or row.draining:
+        return []
+    if Job.objects.filter(status=Status.RUNNING, worker=worker).count() >= row.concurrency:
+        return []
+    quiet = timezone.now() - timedelta(seconds=2 * settings.JOB_QUEUE_RETRY_SECONDS
+                                       + settings.JOB_SWEEP_SECONDS)
+    sent = []
+    for name in row.queues:
+        if Queue.objects.filter(name=name, paused=True).exists():
+            continue
+        if Job.objects.filter(queue=name, started_at__gte=quiet).exists():
+            continue
+        order = rule.plan([name])
+        ready = [job for job in order.order.get(name, []) if job.id not in order.blocked]
+        if ready and ready[0].created_at < quiet:
+            log.warning("queue %s: run %s may start and waits with %s idle; its token was "
+                        "lost: sending one", name, ready[0].id, worker)
+            enqueue(ready[0])
+            sent.append(name)
+    return sent
+
+
 class QueueBlocked(Exception):
     """Runs wait in the queue but none may start now: the queue is paused, the worker is
     draining, or every waiting run's owner is at a quota. The token goes back to the

@@ -72,8 +72,9 @@ def _sweep_forever(stop: threading.Event, hostname: str) -> None:
         with _sweep_lock:
             try:
                 workers.beat(hostname)
+                services.top_up(hostname)
             except Exception:
-                log.exception("could not beat this worker's heartbeat")
+                log.exception("could not beat this worker's heartbeat or top up its queues")
             try:
                 changed = services.sweep()
                 if changed:

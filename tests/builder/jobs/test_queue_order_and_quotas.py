@@ -395,3 +395,28 @@ def test_the_snapshot_shows_each_queue_in_start_order_and_the_workers(admin: Use
     import json
 
     json.dumps(snap)  # JSON as it is: the page's socket sends it
+
+
+def test_a_run_whose_token_was_lost_gets_one_from_an_idle_workers_sweep(
+        db: None, redis: Any, settings: Any) -> None:
+    import redis as redis_client
+
+    tokens = redis_client.Redis.from_url(redis.url)
+    settings.JOB_QUEUE_RETRY_SECONDS, settings.JOB_SWEEP_SECONDS = 1, 1
+    live_worker("w1@host", queues=["cpu", "gpu"])
+    lost = run(make_user("ann"))  # a row with no token: as if its token died with a worker
+    before = tokens.llen("cpu")
+    assert services.top_up("w1@host") == []  # it has not waited long enough yet
+    Job.objects.filter(id=lost.id).update(created_at=timezone.now() - timedelta(seconds=10))
+    assert services.top_up("w1@host") == ["cpu"] and tokens.llen("cpu") == before + 1
+    # Not while the worker is busy, the queue is paused or the run is held by a quota.
+    busy = run(make_user("ben"), status="running", started=timezone.now() - timedelta(minutes=1))
+    Job.objects.filter(id=busy.id).update(worker="w1@host")
+    assert services.top_up("w1@host") == []
+    Job.objects.filter(id=busy.id).update(worker="w2@host")
+    Queue.objects.create(name="cpu", paused=True)
+    assert services.top_up("w1@host") == []
+    Queue.objects.filter(name="cpu").update(paused=False)
+    Quota.objects.create(user=lost.owner, max_running=0)
+    assert services.top_up("w1@host") == []
+    assert tokens.llen("cpu") == before + 1
