@@ -420,3 +420,36 @@ def test_a_run_whose_token_was_lost_gets_one_from_an_idle_workers_sweep(
     Quota.objects.create(user=lost.owner, max_running=0)
     assert services.top_up("w1@host") == []
     assert tokens.llen("cpu") == before + 1
+
+
+ADMIN_PAGES = ["/admin/jobs/job/", "/admin/jobs/queue/", "/admin/jobs/worker/",
+               "/admin/jobs/quota/", "/admin/jobs/quota/add/", "/admin/jobs/adminaction/"]
+
+
+def test_the_admin_lists_queues_workers_quotas_and_actions_for_staff_only(
+        db: None, password: str) -> None:
+    from django.test import Client
+
+    User.objects.create_superuser("root", "root@example.com", password)
+    ann = make_user("ann")
+    ann.set_password(password)
+    ann.save()
+    live_worker()
+    job = run(ann, status="failed")
+    staff, someone = Client(), Client()
+    assert staff.login(username="root", password=password)
+    assert someone.login(username="ann", password=password)
+    for page in ADMIN_PAGES:
+        assert staff.get(page).status_code == 200, page
+        assert someone.get(page).status_code == 302, page  # to the admin's login
+    # The requeue action of the runs' changelist goes through queue.requeue (recorded).
+    response = staff.post("/admin/jobs/job/", {"action": "requeue_runs",
+                                               "_selected_action": [job.id]})
+    assert response.status_code == 302
+    assert Job.objects.get(retry_of=job).status == "queued"
+    assert AdminAction.objects.get().action == "requeue"
+    # The record cannot be edited or deleted, even by a superuser.
+    record = AdminAction.objects.get()
+    assert staff.post(f"/admin/jobs/adminaction/{record.id}/delete/",
+                      {"post": "yes"}).status_code == 403
+    assert AdminAction.objects.count() == 1
