@@ -242,7 +242,7 @@ def requeue(job: Job, actor: Any) -> Job:
         services.enqueue(new)
     except Exception as exc:  # the broker is unreachable
         reason = f"the run queue (Redis) could not be reached: {exc}"
-        services.stop_runs([new])
+        services.fail_queued(new, reason)
         raise QueueError(reason, status=503) from None
     notify()
     return new

@@ -202,10 +202,15 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
         enqueue(job)
     except Exception as exc:  # the broker is unreachable: say so, and leave no ghost run
         reason = f"the run queue (Redis) could not be reached: {exc}"
-        _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
+        fail_queued(job, reason)
         raise JobError(reason, status=503) from None
     events.notify_queue()
     return job
+
+
+def fail_queued(job: Job, reason: str) -> bool:
+    """End a queued run failed, with the reason (its token could not be sent)."""
+    return _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
 
 
 def _check_run_quota(limits: rule.Limits, plan: RunPlan, asked: int | None) -> int:
