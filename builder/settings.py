@@ -8,7 +8,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str, secret_key, shipyard_home, trusted_proxies
+from .env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    secret_key,
+    shipyard_home,
+    trusted_proxies,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHIPYARD_HOME = shipyard_home()
@@ -137,6 +146,17 @@ JOB_MAX_QUEUED_SECONDS_PER_USER = env_int("SHIPYARD_MAX_QUEUED_SECONDS_PER_USER"
                                           2 * JOB_HARD_TIME_LIMIT, minimum=10)
 JOB_MAX_QUEUED_SECONDS_NEW_ACCOUNTS = env_int("SHIPYARD_MAX_QUEUED_SECONDS_NEW_ACCOUNTS",
                                               4 * JOB_HARD_TIME_LIMIT, minimum=10)
+# Quotas (docs/queue.md): the defaults of what administrators may set per user or group.
+# 0 is no limit. SHIPYARD_MAX_QUEUED_JOBS and SHIPYARD_MAX_RUNNING_JOBS above are the
+# defaults of the queued and running runs; the longest run time is at most the hard limit.
+JOB_QUOTA_MAX_RUN_SECONDS = env_int("SHIPYARD_MAX_RUN_SECONDS", JOB_HARD_TIME_LIMIT,
+                                    minimum=10)
+JOB_QUOTA_MAX_PARAMETERS = env_int("SHIPYARD_MAX_PARAMETERS", 0)
+JOB_QUOTA_GPU_HOURS_PER_DAY = env_float("SHIPYARD_GPU_HOURS_PER_DAY", 0.0)
+JOB_QUOTA_GPU_HOURS_PER_WEEK = env_float("SHIPYARD_GPU_HOURS_PER_WEEK", 0.0)
+# A worker that finds nothing it may start (its queue paused, it draining, every waiting
+# run held by a quota) hands the queue's token back, to come again after this long.
+JOB_QUEUE_RETRY_SECONDS = env_int("SHIPYARD_QUEUE_RETRY_SECONDS", 5, minimum=1)
 # Uploads one user may keep: how many, and their bytes together.
 UPLOADS_MAX_PER_USER = env_int("SHIPYARD_MAX_UPLOADS_PER_USER", 20, minimum=1)
 UPLOADS_MAX_BYTES_PER_USER = env_int("SHIPYARD_MAX_UPLOAD_BYTES_PER_USER", 64 * 2**20,

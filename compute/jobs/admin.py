@@ -1,6 +1,9 @@
 """The compute queue for administrators: every run, filterable, with actions to cancel,
 requeue or move runs and to run the sweep now; each run's page lists what administrators
-did to it; and the live queue page (queue_page.py) at /admin/jobs/job/queue/."""
+did to it; the live queue page (queue_page.py) at /admin/jobs/job/queue/; the queues
+(paused or not), the workers, the quotas per user and per group, and the log of what
+administrators did (read-only). The actions go through compute.jobs.queue, which records
+each one."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver
 
 from . import queue, queue_page, services
-from .models import AdminAction, Job, Upload
+from .models import AdminAction, Job, Queue, Quota, Upload, Worker
 
 
 class AdminActionInline(admin.TabularInline):
@@ -105,3 +108,75 @@ class UploadAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "owner", "kind", "task", "size", "created_at")
     list_filter = ("kind", "task")
     search_fields = ("name", "owner__username")
+
+
+class ReadOnly(admin.ModelAdmin):
+    """Rows the workers or the queue's actions write: shown, not edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Queue)
+class QueueAdmin(ReadOnly):
+    list_display = ("name", "paused", "paused_by", "paused_at")
+    actions = ["pause", "resume"]
+
+    @admin.action(description="Pause the selected queues (nothing new starts)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._each(request, queryset, queue.pause_queue)
+
+    @admin.action(description="Resume the selected queues")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        self._each(request, queryset, queue.resume_queue)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Queue], act: Any) -> None:
+        for row in queryset:
+            try:
+                act(row.name, request.user)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnly):
+    list_display = ("hostname", "host", "queues", "pool", "concurrency", "device",
+                    "draining", "heartbeat_at", "stopped_at")
+    list_filter = ("draining",)
+    search_fields = ("hostname", "host", "device")
+    actions = ["drain"]
+
+    @admin.action(description="Drain the selected workers (finish their runs, take no more)")
+    def drain(self, request: HttpRequest, queryset: QuerySet[Worker]) -> None:
+        for worker in queryset:
+            try:
+                queue.drain_worker(worker.hostname, request.user)
+            except queue.QueueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """Per user or per group (one of the two); an empty limit takes the default in
+    settings. A user's own quota wins over their groups'; of several groups, the most
+    generous value of each limit (docs/queue.md)."""
+
+    list_display = ("__str__", "max_queued", "max_running", "max_run_seconds",
+                    "max_parameters", "gpu_hours_per_day", "gpu_hours_per_week")
+    search_fields = ("user__username", "group__name")
+    autocomplete_fields = ("user", "group")
+
+
+@admin.register(AdminAction)
+class AdminActionAdmin(ReadOnly):
+    list_display = ("at", "actor", "action", "job", "queue", "worker", "detail")
+    list_filter = ("action", "queue")
+    search_fields = ("actor__username", "worker", "detail")
+    date_hierarchy = "at"
+    list_select_related = ("actor", "job")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the record of who did what stays

@@ -424,7 +424,31 @@ def broadcast(job_id: int, events: Iterable[Event]) -> bool:
 
 
 def record_status(job: Job) -> Event:
-    """Store and send the job's current status as an event."""
+    """Store and send the job's current status as an event (and tell the administrators'
+    queue page that the queue changed)."""
     [event] = store(job.id, [status_event(job)])
     broadcast(job.id, [event])
+    notify_queue()
     return event
+
+
+# The administrators' queue page (compute.jobs.queue) listens on this group: each message
+# {"type": "queue.changed"} says "read the queue again". Here, not in queue.py, so that
+# every status change can send it without an import cycle.
+QUEUE_GROUP = "queue-admin"
+
+
+class QueueChangedMessage(TypedDict):
+    type: Literal["queue.changed"]
+
+
+def notify_queue() -> None:
+    """Send {"type": "queue.changed"} to QUEUE_GROUP; never raises (logged)."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    try:
+        message: QueueChangedMessage = {"type": "queue.changed"}
+        async_to_sync(get_channel_layer().group_send)(QUEUE_GROUP, message)
+    except Exception:  # Redis away: the page catches up at its next message or reload
+        log.warning("could not tell the queue page that the queue changed", exc_info=True)

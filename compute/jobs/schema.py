@@ -27,6 +27,14 @@ NULLABLE_TIME = {**TIME, "nullable": True}
 NONFINITE = {"type": "string", "enum": list(get_args(NonFinite))}
 
 
+class AdminActionBody(TypedDict):
+    """What an administrator did to a run (`AdminActionOnRun`), without who."""
+
+    action: str
+    detail: str
+    at: datetime
+
+
 class JobBody(TypedDict):
     """A run as the API gives it (`Job`; api.job_data)."""
 
@@ -46,6 +54,9 @@ class JobBody(TypedDict):
     step: int
     total_steps: int
     position: int | None
+    waiting_reason: str
+    priority: int
+    retry_of: int | None
     attempts: int
     device: str
     worker: str
@@ -57,6 +68,7 @@ class JobBody(TypedDict):
     nonfinite: dict[str, str]
     downloads: list[str]
     download_errors: dict[str, str]
+    admin_actions: list[AdminActionBody]
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -108,7 +120,17 @@ def _job() -> dict[str, Any]:
         "step": {"type": "integer"},
         "total_steps": {"type": "integer"},
         "position": {"type": "integer", "nullable": True, "description": "1 for the next run "
-                     "its queue starts; null unless queued."},
+                     "its queue starts, in the order of the queue's rule (docs/queue.md); "
+                     "null unless queued."},
+        "waiting_reason": {"type": "string", "description": "Why a queued run waits, in "
+                           "words (queue paused by an administrator, no worker serves the "
+                           "gpu queue, your quota: ..., waiting for 3 runs ahead); empty "
+                           "when it is next and nothing holds it, and for a run not "
+                           "queued."},
+        "priority": {"type": "integer", "description": "Higher starts sooner; 0 unless an "
+                     "administrator changed it."},
+        "retry_of": {"type": "integer", "nullable": True, "description": "The failed or "
+                     "cancelled run an administrator requeued as this one."},
         "attempts": {"type": "integer"},
         "device": {"type": "string", "description": "Empty until started."},
         "worker": {"type": "string", "description": "Empty until started."},
@@ -130,6 +152,9 @@ def _job() -> dict[str, Any]:
                       "description": "The result formats ready to download."},
         "download_errors": {"type": "object", "additionalProperties": {"type": "string"},
                             "description": "A format that could not be made, and why."},
+        "admin_actions": {"type": "array", "items": ref("AdminActionOnRun"),
+                          "description": "What administrators did to this run, oldest "
+                          "first."},
         "created_at": TIME,
         "started_at": NULLABLE_TIME,
         "finished_at": NULLABLE_TIME,
@@ -203,6 +228,12 @@ def _events() -> dict[str, Any]:
 def components() -> dict[str, Any]:
     return {
         "Job": _job(),
+        "AdminActionOnRun": object_schema({
+            "action": {"type": "string", "enum": ["cancel", "requeue", "priority",
+                                                  "move_to_front"]},
+            "detail": {"type": "string", "description": "What was done, in words."},
+            "at": TIME,
+        }, description="An administrator's action on a run (who is not shown)."),
         **_events(),
         "BenchmarkResult": {**openapi_schema(BenchmarkResult), "description": (
             "What a benchmark run measured, filled in as it goes (docs/runs.md, Benchmark "

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 
 from builder.graphs.models import ShareLink, hash_token
 
-from .models import Job, JobEvent, Upload
+from . import rule
+from .models import AdminAction, Job, JobEvent, Upload
 
 MAX_EVENTS_PER_PAGE = 5000
 
@@ -76,15 +77,21 @@ def shared_jobs(share_token: str) -> QuerySet[Job]:
 
 
 def queue_positions(jobs: Iterable[Job]) -> dict[int, int]:
-    """The place of each queued run in its queue (1: the next it starts), by run id, read
-    in one query however many there are; runs not queued have none."""
-    queued = [job for job in jobs if job.status == Job.Status.QUEUED]
-    if not queued:
-        return {}
-    ahead = Job.objects.filter(status=Job.Status.QUEUED).aggregate(**{
-        f"job_{job.id}": Count("id", filter=Q(queue=job.queue, id__lt=job.id))
-        for job in queued})
-    return {job.id: ahead[f"job_{job.id}"] + 1 for job in queued}
+    """The place of each queued run in its queue's start order (1: the next it starts; see
+    rule.py), by run id, read in a fixed number of queries however many there are; runs
+    not queued have none."""
+    return {job_id: place for job_id, (place, _) in rule.waiting_info(jobs).items()}
+
+
+def admin_actions_of(jobs: Iterable[Job]) -> dict[int, list[AdminAction]]:
+    """What administrators did to each run, oldest first, in one query."""
+    ids = [job.id for job in jobs]
+    found: dict[int, list[AdminAction]] = {job_id: [] for job_id in ids}
+    if ids:
+        for action in AdminAction.objects.filter(job_id__in=ids).order_by("at", "id"):
+            assert action.job_id is not None
+            found[action.job_id].append(action)
+    return found
 
 
 # ?format= of a run's download: the file in its folder, and its content type.

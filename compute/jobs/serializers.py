@@ -14,9 +14,9 @@ from rest_framework import serializers
 
 from builder.rest import ApiError
 
-from . import events, kinds, selectors
+from . import events, kinds, rule, selectors
 from .events import BenchmarkResult
-from .models import Job, JobEvent, Upload
+from .models import AdminAction, Job, JobEvent, Upload
 from .schema import JobBody, UploadBody
 
 MAX_ID = 2**31 - 1
@@ -142,18 +142,24 @@ class JobCheckIn(RunIn):
 
 
 def job_data(job: Job) -> JobBody:
-    """One run (its queue position costs a query when it is queued)."""
-    return _job_data(job, selectors.queue_positions([job]).get(job.id))
+    """One run (its place in the queue costs a few queries when it is queued)."""
+    return jobs_data([job])[0]
 
 
 def jobs_data(jobs: Iterable[Job]) -> list[JobBody]:
-    """A page of runs, their queue positions read at once."""
+    """A page of runs, their queue positions, reasons and admin actions read at once."""
     page = list(jobs)
-    positions = selectors.queue_positions(page)
-    return [_job_data(job, positions.get(job.id)) for job in page]
+    waiting = rule.waiting_info(page)
+    actions = selectors.admin_actions_of(page)
+    result = []
+    for job in page:
+        position, reason = waiting.get(job.id, (None, ""))
+        result.append(_job_data(job, position, reason, actions.get(job.id, [])))
+    return result
 
 
-def _job_data(job: Job, position: int | None) -> JobBody:
+def _job_data(job: Job, position: int | None, reason: str,
+              actions: list[AdminAction]) -> JobBody:
     files = {k: v for k, v in job.files.items() if not k.endswith("_error")}
     metrics, nonfinite = events.latest_metrics(job.metrics)
     return {
@@ -163,12 +169,15 @@ def _job_data(job: Job, position: int | None) -> JobBody:
         "upload": job.upload_id, "dataset_options": job.dataset_options,
         "config": job.config, "queue": job.queue, "time_limit": job.time_limit,
         "status": job.status, "step": job.step, "total_steps": job.total_steps,
-        "position": position, "attempts": job.attempts,
+        "position": position, "waiting_reason": reason, "priority": job.priority,
+        "retry_of": job.retry_of_id, "attempts": job.attempts,
         "device": job.device, "worker": job.worker, "error": job.error,
         "cancel_requested": job.cancel_requested, "published": job.published,
         "last_seq": job.last_seq, "metrics": metrics, "nonfinite": nonfinite,
         "downloads": sorted(files), "download_errors": {
             k[:-6]: v for k, v in job.files.items() if k.endswith("_error")},
+        "admin_actions": [{"action": a.action, "detail": a.detail, "at": a.at}
+                          for a in actions],
         "created_at": job.created_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "heartbeat_at": job.heartbeat_at,
         "result": cast(BenchmarkResult, job.result) if job.result else None,

@@ -47,8 +47,8 @@ from compute.engine.datasets import (
 from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig, pick_device
 
-from . import events, kinds
-from .models import Job, Upload
+from . import events, kinds, rule
+from .models import Job, Queue, Upload, Worker
 
 log = logging.getLogger(__name__)
 Status = Job.Status
@@ -278,22 +278,30 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
                      dataset=dataset, upload=upload, dataset_options=dataset_options,
                      config=config, time_limit=time_limit, weights=weights)
 
+    limits = rule.limits_for(owner.pk)
+    run_seconds = _check_run_quota(limits, plan, time_limit)
+
     with transaction.atomic():
         # Lock the owner's row so that two submissions at once count each other (PostgreSQL;
         # SQLite takes its write lock at the insert below and serializes them anyway).
         # (The user model by name: a browser session's request.user is a lazy proxy.)
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
         queued = Job.objects.filter(owner=owner, status=Status.QUEUED).count()
-        if queued >= settings.JOB_MAX_QUEUED_PER_USER:
+        if queued >= limits.max_queued:
             raise JobError(f"you have {queued} runs waiting in the queue, the most allowed "
-                           "(SHIPYARD_MAX_QUEUED_JOBS); cancel one or wait for one to start",
-                           status=429)
-        _check_queued_time(owner, plan.time_limit)
+                           f"(your quota: {limits.max_queued} queued runs; "
+                           "SHIPYARD_MAX_QUEUED_JOBS by default); cancel one or wait for "
+                           "one to start", status=429, limit="max_queued",
+                           value=limits.max_queued, actual=queued)
+        if plan.queue == "gpu":
+            used = rule.gpu_hours([owner.pk]).get(owner.pk, (0.0, 0.0))
+            _check_gpu_hours(limits, used)
+        _check_queued_time(owner, run_seconds)
         job = Job.objects.create(
             owner=owner, graph=graph, version=version, kind=plan.kind,
             dataset="upload" if upload else dataset or "", dataset_options=plan.options,
             upload=upload, config=plan.settings.model_dump(), weights_of=plan.weights_of,
-            queue=plan.queue, time_limit=plan.time_limit, total_steps=plan.total_steps,
+            queue=plan.queue, time_limit=run_seconds, total_steps=plan.total_steps,
             published=published)
         events.store(job.id, [events.status_event(job)])
     job.refresh_from_db()
@@ -301,9 +309,47 @@ def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
         enqueue(job)
     except Exception as exc:  # the broker is unreachable: say so, and leave no ghost run
         reason = f"the run queue (Redis) could not be reached: {exc}"
-        _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
+        fail_queued(job, reason)
         raise JobError(reason, status=503) from None
+    events.notify_queue()
     return job
+
+
+def fail_queued(job: Job, reason: str) -> bool:
+    """End a queued run failed, with the reason (its token could not be sent)."""
+    return _finish(job, Status.FAILED, error=reason, from_status=Status.QUEUED)
+
+
+def _check_run_quota(limits: rule.Limits, plan: RunPlan, asked: int | None) -> int:
+    """The run's time limit within the owner's quota (their longest run time when they
+    gave none), and its model within their largest model; a 400 naming the limit, its
+    value and the figure otherwise."""
+    cap = limits.max_run_seconds
+    if asked is not None and asked > cap:
+        raise JobError(f"your quota allows runs of at most {_duration(cap)} ({cap:,} s); "
+                       f"this one asks for {_duration(asked)} ({asked:,} s): give it a "
+                       "shorter time_limit", field="time_limit", limit="max_run_seconds",
+                       value=cap, actual=asked)
+    params = plan.graph.analysis.params
+    if limits.max_parameters is not None and params > limits.max_parameters:
+        raise JobError(f"your quota allows models of at most {limits.max_parameters:,} "
+                       f"parameters; this one has {params:,}", limit="max_parameters",
+                       value=limits.max_parameters, actual=params)
+    return min(plan.time_limit, cap)
+
+
+def _check_gpu_hours(limits: rule.Limits, used: tuple[float, float]) -> None:
+    """A 429 when the owner's GPU-hours of the last day or week are used up."""
+    for name, label, limit, hours in (("gpu_hours_per_day", "a day", limits.gpu_hours_per_day,
+                                       used[0]),
+                                      ("gpu_hours_per_week", "a week",
+                                       limits.gpu_hours_per_week, used[1])):
+        if limit is not None and hours >= limit:
+            raise JobError(f"your quota allows {limit:g} GPU-hours {label}; your gpu runs "
+                           f"have taken {hours:.2f} in the last "
+                           f"{'24 hours' if name.endswith('day') else '7 days'}: wait, or "
+                           "run it on the cpu queue", status=429, limit=name, value=limit,
+                           actual=round(hours, 3))
 
 
 def _check_queued_time(owner: AbstractBaseUser, time_limit: int) -> None:
@@ -355,56 +401,144 @@ def stop_after(time_limit: int) -> int:
 
 
 def enqueue(job: Job) -> None:
-    """Hand the job's id to a worker on its queue, with Celery's limits behind the run's
-    own: its soft limit (an exception in the run) a little after the run stops itself,
-    the hard one (the process is killed) 30 s after the run's limit."""
+    """Put a token on the job's queue: the worker that takes it starts the queue's next run
+    by the rule (docs/queue.md), this one or another, so every queued run has one token
+    and runs start in the rule's order whoever's token a worker holds. The token carries
+    the job's id (for the logs, and to notice a run whose process died) and the queue.
+
+    A token may start any run of its queue, so Celery's limits on it are the longest any
+    run may have: its soft limit (an exception in the run) a little after such a run
+    stops itself, the hard one (the process is killed) 30 s after. A run's own limit is
+    kept by the run (it stops itself) and the sweep (which fails it 60 s past it)."""
     # Sent by name (tasks imports this module), with what run_job.apply_async would add
     # itself: ignore_result, without which a worker whose pool child was killed asks the
     # (absent) result backend whether the task succeeded instead of handing it on.
-    celery_app.send_task(RUN_JOB, args=[job.id], queue=job.queue, ignore_result=True,
-                         time_limit=job.time_limit + 30,
-                         soft_time_limit=stop_after(job.time_limit) + 15)
+    longest = settings.JOB_HARD_TIME_LIMIT
+    celery_app.send_task(RUN_JOB, args=[job.id], kwargs={"queue": job.queue},
+                         queue=job.queue, ignore_result=True, time_limit=longest + 30,
+                         soft_time_limit=stop_after(longest) + 15)
 
 
 # Claiming and reporting (the worker's side)
 
 
+def top_up(worker: str) -> list[str]:
+    """Send a token to each queue this worker serves where a run that may start has waited
+    while the worker sat idle and nothing started there for a while (twice
+    SHIPYARD_QUEUE_RETRY_SECONDS plus SHIPYARD_SWEEP_SECONDS): its token was lost, e.g.
+    held by a worker that was killed outright (Redis gives those back only after its
+    visibility timeout, hours). Run with every sweep; returns the queues it sent to. An
+    extra token is harmless: one that finds nothing to start is dropped."""
+    row = Worker.objects.filter(hostname=worker).first()
+    if row is None or row.draining:
+        return []
+    if Job.objects.filter(status=Status.RUNNING, worker=worker).count() >= row.concurrency:
+        return []
+    quiet = timezone.now() - timedelta(seconds=2 * settings.JOB_QUEUE_RETRY_SECONDS
+                                       + settings.JOB_SWEEP_SECONDS)
+    sent = []
+    for name in row.queues:
+        if Queue.objects.filter(name=name, paused=True).exists():
+            continue
+        if Job.objects.filter(queue=name, started_at__gte=quiet).exists():
+            continue
+        order = rule.plan([name])
+        ready = [job for job in order.order.get(name, []) if job.id not in order.blocked]
+        if ready and ready[0].created_at < quiet:
+            log.warning("queue %s: run %s may start and waits with %s idle; its token was "
+                        "lost: sending one", name, ready[0].id, worker)
+            enqueue(ready[0])
+            sent.append(name)
+    return sent
+
+
+class QueueBlocked(Exception):
+    """Runs wait in the queue but none may start now: the queue is paused, the worker is
+    draining, or every waiting run's owner is at a quota. The token goes back to the
+    queue and comes again a little later (tasks.run_job)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OwnerBusy(QueueBlocked):
+    """Every waiting run's owner has the most runs allowed running (or used their
+    GPU-hours): they wait in the queue."""
+
+
 def claim_job(*, job_id: int, worker: str, pid: int) -> Job | None:
-    """Take a queued job for this worker process (one winner), or None: it is taken,
-    finished, or its owner already has the most runs allowed running (try later)."""
-    job = Job.objects.filter(id=job_id).first()
-    if job is None:
+    """claim_next for the queue of job `job_id` (the token's run), or None when it is
+    unknown."""
+    queue = Job.objects.filter(id=job_id).values_list("queue", flat=True).first()
+    if queue is None:
         return None
-    if job.status == Status.RUNNING:
-        _recover_if_local_process_died(job, worker)
-    # Cancelled while it was being handed on (lost, or released by a worker shutting
-    # down): the cancel stands; it does not start again.
-    if _finish(job, Status.CANCELLED, from_status=Status.QUEUED, if_cancel_requested=True,
-               error=f"cancelled at step {job.step}; the last checkpoint is kept"):
+    return claim_next(queue=queue, worker=worker, pid=pid, hint=job_id)
+
+
+def claim_next(*, queue: str, worker: str, pid: int, hint: int | None = None) -> Job | None:
+    """Start the queue's next run by the rule (rule.py) on this worker process: one
+    winner however many claim at once. None when no run waits there; QueueBlocked when
+    runs wait but none may start (paused, this worker draining, quotas).
+
+    `hint`: the run whose token this is. If it is marked running on this worker and its
+    process is gone (a SIGKILLed pool child, whose token came back), it is handed on at
+    once instead of waiting for the sweep."""
+    if hint is not None:
+        mine = Job.objects.filter(id=hint, status=Status.RUNNING).first()
+        if mine is not None:
+            _recover_if_local_process_died(mine, worker)
+    # Cancelled while they were being handed on (lost, or released by a worker shutting
+    # down): the cancel stands; they do not start again.
+    for job in Job.objects.filter(queue=queue, status=Status.QUEUED, cancel_requested=True):
+        _finish(job, Status.CANCELLED, from_status=Status.QUEUED, if_cancel_requested=True,
+                error=f"cancelled at step {job.step}; the last checkpoint is kept")
+    waiting = Job.objects.filter(queue=queue, status=Status.QUEUED)
+    if Worker.objects.filter(hostname=worker, draining=True).exists():
+        if waiting.exists():
+            raise QueueBlocked(f"the worker {worker} is draining")
         return None
+    Queue.objects.get_or_create(name=queue)
     now = timezone.now()
     with transaction.atomic():
-        type(job.owner).objects.select_for_update().filter(pk=job.owner_id).first()
-        changed = Job.objects.filter(id=job_id, status=Status.QUEUED,
-                                     cancel_requested=False).update(
-            status=Status.RUNNING, attempts=F("attempts") + 1, worker=worker, worker_pid=pid,
-            heartbeat_at=now, started_at=now, release_requested=False, error="")
-        if not changed:
+        # Claims of one queue take turns (PostgreSQL; SQLite's write lock, taken when the
+        # transaction begins, serializes them anyway), so each sees the others' starts.
+        state = Queue.objects.select_for_update().get(name=queue)
+        if state.paused:
+            if waiting.exists():
+                raise QueueBlocked(f"the {queue} queue is paused")
             return None
-        running = Job.objects.filter(owner_id=job.owner_id, status=Status.RUNNING).count()
-        if running > settings.JOB_MAX_RUNNING_PER_USER:
-            transaction.set_rollback(True)
-            raise OwnerBusy(job_id)
+        order = rule.plan([queue])
+        if not order.order[queue]:
+            return None
+        claimed: Job | None = None
+        for job in order.order[queue]:
+            if job.id in order.blocked:
+                continue
+            # The owner's row locked, their running runs counted again: a claim in another
+            # queue may have started one of theirs meanwhile.
+            get_user_model().objects.select_for_update().filter(pk=job.owner_id).first()
+            running = Job.objects.filter(owner_id=job.owner_id, status=Status.RUNNING).count()
+            if rule.running_block(order.limits[job.owner_id], running):
+                continue
+            if Job.objects.filter(id=job.id, status=Status.QUEUED,
+                                  cancel_requested=False).update(
+                    status=Status.RUNNING, attempts=F("attempts") + 1, worker=worker,
+                    worker_pid=pid, heartbeat_at=now, started_at=now,
+                    release_requested=False, error=""):
+                claimed = job
+                break
+        if claimed is None:
+            raise OwnerBusy(next((order.blocked[j.id] for j in order.order[queue]
+                                  if j.id in order.blocked),
+                                 "every waiting run is held by a quota"))
+    job = claimed
     job.refresh_from_db()
     with contextlib.suppress(ValueError):  # no CUDA here: the runner fails it with the reason
         job.device = str(pick_device(job.config.get("device", "auto")))
     Job.objects.filter(id=job.id).update(device=job.device)
     events.record_status(job)
     return job
-
-
-class OwnerBusy(Exception):
-    """The job's owner has the most runs allowed running; the job waits in the queue."""
 
 
 def _pid_alive(pid: int) -> bool:

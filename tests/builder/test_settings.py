@@ -29,12 +29,20 @@ def test_env_bool_reads_the_usual_spellings(monkeypatch, raw, value):
 
 
 @pytest.mark.parametrize("helper, raw", [(env.env_bool, "maybe"), (env.env_int, "12MB"),
-                                         (env.env_int, "-5")])
+                                         (env.env_int, "-5"), (env.env_float, "2h"),
+                                         (env.env_float, "-0.5"), (env.env_float, "nan")])
 def test_a_bad_value_fails_loudly_and_names_the_variable(monkeypatch, helper, raw):
     monkeypatch.setenv("SHIPYARD_TEST_VALUE", raw)
     args = (True,) if helper is env.env_bool else (3,)
     with pytest.raises(ImproperlyConfigured, match="SHIPYARD_TEST_VALUE"):
         helper("SHIPYARD_TEST_VALUE", *args)
+
+
+def test_env_float_reads_a_number_and_its_default(monkeypatch):
+    monkeypatch.setenv("SHIPYARD_TEST_HOURS", " 2.5 ")
+    assert env.env_float("SHIPYARD_TEST_HOURS", 0.0) == 2.5
+    monkeypatch.setenv("SHIPYARD_TEST_HOURS", "")
+    assert env.env_float("SHIPYARD_TEST_HOURS", 7.0) == 7.0
 
 
 def test_env_list_splits_on_commas(monkeypatch):

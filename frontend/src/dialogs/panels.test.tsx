@@ -98,8 +98,9 @@ describe("Share dialog", () => {
     const run = (id: number, status: Job["status"], published: boolean) => ({
       id, graph: 7, graph_name: "tiny-mlp", version: 2, kind: "train", dataset: "digits", upload: null,
       dataset_options: {}, config: {}, queue: "cpu", time_limit: 60, status, step: 10, total_steps: 10,
-      position: null, attempts: 1, device: "cpu", worker: "w", error: "", cancel_requested: false, published,
-      last_seq: 3, metrics: {}, nonfinite: {}, downloads: [], download_errors: {}, created_at: ago(5),
+      position: null, waiting_reason: "", priority: 0, retry_of: null, attempts: 1, device: "cpu", worker: "w",
+      error: "", cancel_requested: false, published, last_seq: 3, metrics: {}, nonfinite: {}, downloads: [],
+      download_errors: {}, admin_actions: [], created_at: ago(5),
       started_at: null, finished_at: null, heartbeat_at: null, weights_of: null, result: null,
     }) as Job;
     vi.spyOn(api, "shares").mockResolvedValue([]);

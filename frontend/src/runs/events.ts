@@ -77,6 +77,9 @@ export function toRunJob(raw: unknown): Job {
     step: num(j.step),
     total_steps: num(j.total_steps, num(obj(j.config).steps)),
     position: typeof j.position === "number" ? j.position : null,
+    waiting_reason: str(j.waiting_reason),
+    priority: num(j.priority),
+    retry_of: typeof j.retry_of === "number" ? j.retry_of : null,
     attempts: num(j.attempts),
     device: str(j.device),
     worker: str(j.worker),
@@ -88,6 +91,10 @@ export function toRunJob(raw: unknown): Job {
     nonfinite,
     downloads: (Array.isArray(j.downloads) ? j.downloads.filter((d) => typeof d === "string") : []) as Job["downloads"],
     download_errors: errors,
+    admin_actions: (Array.isArray(j.admin_actions) ? j.admin_actions : []).map((a) => {
+      const action = obj(a);
+      return { action: str(action.action) as Job["admin_actions"][number]["action"], detail: str(action.detail), at: str(action.at) };
+    }),
     created_at: str(j.created_at),
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),

@@ -8,8 +8,8 @@ import { followRun, type SocketLike } from "./stream";
 const job = (over: Partial<Job> = {}): Job => ({
   id: 1, graph: 7, graph_name: "g", version: 2, kind: "train", dataset: "harbour", upload: null,
   dataset_options: {}, config: { steps: 300 }, queue: "cpu", time_limit: 21600, status: "succeeded",
-  step: 300, total_steps: 300, position: null, attempts: 1, device: "cpu", worker: "w", error: "",
-  cancel_requested: false, published: false, last_seq: 5, metrics: {}, nonfinite: {}, downloads: [], download_errors: {},
+  step: 300, total_steps: 300, position: null, waiting_reason: "", priority: 0, retry_of: null, attempts: 1, device: "cpu", worker: "w", error: "",
+  cancel_requested: false, published: false, last_seq: 5, metrics: {}, nonfinite: {}, downloads: [], download_errors: {}, admin_actions: [],
   created_at: "2025-01-01T00:00:00Z", started_at: null, finished_at: null, heartbeat_at: null, weights_of: null, result: null, ...over,
 });
 

@@ -19,9 +19,10 @@ from django.db import connection
 
 from compute.serve import redis_server_binary, wait_for_port
 
-# What the worker processes get: a run is noticed dead within seconds, not a minute.
+# What the worker processes get: a run is noticed dead within seconds, not a minute, and
+# a token held back (a paused queue, quotas) comes again within a second.
 FAST = {"SHIPYARD_HEARTBEAT_SECONDS": "1", "SHIPYARD_HEARTBEAT_TIMEOUT": "6",
-        "SHIPYARD_SWEEP_SECONDS": "1"}
+        "SHIPYARD_SWEEP_SECONDS": "1", "SHIPYARD_QUEUE_RETRY_SECONDS": "1"}
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""The workers as the queue page shows them: each worker process writes its Worker row
+when it is ready (register), beats its heartbeat with every sweep (beat) and marks it
+stopped when it shuts down (stopped). A worker whose heartbeat is older than
+SHIPYARD_HEARTBEAT_TIMEOUT is lost."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import Worker
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), or the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine
+
+
+def device_of(queues: list[str]) -> tuple[str, int | None]:
+    """What the worker computes on: the GPU's name and memory (bytes) for a worker of the
+    gpu queue that has one, else the CPU's model and cores. A worker not serving gpu never
+    touches CUDA (its forked pool children could not use it after)."""
+    if "gpu" in queues:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                props = torch.cuda.get_device_properties(0)
+                return props.name, int(props.total_memory)
+        except Exception:  # no driver: it is described by its CPU
+            pass
+    return f"{cpu_model()}, {os.cpu_count() or 1} cores", None
+
+
+def _queues_of(consumer: Any) -> list[str]:
+    try:
+        return [q.name for q in consumer.task_consumer.queues]
+    except AttributeError:
+        return sorted(consumer.app.amqp.queues.consume_from or ["cpu"])
+
+
+def register(consumer: Any) -> Worker:
+    """Write the row of the worker whose Celery consumer is `consumer` (at worker_ready):
+    a worker that starts again under the same name starts afresh (not draining)."""
+    controller = getattr(consumer, "controller", None)
+    pool = getattr(controller, "pool", None)
+    pool_name = type(pool).__module__.rsplit(".", 1)[-1] if pool is not None else ""
+    queues = _queues_of(consumer)
+    device, memory = device_of(queues)
+    now = timezone.now()
+    hostname = str(consumer.hostname)
+    _registered[hostname] = {
+        "host": socket.gethostname(), "queues": queues, "pool": pool_name,
+        "concurrency": int(getattr(controller, "concurrency", 1) or 1), "device": device[:200],
+        "memory": memory}
+    worker, _ = Worker.objects.update_or_create(hostname=hostname, defaults={
+        **_registered[hostname], "heartbeat_at": now, "draining": False, "stopped_at": None,
+        "started_at": now})
+    _notify()
+    return worker
+
+
+# What this process registered, by worker name: a row deleted meanwhile is written again.
+_registered: dict[str, dict[str, Any]] = {}
+
+
+def beat(hostname: str) -> None:
+    """This worker is alive (its row written again if it was deleted)."""
+    now = timezone.now()
+    lost = not Worker.objects.filter(
+        hostname=hostname, heartbeat_at__gte=now - timedelta(
+            seconds=settings.JOB_HEARTBEAT_TIMEOUT)).exists()
+    if not Worker.objects.filter(hostname=hostname).update(heartbeat_at=now,
+                                                           stopped_at=None):
+        known = _registered.get(hostname) or {"host": socket.gethostname(),
+                                               "queues": ["cpu"],
+                                               "device": device_of([])[0][:200]}
+        Worker.objects.create(hostname=hostname, heartbeat_at=now, **known)
+    if lost:
+        _notify()  # back from lost (or new): the page shows it
+
+
+def stopped(hostname: str) -> None:
+    Worker.objects.filter(hostname=hostname).update(stopped_at=timezone.now())
+    _notify()
+
+
+def _notify() -> None:
+    from .events import notify_queue
+
+    notify_queue()
