@@ -249,15 +249,23 @@ def run(job: Job) -> None:
             shutil.rmtree(job.folder, ignore_errors=True)
 
 
+def _device_or_fail(job: Job, name: str) -> torch.device | None:
+    """The device a run asked for, or None when this worker has none such (cuda without
+    a GPU): the run is failed then, with the reason."""
+    try:
+        return pick_device(name)
+    except ValueError as exc:
+        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+        return None
+
+
 def _train(job: Job) -> None:
     config = TrainConfig.model_validate(job.config)
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
     resume = latest_checkpoint(folder / "checkpoints")
-    try:
-        device = pick_device(config.device)
-    except ValueError as exc:
-        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+    device = _device_or_fail(job, config.device)
+    if device is None:
         return
     publisher = Publisher(job)
     reporter = JobReporter(publisher, time.monotonic() + services.stop_after(job.time_limit),
@@ -336,10 +344,8 @@ def _benchmark(job: Job) -> None:
     model is a row with its reason, not a failure; a graph that cannot be built, or
     weights that do not fit it, fail the run with the reason."""
     config = BenchmarkSettings.model_validate(job.config)
-    try:
-        device = pick_device(config.device)
-    except ValueError as exc:
-        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+    device = _device_or_fail(job, config.device)
+    if device is None:
         return
     publisher = Publisher(job)
     stop = StopCheck(publisher, time.monotonic() + services.stop_after(job.time_limit),

@@ -649,7 +649,7 @@ def lose_job(job: Job, reason: str) -> None:
         changed = Job.objects.filter(id=job.id, status=Status.RUNNING,
                                      attempts=job.attempts).update(
             status=Status.QUEUED, worker="", worker_pid=None,
-            error=f"{reason}; trying again from the last checkpoint")
+            error=f"{reason}; {_again(job)}")
         if changed:
             job.refresh_from_db()
             events.record_status(job)
@@ -657,6 +657,14 @@ def lose_job(job: Job, reason: str) -> None:
     else:
         _finish(job, Status.FAILED, attempt=job.attempts,
                 error=f"{reason}; gave up after {job.attempts} attempts")
+
+
+def _again(job: Job) -> str:
+    """How a run handed on starts again: training from its last checkpoint, a benchmark
+    from its first measurement."""
+    if job.kind == kinds.TRAIN:
+        return "trying again from the last checkpoint"
+    return "trying again from its first measurement"
 
 
 def _finish_cancelled(job: Job, step: int) -> bool:

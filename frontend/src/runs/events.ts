@@ -38,12 +38,6 @@ const str = (v: unknown): string => (typeof v === "string" ? v : "");
 export const obj = (v: unknown): Record<string, unknown> =>
   v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 
-/**
- * A benchmark run's members of the run object (`result`, normalised by runs/benchmark.ts
- * resultOf, and `weights_of`): passed through as given. Nothing while the generated `Job`
- * lacks them; their generated types once it has them.
- */
-type BenchmarkMembers = Job extends { result: infer R; weights_of: infer W } ? { result: R; weights_of: W } : object;
 
 /** A run object from the API (any of its endpoints, or the WebSocket's `state`), normalised. */
 export function toRunJob(raw: unknown): Job {
@@ -56,11 +50,6 @@ export function toRunJob(raw: unknown): Job {
   for (const [k, v] of Object.entries(obj(j.download_errors))) errors[k] = str(v);
   const time = (v: unknown) => (typeof v === "string" ? v : null);
   return {
-    // Members named below win over these (a generated Job that has them names them).
-    ...({
-      result: j.result && typeof j.result === "object" ? j.result : null,
-      weights_of: typeof j.weights_of === "number" ? j.weights_of : null,
-    } as unknown as BenchmarkMembers),
     id: num(j.id),
     graph: num(j.graph),
     graph_name: str(j.graph_name),

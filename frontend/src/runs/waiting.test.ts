@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 
 import type { Job } from "../api/types";
-import { ordinal, waitingText, type WaitingJob } from "./waiting";
+import { ordinal, waitingText } from "./waiting";
 
-function waiting(fields: Partial<WaitingJob>): WaitingJob {
-  return { status: "queued", queue: "cpu", position: null, ...fields } as WaitingJob;
+function waiting(fields: Partial<Job>): Job {
+  return { status: "queued", queue: "cpu", position: null, ...fields } as Job;
 }
 
 describe("a waiting run's place and reason", () => {

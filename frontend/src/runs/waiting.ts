@@ -2,13 +2,6 @@
 
 import type { Job } from "../api/types";
 
-/**
- * A run as the API gives it, with the reason it waits. `waiting_reason` is typed here, in
- * this one place, until the API's schema (and so the generated `Job`) carries it beside
- * `position`; then this becomes `Job` itself.
- */
-export type WaitingJob = Job & { waiting_reason?: string | null };
-
 /** 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st, 22nd, 101st. */
 export function ordinal(n: number): string {
   const tens = n % 100;
@@ -18,7 +11,7 @@ export function ordinal(n: number): string {
 }
 
 /** Its place and why it waits, in words; "" for a run that is not waiting or says nothing. */
-export function waitingText(job: WaitingJob): string {
+export function waitingText(job: Job): string {
   if (job.status !== "queued") return "";
   const place = job.position ? `${ordinal(job.position)} in the ${job.queue} queue` : "";
   const reason = (job.waiting_reason ?? "").trim();

@@ -266,6 +266,17 @@ def test_a_training_run_whose_weights_a_waiting_benchmark_takes_is_not_deleted(
     assert api.delete(f"/api/jobs/{source}").status_code == 204
 
 
+def test_a_benchmark_whose_worker_is_lost_is_handed_on_to_start_over(api: APIClient) -> None:
+    job = Job.objects.get(id=post_benchmark(api, new_graph(api)).json()["id"])
+    Job.objects.filter(id=job.id).update(status="running", attempts=1, worker="w@gone")
+    job.refresh_from_db()
+    services.lose_job(job, "the worker w@gone stopped answering")
+    job.refresh_from_db()
+    assert job.status == "queued"
+    assert job.error == ("the worker w@gone stopped answering; trying again from its first "
+                         "measurement")  # a benchmark keeps no checkpoint
+
+
 def test_a_benchmark_run_and_its_events_fit_the_schema(api: APIClient,
                                                        openapi: dict[str, Any]) -> None:
     created = post_benchmark(api, new_graph(api))
