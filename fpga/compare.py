@@ -84,7 +84,8 @@ def compare(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarray | to
                 ours = float_nodes.get(name)
                 if ours is None:
                     continue
-                for candidate in (ours, _channels_last(ours)):
+                # hls4ml keeps images channels last inside: try that layout first
+                for candidate in (_channels_last(ours), ours):
                     if candidate.size == fixed.size:
                         diff = np.abs(candidate.reshape(len(x), -1)
                                       - fixed.reshape(len(x), -1))

@@ -221,6 +221,40 @@ def write_testbench(project: Project, inputs: np.ndarray | torch.Tensor,
                fmt="%.8g")
 
 
+def run_testbench(project: Project, inputs: np.ndarray | torch.Tensor,
+                  expected: np.ndarray | torch.Tensor, *,
+                  timeout: float = DEFAULT_TIMEOUT) -> np.ndarray:
+    """Build the project's own C++ testbench (myproject_test.cpp) standalone with g++ and
+    run it on `inputs` (written to tb_data with `expected`): its outputs, [N, *output_shape],
+    as it prints them (6 significant digits). Raises `FpgaError` with the compiler's or the
+    testbench's last lines."""
+    write_testbench(project, inputs, expected)
+    results = project.path / "tb_data" / "csim_results.log"
+    results.unlink(missing_ok=True)
+    built = project.path / "shipyard" / "testbench"
+    steps = [["g++", "-O2", "-std=c++14", "-Ifirmware", "-Ifirmware/ap_types",
+              '-DWEIGHTS_DIR="firmware/weights"', f"{PROJECT_NAME}_test.cpp",
+              f"firmware/{PROJECT_NAME}.cpp", "-o", str(built)], [str(built)]]
+    deadline = time.monotonic() + timeout
+    for step in steps:
+        try:
+            done = subprocess.run(step, cwd=project.path, capture_output=True, text=True,
+                                  timeout=max(1.0, deadline - time.monotonic()),
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise FpgaError(f"the testbench took longer than the time limit ({timeout:g} s)"
+                            ) from exc
+        except OSError as exc:
+            raise FpgaError(f"the testbench could not start: {exc.strerror}") from exc
+        if done.returncode != 0:
+            lines = [line[:300] for line in (done.stdout + done.stderr).splitlines()
+                     if line.strip()]
+            raise FpgaError(f"the testbench {'build' if step is steps[0] else 'run'} failed "
+                            f"(exit status {done.returncode})", lines[-TAIL_LINES:])
+    count = len(np.asarray(inputs))
+    return np.loadtxt(results, dtype=np.float32, ndmin=2).reshape(count, *project.output_shape)
+
+
 def archive(project: Project, path: str | Path, inputs: np.ndarray | torch.Tensor | None = None,
             expected: np.ndarray | torch.Tensor | None = None) -> Path:
     """The project as a .tar.gz (under one folder named after the project), with its
@@ -229,7 +263,7 @@ def archive(project: Project, path: str | Path, inputs: np.ndarray | torch.Tenso
     if inputs is not None and expected is not None:
         write_testbench(project, inputs, expected)
     target = Path(path)
-    skip = {project.path / "shipyard" / "trace"}
+    skip = {project.path / "shipyard" / "trace", project.path / "shipyard" / "testbench"}
 
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         if info.name.endswith((".so", ".o")) or info.issym() or info.islnk():
@@ -323,4 +357,5 @@ def _tail(log_path: Path, start: int, lines: int = TAIL_LINES) -> list[str]:
 
 
 __all__ = ["FpgaError", "Progress", "Project", "archive", "build_project",
-           "compiler_available", "emulate", "fold", "hls_config", "trace", "write_testbench"]
+           "compiler_available", "emulate", "fold", "hls_config", "run_testbench", "trace",
+           "write_testbench"]

@@ -15,7 +15,16 @@ from compute.engine import compile_graph, load_graph, load_starter
 from compute.engine.datasets import dataset_for
 from compute.engine.training import TrainConfig, train
 from fpga.compare import compare
-from fpga.hls import FpgaError, Project, archive, build_project, compiler_available, emulate
+from fpga.hls import (
+    FpgaError,
+    Project,
+    archive,
+    build_project,
+    compiler_available,
+    emulate,
+    fold,
+    run_testbench,
+)
 from fpga.settings import FpgaSettings
 
 pytestmark = [pytest.mark.slow,
@@ -74,6 +83,16 @@ def test_the_archive_holds_the_project_and_its_testbench_data(
     assert not any(n.endswith(".so") for n in names)
 
 
+def test_the_projects_own_testbench_built_standalone_reproduces_the_emulation(
+        trained: dict[str, Any], built: tuple[Project, list[str]]) -> None:
+    project, _ = built
+    x = trained["x"][:25]
+    emulated = emulate(project, x)
+    printed = run_testbench(project, x, emulated, timeout=120)
+    # the testbench prints 6 significant digits: equal up to that
+    np.testing.assert_allclose(printed, emulated, rtol=1e-5, atol=1e-4)
+
+
 def test_a_failure_inside_the_tools_is_an_fpga_error_with_their_last_lines(
         trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A machine whose g++ is gone between the check and the compile: build_lib.sh fails.
@@ -91,3 +110,13 @@ def test_the_time_limit_stops_the_tools(trained: dict[str, Any], tmp_path: Path)
     with pytest.raises(FpgaError, match="time limit"):
         build_project(trained["graph"], FpgaSettings(), tmp_path / "p", trained["state"],
                       timeout=0.5)
+
+
+def test_the_cnn_starter_trained_on_digits_agrees_on_98_percent(tmp_path: Path) -> None:
+    graph = load_graph(load_starter("cnn"))
+    model = compile_graph(graph)
+    data = dataset_for(model, "digits")
+    train(model, data, TrainConfig(steps=300))
+    result = compare(graph, FpgaSettings(), data.x_val.numpy(), model.state_dict(),
+                     out_dir=tmp_path, per_node=False, timeout=300)
+    assert result["agreement"] >= 0.98
