@@ -14,7 +14,7 @@ import pytest
 from compute.engine import compile_graph, load_graph, load_starter
 from compute.engine.datasets import dataset_for
 from compute.engine.training import TrainConfig, train
-from fpga.compare import compare
+from fpga.compare import compare, sweep
 from fpga.hls import (
     FpgaError,
     Project,
@@ -22,7 +22,6 @@ from fpga.hls import (
     build_project,
     compiler_available,
     emulate,
-    fold,
     run_testbench,
 )
 from fpga.settings import FpgaSettings
@@ -120,3 +119,14 @@ def test_the_cnn_starter_trained_on_digits_agrees_on_98_percent(tmp_path: Path) 
     result = compare(graph, FpgaSettings(), data.x_val.numpy(), model.state_dict(),
                      out_dir=tmp_path, per_node=False, timeout=300)
     assert result["agreement"] >= 0.98
+
+
+def test_a_sweep_loses_agreement_as_bits_are_taken_away(trained: dict[str, Any]) -> None:
+    settings = FpgaSettings(sweep_bits=[8, 16])
+    rows = sweep(trained["graph"], settings, trained["x"][:200], trained["state"],
+                 timeout=300)
+    assert [(r["bits"], r["precision"]) for r in rows] == [(8, "ap_fixed<8,6>"),
+                                                            (16, "ap_fixed<16,6>")]
+    narrow, wide = rows
+    assert narrow["agreement"] < 0.9 and wide["agreement"] >= 0.98
+    assert narrow["mean_error"] > wide["mean_error"] and all(r["seconds"] > 0 for r in rows)
