@@ -43,6 +43,7 @@ from .settings import FpgaSettings
 Progress = Callable[[str], None]
 STAGE = "@@shipyard-fpga "  # the worker's progress lines in the log start with this
 TAIL_LINES = 20  # log lines an FpgaError keeps
+MAX_SAMPLES = 100_000  # inputs one emulation takes (the library runs them one by one)
 DEFAULT_TIMEOUT = 600.0
 PROJECT_NAME = "myproject"
 STAGE_WORDS = {
@@ -156,6 +157,9 @@ def build_project(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Pa
 
     from compute.engine import compile_graph
 
+    if not graph.document:
+        raise ValueError("build_project needs a graph read from its document (load_graph of "
+                         "a dict, JSON or file), not one made by hand")
     folder = Path(out_dir)
     own = folder / "shipyard"
     own.mkdir(parents=True, exist_ok=True)
@@ -202,6 +206,8 @@ def trace(project: Project, inputs: np.ndarray | torch.Tensor, *,
 def _as_inputs(project: Project, inputs: np.ndarray | torch.Tensor) -> np.ndarray:
     x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else inputs
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
+    if x.ndim == 0 or not 1 <= len(x) <= MAX_SAMPLES:
+        raise ValueError(f"inputs must hold 1 to {MAX_SAMPLES:,} samples, got {x.shape}")
     if x.shape[1:] != project.input_shape:
         raise ValueError(f"inputs must be [N, {', '.join(map(str, project.input_shape))}], "
                          f"got {list(x.shape)}")
@@ -293,6 +299,7 @@ def _run_worker(job: dict[str, Any], own: Path, progress: Progress | None, timeo
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"  # the tools' lines reach the log before a kill
     with open(log_path, "w" if fresh_log else "a") as log:
         log.write(f"{STAGE}job {job['action']}\n")
         log.flush()
