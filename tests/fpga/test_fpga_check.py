@@ -51,8 +51,10 @@ def test_a_repeat_holding_attention_is_named_with_what_it_holds() -> None:
 
 
 def test_the_transformer_starter_names_its_embedding_and_attention() -> None:
-    nodes = {p.node for p in fpga_problems(load_graph(load_starter("transformer_classifier")))}
-    assert nodes  # token ids, embeddings and attention cannot go
+    graph = load_graph(load_starter("transformer_classifier"))
+    assert {p.node for p in fpga_problems(graph)} == {
+        "tokens", "embed", "pos", "encoder", "encoder/attn", "encoder/gelu", "pool"}
+    assert {w.node for w in fpga_warnings(graph)} == {"encoder/ln1", "encoder/ln2", "norm"}
 
 
 def test_lookup_table_blocks_are_warnings_not_problems() -> None:
