@@ -88,11 +88,15 @@ def fpga_problems(graph: CheckedGraph, settings: FpgaSettings | None = None) -> 
         problems.append(Problem(f"an FPGA model has one Output here, this graph has "
                                 f"{len(graph.outputs)}"))
     if settings is not None:
-        ids = {path for path, _, _ in nodes}
+        kinds = {node.id: node.type for node in graph.nodes}
         for node_id in settings.precision_overrides:
-            if node_id not in ids:
+            if node_id not in kinds:
                 problems.append(Problem(f"precision_overrides names {node_id}, which is not a "
                                         "node of this graph", field="precision_overrides"))
+            elif kinds[node_id] == "Repeat":
+                problems.append(Problem(f"precision_overrides names {node_id}, a Repeat: its "
+                                        "blocks take the precision of the whole model for "
+                                        "now", node=node_id, field="precision_overrides"))
     return problems
 
 

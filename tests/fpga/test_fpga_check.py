@@ -69,3 +69,10 @@ def test_an_override_naming_no_node_is_a_problem() -> None:
     settings = FpgaSettings(precision_overrides={"nowhere": "ap_fixed<8,4>"})
     (problem,) = fpga_problems(graph, settings)
     assert "nowhere" in problem.message and problem.field == "precision_overrides"
+
+
+def test_an_override_of_a_repeat_is_a_problem_until_its_blocks_can_take_one() -> None:
+    graph = load_graph(chain([16], repeat("blocks", 2, node("l", "Linear", out_features=16))))
+    settings = FpgaSettings(precision_overrides={"blocks": "ap_fixed<8,4>"})
+    (problem,) = fpga_problems(graph, settings)
+    assert problem.node == "blocks" and "Repeat" in problem.message
