@@ -68,10 +68,13 @@ def split_precision(precision: str) -> tuple[int, int]:
 
 
 def with_bits(precision: str, bits: int) -> str:
-    """`precision` with `bits` total bits and its integer bits kept (at most `bits`)."""
+    """`precision` with `bits` total bits, its integer bits (at most `bits`) and its rounding
+    and overflow modes kept."""
     _, ints = split_precision(precision)
     signed = not precision.startswith(("ap_ufixed", "ap_uint"))
-    return f"ap_{'' if signed else 'u'}fixed<{bits},{min(ints, bits)}>"
+    fixed = _FIXED.fullmatch(precision)
+    modes = "".join(f",{m}" for m in (fixed.group(4), fixed.group(5)) if m) if fixed else ""
+    return f"ap_{'' if signed else 'u'}fixed<{bits},{min(ints, bits)}{modes}>"
 
 
 def _precision_ok(value: Any) -> Any:

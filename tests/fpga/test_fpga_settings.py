@@ -77,3 +77,5 @@ def test_a_sweep_keeps_the_integer_bits() -> None:
     assert split_precision("ap_fixed<16,6>") == (16, 6)
     assert [with_bits("ap_fixed<16,6>", b) for b in (4, 8, 18)] == [
         "ap_fixed<4,4>", "ap_fixed<8,6>", "ap_fixed<18,6>"]
+    assert with_bits("ap_fixed<16,4,AP_RND,AP_SAT>", 8) == "ap_fixed<8,4,AP_RND,AP_SAT>"
+    assert with_bits("ap_uint<8>", 12) == "ap_ufixed<12,8>"
