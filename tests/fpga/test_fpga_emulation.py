@@ -64,6 +64,13 @@ def test_the_emulated_mlp_agrees_with_pytorch_on_98_percent_of_digits(
     assert result["nodes"]["logits"]["max_error"] == pytest.approx(result["max_error"])
 
 
+def test_inputs_of_the_wrong_shape_are_refused_before_the_library_sees_them(
+        trained: dict[str, Any], built: tuple[Project, list[str]]) -> None:
+    project, _ = built
+    with pytest.raises(ValueError, match=r"inputs must be \[N, 64\], got \[5, 10\]"):
+        emulate(project, trained["x"][:5, :10])
+
+
 def test_the_archive_holds_the_project_and_its_testbench_data(
         trained: dict[str, Any], built: tuple[Project, list[str]], tmp_path: Path) -> None:
     project, _ = built
