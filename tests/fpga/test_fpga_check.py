@@ -1,0 +1,78 @@
+"""fpga_problems: what cannot go to an FPGA is named before any tool runs."""
+
+from __future__ import annotations
+
+import itertools
+
+from compute.engine import load_graph, load_starter
+from fpga.check import fpga_problems, fpga_warnings
+from fpga.settings import FpgaSettings
+
+# (tests/fpga is not a package: it would hide the fpga library. Small graphs by hand.)
+
+
+def node(node_id: str, type_: str, **params: object) -> dict[str, object]:
+    return {"id": node_id, "type": type_, "params": params}
+
+
+def chain(shape: list[int], *layers: dict[str, object]) -> dict[str, object]:
+    nodes = [{"id": "x", "type": "Input", "params": {"shape": shape}}, *layers,
+             {"id": "y", "type": "Output"}]
+    ids = [n["id"] for n in nodes]
+    return {"format": "shipyard.graph/v1", "nodes": nodes,
+            "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)]}
+
+
+def repeat(node_id: str, times: int, *layers: dict[str, object]) -> dict[str, object]:
+    body = chain([], *layers)
+    body["nodes"][0] = {"id": "x", "type": "Input"}  # type: ignore[index]
+    del body["format"]
+    return {"id": node_id, "type": "Repeat", "params": {"times": times}, "graph": body}
+
+
+def test_the_digits_starters_can_go() -> None:
+    for name in ("mlp", "cnn"):
+        assert fpga_problems(load_graph(load_starter(name))) == []
+
+
+def test_attention_is_refused_with_the_node_named() -> None:
+    graph = load_graph(chain([4, 16], node("attn", "MultiHeadAttention", num_heads=2),
+                             node("head", "Linear", out_features=3)))
+    (problem,) = fpga_problems(graph)
+    assert problem.node == "attn" and "MultiHeadAttention" in problem.message
+
+
+def test_a_repeat_holding_attention_is_named_with_what_it_holds() -> None:
+    graph = load_graph(chain([4, 16], repeat("blocks", 2, node("attn", "MultiHeadAttention",
+                                                                num_heads=2))))
+    found = {(p.node, p.message) for p in fpga_problems(graph)}
+    assert any(n == "blocks/attn" for n, _ in found)
+    assert any(n == "blocks" and "(attn)" in m for n, m in found)
+
+
+def test_the_transformer_starter_names_its_embedding_and_attention() -> None:
+    graph = load_graph(load_starter("transformer_classifier"))
+    assert {p.node for p in fpga_problems(graph)} == {
+        "tokens", "embed", "pos", "encoder", "encoder/attn", "encoder/gelu", "pool"}
+    assert {w.node for w in fpga_warnings(graph)} == {"encoder/ln1", "encoder/ln2", "norm"}
+
+
+def test_lookup_table_blocks_are_warnings_not_problems() -> None:
+    graph = load_graph(chain([16], node("l", "Linear", out_features=4), node("p", "Softmax")))
+    assert fpga_problems(graph) == []
+    (warning,) = fpga_warnings(graph)
+    assert warning.node == "p" and "lookup" in warning.message
+
+
+def test_an_override_naming_no_node_is_a_problem() -> None:
+    graph = load_graph(load_starter("mlp"))
+    settings = FpgaSettings(precision_overrides={"nowhere": "ap_fixed<8,4>"})
+    (problem,) = fpga_problems(graph, settings)
+    assert "nowhere" in problem.message and problem.field == "precision_overrides"
+
+
+def test_an_override_of_a_repeat_is_a_problem_until_its_blocks_can_take_one() -> None:
+    graph = load_graph(chain([16], repeat("blocks", 2, node("l", "Linear", out_features=16))))
+    settings = FpgaSettings(precision_overrides={"blocks": "ap_fixed<8,4>"})
+    (problem,) = fpga_problems(graph, settings)
+    assert problem.node == "blocks" and "Repeat" in problem.message
