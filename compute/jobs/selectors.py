@@ -13,7 +13,6 @@ from django.http import Http404
 
 from builder.graphs.models import ShareLink, hash_token
 
-from . import rule
 from .models import AdminAction, Job, JobEvent, Upload
 
 MAX_EVENTS_PER_PAGE = 5000
@@ -74,13 +73,6 @@ def shared_jobs(share_token: str) -> QuerySet[Job]:
         raise Http404("this link is unknown or was revoked")
     return Job.objects.filter(graph_id=graph_id, published=True).select_related(
         "graph", "version", "upload")
-
-
-def queue_positions(jobs: Iterable[Job]) -> dict[int, int]:
-    """The place of each queued run in its queue's start order (1: the next it starts; see
-    rule.py), by run id, read in a fixed number of queries however many there are; runs
-    not queued have none."""
-    return {job_id: place for job_id, (place, _) in rule.waiting_info(jobs).items()}
 
 
 def admin_actions_of(jobs: Iterable[Job]) -> dict[int, list[AdminAction]]:
