@@ -175,6 +175,12 @@ class FpgaSettings(RunSettings):
         description=f"Total bit widths to compare too (e.g. 8, 10, 12, 16, 18; each "
         f"{MIN_SWEEP_BITS} to {MAX_SWEEP_BITS}, at most {MAX_SWEEP}); the integer bits of the "
         "precision are kept. Empty: no sweep.")
+    rtl: bool = Field(
+        default=False, title="Verilog (Linear and ReLU models)",
+        description="Also generate Verilog with da4ml, simulate it with Verilator against the "
+        "emulation, and synthesize it with Yosys for LUT and flip-flop counts (only for "
+        "models made of Linear and ReLU blocks; skipped, with the reason, where the tools "
+        "are missing).")
     seed: int = Field(default=0, ge=0, le=2**31 - 1, title="Seed",
                       description="The initial weights of an untrained graph and the random "
                       "inputs when there is no dataset.")
