@@ -80,7 +80,12 @@ def cuda_available() -> bool:
 
 
 def default_queues() -> list[str]:
-    return ["cpu", "gpu"] if cuda_available() else ["cpu"]
+    """What `shipyard up`'s worker serves: cpu; gpu where CUDA is; fpga where g++ is (an
+    FPGA run compiles the HLS project's C++ with it)."""
+    queues = ["cpu", "gpu"] if cuda_available() else ["cpu"]
+    if shutil.which("g++") is not None:
+        queues.append("fpga")
+    return queues
 
 
 def parse_queues(text: str) -> list[str]:

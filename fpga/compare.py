@@ -3,9 +3,10 @@ overall, per node (hls4ml's tracing) and against bit width (`sweep`)."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,49 +80,68 @@ def compare(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarray | to
         result: dict[str, Any] = {**errors(reference, emulated), "samples": len(x),
                                   "nodes": {}}
         if per_node:
-            traced = trace(project, x, progress=progress, timeout=timeout)
-            for name, fixed in traced.items():
-                ours = float_nodes.get(name)
-                if ours is None:
-                    continue
-                # hls4ml keeps images channels last inside: try that layout first
-                for candidate in (_channels_last(ours), ours):
-                    if candidate.size == fixed.size:
-                        diff = np.abs(candidate.reshape(len(x), -1)
-                                      - fixed.reshape(len(x), -1))
-                        result["nodes"][name] = {"max_error": float(diff.max()),
-                                                 "mean_error": float(diff.mean())}
-                        break
+            result["nodes"] = node_errors(project, x, float_nodes, progress=progress,
+                                          timeout=timeout)
     return result
+
+
+def node_errors(project: Project, inputs: np.ndarray, float_nodes: Mapping[str, np.ndarray],
+                *, progress: Progress | None = None, timeout: float = 600.0
+                ) -> dict[str, dict[str, float]]:
+    """Each traced layer's fixed-point output against the float model's output of the node
+    of the same name (`float_outputs(per_node=True)`): {node id: {max_error, mean_error}},
+    for the layers whose node gives the same number of values."""
+    traced = trace(project, inputs, progress=progress, timeout=timeout)
+    found: dict[str, dict[str, float]] = {}
+    count = len(inputs)
+    for name, fixed in traced.items():
+        ours = float_nodes.get(name)
+        if ours is None:
+            continue
+        # hls4ml keeps images channels last inside: try that layout first
+        for candidate in (_channels_last(ours), ours):
+            if candidate.size == fixed.size:
+                diff = np.abs(candidate.reshape(count, -1) - fixed.reshape(count, -1))
+                found[name] = {"max_error": float(diff.max()),
+                               "mean_error": float(diff.mean())}
+                break
+    return found
 
 
 def sweep(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarray | torch.Tensor,
           state_dict: Mapping[str, torch.Tensor] | None = None, *,
           out_dir: str | Path | None = None, progress: Progress | None = None,
-          timeout: float = 600.0) -> list[dict[str, Any]]:
+          timeout: float = 600.0,
+          on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """One row per width of `settings.sweep_bits`: {bits, precision, agreement, max_error,
     mean_error, seconds} (seconds: convert, compile and emulate together). Each width is a
-    project of its own (in `out_dir/<bits>` when given)."""
+    project of its own (in `out_dir/<bits>` when given, removed once measured); `on_row`
+    hears each row as it is measured. `timeout` is for the whole sweep."""
     x = np.asarray(inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor)
                    else inputs, dtype=np.float32)
     reference, _ = float_outputs(graph, settings, x, state_dict)
     rows = []
     with tempfile.TemporaryDirectory(prefix="shipyard-fpga-sweep-") as scratch:
         base = Path(out_dir or scratch)
+        deadline = time.monotonic() + timeout
         for bits in settings.sweep_bits:
             precision = with_bits(settings.precision, bits)
             if progress is not None:
                 progress(f"sweep: {precision}")
             began = time.perf_counter()
             project = build_project(graph, settings, base / str(bits), state_dict,
-                                    precision=precision, timeout=timeout)
-            emulated = emulate(project, x, timeout=timeout)
+                                    precision=precision,
+                                    timeout=max(1.0, deadline - time.monotonic()))
+            emulated = emulate(project, x, timeout=max(1.0, deadline - time.monotonic()))
+            shutil.rmtree(project.path, ignore_errors=True)
             found = errors(reference, emulated)
-            rows.append({"bits": bits, "precision": precision,
-                         "agreement": found.get("agreement"),
-                         "max_error": found["max_error"], "mean_error": found["mean_error"],
-                         "seconds": time.perf_counter() - began})
+            row = {"bits": bits, "precision": precision, "agreement": found.get("agreement"),
+                   "max_error": found["max_error"], "mean_error": found["mean_error"],
+                   "seconds": time.perf_counter() - began}
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows
 
 
-__all__ = ["compare", "errors", "float_outputs", "sweep"]
+__all__ = ["compare", "errors", "float_outputs", "node_errors", "sweep"]

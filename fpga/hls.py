@@ -19,6 +19,7 @@ graph document, the settings, the weights, manifest.json) and the log.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,26 @@ class FpgaError(RuntimeError):
         self.log_tail = list(log_tail or [])
         text = message if not self.log_tail else message + "\n" + "\n".join(self.log_tail)
         super().__init__(text)
+
+
+class FpgaStopped(FpgaError):
+    """The tools were stopped because the caller asked (`stop_when`): a cancel, a
+    shutdown."""
+
+
+_STOP: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "fpga_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_when(should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Within this block, every tool subprocess is killed (raising `FpgaStopped`) as soon
+    as `should_stop()` is true: asked ten times a second while a tool runs."""
+    token = _STOP.set(should_stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
 
 
 @dataclass
@@ -318,6 +339,10 @@ def _run_worker(job: dict[str, Any], own: Path, progress: Progress | None, timeo
             seen = _report(log_path, seen, progress)
             if code is not None:
                 break
+            stop = _STOP.get()
+            if stop is not None and stop():
+                _kill(proc)
+                raise FpgaStopped("the FPGA tools were stopped (asked by the caller)")
             if time.monotonic() > deadline:
                 _kill(proc)
                 raise FpgaError(f"the FPGA tools took longer than the time limit "
@@ -363,6 +388,6 @@ def _tail(log_path: Path, start: int, lines: int = TAIL_LINES) -> list[str]:
     return [line[:300] for line in kept[-lines:]]
 
 
-__all__ = ["FpgaError", "Progress", "Project", "archive", "build_project",
-           "compiler_available", "emulate", "fold", "hls_config", "run_testbench", "trace",
-           "write_testbench"]
+__all__ = ["FpgaError", "FpgaStopped", "Progress", "Project", "archive", "build_project",
+           "compiler_available", "emulate", "fold", "hls_config", "run_testbench", "stop_when",
+           "trace", "write_testbench"]

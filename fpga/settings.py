@@ -23,6 +23,7 @@ MAX_SWEEP = 8  # precisions in one sweep
 MAX_OVERRIDES = 256
 MAX_PRECISION_CHARS = 40
 MAX_PART_CHARS = 40
+MAX_SAMPLES = 5000  # inputs a run compares on (the emulation takes them one by one)
 
 # ap_fixed<W,I>, ap_ufixed<W,I> (optionally with a rounding and an overflow mode),
 # ap_int<W>, ap_uint<W>: ASCII digits only ([0-9], not \d, which takes any script's digits).
@@ -175,6 +176,11 @@ class FpgaSettings(RunSettings):
         description=f"Total bit widths to compare too (e.g. 8, 10, 12, 16, 18; each "
         f"{MIN_SWEEP_BITS} to {MAX_SWEEP_BITS}, at most {MAX_SWEEP}); the integer bits of the "
         "precision are kept. Empty: no sweep.")
+    samples: int = Field(
+        default=500, ge=1, le=MAX_SAMPLES, title="Inputs compared",
+        description="How many inputs the emulation and the float model are compared on: "
+        "the validation split of the trained run's dataset (up to this many), or this many "
+        "seeded random inputs for fresh weights.")
     rtl: bool = Field(
         default=False, title="Verilog (Linear and ReLU models)",
         description="Also generate Verilog with da4ml, simulate it with Verilator against the "

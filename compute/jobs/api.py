@@ -163,7 +163,8 @@ class JobDownloadView(APIView):
                          default="weights"), SHARE],
         responses={(200, "application/octet-stream"): OpenApiResponse(
             description="The trained weights (safetensors), the model as ONNX, or as a "
-            "PyTorch file (and its weights for it, pytorch_weights)"), 404: ERROR})
+            "PyTorch file (and its weights for it, pytorch_weights); an FPGA run's HLS "
+            "project (hls_project) or Verilog (verilog), as .tar.gz"), 404: ERROR})
     def get(self, request: Request, job_id: int) -> Any:
         job = selectors.watchable_job_or_404(request.user, job_id,
                                              request.query_params.get("share"))
@@ -264,8 +265,8 @@ class JobCheckView(APIView):
                 time_limit=body.get("time_limit"), weights=body.get("weights"))
         except services.JobError as exc:
             answer = {"ok": False, "error": str(exc), "problems": services.problems_of(exc),
-                      "queue": None, "cpu_seconds": None}
+                      "queue": None, "warnings": [], "cpu_seconds": None}
         else:
             answer = {"ok": True, "error": None, "problems": [], "queue": plan.queue,
-                      "cpu_seconds": round(plan.cpu_seconds(), 1)}
+                      "warnings": plan.warnings, "cpu_seconds": round(plan.cpu_seconds(), 1)}
         return Response(answer)

@@ -203,6 +203,8 @@ class BenchmarkResult(TypedDict):
     """What a benchmark run measured (a run's `result`), filled in as it goes: the machine
     as soon as it starts, the rows and per-node costs as they land."""
 
+    kind: NotRequired[Literal["benchmark"]]
+    """Set on results stored since FPGA runs came (older ones have none)."""
     machine: Machine
     rows: list[BenchmarkRow]
     """One per backend and batch size measured so far, in the order they were measured."""
@@ -211,13 +213,115 @@ class BenchmarkResult(TypedDict):
     """The settings it ran with, complete (its config)."""
 
 
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class StageEvent(_Numbered):
+    """An FPGA run's stage began ("compiling (first compile takes 5-20 s)"), or ended with
+    its time."""
+
+    type: Literal["stage"]
+    stage: str
+    """converting, writing, compiling, emulating, tracing, testbench, sweep, rtl, vitis."""
+    text: str
+    """What it does, in words."""
+    seconds: float | None
+    """Null when it begins; how long it took when it ends."""
+
+
+class NodeError(TypedDict):
+    node: Annotated[str, Field(description="The graph node's id.")]
+    max_error: float
+    mean_error: float
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class Comparison(TypedDict):
+    """The fixed-point emulation against the float PyTorch model on the same inputs."""
+
+    precision: str
+    samples: int
+    inputs: str
+    """Where the inputs came from, in words: a dataset's validation split, or seeded random
+    values."""
+    agreement: float | None
+    """Top-class agreement, 0 to 1 (models that output scores); null otherwise."""
+    max_error: float | None
+    mean_error: float | None
+    nodes: list[NodeError]
+    """Per node (hls4ml's tracing), where a layer maps to a node."""
+
+
+class ComparisonEvent(_Numbered, Comparison):
+    """The fixed-point emulation against the float PyTorch model."""
+
+    type: Literal["comparison"]
+
+
+class SweepRow(TypedDict):
+    """One precision of an FPGA run's sweep."""
+
+    bits: int
+    precision: str
+    agreement: float | None
+    max_error: float | None
+    mean_error: float | None
+    seconds: Annotated[float, Field(description="Converting, compiling and emulating it.")]
+
+
+class SweepEvent(_Numbered, SweepRow):
+    """One precision of an FPGA run's sweep, measured."""
+
+    type: Literal["sweep"]
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class ToolReport(TypedDict):
+    """What a tool step of an FPGA run found (Verilator, Yosys, Vitis HLS), or why it did
+    not run (`error`)."""
+
+    tool: str
+    """verilator, yosys or vitis_hls."""
+    ran: bool
+    error: str
+    """Empty when it ran; else why not, in words (a missing tool, its own message)."""
+    figures: dict[str, Any]
+    """What it reported: bit_exact, max_diff (Verilator); luts, ffs, pipeline_depth (Yosys);
+    latency, interval, resources (Vitis HLS)."""
+
+
+class ToolEvent(_Numbered, ToolReport):
+    """A tool step of an FPGA run ended."""
+
+    type: Literal["tool"]
+
+
+@with_config(ConfigDict(use_attribute_docstrings=True))
+class FpgaResult(TypedDict):
+    """What an FPGA run found (a run's `result`), filled in as it goes."""
+
+    kind: Literal["fpga"]
+    settings: dict[str, Any]
+    """The settings it ran with, complete (its config)."""
+    warnings: list[dict[str, Any]]
+    """Blocks computed approximately on the FPGA (lookup tables), as problems naming their
+    node."""
+    stages: dict[str, float]
+    """Seconds each stage took."""
+    comparison: Comparison | None
+    sweep: list[SweepRow]
+    tools: list[ToolReport]
+    log_tail: list[str]
+    """When the tools failed: the last lines of their log."""
+
+
 def machine(info: Mapping[str, Any]) -> Machine:
     """The machine as the engine reports it (its `machine` event), its members only."""
     return cast(Machine, {name: info[name] for name in get_type_hints(Machine)})
 
 
 Event = (StatusEvent | MetricEvent | AttentionEvent | SampleEvent | ProgressEvent
-         | BenchmarkEvent | NodeCostsEvent)
+         | BenchmarkEvent | NodeCostsEvent | StageEvent | ComparisonEvent | SweepEvent
+         | ToolEvent)
+RunResult = BenchmarkResult | FpgaResult
 
 # By their `type`, in the order of `Event`: what the schema and the API's filter list.
 EVENT_TYPES: dict[str, type] = {
@@ -312,6 +416,26 @@ def node_costs_event(step: int, costs: Mapping[str, Any]) -> NodeCostsEvent:
                                  "time": time.time(), **node_costs_row(costs)})
 
 
+def stage_event(step: int, stage: str, text: str, seconds: float | None) -> StageEvent:
+    return {"type": "stage", "seq": 0, "step": step, "time": time.time(), "stage": stage,
+            "text": text, "seconds": seconds}
+
+
+def comparison_event(step: int, comparison: Comparison) -> ComparisonEvent:
+    return cast(ComparisonEvent, {"type": "comparison", "seq": 0, "step": step,
+                                  "time": time.time(), **comparison})
+
+
+def sweep_event(step: int, row: SweepRow) -> SweepEvent:
+    return cast(SweepEvent, {"type": "sweep", "seq": 0, "step": step, "time": time.time(),
+                             **row})
+
+
+def tool_event(step: int, report: ToolReport) -> ToolEvent:
+    return cast(ToolEvent, {"type": "tool", "seq": 0, "step": step, "time": time.time(),
+                            **report})
+
+
 def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -339,6 +463,10 @@ def decode_attention(event: AttentionEvent) -> torch.Tensor:
 
 
 _COLUMNS = {"type", "seq", "step", "time", "name", "value"}
+# Stored whole in `data`: read back as they were written.
+_WHOLE = {JobEvent.Type.PROGRESS, JobEvent.Type.BENCHMARK, JobEvent.Type.NODE_COSTS,
+          JobEvent.Type.STAGE, JobEvent.Type.COMPARISON, JobEvent.Type.SWEEP,
+          JobEvent.Type.TOOL}
 
 
 def _row(job_id: int, seq: int, event: Event) -> JobEvent:
@@ -373,8 +501,7 @@ def to_event(row: JobEvent) -> Event:
                 "scale": data["scale"], "data": data["data"]}
     if row.type == JobEvent.Type.SAMPLE:
         return {"type": "sample", "seq": seq, "step": step, "time": at, "text": data["text"]}
-    if row.type in (JobEvent.Type.PROGRESS, JobEvent.Type.BENCHMARK, JobEvent.Type.NODE_COSTS):
-        # Stored whole in `data`: these are read back as they were written.
+    if row.type in _WHOLE:
         return cast(Event, {"type": row.type, "seq": seq, "step": step, "time": at, **data})
     raise ValueError(f"event {row.job_id}#{row.seq} has an unknown type {row.type!r}")
 

@@ -2,7 +2,7 @@
 
 A kind's settings model is the one definition of its settings: submission validates with
 it (`settings_for`), GET /api/run-kinds serves its JSON Schema, and the editor renders its
-form from that. FPGA runs will add theirs here."""
+form from that."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from django.conf import settings
 from compute.engine.benchmark import BenchmarkSettings
 from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig
+from fpga.settings import FpgaSettings
 
 TRAIN = "train"
 BENCHMARK = "benchmark"
-KINDS = (TRAIN, BENCHMARK)  # in the order GET /api/run-kinds lists them
+FPGA = "fpga"
+KINDS = (TRAIN, BENCHMARK, FPGA)  # in the order GET /api/run-kinds lists them
 
 
 def train_settings() -> type[TrainConfig]:
@@ -37,6 +39,8 @@ def settings_for(kind: str) -> type[RunSettings]:
         return train_settings()
     if kind == BENCHMARK:
         return BenchmarkSettings
+    if kind == FPGA:
+        return FpgaSettings
     raise ValueError(f"no kind of run {kind!r}; kinds: {', '.join(KINDS)}")
 
 

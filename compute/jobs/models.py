@@ -135,6 +135,10 @@ class JobEvent(models.Model):
         PROGRESS = "progress"
         BENCHMARK = "benchmark"
         NODE_COSTS = "node_costs"
+        STAGE = "stage"
+        COMPARISON = "comparison"
+        SWEEP = "sweep"
+        TOOL = "tool"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveIntegerField()

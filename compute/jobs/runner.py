@@ -1,36 +1,23 @@
 """Running one claimed job in a worker, by its kind: the engine's training loop, with a
-reporter that streams what it hears; or the engine's benchmark, whose events stream the
-same way.
-
-The loop calls the reporter on its own thread; the reporter only puts events on a list
-and returns (the loop must not wait on a database or on Redis). A `Publisher` thread takes
-them from there: it stores them with their sequence numbers and sends them to the job's
-WebSocket group, at most `MAX_SENDS_PER_SECOND` times a second (a burst goes out as one
-send), and in between it beats the job's heartbeat and looks for a cancel. The limit is a
-sliding window (at most 10 sends in any second), so that events at up to 10 Hz go out at
-once and only a faster flood waits and is coalesced.
+reporter that streams what it hears; the engine's benchmark, whose events stream the same
+way; or an FPGA run (fpga_run). What the kinds share while they run (the publisher of
+their events, the stop check, the shutdown flag) is in `lifecycle`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
-import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
-from django.db import close_old_connections, connection
 from safetensors.torch import load_file
 
 from builder.graphs.models import GraphVersion
 from compute.engine import (
-    CheckedGraph,
     GraphError,
     compile_graph,
     export_onnx,
@@ -49,165 +36,22 @@ from compute.engine.training import (
 )
 
 from . import events, kinds, services
+from .fpga_run import run_fpga
+from .lifecycle import (
+    SHUTTING_DOWN,
+    Publisher,
+    StopCheck,
+    WeightsUnfit,
+    first_line,
+    run_weights,
+    time_limit_reached,
+    unexpected,
+)
 from .models import Job
 
 log = logging.getLogger(__name__)
-MAX_SENDS_PER_SECOND = 10
 KEEP_CHECKPOINTS = 2  # the latest ones; older ones are deleted as new ones land
-CANCEL_POLL_SECONDS = 0.5
-STORE_GIVE_UP_SECONDS = 30.0  # events unstorable for this long: the run fails
 PROGRESS_SECONDS = 0.25  # a benchmark's progress events, per row, at most this often
-
-
-class Publisher(threading.Thread):
-    """Stores and sends a job's events off the training thread, coalesced, and keeps the
-    heartbeat. `stop_reason` turns non-empty when the run must stop: "cancel",
-    "shutdown" (its worker is going), "superseded" (the job is no longer this
-    attempt's), "gone" (its row was deleted) or "unstorable" (its events could not be
-    stored for `give_up_after` seconds).
-
-    No error ends the thread: a run whose publisher died would keep training with no
-    heartbeat and no ear for a cancel. Each kind of error is logged once with its trace."""
-
-    def __init__(self, job: Job, *, heartbeat: bool = True,
-                 max_sends_per_second: int = MAX_SENDS_PER_SECOND,
-                 give_up_after: float = STORE_GIVE_UP_SECONDS) -> None:
-        super().__init__(name=f"job-{job.id}-publisher", daemon=True)
-        self.job = job
-        self.heartbeat = heartbeat
-        self.give_up_after = give_up_after
-        self.sent_at: deque[float] = deque(maxlen=max_sends_per_second)  # the last sends
-        self.pending: list[events.Event] = []
-        self.lock = threading.Lock()
-        self.wake = threading.Event()
-        self.closing = threading.Event()
-        self.stop_reason = ""
-        self.store_error = ""  # why the events could not be stored, when they could not
-        self.failing_since: float | None = None  # the first of the store failures in a row
-        self.discard = False  # the events have nowhere to go: drop them
-        self.logged: set[tuple[str, str]] = set()
-        self.step = job.step
-        self.metrics: dict[str, float | str] = dict(job.metrics)
-        self.sends = 0
-
-    def put(self, event: events.Event) -> None:
-        with self.lock:
-            self.pending.append(event)
-            self.step = max(self.step, event["step"])
-            if event["type"] == "metric":
-                value = event["value"]
-                self.metrics[event["name"]] = (value if value is not None
-                                               else event.get("nonfinite", "nan"))
-        self.wake.set()
-
-    def close(self) -> None:
-        """Send what is left and end the thread."""
-        self.closing.set()
-        self.wake.set()
-        self.join(timeout=60)
-
-    def run(self) -> None:
-        loop = asyncio.new_event_loop()  # one loop for the thread: the layer keeps its pool
-        last_beat = last_poll = 0.0
-        try:
-            while True:
-                self.wake.wait(timeout=CANCEL_POLL_SECONDS)
-                full = len(self.sent_at) == self.sent_at.maxlen
-                wait = self.sent_at[0] + 1.0 - time.monotonic() if full else 0.0
-                if wait > 0 and self.pending and not self.closing.is_set():
-                    time.sleep(wait)  # coalesce: whatever arrives meanwhile goes out together
-                self.wake.clear()
-                with self.lock:
-                    batch, self.pending = self.pending, []
-                if batch and not self.discard:
-                    self.sent_at.append(time.monotonic())
-                    self._guarded("store", self._publish, loop, batch)
-                if self.heartbeat:
-                    now = time.monotonic()
-                    if now - last_beat >= settings.JOB_HEARTBEAT_SECONDS:
-                        self._guarded("heartbeat", self._beat)
-                        last_beat = now
-                    if now - last_poll >= CANCEL_POLL_SECONDS:
-                        self._guarded("cancel poll", self._poll)
-                        last_poll = now
-                if self.closing.is_set() and (self.discard or not self.pending):
-                    break
-        finally:
-            loop.close()  # channels_redis wraps close() to close this loop's connections
-            connection.close()
-
-    def _guarded(self, what: str, work: Any, *args: Any) -> None:
-        try:
-            work(*args)
-        except Exception as exc:
-            kind = (what, type(exc).__name__)
-            if kind not in self.logged:  # once per kind: a failing database every 0.5 s
-                self.logged.add(kind)    # would bury the log in identical traces
-                log.exception("job %s: the %s failed (logged once; going on)", self.job.id,
-                              what)
-            close_old_connections()
-
-    def _beat(self) -> None:
-        with self.lock:
-            metrics = dict(self.metrics)
-        if not services.heartbeat(self.job, self.step, metrics):
-            self.stop_reason = self.stop_reason or "superseded"
-
-    def _poll(self) -> None:
-        self.stop_reason = self.stop_reason or services.stop_requested(self.job)
-        if self.stop_reason == "gone":
-            self.discard = True
-
-    def _publish(self, loop: asyncio.AbstractEventLoop, batch: list[events.Event]) -> None:
-        try:
-            stored = events.store(self.job.id, batch)
-        except Job.DoesNotExist:  # deleted with its graph: the run stops at the next poll
-            log.info("job %s was deleted; its events are dropped", self.job.id)
-            self.stop_reason = self.stop_reason or "gone"
-            self.discard = True
-            return
-        except Exception as exc:
-            with self.lock:
-                self.pending[:0] = batch  # tried again at the next round
-            now = time.monotonic()
-            self.failing_since = self.failing_since or now
-            if now - self.failing_since >= self.give_up_after:
-                self.store_error = f"{type(exc).__name__}"
-                self.stop_reason = self.stop_reason or "unstorable"
-                self.discard = True
-            raise
-        self.failing_since = None
-        try:
-            from channels.layers import get_channel_layer
-
-            layer = get_channel_layer()
-            message: events.EventsMessage = {"type": "job.events", "events": stored}
-            loop.run_until_complete(layer.group_send(events.group_name(self.job.id), message))
-            self.sends += 1
-        except Exception:  # Redis away: they are stored, and clients backfill
-            log.warning("could not send events of job %s", self.job.id, exc_info=True)
-
-
-class StopCheck:
-    """Whether a run must stop, asked by the work between its steps: when the job is
-    cancelled, superseded or deleted (the publisher hears it), out of time, or its worker
-    is shutting down. `why` says which, once it has."""
-
-    def __init__(self, publisher: Publisher, deadline: float,
-                 shutting_down: threading.Event) -> None:
-        self.publisher = publisher
-        self.deadline = deadline
-        self.shutting_down = shutting_down
-        self.why = ""
-
-    def should_stop(self) -> bool:
-        if self.publisher.stop_reason:
-            self.why = self.publisher.stop_reason
-        elif time.monotonic() > self.deadline:
-            self.why = "time"
-        elif self.shutting_down.is_set():
-            self.why = "shutdown"
-        return bool(self.why)
 
 
 class JobReporter(StopCheck, SilentReporter):
@@ -229,16 +73,13 @@ class JobReporter(StopCheck, SilentReporter):
             old.unlink(missing_ok=True)
 
 
-# Set by the worker when it begins a warm shutdown: running jobs checkpoint and go back to
-# the queue instead of keeping the shutdown waiting.
-SHUTTING_DOWN = threading.Event()
-
-
 def run(job: Job) -> None:
     """Run a claimed job to its end, by its kind, and record the outcome on its row."""
     try:
         if job.kind == kinds.BENCHMARK:
             _benchmark(job)
+        elif job.kind == kinds.FPGA:
+            run_fpga(job)
         else:
             _train(job)
     finally:
@@ -297,7 +138,7 @@ def _train(job: Job) -> None:
         if Job.objects.filter(id=job.id).exists():
             log.exception("job %s failed", job.id)
         else:  # deleted (with its graph) while it wrote into its folder: nothing went wrong
-            log.info("job %s was deleted while it ran (%s)", job.id, _first_line(exc))
+            log.info("job %s was deleted while it ran (%s)", job.id, first_line(exc))
         error = unexpected(exc)
     finally:
         publisher.close()
@@ -333,10 +174,6 @@ def _train(job: Job) -> None:
                             files=files)
 
 
-class WeightsUnfit(Exception):
-    """The weights a benchmark takes cannot be loaded into the version it measures."""
-
-
 def _benchmark(job: Job) -> None:
     """Measure a claimed benchmark job (compute.engine.benchmark), streaming its progress,
     each row and the per-node costs as events, and keeping what it measured so far in the
@@ -356,7 +193,7 @@ def _benchmark(job: Job) -> None:
     ended = False
     try:
         graph = load_graph(GraphVersion.objects.get(id=job.version_id).document)
-        state = _benchmark_weights(job, graph)
+        state = run_weights(job, graph)
         progress_at: dict[tuple[str, int], float] = {}
         for event in benchmark_events(graph, config, state_dict=state,
                                       should_stop=stop.should_stop):
@@ -393,7 +230,7 @@ def _benchmark(job: Job) -> None:
         if Job.objects.filter(id=job.id).exists():
             log.exception("job %s failed", job.id)
         else:
-            log.info("job %s was deleted while it ran (%s)", job.id, _first_line(exc))
+            log.info("job %s was deleted while it ran (%s)", job.id, first_line(exc))
         error = unexpected(exc)
     finally:
         publisher.close()
@@ -424,39 +261,6 @@ def _benchmark(job: Job) -> None:
         services.finish_job(job, Job.Status.SUCCEEDED, step=done)
 
 
-def _benchmark_weights(job: Job, graph: CheckedGraph) -> dict[str, torch.Tensor] | None:
-    """The weights a benchmark takes (its `weights_of` run's), checked against the graph
-    it measures; None for fresh ones."""
-    if job.weights_of_id is None:
-        return None
-    path = Job(id=job.weights_of_id).folder / services.WEIGHTS_FILE
-    if not path.is_file():
-        raise WeightsUnfit(f"the weights of run {job.weights_of_id} are gone from its folder")
-    mismatch = services.weights_mismatch(graph, path)
-    if mismatch:
-        raise WeightsUnfit(f"the weights of run {job.weights_of_id} do not fit this graph: "
-                           f"{mismatch}")
-    return load_file(str(path))
-
-
-def time_limit_reached(job: Job, step: int) -> str:
-    return f"the run reached its time limit of {job.time_limit} s at step {step}"
-
-
-def unexpected(exc: BaseException) -> str:
-    """An error nobody foresaw, in one sentence; its trace goes to the worker's log only."""
-    return f"the run stopped on an unexpected error ({_first_line(exc)}); the worker's log " \
-           "has the details"
-
-
-def _first_line(exc: BaseException) -> str:
-    """`exc` in one line: its type and the first line of its message (PyTorch's C++ errors
-    go on with a stack trace of their own), cut at 200 characters."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0].strip()[:200].rstrip(".") if lines else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 def export_results(job: Job, folder: Path) -> dict[str, str]:
     """The trained model as ONNX and as a PyTorch file beside its weights. A format that
     cannot be made records why, and the run still succeeds."""
@@ -467,17 +271,17 @@ def export_results(job: Job, folder: Path) -> dict[str, str]:
         module.eval()
     except Exception as exc:
         log.exception("job %s: cannot rebuild the trained model", job.id)
-        return {**files, "onnx_error": _first_line(exc), "pytorch_error": _first_line(exc)}
+        return {**files, "onnx_error": first_line(exc), "pytorch_error": first_line(exc)}
     try:
         export_pytorch(module, folder / "model.py", weights=folder / "model.pt")
         files["pytorch"] = "model.py"
     except Exception as exc:
         log.exception("job %s: no PyTorch file", job.id)
-        files["pytorch_error"] = _first_line(exc)
+        files["pytorch_error"] = first_line(exc)
     try:
         export_onnx(module, folder / "model.onnx")
         files["onnx"] = "model.onnx"
     except Exception as exc:
         log.exception("job %s: no ONNX file", job.id)
-        files["onnx_error"] = _first_line(exc)
+        files["onnx_error"] = first_line(exc)
     return files

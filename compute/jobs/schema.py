@@ -19,7 +19,7 @@ from builder.rest import add_components, object_schema, ref
 from compute.engine.datasets import KINDS
 
 from . import kinds
-from .events import EVENT_TYPES, BenchmarkResult, NonFinite
+from .events import EVENT_TYPES, BenchmarkResult, FpgaResult, NonFinite, RunResult
 from .models import Job, Upload
 
 TIME = {"type": "string", "format": "date-time"}
@@ -73,7 +73,7 @@ class JobBody(TypedDict):
     started_at: datetime | None
     finished_at: datetime | None
     heartbeat_at: datetime | None
-    result: BenchmarkResult | None
+    result: RunResult | None
 
 
 class UploadBody(TypedDict):
@@ -96,6 +96,7 @@ class RunCheckBody(TypedDict):
     error: str | None
     problems: list[dict[str, Any]]
     queue: str | None
+    warnings: list[dict[str, Any]]
     cpu_seconds: float | None
 
 
@@ -114,7 +115,7 @@ def _job() -> dict[str, Any]:
         "config": {"type": "object", "additionalProperties": True,
                    "description": "The complete training configuration, defaults filled in "
                    "(docs/runs.md, Configuration)."},
-        "queue": {"type": "string", "enum": ["cpu", "gpu"]},
+        "queue": {"type": "string", "enum": ["cpu", "gpu", "fpga"]},
         "time_limit": {"type": "integer", "description": "Seconds."},
         "status": {"type": "string", "enum": Job.Status.values},
         "step": {"type": "integer"},
@@ -148,8 +149,10 @@ def _job() -> dict[str, Any]:
                       "description": "The metrics whose latest value is not a finite "
                       "number, and what it is."},
         "downloads": {"type": "array", "items": {"type": "string",
-                                                 "enum": ["weights", "onnx", "pytorch"]},
-                      "description": "The result formats ready to download."},
+                                                 "enum": ["weights", "onnx", "pytorch",
+                                                          "hls_project", "verilog"]},
+                      "description": "The result formats ready to download (an FPGA run: "
+                      "hls_project, and verilog when it made one)."},
         "download_errors": {"type": "object", "additionalProperties": {"type": "string"},
                             "description": "A format that could not be made, and why."},
         "admin_actions": {"type": "array", "items": ref("AdminActionOnRun"),
@@ -159,9 +162,9 @@ def _job() -> dict[str, Any]:
         "started_at": NULLABLE_TIME,
         "finished_at": NULLABLE_TIME,
         "heartbeat_at": NULLABLE_TIME,
-        "result": {"allOf": [ref("BenchmarkResult")], "nullable": True,
-                   "description": "A benchmark: what it measured so far; null for a training "
-                   "run, and until a benchmark starts."},
+        "result": {"oneOf": [ref("BenchmarkResult"), ref("FpgaResult")], "nullable": True,
+                   "description": "A benchmark or FPGA run: what it found so far (its `kind` "
+                   "says which); null for a training run, and until the run starts."},
     }, description="A run, training or benchmark (docs/runs.md, The run object).")
 
 
@@ -238,6 +241,8 @@ def components() -> dict[str, Any]:
         "BenchmarkResult": {**openapi_schema(BenchmarkResult), "description": (
             "What a benchmark run measured, filled in as it goes (docs/runs.md, Benchmark "
             "runs); a training run has none (null).")},
+        "FpgaResult": {**openapi_schema(FpgaResult), "description": (
+            "What an FPGA run found, filled in as it goes (docs/fpga.md)")},
         "EventPage": object_schema({
             "events": {"type": "array", "items": ref("JobEvent")},
             "last_seq": {"type": "integer", "description": "The run's latest sequence "
@@ -287,8 +292,11 @@ def components() -> dict[str, Any]:
             "problems": {"type": "array", "items": ref("Problem"), "description": "Every "
                          "problem of the first kind met, each naming its field (config.lr, "
                          "dataset) or node."},
-            "queue": {"type": "string", "enum": ["cpu", "gpu"], "nullable": True,
+            "queue": {"type": "string", "enum": ["cpu", "gpu", "fpga"], "nullable": True,
                       "description": "Where the run would wait; null unless ok."},
+            "warnings": {"type": "array", "items": ref("Problem"), "description": "What "
+                         "would run but not exactly as drawn (an FPGA run's blocks computed "
+                         "with lookup tables), each naming its node."},
             "cpu_seconds": {"type": "number", "nullable": True, "description": "About how "
                             "many seconds it would train on a CPU; null unless ok."},
         }, description="Whether a run could start (POST /api/jobs/check)."),

@@ -90,7 +90,9 @@ def admin_actions_of(jobs: Iterable[Job]) -> dict[int, list[AdminAction]]:
 RESULT_FILES = {"weights": ("model.safetensors", "application/octet-stream"),
                 "onnx": ("model.onnx", "application/onnx"),
                 "pytorch": ("model.py", "text/x-python"),
-                "pytorch_weights": ("model.pt", "application/octet-stream")}
+                "pytorch_weights": ("model.pt", "application/octet-stream"),
+                "hls_project": ("hls-project.tar.gz", "application/gzip"),
+                "verilog": ("verilog.tar.gz", "application/gzip")}
 
 
 def result_file(job: Job, fmt: str) -> tuple[Path, str, str]:
@@ -106,7 +108,7 @@ def result_file(job: Job, fmt: str) -> tuple[Path, str, str]:
     if not path.is_file():
         raise Http404(f"run {job.id}'s {name} is missing from its folder")
     stem = f"{job.graph.name}-run{job.id}".replace('"', "").replace(" ", "-")
-    return path, f"{stem}{path.suffix}", content_type
+    return path, f"{stem}{''.join(path.suffixes)}", content_type
 
 
 def events_after(job: Job, since: int, *, types: list[str] | None = None,

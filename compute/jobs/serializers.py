@@ -15,7 +15,7 @@ from rest_framework import serializers
 from builder.rest import ApiError
 
 from . import events, kinds, rule, selectors
-from .events import BenchmarkResult
+from .events import RunResult
 from .models import AdminAction, Job, JobEvent, Upload
 from .schema import JobBody, UploadBody
 
@@ -29,10 +29,10 @@ class RunIn(serializers.Serializer):
                                        help_text="With `graph`; default: the latest. A run "
                                        "pins it.")
     kind = serializers.ChoiceField(choices=list(kinds.KINDS), default=kinds.TRAIN,
-                                   help_text="train, or benchmark (GET /api/run-kinds).")
+                                   help_text="train, benchmark or fpga (GET /api/run-kinds).")
     dataset = serializers.CharField(max_length=64, required=False,
                                     help_text="Training: a built-in dataset (GET "
-                                    "/api/datasets). A benchmark takes none.")
+                                    "/api/datasets). A benchmark or FPGA run takes none.")
     upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
                                       help_text="Training: or one of your uploads (POST "
                                       "/api/uploads).")
@@ -43,9 +43,9 @@ class RunIn(serializers.Serializer):
                                           help_text="Seconds; default and most: the "
                                           "server's SHIPYARD_JOB_TIME_LIMIT.")
     weights = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
-                                       help_text="A benchmark: the id of a succeeded "
-                                       "training run of the same graph whose weights it "
-                                       "measures (default: fresh weights).")
+                                       help_text="A benchmark or FPGA run: the id of a "
+                                       "succeeded training run of the same graph whose "
+                                       "weights it takes (default: fresh weights).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["kind"] == kinds.TRAIN and ("dataset" in attrs) == ("upload" in attrs):
@@ -180,7 +180,7 @@ def _job_data(job: Job, position: int | None, reason: str,
                           for a in actions],
         "created_at": job.created_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "heartbeat_at": job.heartbeat_at,
-        "result": cast(BenchmarkResult, job.result) if job.result else None,
+        "result": cast(RunResult, job.result) if job.result else None,
     }
 
 

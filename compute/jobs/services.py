@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from compute.engine.datasets import (
 )
 from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig, pick_device
+from fpga.check import fpga_problems, fpga_warnings
+from fpga.settings import FpgaSettings
 
 from . import events, kinds, rule
 from .models import Job, Queue, Upload, Worker
@@ -110,14 +112,31 @@ class RunPlan:
     options: dict[str, Any]
     graph: CheckedGraph
     weights_of: Job | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # an FPGA run's
 
     def cpu_seconds(self) -> float:
         """About how long it takes on a CPU (see compute.engine.estimate)."""
         flops = analyze(self.graph, Limits.from_env(), flops=True).flops or 0
         if isinstance(self.settings, BenchmarkSettings):
             return benchmark_cpu_seconds(flops, self.settings)
+        if isinstance(self.settings, FpgaSettings):
+            return fpga_cpu_seconds(self.settings)
         assert isinstance(self.settings, TrainConfig)
         return estimate.cpu_seconds(flops, self.settings)
+
+
+# Measured on the digits MLP on 2 cores (docs/fpga.md): converting, compiling and
+# emulating one project; tracing compiles it again; the Verilog path with its tools.
+FPGA_PROJECT_SECONDS = 8.0
+FPGA_RTL_SECONDS = 60.0
+
+
+def fpga_cpu_seconds(config: FpgaSettings) -> float:
+    """About how long an FPGA run takes on a small model: a project to build and emulate,
+    once more traced, one per width swept, and the Verilog path when asked. A big model
+    compiles for much longer (g++ on the unrolled layers)."""
+    projects = 2 + len(config.sweep_bits)
+    return projects * FPGA_PROJECT_SECONDS + (FPGA_RTL_SECONDS if config.rtl else 0.0)
 
 
 def benchmark_cpu_seconds(flops_per_sample: int, config: BenchmarkSettings) -> float:
@@ -165,16 +184,19 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
     `weights`: the id of a succeeded training run of `owner`'s, of the graph `graph_id`
     (not checked when the document is not a saved graph's), whose weights fit the graph."""
     options = dict(dataset_options or {})
-    if kind == kinds.BENCHMARK:
+    if kind in (kinds.BENCHMARK, kinds.FPGA):
         given = [name for name, value in (("dataset", dataset), ("upload", upload),
                                           ("dataset_options", options)) if value]
         if given:
-            raise JobError(f"a benchmark takes no {given[0]}: its inputs are random tensors "
-                           "of the graph's input shapes", field=given[0])
+            inputs = ("random tensors of the graph's input shapes" if kind == kinds.BENCHMARK
+                      else "the validation split of the weights' run, or seeded random "
+                      "inputs")
+            raise JobError(f"a {kind} run takes no {given[0]}: its inputs are {inputs}",
+                           field=given[0])
     else:
         if weights is not None:
-            raise JobError("weights are for a benchmark run (kind: benchmark); a training "
-                           "run starts from fresh weights", field="weights")
+            raise JobError("weights are for a benchmark or FPGA run (kind: benchmark or "
+                           "fpga); a training run starts from fresh weights", field="weights")
         if upload is None:
             if dataset not in DATASETS:
                 raise JobError(f"no dataset named {dataset!r}; datasets: "
@@ -192,33 +214,53 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
         raise JobError("the graph is not valid; see problems",
                        problems=[p.to_dict() for p in exc.problems]) from None
     source = None
+    warnings: list[dict[str, Any]] = []
     if isinstance(run_config, TrainConfig):
         _check_dataset(graph, dataset or "", upload, options, run_config.seed)
         steps = run_config.steps
     else:
-        assert isinstance(run_config, BenchmarkSettings)
-        steps = len(run_config.backends) * len(run_config.batch_sizes)
+        if isinstance(run_config, FpgaSettings):
+            refused = fpga_problems(graph, run_config)
+            if refused:
+                raise JobError(f"the graph cannot go to an FPGA: {refused[0]}",
+                               problems=[p.to_dict() for p in refused])
+            warnings = [p.to_dict() for p in fpga_warnings(graph)]
+            steps = fpga_steps(run_config)
+        else:
+            assert isinstance(run_config, BenchmarkSettings)
+            steps = len(run_config.backends) * len(run_config.batch_sizes)
         if weights is not None:
-            source = weights_source(owner=owner, weights=weights, graph_id=graph_id)
+            source = weights_source(owner=owner, weights=weights, graph_id=graph_id,
+                                    kind=kind)
             mismatch = weights_mismatch(graph, source.folder / WEIGHTS_FILE)
             if mismatch:
                 raise JobError(f"the weights of run {source.id} do not fit this graph: "
                                f"{mismatch}", field="weights")
-    device = getattr(run_config, "device", "auto")
-    queue = {"cpu": "cpu", "cuda": "gpu"}.get(device, settings.JOB_AUTO_QUEUE)
+    if isinstance(run_config, FpgaSettings):
+        queue = "fpga"
+    else:
+        device = getattr(run_config, "device", "auto")
+        queue = {"cpu": "cpu", "cuda": "gpu"}.get(device, settings.JOB_AUTO_QUEUE)
     return RunPlan(kind=kind, settings=run_config, queue=queue,
                    time_limit=time_limit or limit, total_steps=steps, options=options,
-                   graph=graph, weights_of=source)
+                   graph=graph, weights_of=source, warnings=warnings)
+
+
+def fpga_steps(config: FpgaSettings) -> int:
+    """An FPGA run's steps: the project built and compared, its archive, each width of the
+    sweep and (when asked) the Verilog."""
+    return 2 + len(config.sweep_bits) + (1 if config.rtl else 0)
 
 
 WEIGHTS_FILE = "model.safetensors"  # a training run's weights, in its folder
 
 
 def weights_source(*, owner: AbstractBaseUser | None, weights: int,
-                   graph_id: int | None) -> Job:
-    """The training run a benchmark takes its weights from: one of `owner`'s, of the graph
-    `graph_id` (unless None), that succeeded and kept its weights. A JobError naming the
-    field `weights` says why not (404 for a run that is not the owner's)."""
+                   graph_id: int | None, kind: str = kinds.BENCHMARK) -> Job:
+    """The training run a benchmark (or an FPGA run: `kind`) takes its weights from: one of
+    `owner`'s, of the graph `graph_id` (unless None), that succeeded and kept its weights.
+    A JobError naming the field `weights` says why not (404 for a run that is not the
+    owner's)."""
     source = (Job.objects.filter(owner=owner, id=weights).select_related("graph").first()
               if owner is not None and owner.is_authenticated else None)
     if source is None:
@@ -228,11 +270,11 @@ def weights_source(*, owner: AbstractBaseUser | None, weights: int,
                        "a training run", field="weights")
     if graph_id is not None and source.graph_id != graph_id:
         raise JobError(f"weights: run {source.id} trained another graph "
-                       f"({source.graph.name!r}); a benchmark takes the weights of a run "
-                       "of the graph it measures", field="weights")
+                       f"({source.graph.name!r}); a {kind} run takes the weights of a run "
+                       "of the graph it runs", field="weights")
     if source.status != Status.SUCCEEDED:
         raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
-                       "a benchmark takes the weights of a finished training run",
+                       f"a {kind} run takes the weights of a finished training run",
                        field="weights")
     if "weights" not in source.files or not (source.folder / WEIGHTS_FILE).is_file():
         raise JobError(f"weights: run {source.id} has no weights file", field="weights")
@@ -567,7 +609,7 @@ def heartbeat(job: Job, step: int, metrics: dict[str, float | str]) -> bool:
                 .update(heartbeat_at=timezone.now(), step=step, metrics=metrics))
 
 
-def record_result(job: Job, result: events.BenchmarkResult | None) -> bool:
+def record_result(job: Job, result: events.RunResult | None) -> bool:
     """Keep what this attempt of a benchmark measured so far on its row (None: nothing,
     for an attempt that starts again). False when the job is no longer this attempt's."""
     return bool(Job.objects.filter(id=job.id, status=Status.RUNNING, attempts=job.attempts)

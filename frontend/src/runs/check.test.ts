@@ -15,10 +15,12 @@ const doc = (width = 10, x = 0): GraphDocument => ({
   layout: { x: { x, y: 0 } },
 } as unknown as GraphDocument);
 
-const OK: RunCheck = { ok: true, error: null, problems: [], queue: "cpu", cpu_seconds: 12 };
+const OK: RunCheck = {
+  ok: true, error: null, problems: [], queue: "cpu", warnings: [], cpu_seconds: 12,
+};
 const MISFIT: RunCheck = {
   ok: false, error: "digits does not fit this graph: the model outputs 64 classes, but digits has 10: make the last Linear ('head') 10 wide (out_features 10)",
-  problems: [], queue: null, cpu_seconds: null,
+  problems: [], queue: null, warnings: [], cpu_seconds: null,
 };
 
 describe("the start gate", () => {
