@@ -7,4 +7,5 @@ A library like the engine: it imports `compute.engine`, never Django, Celery or 
     fpga.check     fpga_problems, fpga_warnings (per node, before any tool runs)
     fpga.hls       build_project, emulate, trace, run_testbench, archive, FpgaError
     fpga.compare   compare, sweep
+    fpga.vitis     vitis_available, synthesize, parse_report (where Vitis HLS is installed)
 """
