@@ -39,6 +39,7 @@ from fpga.hls import (
     stop_when,
 )
 from fpga.settings import FpgaSettings
+from fpga.vitis import synthesize, vitis_available
 
 from . import events, services
 from .lifecycle import (
@@ -174,10 +175,10 @@ class FpgaRun:
     def rtl(self, graph: CheckedGraph, state: dict[str, torch.Tensor] | None,
             x: np.ndarray, emulated: np.ndarray) -> None:
         """Verilog with da4ml, Verilator against the emulation, Yosys for its size."""
-        from fpga import rtl
+        from fpga.rtl import build_rtl, rtl_problems
 
         self.step += 1
-        why_not = rtl.rtl_problems(graph)
+        why_not = rtl_problems(graph)
         if why_not:
             for tool in ("verilator", "yosys"):
                 self.tool({"tool": tool, "ran": False, "figures": {},
@@ -189,7 +190,7 @@ class FpgaRun:
                           "synthesizing it (Yosys)")
         out = self.folder / "rtl"
         shutil.rmtree(out, ignore_errors=True)
-        found = rtl.build_rtl(graph, self.config, out, x, state, emulated,
+        found = build_rtl(graph, self.config, out, x, state, emulated,
                               progress=self.progress, timeout=self.remaining())
         for stage, seconds in found.get("seconds", {}).items():
             self.result["stages"][f"rtl_{stage}"] = round(seconds, 3)
@@ -209,16 +210,14 @@ class FpgaRun:
 
     def vitis(self, project: Any) -> None:
         """C simulation and synthesis with Vitis HLS, where this worker has it."""
-        from fpga import vitis
-
-        if vitis.vitis_available() is None:
+        if vitis_available() is None:
             self.tool({"tool": "vitis_hls", "ran": False, "figures": {},
                        "error": "Vitis HLS is not on this worker's PATH: latency and "
                        "resources need an fpga worker on a host with it (docs/fpga.md)"})
             return
         began = time.perf_counter()
         self.begin("vitis", "C simulation and synthesis with Vitis HLS")
-        found = vitis.synthesize(project, progress=self.progress, timeout=self.remaining())
+        found = synthesize(project, progress=self.progress, timeout=self.remaining())
         self.tool({"tool": "vitis_hls", "ran": True, "error": "", "figures": _json(found)})
         self.end("vitis", "Vitis HLS synthesized the project", began)
 

@@ -21,12 +21,13 @@ from realparts import RedisServer, Worker, start_worker_process
 @pytest.fixture(scope="module")
 def start_worker(redis: RedisServer, django_db_setup: None, django_db_blocker: Any,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Worker]]:
-    """start_worker(**env) -> Worker; every worker it started is stopped afterwards."""
+    """start_worker(queues="cpu", **env) -> Worker; every worker it started is stopped
+    afterwards."""
     started: list[Worker] = []
     folder = tmp_path_factory.mktemp("workers")
 
-    def start(**env: str) -> Worker:
-        worker = start_worker_process(redis, folder, **env)
+    def start(queues: str = "cpu", **env: str) -> Worker:
+        worker = start_worker_process(redis, folder, queues, **env)
         started.append(worker)
         return worker
 

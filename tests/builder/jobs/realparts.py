@@ -115,7 +115,8 @@ class Worker:
         self.proc.wait()
 
 
-def start_worker_process(redis: RedisServer, folder: Path, **env_extra: str) -> Worker:
+def start_worker_process(redis: RedisServer, folder: Path, queues: str = "cpu",
+                         **env_extra: str) -> Worker:
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     log = folder / f"worker-{name.split('@')[0]}.log"
     env = {**os.environ, **FAST, **env_extra, "REDIS_URL": redis.url,
@@ -123,7 +124,7 @@ def start_worker_process(redis: RedisServer, folder: Path, **env_extra: str) -> 
            "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "compute.celery_app", "worker", "-Q", "cpu",
+            [sys.executable, "-m", "celery", "-A", "compute.celery_app", "worker", "-Q", queues,
              "-c", "1", "--pool", "prefork", "-n", name, "-l", "info", "--without-gossip",
              "--without-mingle"], env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
