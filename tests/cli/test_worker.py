@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compute.serve import parse_queues, redis_server_binary, worker_argv
+from compute.serve import default_queues, parse_queues, redis_server_binary, worker_argv
 
 
 def shipyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -26,6 +26,21 @@ def clean_env(home: Path) -> dict[str, str]:
 
 def option(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+def test_shipyard_up_serves_the_fpga_queue_where_g_plus_plus_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiler = "/usr/bin/g++"
+    if not os.path.exists(compiler):
+        pytest.skip("no g++ here")
+    bare, tools = tmp_path / "bare", tmp_path / "tools"
+    bare.mkdir()
+    tools.mkdir()
+    (tools / "g++").symlink_to(compiler)
+    monkeypatch.setenv("PATH", str(bare))
+    assert "fpga" not in default_queues()  # an FPGA run would fail there: not served
+    monkeypatch.setenv("PATH", str(tools))
+    assert default_queues()[-1] == "fpga" and default_queues()[0] == "cpu"
 
 
 def test_a_gpu_worker_runs_its_tasks_in_its_own_process() -> None:
