@@ -78,7 +78,7 @@ def synthesize(project: Project, *, progress: Progress | None = None,
     """Run C simulation and synthesis of `project` with the HLS tool on the PATH and return
     `parse_report` of its synthesis report plus `csim` ({"ran", "passed"}) and `seconds`
     (wall time). The C simulation runs the project's testbench on tb_data (what
-    `write_testbench` put there; hls4ml's testbench runs a few all-zero samples without it).
+    `write_testbench` put there; hls4ml's testbench runs five all-zero samples without it).
     Raises `FpgaError` where the tool is missing, fails, or passes `timeout` seconds."""
     tool = vitis_available()
     if tool is None:
