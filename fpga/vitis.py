@@ -78,14 +78,14 @@ def synthesize(project: Project, *, progress: Progress | None = None,
     """Run C simulation and synthesis of `project` with the HLS tool on the PATH and return
     `parse_report` of its synthesis report plus `csim` ({"ran", "passed"}) and `seconds`
     (wall time). The C simulation runs the project's testbench on tb_data (what
-    `write_testbench` put there; hls4ml's testbench runs a few all-zero samples without it).
+    `write_testbench` put there; hls4ml's testbench runs five all-zero samples without it).
     Raises `FpgaError` where the tool is missing, fails, or passes `timeout` seconds."""
     tool = vitis_available()
     if tool is None:
         raise FpgaError("Vitis HLS is not on the PATH: install it and source its "
                         "settings64.sh before starting the worker")
     if not (project.path / "build_prj.tcl").is_file():
-        raise FpgaError(f"{project.path} has no build_prj.tcl: not an hls4ml project")
+        raise FpgaError("the project folder has no build_prj.tcl: not an hls4ml project")
     report, csim_log = report_path(project), csim_log_path(project)
     for stale in (report, csim_log):
         stale.unlink(missing_ok=True)
@@ -104,7 +104,8 @@ def synthesize(project: Project, *, progress: Progress | None = None,
                         f"{_first_error(log_path)}", _tail(log_path))
     if not report.is_file():
         raise FpgaError(f"{Path(tool).name} finished without a synthesis report "
-                        f"({report.relative_to(project.path)})", _tail(log_path))
+                        f"({report.relative_to(project.path)}){_first_error(log_path)}",
+                        _tail(log_path))
     result = parse_report(report)
     result["csim"] = _csim(csim_log)
     result["seconds"] = round(seconds, 3)
@@ -114,7 +115,9 @@ def synthesize(project: Project, *, progress: Progress | None = None,
 def _run(argv: list[str], cwd: Path, log_path: Path, progress: Progress | None,
          timeout: float) -> int:
     """Run `argv` in `cwd`, its output to `log_path`, its stages to `progress`; kill its
-    process group past `timeout` (an FpgaError). Returns the exit status."""
+    process group past `timeout` (an FpgaError). Returns the exit status. Its input is
+    empty: `vitis_hls -f` falls into its interactive prompt when a script stops on an error,
+    and must read end-of-file there rather than wait."""
     with open(log_path, "w") as log:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,

@@ -47,6 +47,7 @@ fail)
     echo "\"csim_design\""
     exit 1 ;;
 silent)
+    echo "ERROR: [HLS 200-1023] Part 'xcu250-figd2104-2L-e' is not installed."
     exit 0 ;;
 hang)
     echo $$ > fake_pid.txt
@@ -205,8 +206,10 @@ def test_a_tool_that_leaves_no_report_is_an_fpga_error(
     report_path(project).parent.mkdir(parents=True)
     shutil.copy(REPORT, report_path(project))  # a stale one from an earlier run
     monkeypatch.setenv("FAKE_VITIS", "silent")
-    with pytest.raises(FpgaError, match="without a synthesis report"):
+    with pytest.raises(FpgaError, match="without a synthesis report") as caught:
         synthesize(project, timeout=30)
+    assert caught.value.message.endswith("ERROR: [HLS 200-1023] Part 'xcu250-figd2104-2L-e' "
+                                         "is not installed.")
 
 
 def test_the_time_limit_stops_the_tool_and_its_children(
