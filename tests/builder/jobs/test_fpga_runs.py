@@ -327,3 +327,21 @@ def test_a_failure_inside_the_tools_ends_the_run_with_their_own_words(
     assert "Traceback" not in done["error"], done["error"]
     assert "  File " not in "\n".join(done["result"]["log_tail"])
     assert done["result"]["log_tail"], done["result"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_fpga_run_past_its_time_limit_is_stopped_keeping_what_it_found(
+        api: APIClient, fpga_worker: Worker) -> None:
+    job = post_fpga(api, new_graph(api), {"sweep_bits": [8, 10, 12, 14, 16, 18, 20, 22]},
+                    time_limit=30)
+    done = finished(api, job.json()["id"], timeout=120)
+    assert done["status"] == "failed", done
+    assert done["error"].startswith("the run reached its time limit of 30 s after ")
+    ran = (dt.datetime.fromisoformat(done["finished_at"])
+           - dt.datetime.fromisoformat(done["started_at"])).total_seconds()
+    assert ran < 40  # the tools were killed at the limit, not waited for
+    assert len(done["result"]["sweep"]) < 8
+    if "archive" in done["result"]["stages"]:  # what it made before the limit stays
+        assert done["downloads"] == ["hls_project"]
+        assert done["result"]["comparison"] is not None
