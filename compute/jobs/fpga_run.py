@@ -47,6 +47,7 @@ from .lifecycle import (
     Publisher,
     StopCheck,
     WeightsUnfit,
+    end_attempt,
     first_line,
     run_weights,
     time_limit_reached,
@@ -302,30 +303,10 @@ def run_fpga(job: Job) -> None:
         error = unexpected(exc)
     finally:
         publisher.close()
-    done = f"after {run.step} of {job.total_steps} steps"
-    if publisher.stop_reason == "unstorable":
-        services.finish_job(job, Job.Status.FAILED, step=run.step,
-                            error="the run's progress could not be saved to the database "
-                                  f"({publisher.store_error}); the worker's log says more")
-    elif not ended:
-        services.finish_job(job, Job.Status.FAILED, step=run.step, files=run.files,
-                            error=error or "the run failed")
-    elif stop.why == "shutdown":  # it starts again from its first stage
-        services.record_result(job, None)
-        services.release_job(job, 0, "its worker shut down; the FPGA run starts again when "
-                                     "a worker takes it")
-    elif stop.why == "cancel":
-        services.finish_job(job, Job.Status.CANCELLED, step=run.step, files=run.files,
-                            error=f"cancelled {done}")
-    elif stop.why == "time":
-        services.finish_job(job, Job.Status.FAILED, step=run.step, files=run.files,
-                            error=f"the run reached its time limit of {job.time_limit} s "
-                                  f"{done}")
-    elif stop.why in ("superseded", "gone"):
-        log.warning("job %s attempt %s was %s; its results are dropped", job.id,
-                    job.attempts, "deleted" if stop.why == "gone" else "superseded")
-    else:
-        services.finish_job(job, Job.Status.SUCCEEDED, step=run.step, files=run.files)
+    end_attempt(job, publisher, stop, ended=ended, error=error, step=run.step,
+                files=run.files, done=f"after {run.step} of {job.total_steps} steps",
+                again="its worker shut down; the FPGA run starts again when a worker takes "
+                      "it")
 
 
 __all__ = ["run_fpga"]

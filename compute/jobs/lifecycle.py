@@ -228,3 +228,34 @@ def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     first = lines[0].strip()[:200].rstrip(".") if lines else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def end_attempt(job: Job, publisher: Publisher, stop: StopCheck, *, ended: bool, error: str,
+                step: int, done: str, again: str, files: dict[str, str] | None = None) -> None:
+    """Record how an attempt at a benchmark or FPGA run ended, on its row: failed with
+    `error` when its work did not end (`ended` false), back to the queue on a shutdown
+    (`again` says so; it starts over), cancelled, out of time, dropped when superseded or
+    deleted, else succeeded. `done` says how far it got ("after 3 of 10 measurements");
+    `files` are what it made for download."""
+    if publisher.stop_reason == "unstorable":
+        services.finish_job(job, Job.Status.FAILED, step=step,
+                            error="the run's progress could not be saved to the database "
+                                  f"({publisher.store_error}); the worker's log says more")
+    elif not ended:
+        services.finish_job(job, Job.Status.FAILED, step=step, files=files,
+                            error=error or "the run failed")
+    elif stop.why == "shutdown":
+        services.record_result(job, None)
+        services.release_job(job, 0, again)
+    elif stop.why == "cancel":
+        services.finish_job(job, Job.Status.CANCELLED, step=step, files=files,
+                            error=f"cancelled {done}")
+    elif stop.why == "time":
+        services.finish_job(job, Job.Status.FAILED, step=step, files=files,
+                            error=f"the run reached its time limit of {job.time_limit} s "
+                                  f"{done}")
+    elif stop.why in ("superseded", "gone"):
+        log.warning("job %s attempt %s was %s; its results are dropped", job.id,
+                    job.attempts, "deleted" if stop.why == "gone" else "superseded")
+    else:
+        services.finish_job(job, Job.Status.SUCCEEDED, step=step, files=files)

@@ -42,6 +42,7 @@ from .lifecycle import (
     Publisher,
     StopCheck,
     WeightsUnfit,
+    end_attempt,
     first_line,
     run_weights,
     time_limit_reached,
@@ -235,30 +236,10 @@ def _benchmark(job: Job) -> None:
     finally:
         publisher.close()
     done = len(result["rows"])
-    measured = f"after {done} of {job.total_steps} measurements"
-    if publisher.stop_reason == "unstorable":
-        services.finish_job(job, Job.Status.FAILED, step=done,
-                            error="the run's progress could not be saved to the database "
-                                  f"({publisher.store_error}); the worker's log says more")
-    elif not ended:
-        services.finish_job(job, Job.Status.FAILED, step=done,
-                            error=error or "the run failed")
-    elif stop.why == "shutdown":  # it starts again from the first measurement
-        services.record_result(job, None)
-        services.release_job(job, 0, "its worker shut down; the benchmark starts again when "
-                                     "a worker takes it")
-    elif stop.why == "cancel":
-        services.finish_job(job, Job.Status.CANCELLED, step=done,
-                            error=f"cancelled {measured}")
-    elif stop.why == "time":
-        services.finish_job(job, Job.Status.FAILED, step=done,
-                            error=f"the run reached its time limit of {job.time_limit} s "
-                                  f"{measured}")
-    elif stop.why in ("superseded", "gone"):
-        log.warning("job %s attempt %s was %s; its results are dropped", job.id,
-                    job.attempts, "deleted" if stop.why == "gone" else "superseded")
-    else:
-        services.finish_job(job, Job.Status.SUCCEEDED, step=done)
+    end_attempt(job, publisher, stop, ended=ended, error=error, step=done,
+                done=f"after {done} of {job.total_steps} measurements",
+                again="its worker shut down; the benchmark starts again when a worker "
+                      "takes it")
 
 
 def export_results(job: Job, folder: Path) -> dict[str, str]:

@@ -146,3 +146,14 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def finished(api: Any, job_id: int, timeout: float = 240) -> dict[str, Any]:
+    """The run `job_id` once it has ended, as GET /api/jobs/{id} gives it (`api` an
+    APIClient); an AssertionError after `timeout` seconds."""
+    def done() -> dict[str, Any] | None:
+        data: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        return data if data["status"] not in ("queued", "running") else None
+
+    result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
+    return result

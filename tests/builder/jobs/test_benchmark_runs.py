@@ -22,7 +22,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from openapi_check import assert_conforms, validator
-from realparts import Worker, wait_for
+from realparts import Worker, finished, wait_for
 from rest_framework.test import APIClient
 
 from builder.asgi import application
@@ -107,12 +107,12 @@ def test_runs_are_listed_by_kind_and_an_unknown_kind_is_a_400(api: APIClient) ->
             assert response.status_code == 200
             continue
         assert response.status_code == 400
-        assert response.json() == {"error": "kind must be one of train, benchmark"}
+        assert response.json() == {"error": "kind must be one of train, benchmark, fpga"}
 
 
 def test_the_run_kinds_list_the_benchmark_with_its_settings(anon: APIClient) -> None:
     kinds = {k["kind"]: k for k in anon.get("/api/run-kinds").json()}
-    assert list(kinds) == ["train", "benchmark"]
+    assert list(kinds) == ["train", "benchmark", "fpga"]
     properties = kinds["benchmark"]["settings_schema"]["properties"]
     for name in ("batch_sizes", "backends", "warmup", "repeats", "device", "seed",
                  "per_node"):
@@ -155,9 +155,9 @@ def test_bad_benchmark_settings_are_a_400_naming_the_setting(
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
-    ({"dataset": "digits"}, "dataset", "a benchmark takes no dataset"),
+    ({"dataset": "digits"}, "dataset", "a benchmark run takes no dataset"),
     ({"dataset_options": {"modulus": 7}}, "dataset_options", "takes no dataset_options"),
-    ({"kind": "fpga"}, "kind", ""),
+    ({"kind": "quantum"}, "kind", ""),
     ({"kind": ["benchmark"]}, "kind", ""),
 ])
 def test_a_benchmark_takes_no_dataset_and_an_unknown_kind_is_refused(
@@ -175,7 +175,7 @@ def test_a_training_run_takes_no_weights(api: APIClient) -> None:
     response = api.post("/api/jobs", {"graph": graph, "dataset": "digits", "weights": source,
                                       "config": {"device": "cuda"}}, format="json")
     assert response.status_code == 400
-    assert "weights are for a benchmark run" in response.json()["error"]
+    assert "weights are for a benchmark or FPGA run" in response.json()["error"]
 
 
 def test_a_benchmark_takes_the_weights_of_a_finished_training_run_of_its_graph(
@@ -317,15 +317,6 @@ def test_a_benchmark_run_and_its_events_fit_the_schema(api: APIClient,
 
 
 # End to end: a real worker on the real Redis
-
-
-def finished(api: APIClient, job_id: int, timeout: float = 240) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        data: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
-        return data if data["status"] not in ("queued", "running") else None
-
-    result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
-    return result
 
 
 async def _watch(token: str, job_id: int, timeout: float = 240) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from openapi_check import assert_conforms, validator
-from realparts import Worker, wait_for
+from realparts import Worker, finished, wait_for
 from rest_framework.test import APIClient
 
 from builder.graphs.models import GraphVersion
@@ -208,15 +208,6 @@ def test_an_fpga_run_has_no_project_to_download_until_it_made_one(api: APIClient
 def fpga_worker(start_worker: Any) -> Worker:
     worker: Worker = start_worker(queues="cpu,fpga")
     return worker
-
-
-def finished(api: APIClient, job_id: int, timeout: float = 300) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        data: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
-        return data if data["status"] not in ("queued", "running") else None
-
-    result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
-    return result
 
 
 @pytest.mark.slow

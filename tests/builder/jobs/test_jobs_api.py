@@ -517,7 +517,7 @@ def test_a_config_number_json_cannot_spell_is_refused_by_the_strict_parser(
 def test_the_server_caps_steps_in_validation_and_in_the_served_schema(
         api: APIClient, settings: Any) -> None:
     settings.JOB_MAX_STEPS = 500
-    train, _ = api.get("/api/run-kinds").json()
+    train = api.get("/api/run-kinds").json()[0]
     properties = train["settings_schema"]["properties"]
     assert properties["steps"]["maximum"] == 500
     assert properties["eval_interval"]["maximum"] == 500
@@ -533,9 +533,9 @@ def test_the_run_kinds_serve_the_training_settings_with_titles_defaults_and_rang
         client: Any) -> None:
     response = client.get("/api/run-kinds")  # no login needed
     assert response.status_code == 200
-    train, benchmark = response.json()
+    train, benchmark, fpga = response.json()
     assert (train["kind"], train["title"]) == ("train", "Training")
-    assert benchmark["kind"] == "benchmark"
+    assert benchmark["kind"] == "benchmark" and fpga["kind"] == "fpga"
     schema = train["settings_schema"]
     assert schema["additionalProperties"] is False
     steps, lr, beta2 = (schema["properties"][k] for k in ("steps", "lr", "beta2"))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from realparts import Worker, wait_for
+from realparts import Worker, finished, wait_for
 from rest_framework.test import APIClient
 
 from builder.asgi import application
@@ -33,15 +33,6 @@ def submit(api: APIClient, graph: int, dataset: str, **body: Any) -> dict[str, A
     assert response.status_code == 201, response.content
     data: dict[str, Any] = response.json()
     return data
-
-
-def finished(api: APIClient, job_id: int, timeout: float = 180) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        data: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
-        return data if data["status"] not in ("queued", "running") else None
-
-    result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
-    return result
 
 
 def all_events(api: APIClient, job_id: int, since: int = 0) -> list[dict[str, Any]]:
