@@ -60,7 +60,8 @@ def test_fpga_run_from_the_drawer_agreement_sweep_and_errors_on_the_canvas(
     rows = page.get_by_test_id("fpga-nodes").locator("tbody tr")
     expect(rows.first).to_be_visible()
     # Vitis HLS is not installed here: the tool report says why it did not run.
-    expect(page.get_by_test_id("fpga-tools").locator('[data-tool="vitis_hls"]')).to_contain_text("did not run")
+    vitis = page.get_by_test_id("fpga-tools").locator('[data-tool="vitis_hls"]')
+    expect(vitis).to_contain_text("did not run")
     artifacts.snap(page, "results")
 
     # The per-node overlay: the status bar's "Error" switch tints the nodes that have a
@@ -82,7 +83,8 @@ def test_fpga_run_from_the_drawer_agreement_sweep_and_errors_on_the_canvas(
     # The HLS project is ready to download.
     page.get_by_role("tab", name="Run", exact=True).click()
     link = page.get_by_role("link", name="HLS project")
-    expect(link).to_have_attribute("href", re.compile(r"/api/jobs/\d+/download\?format=hls_project"))
+    expect(link).to_have_attribute("href",
+                                   re.compile(r"/api/jobs/\d+/download\?format=hls_project"))
 
 
 def test_a_graph_with_attention_shows_the_fpga_refusal_on_its_nodes_before_queueing(

@@ -28,8 +28,9 @@ export function rowsToMap(rows: readonly Row[]): Record<string, string> | undefi
 }
 
 /** A map of names to text: each row a name picked from `keys` and its text. */
-export function MapField({ id, testId, label, schema, value, problem, keys, onChange }: {
+export function MapField({ id, testId, name, label, schema, value, problem, keys, onChange }: {
   id: string;
+  name: string;
   testId: string;
   label: string;
   schema: FieldSchema;
@@ -46,7 +47,7 @@ export function MapField({ id, testId, label, schema, value, problem, keys, onCh
   };
   const free = keys.filter((k) => !rows.some(([key]) => key === k));
   return (
-    <div className={`field field-map ${problem ? "field-problem" : ""}`} data-field={id} data-testid={testId}>
+    <div className={`field field-map ${problem ? "field-problem" : ""}`} data-field={name} data-testid={testId}>
       <div className="field-row">
         <label htmlFor={`${id}-add`} title={schema.description}>{label}</label>
         <button
@@ -107,6 +108,7 @@ export function Settings({ settings, values, problems, onChange, onInvalid, node
           key={name}
           id={`${id}-${name}`}
           testId={`run-${name}`}
+          name={name}
           label={schema.title ?? name}
           schema={schema}
           value={values[name]}
