@@ -75,9 +75,10 @@ def test_fpga_run_from_the_drawer_agreement_sweep_and_errors_on_the_canvas(
     expect(node(page, "x").get_by_test_id("node-heat")).to_have_count(0)
     artifacts.snap(page, "overlay")
 
-    # The sweep: its row and the plot.
+    # The sweep: its row, and the plot drawn (a canvas: only a real browser has one).
     page.get_by_role("tab", name="Sweep").click()
-    expect(page.get_by_test_id("fpga-sweep").locator('[data-bits="10"]')).to_contain_text("ap_fixed<10,6>")
+    expect(page.get_by_test_id("fpga-sweep").locator('[data-bits="10"]')).to_contain_text(
+        "ap_fixed<10,6>")
     expect(page.get_by_test_id("fpga-sweep-plot").locator("canvas").first).to_be_visible()
 
     # The HLS project is ready to download.
