@@ -39,12 +39,16 @@ export function problemsIn(problems: readonly Problem[], scope: Scope): Map<stri
   return found;
 }
 
-/** Two maps of problems by node id as one (each node's from `a` first); `a` itself when
- * `b` has none. */
+/** Two maps of problems by node id as one (each node's from `a` first, and a problem of `b`
+ * that `a` already gives, same node and words, once); `a` itself when `b` has none. */
 export function joinProblems(a: Map<string, Problem[]>, b: Map<string, Problem[]>): Map<string, Problem[]> {
   if (!b.size) return a;
   const joined = new Map(a);
-  for (const [id, list] of b) joined.set(id, [...(a.get(id) ?? []), ...list]);
+  for (const [id, list] of b) {
+    const held = a.get(id) ?? [];
+    const fresh = list.filter((p) => !held.some((h) => h.node === p.node && h.message === p.message));
+    if (fresh.length) joined.set(id, [...held, ...fresh]);
+  }
   return joined;
 }
 

@@ -140,6 +140,9 @@ describe("the live check's marks on the canvas", () => {
     const joined = joinProblems(own, problemsIn(marks, []));
     expect(joined.get("blocks")!.map((p) => p.message)).toEqual(["own", "refused"]);
     expect(joinProblems(own, new Map())).toBe(own);
+    // A training run's check repeats the graph's own problems: each shows once.
+    const again = joinProblems(own, new Map([["blocks", [{ message: "own", node: "blocks", field: null }]]]));
+    expect(again.get("blocks")!.map((p) => p.message)).toEqual(["own"]);
   });
 });
 
