@@ -130,7 +130,7 @@ class LiveStack:
             # The worker and Daphne take seconds to import (Django, torch): they start while
             # the migrations run, and touch the database only when asked something.
             if worker:
-                worker_proc = stack._spawn("worker", worker_argv(["cpu"], concurrency=1,
+                worker_proc = stack._spawn("worker", worker_argv(["cpu", "fpga"], concurrency=1,
                                                                  name="e2e@%h"))
             # The web server `shipyard up` runs: Daphne refusing oversized bodies unread.
             daphne = stack._spawn("daphne", web_argv("127.0.0.1", stack.port))

@@ -182,17 +182,17 @@ export const api = {
   datasets: () => request<Dataset[]>("GET", "/api/datasets"),
   runKinds: () => request<RunKind[]>("GET", "/api/run-kinds"),
   uploads: () => request<Upload[]>("GET", "/api/uploads"),
-  jobs: (graph?: number, kind?: "train" | "benchmark") => request<Job[]>("GET", `/api/jobs${q({ graph, kind })}`),
+  jobs: (graph?: number, kind?: "train" | "benchmark" | "fpga") => request<Job[]>("GET", `/api/jobs${q({ graph, kind })}`),
   job: (id: number, share?: string) => request<Job>("GET", `/api/jobs/${id}${q({ share })}`),
   startJob: (body: {
     graph: number; version?: number; dataset?: string; upload?: number;
     dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
-    kind?: "train" | "benchmark"; weights?: number;
+    kind?: "train" | "benchmark" | "fpga"; weights?: number;
   }) => request<Job>("POST", "/api/jobs", body),
   checkJob: (body: {
     document: GraphDocument; dataset?: string; upload?: number;
     dataset_options?: Record<string, unknown>; config?: Record<string, unknown>;
-    kind?: "train" | "benchmark"; weights?: number;
+    kind?: "train" | "benchmark" | "fpga"; weights?: number;
   }, signal?: AbortSignal) => request<RunCheck>("POST", "/api/jobs/check", body, { signal }),
   cancelJob: (id: number) => request<Job>("POST", `/api/jobs/${id}/cancel`),
   publishJob: (id: number, published: boolean) => request<Job>("PATCH", `/api/jobs/${id}`, { published }),

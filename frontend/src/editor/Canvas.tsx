@@ -9,7 +9,8 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 
 import { type Point, connectionProblem, graphAt } from "../graph/ops";
-import { nodeReportsAt, problemsAt } from "../graph/report";
+import { joinProblems, nodeReportsAt, problemsAt, problemsIn } from "../graph/report";
+import { useRuns } from "../runs/store";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
 import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
@@ -78,7 +79,9 @@ export function Canvas() {
     }
   }, [doc, scope]);
   const reports = useMemo(() => nodeReportsAt(report, scope), [report, scope]);
-  const problems = useMemo(() => problemsAt(report, scope), [report, scope]);
+  // The graph's own problems, and the nodes the run form's kind of run refuses (its live check).
+  const refused = useRuns((s) => s.checkMarks.problems);
+  const problems = useMemo(() => joinProblems(problemsAt(report, scope), problemsIn(refused, scope)), [report, scope, refused]);
   const selectionSet = useMemo(() => new Set(selection), [selection]);
   const edgeSelectionSet = useMemo(() => new Set(selectedEdges), [selectedEdges]);
 

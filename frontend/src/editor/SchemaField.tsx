@@ -10,6 +10,8 @@ export interface FieldSchema {
   enum?: unknown[];
   anyOf?: FieldSchema[];
   items?: FieldSchema;
+  /** an object's: the schema of its values (a map of names to values) */
+  additionalProperties?: boolean | FieldSchema;
   minItems?: number;
   maxItems?: number;
   minimum?: number;
@@ -236,8 +238,10 @@ export function SchemaField({
       </select>
     );
   } else {
+    // A run setting without a default is optional (blank: the server's own, e.g. an empty list).
     const placeholder = derived ? `default ${derived}`
-      : schema.default === undefined || schema.default === null ? "required" : `default ${formatValue(schema.default)}`;
+      : schema.default === undefined || schema.default === null ? (variant === "settings" ? "optional" : "required")
+        : `default ${formatValue(schema.default)}`;
     control = (
       <input
         id={id}

@@ -1,8 +1,9 @@
 // The status line: the model's totals and whether it is valid, always in view. With
 // problems, the totals cover only the blocks that could be measured, and say so. With a
-// benchmark open that measured each node, "Cost" paints the canvas with where time goes.
+// benchmark open that measured each node, "Cost" paints the canvas with where time goes;
+// with an FPGA run open that compared each node, "Error" paints it with the fixed-point error.
 import type { InspectReport } from "../api/types";
-import { useHasCosts } from "../runs/costs";
+import { useOverlayKind } from "../runs/costs";
 import { runsStore, useRuns } from "../runs/store";
 import { useEditor } from "../store/editor";
 import { bytes, compact, flops, plural } from "../ui/format";
@@ -14,20 +15,24 @@ export function unmeasured(report: InspectReport | null): number {
     (n) => n.status !== "ok" && n.type !== "Input" && n.type !== "Output").length;
 }
 
-/** The switch of the canvas's heat overlay: there only when the open benchmark has node costs. */
+/** The switch of the canvas's overlay: there only when the open benchmark has node costs
+ * ("Cost") or the open FPGA run per-node errors ("Error"). */
 function CostToggle() {
-  const available = useHasCosts();
+  const kind = useOverlayKind();
   const on = useRuns((s) => s.costOverlay);
-  if (!available) return null;
+  if (!kind) return null;
   return (
     <button
       className={`link cost-toggle${on ? " on" : ""}`}
       data-testid="cost-toggle"
+      data-overlay={kind}
       aria-pressed={on}
-      title="Colour each block by its share of the forward time (the open benchmark's node costs)"
+      title={kind === "cost"
+        ? "Colour each block by its share of the forward time (the open benchmark's node costs)"
+        : "Colour each block by its largest error in fixed point against the float model (the open FPGA run)"}
       onClick={() => runsStore.getState().setCostOverlay(!on)}
     >
-      Cost
+      {kind === "cost" ? "Cost" : "Error"}
     </button>
   );
 }

@@ -1,12 +1,14 @@
 // How a block looks on the canvas: its type, id and parameter count, the ports it has, and
 // its error under it in words. A Repeat is a framed group showing ×N and what it holds.
-// With the cost overlay on, a block is tinted by its share of the forward time.
+// With the overlay on, a block is tinted by its share of the forward time (a benchmark) or
+// its fixed-point error (an FPGA run); a run form's warning of it (an FPGA run computes it
+// approximately) shows under it like an error, in the warning colour.
 import { Handle, type NodeProps, Position } from "@xyflow/react";
 import { memo } from "react";
 
+import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
-import type { NodeHeat } from "../runs/benchmark";
-import { useNodeHeat } from "../runs/costs";
+import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -62,28 +64,36 @@ function ErrorLine({ data }: { data: BlockNodeType["data"] }) {
   );
 }
 
-/** The tint's strength and the share in words, for a block under the cost overlay. */
-function heatProps(heat: NodeHeat | null): { style?: React.CSSProperties; title?: string } {
+/** The tint's strength and its figure in words, for a block under the overlay (a
+ * benchmark's share of the forward time, an FPGA run's error). */
+function heatProps(heat: NodeOverlay | null): { style?: React.CSSProperties; title?: string } {
   if (!heat) return {};
-  const copies = heat.copies.length > 1 ? ` (all ${heat.copies.length} copies; ${heat.copies.map((c) => `${c.node} ${(c.share * 100).toFixed(1)}%`).join(", ")})` : "";
-  return {
-    style: { "--heat": heat.strength.toFixed(3) } as React.CSSProperties,
-    title: `${(heat.share * 100).toFixed(1)}% of the forward time, ${heat.ms.toPrecision(3)} ms${copies}`,
-  };
+  return { style: { "--heat": heat.strength.toFixed(3) } as React.CSSProperties, title: heat.title };
 }
 
-function HeatBadge({ heat }: { heat: NodeHeat | null }) {
+function HeatBadge({ heat }: { heat: NodeOverlay | null }) {
   if (!heat) return null;
-  return <span className="bn-heat" data-testid="node-heat">{(heat.share * 100).toFixed(heat.share >= 0.1 ? 0 : 1)}%</span>;
+  return <span className="bn-heat" data-testid="node-heat">{heat.badge}</span>;
+}
+
+/** What a run's live check warns of this block (an FPGA run computes it approximately). */
+function WarningLine({ warnings }: { warnings: Problem[] }) {
+  if (!warnings.length) return null;
+  return (
+    <div className="bn-warning" data-testid="node-warning" title={warnings.map((p) => p.message).join("\n")}>
+      {warnings[0].message}
+    </div>
+  );
 }
 
 export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<BlockNodeType>) {
   const { node, block, report } = data;
-  const heat = useNodeHeat(node.id);
+  const heat = useNodeOverlay(node.id);
+  const warnings = useNodeWarnings(node.id);
   const status = report?.status;
   const hasError = !!data.problems?.length;
   const className = [
-    "block-node", categoryClass(block?.category), hasError ? "has-error" : "",
+    "block-node", categoryClass(block?.category), hasError ? "has-error" : "", !hasError && warnings.length ? "has-warning" : "",
     status === "skipped" ? "skipped" : "", selected ? "selected" : "", heat ? "heat" : "",
   ].join(" ");
   return (
@@ -96,6 +106,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       <div className="bn-id">{node.id}<HeatBadge heat={heat} /></div>
       {node.params && <div className="bn-sub">{summary(node.params)}</div>}
       <ErrorLine data={data} />
+      {!hasError && <WarningLine warnings={warnings} />}
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
       <Ports names={block?.outputs ?? []} type="source" vertical={data.vertical} />
     </div>
@@ -108,10 +119,11 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
   const inner = node.graph?.nodes.filter((n) => n.type !== "Input" && n.type !== "Output") ?? [];
   const hasError = !!data.problems?.length;
   const enter = useEditor((s) => s.enter);
-  const heat = useNodeHeat(node.id);
+  const heat = useNodeOverlay(node.id);
+  const warnings = useNodeWarnings(node.id);
   return (
     <div
-      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""}`}
+      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${!hasError && warnings.length ? "has-warning" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""}`}
       data-testid="block-node"
       data-type={node.type}
       data-node={node.id}
@@ -138,6 +150,7 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
         <button className="link" onClick={(e) => { e.stopPropagation(); enter(id); }}>Open ▸</button>
       </div>
       <ErrorLine data={data} />
+      {!hasError && <WarningLine warnings={warnings} />}
       <Ports names={block?.outputs ?? ["out"]} type="source" vertical={data.vertical} />
     </div>
   );

@@ -24,15 +24,32 @@ export function nodePath(scope: Scope, id: string): string {
 /** Problems by node id at `scope`; a problem of a node deeper inside a Repeat counts for
  * that Repeat too, so a collapsed group shows that something inside it is wrong. */
 export function problemsAt(report: InspectReport | null, scope: Scope): Map<string, Problem[]> {
+  return problemsIn(report?.problems ?? [], scope);
+}
+
+/** `problems` (each naming its node by path) by node id at `scope`, as problemsAt. */
+export function problemsIn(problems: readonly Problem[], scope: Scope): Map<string, Problem[]> {
   const found = new Map<string, Problem[]>();
-  if (!report) return found;
   const prefix = scope.length ? scope.join("/") + "/" : "";
-  for (const problem of report.problems) {
+  for (const problem of problems) {
     if (!problem.node || !problem.node.startsWith(prefix)) continue;
     const id = problem.node.slice(prefix.length).split("/")[0];
     found.set(id, [...(found.get(id) ?? []), problem]);
   }
   return found;
+}
+
+/** Two maps of problems by node id as one (each node's from `a` first, and a problem of `b`
+ * that `a` already gives, same node and words, once); `a` itself when `b` has none. */
+export function joinProblems(a: Map<string, Problem[]>, b: Map<string, Problem[]>): Map<string, Problem[]> {
+  if (!b.size) return a;
+  const joined = new Map(a);
+  for (const [id, list] of b) {
+    const held = a.get(id) ?? [];
+    const fresh = list.filter((p) => !held.some((h) => h.node === p.node && h.message === p.message));
+    if (fresh.length) joined.set(id, [...held, ...fresh]);
+  }
+  return joined;
 }
 
 /** Problems of the whole graph (no node named). */

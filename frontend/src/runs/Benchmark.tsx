@@ -1,12 +1,11 @@
 // Benchmark runs in the drawer: the form that starts one (its settings from the served
-// schema, optionally the weights of a finished training run), the run's status and progress
+// schema, optionally the weights of a finished training run; the FPGA form is the same form), the run's status and progress
 // line, the results table that grows row by row as backends finish, and the machine it ran on.
 
 import "./runs.css";
 
-import { useEffect, useId, useMemo, useState } from "react";
+import { useId, useMemo, useState } from "react";
 
-import { api } from "../api/client";
 import type { Job } from "../api/types";
 import type { ObjectSchema } from "../editor/SchemaField";
 import { useEditor } from "../store/editor";
@@ -14,10 +13,11 @@ import { bytes, compact } from "../ui/format";
 import {
   kindOf, progressText, rowKey, standings, type BenchmarkRow, type Machine, type Standing,
 } from "./benchmark";
-import { createRunCheck, startGate, type CheckBody, type CheckState } from "./check";
-import { buildConfig, settingOf, type Setting } from "./config";
+import { fieldProblems, startGate, type CheckBody } from "./check";
+import { buildConfig, type Setting } from "./config";
 import { useBenchmark } from "./costs";
 import { isEnded } from "./events";
+import { useLiveCheck } from "./liveCheck";
 import { Settings } from "./Settings";
 import { runsStore, useRuns } from "./store";
 
@@ -57,8 +57,34 @@ export function weightsRuns(runs: readonly Job[]): Job[] {
   return runs.filter((r) => kindOf(r) === "train" && r.status === "succeeded" && r.downloads.includes("weights"));
 }
 
-export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
-  const schema = useRuns((s) => s.runKinds.find((k) => k.kind === "benchmark")?.settings_schema) as ObjectSchema | undefined;
+/** How the benchmark and FPGA forms differ: the words and the test ids' prefix. */
+const KIND_FORMS = {
+  benchmark: {
+    prefix: "bench", noun: "benchmark", start: "Start benchmark", label: "Start a benchmark",
+    fresh: "without one, the benchmark uses freshly initialised weights (the timing is the same, the outputs differ)",
+  },
+  fpga: {
+    prefix: "fpga", noun: "FPGA run", start: "Start FPGA run", label: "Start an FPGA run",
+    fresh: "without one, the FPGA run uses seeded random weights and compares on seeded random inputs; with one, on the validation split of its dataset",
+  },
+} as const;
+
+export type FormKind = keyof typeof KIND_FORMS;
+
+/** The top-level nodes of the graph a setting may name (not its Input and Output). */
+function useNodeIds(): string[] {
+  const nodes = useEditor((s) => s.doc.nodes);
+  return useMemo(() => nodes.filter((n) => n.type !== "Input" && n.type !== "Output").map((n) => n.id), [nodes]);
+}
+
+/**
+ * The form that starts a run of a kind other than training (a benchmark, an FPGA run): its
+ * settings from the served schema, optionally the weights of a finished training run, the
+ * live check (its problems on their fields and, for the canvas, on their nodes) and Start.
+ */
+export function KindForm({ kind, ensureSaved }: BenchmarkFormProps & { kind: FormKind }) {
+  const words = KIND_FORMS[kind];
+  const schema = useRuns((s) => s.runKinds.find((k) => k.kind === kind)?.settings_schema) as ObjectSchema | undefined;
   const kindsKnown = useRuns((s) => s.runKinds.length > 0);
   const runs = useRuns((s) => s.runs);
   const starting = useRuns((s) => s.starting);
@@ -66,6 +92,7 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
   const startProblems = useRuns((s) => s.startProblems);
   const settings: Setting[] = useMemo(() => Object.entries(schema?.properties ?? {}), [schema]);
   const trained = useMemo(() => weightsRuns(runs), [runs]);
+  const nodeIds = useNodeIds();
   const [values, setValues] = useState<Record<string, unknown>>({});
   const [invalid, setInvalid] = useState<Record<string, string>>({});
   const [weights, setWeights] = useState<number | null>(null);
@@ -73,27 +100,15 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
   const [saveError, setSaveError] = useState<string | null>(null);
   const weightsId = useId();
   const graphDoc = useEditor((s) => (s.ready && !s.readOnly ? s.doc : null));
-  const [check, setCheck] = useState<CheckState>({ status: "idle" });
-  const checker = useMemo(() => createRunCheck({ check: (body, signal) => api.checkJob(body, signal), onChange: setCheck }), []);
-  useEffect(() => () => checker.stop(), [checker]);
 
   const chosenWeights = weights !== null && trained.some((r) => r.id === weights) ? weights : null;
   const checkBody = (): CheckBody | null => (graphDoc && schema
-    ? { document: graphDoc, kind: "benchmark", config: buildConfig(values), ...(chosenWeights !== null ? { weights: chosenWeights } : {}) }
+    ? { document: graphDoc, kind, config: buildConfig(values), ...(chosenWeights !== null ? { weights: chosenWeights } : {}) }
     : null);
-  useEffect(() => {
-    checker.request(checkBody());
-  });
+  const { check, checker } = useLiveCheck(checkBody());
   const gate = startGate(check);
-  const problems = useMemo(() => {
-    const found: Record<string, string> = {};
-    const list = check.status === "done" && !check.result.ok ? check.result.problems : startProblems;
-    for (const p of list) {
-      const name = settingOf(p.field);
-      if (name && !(name in found)) found[name] = p.message;
-    }
-    return found;
-  }, [check, startProblems]);
+  const problems = useMemo(() => fieldProblems(check, startProblems), [check, startProblems]);
+  const warnings = check.status === "done" ? check.result.warnings ?? [] : [];
 
   const setFieldError = (name: string, error: string | null) => setInvalid((e) => {
     if (error) return e[name] === error ? e : { ...e, [name]: error };
@@ -122,7 +137,7 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
     await runsStore.getState().start({
       graph: saved.graphId,
       version: saved.version,
-      kind: "benchmark",
+      kind,
       config: buildConfig(values),
       ...(chosenWeights !== null ? { weights: chosenWeights } : {}),
     });
@@ -130,32 +145,33 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
 
   if (!schema) {
     return (
-      <p className="runs-empty" data-testid="bench-unavailable">
-        {kindsKnown ? "This server does not run benchmarks." : "Loading the benchmark settings…"}
+      <p className="runs-empty" data-testid={`${words.prefix}-unavailable`}>
+        {kindsKnown ? `This server does not run ${kind === "fpga" ? "FPGA runs" : "benchmarks"}.` : `Loading the ${words.noun} settings…`}
       </p>
     );
   }
   const busy = starting || saving;
   return (
-    <form className="runs-form" onSubmit={submit} aria-label="Start a benchmark">
+    <form className="runs-form" onSubmit={submit} aria-label={words.label}>
       <Settings
         settings={settings}
         values={values}
         problems={problems}
+        nodeIds={nodeIds}
         onChange={(name, value) => setValues((v) => ({ ...v, [name]: value }))}
         onInvalid={setFieldError}
       />
       <div className="runs-field runs-field-wide">
-        <label htmlFor={weightsId} title="A finished training run of this graph; without one, the benchmark uses freshly initialised weights (the timing is the same, the outputs differ)">
+        <label htmlFor={weightsId} title={`A finished training run of this graph; ${words.fresh}`}>
           Weights
         </label>
         <select
           id={weightsId}
-          data-testid="bench-weights"
+          data-testid={`${words.prefix}-weights`}
           value={chosenWeights ?? ""}
           onChange={(e) => setWeights(e.target.value ? Number(e.target.value) : null)}
         >
-          <option value="">freshly initialised</option>
+          <option value="">{kind === "fpga" ? "seeded random" : "freshly initialised"}</option>
           {trained.map((r) => (
             <option key={r.id} value={r.id}>weights of run #{r.id} (v{r.version}, {r.dataset})</option>
           ))}
@@ -165,21 +181,31 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
         <button
           type="submit"
           className="primary"
-          data-testid="bench-start"
+          data-testid={`${words.prefix}-start`}
           disabled={busy || gate.blocked}
           aria-busy={busy || undefined}
-          title={gate.reason ? `This benchmark cannot start: ${gate.reason}` : undefined}
+          title={gate.reason ? `This ${words.noun} cannot start: ${gate.reason}` : undefined}
         >
-          Start benchmark
+          {words.start}
         </button>
         {saving && <span className="runs-muted">Saving the graph…</span>}
         {starting && <span className="runs-muted">Starting…</span>}
       </div>
-      {gate.reason && <p className="runs-error" data-testid="bench-check">This benchmark cannot start: {gate.reason}</p>}
+      {gate.reason && <p className="runs-error" data-testid={`${words.prefix}-check`}>This {words.noun} cannot start: {gate.reason}</p>}
+      {warnings.length > 0 && (
+        <ul className="runs-warn runs-check-warnings" data-testid={`${words.prefix}-warnings`}>
+          {warnings.map((w, i) => <li key={i}>{w.node ? `${w.node}: ` : ""}{w.message}</li>)}
+        </ul>
+      )}
       {saveError && <p className="runs-error" role="alert">{saveError}</p>}
       {startError && !saveError && <p className="runs-error" role="alert" data-testid="run-error">{startError}</p>}
     </form>
   );
+}
+
+/** The benchmark's form. */
+export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
+  return <KindForm kind="benchmark" ensureSaved={ensureSaved} />;
 }
 
 // ---- the run ----

@@ -89,7 +89,7 @@ export function nonFiniteNotice(series: Record<string, Series>): { steps: number
 let canvasWorks: boolean | null = null;
 
 /** Whether this page can draw on a canvas (not so in a DOM without one, like tests). */
-function canDraw(): boolean {
+export function canDraw(): boolean {
   if (canvasWorks === null) {
     try {
       canvasWorks = !!document.createElement("canvas").getContext("2d");

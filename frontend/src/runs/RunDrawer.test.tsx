@@ -2,7 +2,11 @@ import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
+import type { GraphDocument } from "../api/types";
+import { useEditor } from "../store/editor";
 import { BENCHMARK_KIND } from "../test/benchmark";
+import { SERVED } from "../test/catalog";
+import { FPGA_KIND } from "../test/fpga";
 import { RUN_KINDS } from "../test/runKinds";
 import { RunDrawer } from "./RunDrawer";
 import { runsStore } from "./store";
@@ -320,5 +324,78 @@ describe("the runs drawer", () => {
     await settle();
     expect(toggle().checked).toBe(false);
     expect(published).toBe(false);
+  });
+
+  it("starts an FPGA run from its form: a sweep, the Verilog switch and a precision for one node; the check's marks reach the canvas", async () => {
+    const doc = {
+      format: "shipyard.graph/v1", name: "m",
+      nodes: [
+        { id: "x", type: "Input", params: { shape: [8] } }, { id: "fc", type: "Linear", params: { out_features: 4 } },
+        { id: "sm", type: "Softmax" }, { id: "y", type: "Output" },
+      ],
+      edges: [{ from: "x", to: "fc" }, { from: "fc", to: "sm" }, { from: "sm", to: "y" }],
+    } as GraphDocument;
+    useEditor.getState().setCatalog(SERVED);
+    useEditor.getState().load(doc, { graph: { id: 7, name: "m", head: 3 }, savedDoc: doc });
+    const warning = { message: "Softmax is computed with lookup tables of exp and 1/x on the FPGA", node: "sm", field: "type" };
+    mockFetch((method, url) => {
+      if (url.pathname === "/api/run-kinds") return { status: 200, body: [...RUN_KINDS, BENCHMARK_KIND, FPGA_KIND] };
+      if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [] };
+      if (url.pathname === "/api/jobs/check") {
+        return { status: 200, body: { ok: true, error: null, problems: [], queue: "fpga", warnings: [warning], cpu_seconds: null } };
+      }
+      if (url.pathname === "/api/jobs" && method === "POST") {
+        return { status: 201, body: job({ id: 12, kind: "fpga", status: "queued", downloads: [], metrics: {}, last_seq: 1 }) };
+      }
+      return undefined;
+    });
+    try {
+      await render();
+      await act(async () => $('[data-testid="run-mode-fpga"]')!.click());
+      await settle();
+      expect([...container.querySelectorAll("[data-field]")].map((f) => f.getAttribute("data-field")))
+        .toEqual(["precision", "precision_overrides", "io_type", "sweep_bits", "samples", "rtl"]);
+      await act(async () => type($<HTMLInputElement>('[data-testid="run-sweep_bits"]')!, "8, 12"));
+      await act(async () => $<HTMLInputElement>('[data-testid="run-rtl"]')!.click());
+      // The per-node precision: a row, its node picked from the graph, its precision typed.
+      await act(async () => $('[data-testid="run-precision_overrides-add"]')!.click());
+      const nodeSelect = $<HTMLSelectElement>('[data-testid="run-precision_overrides-node"]')!;
+      expect([...nodeSelect.options].map((o) => o.value)).toEqual(["fc", "sm"]);
+      await act(async () => {
+        nodeSelect.value = "sm";
+        nodeSelect.dispatchEvent(new Event("change", { bubbles: true }));
+      });
+      await act(async () => type($<HTMLInputElement>('[data-testid="run-precision_overrides-value"]')!, "ap_fixed<18,8>"));
+      await settle();
+      await act(async () => new Promise((r) => setTimeout(r, 350))); // the check's delay
+      await settle();
+      const checks = requests.filter((r) => r.path === "/api/jobs/check");
+      expect(checks.length).toBeGreaterThan(0);
+      expect(checks[checks.length - 1].body).toMatchObject({
+        kind: "fpga", config: { sweep_bits: [8, 12], rtl: true, precision_overrides: { sm: "ap_fixed<18,8>" } },
+      });
+      // The approximate block: listed under the form, and marked on the canvas's node.
+      expect($('[data-testid="fpga-warnings"]')!.textContent).toContain("sm: Softmax is computed with lookup tables");
+      expect(runsStore.getState().checkMarks.warnings).toEqual([warning]);
+      await act(async () => button("Start FPGA run")!.click());
+      await settle();
+      const post = requests.find((r) => r.method === "POST" && r.path === "/api/jobs")!;
+      expect(post.body).toEqual({
+        graph: 7, version: 3, kind: "fpga",
+        config: { sweep_bits: [8, 12], rtl: true, precision_overrides: { sm: "ap_fixed<18,8>" } },
+      });
+      expect($('[role="tab"][aria-selected="true"]')!.textContent).toBe("Results");
+      expect($('[data-testid="run-status"]')!.textContent).toContain("FPGA run #12");
+      // Another kind of run: the FPGA form goes, and its marks with it.
+      await act(async () => $<HTMLButtonElement>("#runs-tab-run")!.click());
+      await act(async () => new Promise((r) => setTimeout(r, 350)));
+      await settle();
+      expect(runsStore.getState().checkMarks.warnings).toEqual([warning]);
+      await act(async () => $('[data-testid="run-mode-train"]')!.click());
+      await settle();
+      expect(runsStore.getState().checkMarks.warnings).toEqual([]);
+    } finally {
+      act(() => useEditor.setState({ ready: false }));
+    }
   });
 });

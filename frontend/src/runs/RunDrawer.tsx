@@ -10,7 +10,8 @@ import { Attention } from "./Attention";
 import { BenchmarkResults } from "./Benchmark";
 import { progressText } from "./benchmark";
 import { Compare } from "./Compare";
-import { useBenchmark } from "./costs";
+import { fpgaSummary, useBenchmark, useFpga } from "./costs";
+import { FpgaResults, FpgaSweep } from "./Fpga";
 import { noAttentionYet } from "./attentionData";
 import { clampHeight, defaultHeight, HEIGHT_KEY, heightForKey, maxHeight, MIN_HEIGHT, storedHeight } from "./drawerSize";
 import { isEnded } from "./events";
@@ -107,6 +108,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   const openRequests = useRuns((s) => s.openRequests);
   const mode = useRuns((s) => s.mode);
   const { progress } = useBenchmark();
+  const fpga = useFpga();
   const [wanted, setHeight] = useState(readHeight);
   const windowHeight = useWindowHeight();
   const height = clampHeight(wanted, windowHeight); // a smaller window squeezes, not forgets
@@ -160,8 +162,12 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
   if (!open) return null;
 
   const showSamples = textRun || hasSamples;
-  const benchmarks = mode === "benchmark";
-  const tabs: { id: RunTab; label: string }[] = benchmarks ? [
+  const benchmarks = mode !== "train";
+  const tabs: { id: RunTab; label: string }[] = mode === "fpga" ? [
+    { id: "run", label: "Run" },
+    { id: "results", label: "Results" },
+    { id: "sweep", label: "Sweep" },
+  ] : benchmarks ? [
     { id: "run", label: "Run" },
     { id: "results", label: "Results" },
     { id: "costs", label: "Node costs" },
@@ -228,7 +234,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
         {job && (
           <span className="runs-head-summary runs-muted runs-num">
             <span className={`runs-dot runs-status-${job.status}`} aria-hidden="true" />
-            #{job.id} · {benchmarks ? (progress ? progressText(progress) : job.status) : `${job.step}/${job.total_steps}`}
+            #{job.id} · {mode === "fpga" ? fpgaSummary(fpga) ?? job.status : benchmarks ? (progress ? progressText(progress) : job.status) : `${job.step}/${job.total_steps}`}
             {!isEnded(job.status) && job.status === "queued" && job.position ? ` · ${ordinal(job.position)} in queue` : ""}
           </span>
         )}
@@ -245,7 +251,8 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
           {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
-          {current === "results" && <BenchmarkResults />}
+          {current === "results" && (mode === "fpga" ? <FpgaResults /> : <BenchmarkResults />)}
+          {current === "sweep" && <FpgaSweep />}
           {current === "costs" && <NodeCosts />}
           {current === "compare" && <Compare />}
         </div>

@@ -9,11 +9,13 @@ import { api } from "../api/client";
 import type { Job } from "../api/types";
 import type { ObjectSchema } from "../editor/SchemaField";
 import { useEditor } from "../store/editor";
-import { kindOf } from "./benchmark";
-import { BenchmarkForm, BenchmarkStatus } from "./Benchmark";
-import { cpuNotice, createRunCheck, startGate, type CheckBody, type CheckState } from "./check";
-import { buildConfig, buildDatasetOptions, initialValues, settingOf, splitSettings } from "./config";
+import { kindOf, type JobKind } from "./benchmark";
+import { BenchmarkStatus, KindForm } from "./Benchmark";
+import { cpuNotice, fieldProblems, startGate, type CheckBody } from "./check";
+import { buildConfig, buildDatasetOptions, initialValues, splitSettings } from "./config";
 import { isEnded } from "./events";
+import { FpgaStatus } from "./Fpga";
+import { useLiveCheck } from "./liveCheck";
 import { PublishRun } from "./PublishRun";
 import { OverfittingWarning, RunProgress } from "./RunProgress";
 import { Settings } from "./Settings";
@@ -34,6 +36,8 @@ const DOWNLOADS: { format: string; needs: Job["downloads"][number]; label: strin
   { format: "onnx", needs: "onnx", label: "ONNX", title: "The trained model as ONNX (.onnx)" },
   { format: "pytorch", needs: "pytorch", label: "PyTorch", title: "The model as a standalone PyTorch file (.py)" },
   { format: "pytorch_weights", needs: "pytorch", label: "PyTorch weights", title: "The state dict for the PyTorch file (.pt)" },
+  { format: "hls_project", needs: "hls_project", label: "HLS project", title: "The hls4ml project with its testbench data, for Vitis HLS (.tar.gz)" },
+  { format: "verilog", needs: "verilog", label: "Verilog", title: "The Verilog da4ml generated (.tar.gz)" },
 ];
 
 function formatValue(v: number | null | undefined, digits = 4): string {
@@ -142,27 +146,39 @@ function Downloads({ job, share }: { job: Job; share: string | null }) {
   );
 }
 
-/** "1, 8, 64 · eager, compile": what a benchmark measured. */
+/** "1, 8, 64 · eager, compile": what a benchmark measured; "ap_fixed<16,6> · sweep 8, 12":
+ * what an FPGA run compared. */
 function benchmarkSummary(job: Job): string {
   const list = (v: unknown) => (Array.isArray(v) ? v.join(", ") : "");
+  if (kindOf(job) === "fpga") {
+    const precision = typeof job.config.precision === "string" ? job.config.precision : "ap_fixed<16,6>";
+    const sweep = list(job.config.sweep_bits);
+    return [precision, sweep ? `sweep ${sweep}` : ""].filter(Boolean).join(" · ");
+  }
   return [list(job.config.batch_sizes), list(job.config.backends)].filter(Boolean).join(" · ");
 }
+
+const PAST_WORDS = {
+  train: { heading: "Runs of this graph", none: "No runs yet." },
+  benchmark: { heading: "Benchmarks of this graph", none: "No benchmarks yet." },
+  fpga: { heading: "FPGA runs of this graph", none: "No FPGA runs yet." },
+};
 
 function PastRuns() {
   const mode = useRuns((s) => s.mode);
   const all = useRuns((s) => s.runs);
   const runs = useMemo(() => all.filter((r) => kindOf(r) === mode), [all, mode]);
-  const benchmarks = mode === "benchmark";
+  const benchmarks = mode !== "train";
   const loading = useRuns((s) => s.runsLoading);
   const error = useRuns((s) => s.runsError);
   const openId = useRuns((s) => s.job?.id ?? null);
   const readOnly = useRuns((s) => s.readOnly);
   return (
     <section className="runs-past" aria-label={readOnly ? "Published runs" : "Past runs"}>
-      <h3 className="runs-h">{readOnly ? "Published runs" : benchmarks ? "Benchmarks of this graph" : "Runs of this graph"}</h3>
+      <h3 className="runs-h">{readOnly ? "Published runs" : PAST_WORDS[mode].heading}</h3>
       {error && <p className="runs-error">{error}</p>}
       {!runs.length && !loading && !error && (
-        <p className="runs-empty">{readOnly ? "No runs of this model are published." : benchmarks ? "No benchmarks yet." : "No runs yet."}</p>
+        <p className="runs-empty">{readOnly ? "No runs of this model are published." : PAST_WORDS[mode].none}</p>
       )}
       <ul className="runs-list">
         {runs.map((r) => (
@@ -217,9 +233,6 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   const datasetId = useId();
   // The graph as it is in the editor now, saved or not: what the live check looks at.
   const graphDoc = useEditor((s) => (s.ready && !s.readOnly ? s.doc : null));
-  const [check, setCheck] = useState<CheckState>({ status: "idle" });
-  const checker = useMemo(() => createRunCheck({ check: (body, signal) => api.checkJob(body, signal), onChange: setCheck }), []);
-  useEffect(() => () => checker.stop(), [checker]);
 
   useEffect(() => {
     if (startError) errorRef.current?.scrollIntoView?.({ block: "nearest" });
@@ -259,22 +272,11 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
       ...(upload ? { upload: upload.id } : { dataset, ...(Object.keys(datasetOptions).length ? { dataset_options: datasetOptions } : {}) }),
     };
   };
-  const body = checkBody();
-  useEffect(() => {
-    checker.request(body);
-  });
+  const { check, checker } = useLiveCheck(checkBody());
   const gate = startGate(check);
   const notice = cpuNotice(check);
   // The server's problems, by setting: each marks its field (the live check's first).
-  const serverProblems = useMemo(() => {
-    const found: Record<string, string> = {};
-    const problems = check.status === "done" && !check.result.ok ? check.result.problems : startProblems;
-    for (const p of problems) {
-      const name = settingOf(p.field);
-      if (name && !(name in found)) found[name] = p.message;
-    }
-    return found;
-  }, [startProblems, check]);
+  const serverProblems = useMemo(() => fieldProblems(check, startProblems), [startProblems, check]);
   const isAdvanced = (names: string[]) => advancedSettings.some(([name]) => names.includes(name));
   useEffect(() => {
     if (advancedSettings.some(([name]) => name in serverProblems)) setAdvanced(true);
@@ -418,10 +420,12 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
   );
 }
 
-/** Train | Benchmark: which kind of run the form starts and the list shows. */
+/** Train | Benchmark | FPGA: which kind of run the form starts and the list shows (FPGA where
+ * the server offers it). */
 function ModeSwitch() {
   const mode = useRuns((s) => s.mode);
-  const modes = [["train", "Train"], ["benchmark", "Benchmark"]] as const;
+  const fpga = useRuns((s) => s.runKinds.some((k) => k.kind === "fpga"));
+  const modes: [JobKind, string][] = [["train", "Train"], ["benchmark", "Benchmark"], ...(fpga || mode === "fpga" ? [["fpga", "FPGA"] as [JobKind, string]] : [])];
   return (
     <div className="runs-mode" role="radiogroup" aria-label="Kind of run">
       {modes.map(([value, label]) => (
@@ -448,7 +452,8 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
   const cancelError = useRuns((s) => s.cancelError);
   const mode = useRuns((s) => s.mode);
   const canStart = !readOnly;
-  const benchmark = kindOf(job) === "benchmark";
+  const kind = kindOf(job);
+  const benchmark = kind !== "train";
   // A fresh form for another graph, but not when a new graph gets its id on its first save
   // (that happens while its first run starts).
   const form = useRef({ graphId, key: 0 });
@@ -461,15 +466,15 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
       {canStart && (
         <section className="runs-panel-start" aria-label="Start a run">
           <ModeSwitch />
-          {mode === "benchmark"
-            ? <BenchmarkForm key={form.current.key} ensureSaved={ensureSaved} />
+          {mode !== "train"
+            ? <KindForm key={`${mode}-${form.current.key}`} kind={mode} ensureSaved={ensureSaved} />
             : <StartForm key={form.current.key} starterDataset={starterDataset} ensureSaved={ensureSaved} />}
         </section>
       )}
       <section className="runs-panel-side">
         {job ? (
           <div className="runs-open">
-            {benchmark ? <BenchmarkStatus job={job} /> : <RunStatus job={job} />}
+            {kind === "fpga" ? <FpgaStatus job={job} /> : benchmark ? <BenchmarkStatus job={job} /> : <RunStatus job={job} />}
             {!readOnly && isEnded(job.status) && !benchmark && <PublishRun run={job} />}
             <div className="runs-open-meta runs-muted">
               v{job.version} · {benchmark ? benchmarkSummary(job) : job.dataset === "upload" ? `upload ${job.upload}` : job.dataset}
@@ -493,7 +498,8 @@ export function RunPanel({ graphId, readOnly, starterDataset, ensureSaved }: Run
           </div>
         ) : (
           <p className="runs-empty">
-            {readOnly ? "Pick a published run to see its charts." : mode === "benchmark" ? "Start a benchmark to time this graph on each backend." : "Start a run to train this graph."}
+            {readOnly ? "Pick a published run to see its charts." : mode === "benchmark" ? "Start a benchmark to time this graph on each backend."
+              : mode === "fpga" ? "Start an FPGA run to emulate this graph in fixed point." : "Start a run to train this graph."}
           </p>
         )}
         <PastRuns />

@@ -15,7 +15,9 @@ type ProgressEvent = components["schemas"]["ProgressEvent"];
 type BenchmarkEvent = components["schemas"]["BenchmarkEvent"];
 type NodeCostsEvent = components["schemas"]["NodeCostsEvent"];
 
-export type JobKind = "train" | "benchmark";
+export type JobKind = "train" | "benchmark" | "fpga";
+
+const KINDS: ReadonlySet<string> = new Set<JobKind>(["train", "benchmark", "fpga"]);
 
 type Measured<T> = Omit<T, "type" | "seq" | "step" | "time">;
 /** One backend at one batch size: its figures, or why it could not run (`error`). */
@@ -122,7 +124,8 @@ export function toBenchmarkResult(raw: unknown): BenchmarkResult | null {
 
 /** A run's kind ("train" where the server says none). */
 export function kindOf(job: Pick<Job, "kind"> | null | undefined): JobKind {
-  return (job?.kind as string | undefined) === "benchmark" ? "benchmark" : "train";
+  const kind = job?.kind as string | undefined;
+  return kind && KINDS.has(kind) ? (kind as JobKind) : "train";
 }
 
 const results = new WeakMap<object, BenchmarkResult | null>();

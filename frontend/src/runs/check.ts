@@ -3,8 +3,9 @@
 // they last changed, so that Start is disabled with the reason before anything is saved.
 // Only the latest request counts: an older answer that comes late is dropped.
 import { ApiError } from "../api/client";
-import type { GraphDocument, RunCheck } from "../api/types";
+import type { GraphDocument, Problem, RunCheck } from "../api/types";
 import { canonical, modelPart } from "../graph/ops";
+import { settingOf } from "./config";
 
 /** The body of POST /api/jobs/check. */
 export interface CheckBody {
@@ -13,8 +14,8 @@ export interface CheckBody {
   upload?: number;
   dataset_options?: Record<string, unknown>;
   config?: Record<string, unknown>;
-  /** a benchmark's: its kind and the training run whose weights it uses */
-  kind?: "benchmark";
+  /** a benchmark's or an FPGA run's: its kind and the training run whose weights it uses */
+  kind?: "benchmark" | "fpga";
   weights?: number;
 }
 
@@ -37,6 +38,34 @@ export function startGate(state: CheckState): { blocked: boolean; reason: string
     return { blocked: true, reason: state.result.error ?? "this run cannot start" };
   }
   return { blocked: false, reason: null };
+}
+
+/** What a check says of the graph's nodes: those a run refuses, those it computes approximately. */
+export interface CheckMarks {
+  problems: Problem[];
+  warnings: Problem[];
+}
+
+export const NO_MARKS: CheckMarks = { problems: [], warnings: [] };
+
+/** The problems and warnings of a finished check that name a node (the canvas shows them). */
+export function checkMarks(state: CheckState): CheckMarks {
+  if (state.status !== "done") return NO_MARKS;
+  const problems = state.result.ok ? [] : state.result.problems.filter((p) => !!p.node);
+  const warnings = (state.result.warnings ?? []).filter((p) => !!p.node);
+  return problems.length || warnings.length ? { problems, warnings } : NO_MARKS;
+}
+
+/** The server's problems by setting (`config.lr` → `lr`), the live check's first, else those
+ * of the last start: each marks its field in the form. */
+export function fieldProblems(state: CheckState, startProblems: readonly Problem[]): Record<string, string> {
+  const found: Record<string, string> = {};
+  const problems = state.status === "done" && !state.result.ok ? state.result.problems : startProblems;
+  for (const p of problems) {
+    const name = settingOf(p.field);
+    if (name && !(name in found)) found[name] = p.message;
+  }
+  return found;
 }
 
 /** The CPU runs that warn before they start: those estimated over this many seconds. */

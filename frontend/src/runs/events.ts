@@ -5,6 +5,7 @@
 
 import type { Job, JobEvent, MetricEvent, NonFinite, RunStatus } from "../api/types";
 import { toBenchmarkRow, toNodeCosts, toProgress } from "./benchmark";
+import { isFpgaResult, toComparison, toStage, toSweepRow, toToolReport } from "./fpga";
 
 export const ENDED: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -88,8 +89,10 @@ export function toRunJob(raw: unknown): Job {
     started_at: time(j.started_at),
     finished_at: time(j.finished_at),
     heartbeat_at: time(j.heartbeat_at),
-    // A benchmark's result as the server typed it (null for a training run).
-    result: j.result && typeof j.result === "object" && Array.isArray(obj(j.result).rows) ? (j.result as Job["result"]) : null,
+    // A benchmark's or an FPGA run's result as the server typed it (null for a training run);
+    // benchmark.ts and fpga.ts read it field by field.
+    result: j.result && typeof j.result === "object" && (Array.isArray(obj(j.result).rows) || isFpgaResult(j.result))
+      ? (j.result as Job["result"]) : null,
   };
 }
 
@@ -139,6 +142,22 @@ export function toRunEvent(raw: unknown): RunEvent | null {
     case "node_costs": {
       const costs = toNodeCosts(e);
       return costs ? { ...base, type: "node_costs", ...costs } : other;
+    }
+    case "stage": {
+      const stage = toStage(e);
+      return stage ? { ...base, type: "stage", ...stage } : other;
+    }
+    case "comparison": {
+      const comparison = toComparison(e);
+      return comparison ? { ...base, type: "comparison", ...comparison } : other;
+    }
+    case "sweep": {
+      const row = toSweepRow(e);
+      return row ? { ...base, type: "sweep", ...row } : other;
+    }
+    case "tool": {
+      const tool = toToolReport(e);
+      return tool ? { ...base, type: "tool", ...tool } : other;
     }
     default:
       return other;

@@ -9,11 +9,12 @@ import { createStore, type StoreApi } from "zustand/vanilla";
 import { api, ApiError } from "../api/client";
 import type { Dataset, Job, Problem, RunKind, Upload } from "../api/types";
 import { kindOf, type JobKind } from "./benchmark";
+import { NO_MARKS, type CheckMarks } from "./check";
 import { isEnded, mergeEvents, metricValue, obj, toRunJob, type RunEvent } from "./events";
 import { deriveAll, deriveEvents, emptyDerived, type Derived } from "./series";
 import { backfill, followRun, frameBatcher, type Connection, type Follower } from "./stream";
 
-export type RunTab = "run" | "loss" | "attention" | "samples" | "results" | "costs" | "compare";
+export type RunTab = "run" | "loss" | "attention" | "samples" | "results" | "costs" | "compare" | "sweep";
 
 /** The body of POST /api/jobs (docs/runs.md "Lifecycle"). */
 export interface StartBody {
@@ -24,9 +25,9 @@ export interface StartBody {
   dataset_options?: Record<string, unknown>;
   config?: Record<string, unknown>;
   published?: boolean;
-  /** "benchmark" for a benchmark run (the default is training) */
+  /** "benchmark" or "fpga" for those runs (the default is training) */
   kind?: JobKind;
-  /** a benchmark: the id of a finished training run of the graph whose weights it uses */
+  /** a benchmark or FPGA run: the id of a finished training run of the graph whose weights it uses */
   weights?: number;
 }
 
@@ -64,9 +65,14 @@ export interface RunsState {
 
   /** the drawer's kind of run: what the form starts, the list shows and the tabs are */
   mode: JobKind;
-  /** the canvas's heat overlay of the open benchmark's node costs, and at which batch size */
+  /** the canvas's overlay of the open run's figures per node (a benchmark's node costs, an
+   * FPGA run's errors), and at which batch size a benchmark's */
   costOverlay: boolean;
   costBatch: number | null;
+
+  /** what the run form's live check says of the graph's nodes, for the canvas: the nodes the
+   * run refuses (problems) and those it computes approximately (warnings) */
+  checkMarks: CheckMarks;
 
   /** the drawer's tab and attention module; `openRequests` counts requests to open it */
   tab: RunTab;
@@ -85,6 +91,7 @@ export interface RunsState {
   setMode(mode: JobKind): void;
   setCostOverlay(on: boolean): void;
   setCostBatch(batch: number | null): void;
+  setCheckMarks(marks: CheckMarks): void;
   setAttentionPath(path: string): void;
   /** open the drawer on the attention tab of a module (the canvas's mini heatmaps) */
   showAttention(path: string): void;
@@ -272,6 +279,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
       mode: "train",
       costOverlay: false,
       costBatch: null,
+      checkMarks: NO_MARKS,
       tab: "run",
       attentionPath: null,
       openRequests: 0,
@@ -418,7 +426,7 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
             set({ runs: [job, ...get().runs.filter((r) => r.id !== job.id)] });
           }
           void get().openRun(job.id, job);
-          if (kindOf(job) === "benchmark") set({ tab: "results" });
+          if (kindOf(job) !== "train") set({ tab: "results" });
           return job;
         } catch (error) {
           const problems = error instanceof ApiError ? error.body.problems ?? [] : [];
@@ -466,6 +474,10 @@ export function createRunsStore(deps: RunsDeps = { api, follow: followRun }): St
 
       setCostBatch(batch) {
         set({ costBatch: batch });
+      },
+
+      setCheckMarks(marks) {
+        if (marks !== get().checkMarks) set({ checkMarks: marks });
       },
 
       setAttentionPath(path) {
