@@ -44,6 +44,7 @@ from compute.engine.datasets import (
     graph_view,
     text_dataset,
 )
+from compute.engine.errors import Problem
 from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig, pick_device
 from fpga.check import fpga_problems, fpga_warnings
@@ -220,7 +221,11 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
         steps = run_config.steps
     else:
         if isinstance(run_config, FpgaSettings):
-            refused = fpga_problems(graph, run_config)
+            # The library names a setting bare (precision_overrides); a run's settings
+            # are its config.
+            refused = [p if p.field != "precision_overrides"
+                       else Problem(p.message, p.node, f"config.{p.field}")
+                       for p in fpga_problems(graph, run_config)]
             if refused:
                 raise JobError(f"the graph cannot go to an FPGA: {refused[0]}",
                                problems=[p.to_dict() for p in refused])

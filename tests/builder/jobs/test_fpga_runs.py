@@ -148,7 +148,7 @@ def test_bad_fpga_settings_are_a_400_naming_the_setting(
 def test_an_override_naming_no_node_of_the_graph_is_refused_by_name(api: APIClient) -> None:
     response = post_fpga(api, new_graph(api), {"precision_overrides": {"nope": "ap_fixed<8,3>"}})
     assert response.status_code == 400
-    assert response.json()["problems"][0]["field"] == "precision_overrides"
+    assert response.json()["problems"][0]["field"] == "config.precision_overrides"
     assert "nope" in response.json()["problems"][0]["message"]
 
 
