@@ -41,10 +41,10 @@ def _model(own: Path) -> Any:
 def _convert(own: Path, job: dict[str, Any], output_dir: Path, *, trace: bool) -> Any:
     import hls4ml
 
-    from fpga.hls import PROJECT_NAME, hls_config
+    from fpga.hls import PROJECT_NAME, hls_config, layer_names
 
     module, settings = _model(own)
-    layers = [n.name for n in module.graph.nodes if n.op in ("call_module", "call_function")]
+    layers = layer_names(module)
     config = hls_config(settings, layers, trace=trace, precision=job.get("precision"))
     config["InputShape"] = [list(job["input_shape"])]  # a list of shapes (YAML-safe)
     return hls4ml.converters.convert_from_pytorch_model(

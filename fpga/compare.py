@@ -16,14 +16,15 @@ import torch
 from compute.engine import compile_graph
 from compute.engine.build import CheckedGraph
 
-from .hls import Progress, Project, build_project, emulate, fold, trace
+from .hls import Progress, Project, build_project, emulate, fold, hls_name, node_modules, trace
 from .settings import FpgaSettings, with_bits
 
 
 def float_outputs(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarray,
                   state_dict: Mapping[str, torch.Tensor] | None = None,
                   *, per_node: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The float model's outputs, and (per_node) every module node's output by node id."""
+    """The float model's outputs, and (per_node) every node's output by its label: a
+    top-level node's id, or `<repeat>.<copy>.<inner id>` for a block inside a Repeat."""
     module = compile_graph(graph, seed=settings.seed)
     if state_dict is not None:
         module.load_state_dict(dict(state_dict))
@@ -31,12 +32,11 @@ def float_outputs(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarra
     seen: dict[str, np.ndarray] = {}
     hooks = []
     if per_node:
-        for node in module.graph.nodes:
-            if node.op == "call_module":
-                def keep(_m: Any, _i: Any, out: Any, name: str = node.name) -> None:
-                    if isinstance(out, torch.Tensor):
-                        seen[name] = out.detach().float().numpy()
-                hooks.append(module.get_submodule(str(node.target)).register_forward_hook(keep))
+        for label, part in node_modules(module).items():
+            def keep(_m: Any, _i: Any, out: Any, label: str = label) -> None:
+                if isinstance(out, torch.Tensor):
+                    seen[label] = out.detach().float().numpy()
+            hooks.append(part.register_forward_hook(keep))
     with torch.no_grad():
         out = module(torch.as_tensor(inputs, dtype=torch.float32))
     for hook in hooks:
@@ -88,22 +88,28 @@ def compare(graph: CheckedGraph, settings: FpgaSettings, inputs: np.ndarray | to
 def node_errors(project: Project, inputs: np.ndarray, float_nodes: Mapping[str, np.ndarray],
                 *, progress: Progress | None = None, timeout: float = 600.0
                 ) -> dict[str, dict[str, float]]:
-    """Each traced layer's fixed-point output against the float model's output of the node
-    of the same name (`float_outputs(per_node=True)`): {node id: {max_error, mean_error}},
-    for the layers whose node gives the same number of values."""
+    """Each node's fixed-point output (hls4ml's tracing) against the float model's
+    (`float_outputs(per_node=True)`): {label: {max_error, mean_error}}, labels as there
+    (a block inside a Repeat as `<repeat>.<copy>.<inner id>`; the Repeat itself compared
+    at its last block's output), for the nodes whose layer holds the same number of
+    values."""
     traced = trace(project, inputs, progress=progress, timeout=timeout)
     found: dict[str, dict[str, float]] = {}
     count = len(inputs)
-    for name, fixed in traced.items():
-        ours = float_nodes.get(name)
-        if ours is None:
+    for label, ours in float_nodes.items():
+        fixed = traced.get(hls_name(label))
+        if fixed is None:  # a Repeat: hls4ml has its blocks, the last one gives its output
+            inner = {hls_name(other) for other in float_nodes if other.startswith(f"{label}.")}
+            last = [name for name in traced if name in inner][-1:]
+            fixed = traced[last[0]] if last else None
+        if fixed is None:
             continue
         # hls4ml keeps images channels last inside: try that layout first
         for candidate in (_channels_last(ours), ours):
             if candidate.size == fixed.size:
                 diff = np.abs(candidate.reshape(count, -1) - fixed.reshape(count, -1))
-                found[name] = {"max_error": float(diff.max()),
-                               "mean_error": float(diff.mean())}
+                found[label] = {"max_error": float(diff.max()),
+                                "mean_error": float(diff.mean())}
                 break
     return found
 

@@ -139,6 +139,35 @@ def fold(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return module
 
 
+def node_modules(module: torch.fx.GraphModule) -> dict[str, torch.nn.Module]:
+    """The modules that compute the graph's nodes, by label: a top-level node by its id, a
+    block inside a Repeat as `<repeat id>.<copy>.<inner id>` (its module path). hls4ml's
+    tracer walks into a Repeat and names each layer by that path with dots as underscores
+    (`hls_name`)."""
+    found: dict[str, torch.nn.Module] = {}
+    for node in module.graph.nodes:
+        if node.op != "call_module":
+            continue
+        top = module.get_submodule(str(node.target))
+        found[node.name] = top
+        for path, child in top.named_modules():
+            if path and not any(True for _ in child.children()):
+                found[f"{node.target}.{path}"] = child
+    return found
+
+
+def hls_name(label: str) -> str:
+    """hls4ml's name of the layer that computes the node `label` (see `node_modules`)."""
+    return label.replace(".", "_")
+
+
+def layer_names(module: torch.fx.GraphModule) -> list[str]:
+    """hls4ml's names of the layers of `module`: its nodes' (blocks inside a Repeat
+    included) and its functions' (Add, Concat ...)."""
+    names = [hls_name(label) for label in node_modules(module)]
+    return names + [n.name for n in module.graph.nodes if n.op == "call_function"]
+
+
 def hls_config(settings: FpgaSettings, layers: list[str], *, trace: bool = False,
                precision: str | None = None) -> dict[str, Any]:
     """hls4ml's configuration for these settings: the precision for every layer (a node's
@@ -389,5 +418,5 @@ def _tail(log_path: Path, start: int, lines: int = TAIL_LINES) -> list[str]:
 
 
 __all__ = ["FpgaError", "FpgaStopped", "Progress", "Project", "archive", "build_project",
-           "compiler_available", "emulate", "fold", "hls_config", "run_testbench", "stop_when",
-           "trace", "write_testbench"]
+           "compiler_available", "emulate", "fold", "hls_config", "hls_name", "layer_names",
+           "node_modules", "run_testbench", "stop_when", "trace", "write_testbench"]

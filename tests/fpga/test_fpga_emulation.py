@@ -137,3 +137,27 @@ def test_a_sweep_loses_agreement_as_bits_are_taken_away(trained: dict[str, Any])
     narrow, wide = rows
     assert narrow["agreement"] < 0.9 and wide["agreement"] >= 0.98
     assert narrow["mean_error"] > wide["mean_error"] and all(r["seconds"] > 0 for r in rows)
+
+
+def test_blocks_inside_a_repeat_are_compared_node_by_node(tmp_path: Path) -> None:
+    def layer(node_id: str, type_: str, **params: object) -> dict[str, object]:
+        return {"id": node_id, "type": type_, "params": params}
+
+    body = {"nodes": [{"id": "x", "type": "Input"}, layer("l", "Linear", out_features=16),
+                      layer("r", "ReLU"), {"id": "y", "type": "Output"}],
+            "edges": [{"from": "x", "to": "l"}, {"from": "l", "to": "r"},
+                      {"from": "r", "to": "y"}]}
+    document = {"format": "shipyard.graph/v1", "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [16]}},
+        {"id": "blocks", "type": "Repeat", "params": {"times": 2}, "graph": body},
+        layer("head", "Linear", out_features=4), {"id": "y", "type": "Output"}],
+        "edges": [{"from": "x", "to": "blocks"}, {"from": "blocks", "to": "head"},
+                  {"from": "head", "to": "y"}]}
+    graph = load_graph(document)
+    x = np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)
+    result = compare(graph, FpgaSettings(), x, out_dir=tmp_path, timeout=300)
+    nodes = result["nodes"]
+    assert set(nodes) == {"blocks.0.l", "blocks.0.r", "blocks.1.l", "blocks.1.r", "blocks",
+                          "head"}
+    assert nodes["blocks"] == nodes["blocks.1.r"]  # the Repeat's output is its last block's
+    assert all(0 <= n["mean_error"] <= n["max_error"] < 0.1 for n in nodes.values()), nodes
