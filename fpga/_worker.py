@@ -127,6 +127,11 @@ def main(argv: list[str]) -> int:
             emulate(own)
         elif job["action"] == "trace":
             trace(own)
+        elif job["action"] in ("rtl_generate", "rtl_simulate", "rtl_synthesize"):
+            from fpga import rtl
+
+            step = getattr(rtl, job["action"].removeprefix("rtl_"))
+            step(own, Path(job["project"]))
         else:
             raise ValueError(f"unknown action {job['action']!r}")
     except BaseException as exc:

@@ -52,6 +52,10 @@ STAGE_WORDS = {
     "compiling": "compiling (first compile takes 5-20 s)",
     "emulating": "emulating",
     "tracing": "compiling with tracing and emulating layer by layer",
+    "generating": "generating Verilog with da4ml",
+    "simulating": "simulating the Verilog with Verilator (building it takes 10-60 s)",
+    "synthesizing": "synthesizing with Yosys (its first run on a machine prepares it: about "
+                    "a minute more)",
 }
 
 
