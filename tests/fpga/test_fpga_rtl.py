@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from compute.engine import load_graph, load_starter
+from compute.engine import compile_graph, load_graph, load_starter
 from fpga.hls import build_project, compiler_available, emulate
 from fpga.rtl import build_rtl, quantize, rtl_problems, rtl_tools, weights_as_hls4ml
 from fpga.settings import FpgaSettings
@@ -121,11 +121,14 @@ def test_the_verilog_computes_what_the_emulation_computes_bit_for_bit(
     graph = load_graph(TINY)
     settings = FpgaSettings(precision=precision, precision_overrides=overrides)
     x = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32) * 3
-    project = build_project(graph, settings, tmp_path / "hls", timeout=300)
+    state = compile_graph(graph, seed=3).state_dict()
+    if "SAT" in precision:  # weights large enough that sums saturate
+        state = {name: value * 4 for name, value in state.items()}
+    project = build_project(graph, settings, tmp_path / "hls", state, timeout=300)
     emulated = emulate(project, x, timeout=300)
     said: list[str] = []
-    result: dict[str, Any] = build_rtl(graph, settings, tmp_path / "rtl", x, emulated=emulated,
-                                       progress=said.append, timeout=600)
+    result: dict[str, Any] = build_rtl(graph, settings, tmp_path / "rtl", x, state,
+                                       emulated=emulated, progress=said.append, timeout=600)
     assert said[0] == "generating Verilog with da4ml"
     assert said[1].startswith("simulating the Verilog with Verilator")
     assert said[2].startswith("synthesizing with Yosys")
@@ -135,7 +138,7 @@ def test_the_verilog_computes_what_the_emulation_computes_bit_for_bit(
     assert sim == {"ran": True, "error": "", "samples": 300, "bit_exact": True,
                    "max_diff": 0.0, "mismatches": 0}
     if "SAT" in precision:  # the scores saturated: the saturating path was exercised
-        assert np.abs(emulated).max() == pytest.approx(4 - 2.0**-6, abs=2.0**-6)
+        assert np.count_nonzero(np.abs(emulated) >= 4 - 2.0**-7) > 10
     syn = result["yosys"]
     assert syn["ran"] and syn["error"] == ""
     assert syn["luts"] > 50 and syn["ffs"] > 20 and syn["pipeline_depth"] >= 1
