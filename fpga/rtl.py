@@ -475,6 +475,8 @@ def synthesize(own: Path, project: Path) -> None:
                       "tee -q -o shipyard/yosys_stat.json stat -json\n")
     done = subprocess.run([*command, "-q", "-s", "shipyard/synth.ys"], cwd=project,
                           stdin=subprocess.DEVNULL)
+    if done.returncode < 0:
+        raise RuntimeError(f"Yosys was stopped by signal {-done.returncode}")
     if done.returncode != 0:
         raise RuntimeError(f"Yosys stopped with exit status {done.returncode}")
     stat = json.loads((own / "yosys_stat.json").read_text())
