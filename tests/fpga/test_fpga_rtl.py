@@ -157,10 +157,12 @@ def test_the_verilog_computes_what_the_emulation_computes_bit_for_bit(
 @pytest.mark.skipif(not _tools_ready(), reason="g++, da4ml, Verilator or Yosys is missing")
 def test_a_difference_from_the_emulation_is_stated(tmp_path: Path) -> None:
     """Against outputs that are not the emulation's (one value moved by one step), the
-    comparison says how many differ and by how much."""
-    graph = load_graph(chain([4], node("head", "Linear", out_features=2)))
+    comparison says how many differ and by how much; every other output equals the
+    emulation's (a Flatten of [2, 2] values included: the same order as hls4ml's)."""
+    graph = load_graph(chain([2, 2], node("flat", "Flatten"),
+                             node("head", "Linear", out_features=2)))
     settings = FpgaSettings()
-    x = np.random.default_rng(2).normal(size=(20, 4)).astype(np.float32)
+    x = np.random.default_rng(2).normal(size=(20, 2, 2)).astype(np.float32)
     emulated = emulate(build_project(graph, settings, tmp_path / "hls", timeout=300), x)
     emulated[3, 1] += 2.0**-10
     result = build_rtl(graph, settings, tmp_path / "rtl", x, emulated=emulated, timeout=600,
