@@ -116,6 +116,26 @@ def trace(own: Path) -> None:
     np.savez(own / "trace.npz", **arrays)
 
 
+def rtl_step(own: Path, job: dict[str, Any]) -> None:
+    """One stage of fpga.rtl: generating Verilog (da4ml), simulating it (Verilator) or
+    synthesizing it (Yosys)."""
+    from fpga import rtl
+
+    project = Path(job["project"])
+    if job["action"] == "rtl_generate":
+        stage("generating")
+        module, settings = _model(own)
+        rtl.generate(own, project, module, settings)
+    elif job["action"] == "rtl_simulate":
+        stage("simulating")
+        rtl.simulate(own, project)
+    elif job["action"] == "rtl_synthesize":
+        stage("synthesizing")
+        rtl.synthesize(own, project)
+    else:
+        raise ValueError(f"unknown action {job['action']!r}")
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[1])
     own = job_path.parent
@@ -127,6 +147,8 @@ def main(argv: list[str]) -> int:
             emulate(own)
         elif job["action"] == "trace":
             trace(own)
+        elif job["action"].startswith("rtl_"):
+            rtl_step(own, job)
         else:
             raise ValueError(f"unknown action {job['action']!r}")
     except BaseException as exc:

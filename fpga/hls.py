@@ -53,6 +53,10 @@ STAGE_WORDS = {
     "compiling": "compiling (first compile takes 5-20 s)",
     "emulating": "emulating",
     "tracing": "compiling with tracing and emulating layer by layer",
+    "generating": "generating Verilog with da4ml",
+    "simulating": "simulating the Verilog with Verilator (building it takes 10 s to minutes)",
+    "synthesizing": "synthesizing with Yosys (its first run on a machine prepares it: about "
+                    "a minute more)",
 }
 
 
