@@ -48,6 +48,7 @@ from compute.engine.errors import Problem
 from compute.engine.settings import RunSettings
 from compute.engine.training import TrainConfig, pick_device
 from fpga.check import fpga_problems, fpga_warnings
+from fpga.rtl import rtl_problems
 from fpga.settings import FpgaSettings
 
 from . import events, kinds, rule
@@ -229,6 +230,11 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
             if refused:
                 raise JobError(f"the graph cannot go to an FPGA: {refused[0]}",
                                problems=[p.to_dict() for p in refused])
+            no_rtl = rtl_problems(graph, run_config) if run_config.rtl else []
+            if no_rtl:
+                raise JobError("config.rtl: the Verilog path does not apply: " + no_rtl[0],
+                               problems=[{"field": "config.rtl", "node": None,
+                                          "message": why} for why in no_rtl])
             warnings = [p.to_dict() for p in fpga_warnings(graph)]
             steps = fpga_steps(run_config)
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import io
+import itertools
 import json
 import tarfile
 import time
@@ -150,6 +151,29 @@ def test_an_override_naming_no_node_of_the_graph_is_refused_by_name(api: APIClie
     assert response.status_code == 400
     assert response.json()["problems"][0]["field"] == "config.precision_overrides"
     assert "nope" in response.json()["problems"][0]["message"]
+
+
+def test_verilog_asked_of_a_model_it_cannot_take_is_refused_before_queueing(
+        api: APIClient) -> None:
+    response = post_fpga(api, new_graph(api, "cnn"), {"rtl": True})
+    assert response.status_code == 400, response.content
+    problems = response.json()["problems"]
+    assert {p["field"] for p in problems} == {"config.rtl"}
+    assert any("is a Conv2d: the Verilog path takes only Linear" in p["message"]
+               for p in problems), problems
+    assert post_fpga(api, new_graph(api, "cnn")).status_code == 201  # without it, it goes
+
+
+def small_mlp() -> dict[str, Any]:
+    """8 → 6 → ReLU → 3: small enough for Yosys within seconds."""
+    layers = [{"id": "x", "type": "Input", "params": {"shape": [8]}},
+              {"id": "hidden", "type": "Linear", "params": {"out_features": 6}},
+              {"id": "act", "type": "ReLU", "params": {}},
+              {"id": "scores", "type": "Linear", "params": {"out_features": 3}},
+              {"id": "y", "type": "Output", "params": {}}]
+    return {"format": "shipyard.graph/v1", "nodes": layers,
+            "edges": [{"from": a["id"], "to": b["id"]}
+                      for a, b in itertools.pairwise(layers)]}
 
 
 @pytest.mark.parametrize("body", [{"dataset": "digits"}, {"dataset_options": {"n": 3}}])
@@ -336,3 +360,26 @@ def test_an_fpga_run_past_its_time_limit_is_stopped_keeping_what_it_found(
     if "archive" in done["result"]["stages"]:  # what it made before the limit stays
         assert done["downloads"] == ["hls_project"]
         assert done["result"]["comparison"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_linear_relu_model_becomes_verilog_bit_exact_with_the_emulation(
+        api: APIClient, fpga_worker: Worker) -> None:
+    job = post_fpga(api, new_graph(api, document=small_mlp()), {"rtl": True, "samples": 50})
+    assert job.status_code == 201, job.content
+    done = finished(api, job.json()["id"], timeout=400)
+    assert done["status"] == "succeeded", (done["error"], fpga_worker.output()[-3000:])
+    assert done["step"] == done["total_steps"] == 3
+    tools = {t["tool"]: t for t in done["result"]["tools"]}
+    verilator, yosys = tools["verilator"], tools["yosys"]
+    assert verilator["ran"] and verilator["error"] == "", verilator
+    assert verilator["figures"]["bit_exact"] is True, verilator
+    assert verilator["figures"]["mismatches"] == 0 and verilator["figures"]["samples"] == 50
+    assert yosys["ran"] and yosys["figures"]["luts"] > 0 and yosys["figures"]["ffs"] > 0
+    assert yosys["figures"]["pipeline_depth"] >= 1
+    assert sorted(done["downloads"]) == ["hls_project", "verilog"]
+    download = api.get(f"/api/jobs/{done['id']}/download", {"format": "verilog"})
+    with tarfile.open(fileobj=io.BytesIO(b"".join(download.streaming_content))) as tar:
+        names = tar.getnames()
+    assert "verilog/src/shipyard_rtl.v" in names, names
