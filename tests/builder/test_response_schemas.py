@@ -50,7 +50,8 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     event = schemas["JobEvent"]
     kinds = {"status": "StatusEvent", "metric": "MetricEvent", "attention": "AttentionEvent",
              "sample": "SampleEvent", "progress": "ProgressEvent", "benchmark": "BenchmarkEvent",
-             "node_costs": "NodeCostsEvent"}
+             "node_costs": "NodeCostsEvent", "stage": "StageEvent",
+             "comparison": "ComparisonEvent", "sweep": "SweepEvent", "tool": "ToolEvent"}
     assert event["oneOf"] == [ref(name) for name in kinds.values()]
     assert event["discriminator"] == {"propertyName": "type", "mapping": {
         type_: ref(name)["$ref"] for type_, name in kinds.items()}}

@@ -34,7 +34,7 @@ def test_events_of_an_unknown_type_are_refused(api: APIClient, user: User) -> No
     assert response.status_code == 400
     assert response.json() == {"error": "no event type 'bogus'; types: status, metric, "
                                         "attention, sample, progress, benchmark, "
-                                        "node_costs"}
+                                        "node_costs, stage, comparison, sweep, tool"}
     assert api.get(f"/api/jobs/{job.id}/metrics", {"types": "metric,"}).status_code == 200
     bad_since = api.get(f"/api/jobs/{job.id}/metrics", {"since": "-1", "types": "bogus"})
     assert bad_since.status_code == 400 and "since" in bad_since.json()["fields"]
@@ -42,7 +42,8 @@ def test_events_of_an_unknown_type_are_refused(api: APIClient, user: User) -> No
 
 def test_a_download_in_an_unknown_format_is_refused(api: APIClient, user: User) -> None:
     job = _run(user)
-    expected = {"error": "format must be one of weights, onnx, pytorch, pytorch_weights"}
+    expected = {"error": "format must be one of weights, onnx, pytorch, pytorch_weights, "
+                         "hls_project, verilog"}
     for fmt in ("safetensors", ""):
         response = api.get(f"/api/jobs/{job.id}/download", {"format": fmt})
         assert response.status_code == 400, fmt
