@@ -199,6 +199,22 @@ def _shape(graph: CheckedGraph) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(in_spec.shape), tuple(out_spec.shape)
 
 
+def save_model(own: Path, graph: CheckedGraph, settings: FpgaSettings,
+               state_dict: Mapping[str, torch.Tensor] | None) -> None:
+    """What the subprocess (fpga._worker) rebuilds the model from, in `own`: the graph
+    document, the settings and the weights (`state_dict`, or the seeded initial ones)."""
+    from safetensors.torch import save_file
+
+    from compute.engine import compile_graph
+
+    if state_dict is None:
+        state_dict = compile_graph(graph, seed=settings.seed).state_dict()
+    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+              str(own / "weights.safetensors"))
+    (own / "graph.json").write_text(json.dumps(dict(graph.document)))
+    (own / "settings.json").write_text(settings.model_dump_json())
+
+
 def build_project(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
                   state_dict: Mapping[str, torch.Tensor] | None = None, *,
                   progress: Progress | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -207,9 +223,7 @@ def build_project(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Pa
     with hls4ml, write the project to `out_dir` and compile its emulation with g++.
     `precision` replaces the settings' (a sweep's widths). Call `fpga_problems` first: a
     graph it refuses fails here with the converter's own message. Raises `FpgaError`."""
-    from safetensors.torch import save_file
 
-    from compute.engine import compile_graph
 
     if not graph.document:
         raise ValueError("build_project needs a graph read from its document (load_graph of "
@@ -218,12 +232,7 @@ def build_project(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Pa
     own = folder / "shipyard"
     own.mkdir(parents=True, exist_ok=True)
     in_shape, out_shape = _shape(graph)
-    if state_dict is None:
-        state_dict = compile_graph(graph, seed=settings.seed).state_dict()
-    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-              str(own / "weights.safetensors"))
-    (own / "graph.json").write_text(json.dumps(dict(graph.document)))
-    (own / "settings.json").write_text(settings.model_dump_json())
+    save_model(own, graph, settings, state_dict)
     job = {"action": "build", "project": str(folder.resolve()), "precision": precision,
            "input_shape": list(in_shape), "output_shape": list(out_shape)}
     _run_worker(job, own, progress, timeout, fresh_log=True)

@@ -38,7 +38,7 @@ import torch.fx
 
 from compute.engine.build import CheckedGraph
 
-from .hls import DEFAULT_TIMEOUT, FpgaError, _run_worker, _shape
+from .hls import DEFAULT_TIMEOUT, FpgaError, _run_worker, _shape, save_model
 from .settings import FpgaSettings, split_precision
 
 Progress = Callable[[str], None]
@@ -216,9 +216,7 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
     `emulated` (the hls4ml emulation's outputs on the same inputs), and synthesize it with
     Yosys (synth_xilinx; `synthesize=False` skips it). The seconds of each stage include
     starting the tools' subprocess. See the module's docstring for what fails how."""
-    from safetensors.torch import save_file
 
-    from compute.engine import compile_graph
 
     if not graph.document:
         raise ValueError("build_rtl needs a graph read from its document (load_graph of a "
@@ -251,12 +249,7 @@ def build_rtl(graph: CheckedGraph, settings: FpgaSettings, out_dir: str | Path,
         result["verilator"]["error"] = result["yosys"]["error"] = said
         return result
 
-    if state_dict is None:
-        state_dict = compile_graph(graph, seed=settings.seed).state_dict()
-    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-              str(own / "weights.safetensors"))
-    (own / "graph.json").write_text(json.dumps(dict(graph.document)))
-    (own / "settings.json").write_text(settings.model_dump_json())
+    save_model(own, graph, settings, state_dict)
     np.save(own / "rtl_inputs.npy", x)
     deadline = time.monotonic() + timeout
 

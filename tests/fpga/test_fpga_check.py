@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
+from fpga_graphs import chain, node, repeat
 
 from compute.engine import load_graph, load_starter
 from fpga.check import fpga_problems, fpga_warnings
 from fpga.settings import FpgaSettings
-
-# (tests/fpga is not a package: it would hide the fpga library. Small graphs by hand.)
-
-
-def node(node_id: str, type_: str, **params: object) -> dict[str, object]:
-    return {"id": node_id, "type": type_, "params": params}
-
-
-def chain(shape: list[int], *layers: dict[str, object]) -> dict[str, object]:
-    nodes = [{"id": "x", "type": "Input", "params": {"shape": shape}}, *layers,
-             {"id": "y", "type": "Output"}]
-    ids = [n["id"] for n in nodes]
-    return {"format": "shipyard.graph/v1", "nodes": nodes,
-            "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)]}
-
-
-def repeat(node_id: str, times: int, *layers: dict[str, object]) -> dict[str, object]:
-    body = chain([], *layers)
-    body["nodes"][0] = {"id": "x", "type": "Input"}  # type: ignore[index]
-    del body["format"]
-    return {"id": node_id, "type": "Repeat", "params": {"times": times}, "graph": body}
 
 
 def test_the_digits_starters_can_go() -> None:

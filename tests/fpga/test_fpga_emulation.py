@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fpga_graphs import chain, node, repeat
 
 from compute.engine import compile_graph, load_graph, load_starter
 from compute.engine.datasets import dataset_for
@@ -140,19 +141,9 @@ def test_a_sweep_loses_agreement_as_bits_are_taken_away(trained: dict[str, Any])
 
 
 def test_blocks_inside_a_repeat_are_compared_node_by_node(tmp_path: Path) -> None:
-    def layer(node_id: str, type_: str, **params: object) -> dict[str, object]:
-        return {"id": node_id, "type": type_, "params": params}
-
-    body = {"nodes": [{"id": "x", "type": "Input"}, layer("l", "Linear", out_features=16),
-                      layer("r", "ReLU"), {"id": "y", "type": "Output"}],
-            "edges": [{"from": "x", "to": "l"}, {"from": "l", "to": "r"},
-                      {"from": "r", "to": "y"}]}
-    document = {"format": "shipyard.graph/v1", "nodes": [
-        {"id": "x", "type": "Input", "params": {"shape": [16]}},
-        {"id": "blocks", "type": "Repeat", "params": {"times": 2}, "graph": body},
-        layer("head", "Linear", out_features=4), {"id": "y", "type": "Output"}],
-        "edges": [{"from": "x", "to": "blocks"}, {"from": "blocks", "to": "head"},
-                  {"from": "head", "to": "y"}]}
+    document = chain([16], repeat("blocks", 2, node("l", "Linear", out_features=16),
+                                  node("r", "ReLU")),
+                     node("head", "Linear", out_features=4))
     graph = load_graph(document)
     x = np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)
     result = compare(graph, FpgaSettings(), x, out_dir=tmp_path, timeout=300)

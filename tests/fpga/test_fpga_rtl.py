@@ -4,33 +4,18 @@ computes what the hls4ml emulation computes, bit for bit, with LUT and flip-flop
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fpga_graphs import chain, node
 
 from compute.engine import compile_graph, load_graph, load_starter
 from fpga import rtl
 from fpga.hls import FpgaError, build_project, compiler_available, emulate
 from fpga.rtl import build_rtl, quantize, rtl_problems, rtl_tools, weights_as_hls4ml
 from fpga.settings import FpgaSettings
-
-# (tests/fpga is not a package: small graphs by hand, as in test_fpga_check.)
-
-
-def node(node_id: str, type_: str, **params: object) -> dict[str, object]:
-    return {"id": node_id, "type": type_, "params": params}
-
-
-def chain(shape: list[int], *layers: dict[str, object]) -> dict[str, object]:
-    nodes = [{"id": "x", "type": "Input", "params": {"shape": shape}}, *layers,
-             {"id": "y", "type": "Output"}]
-    ids = [n["id"] for n in nodes]
-    return {"format": "shipyard.graph/v1", "nodes": nodes,
-            "edges": [{"from": a, "to": b} for a, b in itertools.pairwise(ids)]}
-
 
 TINY = chain([8], node("hidden", "Linear", out_features=6), node("act", "ReLU"),
              node("drop", "Dropout", p=0.1), node("logits", "Linear", out_features=3))

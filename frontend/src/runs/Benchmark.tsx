@@ -16,7 +16,7 @@ import {
 import { fieldProblems, startGate, type CheckBody } from "./check";
 import { buildConfig, type Setting } from "./config";
 import { useBenchmark } from "./costs";
-import { isEnded } from "./events";
+import { isEnded, runStatusText } from "./events";
 import { useLiveCheck } from "./liveCheck";
 import { Settings } from "./Settings";
 import { runsStore, useRuns } from "./store";
@@ -212,19 +212,7 @@ export function BenchmarkForm({ ensureSaved }: BenchmarkFormProps) {
 
 /** A benchmark run's state in one line. */
 export function benchmarkStatusText(job: Job): string {
-  switch (job.status) {
-    case "queued":
-      if (job.cancel_requested) return "Cancelling…";
-      return job.position ? `Queued · #${job.position} in queue` : "Queued";
-    case "running":
-      return job.cancel_requested ? "Cancelling…" : `Benchmarking${job.device ? ` on ${job.device}` : ""}`;
-    case "succeeded":
-      return "Finished";
-    case "failed":
-      return `Failed: ${job.error || "no reason given"}`;
-    case "cancelled":
-      return job.error ? `Cancelled: ${job.error}` : "Cancelled";
-  }
+  return runStatusText(job, `Benchmarking${job.device ? ` on ${job.device}` : ""}`);
 }
 
 export function BenchmarkStatus({ job }: { job: Job }) {

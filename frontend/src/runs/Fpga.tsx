@@ -13,7 +13,7 @@ import uPlot from "uplot";
 import type { Job } from "../api/types";
 import { kindOf } from "./benchmark";
 import { selectCostNode, useFpga } from "./costs";
-import { isEnded } from "./events";
+import { isEnded, runStatusText } from "./events";
 import { agreementText, errorText, TOOL_NAMES, toolText, type Comparison, type SweepRow } from "./fpga";
 import { canDraw } from "./LossChart";
 import { runsStore, useRuns } from "./store";
@@ -21,19 +21,7 @@ import { cssVar, useThemeVersion } from "./theme";
 
 /** An FPGA run's state in one line. */
 export function fpgaStatusText(job: Job): string {
-  switch (job.status) {
-    case "queued":
-      if (job.cancel_requested) return "Cancelling…";
-      return job.position ? `Queued · #${job.position} in queue` : "Queued";
-    case "running":
-      return job.cancel_requested ? "Cancelling…" : `Running${job.worker ? ` on ${job.worker}` : ""}`;
-    case "succeeded":
-      return "Finished";
-    case "failed":
-      return `Failed: ${job.error || "no reason given"}`;
-    case "cancelled":
-      return job.error ? `Cancelled: ${job.error}` : "Cancelled";
-  }
+  return runStatusText(job, `Running${job.worker ? ` on ${job.worker}` : ""}`);
 }
 
 /** The run's status line and, while it runs, the stage under way. */

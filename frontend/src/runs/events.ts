@@ -20,6 +20,26 @@ const STATUSES: Record<RunStatus, true> = { queued: true, running: true, succeed
 const isStatus = (v: unknown): v is RunStatus => typeof v === "string" && v in STATUSES;
 
 /** A metric's value as a number: NaN, Infinity or -Infinity where the run's was (`nonfinite`). */
+/**
+ * A benchmark's or FPGA run's state in one line; `running` is what it does while it runs
+ * ("Benchmarking on cpu", "Running on worker-1").
+ */
+export function runStatusText(job: Job, running: string): string {
+  switch (job.status) {
+    case "queued":
+      if (job.cancel_requested) return "Cancelling…";
+      return job.position ? `Queued · #${job.position} in queue` : "Queued";
+    case "running":
+      return job.cancel_requested ? "Cancelling…" : running;
+    case "succeeded":
+      return "Finished";
+    case "failed":
+      return `Failed: ${job.error || "no reason given"}`;
+    case "cancelled":
+      return job.error ? `Cancelled: ${job.error}` : "Cancelled";
+  }
+}
+
 export function metricValue(e: MetricEvent): number {
   if (e.nonfinite !== undefined) return NONFINITE[e.nonfinite];
   return e.value ?? NaN;
