@@ -193,7 +193,7 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
             inputs = ("random tensors of the graph's input shapes" if kind == kinds.BENCHMARK
                       else "the validation split of the weights' run, or seeded random "
                       "inputs")
-            raise JobError(f"a {kind} run takes no {given[0]}: its inputs are {inputs}",
+            raise JobError(f"{_a_run(kind)} takes no {given[0]}: its inputs are {inputs}",
                            field=given[0])
     else:
         if weights is not None:
@@ -257,6 +257,11 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
                    graph=graph, weights_of=source, warnings=warnings)
 
 
+def _a_run(kind: str) -> str:
+    """"a benchmark run", "an FPGA run": a kind in a sentence."""
+    return "an FPGA run" if kind == kinds.FPGA else f"a {kind} run"
+
+
 def fpga_steps(config: FpgaSettings) -> int:
     """An FPGA run's steps: the project built and compared, its archive, each width of the
     sweep and (when asked) the Verilog."""
@@ -281,11 +286,11 @@ def weights_source(*, owner: AbstractBaseUser | None, weights: int,
                        "a training run", field="weights")
     if graph_id is not None and source.graph_id != graph_id:
         raise JobError(f"weights: run {source.id} trained another graph "
-                       f"({source.graph.name!r}); a {kind} run takes the weights of a run "
+                       f"({source.graph.name!r}); {_a_run(kind)} takes the weights of a run "
                        "of the graph it runs", field="weights")
     if source.status != Status.SUCCEEDED:
         raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
-                       f"a {kind} run takes the weights of a finished training run",
+                       f"{_a_run(kind)} takes the weights of a finished training run",
                        field="weights")
     if "weights" not in source.files or not (source.folder / WEIGHTS_FILE).is_file():
         raise JobError(f"weights: run {source.id} has no weights file", field="weights")

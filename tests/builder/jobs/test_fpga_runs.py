@@ -180,7 +180,7 @@ def small_mlp() -> dict[str, Any]:
 def test_an_fpga_run_takes_no_dataset(api: APIClient, body: dict[str, Any]) -> None:
     response = post_fpga(api, new_graph(api), **body)
     assert response.status_code == 400
-    assert "a fpga run takes no" in response.json()["error"]
+    assert "an FPGA run takes no" in response.json()["error"]
 
 
 def test_an_fpga_run_and_its_events_fit_the_schema(api: APIClient,
