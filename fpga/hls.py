@@ -91,6 +91,12 @@ def stop_when(should_stop: Callable[[], bool]) -> Iterator[None]:
         _STOP.reset(token)
 
 
+def stop_asked() -> bool:
+    """Whether the caller's `stop_when` check says stop now (a tool's wait loop asks)."""
+    stop = _STOP.get()
+    return stop is not None and stop()
+
+
 @dataclass
 class Project:
     """A written and compiled HLS project."""
@@ -381,8 +387,7 @@ def _run_worker(job: dict[str, Any], own: Path, progress: Progress | None, timeo
             seen = _report(log_path, seen, progress)
             if code is not None:
                 break
-            stop = _STOP.get()
-            if stop is not None and stop():
+            if stop_asked():
                 _kill(proc)
                 raise FpgaStopped("the FPGA tools were stopped (asked by the caller)")
             if time.monotonic() > deadline:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .hls import PROJECT_NAME, TAIL_LINES, FpgaError, Project, _kill
+from .hls import PROJECT_NAME, TAIL_LINES, FpgaError, FpgaStopped, Project, _kill, stop_asked
 
 Progress = Callable[[str], None]
 DEFAULT_TIMEOUT = 3600.0
@@ -136,6 +136,9 @@ def _run(argv: list[str], cwd: Path, log_path: Path, progress: Progress | None,
             seen = _report_stages(log_path, seen, progress)
             if code is not None:
                 return code
+            if stop_asked():  # a cancel or a shutdown (hls.stop_when)
+                _kill(proc)
+                raise FpgaStopped(f"{Path(argv[0]).name} was stopped (asked by the caller)")
             if time.monotonic() > deadline:
                 _kill(proc)
                 raise FpgaError(f"{Path(argv[0]).name} took longer than the time limit "

@@ -4,7 +4,7 @@ Verilog for Linear/ReLU models; Vitis HLS synthesis where it is installed.
 
 Each stage streams as events (`stage` when it begins and ends, `comparison`, `sweep` rows,
 `tool` reports) and lands in the job's `result` as it goes. The tools run in subprocesses
-(fpga.hls) that a cancel, a shutdown or the run's time limit kills within 0.1 s. A
+(fpga.hls) that a cancel, a shutdown or the run's time limit kills within 0.2 s. A
 failure inside the tools ends the run with the tool's own message, and the last lines of
 its log stay with the run (`result.log_tail`).
 """

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fpga.hls import FpgaError, Project
+from fpga.hls import FpgaError, FpgaStopped, Project, stop_when
 from fpga.settings import FpgaSettings
 from fpga.vitis import parse_report, report_path, synthesize, tool_command, vitis_available
 
@@ -221,6 +221,21 @@ def test_the_time_limit_stops_the_tool_and_its_children(
     assert time.monotonic() - began < 10
     pids = [int(p) for p in (project.path / "fake_pid.txt").read_text().split()]
     assert len(pids) == 2
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_a_cancel_stops_the_tool_and_its_children_at_once(
+        project: Project, on_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VITIS", "hang")
+    asked_at = time.monotonic() + 1.0  # the caller's check turns true a second in
+    began = time.monotonic()
+    with stop_when(lambda: time.monotonic() > asked_at), pytest.raises(FpgaStopped):
+        synthesize(project, timeout=60)
+    assert time.monotonic() - began < 5  # not the 60 s of its time limit
+    pids = [int(p) for p in (project.path / "fake_pid.txt").read_text().split()]
     deadline = time.monotonic() + 5
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
