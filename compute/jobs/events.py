@@ -228,7 +228,8 @@ class StageEvent(_Numbered):
 
 
 class NodeError(TypedDict):
-    node: Annotated[str, Field(description="The graph node's id.")]
+    node: Annotated[str, Field(description="The graph node's id; inside a Repeat, "
+                                           "'<repeat id>.<copy>.<inner id>' per copy.")]
     max_error: float
     mean_error: float
 

@@ -189,7 +189,8 @@ def _benchmark(job: Job) -> None:
     stop = StopCheck(publisher, time.monotonic() + services.stop_after(job.time_limit),
                      SHUTTING_DOWN)
     publisher.start()
-    result: dict[str, Any] = {"rows": [], "node_costs": [], "settings": config.model_dump()}
+    result: dict[str, Any] = {"kind": "benchmark", "rows": [], "node_costs": [],
+                              "settings": config.model_dump()}
     error = ""
     ended = False
     try:
