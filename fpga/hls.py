@@ -212,11 +212,11 @@ def save_model(own: Path, graph: CheckedGraph, settings: FpgaSettings,
     from safetensors.torch import save_file
 
     from compute.engine import compile_graph
+    from compute.engine.training import unshared
 
     if state_dict is None:
         state_dict = compile_graph(graph, seed=settings.seed).state_dict()
-    save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
-              str(own / "weights.safetensors"))
+    save_file(unshared(state_dict), str(own / "weights.safetensors"))
     (own / "graph.json").write_text(json.dumps(dict(graph.document)))
     (own / "settings.json").write_text(settings.model_dump_json())
 

@@ -111,7 +111,9 @@ def report_components() -> dict[str, Any]:
             "activation_bytes": {"type": "integer"},
             "times": {"type": "integer", "description": "Repeat only: how many copies."},
             "body": ref("NestedReport"),
-        }, optional=("times", "body"), description="One node of the report. A Repeat's "
+            "tied_to": {"type": "string", "description": "A Linear whose weight is this "
+                        "Embedding's table (tie_to): the table is counted on the Embedding."},
+        }, optional=("times", "body", "tied_to"), description="One node of the report. A Repeat's "
             "params, FLOPs and activations count all its copies; `times` and `body` come "
             "with every Repeat whose nested graph was analysed."),
         "NestedReport": object_schema(

@@ -34,6 +34,7 @@ from torch import nn
 
 from .build import DTYPES, Analysis, CheckedGraph, analyze
 from .export import example_inputs, export_onnx
+from .graph import NO_MODULE
 from .limits import Limits
 from .settings import RunSettings, basic, refuse
 from .training import pick_device
@@ -420,11 +421,11 @@ class _NodeSlot:
 
 def _slots(analysis: Analysis, graph: Any, prefix: str = "",
            parent: str | None = None) -> list[_NodeSlot]:
-    """Every node that runs (not Input and Output), as modules are named: Repeat copies are
+    """Every node that runs (not Input, Output nor Init), as modules are named: Repeat copies are
     `<repeat>.<copy>.<inner>`, nested Repeats alike."""
     found = []
     for node in graph.nodes:
-        if node.type in ("Input", "Output"):
+        if node.type in NO_MODULE:
             continue
         result = analysis.nodes[node.id]
         path = prefix + node.id

@@ -22,6 +22,7 @@ import torch.fx
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import layers
 from .blocks import Block, Ctor, Incoming, Refusal, TensorSpec
 from .errors import GraphError, Problem
 from .graph import Endpoint, Graph, Node
@@ -55,6 +56,25 @@ class NodeResult:
     ctor: Ctor | None = None
     times: int | None = None  # Repeat: how many copies
     body: Analysis | None = None  # Repeat: the analysis of one copy
+    init: InitSpec | None = None  # how its weights start, where not PyTorch's default
+    tied_to: str | None = None  # a Linear: the Embedding whose table is its weight
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """The arguments of `layers.init_weights` for one module: its matrices start from
+    N(0, std²), those of the submodules named in `residual` ("" for the module itself)
+    from N(0, residual_std²), its biases at 0."""
+
+    std: float
+    residual_std: float | None = None
+    residual: tuple[str, ...] = ()
+
+    def kwargs(self) -> dict[str, object]:
+        given: dict[str, object] = {"std": self.std}
+        if self.residual:
+            given |= {"residual_std": self.residual_std, "residual": self.residual}
+        return given
 
 
 @dataclass
@@ -121,6 +141,7 @@ def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
     counter = FlopCounterMode(display=False) if flops else None
     with torch.no_grad(), counter if counter is not None else contextlib.nullcontext():
         analysis = _analyze(graph, budget, counter, feed=None)
+    plan_init(graph, analysis)
     if analysis.activation_bytes > limits.max_activation_bytes:
         analysis.problems.append(Problem(
             f"one sample's forward pass keeps about {human_bytes(analysis.activation_bytes)} of "
@@ -156,7 +177,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
             if node.type == "Input":
                 spec = _input_spec(node, feed)
                 result.flops = 0 if counter is not None else None
-            elif node.type == "Output":
+            elif node.type in ("Output", "Init"):
                 result.flops = 0 if counter is not None else None
                 continue
             elif node.type == "Repeat":
@@ -183,6 +204,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         if node.type != "Repeat":
             result.activation_bytes = spec.numel * DTYPES[spec.dtype].itemsize
 
+    _tie_weights(graph, results, problems)
     analysis = Analysis(results, problems, _unused_warnings(graph))
     for r in results.values():
         analysis.params += r.params
@@ -319,8 +341,128 @@ def _unused_warnings(graph: Graph) -> list[Problem]:
     used = {src.node for ports in graph.incoming.values() for src in ports.values()}
     return [
         Problem(f"the output of {n.id} is not used: wire it onward or delete the node", n.id)
-        for n in graph.nodes if n.type != "Output" and n.id not in used
+        for n in graph.nodes if n.type not in ("Output", "Init") and n.id not in used
     ]
+
+
+# Weight tying and initialization: facts about a node that depend on other nodes.
+
+
+def _tie_weights(graph: Graph, results: dict[str, NodeResult],
+                 problems: list[Problem]) -> None:
+    """Check every Linear's `tie_to` against the Embedding it names, in the same graph, and
+    count the shared table once: it is the Embedding's."""
+    for node in graph.nodes:
+        target = getattr(node.params, "tie_to", None) if node.type == "Linear" else None
+        result = results[node.id]
+        if target is None or result.status != "ok" or result.ctor is None:
+            continue
+        other = next((n for n in graph.nodes if n.id == target), None)
+        if other is None or other.type != "Embedding":
+            what = "no node" if other is None else f"a {other.type}"
+            problems.append(Problem(
+                f"tie_to names {target!r}, but that is {what} in this graph: name an "
+                "Embedding of the same graph, whose table this Linear's weight becomes",
+                node.id, "tie_to"))
+            result.status = "error"
+            continue
+        embedded = results[target]
+        if embedded.ctor is None:
+            continue  # the Embedding has its own problem, reported on it
+        vocabulary, width = embedded.ctor.args[:2]
+        in_features, out_features = result.ctor.args[:2]
+        if (in_features, out_features) != (width, vocabulary):
+            problems.append(Problem(
+                f"a weight tied to {target} must be [{vocabulary}, {width}] (its "
+                f"num_embeddings × embedding_dim), but this Linear's is [{out_features}, "
+                f"{in_features}]: set out_features to {vocabulary} and feed it vectors of "
+                f"width {width}", node.id, "tie_to"))
+            result.status = "error"
+            continue
+        result.tied_to = target
+        result.params -= vocabulary * width
+        result.trainable_params -= vocabulary * width
+
+
+GPT2_STD = 0.02
+
+
+def plan_init(graph: Graph, analysis: Analysis) -> None:
+    """Decide how each module's weights start (`NodeResult.init`), from its `init` parameter
+    and the graph's Init node. The GPT-2 scheme gives the projections that write into the
+    residual stream std/√N, N counting them over the whole model, Repeat copies included."""
+    default = next((n.params for n in graph.nodes if n.type == "Init" and n.params), None)
+    residual_count = _count_residual(graph, analysis)
+
+    def visit(g: Graph, a: Analysis) -> None:
+        for node in g.nodes:
+            result = a.nodes.get(node.id)
+            if result is None:
+                continue
+            if result.body is not None and node.graph is not None:
+                visit(node.graph, result.body)
+                continue
+            scheme = getattr(node.params, "init", None)
+            if result.ctor is None or scheme is None:
+                continue
+            std = node.params.init_std  # type: ignore[union-attr]
+            if scheme == "graph":
+                if default is None:
+                    continue
+                scheme, std = default.scheme, default.std  # type: ignore[attr-defined]
+            if scheme == "pytorch":
+                continue
+            if scheme == "normal":
+                result.init = InitSpec(std)
+                continue
+            residual = _residual_parts(node, g, result)
+            result.init = InitSpec(std, std / max(residual_count, 1) ** 0.5 if residual else None,
+                                   residual)
+
+    visit(graph, analysis)
+
+
+def _residual_parts(node: Node, graph: Graph, result: NodeResult) -> tuple[str, ...]:
+    """The submodules of this node's module that write into the residual stream: those its
+    module class names, or the module itself for a Linear whose result an Add takes
+    (through Dropouts)."""
+    assert result.ctor is not None
+    named = getattr(result.ctor.cls, "residual_projections", ())
+    if named:
+        return tuple(named)
+    if node.type == "Linear" and _feeds_add(node.id, graph):
+        return ("",)
+    return ()
+
+
+def _feeds_add(node_id: str, graph: Graph) -> bool:
+    consumers: dict[str, list[str]] = {}
+    for edge in graph.edges:
+        consumers.setdefault(edge.src.node, []).append(edge.dst.node)
+    todo, seen = [node_id], set()
+    while todo:
+        current = todo.pop()
+        for dst in consumers.get(current, []):
+            kind = graph.node(dst).type
+            if kind == "Add":
+                return True
+            if kind == "Dropout" and dst not in seen:
+                seen.add(dst)
+                todo.append(dst)
+    return False
+
+
+def _count_residual(graph: Graph, analysis: Analysis) -> int:
+    count = 0
+    for node in graph.nodes:
+        result = analysis.nodes.get(node.id)
+        if result is None:
+            continue
+        if result.body is not None and node.graph is not None:
+            count += (result.times or 1) * _count_residual(node.graph, result.body)
+        elif result.ctor is not None:
+            count += len(_residual_parts(node, graph, result))
+    return count
 
 
 def _first_line(exc: BaseException) -> str:
@@ -360,7 +502,7 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
         if node.type == "Input":
             env[Endpoint(node.id, "out")] = fx_graph.placeholder(node.id)
             continue
-        if node.type == "Output":
+        if node.type in ("Output", "Init"):
             continue
         result = analysis.nodes[node.id]
         module: nn.Module
@@ -374,10 +516,16 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
             assert result.ctor is not None, node.id
             with torch.device(device):
                 module = result.ctor.build()
+                if result.init is not None:
+                    layers.init_weights(module, **result.init.kwargs())  # type: ignore[arg-type]
         root.add_module(node.id, module)
         wired = incoming_of[node.id]
         args = tuple(env[wired[port]] for port in node.block.inputs)
         env[Endpoint(node.id, node.block.outputs[0])] = fx_graph.call_module(node.id, args)
+    for node in graph.nodes:
+        tied = analysis.nodes[node.id].tied_to
+        if tied is not None:
+            root.get_submodule(node.id).weight = root.get_submodule(tied).weight
     outputs = graph.outputs
     if len(outputs) == 1:
         fx_graph.output(env[incoming_of[outputs[0].id]["in"]])

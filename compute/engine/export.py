@@ -22,6 +22,7 @@ import torch.fx
 from torch import nn
 
 from . import layers
+from .blocks.base import literal
 from .build import DTYPES, Analysis, class_name
 from .graph import Graph
 
@@ -98,6 +99,8 @@ def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
         "",
     ]
     parts = ["\n".join(header)]
+    if writer.uses_init:
+        parts.append(inspect.getsource(layers.init_weights))
     parts += [inspect.getsource(cls) for cls in used]
     parts += writer.classes
     return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
@@ -133,7 +136,7 @@ def _comment(text: str) -> str:
 # Names the generated module binds at its top level, which a class named after the graph or
 # a Repeat (`f` -> `F`, `none` -> `None`) must not take.
 _TAKEN_NAMES = (
-    {name for name, obj in vars(layers).items() if isinstance(obj, type)}
+    {name for name, obj in vars(layers).items() if isinstance(obj, type)} | {"init_weights"}
     | {"math", "torch", "F", "nn"} | set(keyword.kwlist) | set(dir(builtins)))
 
 
@@ -141,6 +144,7 @@ class _SourceWriter:
     def __init__(self) -> None:
         self.classes: list[str] = []
         self.layer_classes: set[type[nn.Module]] = set()
+        self.uses_init = False
         self.names = set(_TAKEN_NAMES)
 
     def _unique(self, name: str) -> str:
@@ -161,7 +165,7 @@ class _SourceWriter:
                 spec = result.outputs["out"]
                 body.append(_comment(f"# {node.id}: {spec.describe()}"))
                 continue
-            if node.type == "Output":
+            if node.type in ("Output", "Init"):
                 continue
             if node.type == "Repeat":
                 assert node.graph is not None and result.body is not None
@@ -173,10 +177,17 @@ class _SourceWriter:
                 if result.ctor.cls.__module__ == layers.__name__:
                     self.layer_classes.add(result.ctor.cls)
                 init.append(f"self.{node.id} = {result.ctor.source()}")
+                if result.init is not None:
+                    self.uses_init = True
+                    given = ", ".join(f"{k}={literal(v)}" for k, v in result.init.kwargs().items())
+                    init.append(f"init_weights(self.{node.id}, {given})")
             args = ", ".join(incoming[node.id][port].node for port in node.block.inputs)
             shape = result.outputs["out"]
             comment = shape.text() if shape.dtype == "float32" else shape.describe()
             body.append(f"{node.id} = self.{node.id}({args})  " + _comment(f"# {comment}"))
+        init += [f"self.{node.id}.weight = self.{result.tied_to}.weight  # tied"
+                 for node in graph.nodes
+                 if (result := analysis.nodes[node.id]).tied_to is not None]
         outputs = graph.outputs
         if len(outputs) == 1:
             body.append(f"return {incoming[outputs[0].id]['in'].node}")

@@ -48,6 +48,10 @@ RESERVED_IDS = frozenset(keyword.kwlist) | {"self"} | frozenset(
     dir(torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())))
 
 
+# Node types that build no module: where data enters and leaves, and the graph's settings.
+NO_MODULE = frozenset({"Input", "Output", "Init"})
+
+
 @dataclass(frozen=True)
 class Endpoint:
     node: str
@@ -282,7 +286,7 @@ def module_count(graph: Graph) -> int:
 
 
 def _modules_of(node: Node) -> int:
-    if node.type in ("Input", "Output"):
+    if node.type in NO_MODULE:
         return 0
     if node.graph is None:
         return 1
@@ -362,6 +366,15 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
 
     inputs = [n for n in nodes.values() if n.type == "Input"]
     outputs = [n for n in nodes.values() if n.type == "Output"]
+    inits = [n for n in nodes.values() if n.type == "Init"]
+    if not top and inits:
+        problems.append(Problem(
+            "an Init node sets how the whole model's weights start: put it on the top-level "
+            "canvas, not inside a Repeat", inits[0].id))
+    elif len(inits) > 1:
+        problems.append(Problem(
+            f"the graph has {len(inits)} Init nodes ({', '.join(n.id for n in inits)}); "
+            "keep one", inits[1].id))
     if top:
         if not inputs:
             problems.append(Problem("the graph has no Input: add one for the data to enter"))
@@ -489,7 +502,7 @@ _PARAM_MESSAGES = {
 
 
 def _param_problems(block: Block, node_id: str, exc: ValidationError) -> list[Problem]:
-    fields = list(block.Params.model_fields)
+    fields = sorted(block.Params.model_fields, key=lambda f: f.startswith("init"))  # own first
     found: dict[str, Problem] = {}
     for err in exc.errors():
         loc = err.get("loc", ())

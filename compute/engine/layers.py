@@ -11,6 +11,22 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def init_weights(module: nn.Module, std: float, residual_std: float | None = None,
+                 residual: tuple[str, ...] = ()) -> None:
+    """Start a module's weights afresh: every matrix (a parameter of two or more dimensions)
+    from N(0, std²), those of the submodules named in `residual` ("" is the module itself)
+    from N(0, residual_std²), and every bias at 0. Other vectors (a norm's scale) keep
+    their value."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            owner, _, leaf = name.rpartition(".")
+            if p.dim() >= 2:
+                use = residual_std if residual_std is not None and owner in residual else std
+                nn.init.normal_(p, mean=0.0, std=use)
+            elif leaf == "bias":
+                nn.init.zeros_(p)
+
+
 class Reshape(nn.Module):
     """Reshapes every sample, keeping the batch dimension."""
 
@@ -90,6 +106,8 @@ class MultiHeadAttention(nn.Module):
     Set `capture_attention = True` to keep the last attention weights, (B, heads, T, T),
     in `last_attention` (computed explicitly then, so it is slower).
     """
+
+    residual_projections = ("proj",)  # what writes into the residual stream (GPT-2 init)
 
     def __init__(
         self,

@@ -42,6 +42,8 @@ def _node(r: NodeResult) -> dict[str, Any]:
         "flops": r.flops,
         "activation_bytes": r.activation_bytes,
     }
+    if r.tied_to is not None:
+        entry["tied_to"] = r.tied_to
     if r.body is not None:
         entry["times"] = r.times
         entry["body"] = {"nodes": _nodes(r.body), "totals": _totals(r.body)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -394,8 +395,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
                     step: int, config: TrainConfig) -> Path:
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in
-               model.state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in unshared(model.state_dict()).items()}
     state = optimizer.state_dict()
     for index, slots in state["state"].items():
         for key, value in slots.items():
@@ -552,9 +552,23 @@ def save_weights(model: nn.Module, path: Path) -> Path:
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(path))
+    save_file(unshared(model.state_dict()), str(path))
     return path
+
+
+def unshared(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict as safetensors can store it: on the CPU, contiguous, and no two names
+    sharing memory. A tied weight (a Linear's `tie_to`) is one tensor under two names: each
+    name gets its own copy, and loading into the model ties them again."""
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, value in state.items():
+        value = value.detach().contiguous().cpu()
+        if value.data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.data_ptr())
+        tensors[name] = value
+    return tensors
 
 
 def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,

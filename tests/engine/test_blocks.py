@@ -40,6 +40,7 @@ def f32(*shape: int) -> tuple[list[int], str]:
 CASES = [
     Case("Input", {}, {}, [5, 7]),
     Case("Output", {}, {}, [5, 7]),
+    Case("Init", {"scheme": "normal", "std": 0.1}, {}, [5, 7]),
     Case("Linear", {"out_features": 32}, {"in": f32(10, 16)}, [10, 32],
          lambda: nn.Linear(16, 32)),
     Case("Linear", {"out_features": 3, "bias": False}, {"in": f32(16)}, [3],
@@ -103,6 +104,10 @@ def case_graph(case: Case) -> dict[str, Any]:
     """The block alone between Inputs (`x_PORT`, one per port) and an Output `y`."""
     if case.type in ("Input", "Output"):
         return chain(case.out_shape)
+    if case.type == "Init":  # no ports: it stands beside the graph it sets
+        doc = chain(case.out_shape)
+        doc["nodes"].append(node("init", "Init", **case.params))
+        return doc
     inputs = [input_node(f"x_{port}", shape, dtype)
               for port, (shape, dtype) in case.inputs.items()]
     if case.type == "Repeat":

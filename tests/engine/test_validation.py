@@ -106,7 +106,7 @@ def test_unknown_and_wrongly_typed_parameters_are_named() -> None:
     assert problems[("h", "out_features")] == 'out_features must be a whole number, got "8"'
     assert problems[("h", "bias")] == "bias must be true or false, got 1"
     assert problems[("h", "width")] == (
-        "Linear has no parameter 'width'; it takes out_features, bias")
+        "Linear has no parameter 'width'; it takes out_features, bias, tie_to, init, init_std")
 
 
 def test_out_of_range_and_enum_parameters_say_what_is_allowed() -> None:

@@ -10,10 +10,11 @@ from typing import Any
 
 from .activation import GELU, Dropout, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .attention import MultiHeadAttention
-from .base import Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec
+from .base import INIT_SCHEMES, Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec, WeightInit
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dense import Linear
 from .embedding import Embedding, PositionalEmbedding
+from .init import Init
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
@@ -50,6 +51,7 @@ _BLOCKS: tuple[Block, ...] = (
     Multiply(),
     Concat(),
     Repeat(),
+    Init(),
 )
 
 REGISTRY: dict[str, Block] = {block.type: block for block in _BLOCKS}
@@ -76,6 +78,7 @@ def catalog() -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "INIT_SCHEMES",
     "REGISTRY",
     "Block",
     "BlockParams",
@@ -83,6 +86,7 @@ __all__ = [
     "Incoming",
     "Refusal",
     "TensorSpec",
+    "WeightInit",
     "catalog",
     "get_block",
     "unknown_type_message",

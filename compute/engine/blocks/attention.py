@@ -9,20 +9,20 @@ from .. import layers
 from .base import (
     SEQUENCE_FIX,
     Block,
-    BlockParams,
     Bool,
     Ctor,
     Float,
     Incoming,
     Int,
     Refusal,
+    WeightInit,
     need_float,
     need_rank,
     sole,
 )
 
 
-class MultiHeadAttentionParams(BlockParams):
+class MultiHeadAttentionParams(WeightInit):
     num_heads: Annotated[Int, Field(ge=1)] = Field(
         default=4, description="Number of heads; must divide the width D."
     )

@@ -14,9 +14,9 @@ import builtins
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AllowInfNan, BaseModel, ConfigDict, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
 from pydantic_core import to_jsonable_python
 from torch import nn
 
@@ -100,12 +100,12 @@ class Ctor:
         """The call as Python source, for a file where `nn` is `torch.nn` and our layers are
         defined at top level: `nn.Linear(64, 128, bias=True)`."""
         prefix = "nn." if self.cls.__module__.startswith("torch.nn") else ""
-        parts = [_literal(a) for a in self.args]
-        parts += [f"{k}={_literal(v)}" for k, v in self.kwargs.items()]
+        parts = [literal(a) for a in self.args]
+        parts += [f"{k}={literal(v)}" for k, v in self.kwargs.items()]
         return f"{prefix}{self.cls.__name__}({', '.join(parts)})"
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     """A recipe's argument as source. `repr` writes plain values as literals that read back
     the same (a string's quotes, backslashes and line breaks escaped); another object's
     `repr` could be any text, and a non-finite float's is a name (`inf`): both are refused."""
@@ -130,6 +130,26 @@ class BlockParams(BaseModel):
 
 class NoParams(BlockParams):
     pass
+
+
+INIT_SCHEMES = ("pytorch", "normal", "gpt2")
+
+
+class WeightInit(BlockParams):
+    """The two parameters every block with learned matrices takes: how they start.
+
+    The builder applies them (`compute.engine.build.plan_init`): a block's own `construct`
+    never sees them, since the GPT-2 scheme depends on the whole graph.
+    """
+
+    init: Literal["graph", "pytorch", "normal", "gpt2"] = Field(
+        default="graph",
+        description="How the weights start: graph = the graph's Init node (PyTorch's own "
+        "when there is none); pytorch = PyTorch's default for this layer; normal = matrices "
+        "from N(0, init_std²), biases 0; gpt2 = normal with std 0.02, and std "
+        "0.02/√(2·layers) for the projections that write into the residual stream.")
+    init_std: Annotated[Float, Field(gt=0, le=10)] = Field(
+        default=0.02, description="Standard deviation of the normal scheme.")
 
 
 class Block:
@@ -173,7 +193,7 @@ class Block:
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
             "holds_graph": self.holds_graph,
-            "params_schema": self.Params.model_json_schema(),
+            "params_schema": _init_last(self.Params.model_json_schema()),
             "id_stem": self.id_stem or self.type.lower(),
             "defaults": self.defaults(),
         }
@@ -182,6 +202,16 @@ class Block:
         """The value each parameter takes where a node leaves it out, as JSON."""
         return {name: to_jsonable_python(info.get_default(call_default_factory=True))
                 for name, info in self.Params.model_fields.items() if not info.is_required()}
+
+
+def _init_last(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with `init` and `init_std` listed last: the editor's form shows fields in
+    this order, and a block's own parameters come first."""
+    props = schema.get("properties")
+    if isinstance(props, dict) and "init" in props:
+        schema["properties"] = {**{k: v for k, v in props.items() if not k.startswith("init")},
+                                **{k: v for k, v in props.items() if k.startswith("init")}}
+    return schema
 
 
 # Checks shared by many blocks. Each raises a Refusal phrased for the user.

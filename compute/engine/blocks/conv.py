@@ -14,6 +14,7 @@ from .base import (
     Incoming,
     Int,
     Refusal,
+    WeightInit,
     need_float,
     need_rank,
     sole,
@@ -25,7 +26,7 @@ Pair = tuple[Pos, Pos]
 PadPair = tuple[NonNeg, NonNeg]
 
 
-class Conv1dParams(BlockParams):
+class Conv1dParams(WeightInit):
     out_channels: Pos = Field(default=16, description="Number of filters, i.e. output channels.")
     kernel_size: Pos = Field(default=3, description="Length of each filter.")
     stride: Pos = Field(default=1, description="Step between filter positions.")
@@ -36,7 +37,7 @@ class Conv1dParams(BlockParams):
     bias: Bool = Field(default=True, description="Learn one bias per output channel.")
 
 
-class Conv2dParams(BlockParams):
+class Conv2dParams(WeightInit):
     out_channels: Pos = Field(default=16, description="Number of filters, i.e. output channels.")
     kernel_size: Pos | Pair = Field(default=3, description="Filter size: k or [kh, kw].")
     stride: Pos | Pair = Field(default=1, description="Step between filter positions.")

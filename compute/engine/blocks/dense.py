@@ -3,17 +3,22 @@
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, Strict
 from torch import nn
 
-from .base import Block, BlockParams, Bool, Ctor, Incoming, Int, need_float, need_rank, sole
+from .base import Block, Bool, Ctor, Incoming, Int, WeightInit, need_float, need_rank, sole
 
 
-class LinearParams(BlockParams):
+class LinearParams(WeightInit):
     out_features: Annotated[Int, Field(ge=1)] = Field(
         default=64, description="Size of each output vector."
     )
     bias: Bool = Field(default=True, description="Learn an additive bias b.")
+    tie_to: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] | None = (
+        Field(default=None, description="The id of an Embedding in this graph whose table "
+              "becomes this layer's weight (weight tying, as GPT-2's output head does): "
+              "out_features must be its num_embeddings and the input its embedding_dim. The "
+              "shared table is counted once."))
 
 
 class Linear(Block):
@@ -30,6 +35,11 @@ Parameters: `in·out` weights plus `out` biases. Cost: about `2·in·out` FLOPs 
 Use it to change the width of a representation, as the hidden layers of an MLP, or as the
 final layer that turns features into class scores (logits). Stacking Linears without an
 activation between them is still one linear map: put a `ReLU` or `GELU` between.
+
+**Weight tying**: set `tie_to` to an `Embedding`'s id and this layer reads out with the
+embedding's own table (`W = E`, shape `[vocabulary, width]`): a language model's head then
+scores each next token by how well the final vector matches that token's embedding. It
+saves `vocabulary·width` parameters, and the shared table is counted once.
 """
     Params = LinearParams
 

@@ -10,11 +10,11 @@ from .. import layers
 from .base import (
     SEQUENCE_FIX,
     Block,
-    BlockParams,
     Ctor,
     Incoming,
     Int,
     Refusal,
+    WeightInit,
     need_float,
     need_rank,
     sole,
@@ -23,7 +23,7 @@ from .base import (
 Pos = Annotated[Int, Field(ge=1)]
 
 
-class EmbeddingParams(BlockParams):
+class EmbeddingParams(WeightInit):
     num_embeddings: Pos = Field(default=256, description="Vocabulary size: ids run 0..n−1.")
     embedding_dim: Pos = Field(default=64, description="Length of each id's vector.")
 
@@ -53,7 +53,7 @@ It is how language models start: the vocabulary size is `num_embeddings`, the mo
         return Ctor(nn.Embedding, (params.num_embeddings, params.embedding_dim))
 
 
-class PositionalEmbeddingParams(BlockParams):
+class PositionalEmbeddingParams(WeightInit):
     max_len: Pos = Field(default=256, description="Longest sequence the table covers.")
 
 

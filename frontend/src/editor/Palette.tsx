@@ -11,7 +11,7 @@ import { matchBlocks } from "./QuickAdd";
 import { visibleCentre } from "./view";
 
 const ORDER = ["Inputs & outputs", "Layers", "Convolution", "Pooling", "Normalization", "Activations",
-  "Attention", "Embeddings", "Merge", "Shape", "Regularization", "Structure"];
+  "Attention", "Embeddings", "Merge", "Shape", "Regularization", "Structure", "Model settings"];
 
 export function Palette() {
   const blocks = useEditor((s) => s.blocks);

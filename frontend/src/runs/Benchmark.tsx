@@ -71,10 +71,13 @@ const KIND_FORMS = {
 
 export type FormKind = keyof typeof KIND_FORMS;
 
-/** The top-level nodes of the graph a setting may name (not its Input and Output). */
+/** Node types that build no module, so no setting names them. */
+const NO_MODULE = new Set(["Input", "Output", "Init"]);
+
+/** The top-level nodes of the graph a setting may name (not its Input, Output nor Init). */
 function useNodeIds(): string[] {
   const nodes = useEditor((s) => s.doc.nodes);
-  return useMemo(() => nodes.filter((n) => n.type !== "Input" && n.type !== "Output").map((n) => n.id), [nodes]);
+  return useMemo(() => nodes.filter((n) => !NO_MODULE.has(n.type)).map((n) => n.id), [nodes]);
 }
 
 /**
