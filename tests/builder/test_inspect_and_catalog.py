@@ -105,7 +105,8 @@ def test_blocks_serves_each_blocks_id_stem_and_defaults(anon, db):
     assert by_type["MultiHeadAttention"]["id_stem"] == "attn"
     assert by_type["Linear"]["id_stem"] == "linear"
     assert by_type["Repeat"]["defaults"] == {"times": 2}
-    assert by_type["Linear"]["defaults"] == {"out_features": 64, "bias": True}
+    assert by_type["Linear"]["defaults"] == {"out_features": 64, "bias": True, "tie_to": None,
+                                             "init": "graph", "init_std": 0.02}
     assert by_type["ReLU"]["defaults"] == {}
 
 

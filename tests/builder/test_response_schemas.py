@@ -42,7 +42,7 @@ def test_the_responses_the_editor_reads_refer_to_named_components(openapi):
     assert report["properties"]["nodes"]["additionalProperties"] == ref("NodeReport")
     assert report["properties"]["name"]["nullable"] is True
     node = schemas["NodeReport"]
-    assert set(node["properties"]) - set(node["required"]) == {"times", "body"}
+    assert set(node["properties"]) - set(node["required"]) == {"times", "body", "tied_to"}
     assert node["properties"]["body"] == ref("NestedReport")
     assert node["properties"]["status"]["enum"] == ["ok", "error", "skipped"]
     assert node["properties"]["flops"]["nullable"] is True
