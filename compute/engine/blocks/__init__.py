@@ -18,7 +18,7 @@ from .io import Input, Output
 from .merge import Add, Concat, Multiply
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .repeat import Repeat
-from .shape import Flatten, Mean, Reshape
+from .shape import Flatten, Mean, Reshape, Split
 
 _BLOCKS: tuple[Block, ...] = (
     Input(),
@@ -43,6 +43,7 @@ _BLOCKS: tuple[Block, ...] = (
     Flatten(),
     Reshape(),
     Mean(),
+    Split(),
     Embedding(),
     PositionalEmbedding(),
     MultiHeadAttention(),
