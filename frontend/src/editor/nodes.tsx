@@ -9,6 +9,7 @@ import { memo } from "react";
 import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
 import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
+import { outputPorts } from "../graph/ops";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -108,7 +109,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       <ErrorLine data={data} />
       {!hasError && <WarningLine warnings={warnings} />}
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
-      <Ports names={block?.outputs ?? []} type="source" vertical={data.vertical} />
+      <Ports names={outputPorts(node, block)} type="source" vertical={data.vertical} />
     </div>
   );
 });
