@@ -23,8 +23,7 @@ from typing import Any
 import torch.fx
 from pydantic import ValidationError
 
-from .blocks import Block, BlockParams, get_block, unknown_type_message
-from .blocks.base import NAME_PATTERN
+from .blocks import NAME_PATTERN, Block, BlockParams, get_block, unknown_type_message
 from .errors import Problem
 from .limits import Limits
 

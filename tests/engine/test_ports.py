@@ -19,6 +19,7 @@ from compute.engine import (
     inspect_graph,
     load_graph,
 )
+from compute.engine.benchmark import BenchmarkSettings, run_benchmark
 from compute.engine.build import value_names
 from compute.engine.export import compiled_info, pytorch_source
 
@@ -227,3 +228,13 @@ def test_catalog_says_split_ports_come_from_names() -> None:
     assert entry["outputs_from"] == "names"
     assert entry["defaults"]["names"] == ["a", "b"]
     assert all(b["outputs_from"] is None for b in catalog() if b["type"] != "Split")
+
+
+def test_benchmark_times_a_split_and_its_onnx_agrees_with_eager() -> None:
+    settings = BenchmarkSettings(batch_sizes=[2], backends=["eager", "onnxruntime"], warmup=1,
+                                 repeats=2, device="cpu")
+    result = run_benchmark(load_graph(qkv_graph()), settings)
+    assert [(r["backend"], r["error"], r["within_tolerance"]) for r in result.rows] == [
+        ("eager", "", True), ("onnxruntime", "", True)]
+    (costs,) = result.node_costs
+    assert [n["node"] for n in costs["nodes"]] == ["proj", "qkv_split", "mix", "add"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from .activation import GELU, Dropout, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .attention import MultiHeadAttention
-from .base import Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec
+from .base import NAME_PATTERN, Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dense import Linear
 from .embedding import Embedding, PositionalEmbedding
@@ -77,6 +77,7 @@ def catalog() -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "NAME_PATTERN",
     "REGISTRY",
     "Block",
     "BlockParams",

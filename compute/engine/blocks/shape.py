@@ -176,8 +176,8 @@ parts, one per entry of `names`, and each part leaves by its own output port of 
 With `names [q, k, v]` and no `sizes`, a fused projection `[B, T, 3·D]` becomes three
 `[B, T, D]` tensors: queries, keys and values, as attention makes them. Without `sizes` the
 parts are equal (the dimension must divide by their number); with `sizes`, part *i* is
-`sizes[i]` wide and the sizes add up to the dimension. No parameters: the parts are views
-of the input, `torch.split`.
+`sizes[i]` wide and the sizes add up to the dimension. An edge from a Split names its port
+(`qkv.q`). No parameters: the parts are views of the input, as `torch.split` gives them.
 """
     Params = SplitParams
     outputs = SplitParams.model_fields["names"].default
