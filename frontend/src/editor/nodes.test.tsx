@@ -1,4 +1,5 @@
 import { ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import { act } from "react";
 import { afterEach, describe, expect, it } from "vitest";
 
 import type { GraphDocument } from "../api/types";
@@ -27,20 +28,28 @@ afterEach(() => {
   shown = null;
 });
 
-async function handlesOf(doc: GraphDocument, id: string): Promise<string[]> {
+function canvas(doc: GraphDocument) {
   const graph = graphAt(doc, []);
   const nodes = deriveNodes(graph, [], CATALOG, {}, new Map(), new Set(), false, new Map());
   const edges = deriveEdges(graph, CATALOG, {}, new Set(), new Map());
-  shown?.unmount();
-  shown = await render(
+  return (
     <div style={{ width: 800, height: 600 }}>
       <ReactFlowProvider>
         <ReactFlow nodes={nodes} edges={edges} nodeTypes={nodeTypes} />
       </ReactFlowProvider>
-    </div>,
+    </div>
   );
-  const node = shown.container.querySelector(`[data-node="${id}"]`);
+}
+
+function handlesIn(container: HTMLElement, id: string): string[] {
+  const node = container.querySelector(`[data-node="${id}"]`);
   return [...(node?.querySelectorAll(".react-flow__handle.source") ?? [])].map((h) => h.getAttribute("data-handleid") ?? "");
+}
+
+async function handlesOf(doc: GraphDocument, id: string): Promise<string[]> {
+  shown?.unmount();
+  shown = await render(canvas(doc));
+  return handlesIn(shown.container, id);
 }
 
 describe("a Split on the canvas", () => {
@@ -50,8 +59,10 @@ describe("a Split on the canvas", () => {
   });
 
   it("redraws its handles when names changes", async () => {
+    expect(await handlesOf(splitDoc(), "split1")).toEqual(["a", "b"]);
     const doc = setParam(splitDoc(), [], "split1", "names", ["q", "k", "v"], CATALOG);
-    expect(await handlesOf(doc, "split1")).toEqual(["q", "k", "v"]);
+    await act(async () => shown!.root.render(canvas(doc)));
+    expect(handlesIn(shown!.container, "split1")).toEqual(["q", "k", "v"]);
   });
 
   it("keeps a single handle on a block of one output", async () => {

@@ -3,8 +3,8 @@
 // With the overlay on, a block is tinted by its share of the forward time (a benchmark) or
 // its fixed-point error (an FPGA run); a run form's warning of it (an FPGA run computes it
 // approximately) shows under it like an error, in the warning colour.
-import { Handle, type NodeProps, Position } from "@xyflow/react";
-import { memo } from "react";
+import { Handle, type NodeProps, Position, useUpdateNodeInternals } from "@xyflow/react";
+import { memo, useEffect } from "react";
 
 import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
@@ -87,8 +87,17 @@ function WarningLine({ warnings }: { warnings: Problem[] }) {
   );
 }
 
-export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<BlockNodeType>) {
+export const BlockNode = memo(function BlockNode({ id, data, selected }: NodeProps<BlockNodeType>) {
   const { node, block, report } = data;
+  const outputs = outputPorts(node, block);
+  // React Flow measures handles when a node mounts or resizes; ports that follow a
+  // parameter (a Split's names) change without either, so it is told to measure again.
+  const updateInternals = useUpdateNodeInternals();
+  const outputKey = outputs.join(",");
+  const dynamic = !!block?.outputs_from;
+  useEffect(() => {
+    if (dynamic) updateInternals(id);
+  }, [dynamic, outputKey, id, updateInternals]);
   const heat = useNodeOverlay(node.id);
   const warnings = useNodeWarnings(node.id);
   const status = report?.status;
@@ -109,7 +118,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       <ErrorLine data={data} />
       {!hasError && <WarningLine warnings={warnings} />}
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
-      <Ports names={outputPorts(node, block)} type="source" vertical={data.vertical} />
+      <Ports names={outputs} type="source" vertical={data.vertical} />
     </div>
   );
 });
