@@ -352,6 +352,8 @@ def _unused_warnings(graph: Graph) -> list[Problem]:
             warnings.append(Problem(
                 f"the output of {n.id} is not used: wire it onward or delete the node", n.id))
             continue
+        if n.params is None:
+            continue  # its ports are not known: its parameters are wrong (a problem already)
         ports = n.block.output_ports(n.params)
         idle = [p for p in ports if len(ports) > 1 and Endpoint(n.id, p) not in used]
         if idle:

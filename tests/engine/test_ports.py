@@ -141,6 +141,7 @@ def test_ports_of_a_split_with_bad_names_still_count_as_wired() -> None:
     doc = qkv_graph(names=["q", "k", "k"])
     report = inspect_graph(doc)
     assert [(n, f) for n, f, _ in problems_of(report)] == [("qkv_split", "names")]
+    assert report["warnings"] == []  # nor are the defaults' ports a and b said to be idle
 
 
 def test_value_names_never_take_another_nodes_id() -> None:
@@ -238,3 +239,13 @@ def test_benchmark_times_a_split_and_its_onnx_agrees_with_eager() -> None:
         ("eager", "", True), ("onnxruntime", "", True)]
     (costs,) = result.node_costs
     assert [n["node"] for n in costs["nodes"]] == ["proj", "qkv_split", "mix", "add"]
+
+
+def test_gradients_reach_the_projection_through_every_port() -> None:
+    model = compile_graph(load_graph(qkv_graph()), seed=0)
+    model(torch.randn(2, 4, 8)).sum().backward()
+    grad = model.proj.weight.grad
+    assert grad is not None
+    # rows 0..7 make q, 8..15 k, 16..23 v: each part's rows get a gradient
+    assert all(bool(grad[rows].abs().sum() > 0) for rows in (slice(0, 8), slice(8, 16),
+                                                              slice(16, 24)))
