@@ -392,11 +392,12 @@ def class_name(text: str | None, fallback: str) -> str:
 
 # Names the code made from a graph may not give a port's value: besides the graph's own ids,
 # what a module or a generated file already binds (keywords, builtins, `self`, the modules
-# and layer classes it imports).
+# and layer classes it imports, the globals of torch.fx's generated code).
 _TAKEN_NAMES = (
     RESERVED_IDS | set(keyword.kwlist) | set(dir(builtins))
     | {name for name, obj in vars(layers).items() if isinstance(obj, type)}
-    | {"math", "torch", "F", "nn", "operator"})
+    | {"math", "torch", "F", "nn", "operator"}
+    | {"inf", "nan", "NoneType", "device", "fx_pytree", "pytree"})
 
 
 def value_names(graph: Graph) -> dict[Endpoint, str]:

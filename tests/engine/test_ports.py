@@ -22,6 +22,7 @@ from compute.engine import (
 from compute.engine.benchmark import BenchmarkSettings, run_benchmark
 from compute.engine.build import value_names
 from compute.engine.export import compiled_info, pytorch_source
+from compute.engine.graph import Endpoint
 
 from .graphs import document, input_node, node, problems_of
 from .test_parity import standalone
@@ -169,6 +170,20 @@ def test_value_names_step_past_builtins() -> None:
         [("x", "_"), ("_.import__", "y"), ("_.b", "z")])
     names = value_names(load_graph(doc))
     assert sorted(names.values()) == ["__b", "__import___2", "x"]
+
+
+def test_value_names_are_the_names_of_the_fx_nodes() -> None:
+    # `fx_pytree` is a global of the code torch.fx writes: taken too.
+    doc = document(
+        [input_node("x", [4]), node("fx", "Split", names=["pytree", "b"]),
+         node("y", "Output"), node("z", "Output")],
+        [("x", "fx"), ("fx.pytree", "y"), ("fx.b", "z")])
+    graph = load_graph(doc)
+    names = value_names(graph)
+    model = compile_graph(graph, seed=0)
+    getitems = [n.name for n in model.graph.nodes if n.target is operator.getitem]
+    ports = [names[Endpoint("fx", "pytree")], names[Endpoint("fx", "b")]]
+    assert getitems == ports == ["fx_pytree_2", "fx_b"]
 
 
 def test_compiled_split_wires_each_port_to_its_consumer() -> None:
