@@ -27,6 +27,8 @@ REFUSED: dict[str, str] = {
     "Mean": "Mean (a reduction) is not supported by hls4ml's PyTorch frontend: use a pooling "
             "block",
     "Reshape": "Reshape is not supported by hls4ml's PyTorch frontend: use Flatten",
+    "Split": "Split (a block of several outputs) is not taken by the FPGA path here: the "
+             "FPGA model is a chain of one-output blocks; use one Linear per part instead",
 }
 # Blocks that convert, but compute an approximation on the FPGA.
 APPROXIMATE: dict[str, str] = {

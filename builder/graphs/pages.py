@@ -105,8 +105,9 @@ def shared_page(request: HttpRequest, token: str) -> HttpResponse:
 
     def walk(nodes: dict, depth: int) -> None:
         for node_id, entry in nodes.items():
-            out = entry["outputs"].get("out") or entry["inputs"].get("in")
-            shape = "[" + ", ".join(map(str, out["shape"])) + "]" if out else ""
+            outs = list(entry["outputs"].values()) or [entry["inputs"].get("in")]
+            shape = " ".join("[" + ", ".join(map(str, out["shape"])) + "]"
+                             for out in outs if out)  # a Split's ports, each in turn
             times = f" ×{entry['times']}" if "times" in entry else ""
             rows.append({"id": node_id, "type": entry["type"] + times, "shape": shape,
                          "params": entry["params"], "indent": depth})

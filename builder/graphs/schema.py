@@ -155,7 +155,12 @@ def catalog_components() -> dict[str, Any]:
             "inputs": {"type": "array", "items": {"type": "string"},
                        "description": "Input port names."},
             "outputs": {"type": "array", "items": {"type": "string"},
-                        "description": "Output port names."},
+                        "description": "Output port names (where outputs_from is set, "
+                        "those of the defaults)."},
+            "outputs_from": {"type": "string", "nullable": True,
+                             "description": "The parameter (a list of names) that names a "
+                             "node's output ports, one per entry (Split's names); null "
+                             "where the ports are always outputs."},
             "holds_graph": {"type": "boolean", "description": "True for Repeat."},
             "params_schema": {"type": "object", "additionalProperties": True,
                               "description": "JSON Schema of the parameters, with defaults, "

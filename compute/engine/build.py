@@ -6,13 +6,17 @@ one: output shapes, parameter counts and FLOPs come from the very modules that w
 without allocating anything. A `Repeat` body is analysed once and counted `times`.
 
 `materialize` then builds the same recipes for real and wires them into a `torch.fx` graph
-whose node names are the graph's ids.
+whose node names are the graph's ids. A block with several output ports (Split) returns a
+tuple in port order; each port is an `operator.getitem` node named by `value_names`, the
+scheme the standalone export uses for its local names too.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import keyword
+import operator
 import re
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field, fields
@@ -25,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import layers
 from .blocks import Block, Ctor, Incoming, Refusal, TensorSpec
 from .errors import GraphError, Problem
-from .graph import Endpoint, Graph, Node
+from .graph import RESERVED_IDS, Endpoint, Graph, Node
 from .limits import Limits
 
 DTYPES = {
@@ -112,9 +116,9 @@ def check(graph: Graph, limits: Limits) -> CheckedGraph:
 
 @dataclass(frozen=True)
 class _Measured:
-    """What one meta run of a module told us."""
+    """What one meta run of a module told us: one spec per output port."""
 
-    spec: TensorSpec
+    specs: tuple[TensorSpec, ...]
     params: int
     trainable_params: int
     flops: int | None
@@ -173,17 +177,18 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
             continue
         incoming = {port: Incoming(specs[src], _source(src, graph)) for port, src in wired.items()}
         result.inputs = {port: inc.spec for port, inc in incoming.items()}
+        outs: tuple[TensorSpec, ...]  # one per output port, in port order
         try:
             if node.type == "Input":
-                spec = _input_spec(node, feed)
+                outs = (_input_spec(node, feed),)
                 result.flops = 0 if counter is not None else None
             elif node.type in ("Output", "Init"):
                 result.flops = 0 if counter is not None else None
                 continue
             elif node.type == "Repeat":
-                spec = _analyze_repeat(node, result, incoming, budget, counter, problems)
+                outs = (_analyze_repeat(node, result, incoming, budget, counter, problems),)
             else:
-                spec = _analyze_block(node, result, incoming, budget, counter)
+                outs = _analyze_block(node, result, incoming, budget, counter)
         except Refusal as refusal:
             problems.append(Problem(refusal.message, node.id, refusal.field))
             result.status = "error"
@@ -191,18 +196,21 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         except _BodyFailed:
             result.status = "error"  # its nested problems are listed, each by its path
             continue
-        too_big = [d for d in spec.shape if d > budget.limits.max_dim]
+        too_big = [(d, spec) for spec in outs for d in spec.shape if d > budget.limits.max_dim]
         if too_big:
+            d, spec = max(too_big, key=lambda found: found[0])
             problems.append(Problem(
-                f"its output {spec.text()} has a dimension of {max(too_big):,}; the limit is "
+                f"its output {spec.text()} has a dimension of {d:,}; the limit is "
                 f"{budget.limits.max_dim:,} (SHIPYARD_MAX_DIM)", node.id))
             result.status = "error"
             continue
-        endpoint = Endpoint(node.id, node.block.outputs[0])
-        specs[endpoint] = spec
-        result.outputs = {endpoint.port: spec}
+        ports = node.block.output_ports(node.params)
+        result.outputs = dict(zip(ports, outs, strict=True))
+        for port, spec in result.outputs.items():
+            specs[Endpoint(node.id, port)] = spec
         if node.type != "Repeat":
-            result.activation_bytes = spec.numel * DTYPES[spec.dtype].itemsize
+            result.activation_bytes = sum(spec.numel * DTYPES[spec.dtype].itemsize
+                                          for spec in outs)
 
     _tie_weights(graph, results, problems)
     analysis = Analysis(results, problems, _unused_warnings(graph))
@@ -228,14 +236,17 @@ def _input_spec(node: Node, feed: Incoming | None) -> TensorSpec:
 
 
 def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming],
-                   budget: _Budget, counter: FlopCounterMode | None) -> TensorSpec:
+                   budget: _Budget, counter: FlopCounterMode | None
+                   ) -> tuple[TensorSpec, ...]:
+    """One spec per output port, in port order."""
     block = node.block
     ctor = block.construct(node.params, incoming)
     specs = tuple(incoming[port].spec for port in block.inputs)
     key = _measure_key(ctor, specs)
     measured = budget.measured.get(key) if key is not None else None
     if measured is None:
-        measured = _measure(block, ctor, incoming, specs, budget.limits, counter)
+        ports = block.output_ports(node.params)
+        measured = _measure(block, ctor, incoming, specs, ports, budget.limits, counter)
         if key is not None:
             budget.measured[key] = measured
     result.params = measured.params
@@ -243,7 +254,7 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     result.flops = measured.flops
     _charge(node, result.params, budget)
     result.ctor = ctor
-    return measured.spec
+    return measured.specs
 
 
 def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
@@ -256,9 +267,11 @@ def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
 
 
 def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming],
-             specs: tuple[TensorSpec, ...], limits: Limits,
+             specs: tuple[TensorSpec, ...], ports: tuple[str, ...], limits: Limits,
              counter: FlopCounterMode | None) -> _Measured:
-    """Build the module on the meta device and run it once, on meta tensors of batch one."""
+    """Build the module on the meta device and run it once, on meta tensors of batch one.
+    A module of one port returns a tensor; one of several, a tuple of tensors in port order.
+    """
     what = f"{block.type} cannot be built"
     params = trainable = 0
     try:
@@ -283,10 +296,21 @@ def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming],
         raise
     except Exception as exc:  # a block's own failure, reported against its node
         raise Refusal(f"{what}: {_first_line(exc)}") from None
-    if not isinstance(out, torch.Tensor):
-        raise Refusal(f"{block.type} gave {type(out).__name__}, not a tensor")
-    spec = TensorSpec(tuple(out.shape[1:]), DTYPE_NAMES.get(out.dtype, str(out.dtype)))
-    return _Measured(spec, params, trainable, flops)
+    if len(ports) == 1:
+        if not isinstance(out, torch.Tensor):
+            raise Refusal(f"{block.type} gave {type(out).__name__}, not a tensor")
+        outs: tuple[torch.Tensor, ...] = (out,)
+    else:
+        if not (isinstance(out, tuple) and all(isinstance(t, torch.Tensor) for t in out)):
+            raise Refusal(f"{block.type} gave {type(out).__name__}, not a tuple of tensors "
+                          f"for its outputs {', '.join(ports)}")
+        if len(out) != len(ports):
+            raise Refusal(f"{block.type} gave {len(out)} tensors for its {len(ports)} outputs "
+                          f"{', '.join(ports)}")
+        outs = out
+    found = tuple(TensorSpec(tuple(t.shape[1:]), DTYPE_NAMES.get(t.dtype, str(t.dtype)))
+                  for t in outs)
+    return _Measured(found, params, trainable, flops)
 
 
 def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming],
@@ -334,15 +358,31 @@ def _charge(node: Node, params: int, budget: _Budget) -> None:
 
 def _source(src: Endpoint, graph: Graph) -> str:
     """`node`, or `node.port` where the node has several outputs."""
-    return src.node if len(graph.node(src.node).block.outputs) == 1 else str(src)
+    node = graph.node(src.node)
+    return src.node if len(node.block.output_ports(node.params)) == 1 else str(src)
 
 
 def _unused_warnings(graph: Graph) -> list[Problem]:
-    used = {src.node for ports in graph.incoming.values() for src in ports.values()}
-    return [
-        Problem(f"the output of {n.id} is not used: wire it onward or delete the node", n.id)
-        for n in graph.nodes if n.type not in ("Output", "Init") and n.id not in used
-    ]
+    used = {src for ports in graph.incoming.values() for src in ports.values()}
+    used_nodes = {src.node for src in used}
+    warnings = []
+    for n in graph.nodes:
+        if n.type in ("Output", "Init"):
+            continue
+        if n.id not in used_nodes:
+            warnings.append(Problem(
+                f"the output of {n.id} is not used: wire it onward or delete the node", n.id))
+            continue
+        if n.params is None:
+            continue  # its ports are not known: its parameters are wrong (a problem already)
+        ports = n.block.output_ports(n.params)
+        idle = [p for p in ports if len(ports) > 1 and Endpoint(n.id, p) not in used]
+        if idle:
+            warnings.append(Problem(
+                f"output{'s' if len(idle) > 1 else ''} {', '.join(idle)} of {n.id} "
+                f"{'are' if len(idle) > 1 else 'is'} not used: wire "
+                f"{'them' if len(idle) > 1 else 'it'} onward", n.id))
+    return warnings
 
 
 # Weight tying and initialization: facts about a node that depend on other nodes.
@@ -491,6 +531,45 @@ def class_name(text: str | None, fallback: str) -> str:
     return name
 
 
+# Names the code made from a graph may not give a port's value: besides the graph's own ids,
+# what a module or a generated file already binds (keywords, builtins, `self`, the modules
+# and layer classes it imports, the globals of torch.fx's generated code).
+_TAKEN_NAMES = (
+    RESERVED_IDS | set(keyword.kwlist) | set(dir(builtins))
+    | {name for name, obj in vars(layers).items() if isinstance(obj, type)}
+    | {"math", "torch", "F", "nn", "operator"}
+    | {"inf", "nan", "NoneType", "device", "fx_pytree", "pytree"})
+
+
+def value_names(graph: Graph) -> dict[Endpoint, str]:
+    """The Python name of every value the graph's nodes give: a node id for a node of one
+    output, and `node_port` for each port of a node of several (a Split's `qkv_q`).
+
+    Node ids and port names are identifiers, but `node_port` could still be another node's id
+    (`qkv` port `q` against a node `qkv_q`), or a builtin: a taken name gets `_2`, `_3`, ...
+    until it is free. Every id of the graph is taken from the start, so a port's name never
+    takes an id, whatever the order of the nodes. The fx graph of `materialize` and the
+    standalone file of `export_pytorch` both use these names.
+    """
+    taken = {n.id for n in graph.nodes} | _TAKEN_NAMES
+    names: dict[Endpoint, str] = {}
+    for node in graph.nodes:
+        if node.type == "Output":
+            continue
+        ports = node.block.output_ports(node.params)
+        if len(ports) == 1:
+            names[Endpoint(node.id, ports[0])] = node.id
+            continue
+        for port in ports:
+            wanted = candidate = f"{node.id}_{port}"
+            n = 2
+            while candidate in taken:
+                candidate, n = f"{wanted}_{n}", n + 1
+            taken.add(candidate)
+            names[Endpoint(node.id, port)] = candidate
+    return names
+
+
 def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
                 name: str | None = None) -> torch.fx.GraphModule:
     """Build every module for real (in topological order) and wire them with torch.fx."""
@@ -498,6 +577,7 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
     fx_graph = torch.fx.Graph()
     env: dict[Endpoint, torch.fx.Node] = {}
     incoming_of = graph.incoming
+    names = value_names(graph)
     for node in graph.nodes:
         if node.type == "Input":
             env[Endpoint(node.id, "out")] = fx_graph.placeholder(node.id)
@@ -521,7 +601,15 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
         root.add_module(node.id, module)
         wired = incoming_of[node.id]
         args = tuple(env[wired[port]] for port in node.block.inputs)
-        env[Endpoint(node.id, node.block.outputs[0])] = fx_graph.call_module(node.id, args)
+        call = fx_graph.call_module(node.id, args)
+        ports = node.block.output_ports(node.params)
+        if len(ports) == 1:
+            env[Endpoint(node.id, ports[0])] = call
+            continue
+        for i, port in enumerate(ports):
+            endpoint = Endpoint(node.id, port)
+            env[endpoint] = fx_graph.create_node(
+                "call_function", operator.getitem, (call, i), name=names[endpoint])
     for node in graph.nodes:
         tied = analysis.nodes[node.id].tied_to
         if tied is not None:

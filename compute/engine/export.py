@@ -23,8 +23,8 @@ from torch import nn
 
 from . import layers
 from .blocks.base import literal
-from .build import DTYPES, Analysis, class_name
-from .graph import Graph
+from .build import DTYPES, Analysis, class_name, value_names
+from .graph import Endpoint, Graph
 
 ONNX_OPSET = 18
 _ONNX_INLINE_LIMIT = 1_800_000_000  # bytes of weights above which ONNX keeps them beside
@@ -159,6 +159,7 @@ class _SourceWriter:
         init: list[str] = []
         body: list[str] = []
         incoming = graph.incoming
+        names = value_names(graph)  # `qkv_q` for Split qkv's port q, a node's id otherwise
         for node in graph.nodes:
             result = analysis.nodes[node.id]
             if node.type == "Input":
@@ -181,18 +182,21 @@ class _SourceWriter:
                     self.uses_init = True
                     given = ", ".join(f"{k}={literal(v)}" for k, v in result.init.kwargs().items())
                     init.append(f"init_weights(self.{node.id}, {given})")
-            args = ", ".join(incoming[node.id][port].node for port in node.block.inputs)
-            shape = result.outputs["out"]
-            comment = shape.text() if shape.dtype == "float32" else shape.describe()
-            body.append(f"{node.id} = self.{node.id}({args})  " + _comment(f"# {comment}"))
+            args = ", ".join(names[incoming[node.id][port]] for port in node.block.inputs)
+            ports = node.block.output_ports(node.params)
+            targets = ", ".join(names[Endpoint(node.id, port)] for port in ports)
+            comment = ", ".join(spec.text() if spec.dtype == "float32" else spec.describe()
+                                for spec in (result.outputs[port] for port in ports))
+            body.append(f"{targets} = self.{node.id}({args})  " + _comment(f"# {comment}"))
         init += [f"self.{node.id}.weight = self.{result.tied_to}.weight  # tied"
                  for node in graph.nodes
                  if (result := analysis.nodes[node.id]).tied_to is not None]
         outputs = graph.outputs
         if len(outputs) == 1:
-            body.append(f"return {incoming[outputs[0].id]['in'].node}")
+            body.append(f"return {names[incoming[outputs[0].id]['in']]}")
         else:
-            pairs = ", ".join(f'"{_escaped(o.id)}": {incoming[o.id]["in"].node}' for o in outputs)
+            pairs = ", ".join(f'"{_escaped(o.id)}": {names[incoming[o.id]["in"]]}'
+                              for o in outputs)
             body.append(f"return {{{pairs}}}")
         params = ", ".join(["self", *(n.id for n in graph.inputs)])
         doc = f'"""{_escaped(graph.name)}"""' if graph.name else None

@@ -14,7 +14,6 @@ import heapq
 import json
 import keyword
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -24,12 +23,12 @@ from typing import Any
 import torch.fx
 from pydantic import ValidationError
 
-from .blocks import Block, BlockParams, get_block, unknown_type_message
+from .blocks import NAME_PATTERN, Block, BlockParams, get_block, unknown_type_message
 from .errors import Problem
 from .limits import Limits
 
 FORMAT = "shipyard.graph/v1"
-ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ID_PATTERN = NAME_PATTERN
 TOP_MEMBERS = {"format", "name", "description", "nodes", "edges", "layout", "meta"}
 NESTED_MEMBERS = {"nodes", "edges", "layout"}
 NODE_MEMBERS = {"id", "type", "params", "graph"}
@@ -545,8 +544,17 @@ def _parse_endpoint(text: Any, nodes: Mapping[str, Node], side: str, index: int,
     block = get_block(node.type)
     if block is None:  # its unknown type is already reported; the edge still counts as wired
         return Endpoint(node_id, port or "?")
-    ports = block.outputs if side == "from" else block.inputs
+    ports = block.output_ports(node.params) if side == "from" else block.inputs
     kind = "output" if side == "from" else "input"
+    if side == "from" and block.outputs_from is not None and node.params is None:
+        # Its parameters, which name its outputs, are wrong (already reported): any port
+        # is taken, so that the edge still counts as wired.
+        if not port:
+            problems.append(Problem(
+                f"{block.type} has one output per entry of {block.outputs_from}: write "
+                f"'{node_id}.NAME' with one of them", node_id, where))
+            return None
+        return Endpoint(node_id, port)
     if not ports:
         what = "nothing leaves an Output" if side == "from" else "nothing enters an Input"
         kind_of = "an Output" if side == "from" else "an Input"

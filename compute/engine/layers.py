@@ -83,6 +83,22 @@ class Concat(nn.Module):
         return f"dim={self.dim}"
 
 
+class Split(nn.Module):
+    """Cuts x along one dimension (counted with the batch) into parts of the given sizes,
+    returned as a tuple in that order."""
+
+    def __init__(self, sizes: tuple[int, ...], dim: int):
+        super().__init__()
+        self.sizes = tuple(sizes)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(x.split(self.sizes, dim=self.dim))
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, dim={self.dim}"
+
+
 class PositionalEmbedding(nn.Module):
     """Adds a learned vector for each position 0..T-1 to a (B, T, D) input."""
 

@@ -42,8 +42,10 @@ def blocks_markdown() -> str:
     for category, entries in by_category.items():
         lines += [f"## {category}", ""]
         for e in entries:
-            ports = (f"inputs: {', '.join(e['inputs']) or '—'}; "
-                     f"outputs: {', '.join(e['outputs']) or '—'}")
+            outputs = ', '.join(e['outputs']) or '—'
+            if e["outputs_from"]:
+                outputs = f"one per entry of `{e['outputs_from']}`, by default {outputs}"
+            ports = f"inputs: {', '.join(e['inputs']) or '—'}; outputs: {outputs}"
             lines += [f"### {e['type']}", "", f"*{e['summary']}* ({ports})", "", e["explanation"],
                       ""]
             props = e["params_schema"].get("properties", {})

@@ -164,6 +164,20 @@ def test_the_share_page_shows_the_graph_to_anonymous_visitors(api, make_graph):
     assert '"report": {' in html and '"valid": true' in html  # shapes, without asking again
 
 
+def test_the_share_page_table_gives_each_port_of_a_split_its_shape(api, make_graph):
+    from django.test import Client
+
+    document = {"format": "shipyard.graph/v1", "name": "halves", "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [6]}},
+        {"id": "halves", "type": "Split", "params": {"sizes": [2, 4]}},
+        {"id": "y", "type": "Output"}, {"id": "z", "type": "Output"}], "edges": [
+        {"from": "x", "to": "halves"}, {"from": "halves.a", "to": "y"},
+        {"from": "halves.b", "to": "z"}]}
+    token = share(api, make_graph(document)["id"])["token"]
+    html = Client().get(f"/s/{token}").content.decode()
+    assert "<td>[B, 2] [B, 4]</td>" in html
+
+
 def test_a_logged_in_visitor_can_fork_from_the_share_page(api, make_graph, other_user,
                                                           password):
     from django.test import Client

@@ -81,6 +81,8 @@ CASES = [
     Case("Flatten", {"start_dim": 2}, {"in": f32(2, 3, 4)}, [2, 12]),
     Case("Reshape", {"shape": [4, -1]}, {"in": f32(24)}, [4, 6]),
     Case("Mean", {}, {"in": f32(5, 12)}, [12]),
+    Case("Split", {"names": ["q", "k", "v"]}, {"in": f32(5, 12)}, [5, 4]),
+    Case("Split", {"dim": 1, "sizes": [1, 4]}, {"in": f32(5, 12)}, [1, 12]),
     Case("Embedding", {"num_embeddings": 100, "embedding_dim": 16}, {"in": ([7], "int64")},
          [7, 16], lambda: nn.Embedding(100, 16)),
     Case("PositionalEmbedding", {"max_len": 32}, {"in": f32(10, 16)}, [10, 16],
@@ -101,7 +103,8 @@ CASES = [
 
 
 def case_graph(case: Case) -> dict[str, Any]:
-    """The block alone between Inputs (`x_PORT`, one per port) and an Output `y`."""
+    """The block alone between Inputs (`x_PORT`, one per port) and an Output `y`, which
+    takes its first output port where it has several."""
     if case.type in ("Input", "Output"):
         return chain(case.out_shape)
     if case.type == "Init":  # no ports: it stands beside the graph it sets
@@ -117,7 +120,9 @@ def case_graph(case: Case) -> dict[str, Any]:
     block_ports = REGISTRY[case.type].inputs
     edges = [(f"x_{port}", f"block.{port}" if len(block_ports) > 1 else "block")
              for port in case.inputs]
-    return document([*inputs, block, node("y", "Output")], [*edges, ("block", "y")])
+    names = block.get("params", {}).get("names", REGISTRY[case.type].outputs)
+    out = "block" if len(names) == 1 else f"block.{names[0]}"
+    return document([*inputs, block, node("y", "Output")], [*edges, (out, "y")])
 
 
 def test_every_block_in_the_catalog_has_a_test_case() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -38,6 +38,7 @@ class Drawn:
     doc: dict[str, Any]
     shapes: dict[str, list[int]]  # node id -> output shape
     result: str  # the node wired into the Output `y`
+    parts: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # Split: port -> shape
 
 
 @st.composite
@@ -45,6 +46,7 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
     nodes: list[dict[str, Any]] = []
     edges: list[tuple[str, str]] = []
     shapes: dict[str, list[int]] = {}
+    parts: dict[str, dict[str, list[int]]] = {}
     kind = draw(st.sampled_from(["vector", "sequence", "tokens", "image"]))
     if kind == "image":
         shape = [draw(st.integers(1, 4)), draw(st.integers(2, 9)), draw(st.integers(2, 9))]
@@ -102,7 +104,7 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         same = [k for k, v in shapes.items() if v == s]
         op = draw(st.sampled_from(["Linear", "activation", "LayerNorm", "RMSNorm", "Dropout",
                                    "Add", "Multiply", "Concat", "Repeat", "Softmax",
-                                   "MultiHeadAttention", "Mean"]))
+                                   "MultiHeadAttention", "Mean", "Split"]))
         if op == "Linear":
             out = draw(st.integers(1, 24))
             add(nid, op, [*s[:-1], out], current, out_features=out,
@@ -118,6 +120,19 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()))
         elif op == "Mean" and len(s) == 2:
             add(nid, op, [d], current)
+        elif op == "Split" and d >= 2:
+            # Cut the last dimension in two named parts, and join them again (in either order).
+            names = draw(st.sampled_from([["a", "b"], ["q", "k"], ["left", "right"]]))
+            first = draw(st.integers(1, d - 1))
+            equal = d % 2 == 0 and draw(st.booleans())
+            sizes = [d // 2, d // 2] if equal else [first, d - first]
+            nodes.append(node(nid, op, names=names, **({} if equal else {"sizes": sizes})))
+            edges.append((current, nid))
+            parts[nid] = {name: [*s[:-1], size] for name, size in zip(names, sizes, strict=True)}
+            ends = [f"{nid}.{name}" for name in names]
+            if draw(st.booleans()):
+                ends.reverse()
+            add(f"{nid}_join", "Concat", s, *ends)
         elif op == "Repeat":
             body = nested(
                 [{"id": "inp", "type": "Input"}, node("ln", "LayerNorm"),
@@ -138,7 +153,7 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             add(nid, "ReLU", s, current)
     nodes.append(node("y", "Output"))
     edges.append((current, "y"))
-    return Drawn(document(nodes, edges), shapes, current)
+    return Drawn(document(nodes, edges), shapes, current, parts)
 
 
 @SETTINGS
@@ -150,6 +165,10 @@ def test_random_valid_graphs_compile_and_match_their_report(drawn: Drawn) -> Non
         entry = report["nodes"][node_id]
         assert entry["status"] == "ok"
         assert entry["outputs"]["out"]["shape"] == ["B", *shape], node_id
+    for node_id, ports in drawn.parts.items():
+        outputs = report["nodes"][node_id]["outputs"]
+        assert {p: o["shape"] for p, o in outputs.items()} == {
+            p: ["B", *shape] for p, shape in ports.items()}, node_id
     expected = report["nodes"]["y"]["inputs"]["in"]["shape"]
     assert expected == ["B", *drawn.shapes[drawn.result]]
     model = compile_graph(drawn.doc).eval()
@@ -270,7 +289,8 @@ def corrupted_graphs(draw: st.DrawFn) -> tuple[dict[str, Any], str, Check]:
         order = [n["id"] for n in layers]
         candidates = [n for n in single if order.index(n["id"]) < len(order)]
         target = draw(st.sampled_from(candidates))
-        later = order[order.index(target["id"]):]
+        later = [i for i in order[order.index(target["id"]):]
+                 if i in drawn.shapes]  # a node of one output (not a Split)
         source = draw(st.sampled_from(later))
         for e in doc["edges"]:
             if e["to"] == target["id"]:

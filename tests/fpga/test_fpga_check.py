@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fpga_graphs import chain, node, repeat
 
-from compute.engine import load_graph, load_starter
+from compute.engine import FORMAT, load_graph, load_starter
 from fpga.check import fpga_problems, fpga_warnings
 from fpga.settings import FpgaSettings
 
@@ -34,6 +34,18 @@ def test_the_transformer_starter_names_its_embedding_and_attention() -> None:
     assert {p.node for p in fpga_problems(graph)} == {
         "tokens", "embed", "pos", "encoder", "encoder/attn", "encoder/gelu", "pool"}
     assert {w.node for w in fpga_warnings(graph)} == {"encoder/ln1", "encoder/ln2", "norm"}
+
+
+def test_a_split_is_refused_with_the_node_named() -> None:
+    graph = load_graph({"format": FORMAT, "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [8]}},
+        {"id": "halves", "type": "Split"}, {"id": "add", "type": "Add"},
+        {"id": "y", "type": "Output"}], "edges": [
+        {"from": "x", "to": "halves"}, {"from": "halves.a", "to": "add.a"},
+        {"from": "halves.b", "to": "add.b"}, {"from": "add", "to": "y"}]})
+    (problem,) = fpga_problems(graph)
+    assert (problem.node, problem.field) == ("halves", "type")
+    assert problem.message.startswith("Split (a block of several outputs) is not taken")
 
 
 def test_lookup_table_blocks_are_warnings_not_problems() -> None:

@@ -10,7 +10,17 @@ from typing import Any
 
 from .activation import GELU, Dropout, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .attention import MultiHeadAttention
-from .base import INIT_SCHEMES, Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec, WeightInit
+from .base import (
+    INIT_SCHEMES,
+    NAME_PATTERN,
+    Block,
+    BlockParams,
+    Ctor,
+    Incoming,
+    Refusal,
+    TensorSpec,
+    WeightInit,
+)
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dense import Linear
 from .embedding import Embedding, PositionalEmbedding
@@ -19,7 +29,7 @@ from .io import Input, Output
 from .merge import Add, Concat, Multiply
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .repeat import Repeat
-from .shape import Flatten, Mean, Reshape
+from .shape import Flatten, Mean, Reshape, Split
 
 _BLOCKS: tuple[Block, ...] = (
     Input(),
@@ -44,6 +54,7 @@ _BLOCKS: tuple[Block, ...] = (
     Flatten(),
     Reshape(),
     Mean(),
+    Split(),
     Embedding(),
     PositionalEmbedding(),
     MultiHeadAttention(),
@@ -79,6 +90,7 @@ def catalog() -> list[dict[str, Any]]:
 
 __all__ = [
     "INIT_SCHEMES",
+    "NAME_PATTERN",
     "REGISTRY",
     "Block",
     "BlockParams",

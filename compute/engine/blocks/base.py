@@ -11,7 +11,9 @@ three cannot drift apart.
 from __future__ import annotations
 
 import builtins
+import keyword
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
@@ -24,6 +26,9 @@ from torch import nn
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
 Float = Annotated[float, Strict(), AllowInfNan(False)]  # an int is accepted, a string is not
+
+# A name the user gives that becomes part of a Python name: a node id, an output port.
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int64", "int32")
@@ -160,7 +165,11 @@ class Block:
     - `type`: the name in graph files (`Linear`); `category`: the palette group.
     - `Params`: a `BlockParams` model; its JSON Schema is what the editor's form is made from,
       so every field has a default where one is sensible, ranges and a description.
-    - `inputs` / `outputs`: port names, in the order the module's `forward` takes them.
+    - `inputs` / `outputs`: port names, in the order the module's `forward` takes them (and,
+      for several outputs, the order of the tuple it returns).
+    - `outputs_from`: for a block whose output ports are named by a parameter (Split's
+      `names`), that parameter; `output_ports(params)` then gives a node's ports, and
+      `outputs` are those of the defaults.
     - `id_stem`: how the editor starts the ids of new nodes (`attn` gives attn1, attn2, ...),
       what people call the block in code; without one, the type in lower case.
     - `summary`: one line for a tooltip; `explanation`: Markdown for a learner (what it
@@ -177,11 +186,19 @@ class Block:
     Params: ClassVar[builtins.type[BlockParams]] = NoParams
     inputs: ClassVar[tuple[str, ...]] = ("in",)
     outputs: ClassVar[tuple[str, ...]] = ("out",)
+    outputs_from: ClassVar[str | None] = None
     holds_graph: ClassVar[bool] = False
     id_stem: ClassVar[str | None] = None
 
     def construct(self, params: Any, inputs: Mapping[str, Incoming]) -> Ctor:
         raise NotImplementedError
+
+    def output_ports(self, params: BlockParams | None) -> tuple[str, ...]:
+        """The output ports of a node with these (validated) parameters, in the order of the
+        tuple its module returns. None (invalid parameters) gives the defaults' ports."""
+        if self.outputs_from is None or params is None:
+            return self.outputs
+        return tuple(getattr(params, self.outputs_from))
 
     def describe(self) -> dict[str, Any]:
         """The catalog entry: everything the API and the editor need to show this block."""
@@ -192,6 +209,7 @@ class Block:
             "explanation": self.explanation.strip(),
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
+            "outputs_from": self.outputs_from,
             "holds_graph": self.holds_graph,
             "params_schema": _init_last(self.Params.model_json_schema()),
             "id_stem": self.id_stem or self.type.lower(),
@@ -244,6 +262,17 @@ def need_rank(block: Block, incoming: Incoming, ranks: tuple[int, ...], layout: 
             f"{incoming.spec.describe()}: "
             f"{fix or f'add a Reshape before it to give it [B, {layout}]'}"
         )
+
+
+def port_name(name: str) -> str:
+    """`name` if it can be an output port (a name like a node id); a `ValueError` in words
+    otherwise, for a parameter validator."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a port name: a name starts with a letter or _, then "
+                         "letters, digits or _, at most 64 in all, in ASCII")
+    if keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is a Python keyword; pick another port name")
+    return name
 
 
 def resolve_dim(dim: int, spec: TensorSpec, name: str = "dim") -> int:

@@ -1,13 +1,24 @@
-"""Blocks that only rearrange or reduce: Flatten, Reshape, Mean."""
+"""Blocks that only rearrange, cut or reduce: Flatten, Reshape, Mean, Split."""
 
 import math
 from collections.abc import Mapping
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from .. import layers
-from .base import Block, BlockParams, Ctor, Incoming, Int, Refusal, need_float, resolve_dim, sole
+from .base import (
+    Block,
+    BlockParams,
+    Ctor,
+    Incoming,
+    Int,
+    Refusal,
+    need_float,
+    port_name,
+    resolve_dim,
+    sole,
+)
 
 
 class FlattenParams(BlockParams):
@@ -112,3 +123,83 @@ default `dim 1` a sequence of token vectors `[B, T, D]` becomes one vector per s
         return Ctor(layers.Mean, (params.dim,))
 
 
+
+
+class SplitParams(BlockParams):
+    dim: Int = Field(
+        default=-1, description="Dimension to cut along, counted with the batch (−1: last)."
+    )
+    names: tuple[str, ...] = Field(
+        default=("a", "b"),
+        min_length=2,
+        max_length=8,
+        description="The output ports, one per part, in order: names like node ids (q, k, v).",
+    )
+    sizes: tuple[Int, ...] | None = Field(
+        default=None,
+        description="The size of each part along dim, one per name; empty: equal parts.",
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _port_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            port_name(name)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"each part needs its own name; {', '.join(twice)} is given twice")
+        return names
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, sizes: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if sizes is not None and any(s < 1 for s in sizes):
+            raise ValueError("every size must be at least 1")
+        return sizes
+
+    @model_validator(mode="after")
+    def _one_size_per_name(self) -> "SplitParams":
+        if self.sizes is not None and len(self.sizes) != len(self.names):
+            raise ValueError(f"sizes has {len(self.sizes)} entries for {len(self.names)} names: "
+                             "give one size per name, or leave sizes empty for equal parts")
+        return self
+
+
+class Split(Block):
+    type = "Split"
+    category = "Shape"
+    id_stem = "split"
+    summary = "Cuts a tensor along one dimension into named parts: [B, T, 3D] → q, k, v."
+    explanation = """
+**Split** cuts its input along dimension `dim` (counted with the batch, `−1` the last) into
+parts, one per entry of `names`, and each part leaves by its own output port of that name.
+With `names [q, k, v]` and no `sizes`, a fused projection `[B, T, 3·D]` becomes three
+`[B, T, D]` tensors: queries, keys and values, as attention makes them. Without `sizes` the
+parts are equal (the dimension must divide by their number); with `sizes`, part *i* is
+`sizes[i]` wide and the sizes add up to the dimension. An edge from a Split names its port
+(`qkv.q`). No parameters: the parts are views of the input, as `torch.split` gives them.
+"""
+    Params = SplitParams
+    outputs = SplitParams.model_fields["names"].default
+    outputs_from = "names"
+
+    def construct(self, params: SplitParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        x = sole(inputs)
+        axis = resolve_dim(params.dim, x.spec)
+        size = x.spec.shape[axis - 1]
+        parts = len(params.names)
+        if params.sizes is None:
+            if size % parts:
+                raise Refusal(
+                    f"dimension {params.dim} of {x.spec.text()} from {x.source} is {size}, "
+                    f"which does not cut into {parts} equal parts: give sizes that add up to "
+                    f"{size}, or feed a multiple of {parts}", "sizes")
+            sizes = (size // parts,) * parts
+        else:
+            sizes = params.sizes
+            if sum(sizes) != size:
+                raise Refusal(
+                    f"sizes {list(sizes)} add up to {sum(sizes)}, but dimension {params.dim} of "
+                    f"{x.spec.text()} from {x.source} is {size}: make them add up to {size}",
+                    "sizes")
+        return Ctor(layers.Split, (sizes, params.dim))

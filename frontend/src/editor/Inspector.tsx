@@ -4,7 +4,7 @@
 import { useEffect, useState } from "react";
 
 import type { Block, NodeReport, Problem } from "../api/types";
-import { graphAt } from "../graph/ops";
+import { graphAt, outputPorts } from "../graph/ops";
 import { graphProblems, nodePath, nodeReportsAt, problemsAt } from "../graph/report";
 import { modelTitle, useEditor } from "../store/editor";
 import { bytes, compact, plural, shape } from "../ui/format";
@@ -78,7 +78,7 @@ function NodeInspector({ id }: { id: string }) {
             <tr key={`in-${port}`}><th>{portLabel("input", port, block?.inputs)}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
           ))}
           {Object.entries(entry?.outputs ?? {}).map(([port, spec]) => (
-            <tr key={`out-${port}`}><th>{portLabel("output", port, block?.outputs)}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
+            <tr key={`out-${port}`}><th>{portLabel("output", port, outputPorts(node, block))}</th><td className="mono">{shape(spec)} <span className="muted">{spec?.dtype}</span></td></tr>
           ))}
           {!entry && <tr><td colSpan={2} className="muted">not checked yet</td></tr>}
           {entry?.status === "skipped" && <tr><td colSpan={2} className="muted">not computed: a block before this one has a problem</td></tr>}

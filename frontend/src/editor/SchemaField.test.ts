@@ -30,6 +30,21 @@ describe("a run's settings", () => {
   });
 });
 
+describe("a list of names typed (a Split's ports)", () => {
+  const names: FieldSchema = { type: "array", items: { type: "string" }, minItems: 2, maxItems: 8, default: ["a", "b"] };
+
+  it("splits at commas and spaces and keeps the names as text", () => {
+    expect(parseField("q, k, v", names)).toEqual({ ok: true, value: ["q", "k", "v"] });
+    expect(parseField("[left right]", names)).toEqual({ ok: true, value: ["left", "right"] });
+    expect(formatValue(["q", "k", "v"])).toBe("q, k, v");
+  });
+
+  it("counts them against the schema", () => {
+    expect(parseField("q", names)).toEqual({ ok: false, error: "expected at least 2 names" });
+    expect(parseField("a b c d e f g h i", names)).toEqual({ ok: false, error: "expected at most 8 names" });
+  });
+});
+
 describe("a list of names (checkboxes)", () => {
   const backends: FieldSchema = { type: "array", items: { type: "string", enum: ["eager", "compile", "onnxruntime"] }, minItems: 1 };
 

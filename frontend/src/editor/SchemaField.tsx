@@ -78,6 +78,14 @@ function parseOne(text: string, schema: FieldSchema, variant: Variant): Parsed {
     const problem = checkNumber(n, schema);
     return problem ? { ok: false, error: problem } : { ok: true, value: n };
   }
+  if (schema.type === "array" && schema.items?.type === "string") {
+    // A list of names (a Split's ports): the engine checks each name and says which is wrong.
+    const names = t.replace(/^\[|\]$/g, "").split(/[\s,]+/).filter(Boolean);
+    if (names.length === 0) return { ok: false, error: "a list of names such as q, k, v" };
+    if (schema.minItems !== undefined && names.length < schema.minItems) return { ok: false, error: `at least ${schema.minItems} names` };
+    if (schema.maxItems !== undefined && names.length > schema.maxItems) return { ok: false, error: `at most ${schema.maxItems} names` };
+    return { ok: true, value: names };
+  }
   if (schema.type === "array") {
     const parts = t.replace(/^\[|\]$/g, "").split(/[\s,×x]+/).filter(Boolean);
     if (parts.length === 0) return { ok: false, error: "a list of numbers such as 3, 32, 32" };

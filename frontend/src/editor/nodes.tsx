@@ -3,12 +3,13 @@
 // With the overlay on, a block is tinted by its share of the forward time (a benchmark) or
 // its fixed-point error (an FPGA run); a run form's warning of it (an FPGA run computes it
 // approximately) shows under it like an error, in the warning colour.
-import { Handle, type NodeProps, Position } from "@xyflow/react";
-import { memo } from "react";
+import { Handle, type NodeProps, Position, useUpdateNodeInternals } from "@xyflow/react";
+import { memo, useEffect } from "react";
 
 import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
 import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
+import { outputPorts } from "../graph/ops";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -86,8 +87,17 @@ function WarningLine({ warnings }: { warnings: Problem[] }) {
   );
 }
 
-export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<BlockNodeType>) {
+export const BlockNode = memo(function BlockNode({ id, data, selected }: NodeProps<BlockNodeType>) {
   const { node, block, report } = data;
+  const outputs = outputPorts(node, block);
+  // React Flow measures handles when a node mounts or resizes; ports that follow a
+  // parameter (a Split's names) change without either, so it is told to measure again.
+  const updateInternals = useUpdateNodeInternals();
+  const outputKey = outputs.join(",");
+  const dynamic = !!block?.outputs_from;
+  useEffect(() => {
+    if (dynamic) updateInternals(id);
+  }, [dynamic, outputKey, id, updateInternals]);
   const heat = useNodeOverlay(node.id);
   const warnings = useNodeWarnings(node.id);
   const status = report?.status;
@@ -108,7 +118,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       <ErrorLine data={data} />
       {!hasError && <WarningLine warnings={warnings} />}
       {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
-      <Ports names={block?.outputs ?? []} type="source" vertical={data.vertical} />
+      <Ports names={outputs} type="source" vertical={data.vertical} />
     </div>
   );
 });

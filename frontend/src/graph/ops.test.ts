@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { GraphDocument } from "../api/types";
 import { CATALOG, SERVED } from "../test/catalog";
 import {
-  EditError, addNode, blankDocument, canonical, connect, connectionProblem, copyFragment, graphAt,
-  idProblem, isFragment, makeCatalog, makeRepeat, pasteFragment, removeNodes, renameNode, setParam,
+  EditError, addNode, blankDocument, canonical, connect, connectionProblem, copyFragment, followPorts, graphAt,
+  idProblem, isFragment, makeCatalog, makeRepeat, parseEndpoint, pasteFragment, removeNodes, renameNode, setParam,
 } from "./ops";
 
 function mlp(): GraphDocument {
@@ -99,6 +99,62 @@ describe("connections", () => {
     doc = addNode(doc, [], "Linear", [0, 0], CATALOG).doc;
     doc = connect(doc, [], { node: "add1", port: "out" }, { node: "linear1", port: "in" }, CATALOG);
     expect(connectionProblem(graphAt(doc, []), { node: "linear1", port: "out" }, { node: "add1", port: "b" }, CATALOG)).toMatch(/cycle/);
+  });
+});
+
+describe("a block whose output ports come from a parameter (Split)", () => {
+  function split(): GraphDocument {
+    let doc = mlp();
+    doc = addNode(doc, [], "Split", [0, 100], CATALOG).doc;
+    doc = addNode(doc, [], "Add", [0, 200], CATALOG).doc;
+    return connect(doc, [], { node: "hidden", port: "out" }, { node: "split1", port: "in" }, CATALOG);
+  }
+
+  it("is served with its ports named by names", () => {
+    expect(CATALOG.blocks.Split.outputs_from).toBe("names");
+    expect(CATALOG.blocks.Split.outputs).toEqual(["a", "b"]);
+    expect(CATALOG.blocks.Linear.outputs_from).toBeNull();
+  });
+
+  it("writes the port on every edge that leaves it, as a source of several", () => {
+    let doc = split();
+    doc = connect(doc, [], { node: "split1", port: "b" }, { node: "add1", port: "a" }, CATALOG);
+    expect(doc.edges.at(-1)).toEqual({ from: "split1.b", to: "add1.a" });
+    expect(parseEndpoint("split1.b", graphAt(doc, []), CATALOG, "outputs")).toEqual({ node: "split1", port: "b" });
+  });
+
+  it("takes edges from the ports its names give, and refuses the others", () => {
+    const doc = setParam(split(), [], "split1", "names", ["q", "k", "v"], CATALOG);
+    const graph = graphAt(doc, []);
+    expect(connectionProblem(graph, { node: "split1", port: "v" }, { node: "add1", port: "a" }, CATALOG)).toBeNull();
+    expect(connectionProblem(graph, { node: "split1", port: "a" }, { node: "add1", port: "a" }, CATALOG))
+      .toBe("split1 has no output a");
+  });
+
+  it("moves the edges of renamed ports, keeps those of kept names, removes those of names gone", () => {
+    let doc = split();
+    doc = connect(doc, [], { node: "split1", port: "a" }, { node: "add1", port: "a" }, CATALOG);
+    doc = connect(doc, [], { node: "split1", port: "b" }, { node: "add1", port: "b" }, CATALOG);
+    doc = setParam(doc, [], "split1", "names", ["q", "k", "v"], CATALOG);
+    expect(doc.edges.slice(-2)).toEqual([{ from: "split1.q", to: "add1.a" }, { from: "split1.k", to: "add1.b" }]);
+    doc = setParam(doc, [], "split1", "names", ["q", "v"], CATALOG);
+    expect(doc.edges.slice(-1)).toEqual([{ from: "split1.q", to: "add1.a" }]);
+    doc = setParam(doc, [], "split1", "names", undefined, CATALOG);  // back to the default a, b
+    expect(doc.edges.slice(-1)).toEqual([{ from: "split1.a", to: "add1.a" }]);
+    expect(doc.edges[0]).toEqual({ from: "x", to: "hidden" });  // other edges are left alone
+  });
+
+  it("follows names position by position only where the new name is new", () => {
+    expect([...followPorts(["a", "b"], ["q", "k"])]).toEqual([["a", "q"], ["b", "k"]]);
+    expect([...followPorts(["q", "k", "v"], ["q", "v"])]).toEqual([["q", "q"], ["v", "v"]]);
+    expect([...followPorts(["q", "k"], ["k", "q"])]).toEqual([["q", "q"], ["k", "k"]]);
+  });
+
+  it("leaves edges alone when another parameter changes", () => {
+    let doc = split();
+    doc = connect(doc, [], { node: "split1", port: "a" }, { node: "add1", port: "a" }, CATALOG);
+    const edges = doc.edges;
+    expect(setParam(doc, [], "split1", "dim", 1, CATALOG).edges).toEqual(edges);
   });
 });
 

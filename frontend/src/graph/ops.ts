@@ -87,6 +87,23 @@ export interface Endpoint {
   port: string;
 }
 
+/** A node's output ports. Most blocks have fixed ones (the catalog's `outputs`); a block
+ * with `outputs_from` (Split) has one per entry of that parameter (its `names`), the
+ * default's where the node leaves it out. */
+export function outputPorts(node: GraphNode, block: Block | undefined): string[] {
+  if (!block) return [];
+  const from = block.outputs_from;
+  if (!from) return block.outputs;
+  const value = node.params?.[from] ?? block.defaults[from];
+  return Array.isArray(value) && value.every((v) => typeof v === "string") ? value : block.outputs;
+}
+
+/** A node's ports on one side, as the engine sees them. */
+export function portsOf(node: GraphNode, catalog: Catalog, side: "inputs" | "outputs"): string[] {
+  const block = catalog.blocks[node.type];
+  return side === "outputs" ? outputPorts(node, block) : block?.inputs ?? [];
+}
+
 /** "node" or "node.port" → node and port; a missing port is the block's only one. */
 export function parseEndpoint(
   text: string, graph: Graph, catalog: Catalog, side: "inputs" | "outputs",
@@ -94,7 +111,7 @@ export function parseEndpoint(
   const dot = text.indexOf(".");
   if (dot >= 0) return { node: text.slice(0, dot), port: text.slice(dot + 1) };
   const node = graph.nodes.find((n) => n.id === text);
-  const ports = node ? catalog.blocks[node.type]?.[side] ?? [] : [];
+  const ports = node ? portsOf(node, catalog, side) : [];
   return { node: text, port: ports.length === 1 ? ports[0] : side === "inputs" ? "in" : "out" };
 }
 
@@ -102,7 +119,7 @@ export function parseEndpoint(
 export function formatEndpoint(
   node: GraphNode, port: string, catalog: Catalog, side: "inputs" | "outputs",
 ): string {
-  const ports = catalog.blocks[node.type]?.[side] ?? [];
+  const ports = portsOf(node, catalog, side);
   return ports.length === 1 && ports[0] === port ? node.id : `${node.id}.${port}`;
 }
 
@@ -208,7 +225,7 @@ export function connectionProblem(
   const source = graph.nodes.find((n) => n.id === from.node);
   if (!target || !source) return "no such block";
   if (!(catalog.blocks[target.type]?.inputs ?? []).includes(to.port)) return `${to.node} has no input ${to.port}`;
-  if (!(catalog.blocks[source.type]?.outputs ?? []).includes(from.port)) return `${from.node} has no output ${from.port}`;
+  if (!outputPorts(source, catalog.blocks[source.type]).includes(from.port)) return `${from.node} has no output ${from.port}`;
   const taken = graph.edges.some((e) => {
     const end = parseEndpoint(e.to, graph, catalog, "inputs");
     return end.node === to.node && end.port === to.port;
@@ -254,20 +271,52 @@ export function connect(
   });
 }
 
-/** Set one parameter; `undefined` removes it (the block's default applies). */
-export function setParam(doc: GraphDocument, scope: Scope, id: string, name: string, value: unknown): GraphDocument {
-  return updateGraphAt(doc, scope, (graph) => ({
-    ...graph,
-    nodes: graph.nodes.map((node) => {
+/** Set one parameter; `undefined` removes it (the block's default applies). Where the
+ * parameter names the node's output ports (a Split's `names`), the edges leaving it follow
+ * (see `followPorts`). */
+export function setParam(
+  doc: GraphDocument, scope: Scope, id: string, name: string, value: unknown, catalog?: Catalog,
+): GraphDocument {
+  return updateGraphAt(doc, scope, (graph) => {
+    const before = graph.nodes.find((n) => n.id === id);
+    let after: GraphNode | undefined;
+    const nodes = graph.nodes.map((node) => {
       if (node.id !== id) return node;
       const params = { ...(node.params ?? {}) };
       if (value === undefined) delete params[name];
       else params[name] = value;
       const next: GraphNode = { ...node, params };
       if (Object.keys(params).length === 0) delete next.params;
+      after = next;
       return next;
-    }),
-  }));
+    });
+    const block = before && catalog?.blocks[before.type];
+    if (!before || !after || !block?.outputs_from || block.outputs_from !== name) return { ...graph, nodes };
+    const moved = followPorts(outputPorts(before, block), outputPorts(after, block));
+    const edges: GraphEdge[] = [];
+    for (const e of graph.edges) {
+      const dot = e.from.indexOf(".");
+      if (dot < 0 || e.from.slice(0, dot) !== id) {
+        edges.push(e);
+        continue;
+      }
+      const port = moved.get(e.from.slice(dot + 1));
+      if (port !== undefined) edges.push({ ...e, from: `${id}.${port}` });
+    }
+    return { ...graph, nodes, edges };
+  });
+}
+
+/** Where the edges of each old output port go when the ports are renamed: a name that is
+ * kept keeps its edges; one that is gone hands them to the new name in its place, if that
+ * name is new too (`a, b` → `q, k`: a → q, b → k); otherwise they are removed. */
+export function followPorts(before: readonly string[], after: readonly string[]): Map<string, string> {
+  const moved = new Map<string, string>();
+  before.forEach((port, i) => {
+    if (after.includes(port)) moved.set(port, port);
+    else if (i < after.length && !before.includes(after[i])) moved.set(port, after[i]);
+  });
+  return moved;
 }
 
 export function renameNode(doc: GraphDocument, scope: Scope, from: string, to: string, catalog: Catalog): GraphDocument {

@@ -20,6 +20,17 @@ beforeEach(() => {
 });
 
 describe("the editor store", () => {
+  it("moves the edges of a Split along when its names change, in one undo step", () => {
+    const s = () => store.getState();
+    const split = s().addBlock("Split", [100, 0])!;
+    const out = s().addBlock("Output", [300, 0])!;
+    s().connect({ node: split, port: "b" }, { node: out, port: "in" });
+    s().setParam(split, "names", ["q", "k"]);
+    expect(s().doc.edges.at(-1)).toEqual({ from: `${split}.k`, to: out });
+    s().undo();
+    expect(s().doc.edges.at(-1)).toEqual({ from: `${split}.b`, to: out });
+  });
+
   it("undoes a sequence of edits back to the exact document, and redoes them", () => {
     const s = () => store.getState();
     const snapshots = [canonical(s().doc)];

@@ -183,8 +183,8 @@ export function createEditorStore() {
         set({ selection: [], selectedEdges: [] });
       },
       setParam: (id, name, value) => {
-        const { scope } = get();
-        get().edit((doc) => setParam(doc, scope, id, name, value));
+        const { scope, catalog } = get();
+        get().edit((doc) => setParam(doc, scope, id, name, value, catalog));
       },
       rename: (from, to) => {
         const { scope, catalog, doc } = get();
