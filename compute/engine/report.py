@@ -41,6 +41,7 @@ def _node(r: NodeResult) -> dict[str, Any]:
         "trainable_params": r.trainable_params,
         "flops": r.flops,
         "activation_bytes": r.activation_bytes,
+        "attention": r.attention,
     }
     if r.body is not None:
         entry["times"] = r.times

@@ -17,6 +17,7 @@ from .embedding import Embedding, PositionalEmbedding
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from .parts import CausalMask, MatMul, Permute, Scale, Slice, Transpose
 from .repeat import Repeat
 from .shape import Flatten, Mean, Reshape
 
@@ -46,6 +47,12 @@ _BLOCKS: tuple[Block, ...] = (
     Embedding(),
     PositionalEmbedding(),
     MultiHeadAttention(),
+    MatMul(),
+    Transpose(),
+    Permute(),
+    Scale(),
+    CausalMask(),
+    Slice(),
     Add(),
     Multiply(),
     Concat(),
