@@ -5,6 +5,7 @@ attention head, give exactly what a MultiHeadAttention block with one head gives
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,14 @@ def test_attention_parts_export_to_pytorch_and_onnx_computing_the_same(
     for name, value in zip(names, outputs, strict=True):
         assert value.shape[0] == 5
         assert float(np.max(np.abs(value - expected[name].numpy()))) <= 1e-4, name
+
+
+def test_the_walk_through_in_the_block_reference_is_a_graph_that_works() -> None:
+    from compute.engine.reference import GUIDES
+
+    text = GUIDES["Attention parts"]
+    doc = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+    report = inspect_graph(doc)
+    assert report["valid"], report["problems"]
+    assert report["nodes"]["weights"]["attention"] is True
+    assert report["nodes"]["y"]["inputs"]["in"]["shape"] == ["B", 16, 32]

@@ -107,7 +107,7 @@ export const BlockNode = memo(function BlockNode({ data, selected }: NodeProps<B
       {node.params && <div className="bn-sub">{summary(node.params)}</div>}
       <ErrorLine data={data} />
       {!hasError && <WarningLine warnings={warnings} />}
-      {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
+      {(node.type === "MultiHeadAttention" || report?.attention) && <AttentionMini path={data.module} />}
       <Ports names={block?.outputs ?? []} type="source" vertical={data.vertical} />
     </div>
   );
