@@ -368,13 +368,12 @@ def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torc
             hooks.append(m.register_forward_hook(keeper(name)))
     try:
         model(example[:1])
-        maps = {}
         for name, m in modules.items():
-            # None or absent: not on the path taken, or a Softmax that is not attention
-            weights = m.last_attention[0] if isinstance(m, MultiHeadAttention) and (
-                m.last_attention is not None) else kept.get(name)
-            if weights is not None:
-                maps[name] = pool_map(weights.float()).cpu()
+            if isinstance(m, MultiHeadAttention) and m.last_attention is not None:
+                kept[name] = m.last_attention[0]
+        # In the modules' order; one that kept nothing was not on the path taken, or is a
+        # Softmax that is not attention.
+        maps = {name: pool_map(kept[name].float()).cpu() for name in modules if name in kept}
     finally:
         for hook in hooks:
             hook.remove()
