@@ -99,10 +99,9 @@ batch and the last two must be equal or 1. No parameters.
             if field is not None:
                 fix = f"turn {field} {'off' if getattr(params, field) else 'on'}"
             raise Refusal(
-                f"MatMul cannot multiply {a_side} ({n} × {k}, from a: {a.source} gives "
-                f"{a.spec.text()}) by {b_side} ({k_b} × {m}, from b: {b.source} gives "
-                f"{b.spec.text()}): the inner sizes {k} and {k_b} must be equal; {fix}",
-                field)
+                f"MatMul cannot multiply {a_side}, {n} × {k} matrices (a is {a.spec.text()} "
+                f"from {a.source}), by {b_side}, {k_b} × {m} (b is {b.spec.text()} from "
+                f"{b.source}): the inner sizes {k} and {k_b} must be equal; {fix}", field)
         return Ctor(layers.MatMul, (),
                     {"transpose_a": params.transpose_a, "transpose_b": params.transpose_b})
 
@@ -171,7 +170,7 @@ into `[B, h, T, d]`, and `[2, 3, 1]` turns `[B, C, H, W]` into `[B, H, W, C]`. W
             fix = (f"leave the 0 out and write {list(dims[1:])}" if dims[0] == 0
                    else f"leave the 0 out: list only 1..{rank} in their new order")
             raise Refusal(
-                f"dims {list(dims)} moves the batch dimension 0, which always stays first "
+                f"dims {list(dims)} names the batch dimension 0, which always stays first "
                 f"and is not written: {fix}", "dims")
         if sorted(dims) != list(range(1, rank + 1)):
             raise Refusal(
