@@ -29,6 +29,14 @@ REFUSED: dict[str, str] = {
     "Reshape": "Reshape is not supported by hls4ml's PyTorch frontend: use Flatten",
     "Split": "Split (a block of several outputs) is not taken by the FPGA path here: the "
              "FPGA model is a chain of one-output blocks; use one Linear per part instead",
+    # The parts of attention: hls4ml 1.3 has no layer for a product of two activations, a
+    # transpose, a permute or a mask, and its project for a Slice does not compile.
+    "MatMul": "MatMul (a product of two activations) is not supported by hls4ml's PyTorch "
+              "frontend",
+    "Transpose": "Transpose is not supported by hls4ml's PyTorch frontend",
+    "Permute": "Permute is not supported by hls4ml's PyTorch frontend",
+    "CausalMask": "CausalMask is not supported by hls4ml's PyTorch frontend",
+    "Slice": "Slice does not build with hls4ml: its project fails to compile",
 }
 # Blocks that convert, but compute an approximation on the FPGA.
 APPROXIMATE: dict[str, str] = {
@@ -80,6 +88,10 @@ def fpga_problems(graph: CheckedGraph, settings: FpgaSettings | None = None) -> 
             problems.append(Problem(f"an FPGA model takes numbers; this Input gives {dtype}",
                                     node=node.id, field="dtype"))
     for node in graph.nodes:
+        if node.type == "Scale" and node.params.by != "constant":  # type: ignore[union-attr]
+            problems.append(Problem(
+                "a Scale by inverse_sqrt_dim is not supported by hls4ml's PyTorch frontend: "
+                "set by to constant with factor 1/√d written out", node=node.id, field="by"))
         if node.type == "LayerNorm":
             spec = next(iter(graph.analysis.nodes[node.id].outputs.values()), None)
             if spec is not None and len(spec.shape) != 2:

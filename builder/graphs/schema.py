@@ -109,6 +109,10 @@ def report_components() -> dict[str, Any]:
                       "description": "Forward FLOPs for a batch of one; null when not "
                       "measured (a skipped node, or one at fault before it was measured)."},
             "activation_bytes": {"type": "integer"},
+            "attention": {"type": "boolean", "description": "A run shows this node's weights "
+                          "as attention maps, under its module path: a MultiHeadAttention, "
+                          "or a Softmax over the last dimension of square [T, T] or "
+                          "[h, T, T] scores."},
             "times": {"type": "integer", "description": "Repeat only: how many copies."},
             "body": ref("NestedReport"),
             "tied_to": {"type": "string", "description": "A Linear whose weight is this "

@@ -57,6 +57,7 @@ class NodeResult:
     trainable_params: int = 0
     flops: int | None = None
     activation_bytes: int = 0
+    attention: bool = False  # a run shows its weights as attention maps (Block.shows_attention)
     ctor: Ctor | None = None
     times: int | None = None  # Repeat: how many copies
     body: Analysis | None = None  # Repeat: the analysis of one copy
@@ -252,6 +253,7 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     result.params = measured.params
     result.trainable_params = measured.trainable_params
     result.flops = measured.flops
+    result.attention = block.shows_attention(node.params, measured.specs[0])
     _charge(node, result.params, budget)
     result.ctor = ctor
     return measured.specs

@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import io
 import keyword
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,10 @@ def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
     writer = _SourceWriter()
     main = writer.graph_class(info.graph, info.analysis, class_name(info.graph.name, "Model"))
     used = sorted(writer.layer_classes, key=lambda c: c.__name__)
-    needs_math = layers.MultiHeadAttention in used
+    sources = [inspect.getsource(cls) for cls in used]
+    # The imports the copied classes use, and only those.
+    needs_math = any("math." in source for source in sources)
+    needs_f = any(re.search(r"\bF\.", source) for source in sources)
     title = _escaped(info.graph.name or "model")
     args = ", ".join(n.id for n in info.graph.inputs)
     header = [
@@ -94,14 +98,14 @@ def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
         "",
         *(["import math", ""] if needs_math else []),
         "import torch",
-        *(["import torch.nn.functional as F"] if needs_math else []),
+        *(["import torch.nn.functional as F"] if needs_f else []),
         "from torch import nn",
         "",
     ]
     parts = ["\n".join(header)]
     if writer.uses_init:
         parts.append(inspect.getsource(layers.init_weights))
-    parts += [inspect.getsource(cls) for cls in used]
+    parts += sources
     parts += writer.classes
     return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 

@@ -166,3 +166,109 @@ class MultiHeadAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout}"
+
+
+# The parts of attention, for building it yourself.
+
+
+class MatMul(nn.Module):
+    """a @ b over the last two dimensions, batched over the others (as torch.matmul);
+    either side can be transposed (its last two dimensions swapped) first."""
+
+    def __init__(self, transpose_a: bool = False, transpose_b: bool = False):
+        super().__init__()
+        self.transpose_a = transpose_a
+        self.transpose_b = transpose_b
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.transpose_a:
+            a = a.transpose(-2, -1)
+        if self.transpose_b:
+            b = b.transpose(-2, -1)
+        return a @ b  # (..., n, k) @ (..., k, m) -> (..., n, m)
+
+    def extra_repr(self) -> str:
+        return f"transpose_a={self.transpose_a}, transpose_b={self.transpose_b}"
+
+
+class Transpose(nn.Module):
+    """Swaps two dimensions (counted with the batch)."""
+
+    def __init__(self, dim0: int, dim1: int):
+        super().__init__()
+        self.dim0 = dim0
+        self.dim1 = dim1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(self.dim0, self.dim1)
+
+    def extra_repr(self) -> str:
+        return f"dim0={self.dim0}, dim1={self.dim1}"
+
+
+class Permute(nn.Module):
+    """Reorders the dimensions after the batch: `dims` lists them (1..rank) in their new
+    order; the batch stays first."""
+
+    def __init__(self, dims: tuple[int, ...]):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, *self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
+
+
+class Scale(nn.Module):
+    """Multiplies by a constant `factor`, or, when `dim` is given, divides by √d where d is
+    the size of dimension `dim` (the 1/√d of attention)."""
+
+    def __init__(self, factor: float = 1.0, dim: int | None = None):
+        super().__init__()
+        self.factor = factor
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dim is None:
+            return x * self.factor
+        return x / math.sqrt(x.shape[self.dim])
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}" if self.dim is None else f"1/sqrt(size of dim {self.dim})"
+
+
+class CausalMask(nn.Module):
+    """Puts `fill` (None: -inf) above the diagonal of (..., T, T) scores, so that a softmax
+    after it lets each query position see only itself and the positions before it."""
+
+    def __init__(self, fill: float | None = None):
+        super().__init__()
+        self.fill = fill
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[-1]
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)  # (T, T)
+        return x.masked_fill(future, float("-inf") if self.fill is None else self.fill)
+
+    def extra_repr(self) -> str:
+        return f"fill={self.fill}"
+
+
+class Slice(nn.Module):
+    """x[..., start:end:step, ...] along dimension `dim` (counted with the batch, ≥ 1)."""
+
+    def __init__(self, dim: int, start: int | None, end: int | None, step: int = 1):
+        super().__init__()
+        self.dim = dim
+        self.start = start
+        self.end = end
+        self.step = step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = (slice(None),) * self.dim + (slice(self.start, self.end, self.step),)
+        return x[index]
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"

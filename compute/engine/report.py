@@ -41,6 +41,7 @@ def _node(r: NodeResult) -> dict[str, Any]:
         "trainable_params": r.trainable_params,
         "flops": r.flops,
         "activation_bytes": r.activation_bytes,
+        "attention": r.attention,
     }
     if r.tied_to is not None:
         entry["tied_to"] = r.tied_to

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from .blocks.activation import attention_shaped
 from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
 from .layers import MultiHeadAttention
@@ -320,9 +321,12 @@ def evaluate(model: nn.Module, data: Dataset, config: TrainConfig,
     return metrics
 
 
-def attention_modules(model: nn.Module) -> dict[str, MultiHeadAttention]:
-    """Every attention module by its path (`blocks.0.attn`: each Repeat copy on its own)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, MultiHeadAttention)}
+def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Every module that may have attention maps to show, by its path (`blocks.0.attn`:
+    each Repeat copy on its own): the MultiHeadAttention blocks', and the Softmax blocks',
+    which show theirs only when their output has the shape of attention weights."""
+    return {name: m for name, m in model.named_modules()
+            if isinstance(m, MultiHeadAttention | nn.Softmax)}
 
 
 def pool_map(weights: torch.Tensor, size: int = MAX_MAP) -> torch.Tensor:
@@ -339,24 +343,45 @@ def pool_map(weights: torch.Tensor, size: int = MAX_MAP) -> torch.Tensor:
 @torch.no_grad()
 def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-head attention weights on one example: {module path: (heads, t, t)}, t ≤ 64.
-    Capture is switched on for this one forward pass only, in eval mode."""
+    Capture is switched on for this one forward pass only, in eval mode: a
+    MultiHeadAttention keeps its weights when asked (`capture_attention`); a Softmax block's
+    output is read by a forward hook, which exists only during this pass, and kept when it
+    is attention-shaped ([T, T] or [h, T, T] per sample, over the last dimension; one head
+    for [T, T])."""
     modules = attention_modules(model)
     if not modules:
         return {}
+    kept: dict[str, torch.Tensor] = {}
+
+    def keeper(name: str) -> Any:
+        def keep(module: nn.Softmax, args: Any, out: torch.Tensor) -> None:
+            if attention_shaped(tuple(out.shape[1:]), module.dim):  # type: ignore[arg-type]
+                kept[name] = out[0] if out.dim() == 4 else out[:1]  # (heads, T, T)
+        return keep
+
     was_training = model.training
     model.eval()
-    for m in modules.values():
-        m.capture_attention = True
+    hooks = []
+    for name, m in modules.items():
+        if isinstance(m, MultiHeadAttention):
+            m.capture_attention = True
+        else:
+            hooks.append(m.register_forward_hook(keeper(name)))
     try:
         model(example[:1])
-        maps = {}
         for name, m in modules.items():
-            if m.last_attention is not None:  # None: the module was not on the path taken
-                maps[name] = pool_map(m.last_attention[0].float()).cpu()
+            if isinstance(m, MultiHeadAttention) and m.last_attention is not None:
+                kept[name] = m.last_attention[0]
+        # In the modules' order; one that kept nothing was not on the path taken, or is a
+        # Softmax that is not attention.
+        maps = {name: pool_map(kept[name].float()).cpu() for name in modules if name in kept}
     finally:
+        for hook in hooks:
+            hook.remove()
         for m in modules.values():
-            m.capture_attention = False
-            m.last_attention = None
+            if isinstance(m, MultiHeadAttention):
+                m.capture_attention = False
+                m.last_attention = None
         model.train(was_training)
     return maps
 

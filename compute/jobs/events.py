@@ -87,11 +87,12 @@ class MetricEvent(_Numbered):
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
 class AttentionEvent(_Numbered):
-    """An attention module's weights on a sample, per head."""
+    """An attention module's weights on a sample, per head: a MultiHeadAttention's, or a
+    Softmax block's over square scores (attention built from parts; one head for [T, T])."""
 
     type: Literal["attention"]
     node: str
-    """The module's path, e.g. blocks.0.attn."""
+    """The module's path, e.g. blocks.0.attn: the node's id, inside each Repeat copy."""
     heads: int
     rows: int
     cols: int

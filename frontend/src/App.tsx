@@ -79,7 +79,7 @@ function Drawer() {
   const shareToken = useEditor((s) => s.shareToken);
   const openDrawer = useEditor((s) => s.openDrawer);
   const suggested = useEditor((s) => s.suggestedDataset);
-  const hasAttention = useEditor((s) => hasAttentionModules(s.doc));
+  const hasAttention = useEditor((s) => hasAttentionModules(s.doc, s.report));
   return (
     <RunDrawer
       hasAttention={hasAttention}

@@ -104,7 +104,8 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         same = [k for k, v in shapes.items() if v == s]
         op = draw(st.sampled_from(["Linear", "activation", "LayerNorm", "RMSNorm", "Dropout",
                                    "Add", "Multiply", "Concat", "Repeat", "Softmax",
-                                   "MultiHeadAttention", "Mean", "Split"]))
+                                   "MultiHeadAttention", "Mean", "Split", "Scale", "Slice",
+                                   "Transpose", "Permute", "HeadFromParts"]))
         if op == "Linear":
             out = draw(st.integers(1, 24))
             add(nid, op, [*s[:-1], out], current, out_features=out,
@@ -133,6 +134,34 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             if draw(st.booleans()):
                 ends.reverse()
             add(f"{nid}_join", "Concat", s, *ends)
+        elif op == "Scale":
+            if draw(st.booleans()):
+                add(nid, op, s, current, by="constant", factor=draw(st.floats(-4, 4)))
+            else:
+                add(nid, op, s, current, dim=draw(st.sampled_from(
+                    [-1, *range(1, len(s) + 1)])))
+        elif op == "Slice":
+            start = draw(st.integers(-d, d - 1))
+            end = draw(st.one_of(st.none(), st.integers(-d, d)))
+            step = draw(st.integers(1, 3))
+            kept = len(range(d)[start:end:step])
+            if kept:
+                bounds = {"start": start} if end is None else {"start": start, "end": end}
+                add(nid, op, [*s[:-1], kept], current, dim=-1, step=step, **bounds)
+            else:
+                add(nid, "ReLU", s, current)
+        elif op in ("Transpose", "Permute") and len(s) == 2:
+            if op == "Transpose":
+                add(nid, op, s[::-1], current, dim0=draw(st.sampled_from([1, -2])), dim1=2)
+            else:
+                add(nid, op, s[::-1], current, dims=[2, 1])
+        elif op == "HeadFromParts" and len(s) == 2:
+            t = s[0]
+            add(f"{nid}s", "MatMul", [t, t], current, current, transpose_b=True)
+            add(f"{nid}m", "CausalMask", [t, t], f"{nid}s")
+            add(f"{nid}w", "Softmax", [t, t], f"{nid}m")
+            add(nid, "MatMul", s, f"{nid}w", draw(st.sampled_from(
+                [k for k, v in shapes.items() if v[0] == t and len(v) == 2])))
         elif op == "Repeat":
             body = nested(
                 [{"id": "inp", "type": "Input"}, node("ln", "LayerNorm"),
@@ -192,7 +221,7 @@ def _sources(doc: dict[str, Any], node_id: str) -> list[str]:
 
 
 FLOAT_ONLY = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "RMSNorm", "Softmax",
-              "MultiHeadAttention", "Mean", *ACTIVATIONS}
+              "MultiHeadAttention", "Mean", "MatMul", "Scale", "CausalMask", *ACTIVATIONS}
 
 
 @st.composite
@@ -200,7 +229,7 @@ def corrupted_graphs(draw: st.DrawFn) -> tuple[dict[str, Any], str, Check]:
     drawn = draw(valid_graphs())
     doc = copy.deepcopy(drawn.doc)
     layers = _layers(doc)
-    single = [n for n in layers if n["type"] not in ("Add", "Multiply", "Concat")]
+    single = [n for n in layers if n["type"] not in ("Add", "Multiply", "Concat", "MatMul")]
     first = next(n for n in doc["nodes"] if "x" in _sources(doc, n["id"]))
     kinds = ["unknown_type", "unknown_param", "wrong_param_type", "mismatch", "duplicate_id",
              "bad_id", "missing_format"]
@@ -241,6 +270,8 @@ def corrupted_graphs(draw: st.DrawFn) -> tuple[dict[str, Any], str, Check]:
         victim["params"][name] = draw(st.sampled_from(["oops", [1.5], {"a": 1}, None]))
         if victim["type"] == "Input" and name == "shape" and victim["params"][name] is None:
             victim["params"][name] = "oops"  # a null shape is a different problem
+        if victim["type"] == "Slice" and name == "end" and victim["params"][name] is None:
+            victim["params"][name] = "oops"  # null is a valid end: to the end
         return doc, kind, named(victim["id"], name)
     if kind == "wrong_dtype":
         x = doc["nodes"][0]

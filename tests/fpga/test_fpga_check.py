@@ -21,6 +21,14 @@ def test_attention_is_refused_with_the_node_named() -> None:
     assert problem.node == "attn" and "MultiHeadAttention" in problem.message
 
 
+def test_the_parts_of_attention_are_refused_and_a_scale_by_a_constant_goes() -> None:
+    graph = load_graph(chain([4, 4], node("t", "Transpose"), node("mask", "CausalMask"),
+                             node("s", "Scale"), node("c", "Scale", by="constant", factor=0.5),
+                             node("cut", "Slice", start=1)))
+    found = {(p.node, p.field) for p in fpga_problems(graph)}
+    assert found == {("t", "type"), ("mask", "type"), ("s", "by"), ("cut", "type")}
+
+
 def test_a_repeat_holding_attention_is_named_with_what_it_holds() -> None:
     graph = load_graph(chain([4, 16], repeat("blocks", 2, node("attn", "MultiHeadAttention",
                                                                 num_heads=2))))

@@ -28,6 +28,7 @@ from .init import Init
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from .parts import CausalMask, MatMul, Permute, Scale, Slice, Transpose
 from .repeat import Repeat
 from .shape import Flatten, Mean, Reshape, Split
 
@@ -58,6 +59,12 @@ _BLOCKS: tuple[Block, ...] = (
     Embedding(),
     PositionalEmbedding(),
     MultiHeadAttention(),
+    MatMul(),
+    Transpose(),
+    Permute(),
+    Scale(),
+    CausalMask(),
+    Slice(),
     Add(),
     Multiply(),
     Concat(),

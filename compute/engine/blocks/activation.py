@@ -6,7 +6,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 from torch import nn
 
-from .base import Block, BlockParams, Ctor, Float, Incoming, Int, need_float, resolve_dim, sole
+from .base import (
+    Block,
+    BlockParams,
+    Ctor,
+    Float,
+    Incoming,
+    Int,
+    TensorSpec,
+    need_float,
+    resolve_dim,
+    sole,
+)
 
 
 class _Elementwise(Block):
@@ -95,7 +106,14 @@ class Softmax(Block):
     summary = "Turns scores into probabilities that sum to 1 along one dimension."
     explanation = """
 **Softmax** computes `exp(xᵢ) / Σⱼ exp(xⱼ)` along `dim`, turning any scores into positive
-numbers that sum to 1: a probability distribution over classes or tokens.
+numbers that sum to 1: a probability distribution over classes or tokens. `dim` is counted
+with the batch, as in `torch.softmax`: −1 (the default) is the last dimension, whatever the
+rank, and 0, the batch, is refused.
+
+In attention built from parts it turns the scores `[B, T, T]`, or `[B, h, T, T]` with
+heads, into weights over the keys: keep `dim` −1 (or 3 on `[B, h, T, T]`), so that each
+query's row sums to 1. A Softmax over the last dimension of such square scores is shown
+during a run like a `MultiHeadAttention` block's weights, as a heatmap per head.
 
 Do not put it before a cross-entropy loss: the loss applies it itself, on the raw scores
 (logits), more accurately. Use it when you want the model to output probabilities.
@@ -107,6 +125,17 @@ Do not put it before a cross-entropy loss: the loss applies it itself, on the ra
         need_float(self, x)
         resolve_dim(params.dim, x.spec)
         return Ctor(nn.Softmax, (), {"dim": params.dim})
+
+    def shows_attention(self, params: SoftmaxParams, output: TensorSpec) -> bool:
+        return attention_shaped(output.shape, params.dim)
+
+
+def attention_shaped(shape: tuple[int, ...], dim: int) -> bool:
+    """Whether a softmax along `dim` (counted with the batch) giving `shape` (without it)
+    gives attention weights a run can show: [T, T] or [h, T, T] per sample, rows (queries)
+    summing to 1 over the last dimension (keys)."""
+    return (len(shape) in (2, 3) and shape[-1] == shape[-2]
+            and dim % (len(shape) + 1) == len(shape))
 
 
 class DropoutParams(BlockParams):

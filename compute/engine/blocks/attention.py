@@ -15,6 +15,7 @@ from .base import (
     Incoming,
     Int,
     Refusal,
+    TensorSpec,
     WeightInit,
     need_float,
     need_rank,
@@ -56,6 +57,9 @@ predict the next token. Parameters: `4·D² + 4·D` with bias (the same as
 attention work. During a run Shipyard can show each head's weights as a heatmap.
 """
     Params = MultiHeadAttentionParams
+
+    def shows_attention(self, params: MultiHeadAttentionParams, output: TensorSpec) -> bool:
+        return True
 
     def construct(self, params: MultiHeadAttentionParams,
                   inputs: Mapping[str, Incoming]) -> Ctor:

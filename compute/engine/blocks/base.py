@@ -177,6 +177,8 @@ class Block:
     - `construct(params, inputs)`: check the incoming specs, raise `Refusal` with a sentence
       if they cannot work, and return the `Ctor` of the module. The output shape is not
       computed here: the builder runs the module on the meta device to learn it.
+    - `shows_attention(params, output)`: whether a run shows this node's attention weights
+      (its module's output, or what it keeps, as maps per head); False unless overridden.
     """
 
     type: ClassVar[str]
@@ -199,6 +201,9 @@ class Block:
         if self.outputs_from is None or params is None:
             return self.outputs
         return tuple(getattr(params, self.outputs_from))
+
+    def shows_attention(self, params: Any, output: TensorSpec) -> bool:
+        return False
 
     def describe(self) -> dict[str, Any]:
         """The catalog entry: everything the API and the editor need to show this block."""

@@ -117,7 +117,7 @@ export const BlockNode = memo(function BlockNode({ id, data, selected }: NodePro
       {node.params && <div className="bn-sub">{summary(node.params)}</div>}
       <ErrorLine data={data} />
       {!hasError && <WarningLine warnings={warnings} />}
-      {node.type === "MultiHeadAttention" && <AttentionMini path={data.module} />}
+      {(node.type === "MultiHeadAttention" || report?.attention) && <AttentionMini path={data.module} />}
       <Ports names={outputs} type="source" vertical={data.vertical} />
     </div>
   );

@@ -135,6 +135,16 @@ describe("attention in words", () => {
     expect(hasAttentionModules(null)).toBe(false);
   });
 
+  it("finds the attention of a head built from parts in the report, inside Repeats too", () => {
+    const parts = { nodes: [{ type: "Input" }, { type: "MatMul" }, { type: "Softmax" }] };
+    expect(hasAttentionModules(parts)).toBe(false); // no report yet: not known
+    expect(hasAttentionModules(parts, { nodes: { weights: { attention: true } } })).toBe(true);
+    expect(hasAttentionModules(parts, { nodes: { probs: { attention: false } } })).toBe(false);
+    const nested = { nodes: { blocks: { attention: false, body: { nodes: { weights: { attention: true } } } } } };
+    expect(hasAttentionModules({ nodes: [{ type: "Repeat" }] }, nested)).toBe(true);
+    expect(noAttentionYet({ hasAttention: false, interval: 50, total: 300, ended: false })).toMatch(/Softmax over square/);
+  });
+
   it("says why there are no maps yet", () => {
     expect(noAttentionYet({ hasAttention: true, interval: 50, total: 300, ended: false })).toBe("Waiting for the first snapshot (at step 50).");
     expect(noAttentionYet({ hasAttention: true, interval: 50, total: 20, ended: false })).toBe("Waiting for the first snapshot (at step 20).");

@@ -179,10 +179,27 @@ interface DocLike {
   nodes: readonly { type: string; graph?: DocLike | null }[];
 }
 
-/** Whether a graph (or any Repeat inside it) has an attention module. */
-export function hasAttentionModules(doc: DocLike | null | undefined): boolean {
+interface ReportNodesLike {
+  [id: string]: { attention?: boolean; body?: { nodes?: ReportNodesLike } };
+}
+
+/**
+ * Whether a graph (or any Repeat inside it) has a node whose attention a run shows: a
+ * MultiHeadAttention (known from the document, before any report), or any node the
+ * server's report marks `attention` (a Softmax over square scores built from parts).
+ */
+export function hasAttentionModules(doc: DocLike | null | undefined,
+  report?: { nodes: ReportNodesLike } | null): boolean {
+  return hasBlock(doc) || (!!report && reportShows(report.nodes));
+}
+
+function hasBlock(doc: DocLike | null | undefined): boolean {
   if (!doc) return false;
-  return doc.nodes.some((n) => n.type === "MultiHeadAttention" || hasAttentionModules(n.graph));
+  return doc.nodes.some((n) => n.type === "MultiHeadAttention" || hasBlock(n.graph));
+}
+
+function reportShows(nodes: ReportNodesLike | undefined): boolean {
+  return !!nodes && Object.values(nodes).some((n) => n.attention || reportShows(n.body?.nodes));
 }
 
 /**
@@ -192,7 +209,7 @@ export function hasAttentionModules(doc: DocLike | null | undefined): boolean {
 export function noAttentionYet(opts: { hasAttention: boolean; interval: number | null; total: number; ended: boolean }): string {
   const { hasAttention, interval, total, ended } = opts;
   if (!hasAttention) {
-    return "This model has no attention modules (MultiHeadAttention blocks), so its runs take no attention maps.";
+    return "This model has no attention modules (MultiHeadAttention blocks, or a Softmax over square [T, T] scores), so its runs take no attention maps.";
   }
   if (interval === 0) {
     return "Attention snapshots are off for this run: its attention interval is 0. " +

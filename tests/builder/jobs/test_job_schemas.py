@@ -42,6 +42,8 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
         events.status_event(job),
         events.metric_event(10, "train_loss", 2.5),
         events.attention_event(10, "blocks.0.attn", torch.rand(2, 3, 3).softmax(-1)),
+        # A Softmax block of a head built from parts: one head, under its node's path.
+        events.attention_event(10, "blocks.0.weights", torch.rand(1, 3, 3).softmax(-1)),
         events.sample_event(10, "the tide"),
         *(events.metric_event(10, name, value) for name, value in (
             ("val_loss", math.nan), ("grad_norm", math.inf), ("lr", -math.inf))),
@@ -66,7 +68,8 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
     status = page.json()["events"][0]
     assert not each_event.is_valid({**status, "type": "sample"})  # a sample has no status
     attention = api.get(f"/api/jobs/{job_id}/attention")
-    assert len(attention.json()["events"]) == 1
+    assert {(e["node"], e["heads"]) for e in attention.json()["events"]} == {
+        ("blocks.0.attn", 2), ("blocks.0.weights", 1)}
     assert_conforms(openapi, "/api/jobs/{job_id}/attention", "get", attention)
 
     Job.objects.filter(id=job_id).update(

@@ -25,7 +25,7 @@ from compute.engine.training import (
     train_graph,
 )
 
-from ..graphs import chain, node
+from ..graphs import chain, document, input_node, nested, node
 
 
 class Recorder(SilentReporter):
@@ -167,6 +167,51 @@ def test_attention_snapshots_reach_the_reporter_on_schedule_as_lists() -> None:
     assert isinstance(heads, list) and len(heads) == 4
     assert len(heads[0]) == 16 and len(heads[0][0]) == 16
     assert sum(heads[0][0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def head_from_parts(width: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    """One causal attention head from its parts, from `h` to `out`."""
+    nodes = [node("q", "Linear", out_features=width), node("k", "Linear", out_features=width),
+             node("v", "Linear", out_features=width), node("qs", "Scale"),
+             node("scores", "MatMul", transpose_b=True), node("mask", "CausalMask"),
+             node("weights", "Softmax", dim=-1), node("mix", "MatMul"),
+             node("out", "Linear", out_features=width)]
+    edges = [("h", "q"), ("h", "k"), ("h", "v"), ("q", "qs"), ("qs", "scores.a"),
+             ("k", "scores.b"), ("scores", "mask"), ("mask", "weights"), ("weights", "mix.a"),
+             ("v", "mix.b"), ("mix", "out")]
+    return nodes, edges
+
+
+def test_a_head_built_from_parts_shows_its_attention_like_the_block() -> None:
+    head, wires = head_from_parts(16)
+    doc = document(
+        [input_node("tokens", [16], "int64"),
+         node("h", "Embedding", num_embeddings=32, embedding_dim=16), *head,
+         node("pool", "Mean", dim=1), node("logits", "Linear", out_features=10),
+         node("y", "Output")],
+        [("tokens", "h"), *wires, ("out", "pool"), ("pool", "logits"), ("logits", "y")])
+    model = compile_graph(doc)
+    recorder = Recorder()
+    train(model, dataset_for(model, "modadd"),
+          TrainConfig(steps=4, batch_size=8, eval_interval=4, attention_interval=2), recorder)
+    assert [(s, n) for s, n, _ in recorder.attention] == [(2, "weights"), (4, "weights")]
+    maps = torch.tensor(recorder.attention[-1][2])
+    assert maps.shape == (1, 16, 16)  # one head: queries × keys
+    assert torch.allclose(maps.sum(-1), torch.ones(1, 16), atol=1e-5)
+    assert torch.all(maps.triu(diagonal=1) == 0)
+    assert model.training and not model.weights._forward_hooks  # the capture left no trace
+
+
+def test_a_head_from_parts_inside_a_repeat_is_captured_per_copy() -> None:
+    head, wires = head_from_parts(8)
+    body = nested([{"id": "h", "type": "Input"}, *head, node("res", "Add"), node("o", "Output")],
+                  [*wires, ("h", "res.a"), ("out", "res.b"), ("res", "o")])
+    doc = document([input_node("x", [5, 8]),
+                    {"id": "blocks", "type": "Repeat", "params": {"times": 2}, "graph": body},
+                    node("y", "Output")], [("x", "blocks"), ("blocks", "y")])
+    maps = capture_attention(compile_graph(doc), torch.randn(1, 5, 8))
+    assert sorted(maps) == ["blocks.0.weights", "blocks.1.weights"]
+    assert all(m.shape == (1, 5, 5) for m in maps.values())
 
 
 # Checkpoints, cancellation, determinism.
