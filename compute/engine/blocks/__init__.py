@@ -16,6 +16,7 @@ from .dense import Linear
 from .embedding import Embedding, PositionalEmbedding
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
+from .moe import MixtureOfExperts
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .repeat import Repeat
 from .shape import Flatten, Mean, Reshape
@@ -24,6 +25,7 @@ _BLOCKS: tuple[Block, ...] = (
     Input(),
     Output(),
     Linear(),
+    MixtureOfExperts(),
     Conv1d(),
     Conv2d(),
     MaxPool2d(),
