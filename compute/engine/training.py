@@ -543,9 +543,9 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         last_step = step == config.steps
         if step % config.log_interval == 0 or last_step:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
-            report("train_loss", torch.stack(window_losses).mean().item())
-            if window_aux:
+            if window_aux:  # first, so that a reporter printing at train_loss has it
                 report("aux_loss", torch.stack(window_aux).mean().item())
+            report("train_loss", torch.stack(window_losses).mean().item())
             divergence.check()  # after the point, which shows the NaN flagged
             report("lr", lr)
             report("grad_norm", float(norm))
