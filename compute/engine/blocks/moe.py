@@ -64,11 +64,12 @@ computes the Switch Transformer **load-balancing loss**
 `num_experts · Σ_i f_i · P_i`, where `f_i` is the share of the token-to-expert choices
 that went to expert `i` and `P_i` the router's mean probability for it: 1 when the load is
 even, up to `num_experts` when one expert takes everything. The training loop adds it
-times `aux_loss_weight` to the loss and reports it as the metric `aux_loss`; `train_loss`
-stays the task's loss alone.
+times `aux_loss_weight` to the loss, and reports what it added as the metric `aux_loss`
+(about `aux_loss_weight` when balanced); `train_loss` stays the task's loss alone.
 
-Parameters: `D·num_experts` for the router, plus per expert `2·D·hidden_features`
-(and `hidden_features + D` biases). Cost: Shipyard runs **every** expert on every token and
+Parameters: `D·num_experts` for the router (`router.weight`), plus per expert
+`2·D·hidden_features` and `hidden_features + D` biases (`experts.<i>.up`,
+`experts.<i>.down`). Cost: Shipyard runs **every** expert on every token and
 zeroes the outputs of those not chosen, so that shapes never depend on the routing (what
 ONNX and `torch.export` need): about `num_experts / top_k` times the work of a model that
 computes only the chosen experts, and the FLOP count shows what really runs. The gain of
