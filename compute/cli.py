@@ -194,7 +194,7 @@ class ProgressReporter:
 
     def line(self, step: int) -> str:
         v, parts = self.values, []
-        for key, label in (("train_loss", "loss"), ("val_loss", "val"),
+        for key, label in (("train_loss", "loss"), ("aux_loss", "aux"), ("val_loss", "val"),
                            ("val_accuracy", "acc")):
             if key in v:
                 parts.append(f"{label} {v[key]:.1%}" if key == "val_accuracy"

@@ -19,6 +19,8 @@ REFUSED: dict[str, str] = {
                  "token ids (do the lookup before it)",
     "PositionalEmbedding": "PositionalEmbedding has no FPGA layer in hls4ml",
     "MultiHeadAttention": "MultiHeadAttention is not supported by hls4ml's PyTorch frontend",
+    "MixtureOfExperts": "MixtureOfExperts (its top-k routing) is not supported by hls4ml's "
+                        "PyTorch frontend: use one MLP of Linear and ReLU",
     "GELU": "GELU has no FPGA layer in hls4ml: use ReLU (or Sigmoid/Tanh)",
     "SiLU": "SiLU has no FPGA layer in hls4ml: use ReLU (or Sigmoid/Tanh)",
     "RMSNorm": "RMSNorm has no FPGA layer in hls4ml: use BatchNorm1d or LayerNorm",

@@ -14,14 +14,24 @@ from torch import nn
 def init_weights(module: nn.Module, std: float, residual_std: float | None = None,
                  residual: tuple[str, ...] = ()) -> None:
     """Start a module's weights afresh: every matrix (a parameter of two or more dimensions)
-    from N(0, std²), those of the submodules named in `residual` ("" is the module itself)
-    from N(0, residual_std²), and every bias at 0. Other vectors (a norm's scale) keep
-    their value."""
+    from N(0, std²), those of the submodules named in `residual` ("" is the module itself; a
+    `*` part matches any one part, as in `experts.*.down`) from N(0, residual_std²), and
+    every bias at 0. Other vectors (a norm's scale) keep their value."""
+
+    def is_residual(owner: str) -> bool:
+        parts = owner.split(".")
+        for name in residual:
+            wanted = name.split(".")
+            if len(wanted) == len(parts) and all(
+                    w in ("*", p) for w, p in zip(wanted, parts, strict=True)):
+                return True
+        return False
+
     with torch.no_grad():
         for name, p in module.named_parameters():
             owner, _, leaf = name.rpartition(".")
             if p.dim() >= 2:
-                use = residual_std if residual_std is not None and owner in residual else std
+                use = residual_std if residual_std is not None and is_residual(owner) else std
                 nn.init.normal_(p, mean=0.0, std=use)
             elif leaf == "bias":
                 nn.init.zeros_(p)
@@ -272,3 +282,83 @@ class Slice(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, start={self.start}, end={self.end}, step={self.step}"
+
+
+class MixtureOfExperts(nn.Module):
+    """Top-k mixture of expert MLPs over the last dimension of a (B, D) or (B, T, D) input.
+
+    A router (`router`, D -> num_experts, no bias) scores the experts for each token; the
+    softmax of the scores is kept to the `top_k` best, renormalised to sum to 1 when
+    top_k > 1 (Mixtral; the same as a softmax over the top-k scores alone) and left as it is
+    when top_k = 1 (Switch Transformer, so that the router still learns from the task loss).
+    Each expert `experts[i]` is an MLP `up` -> `act` -> `down`, D -> hidden -> D.
+
+    Every expert runs on every token and a gate matrix, zero outside each token's top k,
+    weighs their outputs: shapes never depend on the routing, so torch.export and ONNX take
+    it, at the cost of num_experts MLPs per token instead of top_k.
+
+    In training mode each forward leaves the Switch Transformer load-balancing loss in
+    `aux_loss` (num_experts · Σ_i f_i · P_i: f_i the share of the token-to-expert choices
+    that went to expert i, P_i its mean router probability; 1 when balanced), for the
+    training loop to add times `aux_loss_weight`; in eval mode `aux_loss` is None.
+    """
+
+    # The projections that write back into the residual stream (GPT-2's init): the experts'
+    # down projections, one write into the stream together.
+    residual_projections = ("experts.*.down",)
+
+    class Expert(nn.Module):
+        """One expert: D -> hidden -> D (nested, so the exported file gets it with its owner)."""
+
+        def __init__(self, dim: int, hidden: int, activation: str, bias: bool):
+            super().__init__()
+            self.up = nn.Linear(dim, hidden, bias=bias)
+            self.act = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}[activation]()
+            self.down = nn.Linear(hidden, dim, bias=bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.down(self.act(self.up(x)))
+
+    def __init__(
+        self,
+        dim: int,
+        num_experts: int,
+        top_k: int = 2,
+        hidden: int | None = None,
+        activation: str = "gelu",
+        bias: bool = True,
+        aux_loss_weight: float = 0.01,
+    ):
+        super().__init__()
+        assert num_experts >= 2, f"a mixture needs at least 2 experts, got {num_experts}"
+        assert 1 <= top_k <= num_experts, f"top_k {top_k} is not in 1..{num_experts}"
+        hidden = hidden or 4 * dim
+        self.num_experts = num_experts
+        self.top_k = top_k
+        self.aux_loss_weight = aux_loss_weight
+        self.router = nn.Linear(dim, num_experts, bias=False)
+        self.experts = nn.ModuleList(
+            self.Expert(dim, hidden, activation, bias) for _ in range(num_experts))
+        self.aux_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = self.router(x).float().softmax(dim=-1)  # (..., E)
+        top, index = probs.topk(self.top_k, dim=-1)  # (..., k)
+        if self.top_k > 1:
+            top = top / top.sum(dim=-1, keepdim=True)
+        gates = torch.zeros_like(probs).scatter(-1, index, top).to(x.dtype)  # (..., E)
+        out = torch.zeros_like(x)
+        for i, expert in enumerate(self.experts):
+            out = out + gates[..., i:i + 1] * expert(x)  # (..., D)
+        if self.training:
+            chosen = torch.zeros_like(probs).scatter(-1, index, 1.0)  # (..., E), k ones a row
+            share = chosen.reshape(-1, self.num_experts).mean(0) / self.top_k  # f, sums to 1
+            mean_prob = probs.reshape(-1, self.num_experts).mean(0)  # P
+            self.aux_loss = self.num_experts * (share * mean_prob).sum()
+        else:
+            self.aux_loss = None
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"num_experts={self.num_experts}, top_k={self.top_k}, "
+                f"aux_loss_weight={self.aux_loss_weight}")

@@ -2,9 +2,9 @@
 and the workers.
 
 Map of this file: `TrainConfig`; the `Reporter` contract; the pieces of a step (batches,
-loss, optimizer, evaluation, attention capture, text samples); checkpoints; `train` (a
-module and a `Dataset`) and `train_graph` (a graph and a dataset name: what a worker and
-the command line call).
+loss, auxiliary losses, optimizer, evaluation, attention capture, text samples);
+checkpoints; `train` (a module and a `Dataset`) and `train_graph` (a graph and a dataset
+name: what a worker and the command line call).
 
 Model-agnostic, in the style of minGPT's trainer: it takes a compiled module and a
 `Dataset`, reports through a `Reporter` (metrics, attention maps, text samples,
@@ -32,7 +32,7 @@ from torch import nn
 from .blocks.activation import attention_shaped
 from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
-from .layers import MultiHeadAttention
+from .layers import MixtureOfExperts, MultiHeadAttention
 from .settings import RunSettings, basic, derived, refuse, with_limits
 
 MAX_MAP = 64  # attention maps are pooled down to at most this many rows and columns
@@ -321,6 +321,22 @@ def evaluate(model: nn.Module, data: Dataset, config: TrainConfig,
     return metrics
 
 
+def aux_loss_modules(model: nn.Module) -> list[MixtureOfExperts]:
+    """The modules that leave an auxiliary loss in `aux_loss` on each training forward (a
+    MixtureOfExperts' load-balancing loss) with a weight that is not 0 (each Repeat copy
+    on its own)."""
+    return [m for m in model.modules()
+            if isinstance(m, MixtureOfExperts) and m.aux_loss_weight]
+
+
+def aux_loss_of(modules: list[MixtureOfExperts]) -> torch.Tensor | None:
+    """Σ weight · aux_loss over the modules that ran (None when none left one): what the
+    loop adds to the task's loss, and reports as `aux_loss`."""
+    terms = [m.aux_loss_weight * m.aux_loss.float() for m in modules
+             if m.aux_loss is not None]
+    return torch.stack(terms).sum() if terms else None
+
+
 def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     """Every module that may have attention maps to show, by its path (`blocks.0.attn`:
     each Repeat copy on its own): the MultiHeadAttention blocks', and the Softmax blocks',
@@ -508,6 +524,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     began = time.perf_counter()
     step, stopped, checkpoint = start, False, None
     window_losses: list[torch.Tensor] = []
+    window_aux: list[torch.Tensor] = []
+    aux_modules = aux_loss_modules(model)
     window_start, window_steps = time.perf_counter(), 0
     divergence = _Divergence(device)
 
@@ -531,26 +549,34 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = _batch(x_train, y_train, config.batch_size, config.seed, step)
+        for m in aux_modules:
+            m.aux_loss = None  # a module off the path taken must not add last step's
         with _autocast(device, config):
             scores = runner(x)
-        loss = loss_of(task, scores, y)
+        loss = loss_of(task, scores, y)  # the task's loss: train_loss, comparable across models
+        aux = aux_loss_of(aux_modules)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if aux is None else loss + aux).backward()
         norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
         optimizer.step()
         step += 1
         window_losses.append(loss.detach())
+        if aux is not None:
+            window_aux.append(aux.detach())
         window_steps += 1
-        divergence.update(step, loss)
+        divergence.update(step, loss if aux is None else loss + aux.detach())
         last_step = step == config.steps
         if step % config.log_interval == 0 or last_step:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
+            if window_aux:  # first, so that a reporter printing at train_loss has it
+                report("aux_loss", torch.stack(window_aux).mean().item())
             report("train_loss", torch.stack(window_losses).mean().item())
             divergence.check()  # after the point, which shows the NaN flagged
             report("lr", lr)
             report("grad_norm", float(norm))
             report(unit, window_steps * config.batch_size * per_sample / elapsed)
             window_losses.clear()
+            window_aux.clear()
         if step % config.eval_interval == 0 or last_step:
             for name, value in evaluate(model, data, config, device).items():
                 report(name, value)
@@ -629,6 +655,8 @@ __all__ = [
     "SilentReporter",
     "TrainConfig",
     "TrainResult",
+    "aux_loss_modules",
+    "aux_loss_of",
     "capture_attention",
     "evaluate",
     "generate_text",

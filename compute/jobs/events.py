@@ -78,7 +78,8 @@ class MetricEvent(_Numbered):
 
     type: Literal["metric"]
     name: str
-    """train_loss, val_loss, val_accuracy, lr, grad_norm, samples_per_s, tokens_per_s."""
+    """train_loss, val_loss, val_accuracy, lr, grad_norm, samples_per_s, tokens_per_s, and
+    aux_loss for a model with a MixtureOfExperts."""
     value: float | None
     """Null for a value that is not a finite number (see nonfinite)."""
     nonfinite: NotRequired[NonFinite]

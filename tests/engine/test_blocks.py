@@ -45,6 +45,12 @@ CASES = [
          lambda: nn.Linear(16, 32)),
     Case("Linear", {"out_features": 3, "bias": False}, {"in": f32(16)}, [3],
          lambda: nn.Linear(16, 3, bias=False)),
+    # Router D·E, then per expert up D·H + H and down H·D + D (H = 4·D unless given).
+    Case("MixtureOfExperts", {"num_experts": 4, "top_k": 2}, {"in": f32(10, 16)}, [10, 16],
+         params_count=16 * 4 + 4 * (16 * 64 + 64 + 64 * 16 + 16)),
+    Case("MixtureOfExperts", {"num_experts": 3, "top_k": 1, "hidden_features": 8,
+                              "bias": False}, {"in": f32(16)}, [16],
+         params_count=16 * 3 + 3 * (2 * 16 * 8)),
     Case("Conv1d", {"out_channels": 8, "kernel_size": 3, "padding": 1}, {"in": f32(4, 20)},
          [8, 20], lambda: nn.Conv1d(4, 8, 3, padding=1)),
     Case("Conv1d", {"out_channels": 6, "kernel_size": 5, "stride": 2, "bias": False},

@@ -62,6 +62,7 @@ def test_catalog_id_stem_numbered_is_an_id_the_engine_takes(entry: dict) -> None
 def test_catalog_stems_are_the_short_names_people_write() -> None:
     stems = {e["type"]: e["id_stem"] for e in catalog()}
     assert stems["MultiHeadAttention"] == "attn" and stems["LayerNorm"] == "ln"
+    assert stems["MixtureOfExperts"] == "moe"
     assert stems["Input"] == "x" and stems["Repeat"] == "blocks"
     assert stems["Linear"] == "linear"  # without a stem of its own: the type in lower case
 
@@ -104,6 +105,8 @@ def test_catalog_holds_the_minimum_catalog_of_the_format_with_its_parameter_name
         "Embedding": {"num_embeddings", "embedding_dim"},
         "PositionalEmbedding": {"max_len"},
         "MultiHeadAttention": {"num_heads", "causal", "dropout", "bias"},
+        "MixtureOfExperts": {"num_experts", "top_k", "hidden_features", "activation", "bias",
+                             "aux_loss_weight"},
         "Add": set(), "Multiply": set(),
         "Concat": {"dim"},
         "Repeat": {"times"},

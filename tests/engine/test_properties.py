@@ -105,7 +105,7 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         op = draw(st.sampled_from(["Linear", "activation", "LayerNorm", "RMSNorm", "Dropout",
                                    "Add", "Multiply", "Concat", "Repeat", "Softmax",
                                    "MultiHeadAttention", "Mean", "Split", "Scale", "Slice",
-                                   "Transpose", "Permute", "HeadFromParts"]))
+                                   "Transpose", "Permute", "HeadFromParts", "MixtureOfExperts"]))
         if op == "Linear":
             out = draw(st.integers(1, 24))
             add(nid, op, [*s[:-1], out], current, out_features=out,
@@ -119,6 +119,11 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         elif op == "MultiHeadAttention" and len(s) == 2:
             heads = draw(st.sampled_from([h for h in range(1, d + 1) if d % h == 0]))
             add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()))
+        elif op == "MixtureOfExperts" and len(s) <= 2:
+            experts = draw(st.integers(2, 4))
+            add(nid, op, s, current, num_experts=experts, top_k=draw(st.integers(1, experts)),
+                hidden_features=draw(st.integers(1, 16)),
+                activation=draw(st.sampled_from(["gelu", "silu", "relu"])))
         elif op == "Mean" and len(s) == 2:
             add(nid, op, [d], current)
         elif op == "Split" and d >= 2:
@@ -221,7 +226,8 @@ def _sources(doc: dict[str, Any], node_id: str) -> list[str]:
 
 
 FLOAT_ONLY = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "RMSNorm", "Softmax",
-              "MultiHeadAttention", "Mean", "MatMul", "Scale", "CausalMask", *ACTIVATIONS}
+              "MultiHeadAttention", "Mean", "MatMul", "Scale", "CausalMask", "MixtureOfExperts",
+              *ACTIVATIONS}
 
 
 @st.composite

@@ -29,6 +29,14 @@ def test_the_parts_of_attention_are_refused_and_a_scale_by_a_constant_goes() -> 
     assert found == {("t", "type"), ("mask", "type"), ("s", "by"), ("cut", "type")}
 
 
+def test_a_mixture_of_experts_is_refused_with_the_node_named() -> None:
+    # hls4ml 1.3 stops in the routing, at "Unsupported function float" (tried by hand).
+    graph = load_graph(chain([16], node("moe", "MixtureOfExperts", activation="relu"),
+                             node("head", "Linear", out_features=3)))
+    (problem,) = fpga_problems(graph)
+    assert problem.node == "moe" and "top-k routing" in problem.message
+
+
 def test_a_repeat_holding_attention_is_named_with_what_it_holds() -> None:
     graph = load_graph(chain([4, 16], repeat("blocks", 2, node("attn", "MultiHeadAttention",
                                                                 num_heads=2))))

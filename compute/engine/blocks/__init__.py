@@ -27,6 +27,7 @@ from .embedding import Embedding, PositionalEmbedding
 from .init import Init
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
+from .moe import MixtureOfExperts
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
 from .parts import CausalMask, MatMul, Permute, Scale, Slice, Transpose
 from .repeat import Repeat
@@ -36,6 +37,7 @@ _BLOCKS: tuple[Block, ...] = (
     Input(),
     Output(),
     Linear(),
+    MixtureOfExperts(),
     Conv1d(),
     Conv2d(),
     MaxPool2d(),

@@ -65,3 +65,34 @@ describe("a loss that is not a number", () => {
     expect(container.querySelector('[data-testid="nonfinite-notice"]')).toBeNull();
   });
 });
+
+describe("a mixture of experts' aux loss", () => {
+  const withAux = (withAccuracy: boolean) => deriveAll([
+    { type: "metric", seq: 1, step: 10, time: 0, name: "aux_loss", value: 0.011 },
+    { type: "metric", seq: 2, step: 10, time: 0, name: "train_loss", value: 2.3 },
+    { type: "metric", seq: 3, step: 20, time: 0, name: "aux_loss", value: 0.0 },
+    { type: "metric", seq: 4, step: 20, time: 0, name: "train_loss", value: 1.9 },
+    ...(withAccuracy ? [{ type: "metric", seq: 5, step: 20, time: 0, name: "val_accuracy", value: 0.5 }] : []),
+  ].map((e) => toRunEvent(e) as RunEvent)).series;
+
+  it("is its own column after the val loss, before the accuracy, a gap at 0 on the log scale", () => {
+    const [x, raw, , val, aux, acc] = lossChartData(withAux(true), 0, false);
+    expect(x).toEqual([10, 20]);
+    expect(raw).toEqual([2.3, 1.9]);
+    expect(val).toEqual([null, null]);
+    expect(aux).toEqual([0.011, 0.0]);
+    expect(acc).toEqual([null, 0.5]);
+    expect(lossChartData(withAux(false), 0, true)[4]).toEqual([0.011, null]);
+  });
+
+  it("leaves the columns as they were on a run without one", () => {
+    expect(lossChartData(series(), 0, false)).toHaveLength(4);
+  });
+
+  it("counts among the plotted points, and the chart shows them", () => {
+    act(() => root.render(<LossChart series={withAux(false)} />));
+    const chart = container.querySelector('[data-testid="loss-chart"]');
+    expect(chart?.getAttribute("data-points")).toBe("4");
+    expect(container.querySelector(".runs-chart-empty")).toBeNull();
+  });
+});

@@ -1,5 +1,6 @@
-// The loss chart: training loss (smoothed, and raw faint), validation loss, and validation
-// accuracy on a right axis (0..1) when the run reports it. One uPlot instance, fed with
+// The loss chart: training loss (smoothed, and raw faint), validation loss, a mixture of
+// experts' load-balancing loss (aux_loss) when the run reports it, and validation accuracy
+// on a right axis (0..1) when the run reports it. One uPlot instance, fed with
 // setData as the run streams; made again only when its axes change (log scale, accuracy
 // appearing, theme).
 
@@ -41,27 +42,28 @@ function remember(key: string, value: string) {
   }
 }
 
-/** The number of metric points the chart plots (train loss, val loss, val accuracy). */
+/** The number of metric points the chart plots (train loss, val loss, aux loss, val accuracy). */
 export function plottedPoints(series: Record<string, Series>): number {
   return (series.train_loss?.steps.length ?? 0) + (series.val_loss?.steps.length ?? 0)
-    + (series.val_accuracy?.steps.length ?? 0);
+    + (series.aux_loss?.steps.length ?? 0) + (series.val_accuracy?.steps.length ?? 0);
 }
 
 /**
- * The chart's columns: step, train loss raw, train loss smoothed, val loss, and val
- * accuracy when there is any. On a log scale, losses at or below 0 become gaps.
+ * The chart's columns: step, train loss raw, train loss smoothed, val loss, then the aux
+ * loss (what a mixture of experts adds to the training loss; train loss is without it) and
+ * val accuracy, each when there is any. On a log scale, losses at or below 0 become gaps.
  */
 export function lossChartData(series: Record<string, Series>, smoothing: number, log: boolean): uPlot.AlignedData {
-  const train = series.train_loss, val = series.val_loss, acc = series.val_accuracy;
-  const withAcc = !!acc?.steps.length;
+  const train = series.train_loss, val = series.val_loss, aux = series.aux_loss, acc = series.val_accuracy;
   const smoothed: Series | undefined = train && {
     steps: train.steps,
     values: ema(train.values, smoothing).map((v) => (v === null ? NaN : v)),
   };
-  const [x, raw, smooth, valLoss, accuracy] = alignSeries([train, smoothed, val, acc]);
+  const [x, raw, smooth, valLoss, auxLoss, accuracy] = alignSeries([train, smoothed, val, aux, acc]);
   const positive = (col: (number | null)[]) => (log ? col.map((v) => (v !== null && v > 0 ? v : null)) : col);
   const columns = [x, positive(raw), positive(smooth), positive(valLoss)];
-  if (withAcc) columns.push(accuracy);
+  if (aux?.steps.length) columns.push(positive(auxLoss));
+  if (acc?.steps.length) columns.push(accuracy);
   return columns as uPlot.AlignedData;
 }
 
@@ -120,6 +122,7 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
   const id = useId();
 
   const withAcc = !!series.val_accuracy?.steps.length;
+  const withAux = !!series.aux_loss?.steps.length;
   const points = plottedPoints(series);
   const data = useMemo(() => lossChartData(series, smoothing, log), [series, smoothing, log]);
   const dataRef = useRef(data);
@@ -139,6 +142,7 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
       train: cssVar(wrap, "--run-train", "#3b6fd8"),
       val: cssVar(wrap, "--run-val", "#c0568f"),
       acc: cssVar(wrap, "--run-acc", "#2a9d8f"),
+      aux: cssVar(wrap, "--run-aux", "#b45309"),
     };
     const font = "11px system-ui, sans-serif";
     const axis = { stroke: fg, font, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1, size: 4 } };
@@ -172,6 +176,10 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
           label: "val loss", scale: "y", stroke: colours.val, width: 1.6, spanGaps: true,
           points: { show: true, size: 4, fill: colours.val }, value: (_u, v) => fmtLoss(v),
         },
+        ...(withAux ? [{
+          label: "aux loss", scale: "y", stroke: colours.aux, width: 1.3, dash: [2, 2], spanGaps: true,
+          points: { show: false }, value: (_u: uPlot, v: number | null) => fmtLoss(v),
+        }] : []),
         ...(withAcc ? [{
           label: "val accuracy", scale: "acc", stroke: colours.acc, width: 1.3, dash: [5, 3], spanGaps: true,
           points: { show: true, size: 3, fill: colours.acc }, value: (_u: uPlot, v: number | null) => fmtAcc(v),
@@ -229,7 +237,7 @@ export function LossChart({ series: given, compact = false }: LossChartProps) {
       chart!.destroy();
       chartRef.current = null;
     };
-  }, [log, withAcc, theme]);
+  }, [log, withAcc, withAux, theme]);
 
   // Keep up with the stream.
   useEffect(() => {

@@ -428,6 +428,26 @@ def test_a_flood_of_metrics_is_sent_at_most_10_times_a_second_and_nothing_is_los
     assert steps == list(range(1500))
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_mixture_of_experts_aux_loss_travels_to_the_api_like_the_train_loss(
+        api: APIClient) -> None:
+    from compute.jobs.events import metric_event
+    from compute.jobs.runner import Publisher
+
+    job = Job.objects.get(id=post_job(api, graph=new_graph(api), dataset="digits").json()["id"])
+    publisher = Publisher(job, heartbeat=False)
+    publisher.start()
+    for step in (10, 20):  # in the order the training loop reports them
+        publisher.put(metric_event(step, "aux_loss", 0.01 + step / 1000))
+        publisher.put(metric_event(step, "train_loss", 2.0 - step / 100))
+    publisher.close()
+    assert publisher.metrics["aux_loss"] == pytest.approx(0.03)
+    got = [(e["step"], e["name"], e["value"]) for e in api.get(
+        f"/api/jobs/{job.id}/metrics", {"types": "metric"}).json()["events"]]
+    assert got == [(10, "aux_loss", pytest.approx(0.02)), (10, "train_loss", 1.9),
+                   (20, "aux_loss", pytest.approx(0.03)), (20, "train_loss", 1.8)]
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ({"batch_size": 2**70}, "config.batch_size must be at least 1 and at most 4,096, got "
      "1180591620717411303424"),

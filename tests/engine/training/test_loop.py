@@ -397,3 +397,57 @@ def test_an_infinite_loss_is_called_infinite() -> None:
 
     assert str(LossNotFinite(7, -math.inf)) == ("the loss became infinite at step 7: lower "
                                                 "the learning rate or clip gradients")
+
+
+# A mixture of experts' load-balancing loss.
+
+
+def moe_mlp(aux_loss_weight: float = 0.01) -> dict:
+    return chain([64], node("fc", "Linear", out_features=16),
+                 node("moe", "MixtureOfExperts", num_experts=4, top_k=2,
+                      aux_loss_weight=aux_loss_weight),
+                 node("head", "Linear", out_features=10))
+
+
+def test_a_mixture_of_experts_reports_its_weighted_load_balancing_loss_beside_the_loss(
+        ) -> None:
+    model = compile_graph(moe_mlp())
+    recorder = Recorder()
+    config = TrainConfig(steps=100, batch_size=32, log_interval=25, eval_interval=50)
+    result = train(model, dataset_for(model, "digits"), config, recorder)
+    assert recorder.steps("aux_loss") == recorder.steps("train_loss") == [25, 50, 75, 100]
+    # 0.01 times a loss that is 1 when balanced and at most num_experts.
+    assert all(0 < v <= 0.04 for v in recorder.values("aux_loss"))
+    losses = recorder.values("train_loss")
+    assert losses[-1] < losses[0] - 1.0 and result.metrics["val_accuracy"] > 0.6  # it learns
+    assert model.moe.aux_loss is None  # the last evaluation ran it in eval mode
+
+
+def test_train_loss_is_the_task_loss_alone_and_the_aux_loss_comes_on_top() -> None:
+    from compute.engine.training import _batch, loss_of
+
+    model = compile_graph(moe_mlp(aux_loss_weight=50.0), seed=4)
+    data = dataset_for(model, "digits")
+    config = TrainConfig(steps=1, batch_size=16, log_interval=1, eval_interval=1)
+    x, y = _batch(data.x_train, data.y_train, 16, config.seed, 0)
+    with torch.no_grad():
+        task = loss_of("classes", model(x), y).item()
+        balance = model.moe.aux_loss.item()
+    recorder = Recorder()
+    train(model, data, config, recorder)
+    assert recorder.values("train_loss") == [pytest.approx(task)]
+    assert recorder.values("aux_loss") == [pytest.approx(50.0 * balance)]
+
+
+def test_the_aux_loss_is_added_to_the_loss_it_moves_the_router_and_what_feeds_it() -> None:
+    def one_step(weight: float) -> dict[str, torch.Tensor]:
+        model = compile_graph(moe_mlp(), seed=5)
+        model.moe.aux_loss_weight = weight
+        config = TrainConfig(steps=1, batch_size=16, grad_clip=None, warmup_steps=0)
+        train(model, dataset_for(model, "digits"), config)
+        return model.state_dict()
+
+    without, heavy = one_step(0.0), one_step(10.0)
+    changed = {k for k in without if not torch.equal(without[k], heavy[k])}
+    # Not the experts nor the head: the balance depends on the router's probabilities only.
+    assert changed == {"fc.weight", "fc.bias", "moe.router.weight"}
