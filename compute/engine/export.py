@@ -77,7 +77,9 @@ def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
     writer = _SourceWriter()
     main = writer.graph_class(info.graph, info.analysis, class_name(info.graph.name, "Model"))
     used = sorted(writer.layer_classes, key=lambda c: c.__name__)
-    needs_math = layers.MultiHeadAttention in used
+    sources = [inspect.getsource(cls) for cls in used]
+    needs_math = any("math." in source for source in sources)
+    needs_functional = any("F." in source for source in sources)
     title = _escaped(info.graph.name or "model")
     args = ", ".join(n.id for n in info.graph.inputs)
     header = [
@@ -93,12 +95,12 @@ def pytorch_source(info: CompiledInfo, weights_name: str = "weights.pt") -> str:
         "",
         *(["import math", ""] if needs_math else []),
         "import torch",
-        *(["import torch.nn.functional as F"] if needs_math else []),
+        *(["import torch.nn.functional as F"] if needs_functional else []),
         "from torch import nn",
         "",
     ]
     parts = ["\n".join(header)]
-    parts += [inspect.getsource(cls) for cls in used]
+    parts += sources
     parts += writer.classes
     return "\n\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
@@ -172,6 +174,8 @@ class _SourceWriter:
                 assert result.ctor is not None
                 if result.ctor.cls.__module__ == layers.__name__:
                     self.layer_classes.add(result.ctor.cls)
+                if result.ctor.kwargs.get("position") == "rope":  # attention calls its rotate
+                    self.layer_classes.add(layers.RotaryEmbedding)
                 init.append(f"self.{node.id} = {result.ctor.source()}")
             args = ", ".join(incoming[node.id][port].node for port in node.block.inputs)
             shape = result.outputs["out"]

@@ -9,10 +9,10 @@ import difflib
 from typing import Any
 
 from .activation import GELU, Dropout, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, RotaryEmbedding
 from .base import Block, BlockParams, Ctor, Incoming, Refusal, TensorSpec
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
-from .dense import Linear
+from .dense import GatedMLP, Linear
 from .embedding import Embedding, PositionalEmbedding
 from .io import Input, Output
 from .merge import Add, Concat, Multiply
@@ -24,6 +24,7 @@ _BLOCKS: tuple[Block, ...] = (
     Input(),
     Output(),
     Linear(),
+    GatedMLP(),
     Conv1d(),
     Conv2d(),
     MaxPool2d(),
@@ -46,6 +47,7 @@ _BLOCKS: tuple[Block, ...] = (
     Embedding(),
     PositionalEmbedding(),
     MultiHeadAttention(),
+    RotaryEmbedding(),
     Add(),
     Multiply(),
     Concat(),
