@@ -127,8 +127,9 @@ def test_starter_is_a_valid_graph_without_warnings(name: str) -> None:
     load_graph(load_starter(name))
 
 
-def test_there_are_five_starters() -> None:
-    assert starter_names() == ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"]
+def test_there_are_six_starters() -> None:
+    assert starter_names() == ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt",
+                               "llama"]
 
 
 def test_load_starter_gives_a_fresh_copy_each_time() -> None:
