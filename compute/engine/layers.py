@@ -181,7 +181,8 @@ class MultiHeadAttention(nn.Module):
         below = 2 ** math.floor(math.log2(n))
         return powers(below) + powers(2 * below)[0::2][: n - below]
 
-    def bias(self, t: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+    def attention_bias(self, t: int, device: torch.device,
+                       dtype: torch.dtype) -> torch.Tensor | None:
         """What is added to the scores, (h or 1, T, T): −inf where a key is out of sight,
         ALiBi's distance penalty; None when nothing is."""
         if self.position != "alibi" and self.window is None and not self.causal:
@@ -217,7 +218,7 @@ class MultiHeadAttention(nn.Module):
         p = self.dropout if self.training else 0.0
         if self.capture_attention:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, h, T, T)
-            bias = self.bias(t, x.device, scores.dtype)
+            bias = self.attention_bias(t, x.device, scores.dtype)
             if bias is not None:
                 scores = scores + bias
             weights = scores.softmax(dim=-1)
@@ -226,7 +227,7 @@ class MultiHeadAttention(nn.Module):
         elif self.causal and self.window is None and self.position != "alibi":
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:  # the mask or bias as a tensor (None: attention to every position)
-            bias = self.bias(t, x.device, q.dtype)
+            bias = self.attention_bias(t, x.device, q.dtype)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
