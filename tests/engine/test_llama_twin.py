@@ -167,7 +167,7 @@ def twin_state(ours: dict[str, torch.Tensor], c: Config) -> dict[str, torch.Tens
 
 SMALL = Config(vocab=50, dim=64, layers=2, heads=4, kv_heads=2, hidden=96, seq=16, theta=500.0)
 # The shipped starter: D 256, 8 heads sharing 2 key/value heads, hidden 768 by Llama's rule.
-STARTER = Config(vocab=128, dim=256, layers=4, heads=8, kv_heads=2, hidden=768, seq=128)
+STARTER = Config(vocab=128, dim=256, layers=4, heads=8, kv_heads=2, hidden=768, seq=64)
 
 
 @pytest.mark.parametrize(("config", "doc"), [(SMALL, llama_graph(SMALL)),
