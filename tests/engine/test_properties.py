@@ -102,7 +102,8 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         same = [k for k, v in shapes.items() if v == s]
         op = draw(st.sampled_from(["Linear", "activation", "LayerNorm", "RMSNorm", "Dropout",
                                    "Add", "Multiply", "Concat", "Repeat", "Softmax",
-                                   "MultiHeadAttention", "Mean"]))
+                                   "MultiHeadAttention", "Mean", "GatedMLP",
+                                   "RotaryEmbedding"]))
         if op == "Linear":
             out = draw(st.integers(1, 24))
             add(nid, op, [*s[:-1], out], current, out_features=out,
@@ -115,7 +116,27 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             add(nid, op, [*s[:-1], d + shapes[partner][-1]], partner, current)
         elif op == "MultiHeadAttention" and len(s) == 2:
             heads = draw(st.sampled_from([h for h in range(1, d + 1) if d % h == 0]))
-            add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()))
+            options: dict[str, Any] = {}
+            if draw(st.booleans()):
+                options["num_kv_heads"] = draw(st.sampled_from(
+                    [g for g in range(1, heads + 1) if heads % g == 0]))
+            positions = ["none", "alibi"] + (["rope"] if (d // heads) % 2 == 0 else [])
+            options["position"] = draw(st.sampled_from(positions))
+            if options["position"] == "rope":
+                options["rope_theta"] = draw(st.sampled_from([100.0, 10000.0]))
+            if draw(st.booleans()):
+                options["window"] = draw(st.integers(1, 8))
+            add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()), **options)
+        elif op == "RotaryEmbedding" and len(s) == 2:
+            heads = [h for h in range(1, d + 1) if d % h == 0 and (d // h) % 2 == 0]
+            if heads:
+                add(nid, op, s, current, num_heads=draw(st.sampled_from(heads)))
+            else:
+                add(nid, "ReLU", s, current)
+        elif op == "GatedMLP":
+            add(nid, op, s, current, activation=draw(st.sampled_from(["silu", "gelu"])),
+                hidden_features=draw(st.one_of(st.none(), st.integers(1, 24))),
+                multiple_of=draw(st.integers(1, 16)), bias=draw(st.booleans()))
         elif op == "Mean" and len(s) == 2:
             add(nid, op, [d], current)
         elif op == "Repeat":
@@ -173,7 +194,7 @@ def _sources(doc: dict[str, Any], node_id: str) -> list[str]:
 
 
 FLOAT_ONLY = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "RMSNorm", "Softmax",
-              "MultiHeadAttention", "Mean", *ACTIVATIONS}
+              "MultiHeadAttention", "Mean", "GatedMLP", "RotaryEmbedding", *ACTIVATIONS}
 
 
 @st.composite
