@@ -181,6 +181,8 @@ class _SourceWriter:
                 assert result.ctor is not None
                 if result.ctor.cls.__module__ == layers.__name__:
                     self.layer_classes.add(result.ctor.cls)
+                if result.ctor.kwargs.get("position") == "rope":  # attention calls its rotate
+                    self.layer_classes.add(layers.RotaryEmbedding)
                 init.append(f"self.{node.id} = {result.ctor.source()}")
                 if result.init is not None:
                     self.uses_init = True

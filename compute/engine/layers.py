@@ -112,6 +112,8 @@ class Split(nn.Module):
 class PositionalEmbedding(nn.Module):
     """Adds a learned vector for each position 0..T-1 to a (B, T, D) input."""
 
+    residual_projections: tuple[str, ...] = ()
+
     def __init__(self, max_len: int, dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(max_len, dim))
@@ -125,15 +127,57 @@ class PositionalEmbedding(nn.Module):
         return f"max_len={self.weight.shape[0]}, dim={self.weight.shape[1]}"
 
 
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE) on a (B, T, D) input split into `num_heads` heads.
+
+    No weights: each head's vector at position t is turned by angles t·θ^(−2i/hs), feature i
+    paired with feature i + hs/2 (the "rotate half" layout of Llama's code in Hugging Face
+    and of GPT-NeoX, not the interleaved pairs (2i, 2i+1) of the RoFormer paper).
+    `MultiHeadAttention` with position "rope" applies `rotate` to its queries and keys.
+    """
+
+    def __init__(self, num_heads: int, theta: float = 10000.0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.theta = theta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.num_heads
+        x = x.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
+        return self.rotate(x, self.theta).transpose(1, 2).reshape(b, t, d)
+
+    @staticmethod
+    def rotate(x: torch.Tensor, theta: float) -> torch.Tensor:
+        """RoPE on (..., T, hs): position t along the second-to-last dimension."""
+        t, hs = x.shape[-2], x.shape[-1]
+        steps = torch.arange(0, hs, 2, dtype=torch.float32, device=x.device) / hs
+        inv_freq = 1.0 / (theta**steps)  # (hs/2,)
+        angles = torch.arange(t, dtype=torch.float32, device=x.device)[:, None] * inv_freq
+        angles = torch.cat((angles, angles), dim=-1)  # (T, hs)
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        half = torch.cat((-x[..., hs // 2 :], x[..., : hs // 2]), dim=-1)  # (x1, x2) -> (-x2, x1)
+        return x * cos + half * sin
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, theta={self.theta}"
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention over a (B, T, D) input.
 
-    One fused projection makes queries, keys and values; `proj` mixes the heads back.
+    One fused projection makes queries (D), keys and values (num_kv_heads·hs each); `proj`
+    mixes the heads back. With fewer key/value heads than query heads (grouped-query
+    attention; 1: multi-query), query heads g·i .. g·i + g − 1 share key/value head i.
+    `position` adds where tokens are: "rope" rotates queries and keys (`RotaryEmbedding`),
+    "alibi" adds −m_h·|i − j| to the scores of head h. `window` lets position i see only
+    positions j with |i − j| < window (with `causal`, the `window` positions ending at i).
     Set `capture_attention = True` to keep the last attention weights, (B, heads, T, T),
     in `last_attention` (computed explicitly then, so it is slower).
     """
 
-    residual_projections = ("proj",)  # what writes into the residual stream (GPT-2 init)
+    residual_projections: tuple[str, ...] = ("proj",)
+    slopes: torch.Tensor  # ALiBi's, (heads,): a buffer outside the state dict
 
     def __init__(
         self,
@@ -142,40 +186,130 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         dropout: float = 0.0,
         bias: bool = True,
+        num_kv_heads: int | None = None,
+        position: str = "none",
+        rope_theta: float = 10000.0,
+        window: int | None = None,
     ):
         super().__init__()
+        kv_heads = num_heads if num_kv_heads is None else num_kv_heads
         assert dim % num_heads == 0, f"width {dim} does not split into {num_heads} heads"
+        assert num_heads % kv_heads == 0, f"{kv_heads} key/value heads do not divide {num_heads}"
+        assert position in ("none", "rope", "alibi"), f"unknown position {position!r}"
         self.num_heads = num_heads
+        self.num_kv_heads = kv_heads
         self.causal = causal
         self.dropout = dropout
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
+        self.position = position
+        self.rope_theta = rope_theta
+        self.window = window
+        kv_width = kv_heads * (dim // num_heads)
+        self.qkv = nn.Linear(dim, dim + 2 * kv_width, bias=bias)
         self.proj = nn.Linear(dim, dim, bias=bias)
+        if position == "alibi":
+            self.register_buffer("slopes", torch.tensor(self.alibi_slopes(num_heads)),
+                                 persistent=False)
         self.capture_attention = False
         self.last_attention: torch.Tensor | None = None
 
+    @staticmethod
+    def alibi_slopes(n: int) -> list[float]:
+        """ALiBi's head slopes: for n a power of 2, 2^(−8/n), 2^(−16/n), ..., 2^(−8); else
+        those of the power of 2 below n, then every other slope of the power of 2 above."""
+
+        def powers(m: int) -> list[float]:
+            return [2.0 ** (-8.0 * (i + 1) / m) for i in range(m)]
+
+        below = 2 ** math.floor(math.log2(n))
+        return powers(below) + powers(2 * below)[0::2][: n - below]
+
+    def attention_bias(self, t: int, device: torch.device,
+                       dtype: torch.dtype) -> torch.Tensor | None:
+        """What is added to the scores, (h or 1, T, T): −inf where a key is out of sight,
+        ALiBi's distance penalty; None when nothing is."""
+        if self.position != "alibi" and self.window is None and not self.causal:
+            return None
+        pos = torch.arange(t, device=device)
+        distance = pos[:, None] - pos[None, :]  # (T, T): query i minus key j
+        visible = torch.ones(t, t, dtype=torch.bool, device=device)
+        if self.causal:
+            visible = visible & (distance >= 0)
+        if self.window is not None:
+            visible = visible & (distance.abs() < self.window)
+        bias = torch.zeros(t, t, dtype=dtype, device=device)
+        bias = bias.masked_fill(~visible, float("-inf"))[None]  # (1, T, T)
+        if self.position == "alibi":
+            slopes = self.slopes.to(dtype)[:, None, None]  # (h, 1, 1)
+            bias = bias - slopes * distance.abs().to(dtype)  # (h, T, T)
+        return bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
-        h = self.num_heads
-        q, k, v = self.qkv(x).split(d, dim=2)
-        q = q.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
-        k = k.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
-        v = v.view(b, t, h, d // h).transpose(1, 2)  # (B, h, T, hs)
+        h, kvh = self.num_heads, self.num_kv_heads
+        hs = d // h
+        q, k, v = self.qkv(x).split([d, kvh * hs, kvh * hs], dim=2)
+        q = q.view(b, t, h, hs).transpose(1, 2)  # (B, h, T, hs)
+        k = k.view(b, t, kvh, hs).transpose(1, 2)  # (B, kvh, T, hs)
+        v = v.view(b, t, kvh, hs).transpose(1, 2)  # (B, kvh, T, hs)
+        if self.position == "rope":
+            q = RotaryEmbedding.rotate(q, self.rope_theta)
+            k = RotaryEmbedding.rotate(k, self.rope_theta)
+        if kvh != h:  # each key/value head serves h // kvh query heads in a row
+            k = k[:, :, None].expand(b, kvh, h // kvh, t, hs).reshape(b, h, t, hs)
+            v = v[:, :, None].expand(b, kvh, h // kvh, t, hs).reshape(b, h, t, hs)
         p = self.dropout if self.training else 0.0
         if self.capture_attention:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // h)  # (B, h, T, T)
-            if self.causal:
-                mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-                scores = scores.masked_fill(~mask, float("-inf"))
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, h, T, T)
+            bias = self.attention_bias(t, x.device, scores.dtype)
+            if bias is not None:
+                scores = scores + bias
             weights = scores.softmax(dim=-1)
             self.last_attention = weights.detach()
             y = F.dropout(weights, p, self.training) @ v  # (B, h, T, hs)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        elif self.causal and self.window is None and self.position != "alibi":
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:  # the mask or bias as a tensor (None: attention to every position)
+            bias = self.attention_bias(t, x.device, q.dtype)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
         y = y.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.proj(y)
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout}"
+        text = f"num_heads={self.num_heads}, causal={self.causal}, dropout={self.dropout}"
+        if self.num_kv_heads != self.num_heads:
+            text += f", num_kv_heads={self.num_kv_heads}"
+        if self.position != "none":
+            text += f", position={self.position!r}"
+        if self.position == "rope":
+            text += f", rope_theta={self.rope_theta}"
+        if self.window is not None:
+            text += f", window={self.window}"
+        return text
+
+
+class GatedMLP(nn.Module):
+    """The gated MLP of Llama-style transformers: down(act(gate(x)) * up(x)).
+
+    `activation` "silu" makes it SwiGLU, "gelu" (exact, erf-based) GeGLU.
+    """
+
+    residual_projections: tuple[str, ...] = ("down",)
+
+    def __init__(self, dim: int, hidden: int, activation: str = "silu", bias: bool = False):
+        super().__init__()
+        assert activation in ("silu", "gelu"), f"unknown activation {activation!r}"
+        self.activation = activation
+        self.gate = nn.Linear(dim, hidden, bias=bias)
+        self.up = nn.Linear(dim, hidden, bias=bias)
+        self.down = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.gate(x)  # (..., hidden)
+        gate = F.silu(gate) if self.activation == "silu" else F.gelu(gate)
+        return self.down(gate * self.up(x))  # (..., D)
+
+    def extra_repr(self) -> str:
+        return f"activation={self.activation!r}"
 
 
 # The parts of attention, for building it yourself.

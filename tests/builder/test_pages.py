@@ -42,7 +42,7 @@ def test_home_lists_my_graphs_with_links_to_the_editor_and_downloads(browser, ma
 def test_home_offers_a_blank_canvas_and_every_starter(browser):
     html = browser.get("/").content.decode()
     assert 'href="/new"' in html
-    for name in ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"]:
+    for name in ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt", "llama"]:
         assert f'href="/new?starter={name}"' in html
 
 

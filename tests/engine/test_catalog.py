@@ -104,7 +104,10 @@ def test_catalog_holds_the_minimum_catalog_of_the_format_with_its_parameter_name
         "Reshape": {"shape"},
         "Embedding": {"num_embeddings", "embedding_dim"},
         "PositionalEmbedding": {"max_len"},
-        "MultiHeadAttention": {"num_heads", "causal", "dropout", "bias"},
+        "MultiHeadAttention": {"num_heads", "causal", "dropout", "bias", "num_kv_heads",
+                               "position", "rope_theta", "window"},
+        "RotaryEmbedding": {"num_heads", "theta"},
+        "GatedMLP": {"activation", "hidden_features", "multiple_of", "bias"},
         "MixtureOfExperts": {"num_experts", "top_k", "hidden_features", "activation", "bias",
                              "aux_loss_weight"},
         "Add": set(), "Multiply": set(),
@@ -130,8 +133,9 @@ def test_starter_is_a_valid_graph_without_warnings(name: str) -> None:
     load_graph(load_starter(name))
 
 
-def test_there_are_five_starters() -> None:
-    assert starter_names() == ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"]
+def test_there_are_six_starters() -> None:
+    assert starter_names() == ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt",
+                               "llama"]
 
 
 def test_load_starter_gives_a_fresh_copy_each_time() -> None:

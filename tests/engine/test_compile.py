@@ -166,7 +166,8 @@ def test_compiled_model_trains_one_step() -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt",
+                                  "llama"])
 def test_report_matches_the_compiled_model(name: str) -> None:
     report = inspect_graph(load_starter(name))
     model = compile_graph(load_starter(name)).eval()

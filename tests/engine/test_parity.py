@@ -168,3 +168,41 @@ def test_export_pytorch_keeps_the_modules_current_weights(tmp_path: Path) -> Non
     assert torch.all(twin.hidden.weight == 0.5)
     export_pytorch(model, tmp_path / "code_only.py", weights=False)
     assert not (tmp_path / "code_only.pt").exists()
+
+
+# The blocks of Llama-style models and every option of attention, each on its own.
+
+LM_BLOCKS = {
+    "mha_gqa_rope_causal": node("attn", "MultiHeadAttention", num_heads=4, num_kv_heads=2,
+                                position="rope", causal=True, bias=False),
+    "mha_multi_query_rope_theta": node("attn", "MultiHeadAttention", num_heads=4,
+                                       num_kv_heads=1, position="rope", rope_theta=500.0),
+    "mha_alibi_causal_6_heads": node("attn", "MultiHeadAttention", num_heads=6,
+                                     position="alibi", causal=True),
+    "mha_alibi_window": node("attn", "MultiHeadAttention", num_heads=2, position="alibi",
+                             window=3),
+    "mha_window_causal_gqa": node("attn", "MultiHeadAttention", num_heads=6, num_kv_heads=3,
+                                  window=2, causal=True),
+    "rotary_embedding": node("rope", "RotaryEmbedding", num_heads=3, theta=100.0),
+    "gated_mlp_swiglu": node("mlp", "GatedMLP", hidden_features=40),
+    "gated_mlp_geglu_bias": node("mlp", "GatedMLP", activation="gelu", multiple_of=16,
+                                 bias=True),
+}
+
+
+@pytest.mark.parametrize("name", LM_BLOCKS)
+def test_language_model_blocks_compute_the_same_compiled_exported_and_in_onnx_runtime(
+        name: str, tmp_path: Path) -> None:
+    model = compile_graph(chain([7, 24], LM_BLOCKS[name]), seed=3).eval()
+    graph = model.meta["shipyard"].graph
+    twin = standalone(model, tmp_path)
+    path = export_onnx(model, tmp_path / "model.onnx")
+    args = inputs_for(model, RUN_BATCH)
+    with torch.no_grad():
+        expected, got = model(*args), twin(*args)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert twin.state_dict().keys() == model.state_dict().keys()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, {graph.inputs[0].id: args[0].numpy()})
+    assert onnx_out.shape == tuple(expected.shape)
+    assert float(np.max(np.abs(onnx_out - expected.numpy()))) <= 1e-4

@@ -105,7 +105,8 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
         op = draw(st.sampled_from(["Linear", "activation", "LayerNorm", "RMSNorm", "Dropout",
                                    "Add", "Multiply", "Concat", "Repeat", "Softmax",
                                    "MultiHeadAttention", "Mean", "Split", "Scale", "Slice",
-                                   "Transpose", "Permute", "HeadFromParts", "MixtureOfExperts"]))
+                                   "Transpose", "Permute", "HeadFromParts", "MixtureOfExperts",
+                                   "GatedMLP", "RotaryEmbedding"]))
         if op == "Linear":
             out = draw(st.integers(1, 24))
             add(nid, op, [*s[:-1], out], current, out_features=out,
@@ -118,7 +119,27 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             add(nid, op, [*s[:-1], d + shapes[partner][-1]], partner, current)
         elif op == "MultiHeadAttention" and len(s) == 2:
             heads = draw(st.sampled_from([h for h in range(1, d + 1) if d % h == 0]))
-            add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()))
+            options: dict[str, Any] = {}
+            if draw(st.booleans()):
+                options["num_kv_heads"] = draw(st.sampled_from(
+                    [g for g in range(1, heads + 1) if heads % g == 0]))
+            positions = ["none", "alibi"] + (["rope"] if (d // heads) % 2 == 0 else [])
+            options["position"] = draw(st.sampled_from(positions))
+            if options["position"] == "rope":
+                options["rope_theta"] = draw(st.sampled_from([100.0, 10000.0]))
+            if draw(st.booleans()):
+                options["window"] = draw(st.integers(1, 8))
+            add(nid, op, s, current, num_heads=heads, causal=draw(st.booleans()), **options)
+        elif op == "RotaryEmbedding" and len(s) == 2:
+            heads = [h for h in range(1, d + 1) if d % h == 0 and (d // h) % 2 == 0]
+            if heads:
+                add(nid, op, s, current, num_heads=draw(st.sampled_from(heads)))
+            else:
+                add(nid, "ReLU", s, current)
+        elif op == "GatedMLP":
+            add(nid, op, s, current, activation=draw(st.sampled_from(["silu", "gelu"])),
+                hidden_features=draw(st.one_of(st.none(), st.integers(1, 24))),
+                multiple_of=draw(st.integers(1, 16)), bias=draw(st.booleans()))
         elif op == "MixtureOfExperts" and len(s) <= 2:
             experts = draw(st.integers(2, 4))
             add(nid, op, s, current, num_experts=experts, top_k=draw(st.integers(1, experts)),
@@ -227,7 +248,7 @@ def _sources(doc: dict[str, Any], node_id: str) -> list[str]:
 
 FLOAT_ONLY = {"Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "RMSNorm", "Softmax",
               "MultiHeadAttention", "Mean", "MatMul", "Scale", "CausalMask", "MixtureOfExperts",
-              *ACTIVATIONS}
+              "GatedMLP", "RotaryEmbedding", *ACTIVATIONS}
 
 
 @st.composite

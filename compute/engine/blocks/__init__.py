@@ -9,7 +9,7 @@ import difflib
 from typing import Any
 
 from .activation import GELU, Dropout, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, RotaryEmbedding
 from .base import (
     INIT_SCHEMES,
     NAME_PATTERN,
@@ -22,7 +22,7 @@ from .base import (
     WeightInit,
 )
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
-from .dense import Linear
+from .dense import GatedMLP, Linear
 from .embedding import Embedding, PositionalEmbedding
 from .init import Init
 from .io import Input, Output
@@ -38,6 +38,7 @@ _BLOCKS: tuple[Block, ...] = (
     Output(),
     Linear(),
     MixtureOfExperts(),
+    GatedMLP(),
     Conv1d(),
     Conv2d(),
     MaxPool2d(),
@@ -67,6 +68,7 @@ _BLOCKS: tuple[Block, ...] = (
     Scale(),
     CausalMask(),
     Slice(),
+    RotaryEmbedding(),
     Add(),
     Multiply(),
     Concat(),

@@ -1,11 +1,12 @@
-"""Linear: the fully connected layer."""
+"""Linear, the fully connected layer, and the gated MLP built from three of them."""
 
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 from torch import nn
 
+from .. import layers
 from .base import Block, Bool, Ctor, Incoming, Int, WeightInit, need_float, need_rank, sole
 
 
@@ -48,3 +49,60 @@ saves `vocabulary·width` parameters, and the shared table is counted once.
         need_float(self, x)
         need_rank(self, x, tuple(range(1, 9)), "…, features")
         return Ctor(nn.Linear, (x.spec.shape[-1], params.out_features), {"bias": params.bias})
+
+
+class GatedMLPParams(WeightInit):
+    activation: Literal["silu", "gelu"] = Field(
+        default="silu", description="Activation of the gate: 'silu' makes SwiGLU (Llama), "
+        "'gelu' GeGLU.")
+    hidden_features: Annotated[Int, Field(ge=1)] | None = Field(
+        default=None, description="Width of the hidden layer. Empty: 8·D/3 rounded up to a "
+        "multiple of multiple_of (Llama's rule).")
+    multiple_of: Annotated[Int, Field(ge=1)] = Field(
+        default=256, description="With hidden_features empty, the hidden width is rounded up "
+        "to a multiple of this.")
+    bias: Bool = Field(default=False, description="Biases in the three projections.")
+
+
+def gated_hidden_features(width: int, multiple_of: int) -> int:
+    """Llama's rule: two thirds of 4·D (as many parameters as a 4·D MLP with two matrices),
+    rounded up to a multiple of `multiple_of`."""
+    hidden = 2 * (4 * width) // 3
+    return multiple_of * -(-hidden // multiple_of)
+
+
+class GatedMLP(Block):
+    type = "GatedMLP"
+    id_stem = "mlp"
+    category = "Layers"
+    summary = "down(act(gate(x)) · up(x)): the SwiGLU / GeGLU MLP of Llama-style transformers."
+    explanation = """
+**GatedMLP** is the feed-forward part of Llama-style transformers. Two projections of the
+input make a *gate* and a *value*; the gate goes through an activation and scales the value
+element by element; a third projection brings the result back to the input's width `D`:
+
+`y = down( act(gate(x)) ⊙ up(x) )`
+
+With `activation` `"silu"` this is **SwiGLU** (Llama, Mistral), with `"gelu"` (exact, erf)
+**GeGLU**. It usually trains better than `Linear → GELU → Linear` for the same parameters.
+It is the same as drawing two `Linear`s from `x`, a `SiLU` on one, a `Multiply` and a
+`Linear` back to `D`; this block is that in one node.
+
+The hidden width `H` is `hidden_features`, or, left empty, Llama's rule: two thirds of
+`4·D`, rounded up to a multiple of `multiple_of`:
+
+`H = multiple_of · ⌈⌊8·D / 3⌋ / multiple_of⌉` (D = 512, multiple_of = 256: H = 1536)
+
+Three matrices of `D·H`, so about as many parameters as a `4·D` MLP with two:
+parameters `3·D·H` (plus `2·H + D` with bias). The shape is unchanged: `[B, …, D]`.
+"""
+    Params = GatedMLPParams
+
+    def construct(self, params: GatedMLPParams, inputs: Mapping[str, Incoming]) -> Ctor:
+        x = sole(inputs)
+        need_float(self, x)
+        need_rank(self, x, tuple(range(1, 9)), "…, features")
+        width = x.spec.shape[-1]
+        hidden = params.hidden_features or gated_hidden_features(width, params.multiple_of)
+        return Ctor(layers.GatedMLP, (width, hidden),
+                    {"activation": params.activation, "bias": params.bias})

@@ -14,6 +14,7 @@ STARTERS = {
     "resnet": "ResNet-style CNN: residual blocks with batch norm and Add",
     "transformer_classifier": "Transformer encoder that classifies a sequence of tokens",
     "char_gpt": "Character-level GPT: embeddings, 4 pre-norm transformer blocks, linear head",
+    "llama": "Llama-style character model: RMSNorm, rotary grouped-query attention, SwiGLU",
 }
 
 
@@ -24,6 +25,7 @@ STARTER_DATASETS = {
     "resnet": "digits",
     "transformer_classifier": "modadd",
     "char_gpt": "harbour",
+    "llama": "harbour",
 }
 
 

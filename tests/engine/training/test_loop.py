@@ -109,6 +109,20 @@ def test_the_char_gpt_starter_loss_falls_on_the_text_and_it_writes_samples() -> 
     assert recorder.values("tokens_per_s")[-1] > 0
 
 
+def test_the_llama_starter_loss_falls_on_the_text_in_a_few_steps() -> None:
+    model = compile_graph(load_starter("llama"))
+    assert 2_000_000 < sum(p.numel() for p in model.parameters()) < 5_000_000
+    recorder = Recorder()
+    config = TrainConfig(steps=8, batch_size=8, eval_interval=8, log_interval=2,
+                         eval_batches=1, sample_length=10)
+    train(model, dataset_for(model, "harbour"), config, recorder)
+    losses = recorder.values("train_loss")
+    assert losses[0] > 4.0  # about ln(128) = 4.85 at the start
+    assert losses[-1] < losses[0] - 1.0
+    assert recorder.values("val_loss")[-1] < 3.8
+    assert sorted(n for _, n, _ in recorder.attention) == [f"blocks.{i}.attn" for i in range(4)]
+
+
 def test_only_text_datasets_get_text_samples() -> None:
     model = compile_graph(load_starter("char_gpt"))
     recorder = Recorder()
