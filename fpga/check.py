@@ -21,6 +21,12 @@ REFUSED: dict[str, str] = {
     "MultiHeadAttention": "MultiHeadAttention is not supported by hls4ml's PyTorch frontend",
     "MixtureOfExperts": "MixtureOfExperts (its top-k routing) is not supported by hls4ml's "
                         "PyTorch frontend: use one MLP of Linear and ReLU",
+    # Not converted one by one: their activations (SiLU, GELU) and the sines and cosines of
+    # rotary positions have no FPGA layer, as above.
+    "GatedMLP": "GatedMLP gates with SiLU or GELU, which have no FPGA layer in hls4ml: use "
+                "Linear, ReLU, Linear",
+    "RotaryEmbedding": "RotaryEmbedding (sines and cosines of the positions) has no FPGA "
+                       "layer in hls4ml",
     "GELU": "GELU has no FPGA layer in hls4ml: use ReLU (or Sigmoid/Tanh)",
     "SiLU": "SiLU has no FPGA layer in hls4ml: use ReLU (or Sigmoid/Tanh)",
     "RMSNorm": "RMSNorm has no FPGA layer in hls4ml: use BatchNorm1d or LayerNorm",

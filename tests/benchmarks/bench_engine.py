@@ -8,7 +8,8 @@ It prints, in one run:
 
 (a) the training-step time of the compiled character GPT starter against a hand-written
     nanoGPT-style twin with the same architecture, sizes read from the starter, timed in
-    interleaved rounds so that machine noise falls on both alike; target ratio <= 1.02;
+    interleaved rounds so that machine noise falls on both alike; target ratio <= 1.02
+    (`--model llama`: the Llama-style starter against a hand-written Llama instead);
 (b) warm `inspect_graph` time for a GPT-2-small-sized graph (12 layers, width 768,
     vocabulary 50304, context 1024): target < 50 ms without FLOPs, < 250 ms with them;
 (c) warm `inspect_graph` time (with FLOPs) for a graph of about 2000 nodes: target < 1 s,
@@ -222,6 +223,41 @@ def make_twin(cfg: dict[str, Any]) -> Any:
     return GPT()
 
 
+def llama_pair() -> tuple[Any, Any, dict[str, Any]]:
+    """The compiled Llama-style starter and a hand-written Llama of the same sizes: the twin
+    of tests/engine/test_llama_twin.py (which checks it computes what the starter computes),
+    its attention on F.scaled_dot_product_attention as a fast hand-written Llama has it."""
+    import torch
+    import torch.nn.functional as F
+
+    from compute.engine import compile_graph, load_starter
+    from tests.engine.test_llama_twin import STARTER, TwinAttention, TwinLlama, rotate_half
+
+    class FastAttention(TwinAttention):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, t, _ = x.shape
+            q = self.wq(x).view(b, t, self.heads, self.hs).transpose(1, 2)
+            k = self.wk(x).view(b, t, self.kv_heads, self.hs).transpose(1, 2)
+            v = self.wv(x).view(b, t, self.kv_heads, self.hs).transpose(1, 2)
+            cos, sin = self.cos[:t], self.sin[:t]
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.wo(y.transpose(1, 2).reshape(b, t, -1))
+
+    compiled = compile_graph(load_starter("llama"), seed=0)
+    torch.manual_seed(0)
+    twin = TwinLlama(STARTER)
+    for layer in twin.layers:
+        layer.attention.__class__ = FastAttention
+    cfg = {"vocab_size": STARTER.vocab, "head_out": STARTER.vocab, "seq_len": STARTER.seq,
+           "block_size": STARTER.seq, **{k: getattr(STARTER, k) for k in (
+               "dim", "layers", "heads", "kv_heads", "hidden")}}
+    return compiled, twin, cfg
+
+
 def bench_training(args: argparse.Namespace, rows: list[Row]) -> None:
     import torch
     import torch.nn.functional as F
@@ -229,22 +265,29 @@ def bench_training(args: argparse.Namespace, rows: list[Row]) -> None:
     from compute.engine import compile_graph, load_starter
 
     device = torch.device(args.device)
-    doc = load_starter("char_gpt")
-    cfg = starter_config(doc)
-    compiled = compile_graph(load_starter("char_gpt"), seed=0).to(device)
-    torch.manual_seed(0)
-    twin = make_twin(cfg).to(device)
+    if args.model == "llama":
+        compiled, twin, cfg = llama_pair()
+        label = "Llama-style starter vs its hand-written twin"
+    else:
+        doc = load_starter("char_gpt")
+        cfg = starter_config(doc)
+        compiled = compile_graph(load_starter("char_gpt"), seed=0)
+        torch.manual_seed(0)
+        twin = make_twin(cfg)
+        label = "char GPT vs nanoGPT-style twin"
+    compiled, twin = compiled.to(device), twin.to(device)
     n_compiled = sum(p.numel() for p in compiled.parameters())
     n_twin = sum(p.numel() for p in twin.parameters())
     shapes_c = sorted(tuple(p.shape) for p in compiled.parameters())
     shapes_t = sorted(tuple(p.shape) for p in twin.parameters())
-    print(f"\n== (a) training step: compiled char GPT vs nanoGPT-style twin ({device}) ==")
+    print(f"\n== (a) training step: compiled {label} ({device}) ==")
     print(f"config from starter: {cfg}")
     print(f"parameters: compiled {n_compiled:,}  twin {n_twin:,}")
-    if n_compiled != n_twin or shapes_c != shapes_t:
+    # The Llama twin keeps Meta's separate wq, wk, wv where the block fuses them: counts only.
+    if n_compiled != n_twin or (args.model == "gpt" and shapes_c != shapes_t):
         raise Invalid(f"twin differs from the compiled model: {n_twin:,} vs {n_compiled:,} "
                       "parameters (or different parameter shapes)")
-    rows.append(Row("char GPT parameters (compiled = twin)", f"{n_compiled:,}"))
+    rows.append(Row(f"{args.model} parameters (compiled = twin)", f"{n_compiled:,}"))
 
     gen = torch.Generator().manual_seed(1)
     seq = min(args.seq or cfg["seq_len"], cfg["block_size"])
@@ -573,6 +616,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default: the CPUs this process may use)")
     p.add_argument("--only", choices=("all", "train", "inspect"), default="all")
+    p.add_argument("--model", choices=("gpt", "llama"), default="gpt",
+                   help="the starter whose training step is timed against its twin")
     p.add_argument("--batch", type=int, default=32, help="training batch (default 32)")
     p.add_argument("--seq", type=int, default=0, help="sequence length (default: the starter's)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per model per round")

@@ -30,6 +30,7 @@ class Config:
     seq: int
     theta: float = 10000.0
     eps: float = 1e-5
+    tied: bool = False  # the output head reads with the token embedding's table
 
 
 class TwinRMSNorm(nn.Module):
@@ -109,6 +110,8 @@ class TwinLlama(nn.Module):
         self.layers = nn.ModuleList(TwinBlock(c) for _ in range(c.layers))
         self.norm = TwinRMSNorm(c.dim, c.eps)
         self.output = nn.Linear(c.dim, c.vocab, bias=False)
+        if c.tied:
+            self.output.weight = self.tok_embeddings.weight
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.tok_embeddings(tokens)
@@ -136,8 +139,9 @@ def llama_graph(c: Config) -> dict[str, Any]:
         [input_node("tokens", [c.seq], "int64"),
          node("wte", "Embedding", num_embeddings=c.vocab, embedding_dim=c.dim),
          {"id": "blocks", "type": "Repeat", "params": {"times": c.layers}, "graph": body},
-         node("norm_f", "RMSNorm", eps=c.eps), node("head", "Linear", out_features=c.vocab,
-                                                    bias=False),
+         node("norm_f", "RMSNorm", eps=c.eps),
+         node("head", "Linear", out_features=c.vocab, bias=False,
+              **({"tie_to": "wte"} if c.tied else {})),
          node("logits", "Output")],
         [("tokens", "wte"), ("wte", "blocks"), ("blocks", "norm_f"), ("norm_f", "head"),
          ("head", "logits")], name="tiny llama")
@@ -166,13 +170,15 @@ def twin_state(ours: dict[str, torch.Tensor], c: Config) -> dict[str, torch.Tens
 
 
 SMALL = Config(vocab=50, dim=64, layers=2, heads=4, kv_heads=2, hidden=96, seq=16, theta=500.0)
+TIED = Config(vocab=50, dim=64, layers=2, heads=4, kv_heads=1, hidden=96, seq=16, tied=True)
 # The shipped starter: D 256, 8 heads sharing 2 key/value heads, hidden 768 by Llama's rule.
 STARTER = Config(vocab=128, dim=256, layers=4, heads=8, kv_heads=2, hidden=768, seq=64)
 
 
 @pytest.mark.parametrize(("config", "doc"), [(SMALL, llama_graph(SMALL)),
+                                             (TIED, llama_graph(TIED)),
                                              (STARTER, load_starter("llama"))],
-                         ids=["small", "starter"])
+                         ids=["small", "tied-multi-query", "starter"])
 def test_drawn_llama_matches_a_hand_written_llama(config: Config, doc: dict[str, Any]) -> None:
     model = compile_graph(doc, seed=4).eval()
     twin = TwinLlama(config).eval()

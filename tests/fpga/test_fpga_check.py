@@ -83,3 +83,11 @@ def test_an_override_of_a_repeat_is_a_problem_until_its_blocks_can_take_one() ->
     settings = FpgaSettings(precision_overrides={"blocks": "ap_fixed<8,4>"})
     (problem,) = fpga_problems(graph, settings)
     assert problem.node == "blocks" and "Repeat" in problem.message
+
+
+def test_the_blocks_of_todays_language_models_are_refused_and_an_init_node_is_not() -> None:
+    doc = chain([6, 8], node("mlp", "GatedMLP", hidden_features=16),
+                node("rope", "RotaryEmbedding", num_heads=2))
+    doc["nodes"].append(node("init", "Init", scheme="normal"))
+    found = {(p.node, p.field) for p in fpga_problems(load_graph(doc))}
+    assert found == {("mlp", "type"), ("rope", "type")}
