@@ -15,7 +15,8 @@ from compute import exports
 from .models import GraphVersion
 
 FORMATS = {"json": (".json", "application/json"), "pytorch": (".py", "text/x-python"),
-           "onnx": (".onnx", "application/onnx")}
+           "onnx": (".onnx", "application/onnx"),
+           "weights": (".safetensors", "application/octet-stream")}
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class File:
     filename: str
     content_type: str
     path: Path | None = None
-    text: str = ""
+    text: str | bytes = ""
 
 
 Outcome = File | exports.Pending | exports.Failed
@@ -50,6 +51,11 @@ def download(version: GraphVersion, fmt: str, title: str) -> Outcome:
     filename = f"{file_stem(title, version.number)}{suffix}"
     if fmt == "json":
         return File(filename, content_type, text=version.document_json)
+    if fmt == "weights":
+        if version.initial_weights is None:
+            return exports.Failed(f"version {version.number} has no initial weights: its runs "
+                                  "start from seeded ones", {"reason": "invalid"})
+        return File(filename, content_type, text=bytes(version.initial_weights.data))
     outcome = exports.fetch(root=settings.EXPORTS_DIR, version=version.id, fmt=fmt,
                             document=version.document_json, budget=export_budget(),
                             wait=settings.EXPORT_WAIT_SECONDS)

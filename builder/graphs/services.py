@@ -19,9 +19,9 @@ from django.utils import timezone
 from builder import access
 from builder.rest import ApiError
 from compute import exports
-from compute.engine import GraphError, Problem, load_graph
+from compute.engine import GraphError, Problem, load_graph, weight_shapes
 
-from .models import Graph, GraphVersion, ShareLink, hash_token
+from .models import Graph, GraphVersion, InitialWeights, ShareLink, hash_token
 from .serializers import version_data
 from .signals import graph_deleting
 
@@ -42,6 +42,20 @@ class GraphTooLarge(ApiError):
     def __init__(self, size: int, limit: int):
         super().__init__(f"the graph is {size:,} bytes; the limit is {limit:,} bytes "
                          "(SHIPYARD_MAX_GRAPH_BYTES)", status=413)
+
+
+class ImportRefused(ApiError):
+    """An ONNX file that cannot be imported: every reason, and the operators without a
+    block counted by name."""
+
+    def __init__(self, problems: list[Problem], unmapped: dict[str, int]):
+        super().__init__(problems[0].message if problems else "the file cannot be imported")
+        self.problems = problems
+        self.unmapped = unmapped
+
+    def body(self) -> dict[str, Any]:
+        return {"error": str(self), "problems": [p.to_dict() for p in self.problems],
+                "unmapped": self.unmapped}
 
 
 class Conflict(ApiError):
@@ -111,6 +125,45 @@ def create_graph(*, owner: AbstractBaseUser, document: Any, name: str | None = N
     return graph
 
 
+def import_onnx_graph(*, owner: AbstractBaseUser, data: bytes, name: str | None = None
+                      ) -> Graph:
+    """A new graph from an ONNX file: its first version holds the imported document and
+    starts from the file's weights. Raises ImportRefused listing why a file cannot be
+    imported; nothing is stored then."""
+    from safetensors.torch import save
+
+    from compute.engine.onnx_import import OnnxImportError, import_onnx
+
+    try:
+        imported = import_onnx(data, name=name)
+    except OnnxImportError as exc:
+        raise ImportRefused(exc.problems, exc.unmapped) from None
+    blob = save({k: v.contiguous() for k, v in imported.weights.items()})
+    with transaction.atomic():
+        graph = create_graph(owner=owner, document=imported.document, name=name,
+                             message="Imported from ONNX")
+        weights = InitialWeights.objects.create(graph=graph, data=blob,
+                                                sha256=hashlib.sha256(blob).hexdigest())
+        graph.versions.filter(number=1).update(initial_weights=weights)
+    return graph
+
+
+def _fits(weights: InitialWeights, document: dict[str, Any]) -> bool:
+    """Whether `weights` load into `document`'s model as they are: the same names and
+    shapes (read from the safetensors header, without loading the tensors)."""
+    header = _safetensors_shapes(bytes(weights.data))
+    try:
+        return header == weight_shapes(document)
+    except GraphError:
+        return False
+
+
+def _safetensors_shapes(blob: bytes) -> dict[str, tuple[int, ...]]:
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
 def _locked(graph_id: int) -> Graph:
     return Graph.objects.select_for_update().get(id=graph_id)
 
@@ -132,11 +185,20 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     digest = content_hash(document)
     if digest == current.content_hash:
         return current, False
+    # A restored version brings back the weights it started from; any other save keeps
+    # the latest version's.
+    source = current
+    if restored_from is not None:
+        source = locked.versions.filter(number=restored_from).first() or current
+    weights = source.initial_weights
+    if weights is not None and not _fits(weights, document):
+        weights = None  # the new version's model has other names or shapes: fresh weights
     try:
         with transaction.atomic():
             version = GraphVersion.objects.create(
                 graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
-                author=author, message=message[:500], restored_from=restored_from)
+                author=author, message=message[:500], restored_from=restored_from,
+                initial_weights=weights)
     except IntegrityError:
         # Where the row lock does nothing (SQLite), two saves can still race: the unique
         # (graph, number) constraint lets one win, and the other is a stale save.

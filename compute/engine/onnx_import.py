@@ -186,7 +186,9 @@ class _Importer:
         self.model = model
         self.graph = model.graph
         self.limits = limits
-        self.name = name if name is not None else (self.graph.name or "imported")
+        # torch.onnx names every graph "main_graph": no title worth keeping.
+        own = self.graph.name if self.graph.name not in ("", "main_graph") else "imported"
+        self.name = name if name is not None else own
         self.consts: dict[str, Any] = {i.name: i for i in self.graph.initializer}
         for node in self.graph.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
