@@ -107,7 +107,14 @@ def import_onnx(data: bytes, *, name: str | None = None,
         text = str(exc).strip().splitlines()
         first = text[0][:300] if text else type(exc).__name__
         raise OnnxImportError([Problem(f"onnx.checker rejects the model: {first}")]) from None
-    return _Importer(model, name, limits).run()
+    try:
+        return _Importer(model, name, limits).run()
+    except OnnxImportError:
+        raise
+    except Exception as exc:  # a file the checker let through that the mapping cannot read
+        raise OnnxImportError([Problem(
+            f"the model could not be read ({type(exc).__name__}); "
+            "export it again with a current ONNX exporter")]) from None
 
 
 def _external_tensors(model: Any) -> Iterator[str]:
@@ -172,10 +179,16 @@ class _Group:
         self.failed = False
 
 
+def _str(value: Any) -> str:
+    """A string field of the file as text: protobuf hands back bytes where a file's "string"
+    is not valid UTF-8."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _meta_list(node: Any, key: str) -> list[str]:
     for prop in node.metadata_props:
-        if prop.key == key and len(prop.value) <= _MAX_META_CHARS:
-            return _QUOTED.findall(prop.value)
+        if _str(prop.key) == key and len(prop.value) <= _MAX_META_CHARS:
+            return _QUOTED.findall(_str(prop.value))
     return []
 
 
@@ -187,7 +200,8 @@ class _Importer:
         self.graph = model.graph
         self.limits = limits
         # torch.onnx names every graph "main_graph": no title worth keeping.
-        own = self.graph.name if self.graph.name not in ("", "main_graph") else "imported"
+        own = _str(self.graph.name)
+        own = own if own not in ("", "main_graph") else "imported"
         self.name = name if name is not None else own
         self.consts: dict[str, Any] = {i.name: i for i in self.graph.initializer}
         for node in self.graph.node:
@@ -296,8 +310,8 @@ class _Importer:
 
     # Naming.
 
-    def node_id(self, wanted: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", wanted).strip("_") or "node"
+    def node_id(self, wanted: Any) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", _str(wanted)).strip("_") or "node"
         if not re.match(r"[A-Za-z_]", base):
             base = "n_" + base
         base = base[:56]
@@ -413,8 +427,10 @@ class _Importer:
             raise OnnxImportError(problems)
         document = {"format": FORMAT, "name": self.name[:200], "nodes": nodes, "edges": edges,
                     "layout": _layout(nodes, edges)}
-        if self.graph.doc_string:
-            document["description"] = self.graph.doc_string[:2000]
+        description = "".join(ch for ch in _str(self.graph.doc_string)[:2000]
+                              if ch.isprintable() or ch in "\n\t")
+        if description.strip():
+            document["description"] = description
         return ImportedModel(document, _checked_weights(document, weights))
 
     def input_params(self, inp: Any) -> tuple[dict[str, Any], str | None]:

@@ -237,3 +237,22 @@ def test_names_from_the_file_become_valid_unique_ids() -> None:
     for node_id in ids:
         assert ID_PATTERN.match(node_id) and node_id not in RESERVED_IDS
     load_graph(imported.document)
+
+
+def test_mutated_files_are_imported_or_refused_never_anything_else(tmp_path: Path) -> None:
+    """Bytes flipped anywhere in real files (names that are not UTF-8, dimensions, attribute
+    values, tensor data): each import gives a graph or an OnnxImportError."""
+    sources = [exported(load_starter(name), tmp_path, name) for name in ("mlp", "cnn")]
+    rng = random.Random(5)
+    outcomes = {"imported": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            import_onnx(bytes(data))
+            outcomes["imported"] += 1
+        except OnnxImportError as exc:
+            assert exc.problems
+            outcomes["refused"] += 1
+    assert outcomes["imported"] and outcomes["refused"]
