@@ -256,9 +256,17 @@ def revoke_share_link(*, graph: Graph, link_id: int) -> bool:
     return changed == 1
 
 
+@transaction.atomic
 def fork_version(*, version: GraphVersion, owner: AbstractBaseUser) -> Graph:
-    """A new graph for `owner` holding `version`'s document, recording where it came from."""
-    return create_graph(owner=owner, document=version.document,
-                        name=f"{version.graph.name} (fork)",
-                        message=f"Forked from {version.graph.name} v{version.number}",
-                        forked_from=version)
+    """A new graph for `owner` holding `version`'s document (and its initial weights, as a
+    copy of the fork's own), recording where it came from."""
+    graph = create_graph(owner=owner, document=version.document,
+                         name=f"{version.graph.name} (fork)",
+                         message=f"Forked from {version.graph.name} v{version.number}",
+                         forked_from=version)
+    source = version.initial_weights
+    if source is not None:
+        weights = InitialWeights.objects.create(graph=graph, data=source.data,
+                                                sha256=source.sha256)
+        graph.versions.filter(number=1).update(initial_weights=weights)
+    return graph

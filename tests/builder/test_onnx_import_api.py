@@ -147,3 +147,19 @@ def test_a_file_over_the_limit_is_refused(api: APIClient, mlp_onnx: bytes,
 def test_import_needs_a_signed_in_user(mlp_onnx: bytes) -> None:
     response = upload(APIClient(), mlp_onnx)
     assert response.status_code in (401, 403)
+
+
+def test_a_fork_of_an_imported_model_starts_from_the_same_weights(
+        api: APIClient, other_api: APIClient, mlp_onnx: bytes) -> None:
+    graph = upload(api, mlp_onnx).json()
+    token = api.post(f"/api/graphs/{graph['id']}/share", {}, format="json").json()["token"]
+    fork = other_api.post(f"/api/shared/{token}/fork").json()
+    assert fork["version"]["initial_weights"] is True
+    mine = load(api.get(f"/api/graphs/{graph['id']}/download", {"format": "weights"}).content)
+    theirs = load(other_api.get(f"/api/graphs/{fork['id']}/download",
+                                {"format": "weights"}).content)
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    api.delete(f"/api/graphs/{graph['id']}")  # the origin's weights go with it; the fork's stay
+    assert other_api.get(f"/api/graphs/{fork['id']}/download",
+                         {"format": "weights"}).status_code == 200
