@@ -773,6 +773,42 @@ def _gelu(imp: _Importer, node: Any) -> _Result:
     return _Mapped("GELU", {"in": node.input[0]}, node.output[0], {"approximate": approximate})
 
 
+def _scalar(imp: _Importer, value: str) -> float | None:
+    array = imp.weight(value) if imp.is_const(value) else None
+    return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+
+def _erf_gelu(imp: _Importer, node: Any) -> _Result:
+    """GELU as exporters write it without a Gelu op: x · ½ · (1 + erf(x / √2)), starting
+    from the Div; the two Muls may come in either order."""
+    x = node.input[0]
+    divisor = _scalar(imp, node.input[1])
+    if divisor is None or abs(divisor - math.sqrt(2)) > 1e-4:
+        return "Div"
+    erf = imp.sole_consumer(node.output[0])
+    if erf is None or erf.op_type != "Erf":
+        return "Div"
+    add = imp.sole_consumer(erf.output[0])
+    if add is None or add.op_type != "Add":
+        return "Div"
+    one = add.input[1] if add.input[0] == erf.output[0] else add.input[0]
+    if _scalar(imp, one) != 1.0:
+        return "Div"
+    chain, value, others = [], add.output[0], []
+    for _ in range(2):
+        mul = imp.sole_consumer(value) if value not in imp.outputs else None
+        if mul is None or mul.op_type != "Mul":
+            return "Div"
+        others.append(mul.input[1] if mul.input[0] == value else mul.input[0])
+        chain.append(mul)
+        value = mul.output[0]
+    if x not in others or not any(_scalar(imp, v) == 0.5 for v in others if v != x):
+        return "Div"
+    mapped = _Mapped("GELU", {"in": x}, value, {"approximate": "none"})
+    mapped.consumed = (erf, add, *chain)
+    return mapped
+
+
 _OP_MAPPERS: dict[str, Callable[[_Importer, Any], _Result]] = {
     "Identity": _alias,
     "Dropout": _alias,
@@ -780,6 +816,7 @@ _OP_MAPPERS: dict[str, Callable[[_Importer, Any], _Result]] = {
     "Sigmoid": _activation("Sigmoid"),
     "Tanh": _activation("Tanh"),
     "Gelu": _gelu,
+    "Div": _erf_gelu,
     "Softmax": _softmax,
     "Gemm": _gemm,
     "MatMul": _matmul,
