@@ -13,6 +13,7 @@ import pytest
 import torch
 from django.core.files.uploadedfile import SimpleUploadedFile
 from onnx import TensorProto, helper
+from openapi_check import assert_conforms
 from rest_framework.test import APIClient
 from safetensors.torch import load
 
@@ -34,10 +35,11 @@ def upload(api: APIClient, data: bytes, filename: str = "model.onnx", **fields: 
                     {"file": SimpleUploadedFile(filename, data), **fields}, format="multipart")
 
 
-def test_an_exported_model_imports_as_a_graph_with_its_weights(api: APIClient,
-                                                               mlp_onnx: bytes) -> None:
+def test_an_exported_model_imports_as_a_graph_with_its_weights(
+        api: APIClient, mlp_onnx: bytes, openapi: dict[str, Any]) -> None:
     response = upload(api, mlp_onnx, name="Digits")
     assert response.status_code == 201, response.content
+    assert_conforms(openapi, "/api/graphs/import", "post", response)
     body = response.json()
     assert body["name"] == "Digits"
     assert body["version"]["number"] == 1 and body["version"]["initial_weights"] is True
