@@ -44,6 +44,8 @@ _SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 _CLASSES_KEY = "pkg.torch.onnx.class_hierarchy"
 _MAX_META_CHARS = 8192  # a longer scope list is not from an exporter we know; ignore it
 _QUOTED = re.compile(r"'([^']*)'")
+_MAX_LISTED = 30  # operator names in a refusal; a hostile file may have thousands
+_MAX_LABEL = 80
 
 
 class OnnxImportError(GraphError):
@@ -408,8 +410,11 @@ class _Importer:
                 weights[f"{node_id}.{suffix}"] = torch.from_numpy(np.ascontiguousarray(array))
 
         if unmapped:
-            listed = ", ".join(f"{n} × {label}" for label, n in sorted(
-                unmapped.items(), key=lambda item: (-item[1], item[0])))
+            ranked = sorted(unmapped.items(), key=lambda item: (-item[1], item[0]))
+            listed = ", ".join(f"{n} × {label}" for label, n in ranked[:_MAX_LISTED])
+            if len(ranked) > _MAX_LISTED:
+                listed += f" and {len(ranked) - _MAX_LISTED} other operators"
+                unmapped = Counter(dict(ranked[:_MAX_LISTED]))
             verb = "has" if sum(unmapped.values()) == 1 else "have"
             raise OnnxImportError([Problem(
                 f"cannot import: {listed} {verb} no Shipyard block; nothing was imported")],
@@ -469,7 +474,11 @@ def _shape_text(dims: list[int | None]) -> str:
 
 
 def _op_label(node: Any) -> str:
-    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+    """The operator's name as a refusal lists it (a custom domain's ops with their domain),
+    printable and short whatever the file says."""
+    op = _str(node.op_type)
+    label = op if node.domain in ("", "ai.onnx") else f"{_str(node.domain)}.{op}"
+    return "".join(ch if ch.isprintable() else "?" for ch in label)[:_MAX_LABEL]
 
 
 def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, str]]) -> dict[str, list[int]]:

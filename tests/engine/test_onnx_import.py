@@ -285,3 +285,20 @@ def test_attention_without_module_names_lists_the_ops_waiting_for_blocks(tmp_pat
     unmapped = caught.value.unmapped
     assert unmapped["Transpose"] == 20 and unmapped["Trilu"] == 4
     assert "Erf" not in unmapped  # the GELUs map, as the attention does not
+
+
+def test_a_refusal_lists_a_bounded_number_of_short_printable_operator_names() -> None:
+    nodes, value = [], "x"
+    for i in range(100):
+        nodes.append(helper.make_node(f"Op{i}\x1b[2J" + "z" * 500, [value], [f"v{i}"],
+                                      domain="evil.domain"))
+        value = f"v{i}"
+    nodes.append(helper.make_node("Relu", [value], ["y"]))
+    graph = helper.make_graph(nodes, "g", [tensor("x", ["N", 2])], [tensor("y", ["N", 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18),
+                                                    helper.make_opsetid("evil.domain", 1)])
+    with pytest.raises(OnnxImportError) as caught:
+        import_onnx(model.SerializeToString())
+    assert len(caught.value.unmapped) == 30
+    assert all(len(label) <= 80 and label.isprintable() for label in caught.value.unmapped)
+    assert "and 70 other operators" in str(caught.value)
