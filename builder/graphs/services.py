@@ -148,20 +148,14 @@ def import_onnx_graph(*, owner: AbstractBaseUser, data: bytes, name: str | None 
     return graph
 
 
-def _fits(weights: InitialWeights, document: dict[str, Any]) -> bool:
-    """Whether `weights` load into `document`'s model as they are: the same names and
-    shapes (read from the safetensors header, without loading the tensors)."""
-    header = _safetensors_shapes(bytes(weights.data))
+def _same_weights(before: GraphVersion, document: dict[str, Any]) -> bool:
+    """Whether `document`'s model has exactly the weight names and shapes of `before`'s, so
+    that weights which fit one fit the other (compared on the meta device: no weights file
+    is read)."""
     try:
-        return header == weight_shapes(document)
+        return weight_shapes(before.document) == weight_shapes(document)
     except GraphError:
         return False
-
-
-def _safetensors_shapes(blob: bytes) -> dict[str, tuple[int, ...]]:
-    size = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + size])
-    return {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
 
 
 def _locked(graph_id: int) -> Graph:
@@ -190,15 +184,15 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     source = current
     if restored_from is not None:
         source = locked.versions.filter(number=restored_from).first() or current
-    weights = source.initial_weights
-    if weights is not None and not _fits(weights, document):
+    weights = source.initial_weights_id
+    if weights is not None and not _same_weights(source, document):
         weights = None  # the new version's model has other names or shapes: fresh weights
     try:
         with transaction.atomic():
             version = GraphVersion.objects.create(
                 graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
                 author=author, message=message[:500], restored_from=restored_from,
-                initial_weights=weights)
+                initial_weights_id=weights)
     except IntegrityError:
         # Where the row lock does nothing (SQLite), two saves can still race: the unique
         # (graph, number) constraint lets one win, and the other is a stale save.
