@@ -885,7 +885,19 @@ def _sub_nodes(group: _Group, name: str) -> list[Any]:
     return [n for n in group.nodes if want in _meta_list(n, _SCOPES_KEY)]
 
 
+# The ops today's MultiHeadAttention exports to (projections, head split, scaled dot-product
+# attention with its causal mask). A group holding any other (Neg, Sin, Cos of rotary
+# positions, say) computes something this mapper does not read: it is refused, not guessed.
+_ATTENTION_OPS = frozenset({
+    "MatMul", "Gemm", "Add", "Mul", "Div", "Sqrt", "Split", "Reshape", "Transpose", "Shape",
+    "Slice", "Concat", "Softmax", "Trilu", "Equal", "Where", "Expand", "Constant", "Cast",
+    "Unsqueeze", "Squeeze", "Gather", "ConstantOfShape"})
+
+
 def _attention(imp: _Importer, group: _Group) -> _Result:
+    if any(n.op_type not in _ATTENTION_OPS or n.domain not in ("", "ai.onnx")
+           for n in group.nodes):
+        return "MultiHeadAttention"
     qkv = _linear_in(imp, _sub_nodes(group, "qkv"))
     proj = _linear_in(imp, _sub_nodes(group, "proj"))
     ins, outs = _boundary(imp, group)

@@ -302,3 +302,25 @@ def test_a_refusal_lists_a_bounded_number_of_short_printable_operator_names() ->
     assert len(caught.value.unmapped) == 30
     assert all(len(label) <= 80 and label.isprintable() for label in caught.value.unmapped)
     assert "and 70 other operators" in str(caught.value)
+
+
+def test_attention_holding_ops_it_does_not_read_is_refused_not_guessed(tmp_path: Path) -> None:
+    """Say a newer block's rotary positions: ops inside the attention module that the
+    MultiHeadAttention mapper does not know. Here two Negs (together: no change)."""
+    model = onnx.load_from_string(exported(load_starter("transformer_classifier"), tmp_path))
+    nodes = list(model.graph.node)
+    at = next(i for i, n in enumerate(nodes) if n.op_type == "Softmax")
+    softmax = nodes[at]
+    first = helper.make_node("Neg", [softmax.output[0]], ["neg_a"])
+    second = helper.make_node("Neg", ["neg_a"], ["neg_b"])
+    for extra in (first, second):
+        extra.metadata_props.extend(softmax.metadata_props)
+    for n in nodes[at + 1:]:
+        for i, name in enumerate(n.input):
+            if name == softmax.output[0]:
+                n.input[i] = "neg_b"
+    del model.graph.node[:]
+    model.graph.node.extend([*nodes[:at + 1], first, second, *nodes[at + 1:]])
+    with pytest.raises(OnnxImportError) as caught:
+        import_onnx(model.SerializeToString())
+    assert caught.value.unmapped["Neg"] == 2
