@@ -45,6 +45,7 @@ api_urls = [
     path("auth/tokens", accounts_api.TokenListView.as_view()),
     path("auth/tokens/<id:token_id>", accounts_api.TokenDetailView.as_view()),
     path("graphs", api.GraphListView.as_view()),
+    path("graphs/import", api.GraphImportView.as_view()),
     path("graphs/<id:graph_id>", api.GraphDetailView.as_view()),
     path("graphs/<id:graph_id>/versions", api.VersionListView.as_view()),
     path("graphs/<id:graph_id>/versions/<id:number>", api.VersionDetailView.as_view()),

@@ -4,6 +4,7 @@
     shipyard export model.json --format onnx|pytorch -o OUT
     shipyard blocks [TYPE]                           the block catalog as JSON
     shipyard new STARTER [-o model.json]             write a built-in starter graph
+    shipyard import model.onnx -o model.json         an ONNX file as a graph and its weights
     shipyard train model.json --dataset digits       train from a terminal
     shipyard up                                      the whole app on this machine
     shipyard worker [--queues cpu,gpu,fpga]          a Celery worker that runs jobs
@@ -103,6 +104,43 @@ def _load_weights(module: Any, path: str) -> None:
         module.load_state_dict(state)
     except RuntimeError as exc:
         raise UsageError(f"{path} does not fit this graph: {str(exc).splitlines()[0]}") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from compute.engine.onnx_import import OnnxImportError, import_onnx
+
+    source = Path(args.file)
+    if not source.is_file():
+        raise UsageError(f"no such file: {source}")
+    out = Path(args.output)
+    weights = out.with_suffix(".safetensors")
+    if not out.parent.exists():
+        raise UsageError(f"no such folder: {out.parent}")
+    for path in (out, weights):
+        if path.exists() and not args.force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it")
+    try:
+        imported = import_onnx(source.read_bytes(), name=args.name or source.stem)
+    except OnnxImportError as exc:
+        _print_problems(exc.problems)
+        return EXIT_INVALID
+    out.write_text(json.dumps(imported.document, indent=2, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    save_file({k: v.contiguous() for k, v in imported.weights.items()}, str(weights))
+    print(f"wrote {out} and its weights {weights}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _initial_weights(path: str, graph: Any) -> Any:
+    """Weights to start training from, checked to fit the graph's model (a usage error
+    naming the first mismatch otherwise)."""
+    from compute.engine import compile_graph
+
+    module = compile_graph(graph)
+    _load_weights(module, path)
+    return module.state_dict()
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
@@ -258,6 +296,8 @@ def _train_parser() -> argparse.ArgumentParser:
                    help="continue from a checkpoint (a file, or a run folder: its latest)")
     p.add_argument("--out", help="folder for the weights and checkpoints "
                    "(default: FILE's name + -run, in the current folder)")
+    p.add_argument("--weights", help="start from these weights (.safetensors, such as those "
+                   "`shipyard import` writes) instead of seeded ones")
     return p
 
 
@@ -346,6 +386,7 @@ def cmd_train(argv: list[str]) -> int:
         with safe_open(str(resume), framework="pt") as f:
             start = int((f.metadata() or {}).get("step", 0))
     progress = ProgressReporter(config.steps, err, start=start)
+    initial = _initial_weights(args.weights, graph) if args.weights else None
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if progress.stop_requested:  # a second Ctrl-C: stop now
@@ -360,7 +401,7 @@ def cmd_train(argv: list[str]) -> int:
           f"{pick_device(config.device)} (Ctrl-C stops and keeps a checkpoint)", file=err)
     try:
         result = train_graph(graph, data, config, progress, out_dir=out, resume_from=resume,
-                             dataset_options=options)
+                             dataset_options=options, initial_weights=initial)
     except FitError as exc:
         for sentence in exc.problems:
             print(f"error: {sentence}", file=err)
@@ -420,6 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     p.add_argument("--weights", help="trained weights to export (.safetensors or torch.save)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="read an ONNX model as a graph, its weights beside it",
+                       description="Writes the graph JSON to OUTPUT and the file's weights "
+                       "beside it as OUTPUT with .safetensors (load them with export or train "
+                       "--weights). Operators that map onto no block are listed, and nothing "
+                       "is written.")
+    p.add_argument("file", help="an ONNX model (.onnx), weights inside the file")
+    p.add_argument("-o", "--output", required=True, help="the graph JSON file to write")
+    p.add_argument("--name", help="the graph's name (default: the file's name)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("blocks", help="print the block catalog as JSON")
     p.add_argument("type", nargs="?", help="print only this block type")

@@ -41,7 +41,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing import reduction
 from pathlib import Path
@@ -109,16 +109,18 @@ Outcome = Ready | Pending | Failed
 
 
 def fetch(*, root: Path, version: int, fmt: str, document: str, budget: Budget,
-          wait: float) -> Outcome:
+          wait: float, weights: Callable[[], bytes | None] | None = None) -> Outcome:
     """The export of `document` (version `version`'s JSON) as `fmt`, started if it is neither
-    made nor running; waits up to `wait` seconds for it."""
+    made nor running; waits up to `wait` seconds for it. The model has seeded weights, or
+    those of the safetensors file `weights` gives (the version's initial weights: read only
+    when an export starts)."""
     folder = root / str(version) / REVISION
     deadline = time.monotonic() + wait
     while True:
         outcome = _finished(folder, fmt, budget)
         if outcome is not None:
             return outcome
-        if not _start(root, folder, fmt, document, budget):
+        if not _start(root, folder, fmt, document, budget, weights):
             return Pending(f"{budget.processes} exports are running "
                            f"(SHIPYARD_EXPORT_PROCESSES); try again in {BUSY_RETRY_SECONDS} s",
                            BUSY_RETRY_SECONDS, busy=True)
@@ -161,7 +163,8 @@ def _retry_after(lock: Path, budget: Budget) -> int:
     return BUSY_RETRY_SECONDS
 
 
-def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget) -> bool:
+def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget,
+           weights: Callable[[], bytes | None] | None = None) -> bool:
     """Start the export unless it is running already. False when no slot is free."""
     folder.mkdir(parents=True, exist_ok=True)
     lock = _locked(folder / f"{fmt}.lock")
@@ -179,8 +182,9 @@ def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget) ->
             return False
         os.utime(lock)  # when it started, for the retry hints
         # The fork server's first start loads torch for seconds: not in the request's time.
+        blob = weights() if weights is not None else None
         threading.Thread(target=_launch, name=f"export-start-{folder.name}-{fmt}", daemon=True,
-                         args=(lock, slot, folder, fmt, document, budget)).start()
+                         args=(lock, slot, folder, fmt, document, budget, blob)).start()
         lock = slot = None  # _launch closes them once the child holds them
         return True
     finally:
@@ -190,10 +194,11 @@ def _start(root: Path, folder: Path, fmt: str, document: str, budget: Budget) ->
 
 
 def _launch(lock: int, slot: int, folder: Path, fmt: str, document: str,
-            budget: Budget) -> None:
+            budget: Budget, weights: bytes | None = None) -> None:
     try:
         _CONTEXT.Process(target=_supervise, name=f"export-{folder.name}-{fmt}", daemon=True,
-                         args=(_Held(lock), _Held(slot), folder, fmt, document, budget)).start()
+                         args=(_Held(lock), _Held(slot), folder, fmt, document, budget,
+                               weights)).start()
     except Exception as exc:  # kept as the answer, rather than a new try on every request
         _record(folder, fmt, budget, {"reason": "error", "error": f"the {TITLES[fmt]} export "
                                                                   f"could not start: {exc}"})
@@ -236,14 +241,14 @@ class _Held:
 
 
 def _supervise(lock: _Held, slot: _Held, folder: Path, fmt: str, document: str,
-               budget: Budget) -> None:
+               budget: Budget, weights: bytes | None = None) -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: whatever happens, it never returns into the supervisor's code
         code = _ERROR
         try:
             os.close(read)
-            code = _work(write, folder, fmt, document, budget)
+            code = _work(write, folder, fmt, document, budget, weights)
         finally:
             os._exit(code)
     os.close(write)
@@ -301,10 +306,11 @@ def _record(folder: Path, fmt: str, budget: Budget, failure: dict[str, Any]) -> 
 # The worker: limits first, then the export into a file renamed into place when complete.
 
 
-def _work(pipe: int, folder: Path, fmt: str, document: str, budget: Budget) -> int:
+def _work(pipe: int, folder: Path, fmt: str, document: str, budget: Budget,
+          weights: bytes | None = None) -> int:
     cap = _limit(budget)
     try:
-        _export(folder, fmt, document)
+        _export(folder, fmt, document, weights)
         return 0
     except GraphError as exc:
         if _at_cap(cap) or any(_out_of_memory(p.message) for p in exc.problems):
@@ -353,8 +359,12 @@ def _status_bytes(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _export(folder: Path, fmt: str, document: str) -> None:
+def _export(folder: Path, fmt: str, document: str, weights: bytes | None = None) -> None:
     module = compile_graph(json.loads(document), seed=0)
+    if weights is not None:
+        from safetensors.torch import load
+
+        module.load_state_dict(load(weights))
     tmp = folder / f"tmp-{os.getpid()}-{FILES[fmt]}"
     try:
         if fmt == "pytorch":

@@ -37,8 +37,9 @@ class GraphVersionAdmin(admin.ModelAdmin):
     list_filter = ("created_at",)
     search_fields = ("graph__name", "author__username", "message")
     raw_id_fields = ("graph", "author")
+    # initial_weights too: as a choice, the form would list (and load) every weights file.
     readonly_fields = ("graph", "number", "document_json", "content_hash", "author",
-                       "message", "restored_from", "created_at")
+                       "message", "restored_from", "initial_weights", "created_at")
 
     def has_delete_permission(self, request: HttpRequest,
                               obj: GraphVersion | None = None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +29,7 @@ from .serializers import (
     DownloadQuery,
     GraphCreateIn,
     GraphDetailOut,
+    GraphImportIn,
     GraphListItemOut,
     GraphOut,
     GraphRenameIn,
@@ -74,6 +76,24 @@ class GraphListView(APIView):
             document = body["document"]
         graph = services.create_graph(owner=request.user, document=document,
                                       name=body.get("name"), message=body.get("message", ""))
+        return Response(graph_data(graph, latest=selectors.version_of(graph)),
+                        status=status.HTTP_201_CREATED)
+
+
+class GraphImportView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="graphs_import", request={"multipart/form-data": GraphImportIn},
+                   responses={201: GraphDetailOut, 400: ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        """Import an ONNX model as a new graph whose first version starts from the file's
+        weights. 400 with `problems` (and `unmapped`: operator -> count, for operators no
+        block stands for) when it cannot be imported: nothing is made then."""
+        body = parsed(GraphImportIn, request.data)
+        file = body["file"]
+        stem = (file.name or "").rsplit("/", 1)[-1].removesuffix(".onnx").strip()
+        graph = services.import_onnx_graph(owner=request.user, data=file.read(),
+                                           name=body.get("name") or stem or None)
         return Response(graph_data(graph, latest=selectors.version_of(graph)),
                         status=status.HTTP_201_CREATED)
 

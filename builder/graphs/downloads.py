@@ -12,10 +12,11 @@ from django.conf import settings
 
 from compute import exports
 
-from .models import GraphVersion
+from .models import GraphVersion, InitialWeights
 
 FORMATS = {"json": (".json", "application/json"), "pytorch": (".py", "text/x-python"),
-           "onnx": (".onnx", "application/onnx")}
+           "onnx": (".onnx", "application/onnx"),
+           "weights": (".safetensors", "application/octet-stream")}
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class File:
     filename: str
     content_type: str
     path: Path | None = None
-    text: str = ""
+    text: str | bytes = ""
 
 
 Outcome = File | exports.Pending | exports.Failed
@@ -43,16 +44,28 @@ def export_budget() -> exports.Budget:
 
 
 def download(version: GraphVersion, fmt: str, title: str) -> Outcome:
-    """The file of `version` as `fmt` (json, pytorch, onnx), named after `title`; Pending
-    while it is being made (waiting up to SHIPYARD_EXPORT_WAIT_SECONDS), Failed when it
-    cannot be made within its budget."""
+    """The file of `version` as `fmt` (json, pytorch, onnx, weights), named after `title`;
+    Pending while it is being made (waiting up to SHIPYARD_EXPORT_WAIT_SECONDS), Failed when
+    it cannot be made within its budget. The ONNX file holds the version's initial weights
+    where it has some (an imported model's), else seeded ones; `weights` is those initial
+    weights, as safetensors."""
     suffix, content_type = FORMATS[fmt]
     filename = f"{file_stem(title, version.number)}{suffix}"
     if fmt == "json":
         return File(filename, content_type, text=version.document_json)
+    if fmt == "weights":
+        if version.initial_weights is None:
+            return exports.Failed(f"version {version.number} has no initial weights: its runs "
+                                  "start from seeded ones", {"reason": "invalid"})
+        return File(filename, content_type, text=bytes(version.initial_weights.data))
+    weights = None
+    if version.initial_weights_id is not None:
+        def weights() -> bytes | None:  # read only when an export starts
+            row = InitialWeights.objects.filter(id=version.initial_weights_id).first()
+            return None if row is None else bytes(row.data)
     outcome = exports.fetch(root=settings.EXPORTS_DIR, version=version.id, fmt=fmt,
                             document=version.document_json, budget=export_budget(),
-                            wait=settings.EXPORT_WAIT_SECONDS)
+                            wait=settings.EXPORT_WAIT_SECONDS, weights=weights)
     if isinstance(outcome, exports.Ready):
         return File(filename, content_type, path=outcome.path)
     return outcome

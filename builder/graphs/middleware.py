@@ -24,6 +24,7 @@ HTTP_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
 SERVER_ERROR = "the server failed to handle this request; the failure was logged"
 
 UPLOADS_PATH = "/api/uploads"
+IMPORT_PATH = "/api/graphs/import"
 
 
 def body_limit(path: str) -> tuple[int, str]:
@@ -34,6 +35,10 @@ def body_limit(path: str) -> tuple[int, str]:
         from compute.engine.datasets import MAX_UPLOAD_BYTES
 
         return MAX_UPLOAD_BYTES + 64 * 1024, "the upload limit"
+    if path == IMPORT_PATH:
+        from compute.engine.limits import OnnxLimits
+
+        return OnnxLimits.from_env().max_onnx_bytes + 64 * 1024, "SHIPYARD_MAX_ONNX_BYTES"
     return settings.SHIPYARD_MAX_REQUEST_BYTES, "SHIPYARD_MAX_GRAPH_BYTES"
 
 

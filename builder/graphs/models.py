@@ -37,6 +37,19 @@ class Graph(models.Model):
         return self.name
 
 
+class InitialWeights(models.Model):
+    """Weights a graph's versions start from instead of seeded ones (an imported ONNX
+    file's): a safetensors file, kept once and shared by every version they fit."""
+
+    graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="initial_weights")
+    data = models.BinaryField(help_text="A safetensors file: the model's whole state dict.")
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.graph} initial weights ({len(self.data):,} bytes)"
+
+
 class GraphVersion(models.Model):
     """One save. Never changed after it is written: restoring an old one makes a new one."""
 
@@ -49,6 +62,10 @@ class GraphVersion(models.Model):
                                related_name="+")
     message = models.CharField(max_length=500, blank=True)
     restored_from = models.PositiveIntegerField(null=True, blank=True)
+    # What runs of this version start from when they are given no other weights; carried to
+    # a later version as long as they fit it exactly (same names and shapes).
+    initial_weights = models.ForeignKey(InitialWeights, null=True, blank=True,
+                                        on_delete=models.SET_NULL, related_name="versions")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -36,6 +36,13 @@ class GraphCreateIn(serializers.Serializer):
         return attrs
 
 
+class GraphImportIn(serializers.Serializer):
+    file = serializers.FileField(help_text="An ONNX model (.onnx), self-contained: weights "
+                                 "inside, none in external data files.")
+    name = serializers.CharField(max_length=200, required=False, help_text="The new "
+                                 "graph's title; default: the model's graph name.")
+
+
 class GraphRenameIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
 
@@ -61,7 +68,8 @@ class ShareCreateIn(serializers.Serializer):
 
 
 class DownloadQuery(serializers.Serializer):
-    format = serializers.ChoiceField(choices=["json", "pytorch", "onnx"], default="json")
+    format = serializers.ChoiceField(choices=["json", "pytorch", "onnx", "weights"],
+                                     default="json")
     version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False)
 
 
@@ -75,6 +83,10 @@ class VersionOut(serializers.Serializer):
     message = serializers.CharField()
     restored_from = serializers.IntegerField(allow_null=True)
     content_hash = serializers.CharField()
+    initial_weights = serializers.BooleanField(help_text="Whether runs of this version start "
+                                               "from stored weights (an imported model's; "
+                                               "download them as format=weights) rather "
+                                               "than seeded ones.")
     created_at = serializers.DateTimeField()
 
 
@@ -89,6 +101,7 @@ def version_data(version: GraphVersion, *, document: bool = False) -> dict[str, 
         "message": version.message,
         "restored_from": version.restored_from,
         "content_hash": version.content_hash,
+        "initial_weights": version.initial_weights_id is not None,
         "created_at": version.created_at.isoformat(),
     }
     if document:

@@ -19,9 +19,9 @@ from django.utils import timezone
 from builder import access
 from builder.rest import ApiError
 from compute import exports
-from compute.engine import GraphError, Problem, load_graph
+from compute.engine import GraphError, Problem, load_graph, weight_shapes
 
-from .models import Graph, GraphVersion, ShareLink, hash_token
+from .models import Graph, GraphVersion, InitialWeights, ShareLink, hash_token
 from .serializers import version_data
 from .signals import graph_deleting
 
@@ -42,6 +42,20 @@ class GraphTooLarge(ApiError):
     def __init__(self, size: int, limit: int):
         super().__init__(f"the graph is {size:,} bytes; the limit is {limit:,} bytes "
                          "(SHIPYARD_MAX_GRAPH_BYTES)", status=413)
+
+
+class ImportRefused(ApiError):
+    """An ONNX file that cannot be imported: every reason, and the operators without a
+    block counted by name."""
+
+    def __init__(self, problems: list[Problem], unmapped: dict[str, int]):
+        super().__init__(problems[0].message if problems else "the file cannot be imported")
+        self.problems = problems
+        self.unmapped = unmapped
+
+    def body(self) -> dict[str, Any]:
+        return {"error": str(self), "problems": [p.to_dict() for p in self.problems],
+                "unmapped": self.unmapped}
 
 
 class Conflict(ApiError):
@@ -111,6 +125,39 @@ def create_graph(*, owner: AbstractBaseUser, document: Any, name: str | None = N
     return graph
 
 
+def import_onnx_graph(*, owner: AbstractBaseUser, data: bytes, name: str | None = None
+                      ) -> Graph:
+    """A new graph from an ONNX file: its first version holds the imported document and
+    starts from the file's weights. Raises ImportRefused listing why a file cannot be
+    imported; nothing is stored then."""
+    from safetensors.torch import save
+
+    from compute.engine.onnx_import import OnnxImportError, import_onnx
+
+    try:
+        imported = import_onnx(data, name=name)
+    except OnnxImportError as exc:
+        raise ImportRefused(exc.problems, exc.unmapped) from None
+    blob = save({k: v.contiguous() for k, v in imported.weights.items()})
+    with transaction.atomic():
+        graph = create_graph(owner=owner, document=imported.document, name=name,
+                             message="Imported from ONNX")
+        weights = InitialWeights.objects.create(graph=graph, data=blob,
+                                                sha256=hashlib.sha256(blob).hexdigest())
+        graph.versions.filter(number=1).update(initial_weights=weights)
+    return graph
+
+
+def _same_weights(before: GraphVersion, document: dict[str, Any]) -> bool:
+    """Whether `document`'s model has exactly the weight names and shapes of `before`'s, so
+    that weights which fit one fit the other (compared on the meta device: no weights file
+    is read)."""
+    try:
+        return weight_shapes(before.document) == weight_shapes(document)
+    except GraphError:
+        return False
+
+
 def _locked(graph_id: int) -> Graph:
     return Graph.objects.select_for_update().get(id=graph_id)
 
@@ -132,11 +179,20 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     digest = content_hash(document)
     if digest == current.content_hash:
         return current, False
+    # A restored version brings back the weights it started from; any other save keeps
+    # the latest version's.
+    source = current
+    if restored_from is not None:
+        source = locked.versions.filter(number=restored_from).first() or current
+    weights = source.initial_weights_id
+    if weights is not None and not _same_weights(source, document):
+        weights = None  # the new version's model has other names or shapes: fresh weights
     try:
         with transaction.atomic():
             version = GraphVersion.objects.create(
                 graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
-                author=author, message=message[:500], restored_from=restored_from)
+                author=author, message=message[:500], restored_from=restored_from,
+                initial_weights_id=weights)
     except IntegrityError:
         # Where the row lock does nothing (SQLite), two saves can still race: the unique
         # (graph, number) constraint lets one win, and the other is a stale save.
@@ -194,9 +250,17 @@ def revoke_share_link(*, graph: Graph, link_id: int) -> bool:
     return changed == 1
 
 
+@transaction.atomic
 def fork_version(*, version: GraphVersion, owner: AbstractBaseUser) -> Graph:
-    """A new graph for `owner` holding `version`'s document, recording where it came from."""
-    return create_graph(owner=owner, document=version.document,
-                        name=f"{version.graph.name} (fork)",
-                        message=f"Forked from {version.graph.name} v{version.number}",
-                        forked_from=version)
+    """A new graph for `owner` holding `version`'s document (and its initial weights, as a
+    copy of the fork's own), recording where it came from."""
+    graph = create_graph(owner=owner, document=version.document,
+                         name=f"{version.graph.name} (fork)",
+                         message=f"Forked from {version.graph.name} v{version.number}",
+                         forked_from=version)
+    source = version.initial_weights
+    if source is not None:
+        weights = InitialWeights.objects.create(graph=graph, data=source.data,
+                                                sha256=source.sha256)
+        graph.versions.filter(number=1).update(initial_weights=weights)
+    return graph

@@ -68,6 +68,16 @@ def compile_graph(source: GraphSource, *, seed: int = 0, device: torch.device | 
     return module
 
 
+def weight_shapes(source: GraphSource, *, limits: Limits | None = None
+                  ) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every entry of the state dict `compile_graph` makes for a
+    graph: what a weights file must hold to load into it. Built on the meta device (no
+    memory, no compute)."""
+    graph = load_graph(source, limits=limits)
+    module = materialize(graph, graph.analysis, "meta")
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
 def inspect_graph(source: GraphSource, *, flops: bool = True,
                   limits: Limits | None = None) -> dict[str, Any]:
     """The report of a graph, valid or not; never raises for a bad graph.
@@ -121,4 +131,5 @@ __all__ = [
     "module_count",
     "render_table",
     "starter_names",
+    "weight_shapes",
 ]

@@ -45,3 +45,16 @@ ENV_NAMES = {
     "max_params": "SHIPYARD_MAX_PARAMS",
     "max_activation_bytes": "SHIPYARD_MAX_ACTIVATION_BYTES",
 }
+
+
+@dataclass(frozen=True)
+class OnnxLimits:
+    """Limits on an ONNX file offered for import, checked before it is parsed or mapped."""
+
+    max_onnx_bytes: int = 64 << 20  # SHIPYARD_MAX_ONNX_BYTES: size of the file
+    max_onnx_nodes: int = 20_000  # SHIPYARD_MAX_ONNX_NODES: nodes, nested graphs' included
+
+    @classmethod
+    def from_env(cls) -> OnnxLimits:
+        return cls(max_onnx_bytes=_env_int("SHIPYARD_MAX_ONNX_BYTES", cls.max_onnx_bytes),
+                   max_onnx_nodes=_env_int("SHIPYARD_MAX_ONNX_NODES", cls.max_onnx_nodes))

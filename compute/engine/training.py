@@ -625,9 +625,13 @@ def unshared(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
                 reporter: Reporter | None = None, *, out_dir: Path | None = None,
                 resume_from: Path | None = None, dataset_options: dict[str, Any] | None = None,
-                weights_seed: int | None = None) -> TrainResult:
+                weights_seed: int | None = None,
+                initial_weights: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
     """Compile a graph, fit a dataset to it, train, and (with `out_dir`) keep checkpoints in
     `out_dir/checkpoints` and the final weights in `out_dir/model.safetensors`.
+
+    `initial_weights`, a whole state dict of the graph's model (an imported model's), are
+    the weights it starts from instead of seeded ones; a checkpoint to resume from wins.
 
     `dataset` is a built-in name (made in the view that fits the graph) or a `Dataset` (an
     upload). Raises `FitError` listing every mismatch before any training happens, and
@@ -636,6 +640,8 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
     from .datasets import FitError, check_fit, dataset_for
 
     model = compile_graph(source, seed=config.seed if weights_seed is None else weights_seed)
+    if initial_weights is not None:
+        model.load_state_dict(initial_weights)
     if isinstance(dataset, str):
         dataset = dataset_for(model, dataset, seed=config.seed, **(dataset_options or {}))
     problems = check_fit(model, dataset)

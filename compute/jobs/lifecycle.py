@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from django.conf import settings
 from django.db import close_old_connections, connection
-from safetensors.torch import load_file
+from safetensors.torch import load, load_file
 
+from builder.graphs.models import InitialWeights
 from compute.engine import CheckedGraph
 
 from . import events, services
@@ -197,11 +198,18 @@ class WeightsUnfit(Exception):
     """The weights a benchmark or FPGA run takes cannot be loaded into its version."""
 
 
+def version_weights(version_id: int) -> dict[str, torch.Tensor] | None:
+    """The initial weights a graph version carries (an imported model's), None if it has
+    none. They fit the version exactly: a save keeps them only then."""
+    row = InitialWeights.objects.filter(versions__id=version_id).only("data").first()
+    return None if row is None else load(bytes(row.data))
+
+
 def run_weights(job: Job, graph: CheckedGraph) -> dict[str, torch.Tensor] | None:
-    """The weights a benchmark or FPGA run takes (its `weights_of` run's), checked against
-    the graph it runs; None for fresh ones."""
+    """The weights a benchmark or FPGA run takes (its `weights_of` run's, else its version's
+    initial weights), checked against the graph it runs; None for fresh ones."""
     if job.weights_of_id is None:
-        return None
+        return version_weights(job.version_id)
     path = Job(id=job.weights_of_id).folder / services.WEIGHTS_FILE
     if not path.is_file():
         raise WeightsUnfit(f"the weights of run {job.weights_of_id} are gone from its folder")

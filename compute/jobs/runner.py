@@ -47,6 +47,7 @@ from .lifecycle import (
     run_weights,
     time_limit_reached,
     unexpected,
+    version_weights,
 )
 from .models import Job
 
@@ -122,7 +123,8 @@ def _train(job: Job) -> None:
         if job.upload is not None:
             data = services.load_upload(job.upload, version.document, config.seed)
         result = train_graph(version.document, data, config, reporter, out_dir=folder,
-                             resume_from=resume, dataset_options=job.dataset_options)
+                             resume_from=resume, dataset_options=job.dataset_options,
+                             initial_weights=version_weights(version.id))
         if not result.stopped:  # exported while the publisher still beats the heartbeat
             files = export_results(job, folder)
     except FitError as exc:

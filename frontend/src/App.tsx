@@ -22,7 +22,14 @@ export function App({ boot }: { boot: Boot }) {
   useEffect(() => {
     const stopInspection = followInspection();
     const stopDrafts = followDrafts();
-    open(boot).catch((error: Error) => setFailure(error.message));
+    open(boot)
+      .then(() => {
+        // The home page's "Import ONNX…" lands here: a blank canvas with the import dialog up.
+        if (new URLSearchParams(window.location.search).get("import") === "onnx") {
+          useEditor.getState().openDialog("import");
+        }
+      })
+      .catch((error: Error) => setFailure(error.message));
     const beforeUnload = (event: BeforeUnloadEvent) => {
       const s = useEditor.getState();
       if (s.ready && !s.readOnly && isDirty(s)) {

@@ -310,3 +310,22 @@ def test_a_shared_link_download_is_made_the_same_way(api, anon, make_graph, sett
     assert shared["Content-Disposition"] == 'attachment; filename="digits-mlp-v1.py"'
     owner = api.get(f"/api/graphs/{graph['id']}/download?format=pytorch")  # the same file
     assert owner.status_code == 200 and body(owner) == body(shared)
+
+
+def test_the_onnx_download_of_an_imported_model_computes_what_its_file_did(api, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from compute.engine import compile_graph, export_onnx, load_starter
+
+    source = export_onnx(compile_graph(load_starter("mlp"), seed=4), tmp_path / "in.onnx")
+    graph = api.post("/api/graphs/import",
+                     {"file": SimpleUploadedFile("in.onnx", source.read_bytes())},
+                     format="multipart").json()
+    response = ready(api, f"/api/graphs/{graph['id']}/download?format=onnx")
+    assert response.status_code == 200, response.content
+    x = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
+    expected = ort.InferenceSession(str(source)).run(None, {"x": x})[0]
+    got = ort.InferenceSession(body(response)).run(None, {"x": x})[0]
+    assert np.abs(got - expected).max() <= 1e-5

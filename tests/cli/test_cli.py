@@ -141,6 +141,51 @@ def test_export_of_an_invalid_graph_prints_problems_and_exits_1(broken_file: Pat
     assert not out.exists()
 
 
+def test_import_writes_the_graph_and_weights_that_export_back_to_the_same_numbers(
+        mlp_file: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    first = tmp_path / "first.onnx"
+    assert shipyard("export", str(mlp_file), "--format", "onnx", "-o", str(first),
+                    "--seed", "5").returncode == 0
+    graph = tmp_path / "imported.json"
+    run = shipyard("import", str(first), "-o", str(graph))
+    assert run.returncode == 0, run.stderr
+    assert json.loads(graph.read_text())["name"] == "first"
+    weights = tmp_path / "imported.safetensors"
+    again = tmp_path / "again.onnx"
+    run = shipyard("export", str(graph), "--format", "onnx", "-o", str(again),
+                   "--weights", str(weights))
+    assert run.returncode == 0, run.stderr
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    outputs = [ort.InferenceSession(str(p)).run(None, {"x": x})[0] for p in (first, again)]
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1e-5
+
+
+def test_import_of_a_file_with_unmapped_operators_lists_them_and_writes_nothing(
+        tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, save_model
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["a"]), helper.make_node("Abs", ["a"], ["y"])],
+        "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
+    source = tmp_path / "odd.onnx"
+    save_model(model, str(source))
+    out = tmp_path / "odd.json"
+    run = shipyard("import", str(source), "-o", str(out))
+    assert run.returncode == 1
+    assert "1 × Abs, 1 × Neg have no Shipyard block" in run.stderr
+    assert not out.exists() and not out.with_suffix(".safetensors").exists()
+
+
+def test_import_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    run = shipyard("import", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "m.json"))
+    assert run.returncode == 2 and "no such file" in run.stderr
+
+
 def test_blocks_prints_the_catalog() -> None:
     run = shipyard("blocks")
     assert run.returncode == 0

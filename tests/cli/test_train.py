@@ -113,3 +113,28 @@ def test_on_a_terminal_the_progress_bar_is_redrawn_in_place() -> None:
     text = screen.getvalue()
     assert text.startswith("\r[############............] 50/100 loss 0.5000")
     assert "acc 90.0%" in text and "\nsample at step 50: 'hello'\n" in text
+
+
+def test_train_starts_from_the_weights_it_is_given(mlp_file: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from compute.cli import UsageError
+    from compute.engine import compile_graph
+
+    given = compile_graph(load_starter("mlp"), seed=9).state_dict()
+    save_file(given, str(tmp_path / "start.safetensors"))
+    out = tmp_path / "run"
+    code = cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "1", "--lr", "1e-12",
+                      "--min-lr", "0", "--out", str(out),
+                      "--weights", str(tmp_path / "start.safetensors")])
+    assert code == 0, capsys.readouterr().err
+    kept = load_file(str(out / "model.safetensors"))
+    assert torch.allclose(kept["hidden1.weight"], given["hidden1.weight"], atol=1e-6)
+
+    del given["logits.bias"]
+    save_file(given, str(tmp_path / "short.safetensors"))
+    with pytest.raises(UsageError, match="does not fit this graph"):
+        cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "1", "--out", str(out),
+                   "--weights", str(tmp_path / "short.safetensors")])

@@ -10,6 +10,8 @@ export interface ErrorBody {
   problems?: { message: string; node: string | null; field: string | null }[];
   fields?: Record<string, string[]>;
   current_version?: Version;
+  /** An ONNX import's operators that map onto no block: op -> how many. */
+  unmapped?: Record<string, number>;
   [key: string]: unknown;
 }
 
@@ -37,14 +39,16 @@ export async function request<T>(
   init: { signal?: AbortSignal } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A form (a file upload) sets its own multipart Content-Type, boundary included.
+  const isForm = body instanceof FormData;
+  if (body !== undefined && !isForm) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
   let response: Response;
   try {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : isForm ? body : JSON.stringify(body),
       credentials: "same-origin",
       signal: init.signal,
     });
@@ -154,6 +158,13 @@ export const api = {
   graph: (id: number) => request<GraphDetail>("GET", `/api/graphs/${id}`),
   createGraph: (body: { document?: GraphDocument; starter?: string; name?: string; message?: string }) =>
     request<GraphDetail>("POST", "/api/graphs", body),
+  /** A new graph from an ONNX file; 400 lists `problems` and `unmapped` operators. */
+  importOnnx: (file: File, name?: string) => {
+    const form = new FormData();
+    form.append("file", file);
+    if (name) form.append("name", name);
+    return request<GraphDetail>("POST", "/api/graphs/import", form);
+  },
   renameGraph: (id: number, name: string) => request<GraphOut>("PATCH", `/api/graphs/${id}`, { name }),
   save: (id: number, document: GraphDocument, baseVersion: number, message?: string) =>
     request<SaveResult>("POST", `/api/graphs/${id}/versions`, {
@@ -170,7 +181,7 @@ export const api = {
     request<ShareCreated>("POST", `/api/graphs/${id}/share`, version === undefined ? {} : { version }),
   revokeShare: (id: number, linkId: number) =>
     request<void>("DELETE", `/api/graphs/${id}/share/${linkId}`),
-  downloadUrl: (id: number, format: "json" | "pytorch" | "onnx", version?: number) =>
+  downloadUrl: (id: number, format: "json" | "pytorch" | "onnx" | "weights", version?: number) =>
     `/api/graphs/${id}/download${q({ format, version })}`,
 
   shared: (token: string) => request<Shared>("GET", `/api/shared/${token}`),

@@ -3,6 +3,7 @@
 import { useEditor } from "../store/editor";
 import { CodeDialog } from "./CodeDialog";
 import { ConflictDialog } from "./ConflictDialog";
+import { ImportDialog } from "./ImportDialog";
 import { RenameDialog } from "./RenameDialog";
 import { SaveDialog } from "./SaveDialog";
 import { ShareDialog } from "./ShareDialog";
@@ -29,6 +30,8 @@ export function Dialogs() {
       return <ConflictDialog />;
     case "rename":
       return <RenameDialog />;
+    case "import":
+      return <ImportDialog />;
     default:
       return null;
   }

@@ -131,7 +131,7 @@ describe("Save dialog", () => {
     useEditor.getState().openDialog("save");
     save.mockImplementation(async () => {
       useEditor.getState().setConflict({
-        number: 3, author: "ada", message: "wider", restored_from: null, content_hash: "x",
+        number: 3, author: "ada", message: "wider", restored_from: null, content_hash: "x", initial_weights: false,
         created_at: new Date(Date.now() - 5 * 60_000).toISOString(),
       });
       return "conflict";

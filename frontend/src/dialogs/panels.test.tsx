@@ -131,8 +131,8 @@ describe("Share dialog", () => {
 
 describe("Versions dialog", () => {
   const versions: Version[] = [
-    { number: 1, author: "ada", message: "first", restored_from: null, content_hash: "a", created_at: ago(120) },
-    { number: 2, author: "bob", message: "", restored_from: 1, content_hash: "b", created_at: ago(2) },
+    { number: 1, author: "ada", message: "first", restored_from: null, content_hash: "a", initial_weights: false, created_at: ago(120) },
+    { number: 2, author: "bob", message: "", restored_from: 1, content_hash: "b", initial_weights: false, created_at: ago(2) },
   ];
 
   it("lists versions newest first, opens one, and restores (asking first when there are unsaved changes)", async () => {

@@ -1,5 +1,5 @@
 // The top bar: where you are (model, version, saved or not), undo and redo, and the
-// actions: versions, save, share, code, run. A shared view says whose model it is.
+// actions: import, versions, save, share, code, run. A shared view says whose model it is.
 import { useState } from "react";
 
 import { isDirty, modelTitle, useEditor } from "../store/editor";
@@ -65,6 +65,7 @@ export function TopBar({ loginUrl, signupUrl, loggedIn }: { loginUrl: string; si
           <button className="quiet" onClick={undo} disabled={!canUndo} title="Undo (Ctrl/Cmd+Z)">Undo</button>
           <button className="quiet" onClick={redo} disabled={!canRedo} title="Redo (Ctrl/Cmd+Shift+Z)">Redo</button>
           <span className="sep" />
+          {loggedIn && <button className="quiet" onClick={() => openDialog("import")} title="A new model from an ONNX file">Import ONNX…</button>}
           <button className="quiet" onClick={() => openDialog("versions")} disabled={!graph}>Versions</button>
           <button className="quiet" onClick={() => openDialog("save")} title="Save (Ctrl/Cmd+S)">Save</button>
           <button className="quiet" onClick={() => openDialog("share")}>Share</button>

@@ -53,7 +53,7 @@ export interface EditorState {
   conflict: Version | null;
   notice: Notice | null;
   /** Which dialog is open. */
-  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename";
+  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename" | "import";
   drawerOpen: boolean;
   drawerTab: string;
   /** The built-in dataset the model's starter learns, when it came from one. */

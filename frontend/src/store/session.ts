@@ -314,3 +314,10 @@ export function followInspection(delayMs = 60): () => void {
     unsubscribe();
   };
 }
+
+/** A new graph from an ONNX file, then open it. The current model's unsaved changes stay in
+ * its draft. Throws the API's refusal (an ApiError listing problems and unmapped operators). */
+export async function importOnnx(file: File, name?: string): Promise<void> {
+  const created = await api.importOnnx(file, name);
+  window.location.assign(`/g/${created.id}`);
+}
