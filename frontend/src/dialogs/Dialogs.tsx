@@ -7,6 +7,7 @@ import { RenameDialog } from "./RenameDialog";
 import { SaveDialog } from "./SaveDialog";
 import { ShareDialog } from "./ShareDialog";
 import { ShortcutsDialog } from "./ShortcutsDialog";
+import { UpdateBlockDialog } from "./UpdateBlockDialog";
 import { VersionsDialog } from "./VersionsDialog";
 import "./dialogs.css";
 
@@ -29,6 +30,8 @@ export function Dialogs() {
       return <ConflictDialog />;
     case "rename":
       return <RenameDialog />;
+    case "update-block":
+      return <UpdateBlockDialog />;
     default:
       return null;
   }
