@@ -315,7 +315,7 @@ def _module_problems(graph: Graph, limits: Limits) -> list[Problem]:
     over = (f"the model would build {total:,} modules, Repeat copies included; the limit is "
             f"{limits.max_modules:,} (SHIPYARD_MAX_MODULES)")
     biggest = max(graph.nodes, key=_modules_of)
-    if biggest.graph is None:
+    if biggest.graph is None or biggest.type != "Repeat":
         return [Problem(over)]
     body = module_count(biggest.graph)
     return [Problem(f"its {_times(biggest):,} copies, each a module holding {body:,}, make "

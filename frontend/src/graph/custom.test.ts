@@ -102,3 +102,17 @@ describe("updating a block to a newer version", () => {
     expect(next.nodes.map((n) => n.id)).toEqual(["x", "ffn", "y", "z"]);
   });
 });
+
+describe("the editor store", () => {
+  it("refuses edits inside a block's copy, with a notice saying what to do", async () => {
+    const { createEditorStore } = await import("../store/editor");
+    const store = createEditorStore();
+    store.getState().setCatalog(SERVED);
+    store.getState().load(model(), {});
+    store.getState().enter("ffn");
+    expect(store.getState().scope).toEqual(["ffn"]);
+    expect(store.getState().addBlock("ReLU", [0, 0])).toBeNull();
+    expect(store.getState().notice?.text).toMatch(/copy of Mlp v3/);
+    expect(graphAt(store.getState().doc, ["ffn"]).nodes).toHaveLength(6);
+  });
+});
