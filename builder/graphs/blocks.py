@@ -15,9 +15,9 @@ saved (by whoever saved it). The cycle check does follow them, through the store
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -226,11 +226,25 @@ def _cycle(node: dict[str, Any], graph_id: int, path: str) -> str | None:
 # What My blocks shows.
 
 
-@lru_cache(maxsize=512)
-def _ports(version_id: int, document_json: str) -> dict[str, Any]:
-    """A stored version's ports as a block, from the engine's report. Versions never change,
-    so their reports are kept (a few hundred, a few KiB each)."""
-    document = json.loads(document_json)
+# Versions never change, so what their reports say of their ports is kept, by version id
+# (the most recent few hundred, a few KiB each; never the documents themselves).
+_PORTS: OrderedDict[int, dict[str, Any]] = OrderedDict()
+_PORTS_KEPT = 512
+
+
+def ports_of(version: GraphVersion) -> dict[str, Any]:
+    """A stored version's ports as a block, whether it can be one, and its parameters."""
+    found = _PORTS.get(version.id)
+    if found is None:
+        found = _PORTS[version.id] = _ports(version.document)
+        if len(_PORTS) > _PORTS_KEPT:
+            _PORTS.popitem(last=False)
+    else:
+        _PORTS.move_to_end(version.id)
+    return found
+
+
+def _ports(document: dict[str, Any]) -> dict[str, Any]:
     report = inspect_graph(document, flops=False)
     nodes = report["nodes"]
     listed = [n for n in document.get("nodes", []) if isinstance(n, dict)]
@@ -250,10 +264,6 @@ def _ports(version_id: int, document_json: str) -> dict[str, Any]:
     return {"inputs": inputs, "outputs": outputs, "usable": problem is None,
             "problem": problem, "params": report["totals"]["params"]
             if report["totals"] else 0}
-
-
-def ports_of(version: GraphVersion) -> dict[str, Any]:
-    return _ports(version.id, version.document_json)
 
 
 def block_title(graph: Graph) -> str:

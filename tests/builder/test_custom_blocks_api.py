@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from openapi_check import assert_conforms
 
 from compute.engine import FORMAT
 
@@ -205,3 +206,12 @@ def test_hostile_nodes_in_a_saved_document_are_400s(api, params: dict[str, Any])
     response = api.post("/api/graphs", {"document": using(node)}, format="json")
     assert response.status_code == 400
     assert problems(response)[0][0] == "ffn"
+
+
+def test_the_block_endpoints_answer_what_the_schema_says(api, anon, openapi, make_graph) -> None:
+    graph = make_graph(block_document())
+    assert_conforms(openapi, "/api/blocks/mine", "get", api.get("/api/blocks/mine"))
+    assert_conforms(openapi, "/api/blocks/custom", "get",
+                    api.get("/api/blocks/custom", {"source": str(graph["id"])}))
+    assert anon.get("/api/blocks/mine").status_code in (401, 403)
+    assert anon.get("/api/blocks/custom", {"source": str(graph["id"])}).status_code in (401, 403)
