@@ -40,6 +40,7 @@ export function deriveNodes(
   selection: ReadonlySet<string>,
   readOnly: boolean,
   previous: ReadonlyMap<string, BlockNodeType>,
+  repeats?: readonly boolean[],
 ): BlockNodeType[] {
   const vertical = layoutDirection(graph, catalog) === "TB";
   return graph.nodes.map((node, index) => {
@@ -67,7 +68,7 @@ export function deriveNodes(
       draggable: !readOnly,
       connectable: !readOnly,
       data: {
-        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id), readOnly, vertical,
+        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id, repeats), readOnly, vertical,
       },
       ...(prev?.measured ? { measured: prev.measured } : {}),
     };

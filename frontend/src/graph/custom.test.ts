@@ -116,3 +116,13 @@ describe("the editor store", () => {
     expect(graphAt(store.getState().doc, ["ffn"]).nodes).toHaveLength(6);
   });
 });
+
+describe("module paths inside blocks", () => {
+  it("have no copy index for a block from My blocks, one for a Repeat", async () => {
+    const { modulePath, scopeRepeats } = await import("./report");
+    const doc = model();
+    expect(scopeRepeats(doc, ["ffn"])).toEqual([false]);
+    expect(modulePath(["ffn"], "lin", scopeRepeats(doc, ["ffn"]))).toBe("ffn.lin");
+    expect(modulePath(["blocks"], "attn")).toBe("blocks.0.attn");
+  });
+});
