@@ -219,3 +219,14 @@ def test_blocks_inside_blocks_stop_at_the_depth_limit() -> None:
     report = inspect_graph(doc, limits=Limits(max_depth=1))
     assert any(p["node"] == "outer/inner" and p["field"] == "graph"
                and "SHIPYARD_MAX_DEPTH" in p["message"] for p in report["problems"])
+
+
+def test_an_init_inside_a_block_is_left_to_the_graph_using_it() -> None:
+    inner = mlp_graph()
+    inner["nodes"].append(node("init", "Init", scheme="normal", std=5.0))
+    doc = model()
+    doc["nodes"][2] = custom("ffn", inner)
+    report = inspect_graph(doc)
+    assert report["valid"], report["problems"]
+    module = compile_graph(doc, seed=0)
+    assert float(module.ffn.lin.weight.std()) < 1.0  # PyTorch's default, not N(0, 5²)
