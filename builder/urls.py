@@ -71,6 +71,8 @@ api_urls = [
     path("uploads/<id:upload_id>", jobs_api.UploadDetailView.as_view()),
     path("inspect", api.InspectView.as_view()),
     path("blocks", api.BlocksView.as_view()),
+    path("blocks/mine", api.MyBlocksView.as_view()),
+    path("blocks/custom", api.CustomBlockView.as_view()),
     path("starters", api.StartersView.as_view()),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

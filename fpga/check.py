@@ -35,6 +35,8 @@ REFUSED: dict[str, str] = {
     "Mean": "Mean (a reduction) is not supported by hls4ml's PyTorch frontend: use a pooling "
             "block",
     "Reshape": "Reshape is not supported by hls4ml's PyTorch frontend: use Flatten",
+    "Custom": "a block from My blocks (a nested graph module) is not taken by the FPGA path "
+              "here: draw its blocks into the graph itself",
     "Split": "Split (a block of several outputs) is not taken by the FPGA path here: the "
              "FPGA model is a chain of one-output blocks; use one Linear per part instead",
     # The parts of attention: hls4ml 1.3 has no layer for a product of two activations, a

@@ -22,10 +22,11 @@ from compute.engine import (
     load_starter,
 )
 
-from . import downloads, selectors, services
+from . import blocks, downloads, selectors, services
 from .models import GraphVersion
 from .schema import GRAPH_DOCUMENT_REF
 from .serializers import (
+    CustomBlockQuery,
     DownloadQuery,
     GraphCreateIn,
     GraphDetailOut,
@@ -291,6 +292,30 @@ class BlocksView(APIView):
     @extend_schema(operation_id="blocks", responses={200: ref("BlockCatalog")})
     def get(self, request: Request) -> Response:
         return Response(block_catalog())
+
+
+class MyBlocksView(APIView):
+    @extend_schema(operation_id="blocks_mine",
+                   responses={200: {"type": "array", "items": ref("MyBlock")}})
+    def get(self, request: Request) -> Response:
+        """Your graphs as blocks for other graphs (My blocks): each with its latest version
+        and, from that version, its ports, and whether it can be used (`usable`)."""
+        return Response(blocks.my_blocks(request.user))
+
+
+class CustomBlockView(APIView):
+    @extend_schema(operation_id="blocks_custom", parameters=[CustomBlockQuery],
+                   responses={200: ref("CustomBlock"), 400: ERROR, 404: ERROR})
+    def get(self, request: Request) -> Response:
+        """The Custom node for a version of one of your graphs, or of a graph shared with
+        you (`source=share:<token>`), with its pinned copy and its ports: what the editor
+        inserts, and what it compares when it offers an update."""
+        query = parsed(CustomBlockQuery, request.query_params)
+        try:
+            found = blocks.block_node(request.user, query["source"], query.get("version"))
+        except blocks.NotReadable as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        return Response(found)
 
 
 class StartersView(APIView):

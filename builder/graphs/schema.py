@@ -165,7 +165,7 @@ def catalog_components() -> dict[str, Any]:
                              "description": "The parameter (a list of names) that names a "
                              "node's output ports, one per entry (Split's names); null "
                              "where the ports are always outputs."},
-            "holds_graph": {"type": "boolean", "description": "True for Repeat."},
+            "holds_graph": {"type": "boolean", "description": "True for Repeat and Custom."},
             "params_schema": {"type": "object", "additionalProperties": True,
                               "description": "JSON Schema of the parameters, with defaults, "
                               "ranges and enums."},
@@ -190,6 +190,49 @@ def catalog_components() -> dict[str, Any]:
                         "with the default run settings."},
             "document": ref("GraphDocument"),
         }, description="A built-in starter graph (GET /api/starters)."),
+        **my_block_components(),
+    }
+
+
+def my_block_components() -> dict[str, Any]:
+    port = object_schema({
+        "id": {"type": "string", "description": "The port: the id of the Input or Output."},
+        "shape": {"type": "array", "nullable": True, "items": {
+            "oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "description": 'With a leading "B"; null where the graph cannot say.'},
+        "dtype": {"type": "string", "nullable": True},
+    }, description="A port of a block from My blocks.")
+    ports = {
+        "inputs": {"type": "array", "items": ref("BlockPort"),
+                   "description": "Its Inputs, in listed order: the node's input ports."},
+        "outputs": {"type": "array", "items": ref("BlockPort"),
+                    "description": "Its Outputs, in listed order: the node's output ports."},
+        "usable": {"type": "boolean", "description": "Valid, with an Input and an Output."},
+        "problem": {"type": "string", "nullable": True,
+                    "description": "Why it cannot be used as a block, where it cannot."},
+        "params": {"type": "integer", "description": "Its parameter count."},
+    }
+    return {
+        "BlockPort": port,
+        "MyBlock": object_schema({
+            "source": {"type": "string", "description": "The Custom node's source: the "
+                       "graph's id."},
+            "graph_id": {"type": "integer"},
+            "name": {"type": "string"},
+            "version": {"type": "integer", "description": "The latest version."},
+            "versions": {"type": "array", "items": {"type": "integer"}},
+            **ports,
+        }, description="One of your graphs as a block (GET /api/blocks/mine)."),
+        "CustomBlock": object_schema({
+            "node": {"type": "object", "additionalProperties": True, "description":
+                     "The node to insert, without its id: type Custom, params (source, "
+                     "version, name) and graph, the pinned copy of that version."},
+            "name": {"type": "string", "description": "The graph's title."},
+            "version": {"type": "integer", "description": "The version pinned."},
+            "latest": {"type": "integer", "description": "The latest version the source "
+                       "lets you use: a newer one than `version` means an update exists."},
+            **ports,
+        }, description="A block to insert (GET /api/blocks/custom)."),
     }
 
 

@@ -43,6 +43,14 @@ class GraphImportIn(serializers.Serializer):
                                  "graph's title; default: the model's graph name.")
 
 
+class CustomBlockQuery(serializers.Serializer):
+    source = serializers.RegexField(
+        r"^(share:)?[A-Za-z0-9_-]{1,64}$", max_length=70,
+        help_text="A graph's id, or share: and a share link's token.")
+    version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False,
+                                       help_text="Default: the latest you may use.")
+
+
 class GraphRenameIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
 

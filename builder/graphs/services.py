@@ -21,6 +21,7 @@ from builder.rest import ApiError
 from compute import exports
 from compute.engine import GraphError, Problem, load_graph, weight_shapes
 
+from . import blocks
 from .models import Graph, GraphVersion, InitialWeights, ShareLink, hash_token
 from .serializers import version_data
 from .signals import graph_deleting
@@ -112,10 +113,22 @@ def _title(document: dict[str, Any], fallback: str = "Untitled model") -> str:
     return name[:200] or fallback
 
 
+def check_blocks(document: dict[str, Any], *, user: AbstractBaseUser, graph_id: int | None,
+                 accepted: tuple[dict[str, Any], ...] = ()) -> None:
+    """InvalidGraph (400) if a Custom node of the document names a version `user` cannot
+    use, holds another copy, or contains the graph being saved (see `blocks`)."""
+    problems = blocks.block_problems(document, user=user, graph_id=graph_id,
+                                     accepted=accepted)
+    if problems:
+        raise InvalidGraph(problems)
+
+
 @transaction.atomic
 def create_graph(*, owner: AbstractBaseUser, document: Any, name: str | None = None,
                  message: str = "", forked_from: GraphVersion | None = None) -> Graph:
     text = accept_document(document)
+    check_blocks(document, user=owner, graph_id=None,
+                 accepted=(forked_from.document,) if forked_from is not None else ())
     graph = Graph.objects.create(
         owner=owner, name=(name or _title(document))[:200], head=1, forked_from=forked_from,
         forked_from_name=forked_from.graph.name if forked_from is not None else "")
@@ -164,12 +177,14 @@ def _locked(graph_id: int) -> Graph:
 
 @transaction.atomic
 def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_version: int,
-                 message: str = "", restored_from: int | None = None
-                 ) -> tuple[GraphVersion, bool]:
+                 message: str = "", restored_from: int | None = None,
+                 accepted: tuple[dict[str, Any], ...] = ()) -> tuple[GraphVersion, bool]:
     """Save `document` as the next version, if `base_version` is still the latest.
 
     Returns the version and whether it is new: saving what the latest version already holds
-    makes no new version. Raises Conflict for a stale base, InvalidGraph for a bad document.
+    makes no new version. Raises Conflict for a stale base, InvalidGraph for a bad document
+    (its Custom nodes included: those of the latest version and of `accepted` documents,
+    checked when they were saved, are not checked for access again).
     """
     text = accept_document(document)
     locked = _locked(graph.id)  # one save at a time per graph
@@ -179,6 +194,8 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     digest = content_hash(document)
     if digest == current.content_hash:
         return current, False
+    check_blocks(document, user=author, graph_id=locked.id,
+                 accepted=(current.document, *accepted))
     # A restored version brings back the weights it started from; any other save keeps
     # the latest version's.
     source = current
@@ -211,7 +228,8 @@ def restore_version(*, graph: Graph, author: AbstractBaseUser, number: int,
     old = graph.versions.get(number=number)
     return save_version(graph=graph, author=author, document=old.document,
                         base_version=graph.head if base_version is None else base_version,
-                        message=message or f"Restored version {number}", restored_from=number)
+                        message=message or f"Restored version {number}", restored_from=number,
+                        accepted=(old.document,))
 
 
 def rename_graph(*, graph: Graph, name: str) -> Graph:

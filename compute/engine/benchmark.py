@@ -434,6 +434,8 @@ def _slots(analysis: Analysis, graph: Any, prefix: str = "",
         if node.type == "Repeat" and result.body is not None and result.times:
             for copy in range(result.times):
                 slot.children += _slots(result.body, node.graph, f"{path}.{copy}.", path)
+        elif node.type == "Custom" and result.body is not None:  # its graph, as a module
+            slot.children += _slots(result.body, node.graph, f"{path}.", path)
     return found
 
 

@@ -18,7 +18,7 @@ import contextlib
 import keyword
 import operator
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -145,7 +145,7 @@ def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
     budget = _Budget(limits)
     counter = FlopCounterMode(display=False) if flops else None
     with torch.no_grad(), counter if counter is not None else contextlib.nullcontext():
-        analysis = _analyze(graph, budget, counter, feed=None)
+        analysis = _analyze(graph, budget, counter, feeds=None)
     plan_init(graph, analysis)
     if analysis.activation_bytes > limits.max_activation_bytes:
         analysis.problems.append(Problem(
@@ -156,8 +156,8 @@ def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
 
 
 def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
-             feed: Incoming | None) -> Analysis:
-    """`feed` is what enters a nested graph's Input; None at the top level."""
+             feeds: Mapping[str, Incoming] | None) -> Analysis:
+    """`feeds` is what enters a nested graph's Inputs, by Input id; None at the top level."""
     results: dict[str, NodeResult] = {}
     problems: list[Problem] = []
     specs: dict[Endpoint, TensorSpec] = {}  # only specs travel: tensors are made to measure
@@ -170,7 +170,7 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         if node.params is None and node.type != "Output":
             result.status = "error"  # its parameters are wrong: already reported
             continue
-        if node.type != "Input" and len(wired) < len(node.block.inputs):
+        if node.type != "Input" and len(wired) < len(node.input_ports):
             result.status = "error"  # an input not connected: already reported on this node
             continue
         if any(src not in specs for src in wired.values()):
@@ -181,13 +181,15 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
         outs: tuple[TensorSpec, ...]  # one per output port, in port order
         try:
             if node.type == "Input":
-                outs = (_input_spec(node, feed),)
+                outs = (_input_spec(node, None if feeds is None else feeds.get(node.id)),)
                 result.flops = 0 if counter is not None else None
             elif node.type in ("Output", "Init"):
                 result.flops = 0 if counter is not None else None
                 continue
             elif node.type == "Repeat":
                 outs = (_analyze_repeat(node, result, incoming, budget, counter, problems),)
+            elif node.type == "Custom":
+                outs = _analyze_custom(node, result, incoming, budget, counter, problems)
             else:
                 outs = _analyze_block(node, result, incoming, budget, counter)
         except Refusal as refusal:
@@ -205,11 +207,11 @@ def _analyze(graph: Graph, budget: _Budget, counter: FlopCounterMode | None,
                 f"{budget.limits.max_dim:,} (SHIPYARD_MAX_DIM)", node.id))
             result.status = "error"
             continue
-        ports = node.block.output_ports(node.params)
+        ports = node.output_ports
         result.outputs = dict(zip(ports, outs, strict=True))
         for port, spec in result.outputs.items():
             specs[Endpoint(node.id, port)] = spec
-        if node.type != "Repeat":
+        if node.graph is None:  # a nested graph's are counted inside it
             result.activation_bytes = sum(spec.numel * DTYPES[spec.dtype].itemsize
                                           for spec in outs)
 
@@ -232,7 +234,8 @@ def _input_spec(node: Node, feed: Incoming | None) -> TensorSpec:
     if shape is not None and tuple(shape) != feed.spec.shape:
         raise Refusal(
             f"this Input says [B, {', '.join(map(str, shape))}], but {feed.source} feeds "
-            f"{feed.spec.describe()}; leave the shape empty inside a Repeat", "shape")
+            f"{feed.spec.describe()}; leave the shape empty inside a Repeat, and feed a block "
+            "from My blocks what its Input takes", "shape")
     return feed.spec
 
 
@@ -242,11 +245,11 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     """One spec per output port, in port order."""
     block = node.block
     ctor = block.construct(node.params, incoming)
-    specs = tuple(incoming[port].spec for port in block.inputs)
+    specs = tuple(incoming[port].spec for port in node.input_ports)
     key = _measure_key(ctor, specs)
     measured = budget.measured.get(key) if key is not None else None
     if measured is None:
-        ports = block.output_ports(node.params)
+        ports = node.output_ports
         measured = _measure(block, ctor, incoming, specs, ports, budget.limits, counter)
         if key is not None:
             budget.measured[key] = measured
@@ -322,7 +325,8 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
     times: int = node.params.times  # type: ignore[union-attr]
     feed = incoming["in"]
     before_params = budget.params
-    body = _analyze(node.graph, budget, counter, feed=feed)
+    (entry,) = node.graph.inputs
+    body = _analyze(node.graph, budget, counter, feeds={entry.id: feed})
     # The body was charged once; its other copies cost the same.
     budget.params = before_params
     result.times, result.body = times, body
@@ -344,6 +348,34 @@ def _analyze_repeat(node: Node, result: NodeResult, incoming: dict[str, Incoming
     return feed.spec
 
 
+def _analyze_custom(node: Node, result: NodeResult, incoming: dict[str, Incoming],
+                    budget: _Budget, counter: FlopCounterMode | None,
+                    problems: list[Problem]) -> tuple[TensorSpec, ...]:
+    """A block from My blocks: its graph analysed once, fed by its input ports (one per
+    nested Input, same id); one spec per nested Output, in listed order."""
+    assert node.graph is not None
+    feeds = {entry.id: incoming[entry.id] for entry in node.graph.inputs}
+    for entry in node.graph.inputs:
+        wanted = entry.params.dtype if entry.params is not None else None  # type: ignore[attr-defined]
+        if wanted is not None and feeds[entry.id].spec.dtype != wanted:
+            raise Refusal(
+                f"input {entry.id!r} takes {wanted}, but {feeds[entry.id].source} gives "
+                f"{feeds[entry.id].spec.describe()}: wire a {wanted} value into it", entry.id)
+    before_params = budget.params
+    body = _analyze(node.graph, budget, counter, feeds=feeds)
+    budget.params = before_params  # charged below, as one node
+    result.times, result.body = 1, body
+    problems.extend(p.nested_in(node.id) for p in body.problems)
+    if body.problems:
+        raise _BodyFailed
+    result.params = body.params
+    result.trainable_params = body.trainable_params
+    result.activation_bytes = body.activation_bytes
+    result.flops = body.flops
+    _charge(node, result.params, budget)
+    return tuple(body.nodes[out.id].inputs["in"] for out in node.graph.outputs)
+
+
 class _BodyFailed(Exception):
     """A Repeat whose nested graph has problems: they are reported, each on its own node,
     and the Repeat adds none of its own (one mistake is one problem)."""
@@ -361,7 +393,7 @@ def _charge(node: Node, params: int, budget: _Budget) -> None:
 def _source(src: Endpoint, graph: Graph) -> str:
     """`node`, or `node.port` where the node has several outputs."""
     node = graph.node(src.node)
-    return src.node if len(node.block.output_ports(node.params)) == 1 else str(src)
+    return src.node if len(node.output_ports) == 1 else str(src)
 
 
 def _unused_warnings(graph: Graph) -> list[Problem]:
@@ -377,7 +409,7 @@ def _unused_warnings(graph: Graph) -> list[Problem]:
             continue
         if n.params is None:
             continue  # its ports are not known: its parameters are wrong (a problem already)
-        ports = n.block.output_ports(n.params)
+        ports = n.output_ports
         idle = [p for p in ports if len(ports) > 1 and Endpoint(n.id, p) not in used]
         if idle:
             warnings.append(Problem(
@@ -558,7 +590,7 @@ def value_names(graph: Graph) -> dict[Endpoint, str]:
     for node in graph.nodes:
         if node.type == "Output":
             continue
-        ports = node.block.output_ports(node.params)
+        ports = node.output_ports
         if len(ports) == 1:
             names[Endpoint(node.id, ports[0])] = node.id
             continue
@@ -573,8 +605,12 @@ def value_names(graph: Graph) -> dict[Endpoint, str]:
 
 
 def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
-                name: str | None = None) -> torch.fx.GraphModule:
-    """Build every module for real (in topological order) and wire them with torch.fx."""
+                name: str | None = None, *, as_block: bool = False) -> torch.fx.GraphModule:
+    """Build every module for real (in topological order) and wire them with torch.fx.
+
+    The model returns a tensor for one Output, a dict keyed by Output id for several; the
+    graph of a block from My blocks (`as_block`) returns a tuple in Output order instead,
+    like every block of several output ports."""
     root = nn.Module()
     fx_graph = torch.fx.Graph()
     env: dict[Endpoint, torch.fx.Node] = {}
@@ -594,6 +630,11 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
             module = nn.Sequential(*(
                 materialize(node.graph, result.body, device, body_name)
                 for _ in range(result.times)))
+        elif node.type == "Custom":
+            assert node.graph is not None and result.body is not None
+            module = materialize(node.graph, result.body, device,
+                                 class_name(node.params.name, "Block"),  # type: ignore[union-attr]
+                                 as_block=True)
         else:
             assert result.ctor is not None, node.id
             with torch.device(device):
@@ -602,9 +643,9 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
                     layers.init_weights(module, **result.init.kwargs())  # type: ignore[arg-type]
         root.add_module(node.id, module)
         wired = incoming_of[node.id]
-        args = tuple(env[wired[port]] for port in node.block.inputs)
+        args = tuple(env[wired[port]] for port in node.input_ports)
         call = fx_graph.call_module(node.id, args)
-        ports = node.block.output_ports(node.params)
+        ports = node.output_ports
         if len(ports) == 1:
             env[Endpoint(node.id, ports[0])] = call
             continue
@@ -619,6 +660,8 @@ def materialize(graph: Graph, analysis: Analysis, device: torch.device | str,
     outputs = graph.outputs
     if len(outputs) == 1:
         fx_graph.output(env[incoming_of[outputs[0].id]["in"]])
+    elif as_block:
+        fx_graph.output(tuple(env[incoming_of[o.id]["in"]] for o in outputs))
     else:
         fx_graph.output({o.id: env[incoming_of[o.id]["in"]] for o in outputs})
     return torch.fx.GraphModule(root, fx_graph, class_name=name or class_name(graph.name, "Model"))

@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import inspect
 import io
+import json
 import keyword
 import re
 import warnings
@@ -23,9 +24,10 @@ import torch.fx
 from torch import nn
 
 from . import layers
+from .blocks import TensorSpec
 from .blocks.base import literal
-from .build import DTYPES, Analysis, class_name, value_names
-from .graph import Endpoint, Graph
+from .build import DTYPES, Analysis, NodeResult, class_name, value_names
+from .graph import Endpoint, Graph, Node
 
 ONNX_OPSET = 18
 _ONNX_INLINE_LIMIT = 1_800_000_000  # bytes of weights above which ONNX keeps them beside
@@ -150,6 +152,9 @@ class _SourceWriter:
         self.layer_classes: set[type[nn.Module]] = set()
         self.uses_init = False
         self.names = set(_TAKEN_NAMES)
+        # A block from My blocks is written once, whatever number of nodes use it: its class
+        # by what makes its code (its graph, and the specs fed to it).
+        self.blocks: dict[tuple[str, tuple[TensorSpec, ...]], str] = {}
 
     def _unique(self, name: str) -> str:
         candidate, n = name, 2
@@ -158,7 +163,25 @@ class _SourceWriter:
         self.names.add(candidate)
         return candidate
 
-    def graph_class(self, graph: Graph, analysis: Analysis, wanted: str) -> str:
+    def block_class(self, node: Node, result: NodeResult) -> str:
+        """The class of a Custom node, shared by every node using the same block."""
+        assert node.graph is not None and result.body is not None and node.params is not None
+        shape = {"nodes": node.graph.document.get("nodes"),
+                 "edges": node.graph.document.get("edges")}
+        key = (json.dumps(shape, sort_keys=True, default=str),
+               tuple(result.inputs[port] for port in node.input_ports))
+        if key not in self.blocks:
+            params: Any = node.params
+            doc = f"{params.name or 'A block'}: version {params.version} of {params.source}"
+            self.blocks[key] = self.graph_class(node.graph, result.body,
+                                                class_name(params.name, "Block"),
+                                                as_block=True, doc=doc)
+        return self.blocks[key]
+
+    def graph_class(self, graph: Graph, analysis: Analysis, wanted: str, *,
+                    as_block: bool = False, doc: str | None = None) -> str:
+        """The class of one graph; `as_block` (a Custom's graph): several outputs are
+        returned as a tuple in Output order, like a block's."""
         name = self._unique(wanted)
         init: list[str] = []
         body: list[str] = []
@@ -177,6 +200,8 @@ class _SourceWriter:
                 inner = self.graph_class(node.graph, result.body, class_name(node.id, "Block"))
                 init.append(f"self.{node.id} = nn.Sequential(*({inner}() for _ in "
                             f"range({result.times})))")
+            elif node.type == "Custom":
+                init.append(f"self.{node.id} = {self.block_class(node, result)}()")
             else:
                 assert result.ctor is not None
                 if result.ctor.cls.__module__ == layers.__name__:
@@ -188,8 +213,8 @@ class _SourceWriter:
                     self.uses_init = True
                     given = ", ".join(f"{k}={literal(v)}" for k, v in result.init.kwargs().items())
                     init.append(f"init_weights(self.{node.id}, {given})")
-            args = ", ".join(names[incoming[node.id][port]] for port in node.block.inputs)
-            ports = node.block.output_ports(node.params)
+            args = ", ".join(names[incoming[node.id][port]] for port in node.input_ports)
+            ports = node.output_ports
             targets = ", ".join(names[Endpoint(node.id, port)] for port in ports)
             comment = ", ".join(spec.text() if spec.dtype == "float32" else spec.describe()
                                 for spec in (result.outputs[port] for port in ports))
@@ -200,12 +225,15 @@ class _SourceWriter:
         outputs = graph.outputs
         if len(outputs) == 1:
             body.append(f"return {names[incoming[outputs[0].id]['in']]}")
+        elif as_block:
+            body.append("return " + ", ".join(names[incoming[o.id]["in"]] for o in outputs))
         else:
             pairs = ", ".join(f'"{_escaped(o.id)}": {names[incoming[o.id]["in"]]}'
                               for o in outputs)
             body.append(f"return {{{pairs}}}")
         params = ", ".join(["self", *(n.id for n in graph.inputs)])
-        doc = f'"""{_escaped(graph.name)}"""' if graph.name else None
+        title = doc or graph.name
+        doc = f'"""{_escaped(title)}"""' if title else None
         lines = [f"class {name}(nn.Module):"]
         if doc:
             lines.append(f"    {doc}")

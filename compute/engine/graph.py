@@ -71,13 +71,23 @@ class Node:
     id: str
     type: str
     params: BlockParams | None  # None where the parameters were invalid (see module doc)
-    graph: Graph | None = None  # the nested graph of a Repeat
+    graph: Graph | None = None  # the nested graph of a Repeat or a Custom block
 
     @property
     def block(self) -> Block:
         block = get_block(self.type)
         assert block is not None, self.type
         return block
+
+    @property
+    def input_ports(self) -> tuple[str, ...]:
+        """Its input ports, in the order its module's `forward` takes them."""
+        return self.block.node_inputs(self.params, self.graph)
+
+    @property
+    def output_ports(self) -> tuple[str, ...]:
+        """Its output ports, in the order of the tuple its module returns (one: a tensor)."""
+        return self.block.node_outputs(self.params, self.graph)
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,7 @@ def parse_graph(source: Any, limits: Limits | None = None) -> tuple[Graph | None
                               f"Repeats); the limit is {MAX_DOCUMENT_DEPTH}")]
     limits = limits or Limits.from_env()
     counter = _Counter()
-    graph = _parse(document, problems, top=True, depth=0, limits=limits, counter=counter)
+    graph = _parse(document, problems, kind=TOP, depth=0, limits=limits, counter=counter)
     if graph is not None:
         problems[:0] = _module_problems(graph, limits)
     if counter.nodes > limits.max_nodes:
@@ -293,7 +303,7 @@ def _modules_of(node: Node) -> int:
 
 
 def _times(node: Node) -> int:
-    return node.params.times if node.params is not None else 1  # type: ignore[attr-defined]
+    return getattr(node.params, "times", 1)  # a Custom block's graph runs once
 
 
 def _module_problems(graph: Graph, limits: Limits) -> list[Problem]:
@@ -305,7 +315,7 @@ def _module_problems(graph: Graph, limits: Limits) -> list[Problem]:
     over = (f"the model would build {total:,} modules, Repeat copies included; the limit is "
             f"{limits.max_modules:,} (SHIPYARD_MAX_MODULES)")
     biggest = max(graph.nodes, key=_modules_of)
-    if biggest.graph is None:
+    if biggest.graph is None or biggest.type != "Repeat":
         return [Problem(over)]
     body = module_count(biggest.graph)
     return [Problem(f"its {_times(biggest):,} copies, each a module holding {body:,}, make "
@@ -322,8 +332,15 @@ def _json_kind(value: Any) -> str:
             type(None): "null", dict: "object"}.get(type(value), type(value).__name__)
 
 
-def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: int,
+# What a graph being parsed is: the document itself, a Repeat's body (one Input, one
+# Output, the shape it takes is the shape it gives) or a Custom block's graph (Inputs and
+# Outputs as its ports).
+TOP, REPEAT_BODY, CUSTOM_BODY = "top", "Repeat", "Custom"
+
+
+def _parse(doc: dict[str, Any], problems: list[Problem], *, kind: str, depth: int,
            limits: Limits, counter: _Counter) -> Graph | None:
+    top = kind == TOP
     allowed = TOP_MEMBERS if top else NESTED_MEMBERS
     for key in doc:
         if key not in allowed:
@@ -366,7 +383,7 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
     inputs = [n for n in nodes.values() if n.type == "Input"]
     outputs = [n for n in nodes.values() if n.type == "Output"]
     inits = [n for n in nodes.values() if n.type == "Init"]
-    if not top and inits:
+    if kind == REPEAT_BODY and inits:
         problems.append(Problem(
             "an Init node sets how the whole model's weights start: put it on the top-level "
             "canvas, not inside a Repeat", inits[0].id))
@@ -385,11 +402,16 @@ def _parse(doc: dict[str, Any], problems: list[Problem], *, top: bool, depth: in
                     "an Input needs a shape, the size of one sample without the batch: "
                     "[64] for vectors, [3, 32, 32] for images", n.id, "shape"))
                 nodes[n.id] = replace(n, params=None)  # so that analysis skips it
-    else:
+    elif kind == REPEAT_BODY:
         if len(inputs) != 1 or len(outputs) != 1:
             problems.append(Problem(
                 f"a nested graph has exactly one Input and one Output, this one has "
                 f"{len(inputs)} and {len(outputs)}"))
+    elif not inputs or not outputs:
+        problems.append(Problem(
+            f"a block's graph needs at least one Input and one Output (its ports), this one "
+            f"has {len(inputs)} and {len(outputs)}: add them to the original graph, save it, "
+            "and update the block"))
 
     order = _topological_order(list(nodes), edges, problems)
     return Graph(
@@ -430,7 +452,8 @@ def _parse_node(raw: Any, index: int, seen: Mapping[str, Node], problems: list[P
     for key in raw:
         if key not in NODE_MEMBERS:
             problems.append(Problem(
-                f"unknown member {key!r}; a node has id, type, params and (Repeat only) graph",
+                f"unknown member {key!r}; a node has id, type, params and (Repeat and Custom "
+                "only) graph",
                 node_id, str(key)))
     type_name = raw.get("type")
     block = get_block(type_name) if isinstance(type_name, str) else None
@@ -473,13 +496,14 @@ def _parse_node(raw: Any, index: int, seen: Mapping[str, Node], problems: list[P
             params = None
         else:
             inner: list[Problem] = []
-            subgraph = _parse(raw_graph, inner, top=False, depth=depth + 1, limits=limits,
-                              counter=counter)
+            subgraph = _parse(raw_graph, inner, kind=block.type, depth=depth + 1,
+                              limits=limits, counter=counter)
             problems.extend(p.nested_in(node_id) for p in inner)
             if inner:
                 params = None
     elif "graph" in raw:
-        problems.append(Problem(f"only a Repeat holds a nested graph, not a {block.type}",
+        problems.append(Problem(f"only a Repeat or a Custom block holds a nested graph, not "
+                                f"a {block.type}",
                                 node_id, "graph"))
     return Node(node_id, block.type, params, subgraph)
 
@@ -544,15 +568,18 @@ def _parse_endpoint(text: Any, nodes: Mapping[str, Node], side: str, index: int,
     block = get_block(node.type)
     if block is None:  # its unknown type is already reported; the edge still counts as wired
         return Endpoint(node_id, port or "?")
-    ports = block.output_ports(node.params) if side == "from" else block.inputs
+    ports = node.output_ports if side == "from" else node.input_ports
     kind = "output" if side == "from" else "input"
-    if side == "from" and block.outputs_from is not None and node.params is None:
-        # Its parameters, which name its outputs, are wrong (already reported): any port
-        # is taken, so that the edge still counts as wired.
+    if ((side == "from" and block.outputs_from is not None and node.params is None)
+            or (block.ports_from_graph and (node.graph is None or not ports))):
+        # What names its ports (its parameters, its nested graph) is wrong (already
+        # reported): any port is taken, so that the edge still counts as wired.
         if not port:
+            names = (f"entry of {block.outputs_from}" if block.outputs_from is not None
+                     else f"{kind} of the graph it holds")
             problems.append(Problem(
-                f"{block.type} has one output per entry of {block.outputs_from}: write "
-                f"'{node_id}.NAME' with one of them", node_id, where))
+                f"{block.type} has one {kind} per {names}: write '{node_id}.NAME' with one "
+                "of them", node_id, where))
             return None
         return Endpoint(node_id, port)
     if not ports:
@@ -605,7 +632,7 @@ def _parse_edges(raw_edges: list[Any], nodes: Mapping[str, Node],
         block = get_block(node.type)
         if block is None:
             continue
-        for port in block.inputs:
+        for port in node.input_ports:
             if Endpoint(node.id, port) not in taken:
                 what = ("nothing is wired into this Output: wire the model's result into it"
                         if node.type == "Output" else

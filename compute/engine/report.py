@@ -89,7 +89,7 @@ def render_table(report: dict[str, Any]) -> str:
     def walk(nodes: dict[str, Any], indent: str) -> None:
         for node_id, entry in nodes.items():
             note = {"error": "  ✗", "skipped": "  (not reached)"}.get(entry["status"], "")
-            kind = entry["type"] + (f" ×{entry['times']}" if "times" in entry else "")
+            kind = entry["type"] + (f" ×{entry['times']}" if entry["type"] == "Repeat" else "")
             rows.append((indent + node_id, kind, _shape(entry) + note, _count(entry["params"]),
                          _count(entry["flops"])))
             if "body" in entry:

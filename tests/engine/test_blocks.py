@@ -129,6 +129,9 @@ CASES = [
     Case("Repeat", {"times": 3}, {"in": f32(5, 16)}, [5, 16],
          params_count=3 * (16 * 16 + 16),
          layers=[node("lin", "Linear", out_features=16), node("act", "ReLU")]),
+    Case("Custom", {"source": "12", "version": 2, "name": "Mlp"}, {"in": f32(5, 16)}, [5, 8],
+         params_count=16 * 8 + 8,
+         layers=[node("lin", "Linear", out_features=8), node("act", "ReLU")]),
 ]
 
 
@@ -145,12 +148,15 @@ def case_graph(case: Case) -> dict[str, Any]:
               for port, (shape, dtype) in case.inputs.items()]
     if case.type == "Repeat":
         block = repeat("block", case.params["times"], *case.layers)
+    elif case.type == "Custom":  # its one port is its graph's Input, named like Repeat's
+        block = repeat("block", 1, *case.layers)
+        block.update(type="Custom", params=case.params)
     else:
         block = node("block", case.type, **case.params)
     block_ports = REGISTRY[case.type].inputs
     edges = [(f"x_{port}", f"block.{port}" if len(block_ports) > 1 else "block")
              for port in case.inputs]
-    names = block.get("params", {}).get("names", REGISTRY[case.type].outputs)
+    names = block.get("params", {}).get("names", REGISTRY[case.type].outputs) or ("y",)
     out = "block" if len(names) == 1 else f"block.{names[0]}"
     return document([*inputs, block, node("y", "Output")], [*edges, (out, "y")])
 

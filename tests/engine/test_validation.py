@@ -408,7 +408,7 @@ def test_only_a_repeat_holds_a_graph() -> None:
     layer["graph"] = nested([], [])
     node_id, field, message = only_problem(chain([8], layer))
     assert (node_id, field) == ("act", "graph")
-    assert message == "only a Repeat holds a nested graph, not a ReLU"
+    assert message == "only a Repeat or a Custom block holds a nested graph, not a ReLU"
 
 
 def test_repeats_nest_and_name_deep_problems_by_path() -> None:

@@ -22,6 +22,7 @@ from .base import (
     WeightInit,
 )
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
+from .custom import Custom
 from .dense import GatedMLP, Linear
 from .embedding import Embedding, PositionalEmbedding
 from .init import Init
@@ -73,6 +74,7 @@ _BLOCKS: tuple[Block, ...] = (
     Multiply(),
     Concat(),
     Repeat(),
+    Custom(),
     Init(),
 )
 

@@ -169,7 +169,8 @@ class Block:
       for several outputs, the order of the tuple it returns).
     - `outputs_from`: for a block whose output ports are named by a parameter (Split's
       `names`), that parameter; `output_ports(params)` then gives a node's ports, and
-      `outputs` are those of the defaults.
+      `outputs` are those of the defaults. A block whose ports are those of the graph it
+      holds (Custom) overrides `node_inputs` / `node_outputs` instead.
     - `id_stem`: how the editor starts the ids of new nodes (`attn` gives attn1, attn2, ...),
       what people call the block in code; without one, the type in lower case.
     - `summary`: one line for a tooltip; `explanation`: Markdown for a learner (what it
@@ -190,6 +191,7 @@ class Block:
     outputs: ClassVar[tuple[str, ...]] = ("out",)
     outputs_from: ClassVar[str | None] = None
     holds_graph: ClassVar[bool] = False
+    ports_from_graph: ClassVar[bool] = False  # its ports are its nested graph's (Custom)
     id_stem: ClassVar[str | None] = None
 
     def construct(self, params: Any, inputs: Mapping[str, Incoming]) -> Ctor:
@@ -201,6 +203,17 @@ class Block:
         if self.outputs_from is None or params is None:
             return self.outputs
         return tuple(getattr(params, self.outputs_from))
+
+    def node_inputs(self, params: BlockParams | None, graph: Any) -> tuple[str, ...]:
+        """The input ports of one node, given its parameters and its nested graph (a
+        `graph.Graph`, None where it has none or it is unreadable): `inputs`, except for a
+        block whose ports are those of the graph it holds (Custom)."""
+        return self.inputs
+
+    def node_outputs(self, params: BlockParams | None, graph: Any) -> tuple[str, ...]:
+        """The output ports of one node, in the order of the tuple its module returns:
+        `output_ports(params)`, except for a block whose ports are its nested graph's."""
+        return self.output_ports(params)
 
     def shows_attention(self, params: Any, output: TensorSpec) -> bool:
         return False

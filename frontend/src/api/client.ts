@@ -1,8 +1,8 @@
 // Every call the editor makes to the REST API goes through `api`: JSON in and out, the CSRF
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
-  BlockCatalog, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
-  RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+  BlockCatalog, CustomBlock, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
+  MyBlock, RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
 export interface ErrorBody {
@@ -151,6 +151,9 @@ const q = (params: Record<string, string | number | undefined>) => {
 export const api = {
   blocks: () => request<BlockCatalog>("GET", "/api/blocks"),
   starters: () => request<Starter[]>("GET", "/api/starters"),
+  myBlocks: () => request<MyBlock[]>("GET", "/api/blocks/mine"),
+  customBlock: (source: string, version?: number) =>
+    request<CustomBlock>("GET", `/api/blocks/custom${q({ source, version })}`),
   inspect: (document: GraphDocument, signal?: AbortSignal) =>
     request<InspectReport>("POST", "/api/inspect", document, { signal }),
 

@@ -47,3 +47,6 @@ export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
 export type RunKind = S["RunKind"];
 export type RunCheck = S["RunCheck"];
+export type MyBlock = S["MyBlock"];
+export type CustomBlock = S["CustomBlock"];
+export type BlockPort = S["BlockPort"];

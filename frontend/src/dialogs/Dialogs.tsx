@@ -8,6 +8,7 @@ import { RenameDialog } from "./RenameDialog";
 import { SaveDialog } from "./SaveDialog";
 import { ShareDialog } from "./ShareDialog";
 import { ShortcutsDialog } from "./ShortcutsDialog";
+import { UpdateBlockDialog } from "./UpdateBlockDialog";
 import { VersionsDialog } from "./VersionsDialog";
 import "./dialogs.css";
 
@@ -32,6 +33,8 @@ export function Dialogs() {
       return <RenameDialog />;
     case "import":
       return <ImportDialog />;
+    case "update-block":
+      return <UpdateBlockDialog />;
     default:
       return null;
   }

@@ -9,7 +9,7 @@ import {
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 
 import { type Point, connectionProblem, graphAt } from "../graph/ops";
-import { joinProblems, nodeReportsAt, problemsAt, problemsIn } from "../graph/report";
+import { joinProblems, nodeReportsAt, problemsAt, problemsIn, scopeRepeats } from "../graph/report";
 import { useRuns } from "../runs/store";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
@@ -88,10 +88,14 @@ export function Canvas() {
   // The nodes and edges on screen, read when deriving new ones so unchanged ones are reused.
   const shownNodes = useRef<BlockNodeType[]>([]);
   const shownEdges = useRef<ShapeEdgeType[]>([]);
+  // Whether each level of the scope is a Repeat (its copies in module paths) or a block from
+  // My blocks; a string, so that an edit that changes neither keeps it.
+  const repeatsKey = useMemo(() => scopeRepeats(doc, scope).join(","), [doc, scope]);
   const derivedNodes = useMemo(
     () => deriveNodes(graph, scope, catalog, reports, problems, selectionSet, readOnly,
-      new Map(shownNodes.current.map((n) => [n.id, n]))),
-    [graph, scope, catalog, reports, problems, selectionSet, readOnly],
+      new Map(shownNodes.current.map((n) => [n.id, n])),
+      repeatsKey ? repeatsKey.split(",").map((r) => r === "true") : []),
+    [graph, scope, catalog, reports, problems, selectionSet, readOnly, repeatsKey],
   );
   const derivedEdges = useMemo(
     () => deriveEdges(graph, catalog, reports, edgeSelectionSet,

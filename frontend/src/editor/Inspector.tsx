@@ -67,7 +67,8 @@ function NodeInspector({ id }: { id: string }) {
         </div>
       )}
       <h3>Parameters</h3>
-      <ParamForm nodeId={id} schema={block?.params_schema as never} params={node.params} problems={own} readOnly={readOnly} />
+      <ParamForm nodeId={id} schema={block?.params_schema as never} params={node.params} problems={own}
+        readOnly={readOnly || node.type === "Custom" /* pinned to a saved version: updated, not edited */} />
       {block?.holds_graph && (
         <button className="wide" onClick={() => enter(id)}>Open the inside ▸</button>
       )}

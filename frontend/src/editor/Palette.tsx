@@ -1,9 +1,12 @@
 // The palette: blocks from the server's catalog, grouped by category, with a search box.
-// Drag one onto the canvas, or click it to read its explanation in the inspector.
+// Drag one onto the canvas, or click it to read its explanation in the inspector. Under
+// "My blocks", the user's saved graphs: click one (or Enter) to insert it, pinned to its
+// latest version.
 import { useReactFlow } from "@xyflow/react";
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 
-import type { Block } from "../api/types";
+import { api } from "../api/client";
+import type { Block, MyBlock } from "../api/types";
 import { useEditor } from "../store/editor";
 import { BLOCK_MIME } from "./Canvas";
 import { BLOCK_SIZE } from "./layout";
@@ -20,6 +23,33 @@ export function Palette() {
   const focused = useEditor((s) => s.focusBlock);
   const [query, setQuery] = useState("");
   const flow = useReactFlow();
+  const current = useEditor((s) => s.graph?.id);
+  const shared = useEditor((s) => s.shareToken !== null);
+  const myBlocks = useEditor((s) => s.myBlocks);
+
+  useEffect(() => {
+    if (readOnly || shared) return;
+    let live = true;
+    api.myBlocks().then((found) => live && useEditor.getState().setMyBlocks(found), () => {});
+    return () => {
+      live = false;
+    };
+  }, [readOnly, shared, current]);
+
+  const mine = useMemo(() => {
+    const q = query.trim().toLowerCase();
+    return myBlocks.filter((b) => b.graph_id !== current && (!q || b.name.toLowerCase().includes(q)));
+  }, [myBlocks, current, query]);
+
+  const insert = async (b: MyBlock) => {
+    try {
+      const found = await api.customBlock(b.source, b.version);
+      const at = visibleCentre(flow, BLOCK_SIZE) ?? [80, 80];
+      useEditor.getState().addCustom(found, at);
+    } catch {
+      useEditor.getState().notify({ kind: "error", text: `Could not insert ${b.name}: reload My blocks and try again.` });
+    }
+  };
 
   const groups = useMemo(() => {
     const found = matchBlocks(blocks, query);
@@ -79,7 +109,28 @@ export function Palette() {
             ))}
           </section>
         ))}
-        {groups.length === 0 && <p className="muted pad">No block matches “{query}”.</p>}
+        {!readOnly && mine.length > 0 && (
+          <section data-testid="my-blocks">
+            <h3>My blocks</h3>
+            {mine.map((b) => (
+              <div
+                key={b.source}
+                className={`palette-item cat-my-blocks ${b.usable ? "" : "muted"}`}
+                data-testid="my-block"
+                title={b.usable ? `${b.inputs.map((p) => p.id).join(", ")} → ${b.outputs.map((p) => p.id).join(", ")}` : b.problem ?? ""}
+                tabIndex={0}
+                onClick={() => b.usable && insert(b)}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter" && b.usable) insert(b);
+                }}
+              >
+                <span className="pi-type">{b.name} v{b.version}</span>
+                <span className="pi-summary">{b.usable ? `${b.inputs.length} in, ${b.outputs.length} out` : b.problem}</span>
+              </div>
+            ))}
+          </section>
+        )}
+        {groups.length === 0 && mine.length === 0 && <p className="muted pad">No block matches “{query}”.</p>}
       </div>
     </aside>
   );

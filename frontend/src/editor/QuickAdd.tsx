@@ -4,7 +4,10 @@ import { useMemo, useState } from "react";
 import type { Block } from "../api/types";
 import { useEditor } from "../store/editor";
 
-export function matchBlocks(blocks: Block[], query: string): Block[] {
+/** Blocks matching a search, best first. A Custom block is never drawn from the catalog:
+ * it comes from a saved graph (My blocks). */
+export function matchBlocks(all: Block[], query: string): Block[] {
+  const blocks = all.filter((b) => b.type !== "Custom");
   const q = query.trim().toLowerCase();
   if (!q) return blocks;
   const scored = blocks

@@ -26,7 +26,7 @@ export interface ShapeEdgeData extends Record<string, unknown> {
   key: string;
 }
 
-export type BlockNodeType = Node<BlockData, "block" | "repeat">;
+export type BlockNodeType = Node<BlockData, "block" | "repeat" | "custom">;
 export type ShapeEdgeType = Edge<ShapeEdgeData, "shape">;
 
 export const NODE_WIDTH = 184;
@@ -40,6 +40,7 @@ export function deriveNodes(
   selection: ReadonlySet<string>,
   readOnly: boolean,
   previous: ReadonlyMap<string, BlockNodeType>,
+  repeats?: readonly boolean[],
 ): BlockNodeType[] {
   const vertical = layoutDirection(graph, catalog) === "TB";
   return graph.nodes.map((node, index) => {
@@ -58,16 +59,16 @@ export function deriveNodes(
     const block = catalog.blocks[node.type];
     return {
       id: node.id,
-      type: block?.holds_graph ? "repeat" : "block",
+      type: node.type === "Custom" ? "custom" : block?.holds_graph ? "repeat" : "block",
       position: { x: at[0], y: at[1] },
       // A size before measuring, so that fitting and culling work on first paint.
-      initialWidth: block?.holds_graph ? 216 : NODE_WIDTH,
-      initialHeight: block?.holds_graph ? 110 : 64,
+      initialWidth: block?.holds_graph && node.type !== "Custom" ? 216 : NODE_WIDTH,
+      initialHeight: block?.holds_graph && node.type !== "Custom" ? 110 : 64,
       selected,
       draggable: !readOnly,
       connectable: !readOnly,
       data: {
-        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id), readOnly, vertical,
+        node, block, report, problems: nodeProblems, module: modulePath(scope, node.id, repeats), readOnly, vertical,
       },
       ...(prev?.measured ? { measured: prev.measured } : {}),
     };

@@ -9,7 +9,8 @@ import { memo, useEffect } from "react";
 import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
 import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
-import { outputPorts } from "../graph/ops";
+import { customLabel, customSource } from "../graph/custom";
+import { inputPorts, outputPorts } from "../graph/ops";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -108,7 +109,7 @@ export const BlockNode = memo(function BlockNode({ id, data, selected }: NodePro
   ].join(" ");
   return (
     <div className={className} data-testid="block-node" data-type={node.type} data-node={node.id} {...heatProps(heat)}>
-      <Ports names={block?.inputs ?? []} type="target" vertical={data.vertical} />
+      <Ports names={inputPorts(node, block)} type="target" vertical={data.vertical} />
       <div className="bn-head">
         <span className="bn-type">{node.type}</span>
         {report && report.params > 0 && <span className="bn-params" title={`${report.params} parameters`}>{compact(report.params)}</span>}
@@ -166,4 +167,60 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
   );
 });
 
-export const nodeTypes = { block: BlockNode, repeat: RepeatNode };
+/** A block from My blocks, drawn collapsed: its name and pinned version ("Mlp v3"), its
+ * ports (the Inputs and Outputs of the graph it holds), Open to look inside (read-only: it
+ * is a copy), and Update when a newer version of one of your graphs exists. */
+export const CustomNode = memo(function CustomNode({ id, data, selected }: NodeProps<BlockNodeType>) {
+  const { node, report } = data;
+  const inputs = inputPorts(node, undefined);
+  const outputs = outputPorts(node, undefined);
+  const updateInternals = useUpdateNodeInternals();
+  const portKey = `${inputs.join(",")}|${outputs.join(",")}`;
+  useEffect(() => updateInternals(id), [portKey, id, updateInternals]);
+  const enter = useEditor((s) => s.enter);
+  const pinned = customSource(node);
+  const mine = useEditor((s) => s.myBlocks.find((b) => pinned && b.source === pinned.source));
+  const newer = mine && pinned && mine.version > pinned.version ? mine.version : null;
+  const hasError = !!data.problems?.length;
+  const heat = useNodeOverlay(node.id);
+  const warnings = useNodeWarnings(node.id);
+  return (
+    <div
+      className={`block-node custom-node cat-my-blocks ${hasError ? "has-error" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""}`}
+      data-testid="block-node"
+      data-type={node.type}
+      data-node={node.id}
+      {...heatProps(heat)}
+      onDoubleClick={(e) => {
+        e.stopPropagation();
+        enter(id);
+      }}
+    >
+      <Ports names={inputs} type="target" vertical={data.vertical} />
+      <div className="bn-head">
+        <span className="bn-type" data-testid="custom-label">{customLabel(node)}</span>
+        {report && report.params > 0 && <span className="bn-params" title={`${report.params} parameters`}>{compact(report.params)}</span>}
+      </div>
+      <div className="bn-id">{node.id}<HeatBadge heat={heat} /></div>
+      <div className="rn-foot">
+        <button className="link" onClick={(e) => { e.stopPropagation(); enter(id); }}>Open ▸</button>
+        {mine && <a className="link" href={`/g/${mine.graph_id}`} target="_blank" rel="noreferrer" onClick={(e) => e.stopPropagation()}>original</a>}
+        {newer && !data.readOnly && (
+          <button
+            className="link"
+            data-testid="custom-update"
+            onClick={(e) => {
+              e.stopPropagation();
+              useEditor.getState().askUpdate(id, pinned!.source, newer);
+            }}
+          >Update to v{newer}</button>
+        )}
+      </div>
+      <ErrorLine data={data} />
+      {!hasError && <WarningLine warnings={warnings} />}
+      <Ports names={outputs} type="source" vertical={data.vertical} />
+    </div>
+  );
+});
+
+export const nodeTypes = { block: BlockNode, repeat: RepeatNode, custom: CustomNode };

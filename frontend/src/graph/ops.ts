@@ -91,6 +91,7 @@ export interface Endpoint {
  * with `outputs_from` (Split) has one per entry of that parameter (its `names`), the
  * default's where the node leaves it out. */
 export function outputPorts(node: GraphNode, block: Block | undefined): string[] {
+  if (node.type === "Custom") return nestedPorts(node, "outputs");
   if (!block) return [];
   const from = block.outputs_from;
   if (!from) return block.outputs;
@@ -98,10 +99,24 @@ export function outputPorts(node: GraphNode, block: Block | undefined): string[]
   return Array.isArray(value) && value.every((v) => typeof v === "string") ? value : block.outputs;
 }
 
+/** A node's input ports: the catalog's, or, for a block from My blocks (Custom), the Inputs
+ * of the graph it holds. */
+export function inputPorts(node: GraphNode, block: Block | undefined): string[] {
+  if (node.type === "Custom") return nestedPorts(node, "inputs");
+  return block?.inputs ?? [];
+}
+
+/** The ports of a node whose ports are its nested graph's (Custom): its Inputs or Outputs,
+ * by id, in listed order. */
+export function nestedPorts(node: GraphNode, side: "inputs" | "outputs"): string[] {
+  const kind = side === "inputs" ? "Input" : "Output";
+  return (node.graph?.nodes ?? []).filter((n) => n.type === kind).map((n) => n.id);
+}
+
 /** A node's ports on one side, as the engine sees them. */
 export function portsOf(node: GraphNode, catalog: Catalog, side: "inputs" | "outputs"): string[] {
   const block = catalog.blocks[node.type];
-  return side === "outputs" ? outputPorts(node, block) : block?.inputs ?? [];
+  return side === "outputs" ? outputPorts(node, block) : inputPorts(node, block);
 }
 
 /** "node" or "node.port" → node and port; a missing port is the block's only one. */
@@ -224,7 +239,7 @@ export function connectionProblem(
   const target = graph.nodes.find((n) => n.id === to.node);
   const source = graph.nodes.find((n) => n.id === from.node);
   if (!target || !source) return "no such block";
-  if (!(catalog.blocks[target.type]?.inputs ?? []).includes(to.port)) return `${to.node} has no input ${to.port}`;
+  if (!inputPorts(target, catalog.blocks[target.type]).includes(to.port)) return `${to.node} has no input ${to.port}`;
   if (!outputPorts(source, catalog.blocks[source.type]).includes(from.port)) return `${from.node} has no output ${from.port}`;
   const taken = graph.edges.some((e) => {
     const end = parseEndpoint(e.to, graph, catalog, "inputs");

@@ -1,5 +1,5 @@
 // Reading the server's inspection report at the scope being edited.
-import type { InspectReport, NodeReport, Problem } from "../api/types";
+import type { GraphDocument, InspectReport, NodeReport, Problem } from "../api/types";
 import type { Scope } from "./ops";
 
 type NodeReports = Record<string, NodeReport>;
@@ -57,7 +57,20 @@ export function graphProblems(report: InspectReport | null): Problem[] {
   return report ? report.problems.filter((p) => !p.node) : [];
 }
 
-/** The module path a run reports attention under: the first copy of each Repeat. */
-export function modulePath(scope: Scope, id: string): string {
-  return [...scope.flatMap((s) => [s, "0"]), id].join(".");
+/** The module path a run reports attention under: the first copy of each Repeat; a block
+ * from My blocks (`repeats[i]` false) is one module, with no copies. */
+export function modulePath(scope: Scope, id: string, repeats?: readonly boolean[]): string {
+  return [...scope.flatMap((s, i) => (repeats?.[i] ?? true ? [s, "0"] : [s])), id].join(".");
+}
+
+/** For each level of `scope`, whether it is a Repeat (false: a block from My blocks). */
+export function scopeRepeats(doc: GraphDocument, scope: Scope): boolean[] {
+  const found: boolean[] = [];
+  let nodes = doc.nodes;
+  for (const id of scope) {
+    const node = nodes.find((n) => n.id === id);
+    found.push(node?.type !== "Custom");
+    nodes = node?.graph?.nodes ?? [];
+  }
+  return found;
 }

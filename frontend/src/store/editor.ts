@@ -4,7 +4,8 @@
 import { create } from "zustand";
 import { subscribeWithSelector } from "zustand/middleware";
 
-import type { Block, BlockCatalog, GraphDocument, InspectReport, Version } from "../api/types";
+import type { Block, BlockCatalog, CustomBlock, GraphDocument, InspectReport, MyBlock, Version } from "../api/types";
+import { customLabel, insertCustom, insideCustom, replaceCustom } from "../graph/custom";
 import {
   type Catalog, type Point, type Scope, EditError, EMPTY_CATALOG, addNode, blankDocument, canonical,
   connect, copyFragment, type Endpoint, graphAt, makeCatalog, makeRepeat, moveNodes, pasteFragment,
@@ -53,11 +54,15 @@ export interface EditorState {
   conflict: Version | null;
   notice: Notice | null;
   /** Which dialog is open. */
-  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename" | "import";
+  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename" | "import" | "update-block";
+  /** The block from My blocks the "update-block" dialog offers to update, and to which version. */
+  pendingUpdate: { id: string; source: string; version: number } | null;
   drawerOpen: boolean;
   drawerTab: string;
   /** The built-in dataset the model's starter learns, when it came from one. */
   suggestedDataset: string | null;
+  /** The user's graphs usable as blocks (GET /api/blocks/mine); empty until loaded. */
+  myBlocks: MyBlock[];
 }
 
 export interface EditorActions {
@@ -71,6 +76,12 @@ export interface EditorActions {
   redo(): void;
 
   addBlock(type: string, at: Point): string | null;
+  /** Insert a block from My blocks (the node GET /api/blocks/custom gives). */
+  addCustom(found: CustomBlock, at: Point): string | null;
+  /** Replace a Custom node by another version of its block (an accepted update). */
+  updateCustom(id: string, found: CustomBlock): boolean;
+  setMyBlocks(blocks: MyBlock[]): void;
+  askUpdate(id: string, source: string, version: number): void;
   connect(from: Endpoint, to: Endpoint): boolean;
   deleteSelection(): void;
   setParam(id: string, name: string, value: unknown): void;
@@ -104,7 +115,7 @@ function initial(): EditorState {
     doc: blankDocument(), history: H.emptyHistory(), scope: [], selection: [], selectedEdges: [],
     focusBlock: null, report: null, inspecting: false, inspectError: null, graph: null,
     savedJson: null, saving: false, conflict: null, notice: null, dialog: null,
-    drawerOpen: false, drawerTab: "run", suggestedDataset: null,
+    drawerOpen: false, drawerTab: "run", suggestedDataset: null, myBlocks: [], pendingUpdate: null,
   };
 }
 
@@ -143,6 +154,11 @@ export function createEditorStore() {
           set({ notice: { kind: "info", text: "This is a read-only view: fork it to edit." } });
           return false;
         }
+        const copy = insideCustom(doc, get().scope);
+        if (copy) {
+          set({ notice: { kind: "info", text: `This is a copy of ${customLabel(copy)}, pinned to that version: change the original, save it, then update the block.` } });
+          return false;
+        }
         const next = attempt(() => change(doc));
         if (next === null || next === doc) return false;
         set({ doc: next, history: H.record(history, doc) });
@@ -172,6 +188,23 @@ export function createEditorStore() {
         if (ok && id) set({ selection: [id], selectedEdges: [], focusBlock: null });
         return ok ? id : null;
       },
+      addCustom: (found, at) => {
+        let id: string | null = null;
+        const { scope, catalog } = get();
+        const ok = get().edit((doc) => {
+          const result = insertCustom(doc, scope, found.node, at, catalog);
+          id = result.id;
+          return result.doc;
+        });
+        if (ok && id) set({ selection: [id], selectedEdges: [], focusBlock: null });
+        return ok ? id : null;
+      },
+      updateCustom: (id, found) => {
+        const { scope } = get();
+        return get().edit((doc) => replaceCustom(doc, scope, id, found.node));
+      },
+      setMyBlocks: (blocks) => set({ myBlocks: blocks }),
+      askUpdate: (id, source, version) => set({ pendingUpdate: { id, source, version }, dialog: "update-block" }),
       connect: (from, to) => {
         const { scope, catalog } = get();
         return get().edit((doc) => connect(doc, scope, from, to, catalog));
