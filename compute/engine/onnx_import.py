@@ -735,11 +735,11 @@ def _port_names(values: list[str]) -> list[str]:
     for value in values[1:]:
         while not value.startswith(prefix):
             prefix = prefix[:-1]
-    for names in ([v[len(prefix):] for v in values], values):
-        if len(set(names)) == len(names) and all(
-                re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", n) and not keyword.iskeyword(n)
-                for n in names):
-            return names
+    names = [v[len(prefix):] for v in values]
+    if len(set(names)) == len(names) and all(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", n) and not keyword.iskeyword(n)
+            for n in names):
+        return names
     return [f"part{i}" for i in range(len(values))]
 
 

@@ -228,6 +228,39 @@ def test_handmade_split_transpose_and_scale_map_onto_parts_blocks() -> None:
         assert np.abs(net(x).numpy() - run_onnx(data, (x,))[0]).max() <= TOLERANCE
 
 
+def test_handmade_permute_slice_and_mul_by_a_number_map_onto_parts_blocks() -> None:
+    starts, ends, axes = (numpy_helper.from_array(np.array([v], dtype=np.int64), name)
+                          for v, name in ((1, "starts"), ((1 << 63) - 1, "ends"), (2, "axes")))
+    three = numpy_helper.from_array(np.array([3.0], dtype=np.float32), "three")
+    model = model_of(
+        [helper.make_node("Transpose", ["x"], ["p"], perm=[0, 2, 3, 1]),
+         helper.make_node("Slice", ["p", "starts", "ends", "axes"], ["s"]),
+         helper.make_node("Mul", ["three", "s"], ["y"])],
+        [tensor("x", ["N", 2, 3, 4])], [tensor("y", ["N", 3, 3, 2])], [starts, ends, axes, three])
+    data = model.SerializeToString()
+    imported = import_onnx(data)
+    assert [(n["type"], n.get("params")) for n in imported.document["nodes"]][1:-1] == [
+        ("Permute", {"dims": [2, 3, 1]}),
+        ("Slice", {"dim": 2, "start": 1, "end": None, "step": 1}),
+        ("Scale", {"by": "constant", "factor": 3.0})]
+    net = compile_graph(imported.document)
+    x = torch.randn(5, 2, 3, 4)
+    with torch.no_grad():
+        assert np.abs(net(x).numpy() - run_onnx(data, (x,))[0]).max() <= TOLERANCE
+
+
+def test_split_ports_are_named_after_the_outputs_or_numbered() -> None:
+    def ports(outputs: list[str]) -> list[str]:
+        model = model_of([helper.make_node("Split", ["x"], outputs, axis=1, num_outputs=2)],
+                         [tensor("x", ["N", 4])], [tensor(o, ["N", 2]) for o in outputs])
+        document = import_onnx(model.SerializeToString()).document
+        return next(n for n in document["nodes"] if n["type"] == "Split")["params"]["names"]
+
+    assert ports(["attn_q", "attn_k"]) == ["q", "k"]
+    assert ports(["split_0", "split_1"]) == ["part0", "part1"]
+    assert ports(["a b", "class"]) == ["part0", "part1"]
+
+
 def test_attention_with_rotary_ops_but_no_rotary_tables_is_refused(tmp_path: Path) -> None:
     """Rotary positions are read back from their cosine and sine tables; a file whose tables
     are not RoPE's (here scaled) is refused with the attention named, not imported as if
