@@ -680,6 +680,15 @@ def _scale(imp: _Importer, node: Any, *, divide: bool) -> _Mapped | None:
     factor = _scalar(imp, c)
     if factor is None or not math.isfinite(factor) or (divide and factor == 0):
         return None
+    dims = imp.shapes.get(x) or []
+    if divide and "compute.engine.layers.Scale" in _meta_list(node, _CLASSES_KEY):
+        # Shipyard's Scale by 1/√d, d the size of a dimension: which one, when sizes agree,
+        # cannot be told; the last is what attention uses.
+        for dim in range(len(dims) - 1, 0, -1):
+            size = dims[dim]
+            if size and np.float32(math.sqrt(size)) == np.float32(factor):
+                return _Mapped("Scale", {"in": x}, node.output[0], {
+                    "by": "inverse_sqrt_dim", "dim": -1 if dim == len(dims) - 1 else dim})
     factor = 1.0 / factor if divide else factor
     return _Mapped("Scale", {"in": x}, node.output[0], {"by": "constant", "factor": factor})
 

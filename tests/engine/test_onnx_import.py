@@ -185,6 +185,7 @@ def attention_head(width: int = 12) -> dict:
 
 def test_an_attention_head_from_parts_round_trips(tmp_path: Path) -> None:
     document, _ = round_trip(attention_head(), tmp_path)
+    assert blocks_of(document)["scale"]["params"] == {"by": "inverse_sqrt_dim", "dim": -1}
     types = [n["type"] for n in document["nodes"]]
     for part in ("Split", "Scale", "MatMul", "CausalMask", "Softmax", "Transpose", "Slice"):
         assert part in types
