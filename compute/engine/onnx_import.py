@@ -7,16 +7,21 @@ outputs depend on, in the file's (topological) order, and turns them into blocks
 
 - Files written by Shipyard (`export_onnx`, the dynamo exporter) record, for each node, the
   module it came from. Nodes of one module that has no single-op counterpart (attention,
-  GELU written as `Erf`, learned positions) are mapped together by `_MODULE_MAPPERS`,
-  keyed by the module's class.
+  rotary positions, gated MLPs, mixtures of experts, GELU written as `Erf`, learned
+  positions) are mapped together by `_MODULE_MAPPERS`, keyed by the module's class. The file
+  records no module's arguments: a mapper reads them from the weights' shapes and from the
+  constants the exporter folded (RoPE's cosine and sine tables, attention's mask or bias),
+  and checks those constants by making them again from what it read.
 - Every other node is mapped on its own by `_OP_MAPPERS`, keyed by ONNX op type; `MatMul`
-  with a constant matrix takes the `Add` of a bias after it, making one `Linear`.
+  with a constant matrix takes the `Add` of a bias after it, making one `Linear`, and
+  attention's parts (`MatMul` of two activations, `Transpose`, `Split`, `Slice`, scaling by
+  a constant, the causal `Where`) map onto the parts blocks.
 
 A mapper returns a `_Mapped` (one block, its inputs, its weights) or a short label saying
 why it cannot, such as "Add with a constant operand". Every node that cannot be mapped is
 counted under its label, and the file is refused with the whole count: nothing is imported
-halfway. Adding an op is adding one function to a table; ops waiting for blocks that do not
-exist yet (MatMul of two activations, Transpose, Split, Slice, Sub/Div) are listed as such.
+halfway. Adding an op is adding one function to a table. Shape arithmetic (`Shape` and what
+is computed from it) is not data: a module's inputs and outputs leave it out.
 
 Nothing in the file is executed, and nothing from it becomes code: node ids are built from
 its names but cleaned to the graph format's id rule, and the document made here goes
@@ -26,6 +31,7 @@ exactly, before it is returned.
 
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from collections import Counter
@@ -46,6 +52,7 @@ _MAX_META_CHARS = 8192  # a longer scope list is not from an exporter we know; i
 _QUOTED = re.compile(r"'([^']*)'")
 _MAX_LISTED = 30  # operator names in a refusal; a hostile file may have thousands
 _MAX_LABEL = 80
+_SHAPE_OPS = frozenset({"Concat", "Slice", "Gather", "Unsqueeze", "Squeeze", "Cast"})
 
 
 class OnnxImportError(GraphError):
@@ -166,6 +173,7 @@ class _Mapped:
     weights: dict[str, np.ndarray] = field(default_factory=dict)  # state dict suffix -> array
     consumed: tuple[Any, ...] = ()  # nodes mapped with it, beside the one it starts from
     alias: bool = False  # Identity, Dropout: the output is the input, no block
+    ports: dict[str, str] = field(default_factory=dict)  # a Split's: port -> ONNX value name
 
 
 _Result = _Mapped | str  # a label saying why not, counted in the refusal
@@ -228,6 +236,7 @@ class _Importer:
                     self.consumers.setdefault(inp, []).append(node)
         self.outputs = {o.name for o in self.graph.output}
         self.groups: dict[int, _Group] = {}
+        self.shape_values: dict[str, bool] = {}
         self._group_nodes()
         self.used_ids: set[str] = set()
 
@@ -310,6 +319,30 @@ class _Importer:
                 group.nodes.append(node)
                 self.groups[id(node)] = group
 
+    def is_shape(self, value: str) -> bool:
+        """Whether `value` is a shape computed from `Shape` ops (with constants), not data:
+        the exporter shares one such computation between modules (the batch size that
+        every grouped-query attention expands to), so it crosses their boundaries."""
+        if value in self.shape_values:
+            return self.shape_values[value]
+        self.shape_values[value] = False  # a cycle in a hostile file is no shape
+        node = self.producer.get(value)
+        result = node is not None and (node.op_type == "Shape" or (
+            node.op_type in _SHAPE_OPS and any(v and not self.is_const(v) for v in node.input)
+            and all(self.is_shape(v) for v in node.input if v and not self.is_const(v))))
+        self.shape_values[value] = result
+        return result
+
+    def shape_of_modules(self, node: Any) -> bool:
+        """A `Shape` only modules read (the batch size, for a grouped-query attention's
+        Expand): the exporter records it as the model's own, outside any module. It makes no
+        block; a module that fails to map lists its own nodes."""
+        if node.op_type != "Shape" or id(node) in self.groups or not node.output:
+            return False
+        users = self.consumers.get(node.output[0], [])
+        return bool(users) and node.output[0] not in self.outputs and all(
+            id(u) in self.groups for u in users)
+
     # Naming.
 
     def node_id(self, wanted: Any) -> str:
@@ -352,7 +385,8 @@ class _Importer:
         nodes: list[dict[str, Any]] = []
         edges: list[dict[str, str]] = []
         weights: dict[str, torch.Tensor] = {}
-        source: dict[str, str] = {}  # ONNX value name -> node id that produces it
+        source: dict[str, str] = {}  # ONNX value name -> node id (or id.port) producing it
+        tables: list[tuple[str, np.ndarray]] = []  # Embeddings so far: node id, table
 
         for inp in self.graph.input:
             if inp.name in self.consts:
@@ -372,6 +406,9 @@ class _Importer:
             if node.op_type == "Constant" and node.output and node.output[0] in self.consts:
                 done.add(id(node))
                 continue
+            if self.shape_of_modules(node):
+                done.add(id(node))
+                continue
             group = self.groups.get(id(node))
             result: _Result | None = None
             if group is not None and not group.failed:
@@ -381,6 +418,8 @@ class _Importer:
                     result.consumed = tuple(group.nodes)
                 else:
                     group.failed = True  # its nodes are tried one by one instead
+                    if " with " in result:  # a known block holding what it cannot read
+                        unmapped[_printable(f"{result} ({_str(group.scope)})")] += 1
                     result = None
             if result is None:
                 op_mapper = _OP_MAPPERS.get(node.op_type) if node.domain in ("", "ai.onnx") \
@@ -397,6 +436,10 @@ class _Importer:
                     source[result.output] = source[result.inputs["in"]]
                 continue
             node_id = self.node_id(self.wanted_name(node, group))
+            if result.type == "Embedding":
+                tables.append((node_id, result.weights["weight"]))
+            elif result.type == "Linear" and "weight" in result.weights:
+                _tie(result, tables)
             entry: dict[str, Any] = {"id": node_id, "type": result.type}
             if result.params:
                 entry["params"] = result.params
@@ -405,7 +448,10 @@ class _Importer:
                 if value in source:
                     target = node_id if port == "in" else f"{node_id}.{port}"
                     edges.append({"from": source[value], "to": target})
-            source[result.output] = node_id
+            if result.output:
+                source[result.output] = node_id
+            for port, value in result.ports.items():
+                source[value] = f"{node_id}.{port}"
             for suffix, array in result.weights.items():
                 weights[f"{node_id}.{suffix}"] = torch.from_numpy(np.ascontiguousarray(array))
 
@@ -464,6 +510,18 @@ class _Importer:
         return params, None
 
 
+def _tie(linear: _Mapped, tables: list[tuple[str, np.ndarray]]) -> None:
+    """A Linear whose weight is exactly an Embedding's table is tied to it (`tie_to`), so
+    that the table stays one parameter, counted and trained once. torch's exporter writes a
+    tied head as the table and a transposed copy of it, so equal values, not a shared
+    initializer, are what says so."""
+    weight = linear.weights["weight"]
+    for node_id, table in tables:
+        if table.shape == weight.shape and np.array_equal(table, weight):
+            linear.params["tie_to"] = node_id
+            return
+
+
 def _dims(value_info: Any) -> list[int | None]:
     shape = value_info.type.tensor_type.shape
     return [int(d.dim_value) if d.HasField("dim_value") else None for d in shape.dim]
@@ -478,6 +536,10 @@ def _op_label(node: Any) -> str:
     printable and short whatever the file says."""
     op = _str(node.op_type)
     label = op if node.domain in ("", "ai.onnx") else f"{_str(node.domain)}.{op}"
+    return _printable(label)
+
+
+def _printable(label: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in label)[:_MAX_LABEL]
 
 
@@ -486,7 +548,7 @@ def _layout(nodes: list[dict[str, Any]], edges: list[dict[str, str]]) -> dict[st
     depth: dict[str, int] = {}
     into: dict[str, list[str]] = {}
     for e in edges:
-        into.setdefault(e["to"].split(".")[0], []).append(e["from"])
+        into.setdefault(e["to"].split(".")[0], []).append(e["from"].split(".")[0])
     rows: Counter[int] = Counter()
     layout: dict[str, list[int]] = {}
     for n in nodes:  # in topological order
@@ -572,8 +634,10 @@ def _gemm(imp: _Importer, node: Any) -> _Result:
 
 def _matmul(imp: _Importer, node: Any) -> _Result:
     x, w_name = node.input[0], node.input[1]
-    if imp.is_const(x) or not imp.is_const(w_name):
-        return "MatMul of two activations (waits for the MatMul block)"
+    if not imp.is_const(x) and not imp.is_const(w_name):
+        return _Mapped("MatMul", {"a": x, "b": w_name}, node.output[0])
+    if imp.is_const(x):
+        return "MatMul of a constant by an activation"
     w = imp.weight(w_name)
     if w is None or w.ndim != 2:
         return "MatMul by a constant that is not a matrix"
@@ -595,10 +659,136 @@ def _matmul(imp: _Importer, node: Any) -> _Result:
 def _binary(block: str) -> Callable[[_Importer, Any], _Result]:
     def mapper(imp: _Importer, node: Any) -> _Result:
         a, b = node.input[0], node.input[1]
+        if block == "Multiply":
+            scaled = _scale(imp, node, divide=False)
+            if scaled is not None:
+                return scaled
         if imp.is_const(a) or imp.is_const(b):
             return f"{node.op_type} with a constant operand"
         return _Mapped(block, {"a": a, "b": b}, node.output[0])
     return mapper
+
+
+def _scale(imp: _Importer, node: Any, *, divide: bool) -> _Mapped | None:
+    """Mul or Div of an activation by one constant number: a Scale by that factor (1/c for
+    a Div: the same number within float rounding)."""
+    x, c = node.input[0], node.input[1]
+    if not divide and imp.is_const(x):
+        x, c = c, x
+    if imp.is_const(x):
+        return None
+    factor = _scalar(imp, c)
+    if factor is None or not math.isfinite(factor) or (divide and factor == 0):
+        return None
+    dims = imp.shapes.get(x) or []
+    if divide and "compute.engine.layers.Scale" in _meta_list(node, _CLASSES_KEY):
+        # Shipyard's Scale by 1/√d, d the size of a dimension: which one, when sizes agree,
+        # cannot be told; the last is what attention uses.
+        for dim in range(len(dims) - 1, 0, -1):
+            size = dims[dim]
+            if size and np.float32(math.sqrt(size)) == np.float32(factor):
+                return _Mapped("Scale", {"in": x}, node.output[0], {
+                    "by": "inverse_sqrt_dim", "dim": -1 if dim == len(dims) - 1 else dim})
+    factor = 1.0 / factor if divide else factor
+    return _Mapped("Scale", {"in": x}, node.output[0], {"by": "constant", "factor": factor})
+
+
+def _div(imp: _Importer, node: Any) -> _Result:
+    gelu = _erf_gelu(imp, node)
+    if isinstance(gelu, _Mapped):
+        return gelu
+    return _scale(imp, node, divide=True) or "Div other than by a constant number"
+
+
+def _transpose(imp: _Importer, node: Any) -> _Result:
+    perm = [int(p) for p in _attrs(node).get("perm", [])]
+    if not perm or perm[0] != 0 or sorted(perm) != list(range(len(perm))):
+        return "Transpose that moves the batch dimension"
+    moved = [i for i, p in enumerate(perm) if p != i]
+    if len(moved) == 2:
+        return _Mapped("Transpose", {"in": node.input[0]}, node.output[0],
+                       {"dim0": moved[0], "dim1": moved[1]})
+    return _Mapped("Permute", {"in": node.input[0]}, node.output[0], {"dims": perm[1:]})
+
+
+def _split(imp: _Importer, node: Any) -> _Result:
+    a = _attrs(node)
+    axis = int(a.get("axis", 0))
+    rank = imp.rank(node.input[0])
+    if rank is not None and axis < 0:
+        axis += rank
+    if axis == 0 or (rank is not None and not 0 < axis < rank):
+        return "Split along the batch dimension"
+    sizes: list[int] | None = None
+    if len(node.input) > 1 and node.input[1]:
+        sizes = imp.ints(node.input[1])
+        if sizes is None or any(s < 1 for s in sizes):
+            return "Split into computed sizes"
+    elif "split" in a:
+        sizes = [int(v) for v in a["split"]]
+    parts = len(node.output)
+    if not 2 <= parts <= 8 or (sizes is not None and len(sizes) != parts):
+        return f"Split into {parts} parts"
+    names = _port_names([re.sub(r"[^A-Za-z0-9_]", "_", _str(o)) for o in node.output])
+    params: dict[str, Any] = {"dim": axis, "names": names}
+    if sizes is not None and len(set(sizes)) > 1:
+        params["sizes"] = sizes
+    return _Mapped("Split", {"in": node.input[0]}, "", params,
+                   ports=dict(zip(names, node.output, strict=True)))
+
+
+def _port_names(values: list[str]) -> list[str]:
+    """A Split's ports named after its outputs (q, k, v), without the prefix they share
+    (an exporter's `split_0`, `split_1`); part0, part1, ... when those are no port names."""
+    prefix = values[0]
+    for value in values[1:]:
+        while not value.startswith(prefix):
+            prefix = prefix[:-1]
+    names = [v[len(prefix):] for v in values]
+    if len(set(names)) == len(names) and all(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", n) and not keyword.iskeyword(n)
+            for n in names):
+        return names
+    return [f"part{i}" for i in range(len(values))]
+
+
+_FAR = 1 << 62  # an end past any dimension: exporters write INT64_MAX for "to the end"
+
+
+def _slice(imp: _Importer, node: Any) -> _Result:
+    values = [imp.ints(v) if v else None for v in node.input[1:5]]
+    starts, ends = values[0], values[1] if len(values) > 1 else None
+    if starts is None or ends is None or len(starts) != 1 or len(ends) != 1:
+        return "Slice by computed or several ranges"
+    axes = values[2] if len(values) > 2 and node.input[3] else [0]
+    steps = values[3] if len(values) > 3 and node.input[4] else [1]
+    if axes is None or steps is None or len(axes) != 1 or len(steps) != 1 or steps[0] < 1:
+        return "Slice by computed or backward steps"
+    axis, rank = axes[0], imp.rank(node.input[0])
+    if axis < 0 and rank is not None:
+        axis += rank
+    if imp.is_const(node.input[0]) or imp.is_shape(node.input[0]):
+        return "Slice of a constant or of a computed shape"
+    if axis <= 0:
+        return "Slice of the batch dimension"
+    start, end = starts[0], ends[0]
+    return _Mapped("Slice", {"in": node.input[0]}, node.output[0], {
+        "dim": axis, "start": max(start, -_FAR), "end": None if end >= _FAR else end,
+        "step": steps[0]})
+
+
+def _where(imp: _Importer, node: Any) -> _Result:
+    """Where(future, fill, scores), with `future` the (T, T) mask above the diagonal: how a
+    causal mask is written (CausalMask's own export among them)."""
+    cond = imp.const(node.input[0])
+    fill = _scalar(imp, node.input[1])
+    if cond is None or fill is None or imp.is_const(node.input[2]) or cond.ndim != 2 \
+            or cond.shape[0] != cond.shape[1] or cond.dtype != np.bool_:
+        return "Where other than a causal mask"
+    if not np.array_equal(cond, np.triu(np.ones(cond.shape, dtype=bool), 1)):
+        return "Where other than a causal mask"
+    params = {} if fill == -math.inf else {"fill": fill}
+    return _Mapped("CausalMask", {"in": node.input[2]}, node.output[0], params)
 
 
 def _concat(imp: _Importer, node: Any) -> _Result:
@@ -825,7 +1015,7 @@ _OP_MAPPERS: dict[str, Callable[[_Importer, Any], _Result]] = {
     "Sigmoid": _activation("Sigmoid"),
     "Tanh": _activation("Tanh"),
     "Gelu": _gelu,
-    "Div": _erf_gelu,
+    "Div": _div,
     "Softmax": _softmax,
     "Gemm": _gemm,
     "MatMul": _matmul,
@@ -842,9 +1032,11 @@ _OP_MAPPERS: dict[str, Callable[[_Importer, Any], _Result]] = {
     "BatchNormalization": _batch_norm,
     "LayerNormalization": _layer_norm,
     "Gather": _gather,
+    "Transpose": _transpose,
+    "Split": _split,
+    "Slice": _slice,
+    "Where": _where,
 }
-# Waiting for blocks being added: MatMul of two activations (MatMul), Transpose (Transpose/
-# Permute), Split, Slice, Mul by a constant (Scale), Trilu/Where masks (CausalMask).
 
 
 # Module mappers: the nodes of one exported module -> one block. Keyed by the module's class
@@ -860,11 +1052,13 @@ def _boundary(imp: _Importer, group: _Group) -> tuple[list[str], list[str]]:
     outs: list[str] = []
     for n in group.nodes:
         for v in n.input:
-            if v and v not in made and not imp.is_const(v) and v not in ins:
+            if v and v not in made and not imp.is_const(v) and v not in ins \
+                    and not imp.is_shape(v):
                 ins.append(v)
         for v in n.output:
             if v and (v in imp.outputs or any(id(c) not in inside
-                                              for c in imp.consumers.get(v, []))):
+                                              for c in imp.consumers.get(v, []))) \
+                    and not imp.is_shape(v):
                 outs.append(v)
     return ins, outs
 
@@ -885,18 +1079,108 @@ def _sub_nodes(group: _Group, name: str) -> list[Any]:
     return [n for n in group.nodes if want in _meta_list(n, _SCOPES_KEY)]
 
 
-# The ops today's MultiHeadAttention exports to (projections, head split, scaled dot-product
-# attention with its causal mask). A group holding any other (Neg, Sin, Cos of rotary
-# positions, say) computes something this mapper does not read: it is refused, not guessed.
+# The ops MultiHeadAttention exports to (projections, head split, rotary positions, key/value
+# heads repeated for grouped queries, scaled dot-product attention with its mask or bias). A
+# group holding any other computes something this mapper does not read: it is refused, not
+# guessed. What the ops leave open is read from constants and checked (`_attention_options`).
 _ATTENTION_OPS = frozenset({
     "MatMul", "Gemm", "Add", "Mul", "Div", "Sqrt", "Split", "Reshape", "Transpose", "Shape",
     "Slice", "Concat", "Softmax", "Trilu", "Equal", "Where", "Expand", "Constant", "Cast",
-    "Unsqueeze", "Squeeze", "Gather", "ConstantOfShape"})
+    "Unsqueeze", "Squeeze", "Gather", "ConstantOfShape", "Neg"})
+
+
+def _only_ops(group: _Group, allowed: frozenset[str]) -> bool:
+    return all(n.op_type in allowed and n.domain in ("", "ai.onnx") for n in group.nodes)
+
+
+def _heads_in(imp: _Importer, group: _Group, dim: int) -> int | None:
+    """The number of heads: the (B, T, heads, hs) target of the Reshape that splits the
+    width `dim` into heads."""
+    for n in group.nodes:
+        target = imp.ints(n.input[1]) if n.op_type == "Reshape" and len(n.input) > 1 else None
+        if target and len(target) == 4 and target[2] > 0 and target[2] * target[3] == dim:
+            return target[2]
+    return None
+
+
+def _rope_theta(imp: _Importer, group: _Group, head_size: int) -> float | str:
+    """RoPE's base θ, read back from the cosine and sine tables (T, hs) the exporter folds
+    the rotation into, and checked by making the tables again with it. A label when the
+    group holds no such tables or they are not RoPE's."""
+    found = [imp.weight(v) for n in group.nodes if n.op_type == "Mul" for v in n.input
+             if imp.is_const(v)]
+    tables = [t for t in found if t is not None and t.ndim == 2 and t.shape[1] == head_size]
+    cos = next((t for t in tables if np.all(t[0] == 1)), None)
+    sin = next((t for t in tables if np.all(t[0] == 0)), None)
+    if cos is None or sin is None or cos.shape != sin.shape or cos.shape[0] < 2 \
+            or head_size % 2:
+        return "rotary positions without their cosine and sine tables"
+    half = head_size // 2
+    theta = 10000.0  # with one frequency (head size 2) every θ gives the same tables
+    if half > 1:
+        step = float(np.arctan2(sin[1, half - 1], cos[1, half - 1]))  # θ^(−2(half−1)/hs)
+        if not 0 < step < 1:
+            return "rotary tables that are not RoPE's"
+        raw = step ** (-head_size / (2.0 * (half - 1)))
+        if not 1 < raw < 1e12:
+            return "rotary tables that are not RoPE's"
+        theta = float(f"{raw:.6g}")
+    from .layers import RotaryEmbedding
+
+    probe = torch.ones(1, cos.shape[0], head_size)
+    ones = RotaryEmbedding.rotate(probe, theta).numpy()[0]  # cos − sin, cos + sin halves
+    want = np.concatenate([cos[:, :half] - sin[:, :half], cos[:, half:] + sin[:, half:]], -1)
+    # `not <=`: a NaN in a table fails
+    if not (np.abs(ones - want).max() <= 1e-5
+            and np.abs(cos - cos[:, list(range(half)) * 2]).max() == 0):
+        return "rotary tables that are not RoPE's"
+    return theta
+
+
+def _attention_options(imp: _Importer, group: _Group, dim: int, heads: int,
+                       kv_heads: int) -> dict[str, Any] | str:
+    """causal, window and ALiBi, from what the exporter made of them: a Trilu for plain
+    causal attention, or the (1 or heads, T, T) bias added to the scores, folded into a
+    constant. Options are read from the bias, then the bias is made again from them
+    (`MultiHeadAttention.attention_bias`) and must match the file's."""
+    from .layers import MultiHeadAttention
+
+    found = [imp.weight(v) for n in group.nodes if n.op_type == "Add" for v in n.input
+             if imp.is_const(v)]
+    biases = [b for b in found if b is not None and b.ndim == 3 and b.shape[1] == b.shape[2]
+              and b.shape[0] in (1, heads) and b.shape[1] > 1]
+    if not biases:
+        return {"causal": any(n.op_type == "Trilu" for n in group.nodes)}
+    if len(biases) > 1:
+        return "several attention biases"
+    bias = biases[0]
+    t = bias.shape[1]
+    visible = np.isfinite(bias[0])
+    distance = np.arange(t)[:, None] - np.arange(t)[None, :]
+    causal = not visible[distance < 0].any()
+    reach = int(np.abs(distance[visible]).max()) + 1 if visible.any() else 1
+    window = reach if reach < t else None
+    alibi = bool(np.any(bias[np.isfinite(bias)] != 0))
+    options: dict[str, Any] = {"causal": causal}
+    if window is not None:
+        options["window"] = window
+    if alibi:
+        options["position"] = "alibi"
+    module = MultiHeadAttention(dim, heads, causal=causal, num_kv_heads=kv_heads,
+                                position="alibi" if alibi else "none", window=window)
+    made = module.attention_bias(t, torch.device("cpu"), torch.float32)
+    if made is None or tuple(made.shape) != bias.shape:
+        return "an attention bias it does not read"
+    again = made.numpy()
+    same_inf = np.array_equal(np.isinf(again), np.isinf(bias)) and not np.isnan(bias).any()
+    finite = np.isfinite(bias)
+    if not same_inf or np.abs(again[finite] - bias[finite]).max(initial=0) > 1e-5:
+        return "an attention bias it does not read"
+    return options
 
 
 def _attention(imp: _Importer, group: _Group) -> _Result:
-    if any(n.op_type not in _ATTENTION_OPS or n.domain not in ("", "ai.onnx")
-           for n in group.nodes):
+    if not _only_ops(group, _ATTENTION_OPS):
         return "MultiHeadAttention"
     qkv = _linear_in(imp, _sub_nodes(group, "qkv"))
     proj = _linear_in(imp, _sub_nodes(group, "proj"))
@@ -905,22 +1189,133 @@ def _attention(imp: _Importer, group: _Group) -> _Result:
         return "MultiHeadAttention"
     w = qkv[2]["weight"]
     dim = w.shape[1]
-    heads = None
-    for n in group.nodes:
-        target = imp.ints(n.input[1]) if n.op_type == "Reshape" and len(n.input) > 1 else None
-        if target and len(target) == 4 and target[2] > 0 and target[2] * target[3] == dim:
-            heads = target[2]
-            break
-    if heads is None or w.shape[0] != 3 * dim or proj[2]["weight"].shape != (dim, dim):
+    heads = _heads_in(imp, group, dim)
+    if heads is None or proj[2]["weight"].shape != (dim, dim) or (w.shape[0] - dim) % 2:
+        return "MultiHeadAttention"
+    head_size = dim // heads
+    kv_width = (w.shape[0] - dim) // 2
+    kv_heads = kv_width // head_size
+    if kv_width % head_size or kv_heads < 1 or heads % kv_heads:
         return "MultiHeadAttention"
     has_bias = "bias" in qkv[2]
     if has_bias != ("bias" in proj[2]):
         return "MultiHeadAttention"
+    params: dict[str, Any] = {"num_heads": int(heads)}
+    options = _attention_options(imp, group, dim, heads, kv_heads)
+    if isinstance(options, str):
+        return f"MultiHeadAttention with {options}"
+    params["causal"] = options.pop("causal")
+    params["bias"] = has_bias
+    if kv_heads != heads:
+        params["num_kv_heads"] = int(kv_heads)
+    params.update(options)
+    if any(n.op_type == "Neg" for n in group.nodes):
+        if "position" in params:
+            return "MultiHeadAttention with both rotary positions and ALiBi"
+        theta = _rope_theta(imp, group, head_size)
+        if isinstance(theta, str):
+            return f"MultiHeadAttention with {theta}"
+        params["position"] = "rope"
+        if theta != 10000.0:
+            params["rope_theta"] = theta
     weights = {f"qkv.{k}": v for k, v in qkv[2].items()}
     weights.update({f"proj.{k}": v for k, v in proj[2].items()})
-    causal = any(n.op_type == "Trilu" for n in group.nodes)
-    return _Mapped("MultiHeadAttention", {"in": ins[0]}, outs[0],
-                   {"num_heads": int(heads), "causal": causal, "bias": has_bias}, weights)
+    return _Mapped("MultiHeadAttention", {"in": ins[0]}, outs[0], params, weights)
+
+
+_ROTARY_OPS = frozenset({"Reshape", "Transpose", "Slice", "Neg", "Concat", "Mul", "Add",
+                         "Constant", "Shape", "Gather", "Unsqueeze", "Cast"})
+
+
+def _rotary(imp: _Importer, group: _Group) -> _Result:
+    ins, outs = _boundary(imp, group)
+    if not _only_ops(group, _ROTARY_OPS) or len(ins) != 1 or len(outs) != 1:
+        return "RotaryEmbedding"
+    dims = imp.shapes.get(ins[0])
+    dim = dims[-1] if dims and len(dims) == 3 else None
+    heads = _heads_in(imp, group, dim) if dim else None
+    if heads is None or dim is None:
+        return "RotaryEmbedding"
+    theta = _rope_theta(imp, group, dim // heads)
+    if isinstance(theta, str):
+        return f"RotaryEmbedding with {theta}"
+    params: dict[str, Any] = {"num_heads": int(heads)}
+    if theta != 10000.0:
+        params["theta"] = theta
+    return _Mapped("RotaryEmbedding", {"in": ins[0]}, outs[0], params)
+
+
+_MLP_OPS = frozenset({"MatMul", "Gemm", "Add", "Mul", "Div", "Erf", "Sigmoid", "Constant"})
+
+
+def _gated_mlp(imp: _Importer, group: _Group) -> _Result:
+    ins, outs = _boundary(imp, group)
+    parts = {name: _linear_in(imp, _sub_nodes(group, name)) for name in ("gate", "up", "down")}
+    if not _only_ops(group, _MLP_OPS) or len(ins) != 1 or len(outs) != 1:
+        return "GatedMLP"
+    gate, up, down = parts["gate"], parts["up"], parts["down"]
+    if gate is None or up is None or down is None or down[1] != outs[0] \
+            or gate[0] != ins[0] or up[0] != ins[0]:
+        return "GatedMLP"
+    hidden, dim = gate[2]["weight"].shape
+    if up[2]["weight"].shape != (hidden, dim) or down[2]["weight"].shape != (dim, hidden):
+        return "GatedMLP"
+    has_bias = {"bias" in p[2] for p in (gate, up, down)}
+    silu = any(n.op_type == "Sigmoid" for n in group.nodes)
+    gelu = any(n.op_type == "Erf" for n in group.nodes)
+    if len(has_bias) != 1 or silu == gelu:
+        return "GatedMLP"
+    weights = {f"{name}.{k}": v for name, p in parts.items() if p for k, v in p[2].items()}
+    return _Mapped("GatedMLP", {"in": ins[0]}, outs[0], {
+        "activation": "silu" if silu else "gelu", "hidden_features": int(hidden),
+        "bias": has_bias.pop()}, weights)
+
+
+_MOE_OPS = frozenset({
+    "MatMul", "Gemm", "Add", "Mul", "Div", "Softmax", "TopK", "ReduceSum", "Shape", "Expand",
+    "ScatterElements", "Slice", "Erf", "Sigmoid", "Relu", "Constant", "Cast", "Gather",
+    "Unsqueeze", "ConstantOfShape"})
+_EXPERT_ACTIVATIONS = {"torch.nn.modules.activation.GELU": "gelu",
+                       "torch.nn.modules.activation.SiLU": "silu",
+                       "torch.nn.modules.activation.ReLU": "relu"}
+
+
+def _mixture(imp: _Importer, group: _Group) -> _Result:
+    """A MixtureOfExperts: the router and the experts' layers from their submodules, top_k
+    from the TopK's constant, the activation from the class the experts' `act` recorded.
+    aux_loss_weight (training only) is not in the file: it takes its default."""
+    ins, outs = _boundary(imp, group)
+    router = _linear_in(imp, _sub_nodes(group, "router"))
+    topk = [n for n in group.nodes if n.op_type == "TopK"]
+    if not _only_ops(group, _MOE_OPS) or len(ins) != 1 or len(outs) != 1 or router is None \
+            or "bias" in router[2] or len(topk) != 1 or router[0] != ins[0]:
+        return "MixtureOfExperts"
+    k = imp.ints(topk[0].input[1]) if len(topk[0].input) > 1 else None
+    experts = router[2]["weight"].shape[0]
+    weights = {"router.weight": router[2]["weight"]}
+    activations, biases, hidden = set(), set(), set()
+    for i in range(experts):
+        up = _linear_in(imp, _sub_nodes(group, f"experts.{i}.up"))
+        down = _linear_in(imp, _sub_nodes(group, f"experts.{i}.down"))
+        if up is None or down is None:
+            return "MixtureOfExperts"
+        act = f"{group.scope}.experts.{i}.act"
+        for node in _sub_nodes(group, f"experts.{i}.act"):
+            scopes, classes = _meta_list(node, _SCOPES_KEY), _meta_list(node, _CLASSES_KEY)
+            if len(scopes) == len(classes):
+                cls = classes[scopes.index(act)]
+                activations.add(_EXPERT_ACTIVATIONS.get(cls, cls))
+        biases.update({"bias" in up[2], "bias" in down[2]})
+        hidden.add(up[2]["weight"].shape[0])
+        weights.update({f"experts.{i}.up.{n}": v for n, v in up[2].items()})
+        weights.update({f"experts.{i}.down.{n}": v for n, v in down[2].items()})
+    if k is None or len(k) != 1 or not 1 <= k[0] <= experts or len(biases) != 1 \
+            or len(hidden) != 1 or len(activations) != 1 \
+            or not activations <= set(_EXPERT_ACTIVATIONS.values()):
+        return "MixtureOfExperts"
+    return _Mapped("MixtureOfExperts", {"in": ins[0]}, outs[0], {
+        "num_experts": int(experts), "top_k": int(k[0]), "hidden_features": int(hidden.pop()),
+        "activation": activations.pop(), "bias": biases.pop()}, weights)
 
 
 def _positional(imp: _Importer, group: _Group) -> _Result:
@@ -971,6 +1366,9 @@ def _rms_norm(imp: _Importer, group: _Group) -> _Result:
 _MODULE_MAPPERS: dict[str, Callable[[_Importer, _Group], _Result]] = {
     "compute.engine.layers.MultiHeadAttention": _attention,
     "compute.engine.layers.PositionalEmbedding": _positional,
+    "compute.engine.layers.RotaryEmbedding": _rotary,
+    "compute.engine.layers.GatedMLP": _gated_mlp,
+    "compute.engine.layers.MixtureOfExperts": _mixture,
     "torch.nn.modules.activation.GELU": _whole("GELU"),
     "torch.nn.modules.activation.SiLU": _whole("SiLU"),
     "torch.nn.modules.normalization.RMSNorm": _rms_norm,
