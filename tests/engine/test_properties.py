@@ -186,8 +186,9 @@ def valid_graphs(draw: st.DrawFn) -> Drawn:
             add(f"{nid}s", "MatMul", [t, t], current, current, transpose_b=True)
             add(f"{nid}m", "CausalMask", [t, t], f"{nid}s")
             add(f"{nid}w", "Softmax", [t, t], f"{nid}m")
-            add(nid, "MatMul", s, f"{nid}w", draw(st.sampled_from(
-                [k for k, v in shapes.items() if v[0] == t and len(v) == 2])))
+            values = draw(st.sampled_from(
+                [k for k, v in shapes.items() if v[0] == t and len(v) == 2]))
+            add(nid, "MatMul", [t, shapes[values][1]], f"{nid}w", values)
         elif op == "Repeat":
             body = nested(
                 [{"id": "inp", "type": "Input"}, node("ln", "LayerNorm"),
