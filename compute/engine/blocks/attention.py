@@ -100,10 +100,7 @@ Stacked layers still pass information further, `w` positions a layer.
         need_float(self, x)
         need_rank(self, x, (2,), "T, D", SEQUENCE_FIX if x.spec.rank == 1 else None)
         width = x.spec.shape[1]
-        if width % params.num_heads:
-            raise Refusal(
-                f"the width {width} of {x.source} does not split into {params.num_heads} heads; "
-                f"pick a num_heads that divides {width}", "num_heads")
+        _need_heads(width, params.num_heads, x.source)
         heads, kv_heads = params.num_heads, params.num_kv_heads
         if kv_heads is not None and (kv_heads > heads or heads % kv_heads):
             raise Refusal(
@@ -129,6 +126,12 @@ Stacked layers still pass information further, `w` positions a layer.
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _need_heads(width: int, heads: int, source: str) -> None:
+    if width % heads:
+        raise Refusal(f"the width {width} of {source} does not split into {heads} heads; "
+                      f"pick a num_heads that divides {width}", "num_heads")
 
 
 def _need_even_heads(width: int, heads: int, source: str, field: str) -> None:
@@ -182,9 +185,6 @@ parameters; the head size must be even.
         need_float(self, x)
         need_rank(self, x, (2,), "T, D", SEQUENCE_FIX if x.spec.rank == 1 else None)
         width = x.spec.shape[1]
-        if width % params.num_heads:
-            raise Refusal(
-                f"the width {width} of {x.source} does not split into {params.num_heads} heads; "
-                f"pick a num_heads that divides {width}", "num_heads")
+        _need_heads(width, params.num_heads, x.source)
         _need_even_heads(width, params.num_heads, x.source, "num_heads")
         return Ctor(layers.RotaryEmbedding, (params.num_heads,), {"theta": params.theta})
