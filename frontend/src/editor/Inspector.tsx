@@ -89,7 +89,7 @@ function NodeInspector({ id }: { id: string }) {
       {entry && entry.status === "ok" && (
         <table className="kv">
           <tbody>
-            <tr><th>parameters</th><td>{compact(entry.params)}{entry.times ? <span className="muted"> in {entry.times} copies</span> : null}</td></tr>
+            <tr><th>parameters</th><td>{compact(entry.params)}{entry.times && entry.times > 1 ? <span className="muted"> in {entry.times} copies</span> : null}</td></tr>
             <tr><th>FLOPs / sample</th><td>{compact(entry.flops)}</td></tr>
             <tr><th>activations</th><td>{bytes(entry.activation_bytes)} / sample</td></tr>
           </tbody>
