@@ -1,12 +1,13 @@
 // The palette: blocks from the server's catalog, grouped by category, with a search box.
 // Drag one onto the canvas, or click it to read its explanation in the inspector. Under
 // "My blocks", the user's saved graphs: click one (or Enter) to insert it, pinned to its
-// latest version.
+// latest version; or paste a share link someone gave you to insert their graph the same way.
 import { useReactFlow } from "@xyflow/react";
 import { useEffect, useMemo, useState } from "react";
 
-import { api } from "../api/client";
+import { api, ApiError } from "../api/client";
 import type { Block, MyBlock } from "../api/types";
+import { shareTokenOf } from "../graph/custom";
 import { useEditor } from "../store/editor";
 import { BLOCK_MIME } from "./Canvas";
 import { BLOCK_SIZE } from "./layout";
@@ -48,6 +49,33 @@ export function Palette() {
       useEditor.getState().addCustom(found, at);
     } catch {
       useEditor.getState().notify({ kind: "error", text: `Could not insert ${b.name}: reload My blocks and try again.` });
+    }
+  };
+
+  const [link, setLink] = useState("");
+  const [linkError, setLinkError] = useState<string | null>(null);
+  // Someone else's graph, from a share link they gave: only a well-formed token is sent.
+  const insertShared = async () => {
+    const token = shareTokenOf(link);
+    if (!token) {
+      setLinkError("That is not a share link: paste a link like https://…/s/<token>, or the token itself.");
+      return;
+    }
+    try {
+      const found = await api.customBlock(`share:${token}`);
+      if (!found.usable) {
+        setLinkError(found.problem ?? `${found.name} cannot be used as a block.`);
+        return;
+      }
+      const at = visibleCentre(flow, BLOCK_SIZE) ?? [80, 80];
+      if (useEditor.getState().addCustom(found, at) !== null) {
+        setLink("");
+        setLinkError(null);
+      }
+    } catch (caught) {
+      setLinkError(caught instanceof ApiError && caught.status === 404
+        ? "No such share link: it may have been revoked; ask its owner for a new one."
+        : `Could not add the shared block: ${caught instanceof Error ? caught.message : String(caught)}`);
     }
   };
 
@@ -109,9 +137,29 @@ export function Palette() {
             ))}
           </section>
         ))}
-        {!readOnly && mine.length > 0 && (
+        {!readOnly && !shared && (
           <section data-testid="my-blocks">
             <h3>My blocks</h3>
+            <form
+              className="share-add"
+              onSubmit={(e) => {
+                e.preventDefault();
+                void insertShared();
+              }}
+            >
+              <input
+                type="text"
+                placeholder="Add from a share link…"
+                aria-label="Add from a share link"
+                data-testid="share-link"
+                value={link}
+                onChange={(e) => {
+                  setLink(e.target.value);
+                  setLinkError(null);
+                }}
+              />
+              {linkError && <p className="error" role="alert" data-testid="share-link-error">{linkError}</p>}
+            </form>
             {mine.map((b) => (
               <div
                 key={b.source}

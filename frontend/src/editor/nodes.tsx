@@ -4,12 +4,13 @@
 // its fixed-point error (an FPGA run); a run form's warning of it (an FPGA run computes it
 // approximately) shows under it like an error, in the warning colour.
 import { Handle, type NodeProps, Position, useUpdateNodeInternals } from "@xyflow/react";
-import { memo, useEffect } from "react";
+import { memo, useEffect, useState } from "react";
 
+import { api } from "../api/client";
 import type { Problem } from "../api/types";
 import { AttentionMini } from "../runs/Attention";
 import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
-import { customLabel, customSource } from "../graph/custom";
+import { customLabel, customSource, isShareSource, offeredUpdate } from "../graph/custom";
 import { inputPorts, outputPorts } from "../graph/ops";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
@@ -169,7 +170,8 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
 
 /** A block from My blocks, drawn collapsed: its name and pinned version ("Mlp v3"), its
  * ports (the Inputs and Outputs of the graph it holds), Open to look inside (read-only: it
- * is a copy), and Update when a newer version of one of your graphs exists. */
+ * is a copy), and Update when a newer version of one of your graphs exists (or, for a
+ * block from a share link, when the link shows a newer version). */
 export const CustomNode = memo(function CustomNode({ id, data, selected }: NodeProps<BlockNodeType>) {
   const { node, report } = data;
   const inputs = inputPorts(node, undefined);
@@ -180,7 +182,21 @@ export const CustomNode = memo(function CustomNode({ id, data, selected }: NodeP
   const enter = useEditor((s) => s.enter);
   const pinned = customSource(node);
   const mine = useEditor((s) => s.myBlocks.find((b) => pinned && b.source === pinned.source));
-  const newer = mine && pinned && mine.version > pinned.version ? mine.version : null;
+  const shared = pinned !== null && isShareSource(pinned.source);
+  const [sharedLatest, setSharedLatest] = useState<number | null>(null);
+  // A shared block's latest version is asked for lazily, when the node is selected: the
+  // owner's graphs are not in My blocks, and one request per node on load would be wasteful.
+  useEffect(() => {
+    if (!selected || !shared || data.readOnly) return;
+    let live = true;
+    api.customBlock(pinned!.source).then((found) => live && setSharedLatest(found.latest), () => {});
+    return () => {
+      live = false;
+    };
+  }, [selected, shared, pinned?.source, data.readOnly]);
+  const newer = shared
+    ? offeredUpdate(pinned?.version, sharedLatest)
+    : offeredUpdate(pinned?.version, mine?.version);
   const hasError = !!data.problems?.length;
   const heat = useNodeOverlay(node.id);
   const warnings = useNodeWarnings(node.id);

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { CustomBlock, GraphDocument, GraphNode } from "../api/types";
 import { matchBlocks } from "../editor/QuickAdd";
 import { CATALOG, SERVED } from "../test/catalog";
-import { customLabel, insertCustom, insideCustom, replaceCustom, updateChanges } from "./custom";
+import { customLabel, insertCustom, insideCustom, isShareSource, offeredUpdate, replaceCustom, shareTokenOf, updateChanges } from "./custom";
 import { connectionProblem, graphAt, parseEndpoint, portsOf } from "./ops";
 
 function mlpCopy(width = 12, second = true): NonNullable<GraphNode["graph"]> {
@@ -124,5 +124,44 @@ describe("module paths inside blocks", () => {
     expect(scopeRepeats(doc, ["ffn"])).toEqual([false]);
     expect(modulePath(["ffn"], "lin", scopeRepeats(doc, ["ffn"]))).toBe("ffn.lin");
     expect(modulePath(["blocks"], "attn")).toBe("blocks.0.attn");
+  });
+});
+
+describe("shareTokenOf", () => {
+  it("reads the token from the share page's URL, the fork URL, the API URL and a bare token", () => {
+    expect(shareTokenOf("https://shipyard.example/s/Ab3_x-9")).toBe("Ab3_x-9");
+    expect(shareTokenOf("  http://localhost:8000/s/tok/  ")).toBe("tok");
+    expect(shareTokenOf("https://shipyard.example/s/tok/fork")).toBe("tok");
+    expect(shareTokenOf("https://shipyard.example/api/shared/tok")).toBe("tok");
+    expect(shareTokenOf("/s/tok?ref=mail#top")).toBe("tok");
+    expect(shareTokenOf("Ab3_x-9")).toBe("Ab3_x-9");
+    expect(shareTokenOf("a".repeat(64))).toBe("a".repeat(64));
+  });
+
+  it("refuses anything that is not a well-formed token, so the API never sees it", () => {
+    for (const bad of [
+      "", "   ", "a".repeat(65), "tok en", "tok%2F..", "../tok", "share:tok", "tok&version=1",
+      "https://shipyard.example/s/", "https://shipyard.example/g/12", "https://shipyard.example/s/a/b",
+      "https://shipyard.example/s/%3Cscript%3E", "https://shipyard.example/s/" + "a".repeat(65),
+      "javascript:alert(1)//s/tok", "data:text/html,/s/tok", "<img src=x onerror=alert(1)>", "tok\nen",
+      "https://shipyard.example/s/tok\u0000", "\u0000https://shipyard.example/s/tok", "ｔｏｋ",
+    ]) {
+      expect(shareTokenOf(bad), JSON.stringify(bad)).toBeNull();
+    }
+  });
+});
+
+describe("offeredUpdate", () => {
+  it("offers only a newer latest version", () => {
+    expect(offeredUpdate(2, 5)).toBe(5);
+    expect(offeredUpdate(5, 5)).toBeNull();
+    expect(offeredUpdate(6, 5)).toBeNull();
+    expect(offeredUpdate(2, null)).toBeNull(); // not fetched yet
+    expect(offeredUpdate(undefined, 5)).toBeNull(); // not pinned
+  });
+
+  it("tells shared sources from own ones", () => {
+    expect(isShareSource("share:tok")).toBe(true);
+    expect(isShareSource("12")).toBe(false);
   });
 });

@@ -122,3 +122,36 @@ export function insertCustom(
   });
   return { doc: next, id };
 }
+
+/** The token alphabet the share API accepts; anything else is never sent. */
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The token of a pasted share link: a bare token, or a URL whose path is `/s/<token>`
+ * (the share page, optionally `/fork` after it) or the API's `/api/shared/<token>`. Anything
+ * else is null, so that garbage never reaches the API as a `share:` source. */
+export function shareTokenOf(pasted: string): string | null {
+  const text = pasted.trim();
+  if (TOKEN.test(text)) return text;
+  // The URL parser would quietly drop control characters; a link never has them.
+  if (/[\s\u0000-\u001f\u007f]/.test(text)) return null;
+  let url: URL;
+  try {
+    url = new URL(text, "https://placeholder.invalid");
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return null;
+  const match = /^\/(?:s|api\/shared)\/([^/]+)(?:\/fork)?\/?$/.exec(url.pathname);
+  if (!match) return null;
+  return TOKEN.test(match[1]) ? match[1] : null;
+}
+
+export function isShareSource(source: string): boolean {
+  return source.startsWith("share:");
+}
+
+/** The version to offer an update to, or null: only a newer latest than the pinned one. */
+export function offeredUpdate(pinned: number | undefined | null, latest: number | undefined | null): number | null {
+  if (typeof pinned !== "number" || typeof latest !== "number") return null;
+  return latest > pinned ? latest : null;
+}
