@@ -18,6 +18,7 @@ from editor_ui import (
     select,
     wait_until,
 )
+from livestack import LiveStack
 from playwright.sync_api import Page, expect
 
 if TYPE_CHECKING:
@@ -54,6 +55,36 @@ def test_a_saved_graph_is_inserted_from_my_blocks_pinned_and_saved(
     save(page, "uses my block")  # the server checks the pinned copy: a 400 would not save
     wait_until(lambda: (report(page) or {}).get("nodes", {}).get(inserted["id"]),
                "the block's node in the report")
+
+
+def test_a_graph_shared_by_someone_else_is_added_as_a_block_through_its_link(
+        live: LiveStack, user_page: Page, artifacts: Artifacts) -> None:
+    owner = live.create_user("owner")
+    token = live.token(owner)
+    status, doc = live.api("GET", "/api/starters", token)
+    assert status == 200
+    mlp = next(s["document"] for s in doc if s["name"] == "mlp")
+    status, graph = live.api("POST", "/api/graphs", token, {"document": mlp})
+    assert status == 201, graph
+    status, link = live.api("POST", f"/api/graphs/{graph['id']}/share", token, {})
+    assert status == 201, link
+
+    page = user_page
+    open_editor(page, "/new?starter=mlp")
+    box = page.get_by_placeholder("Add from a share link…")
+    box.fill("javascript:alert(1)")  # not a link: refused here, no request made
+    box.press("Enter")
+    expect(page.get_by_test_id("my-blocks")).to_contain_text("share link")
+    box.fill(link["url"])
+    box.press("Enter")
+    (inserted,) = wait_until(
+        lambda: [n for n in document(page)["nodes"] if n["type"] == "Custom"],
+        "a Custom node from the share link")
+    assert inserted["params"]["source"] == f"share:{link['token']}"
+    expect(node(page, inserted["id"])).to_be_visible()
+    connect(page, "x", inserted["id"], "out", "x")
+    save(page, "uses a shared block")  # the server checks the link and the pinned copy
+    artifacts.snap(page, "shared-block")
 
 
 def test_an_init_node_dropped_on_the_canvas_sets_the_graphs_start(
