@@ -466,7 +466,12 @@ def plan_init(graph: Graph, analysis: Analysis) -> None:
     and the graph's Init node. The GPT-2 scheme gives the projections that write into the
     residual stream std/√N, N counting them over the whole model, Repeat copies included."""
     default = next((n.params for n in graph.nodes if n.type == "Init" and n.params), None)
-    residual_count = _count_residual(graph, analysis)
+    counted: list[int] = []  # N, counted once and only when a node asks for the scheme
+
+    def residual_count() -> int:
+        if not counted:
+            counted.append(_count_residual(graph, analysis))
+        return counted[0]
 
     def visit(g: Graph, a: Analysis) -> None:
         for node in g.nodes:
@@ -490,8 +495,8 @@ def plan_init(graph: Graph, analysis: Analysis) -> None:
                 result.init = InitSpec(std)
                 continue
             residual = _residual_parts(node, g, result)
-            result.init = InitSpec(std, std / max(residual_count, 1) ** 0.5 if residual else None,
-                                   residual)
+            result.init = InitSpec(
+                std, std / max(residual_count(), 1) ** 0.5 if residual else None, residual)
 
     visit(graph, analysis)
 
@@ -510,13 +515,10 @@ def _residual_parts(node: Node, graph: Graph, result: NodeResult) -> tuple[str, 
 
 
 def _feeds_add(node_id: str, graph: Graph) -> bool:
-    consumers: dict[str, list[str]] = {}
-    for edge in graph.edges:
-        consumers.setdefault(edge.src.node, []).append(edge.dst.node)
     todo, seen = [node_id], set()
     while todo:
         current = todo.pop()
-        for dst in consumers.get(current, []):
+        for dst in graph.consumers.get(current, ()):
             kind = graph.node(dst).type
             if kind == "Add":
                 return True

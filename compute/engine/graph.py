@@ -121,6 +121,15 @@ class Graph:
             index.setdefault(e.dst.node, {})[e.dst.port] = e.src
         return index
 
+    @cached_property
+    def consumers(self) -> Mapping[str, tuple[str, ...]]:
+        """Node id -> the nodes its outputs feed, in the edges' order (a node that feeds
+        nothing is absent): the index `incoming` is, the other way round."""
+        index: dict[str, list[str]] = {}
+        for e in self.edges:
+            index.setdefault(e.src.node, []).append(e.dst.node)
+        return {node: tuple(dsts) for node, dsts in index.items()}
+
     @property
     def inputs(self) -> list[Node]:
         """Input nodes in the order they were listed: the order of forward's arguments."""
