@@ -268,8 +268,8 @@ def sql_components() -> dict[str, Any]:
                                         "Repeat."}}
     column = object_schema({
         "name": {"type": "string"},
-        "type": {"type": "string", "description": "SQLite's type: TEXT, INTEGER, REAL, "
-                 "JSON."},
+        "type": {"type": "string", "description": "As declared: TEXT, INTEGER, REAL, JSON; "
+                 "ANY for a parameter's column."},
         "writable": {"type": "boolean"},
         "doc": {"type": "string"},
     })
@@ -287,12 +287,14 @@ def sql_components() -> dict[str, Any]:
             "edges": object_schema({"added": edges, "removed": edges}),
             "model": {"type": "array", "items": {"type": "string"},
                       "description": "The model's fields that changed (name, ...)."},
-            "totals": ref("InspectTotals"),
+            "totals": {"allOf": [ref("InspectTotals")], "nullable": True,
+                       "description": "The new inspection totals; null when only the "
+                       "weights changed."},
             "weights": {"type": "object", "additionalProperties": True, "nullable": True,
                         "description": "What happened to the trained weights (kept, "
-                        "initialized, frozen, ...); null without weights."},
-        }, description="What a script changed: a diff of nodes and edges, and the new "
-            "inspection totals."),
+                        "initialized, frozen, ...); only on a model with weights."},
+        }, optional=("weights",), description="What a script changed: a diff of nodes and "
+            "edges, and the new inspection totals."),
         "SqlResult": object_schema(sql_result_properties(), description="What a script "
                                    "answered (POST /api/sql, /api/shared/{token}/sql)."),
         "GraphSqlResult": object_schema({
@@ -316,9 +318,10 @@ def sql_components() -> dict[str, Any]:
                          "not valid (nothing changed)."},
         }, description="A script refused (400; 403 for a change on a read-only link)."),
         "SqlSchema": object_schema({
-            "tables": {"type": "object", "additionalProperties": {
-                "type": "array", "items": ref("SqlColumn")},
-                "description": "Each table's columns, in order."},
+            "tables": {"type": "object", "additionalProperties": object_schema({
+                "doc": {"type": "string", "description": "What the table holds."},
+                "columns": {"type": "array", "items": ref("SqlColumn")}}),
+                "description": "Each table, its columns in order."},
             "examples": {"type": "array", "items": object_schema({
                 "title": {"type": "string"}, "sql": {"type": "string"},
                 "trained": {"type": "boolean", "description": "Needs a model with "
