@@ -78,7 +78,8 @@ def trained_model(weights: InitialWeights) -> TrainedModel:
     names and, for a derived model, its run's dataset (a built-in one: `eval` reads it)
     and settings."""
     lineage = weights.lineage if isinstance(weights.lineage, dict) else {}
-    config = lineage.get("config") if isinstance(lineage.get("config"), dict) else {}
+    given = lineage.get("config")
+    config: dict[str, Any] = given if isinstance(given, dict) else {}
     options = lineage.get("dataset_options")
     dataset = lineage.get("dataset")
     seed = config.get("seed", 0)

@@ -259,7 +259,8 @@ def test_a_hostile_script_is_a_400_and_changes_nothing(api, make_graph, sql):
 
 def test_a_body_that_is_not_an_object_is_a_400(api, make_graph):
     graph = make_graph()["id"]
-    for body in ([], "SELECT 1", 5):
+    bodies: tuple[Any, ...] = ([], "SELECT 1", 5)
+    for body in bodies:
         response = api.post(f"/api/graphs/{graph}/sql", body, format="json")
         assert response.status_code == 400 and "error" in response.json()
     assert api.post("/api/sql", {"sql": "SELECT 1"}, format="json").status_code == 400
