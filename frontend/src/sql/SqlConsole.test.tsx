@@ -5,9 +5,10 @@
 import { act } from "react";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import type { GraphDocument } from "../api/types";
+import type { GraphDocument, Job } from "../api/types";
 import { click, flush, type Rendered, render } from "../dialogs/testing";
 import { canonical } from "../graph/ops";
+import { runsStore } from "../runs/store";
 import { isDirty, useEditor } from "../store/editor";
 import type { SqlResult, SqlSchema } from "./api";
 import { SqlConsole } from "./SqlConsole";
@@ -49,7 +50,10 @@ function withP(p: number): GraphDocument {
 
 const col = (name: string) => ({ name, type: "TEXT", writable: true, doc: "" });
 const schema: SqlSchema = {
-  tables: { nodes: [col("id"), col("path"), col("type"), col("params")], edges: [col("from_node"), col("to_node")] },
+  tables: {
+    nodes: { doc: "one row per node", columns: [col("id"), col("path"), col("type"), col("params")] },
+    edges: { doc: "one row per edge", columns: [col("from_node"), col("to_node")] },
+  },
   examples: [
     { title: "Costliest blocks", sql: "SELECT id, type, params_count FROM nodes ORDER BY flops DESC LIMIT 5", trained: false },
     { title: "Freeze layer 0", sql: "UPDATE tensors SET frozen = 1 WHERE node LIKE 'blocks.0.%'", trained: true },
@@ -70,8 +74,7 @@ const selectResult = result({
 });
 
 const version = (number: number) => ({
-  created: true,
-  version: { number, author: "ann", message: "UPDATE …", restored_from: null, content_hash: "h", initial_weights: false, created_at: "2026-01-01T00:00:00Z" },
+  number, author: "ann", message: "UPDATE …", restored_from: null, content_hash: "h", initial_weights: false, created_at: "2026-01-01T00:00:00Z",
 });
 
 let sent: Sent[] = [];
@@ -84,7 +87,9 @@ function serve(routes: Record<string, { status: number; body: unknown }>) {
     const body = typeof init.body === "string" ? JSON.parse(init.body) : undefined;
     sent.push({ method: init.method ?? "GET", path: input, body });
     const path = input.split("?")[0];
-    const answer = path === "/api/sql/schema" ? { status: 200, body: schema } : answers[path];
+    // The server gives a model without weights only the examples that need none.
+    const plain = { ...schema, examples: schema.examples.filter((e) => !e.trained) };
+    const answer = path === "/api/sql/schema" ? { status: 200, body: input.endsWith("trained=1") ? schema : plain } : answers[path];
     if (!answer) return new Response(JSON.stringify({ error: `no route ${path}` }), { status: 404 });
     return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { "Content-Type": "application/json" } });
   }));
@@ -105,6 +110,7 @@ beforeEach(() => {
 afterEach(() => {
   view?.unmount();
   view = null;
+  runsStore.setState({ job: null });
   vi.unstubAllGlobals();
   vi.useRealTimers();
 });
@@ -215,7 +221,7 @@ describe("SQL console", () => {
         status: 200,
         body: result({
           statements: [{ sql: "UPDATE nodes …", kind: "update", columns: [], rows: [], truncated: false, changed: 1 }],
-          document: next, version: version(4),
+          document: next, version: version(4), created: true,
           change: { nodes: { added: [], removed: [], changed: ["blocks/drop"] }, edges: { added: [], removed: [] }, model: [], totals: null, weights: null },
         }),
       },
@@ -289,7 +295,7 @@ describe("SQL console", () => {
   });
 
   it("opens the conflict dialog when the graph was saved since the editor's version", async () => {
-    const current = version(5).version;
+    const current = version(5);
     serve({ "/api/graphs/7/sql": { status: 409, body: { error: "version 5 was saved since", current_version: current } } });
     await open();
     await typeSql("DELETE FROM nodes WHERE id = 'blocks'");
@@ -357,12 +363,53 @@ describe("SQL console", () => {
     expect(sqlCalls()).toEqual([]); // Enter took the name; it did not run anything
   });
 
-  it("fills the text area from an example chip (the plain ones for a graph)", async () => {
+  it("fills the text area from an example chip (those the schema gives for a graph)", async () => {
     serve({});
     await open();
     const chips = [...view!.container.querySelectorAll('[data-testid="sql-examples"] button')];
     expect(chips.map((c) => c.textContent)).toEqual(["Costliest blocks"]);
     await click(chips[0]);
     expect(textArea().value).toBe(schema.examples[0].sql);
+  });
+
+  it("runs on the trained model of the finished run open in the drawer, and links the derived model it made", async () => {
+    serve({
+      "/api/jobs/12/sql": {
+        status: 200,
+        body: result({
+          document: withP(0.3), derived: { graph: 40, version: 1, url: "/g/40" },
+          change: { nodes: { added: [], removed: [], changed: ["blocks/drop"] }, edges: { added: [], removed: [] }, model: [], totals: null, weights: null },
+        }),
+      },
+    });
+    runsStore.setState({ job: { id: 12, kind: "train", status: "succeeded" } as Job });
+    await open();
+    const target = view!.container.querySelector<HTMLSelectElement>('[data-testid="sql-target"]')!;
+    await act(async () => {
+      target.value = "12";
+      target.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    await flush();
+    expect(sent.some((s) => s.path === "/api/sql/schema?trained=1")).toBe(true);
+    expect([...view!.container.querySelectorAll('[data-testid="sql-examples"] button')].map((b) => b.textContent))
+      .toEqual(["Costliest blocks", "Freeze layer 0"]);
+    await typeSql("UPDATE nodes SET params = json_set(params, '$.p', 0.3) WHERE type = 'Dropout'");
+    await click(runButton());
+    await flush();
+    expect(sqlCalls()).toEqual([{ method: "POST", path: "/api/jobs/12/sql", body: { sql: "UPDATE nodes SET params = json_set(params, '$.p', 0.3) WHERE type = 'Dropout'" } }]);
+    expect(useEditor.getState().doc).toBe(doc); // the run's model changed, not the canvas
+    const link = output().querySelector<HTMLAnchorElement>('[data-testid="sql-derived"]')!;
+    expect(link.getAttribute("href")).toBe("/g/40");
+  });
+
+  it("follows the version a change of the weights alone was saved as", async () => {
+    serve({ "/api/graphs/7/sql": { status: 200, body: result({ version: version(4), created: true }) } });
+    await open();
+    await typeSql("UPDATE tensors SET frozen = 1");
+    await click(runButton());
+    await flush();
+    expect(useEditor.getState().graph!.head).toBe(4);
+    expect(useEditor.getState().doc).toBe(doc);
+    expect(isDirty(useEditor.getState())).toBe(false);
   });
 });

@@ -32,7 +32,8 @@ function ConsolePanel() {
     void useSql.getState().loadSchema(trained);
   }, [trained]);
 
-  const examples = (schema?.examples ?? []).filter((e) => e.trained === trained || (!e.trained && !trained));
+  // The server gives the examples that fit: a trained model's include the weight tables'.
+  const examples = schema?.examples ?? [];
   return (
     <section className="sql-console" aria-label="SQL console" data-testid="sql-console">
       <header className="sql-head">
@@ -322,7 +323,7 @@ function ChangeView({ change, result, applied }: { change: SqlChange; result: Sq
   let where: string;
   if (result.derived) where = "";
   else if (!applied) where = " Not applied to the canvas.";
-  else if (result.version) where = ` Saved as version ${result.version.version.number}; Undo takes it back.`;
+  else if (result.version) where = ` Saved as version ${result.version.number}; Undo takes it back.`;
   else where = " Not saved yet; Undo takes it back.";
   return (
     <p className="sql-change" data-testid="sql-change">

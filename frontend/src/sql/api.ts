@@ -2,7 +2,7 @@
 // then these interfaces become short names in api/types.ts and this file keeps only `sqlApi`.
 // The shapes are the core's `SqlResult.to_json()` and `SqlError.to_json()`.
 import { ApiError, type ErrorBody, request } from "../api/client";
-import type { GraphDocument, SaveResult, Totals } from "../api/types";
+import type { GraphDocument, Totals, Version } from "../api/types";
 
 /** One statement of a script and what it gave. */
 export interface SqlStatement {
@@ -49,10 +49,12 @@ export interface SqlResult {
   /** The new document when the script changed the graph. */
   document: GraphDocument | null;
   ms: number;
-  /** A saved graph changed: the version it was saved as (as a save answers). */
-  version?: SaveResult;
-  /** A trained run's model changed: the derived model. */
-  derived?: SqlDerived;
+  /** POST /api/graphs/{id}/sql: the version a change was saved as (null when the script
+   * changed nothing), and whether it is new (false: it equals the latest, as for a save). */
+  version?: Version | null;
+  created?: boolean;
+  /** POST /api/jobs/{id}/sql: the derived model a change made (null when none). */
+  derived?: SqlDerived | null;
 }
 
 export interface SqlProblem {
@@ -86,8 +88,13 @@ export interface SqlExample {
   trained: boolean;
 }
 
+export interface SqlTable {
+  doc: string;
+  columns: SqlColumn[];
+}
+
 export interface SqlSchema {
-  tables: Record<string, SqlColumn[]>;
+  tables: Record<string, SqlTable>;
   examples: SqlExample[];
 }
 

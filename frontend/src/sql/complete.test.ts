@@ -4,11 +4,12 @@ import type { SqlSchema } from "./api";
 import { accept, suggest, wordAt } from "./complete";
 
 const col = (name: string) => ({ name, type: "TEXT", writable: false, doc: "" });
+const table = (...names: string[]) => ({ doc: "", columns: names.map(col) });
 const schema: SqlSchema = {
   tables: {
-    nodes: [col("id"), col("path"), col("type"), col("params"), col("params_count"), col("parent")],
-    edges: [col("from_node"), col("from_port"), col("to_node"), col("to_port")],
-    blocks: [col("type"), col("category"), col("summary")],
+    nodes: table("id", "path", "type", "params", "params_count", "parent"),
+    edges: table("from_node", "from_port", "to_node", "to_port"),
+    blocks: table("type", "category", "summary"),
   },
   examples: [],
 };

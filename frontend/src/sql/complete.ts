@@ -62,7 +62,7 @@ export function suggest(text: string, caret: number, schema: SqlSchema | null, l
   const prefix = at.word.toLowerCase();
   const tables: Suggestion[] = Object.keys(schema.tables).map((name) => ({ name, detail: "table", kind: "table" }));
   const columnsOf = (table: string): Suggestion[] =>
-    (schema.tables[table] ?? []).map((c) => ({ name: c.name, detail: table, kind: "column" as const }));
+    (schema.tables[table]?.columns ?? []).map((c) => ({ name: c.name, detail: table, kind: "column" as const }));
 
   let candidates: Suggestion[];
   if (TABLE_CONTEXT.test(text.slice(0, at.start))) {

@@ -121,6 +121,11 @@ export function createSqlStore() {
         } else result = await sqlApi.draft({ sql, document: sent });
         // A trained run's change is a derived model of its own: the canvas stays as it is.
         const applied = job === null && result.document !== null && applyDocument(result);
+        // A change of the weights alone (a model with weights) saved the document sent.
+        if (job === null && !applied && result.version && useEditor.getState().doc === sent) {
+          const after = useEditor.getState();
+          if (after.graph) after.markSaved({ ...after.graph, head: result.version.number }, sent);
+        }
         set({ outcome: { kind: "result", script: sql, result, applied } });
       } catch (error) {
         const body = sqlError(error);
@@ -165,7 +170,7 @@ export function createSqlStore() {
     if (!editor.replaceDocument(next)) return false;
     const after = useEditor.getState();
     if (result.version && after.graph) {
-      after.markSaved({ ...after.graph, head: result.version.version.number }, next);
+      after.markSaved({ ...after.graph, head: result.version.number }, next);
     }
     const change = result.change;
     const touched = touchedPaths(change ? [...change.nodes.added, ...change.nodes.changed] : []);
