@@ -29,7 +29,8 @@ export interface SqlChange {
   edges: { added: SqlEdge[]; removed: SqlEdge[] };
   model: string[];
   totals: Totals | null;
-  weights: Record<string, unknown> | null;
+  /** A trained model's: what became of its weights; absent or null otherwise. */
+  weights?: Record<string, unknown> | null;
 }
 
 /** A model made from a trained run by a script that changed it. */
