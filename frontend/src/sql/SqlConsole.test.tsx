@@ -241,6 +241,7 @@ describe("SQL console", () => {
     expect(editor.history.past.length).toBe(pastBefore + 1);
     expect(editor.graph!.head).toBe(4);
     expect(isDirty(editor)).toBe(false);
+    expect(editor.notice).toEqual({ kind: "info", text: "Saved version 4 (the SQL script)." });
     expect([...useSql.getState().touched].sort()).toEqual(["blocks", "blocks/drop"]);
     expect(output().querySelector('[data-testid="sql-change"]')!.textContent).toContain("changed blocks/drop");
     expect(output().textContent).toContain("Saved as version 4");

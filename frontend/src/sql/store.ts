@@ -171,6 +171,8 @@ export function createSqlStore() {
     const after = useEditor.getState();
     if (result.version && after.graph) {
       after.markSaved({ ...after.graph, head: result.version.number }, next);
+      // The notice line still says what the last save did: say what this one did.
+      after.notify({ kind: "info", text: `Saved version ${result.version.number} (the SQL script).` });
     }
     const change = result.change;
     const touched = touchedPaths(change ? [...change.nodes.added, ...change.nodes.changed] : []);
