@@ -6,6 +6,7 @@
     shipyard new STARTER [-o model.json]             write a built-in starter graph
     shipyard import model.onnx -o model.json         an ONNX file as a graph and its weights
     shipyard train model.json --dataset digits       train from a terminal
+    shipyard sql model.json "SELECT ..."             query or change a model in SQL
     shipyard up                                      the whole app on this machine
     shipyard worker [--queues cpu,gpu,fpga]          a Celery worker that runs jobs
 
@@ -16,6 +17,7 @@ unreadable file. No traceback reaches the user unless SHIPYARD_DEBUG=1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -426,6 +428,242 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+SQL_HISTORY = Path.home() / ".shipyard_sql_history"
+
+
+def _cell(value: Any, width: int = 60) -> str:
+    text = "NULL" if value is None else str(value)
+    text = terminal_safe(text)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as an aligned text table, numbers to the right."""
+    cells = [[_cell(c) for c in columns]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    numeric = [bool(rows) and all(isinstance(r[i], int | float) or r[i] is None for r in rows)
+               for i in range(len(columns))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w)
+                         for c, w, num in zip(row, widths, numeric, strict=True)).rstrip()
+
+    out = [line(cells[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def _sql_summary(result: Any, written: str | None) -> list[str]:
+    from compute.engine.report import _count
+
+    lines = []
+    for s in result.statements:
+        if s.columns:
+            lines.append(render_rows(s.columns, s.rows))
+            lines.append(f"({len(s.rows)} row{'s' if len(s.rows) != 1 else ''}"
+                         + (", cut at the row limit" if s.truncated else "") + ")")
+        else:
+            lines.append(f"{s.kind.upper()}: {s.changed} row{'s' if s.changed != 1 else ''}")
+    change = result.change
+    if change is not None:
+        n, e = change["nodes"], change["edges"]
+        parts = [f"{len(n[k])} node{'s' if len(n[k]) != 1 else ''} {k}" for k in
+                 ("added", "removed", "changed") if n[k]]
+        parts += [f"{len(e[k])} edge{'s' if len(e[k]) != 1 else ''} {k}" for k in
+                  ("added", "removed") if e[k]]
+        parts += [f"{field} changed" for field in change["model"]]
+        if change.get("totals"):
+            parts.append(f"now {_count(change['totals']['params'])} params, "
+                         f"{_count(change['totals']['flops'])}FLOPs per sample")
+        weights = change.get("weights")
+        if weights:
+            parts.append("weights: " + json.dumps(
+                {k: (len(v) if isinstance(v, list) else v) for k, v in weights.items()}))
+        lines.append("changed: " + "; ".join(parts) if parts else "changed")
+        lines.append(f"written to {written}" if written else
+                     "not written: pass --write to save the change")
+    return lines
+
+
+class _SqlSession:
+    """One model being queried: its document (and weights), changed statement by statement,
+    written back after each change when asked."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from compute.engine.sql import empty_document
+
+        self.args = args
+        self.path = Path(args.file)
+        if args.new:
+            if self.path.exists() and not args.force:
+                raise UsageError(f"{self.path} exists; pass --force to start it afresh")
+            self.document: dict[str, Any] = empty_document()
+        else:
+            if not self.path.is_file():
+                raise UsageError(f"no such file: {self.path} (pass --new to start an empty "
+                                 "model there)")
+            try:
+                loaded = json.loads(self.path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise UsageError(f"{self.path} is not a JSON file: {exc}") from None
+            if not isinstance(loaded, dict):
+                raise UsageError(f"{self.path} holds no graph (a JSON object)")
+            self.document = loaded
+        self.trained = self._trained() if args.weights else None
+
+    def _trained(self) -> Any:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        from compute.engine.sql import TrainedModel
+
+        path = Path(self.args.weights)
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
+        try:
+            state = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+            frozen = json.loads(meta.get("shipyard.frozen", "[]"))
+        except Exception as exc:  # safetensors raises its own error types
+            raise UsageError(f"{path} is not a safetensors file: {exc}") from None
+        return TrainedModel(state=state, frozen=frozenset(map(str, frozen)),
+                            dataset=self.args.dataset)
+
+    def run(self, script: str) -> int:
+        from compute.engine.sql import SqlError, run_sql
+
+        try:
+            result = run_sql(self.document, script, trained=self.trained)
+        except SqlError as exc:
+            self._print_error(exc)
+            return EXIT_INVALID
+        written = None
+        if result.changed:
+            if result.document is not None:
+                self.document = result.document
+            if result.state is not None and self.trained is not None:
+                self.trained.state = result.state
+                self.trained.frozen = result.frozen or frozenset()
+            if self.args.write:
+                written = self._write()
+        if self.args.json:
+            print(json.dumps(result.to_json(), indent=2, default=str))
+        else:
+            print("\n".join(_sql_summary(result, written)))
+        return EXIT_OK
+
+    def _write(self) -> str:
+        from safetensors.torch import save_file
+
+        from compute.engine.training import unshared
+
+        self.path.write_text(json.dumps(self.document, indent=2, ensure_ascii=False) + "\n",
+                             encoding="utf-8")
+        if self.trained is None:
+            return str(self.path)
+        save_file({k: v.contiguous() for k, v in unshared(self.trained.state).items()},
+                  self.args.weights,
+                  metadata={"shipyard.frozen": json.dumps(sorted(self.trained.frozen))})
+        return f"{self.path} and {self.args.weights}"
+
+    @staticmethod
+    def _print_error(exc: Any) -> None:
+        print(f"error: {terminal_safe(exc.message)}", file=sys.stderr)
+        if exc.sql is not None and exc.position is not None:
+            start = exc.sql.rfind("\n", 0, exc.position) + 1
+            end = exc.sql.find("\n", exc.position)
+            line = exc.sql[start:end if end != -1 else None]
+            print(f"  {terminal_safe(line)}\n  {' ' * (exc.position - start)}^",
+                  file=sys.stderr)
+        for p in exc.problems[:20]:
+            where = p.get("node") or "graph"
+            print(f"  - {terminal_safe(where)}: {terminal_safe(p['message'])}",
+                  file=sys.stderr)
+
+
+def _sql_prompt(session: _SqlSession) -> int:
+    """Statements typed one after another, each run when its `;` is typed (or at a blank
+    line), with history across sessions."""
+    import sqlite3
+
+    try:
+        import readline
+    except ImportError:  # not on every platform; the prompt works without history
+        readline = None  # type: ignore[assignment]
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(SQL_HISTORY)
+    print("Shipyard SQL: tables model, nodes, edges, blocks"
+          + (", tensors, heads, eval" if session.trained else "")
+          + ". End a statement with ; (Ctrl-D quits).", file=sys.stderr)
+    buffer = ""
+    try:
+        while True:
+            try:
+                line = input("sql> " if not buffer else "...> ")
+            except EOFError:
+                print(file=sys.stderr)
+                break
+            buffer += line + "\n"
+            if sqlite3.complete_statement(buffer) or (not line.strip() and buffer.strip()):
+                if buffer.strip():
+                    if readline is not None:  # one entry per statement, however typed
+                        readline.add_history(" ".join(buffer.split()))
+                    session.run(buffer)
+                buffer = ""
+    finally:
+        if readline is not None:
+            with contextlib.suppress(OSError):
+                readline.write_history_file(SQL_HISTORY)
+    return EXIT_OK
+
+
+def _sql_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="shipyard sql",
+        description="Runs SQL (SQLite's) over the model's tables: model, nodes, edges, blocks, "
+        "and with --weights tensors, heads and eval. A script runs as one transaction; a "
+        "change is validated as a saved graph is. See docs/sql.md.")
+    p.add_argument("file", help="a graph JSON file")
+    p.add_argument("statement", nargs="?", help="the statements to run (default: -f, "
+                   "standard input, or a prompt on a terminal)")
+    p.add_argument("-f", "--file", dest="script_file", metavar="SCRIPT",
+                   help="run the statements in this file (- for standard input)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--write", action="store_true",
+                   help="save changes to FILE (and to --weights)")
+    p.add_argument("--dump", action="store_true",
+                   help="print statements that rebuild the model on an empty one")
+    p.add_argument("--new", action="store_true",
+                   help="start from an empty model (FILE is written with --write)")
+    p.add_argument("--force", action="store_true", help="with --new: replace FILE")
+    p.add_argument("--weights", help="the model's trained weights (.safetensors): adds the "
+                   "tensors, heads and eval tables; --write saves changed weights there")
+    p.add_argument("--dataset", help="the dataset eval and heads read (default: none)")
+    return p
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from compute.engine.sql import dump_sql
+
+    session = _SqlSession(args)
+    if args.dump:
+        print(dump_sql(session.document), end="")
+        return EXIT_OK
+    if args.script_file is not None:
+        source = Path(args.script_file)
+        if args.script_file != "-" and not source.is_file():
+            raise UsageError(f"no such file: {source}")
+        script = sys.stdin.read() if args.script_file == "-" else source.read_text("utf-8")
+        return session.run(script)
+    if args.statement is not None:
+        return session.run(args.statement)
+    if not sys.stdin.isatty():
+        return session.run(sys.stdin.read())
+    return _sql_prompt(session)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from compute.serve import serve
 
@@ -488,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for the help text only: main() hands `train ...` to the training loop.
     sub.add_parser("train", help="train a graph on a dataset, from the terminal")
 
+    # Listed for the help text only: main() parses `sql ...` with its own parser, which
+    # takes the statement before or after the options.
+    sub.add_parser("sql", help="query or change a model in SQL (a prompt without a statement)")
+
     p = sub.add_parser("up", help="run the whole app on this machine (Ctrl-C stops it)")
     p.add_argument("--host", default=os.environ.get("SHIPYARD_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("SHIPYARD_PORT", "8000")))
@@ -512,6 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:1] == ["train"]:
             return cmd_train(argv[1:])
+        if argv[:1] == ["sql"]:
+            return cmd_sql(_sql_parser().parse_intermixed_args(argv[1:]))
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
         return code

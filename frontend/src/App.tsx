@@ -1,5 +1,5 @@
 // The editor's screen: top bar; palette, canvas and inspector; the status line; the runs
-// drawer. It opens what the page was asked for (a new model, a saved one, a shared one).
+// drawer and the SQL console. It opens what the page was asked for (a new model, a saved one, a shared one).
 import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useEffect, useRef, useState } from "react";
 
@@ -12,6 +12,7 @@ import { TopBar } from "./editor/TopBar";
 import { installShortcuts } from "./editor/shortcuts";
 import { hasAttentionModules } from "./runs/attentionData";
 import { RunDrawer } from "./runs/RunDrawer";
+import { SqlConsole } from "./sql/SqlConsole";
 import { isDirty, useEditor } from "./store/editor";
 import { type Boot, followDrafts, followInspection, open, save } from "./store/session";
 
@@ -62,7 +63,11 @@ export function App({ boot }: { boot: Boot }) {
         <main className="canvas-area">{ready ? <Canvas /> : <div className="canvas-loading">Loading…</div>}</main>
         <Inspector />
         <StatusBar />
-        {ready && <Drawer />}
+        {/* The runs drawer and the SQL console share the bottom row, side by side when both are open. */}
+        <div className="drawers">
+          {ready && <Drawer />}
+          {ready && <SqlConsole />}
+        </div>
         <Shortcuts />
         <Dialogs />
         <NoticeBar />

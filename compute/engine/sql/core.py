@@ -423,8 +423,13 @@ def _explain(exc: sqlite3.Error, guard: _Guard, index: int, text: str,
     columns there are for an unknown one, where in the statement the error is."""
     message = str(exc)
     position: int | None = None
-    if ("not authorized" in message or "prohibited" in message) and guard.reason:
-        message, guard.reason = guard.reason, None
+    if any(w in message for w in ("not authorized", "prohibited", "authorization denied")):
+        message = guard.reason or ("this kind of statement is not part of Shipyard's SQL "
+                                   "(SELECT, INSERT, UPDATE and DELETE are)")
+        guard.reason = None
+    elif m := re.match(r'cannot UPDATE generated column "(\w+)"', message):
+        message = (f"nodes.{m.group(1)} is read-only (change params); the writable columns "
+                   f"of nodes are: {', '.join(sorted(T.WRITABLE['nodes']))}")
     elif message == "interrupted":
         message = (f"the script ran past its time limit of {limits.timeout_ms:,} ms "
                    "(SHIPYARD_SQL_TIMEOUT_MS)")

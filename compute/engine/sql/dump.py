@@ -11,8 +11,8 @@ from .tables import walk_document
 
 def literal(value: Any) -> str:
     """A SQL literal for a JSON scalar: text quoted (quotes doubled), numbers as Python writes
-    them, None as NULL. Text holding NUL, which SQLite's parser cannot take, goes through
-    json_extract of its JSON form."""
+    them, None as NULL. Text holding NUL, which SQLite's parser cannot take, is written as
+    its UTF-8 bytes cast to text."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -25,7 +25,7 @@ def literal(value: Any) -> str:
         return repr(value)
     text = str(value)
     if "\x00" in text:
-        return f"json_extract({literal(json.dumps(text))}, '$')"
+        return f"CAST(x'{text.encode().hex()}' AS TEXT)"
     return "'" + text.replace("'", "''") + "'"
 
 

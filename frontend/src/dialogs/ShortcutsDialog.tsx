@@ -44,6 +44,15 @@ export function shortcutGroups(mac: boolean): { title: string; items: Shortcut[]
         { keys: [["?"]], what: "This help" },
       ],
     },
+    {
+      title: "SQL console",
+      items: [
+        { keys: [["Q"]], what: "Open or close the SQL console" },
+        { keys: [[mod, "Enter"]], what: "Run the script" },
+        { keys: [["Tab"], ["Enter"]], what: "Accept the table or column name offered" },
+        { keys: [[mod, "↑"], [mod, "↓"]], what: "Earlier and later scripts" },
+      ],
+    },
   ];
 }
 

@@ -11,6 +11,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { type Point, connectionProblem, graphAt } from "../graph/ops";
 import { joinProblems, nodeReportsAt, problemsAt, problemsIn, scopeRepeats } from "../graph/report";
 import { useRuns } from "../runs/store";
+import { useSql } from "../sql/store";
 import { useEditor } from "../store/editor";
 import { edgeTypes } from "./edges";
 import { type BlockNodeType, type ShapeEdgeType, deriveEdges, deriveNodes } from "./flow";
@@ -68,7 +69,9 @@ export function Canvas() {
   const selection = useEditor((s) => s.selection);
   const selectedEdges = useEditor((s) => s.selectedEdges);
   const readOnly = useEditor((s) => s.readOnly);
-  const drawerOpen = useEditor((s) => s.drawerOpen);
+  const runsOpen = useEditor((s) => s.drawerOpen);
+  const sqlOpen = useSql((s) => s.open);
+  const drawerOpen = runsOpen || sqlOpen;
   const flow = useReactFlow<BlockNodeType, ShapeEdgeType>();
 
   const graph = useMemo(() => {
@@ -254,7 +257,7 @@ export function Canvas() {
             </ControlButton>
           )}
         </Controls>
-        {/* With the run drawer open the canvas is short: the minimap would sit on blocks. */}
+        {/* With the run drawer or the SQL console open the canvas is short: the minimap would sit on blocks. */}
         {nodes.length <= MINIMAP_LIMIT && !drawerOpen && <MiniMap pannable zoomable nodeClassName={minimapClass} />}
       </ReactFlow>
       <Breadcrumbs />

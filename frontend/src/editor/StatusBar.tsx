@@ -5,6 +5,7 @@
 import type { InspectReport } from "../api/types";
 import { useOverlayKind } from "../runs/costs";
 import { runsStore, useRuns } from "../runs/store";
+import { useSql } from "../sql/store";
 import { useEditor } from "../store/editor";
 import { bytes, compact, flops, plural } from "../ui/format";
 
@@ -43,6 +44,7 @@ export function StatusBar() {
   const inspectError = useEditor((s) => s.inspectError);
   const drawerOpen = useEditor((s) => s.drawerOpen);
   const openDrawer = useEditor((s) => s.openDrawer);
+  const sqlOpen = useSql((s) => s.open);
   const nodeCount = useEditor((s) => s.doc.nodes.length);
   const totals = report?.totals;
   const problems = report?.problems.length ?? 0;
@@ -71,6 +73,15 @@ export function StatusBar() {
       {inspectError && <span className="bad">{inspectError}</span>}
       <span className="spacer" />
       <CostToggle />
+      <button
+        className="link"
+        data-testid="sql-toggle"
+        onClick={() => useSql.getState().toggle()}
+        aria-expanded={sqlOpen}
+        title="The SQL console: query and change the model (Q)"
+      >
+        SQL {sqlOpen ? "▾" : "▴"}
+      </button>
       <button className="link" onClick={() => openDrawer(!drawerOpen)} aria-expanded={drawerOpen}>
         Runs {drawerOpen ? "▾" : "▴"}
       </button>

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { GraphDocument } from "../api/types";
 import { render, type Rendered } from "../dialogs/testing";
 import { graphAt, setParam } from "../graph/ops";
+import { useSql } from "../sql/store";
 import { CATALOG } from "../test/catalog";
 import { deriveEdges, deriveNodes } from "./flow";
 import { nodeTypes } from "./nodes";
@@ -67,5 +68,17 @@ describe("a Split on the canvas", () => {
 
   it("keeps a single handle on a block of one output", async () => {
     expect(await handlesOf(splitDoc(), "x")).toEqual(["out"]);
+  });
+});
+
+describe("a block a SQL script touched", () => {
+  it("is highlighted while the console's touched set names it", async () => {
+    act(() => useSql.setState({ touched: new Set(["split1"]) }));
+    shown = await render(canvas(splitDoc()));
+    const block = (id: string) => shown!.container.querySelector(`[data-node="${id}"]`)!;
+    expect(block("split1").classList.contains("sql-touched")).toBe(true);
+    expect(block("x").classList.contains("sql-touched")).toBe(false);
+    act(() => useSql.getState().clearTouched());
+    expect(block("split1").classList.contains("sql-touched")).toBe(false);
   });
 });

@@ -12,6 +12,7 @@ import { AttentionMini } from "../runs/Attention";
 import { useNodeOverlay, useNodeWarnings, type NodeOverlay } from "../runs/costs";
 import { customLabel, customSource, isShareSource, offeredUpdate } from "../graph/custom";
 import { inputPorts, outputPorts } from "../graph/ops";
+import { useSqlTouched } from "../sql/store";
 import { useEditor } from "../store/editor";
 import { compact } from "../ui/format";
 import type { BlockNodeType } from "./flow";
@@ -102,11 +103,12 @@ export const BlockNode = memo(function BlockNode({ id, data, selected }: NodePro
   }, [dynamic, outputKey, id, updateInternals]);
   const heat = useNodeOverlay(node.id);
   const warnings = useNodeWarnings(node.id);
+  const touched = useSqlTouched(node.id);
   const status = report?.status;
   const hasError = !!data.problems?.length;
   const className = [
     "block-node", categoryClass(block?.category), hasError ? "has-error" : "", !hasError && warnings.length ? "has-warning" : "",
-    status === "skipped" ? "skipped" : "", selected ? "selected" : "", heat ? "heat" : "",
+    status === "skipped" ? "skipped" : "", selected ? "selected" : "", heat ? "heat" : "", touched ? "sql-touched" : "",
   ].join(" ");
   return (
     <div className={className} data-testid="block-node" data-type={node.type} data-node={node.id} {...heatProps(heat)}>
@@ -133,9 +135,10 @@ export const RepeatNode = memo(function RepeatNode({ id, data, selected }: NodeP
   const enter = useEditor((s) => s.enter);
   const heat = useNodeOverlay(node.id);
   const warnings = useNodeWarnings(node.id);
+  const touched = useSqlTouched(node.id);
   return (
     <div
-      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${!hasError && warnings.length ? "has-warning" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""}`}
+      className={`block-node repeat-node ${hasError ? "has-error" : ""} ${!hasError && warnings.length ? "has-warning" : ""} ${selected ? "selected" : ""} ${heat ? "heat" : ""} ${touched ? "sql-touched" : ""}`}
       data-testid="block-node"
       data-type={node.type}
       data-node={node.id}

@@ -3,6 +3,7 @@
 import type { ReactFlowInstance } from "@xyflow/react";
 
 import { isFragment } from "../graph/ops";
+import { useSql } from "../sql/store";
 import { useEditor } from "../store/editor";
 import { autoLayoutHere, requestFit } from "./view";
 
@@ -62,6 +63,9 @@ export function installShortcuts(flow: () => ReactFlowInstance | null): () => vo
       if (current) autoLayoutHere(current);
     } else if (!mod && key === "f") {
       requestFit(200);
+    } else if (!mod && !event.altKey && key === "q") {
+      event.preventDefault();
+      useSql.getState().toggle();
     }
   };
 

@@ -115,7 +115,7 @@ function intersect(a: Rect, b: Rect): Rect {
 
 const COVERS: [string, Cover["side"]][] = [
   [".palette", "left"], [".inspector", "right"], [".topbar", "top"], [".breadcrumbs", "top"],
-  [".statusbar", "bottom"], [".run-drawer", "bottom"],
+  [".statusbar", "bottom"], [".run-drawer", "bottom"], [".sql-console", "bottom"],
 ];
 
 function rectOf(el: Element): Rect {

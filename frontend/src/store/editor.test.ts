@@ -122,4 +122,30 @@ describe("the editor store", () => {
     s().leaveTo(0);
     expect(s().scope).toEqual([]);
   });
+
+  it("replaces the whole document as one undo step, after a gesture under way, and falls back out of a Repeat that is gone", () => {
+    const s = () => store.getState();
+    const nested: GraphDocument = {
+      ...START,
+      nodes: [...START.nodes, {
+        id: "rep", type: "Repeat", params: { times: 2 },
+        graph: { nodes: [{ id: "x", type: "Input" }, { id: "y", type: "Output" }], edges: [{ from: "x", to: "y" }] },
+      }],
+    };
+    s().load(nested, { graph: { id: 1, name: "m", head: 1 }, savedDoc: nested });
+    s().enter("rep");
+    expect(s().scope).toEqual(["rep"]);
+    s().beginGesture();
+    s().setName("typed");
+    const typed = s().doc;
+    const replaced: GraphDocument = { ...START, name: "from sql" };
+    expect(s().replaceDocument(replaced)).toBe(true);
+    expect(s().doc).toBe(replaced);
+    expect(s().scope).toEqual([]); // the Repeat is not in the new document
+    s().undo();
+    expect(s().doc).toBe(typed);
+    s().undo();
+    expect(s().doc).toBe(nested);
+    expect(s().replaceDocument(s().doc)).toBe(false); // the same document: no step
+  });
 });

@@ -70,6 +70,9 @@ export interface EditorActions {
   load(doc: GraphDocument, opts: { graph?: SavedGraph | null; savedDoc?: GraphDocument | null; readOnly?: boolean; shareToken?: string | null; owner?: string | null; report?: InspectReport | null }): void;
   /** Apply an edit to the document as one undo step (or part of the current gesture). */
   edit(change: (doc: GraphDocument) => GraphDocument): boolean;
+  /** Replace the whole document (a SQL script's result) as one undo step; the scope falls
+   * back to the deepest Repeat still there. */
+  replaceDocument(next: GraphDocument): boolean;
   beginGesture(): void;
   endGesture(): void;
   undo(): void;
@@ -162,6 +165,14 @@ export function createEditorStore() {
         const next = attempt(() => change(doc));
         if (next === null || next === doc) return false;
         set({ doc: next, history: H.record(history, doc) });
+        return true;
+      },
+      replaceDocument: (next) => {
+        const s = get();
+        if (s.readOnly || next === s.doc) return false;
+        // A gesture under way (typing into a field) ends first: the script is a step of its own.
+        const history = H.record(H.endGesture(s.history, s.doc), s.doc);
+        set({ doc: next, history, ...validScope(next, s.scope, s.selection) });
         return true;
       },
       beginGesture: () => set((s) => ({ history: H.beginGesture(s.history, s.doc) })),
