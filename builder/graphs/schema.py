@@ -262,10 +262,7 @@ def sql_components() -> dict[str, Any]:
     """SQL over models (docs/sql.md): results, errors and the dialect's tables."""
     paths = {"type": "array", "items": {"type": "string"},
              "description": "Node paths: 'blocks/attn' inside the Repeat 'blocks'."}
-    edges = {"type": "array", "items": {"type": "object", "additionalProperties": True,
-                                        "description": "An edge as the document has it "
-                                        "({from, to}), with `parent` for one inside a "
-                                        "Repeat."}}
+    edges = {"type": "array", "items": ref("SqlEdge")}
     column = object_schema({
         "name": {"type": "string"},
         "type": {"type": "string", "description": "As declared: TEXT, INTEGER, REAL, JSON; "
@@ -282,6 +279,12 @@ def sql_components() -> dict[str, Any]:
             "truncated": {"type": "boolean"},
             "changed": {"type": "integer", "description": "Rows a change touched."},
         }, description="One statement of a script and its rows."),
+        "SqlEdge": object_schema({
+            "from": {"type": "string", "description": "A node path, with .port where the "
+                     "edge names one."},
+            "to": {"type": "string"},
+            "parent": {"type": "string", "description": "The Repeat the edge is inside."},
+        }, optional=("parent",), description="An edge a script added or removed."),
         "SqlChange": object_schema({
             "nodes": object_schema({"added": paths, "removed": paths, "changed": paths}),
             "edges": object_schema({"added": edges, "removed": edges}),
