@@ -328,3 +328,19 @@ def test_a_grown_layer_keeps_every_weight_that_still_fits(api, user):
     assert torch.equal(weights["hidden1.weight"], state["hidden1.weight"])
     assert weights["hidden2.weight"].shape == (32, 128)
     assert weights["logits.weight"].shape == (10, 32)
+
+
+def test_a_node_inserted_between_two_others_comes_back_with_its_edges(api, make_graph,
+                                                                       openapi):
+    graph = make_graph()["id"]
+    response = run(api, graph, "INSERT INTO nodes (id, type, params) VALUES ('drop', "
+                               "'Dropout', '{\"p\": 0.1}'); "
+                               "UPDATE edges SET to_node = 'drop' WHERE from_node = 'act1'; "
+                               "INSERT INTO edges (from_node, to_node) VALUES ('drop', 'hidden2')")
+    assert response.status_code == 200, response.content
+    change = response.json()["change"]
+    assert change["nodes"]["added"] == ["drop"]
+    assert {"from": "act1", "to": "drop"} in change["edges"]["added"]
+    assert change["edges"]["removed"] == [{"from": "act1", "to": "hidden2"}]
+    assert_conforms(openapi, "/api/graphs/{graph_id}/sql", "post", response)
+    assert response.json()["version"]["number"] == 2
