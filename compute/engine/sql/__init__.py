@@ -1,0 +1,1 @@
+"""The SQL dialect over models (see weights.py; the core wires the package)."""
