@@ -28,6 +28,7 @@ from compute.engine.sql.weights import (
 )
 from compute.engine.training import TrainConfig, train, train_graph
 
+from . import test_custom_blocks as custom_blocks
 from .graphs import chain, input_node, node
 
 QUIET = {"eval_interval": 1000, "log_interval": 1000, "sample_length": 0,
@@ -142,6 +143,14 @@ def test_tensors_name_repeat_copies_and_tied_weights(gpt: Any) -> None:
     # Statistics are of the trained values.
     (l2,) = conn.execute("SELECT l2 FROM tensors WHERE name = 'blocks.0.fc.weight'").fetchone()
     assert l2 == pytest.approx(float(model.state["blocks.0.fc.weight"].norm()), rel=1e-5)
+
+
+def test_tensors_of_blocks_from_my_blocks_are_named_by_their_nested_path() -> None:
+    doc = custom_blocks.model()
+    _, conn = tables(doc, TrainedModel(state=compile_graph(doc).state_dict()))
+    assert rows(conn, "SELECT name, node, path, copy, param FROM tensors") == [
+        {"name": f"{block}.lin.{p}", "node": f"{block}.lin", "path": f"{block}/lin",
+         "copy": None, "param": p} for block in ("ffn", "ffn2") for p in ("weight", "bias")]
 
 
 def test_nan_reads_as_null_and_not_finite() -> None:

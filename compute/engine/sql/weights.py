@@ -439,7 +439,14 @@ class WeightTables:
         it by name: same shape and dtype: kept bit for bit (the very tensor objects, no
         copy); else started as `compile_graph(new_graph, seed)` starts them (a Repeat grown
         from 4 to 6 keeps copies 0-3, starts 4-5 fresh; a widened layer is listed under
-        `reshaped`). Frozen names are kept where the tensor is kept."""
+        `reshaped`). Frozen names are kept where the tensor is kept.
+
+        The summary (JSON): `tensors` (entries in the new state), `kept` (how many are the
+        trained tensors, untouched), `reinitialized` [name], `scaled` [{name, by}], `new`
+        [name] (no such tensor before: started fresh), `reshaped` [{name, was, now,
+        was_dtype, now_dtype}] (started fresh), `removed` [name] (gone from the graph),
+        `frozen` [name] (frozen in the result), `frozen_dropped` [name], `notes` [sentence].
+        Raises WeightsError for an action that cannot be done."""
         actions = self._actions(conn)
         if actions is None and new_graph is None:
             return None
