@@ -28,8 +28,7 @@ from compute.engine.sql.weights import (
 )
 from compute.engine.training import TrainConfig, train, train_graph
 
-from . import test_custom_blocks as custom_blocks
-from .graphs import chain, input_node, node
+from .graphs import chain, document, input_node, nested, node
 
 QUIET = {"eval_interval": 1000, "log_interval": 1000, "sample_length": 0,
          "attention_interval": 0, "checkpoint_interval": 0, "warmup_steps": 0}
@@ -146,7 +145,13 @@ def test_tensors_name_repeat_copies_and_tied_weights(gpt: Any) -> None:
 
 
 def test_tensors_of_blocks_from_my_blocks_are_named_by_their_nested_path() -> None:
-    doc = custom_blocks.model()
+    block = nested([input_node("a", [8]), node("lin", "Linear", out_features=8),
+                    node("out", "Output")], [("a", "lin"), ("lin", "out")])
+    doc = document(
+        [input_node("x", [8]),
+         *({"id": i, "type": "Custom", "params": {"source": "12", "version": 1, "name": "Ffn"},
+            "graph": block} for i in ("ffn", "ffn2")), node("y", "Output")],
+        [("x", "ffn"), ("ffn", "ffn2"), ("ffn2", "y")])
     _, conn = tables(doc, TrainedModel(state=compile_graph(doc).state_dict()))
     assert rows(conn, "SELECT name, node, path, copy, param FROM tensors") == [
         {"name": f"{block}.lin.{p}", "node": f"{block}.lin", "path": f"{block}/lin",

@@ -36,6 +36,7 @@ from ..training import TrainConfig, attention_modules, capture_attention, evalua
 # |x| below this counts as zero in `zero_share`: far below any weight that matters in
 # float32 (a GPT-2 weight is ~0.02), well above float32's rounding around zero.
 NEAR_ZERO = 1e-6
+STAT_CHUNK = 1 << 14  # values summed at a time by `statistics`: they stay in the CPU's cache
 
 
 class WeightsError(ValueError):
@@ -231,18 +232,29 @@ def _owner_of(name: str, owners: dict[str, Any]) -> str:
 
 
 def statistics(t: torch.Tensor) -> tuple[float | None, ...]:
-    """mean, std (population), min, max, L2 norm, share of |x| < NEAR_ZERO, finite (0/1)."""
+    """mean, std (population), min, max, L2 norm, share of |x| < NEAR_ZERO, finite (0/1).
+
+    Sums in float64, a cache-sized chunk at a time: exact enough for a 38M-value embedding
+    (float32's one-pass norm is off in the third digit there) and several times faster
+    than `var_mean` on it. NaN reads as None (SQLite has no NaN)."""
     n = t.numel()
     if n == 0:
         return (None,) * 6 + (1,)
-    x = t.detach()
-    x = x.double() if x.dtype in (torch.float64, torch.int64) else x.float()
-    var, mean = torch.var_mean(x, correction=0)
-    values = [float(mean), float(var) ** 0.5, float(x.min()), float(x.max()),
-              float(torch.linalg.vector_norm(x)),
-              int(torch.count_nonzero(x.abs() < NEAR_ZERO)) / n]
-    finite = int(bool(torch.isfinite(x).all()))
-    # SQLite keeps inf but has no NaN (it would read as NULL anyway): say NULL plainly.
+    flat = t.detach().reshape(-1)
+    if not flat.is_floating_point():
+        flat = flat.double()  # integer and boolean buffers
+    low, high = (float(v) for v in torch.aminmax(flat))
+    total = squares = 0.0
+    zeros = 0
+    for part in flat.split(STAT_CHUNK):
+        x = part.double()
+        total += float(x.sum())
+        squares += float(x.square().sum())
+        zeros += int(torch.count_nonzero(x.abs() < NEAR_ZERO))
+    mean = total / n
+    values = [mean, max(squares / n - mean * mean, 0.0) ** 0.5, low, high, squares ** 0.5,
+              zeros / n]
+    finite = int(math.isfinite(low) and math.isfinite(high))  # a NaN spreads to both
     return (*(None if math.isnan(v) else v for v in values), finite)
 
 
