@@ -246,6 +246,16 @@ def test_a_model_without_dataset_has_empty_heads_and_eval(gpt: Any) -> None:
     assert rows(conn, "SELECT * FROM heads") == rows(conn, "SELECT * FROM eval") == []
 
 
+def test_a_dataset_that_cannot_be_made_is_a_weights_error(gpt: Any) -> None:
+    doc, model = gpt
+    for given in ({"dataset": "nope"}, {"dataset_options": {"symbols": 10}}):
+        weights = WeightTables(load_graph(doc), dataclasses.replace(model, **given))
+        conn = sqlite3.connect(":memory:")
+        weights.create(conn)
+        with pytest.raises(WeightsError, match="the run's dataset cannot be made"):
+            weights.fill(conn, "eval")
+
+
 def test_eval_of_char_gpt_untrained_is_near_uniform_guessing() -> None:
     doc = load_starter("char_gpt")
     _, conn = tables(doc, TrainedModel(state=compile_graph(doc).state_dict(),
@@ -379,6 +389,19 @@ def test_shrinking_drops_the_gone_tensors_and_their_frozen_names(gpt: Any) -> No
     assert not any(n.startswith("blocks.1.") for n in state)
     assert summary["removed"] == [n for n in model.state if n.startswith("blocks.1.")]
     assert frozen == set() and len(summary["frozen_dropped"]) == len(summary["removed"])
+
+
+def test_half_precision_weights_are_carried_as_they_are(gpt: Any) -> None:
+    doc, model = gpt
+    half = {k: v.half() for k, v in model.state.items()}
+    weights, conn = tables(doc, TrainedModel(state=half))
+    grown = copy.deepcopy(doc)
+    grown["nodes"][3]["params"]["times"] = 3
+    state, _, summary = weights.apply(conn, load_graph(grown))  # type: ignore[misc]
+    assert state["blocks.1.fc.weight"] is half["blocks.1.fc.weight"]
+    assert summary["reshaped"] == [] and summary["kept"] == len(half)
+    (dtype,) = conn.execute("SELECT dtype FROM tensors WHERE name = 'wte.weight'").fetchone()
+    assert dtype == "float16"
 
 
 def test_a_new_tie_takes_the_embeddings_values() -> None:

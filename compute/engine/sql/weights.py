@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..build import DTYPE_NAMES, Analysis, CheckedGraph, materialize
-from ..datasets import Dataset, check_fit, dataset_for
+from ..datasets import Dataset, DatasetError, check_fit, dataset_for
 from ..graph import Graph
 from ..training import TrainConfig, attention_modules, capture_attention, evaluate
 
@@ -420,8 +420,11 @@ class WeightTables:
             if isinstance(given, Dataset):
                 data = given
             else:
-                data = dataset_for(self.graph, given, seed=self.config().seed,
-                                   **self.trained.dataset_options)
+                try:
+                    data = dataset_for(self.graph, given, seed=self.config().seed,
+                                       **self.trained.dataset_options)
+                except DatasetError as exc:
+                    raise WeightsError(f"the run's dataset cannot be made: {exc}") from None
             problems = check_fit(self.graph, data)
             if problems:
                 raise WeightsError("the dataset does not fit the graph: " + "; ".join(problems))
@@ -547,9 +550,11 @@ class WeightTables:
         old = self.layout
 
         def fits(name: str) -> bool:
+            # The graph's tensor is the same: the same shape, and the dtype the graph gave
+            # it (weights stored in another dtype, half-precision ones, still fit).
             info = layout[name]
             return (name in state and tuple(state[name].shape) == info.shape
-                    and dtype_name(state[name].dtype) == info.dtype)
+                    and old[name].dtype == info.dtype)
 
         fresh = self._fresh(new_graph) if not all(fits(n) for n in layout) else {}
         carried: dict[str, torch.Tensor] = {}
