@@ -310,6 +310,9 @@ def freeze(model: nn.Module, frozen: Collection[str]) -> list[nn.Parameter]:
     chosen: dict[int, nn.Parameter] = {}
     for name in frozen:
         chosen[id(params[name])] = params[name]
+    if all(id(p) in chosen for p in params.values()):
+        raise ValueError("every parameter is frozen: there is nothing to train (unfreeze "
+                         "some, or evaluate instead)")
     switched = [p for p in chosen.values() if p.requires_grad]
     for p in switched:
         p.requires_grad_(False)

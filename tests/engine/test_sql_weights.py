@@ -457,3 +457,6 @@ def test_freezing_an_unknown_name_or_a_buffer_is_a_clear_error() -> None:
         train(model, data, config, frozen={"fc.wieght"})
     with pytest.raises(ValueError, match=r"'bn\.running_mean': it is a buffer"):
         train(model, data, config, frozen={"bn.running_mean"})
+    with pytest.raises(ValueError, match="every parameter is frozen: there is nothing to train"):
+        train(model, data, config, frozen={"fc.weight", "fc.bias", "bn.weight", "bn.bias"})
+    assert all(p.requires_grad for p in model.parameters())

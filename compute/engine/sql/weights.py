@@ -134,7 +134,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "tensors": TENSOR_COLUMNS, "heads": HEAD_COLUMNS, "eval": EVAL_COLUMNS}
 TABLE_DOCS = {
     "tensors": "one row per tensor of the trained weights (state-dict entry): where it "
-               "belongs, its statistics; set frozen, scale, reinit",
+               "belongs, its statistics; set frozen, scale, reinit, which take effect when "
+               "the script ends (statements after them still read the weights as they were)",
     "heads": "one row per attention head, measured on the run's fixed validation example; "
              "empty without a dataset",
     "eval": "loss and accuracy on the run's validation batches with the weights as they are, "
