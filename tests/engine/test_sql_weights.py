@@ -176,6 +176,17 @@ def test_weights_of_another_graph_are_refused() -> None:
             state={"fc.weight": torch.zeros(2, 3), "fc.bias": torch.zeros(1)}))
 
 
+def test_the_schema_lists_each_column_with_its_type_and_whether_it_is_writable() -> None:
+    schema = WeightTables.schema()
+    assert list(schema) == ["tensors", "heads", "eval"]
+    writable = {c["name"] for c in schema["tensors"]["columns"] if c["writable"]}
+    assert writable == WeightTables.WRITABLE["tensors"] == {"frozen", "scale", "reinit"}
+    scale = {k: v for k, v in schema["tensors"]["columns"][-2].items() if k != "doc"}
+    assert scale == {"name": "scale", "type": "REAL", "writable": True}
+    assert all(c["doc"] for t in schema.values() for c in t["columns"])
+    assert not any(c["writable"] for c in schema["heads"]["columns"] + schema["eval"]["columns"])
+
+
 def test_writable_columns_are_checked_by_sqlite(gpt: Any) -> None:
     doc, model = gpt
     _, conn = tables(doc, model)

@@ -330,6 +330,14 @@ class WeightTables:
 
     # Tables.
 
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """The weight tables as `sql_schema` lists tables: {table: {doc, columns: [{name,
+        type, writable, doc}]}}."""
+        return {table: {"doc": TABLE_DOCS[table], "columns": [
+            {"name": name, "type": decl.split(" ")[0], "writable": writable, "doc": doc}
+            for name, decl, writable, doc in COLUMNS[table]]} for table in cls.TABLES}
+
     def create(self, conn: sqlite3.Connection) -> None:
         for table in self.TABLES:
             conn.execute(_DDL[table])
