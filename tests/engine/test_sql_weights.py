@@ -338,6 +338,15 @@ def test_a_tied_tensor_is_one_tensor_whichever_name_is_chosen(gpt: Any) -> None:
         weights.apply(conn, None)
 
 
+def test_a_scale_that_overflows_is_refused(gpt: Any) -> None:
+    doc, model = gpt
+    weights, conn = tables(doc, model)
+    conn.execute("UPDATE tensors SET scale = 1e300 WHERE name = 'ln_f.weight'")
+    with pytest.raises(WeightsError, match=r"scaling ln_f\.weight by 1e\+300 overflows its "
+                                           "float32 values to infinity"):
+        weights.apply(conn, None)
+
+
 def test_scaling_an_integer_buffer_is_refused() -> None:
     doc = chain([4], node("bn", "BatchNorm1d"))
     weights, conn = tables(doc, TrainedModel(state=compile_graph(doc).state_dict()))

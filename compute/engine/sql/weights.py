@@ -537,7 +537,11 @@ class WeightTables:
                 if not value.is_floating_point():
                     raise WeightsError(f"{owner} holds {self.layout[owner].dtype} values: only "
                                        "floating-point tensors can be scaled")
-                value = value * by
+                scaled = value * by
+                if not bool(torch.isfinite(scaled).all()) and bool(torch.isfinite(value).all()):
+                    raise WeightsError(f"scaling {owner} by {by:g} overflows its "
+                                       f"{self.layout[owner].dtype} values to infinity")
+                value = scaled
                 summary["scaled"].extend({"name": n, "by": by} for n in names)
             if value is not state[owner]:  # one tensor again under each of its names
                 for n in names:
