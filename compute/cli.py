@@ -135,6 +135,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _frozen_names(path: str) -> list[str]:
+    """The names `shipyard sql --write` froze in a safetensors file's metadata (fine-tuning
+    keeps those tensors as they are)."""
+    if not path.endswith(".safetensors"):
+        return []
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as f:
+            names = json.loads((f.metadata() or {}).get("shipyard.frozen", "[]"))
+    except Exception as exc:  # safetensors raises its own error types
+        raise UsageError(f"{path} is not a safetensors file: {exc}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise UsageError(f"{path}: its shipyard.frozen metadata is not a list of names")
+    return names
+
+
 def _initial_weights(path: str, graph: Any) -> Any:
     """Weights to start training from, checked to fit the graph's model (a usage error
     naming the first mismatch otherwise)."""
@@ -389,6 +406,7 @@ def cmd_train(argv: list[str]) -> int:
             start = int((f.metadata() or {}).get("step", 0))
     progress = ProgressReporter(config.steps, err, start=start)
     initial = _initial_weights(args.weights, graph) if args.weights else None
+    frozen = _frozen_names(args.weights) if args.weights else []
 
     def on_interrupt(signum: int, frame: Any) -> None:
         if progress.stop_requested:  # a second Ctrl-C: stop now
@@ -401,9 +419,13 @@ def cmd_train(argv: list[str]) -> int:
     print(f"training {name} on {title}: steps {start}→{config.steps}, batch "
           f"{config.batch_size}, {config.optimizer} lr {config.lr:g}, device "
           f"{pick_device(config.device)} (Ctrl-C stops and keeps a checkpoint)", file=err)
+    if frozen:
+        print(f"{len(frozen)} tensors frozen (from {args.weights}): they stay as they are",
+              file=err)
     try:
         result = train_graph(graph, data, config, progress, out_dir=out, resume_from=resume,
-                             dataset_options=options, initial_weights=initial)
+                             dataset_options=options, initial_weights=initial,
+                             frozen=frozen)
     except FitError as exc:
         for sentence in exc.problems:
             print(f"error: {sentence}", file=err)

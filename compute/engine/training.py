@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -287,6 +287,38 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
+def freeze(model: nn.Module, frozen: Collection[str]) -> list[nn.Parameter]:
+    """Switch off the gradient of the parameters named in `frozen` (state-dict names; a
+    tied weight is frozen by any of its names) and return them, to switch back on after.
+    A frozen parameter is left out of the optimizer too (`make_optimizer` takes only those
+    that need a gradient), so no step, momentum or weight decay ever touches it.
+
+    Raises ValueError for a name that is not one of the model's parameters (a buffer,
+    such as a BatchNorm's running mean, is not trained and cannot be frozen)."""
+    if not frozen:
+        return []
+    params = dict(model.named_parameters(remove_duplicate=False))
+    unknown = sorted(set(frozen) - params.keys())
+    if unknown:
+        buffers = {name for name, _ in model.named_buffers()}
+        what = ("a buffer (not trained), not a parameter" if unknown[0] in buffers
+                else "not a parameter of this model")
+        known = ", ".join(list(params)[:5]) + (", ..." if len(params) > 5 else "")
+        raise ValueError(f"cannot freeze {unknown[0]!r}: it is {what}"
+                         + (f" ({len(unknown) - 1} more such names)" if len(unknown) > 1
+                            else "") + f"; its parameters are {known}")
+    chosen: dict[int, nn.Parameter] = {}
+    for name in frozen:
+        chosen[id(params[name])] = params[name]
+    if all(id(p) in chosen for p in params.values()):
+        raise ValueError("every parameter is frozen: there is nothing to train (unfreeze "
+                         "some, or evaluate instead)")
+    switched = [p for p in chosen.values() if p.requires_grad]
+    for p in switched:
+        p.requires_grad_(False)
+    return switched
+
+
 def _autocast(device: torch.device, config: TrainConfig) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16,
                           enabled=config.bf16 and device.type == "cuda")
@@ -357,8 +389,10 @@ def pool_map(weights: torch.Tensor, size: int = MAX_MAP) -> torch.Tensor:
 
 
 @torch.no_grad()
-def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-head attention weights on one example: {module path: (heads, t, t)}, t ≤ 64.
+def capture_attention(model: nn.Module, example: torch.Tensor, *, pool: bool = True
+                      ) -> dict[str, torch.Tensor]:
+    """Per-head attention weights on one example: {module path: (heads, t, t)}, t ≤ 64
+    (`pool=False`: T, the sequence's full length, unpooled).
     Capture is switched on for this one forward pass only, in eval mode: a
     MultiHeadAttention keeps its weights when asked (`capture_attention`); a Softmax block's
     output is read by a forward hook, which exists only during this pass, and kept when it
@@ -390,7 +424,8 @@ def capture_attention(model: nn.Module, example: torch.Tensor) -> dict[str, torc
                 kept[name] = m.last_attention[0]
         # In the modules' order; one that kept nothing was not on the path taken, or is a
         # Softmax that is not attention.
-        maps = {name: pool_map(kept[name].float()).cpu() for name in modules if name in kept}
+        maps = {name: (pool_map(kept[name].float()) if pool else kept[name].float()).cpu()
+                for name in modules if name in kept}
     finally:
         for hook in hooks:
             hook.remove()
@@ -502,13 +537,27 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 def train(model: nn.Module, data: Dataset, config: TrainConfig,
           reporter: Reporter | None = None, *, checkpoint_dir: Path | None = None,
-          resume_from: Path | None = None) -> TrainResult:
+          resume_from: Path | None = None, frozen: Collection[str] = ()) -> TrainResult:
     """Train `model` in place on `data` (see the module doc for the guarantees).
 
     Checkpoints go to `checkpoint_dir` (none when it is None) every `checkpoint_interval`
-    steps, at the last step and when stopped early; `resume_from` continues a run."""
+    steps, at the last step and when stopped early; `resume_from` continues a run.
+    `frozen` names parameters (state-dict names) that keep their values bit for bit: they
+    get no gradient and are left out of the optimizer (see `freeze`); ValueError for a name
+    that is not a parameter. They need a gradient again when the call returns."""
     reporter = reporter or SilentReporter()
     device = pick_device(config.device)
+    switched = freeze(model, frozen)
+    try:
+        return _train(model, data, config, reporter, device, checkpoint_dir, resume_from)
+    finally:
+        for p in switched:
+            p.requires_grad_(True)
+
+
+def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Reporter,
+           device: torch.device, checkpoint_dir: Path | None, resume_from: Path | None
+           ) -> TrainResult:
     model.to(device).train()
     torch.manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
@@ -626,12 +675,14 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
                 reporter: Reporter | None = None, *, out_dir: Path | None = None,
                 resume_from: Path | None = None, dataset_options: dict[str, Any] | None = None,
                 weights_seed: int | None = None,
-                initial_weights: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
+                initial_weights: Mapping[str, torch.Tensor] | None = None,
+                frozen: Collection[str] = ()) -> TrainResult:
     """Compile a graph, fit a dataset to it, train, and (with `out_dir`) keep checkpoints in
     `out_dir/checkpoints` and the final weights in `out_dir/model.safetensors`.
 
     `initial_weights`, a whole state dict of the graph's model (an imported model's), are
     the weights it starts from instead of seeded ones; a checkpoint to resume from wins.
+    `frozen`: state-dict names of parameters that fine-tuning keeps as they are (`train`).
 
     `dataset` is a built-in name (made in the view that fits the graph) or a `Dataset` (an
     upload). Raises `FitError` listing every mismatch before any training happens, and
@@ -648,7 +699,8 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
     if problems:
         raise FitError(problems)
     result = train(model, dataset, config, reporter, resume_from=resume_from,
-                   checkpoint_dir=None if out_dir is None else Path(out_dir) / "checkpoints")
+                   checkpoint_dir=None if out_dir is None else Path(out_dir) / "checkpoints",
+                   frozen=frozen)
     if out_dir is not None:
         result.weights = save_weights(model, Path(out_dir) / "model.safetensors")
     return result
@@ -665,6 +717,7 @@ __all__ = [
     "aux_loss_of",
     "capture_attention",
     "evaluate",
+    "freeze",
     "generate_text",
     "latest_checkpoint",
     "load_checkpoint",

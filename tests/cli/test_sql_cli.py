@@ -121,3 +121,34 @@ def test_the_prompt_runs_statements_and_keeps_history(gpt_file: Path, tmp_path: 
     assert "second" in out and "(1 row)" in out
     history = (tmp_path / ".shipyard_sql_history").read_text()
     assert "SELECT 'second' AS s;" in history
+
+
+def test_trained_weights_queried_frozen_and_fine_tuned(tmp_path: Path) -> None:
+    """Train the MLP, read its eval, freeze its first layer with --write (the names go into
+    the weights file), and fine-tune: the frozen tensors come out bit for bit."""
+    from safetensors.torch import load_file
+
+    model = tmp_path / "mlp.json"
+    model.write_text(json.dumps(load_starter("mlp")))
+    first = tmp_path / "first"
+    run = shipyard("train", str(model), "--dataset", "digits", "--steps", "30",
+                   "--out", str(first))
+    assert run.returncode == 0, run.stderr
+    weights = first / "model.safetensors"
+    run = shipyard("sql", str(model), "--weights", str(weights), "--dataset", "digits",
+                   "--json", "SELECT loss, accuracy FROM eval")
+    assert run.returncode == 0, run.stderr
+    (loss, accuracy), = json.loads(run.stdout)["rows"]
+    assert loss > 0 and 0.2 < accuracy <= 1
+    run = shipyard("sql", str(model), "--weights", str(weights), "--write",
+                   "UPDATE tensors SET frozen = 1 WHERE node = 'hidden1'")
+    assert run.returncode == 0, run.stderr
+    assert "written to" in run.stdout
+    second = tmp_path / "second"
+    run = shipyard("train", str(model), "--dataset", "digits", "--steps", "10",
+                   "--weights", str(weights), "--out", str(second))
+    assert run.returncode == 0, run.stderr
+    assert "2 tensors frozen" in run.stderr
+    before, after = load_file(str(weights)), load_file(str(second / "model.safetensors"))
+    for name in before:
+        assert (before[name] == after[name]).all().item() == name.startswith("hidden1."), name

@@ -72,7 +72,7 @@ def sql_schema(trained: bool = False) -> dict[str, Any]:
                      for name in _tables.PARAM_COLUMNS]
         tables[table] = {"doc": _tables.TABLE_DOCS[table], "columns": cols}
     if trained:
-        tables.update(WeightTables.schema())  # type: ignore[attr-defined]
+        tables.update(WeightTables.schema())
     return {"tables": tables,
             "examples": [e for e in EXAMPLES if trained or not e["trained"]]}
 

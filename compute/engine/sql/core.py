@@ -30,7 +30,7 @@ from ..blocks import get_block
 from ..graph import FORMAT
 from ..limits import Limits
 from . import tables as T
-from .weights import TrainedModel, WeightTables
+from .weights import TrainedModel, WeightsError, WeightTables
 
 # --- limits -------------------------------------------------------------------------------
 
@@ -215,6 +215,7 @@ class _Guard:
                                  "alter tables, views, indexes or triggers are not allowed")
             if self.read_only:
                 return self.deny(f"{verb} is refused: {self.read_only}")
+            self.reads.add(table)  # a statement that changes a table needs its rows
             if table not in self.tables:
                 return self.deny(f"{table} cannot be changed; the tables are "
                                  f"{', '.join(sorted(self.tables))}")
@@ -304,7 +305,7 @@ def run_sql(document: dict[str, Any], script: str, *, trained: TrainedModel | No
                          for t in WeightTables.TABLES}
         guard = _Guard(writable, T.GROWABLE, read_only)
         conn.set_authorizer(guard)
-        clock = _Clock(started + limits.timeout_ms / 1000)
+        clock = _Clock(time.perf_counter() + limits.timeout_ms / 1000)  # statements only
 
         def over_time() -> int:
             return 1 if time.perf_counter() > clock.deadline else 0
@@ -318,6 +319,8 @@ def run_sql(document: dict[str, Any], script: str, *, trained: TrainedModel | No
         _write_back(conn, result, document, node_rows, edge_rows, weights, graph_limits)
     except sqlite3.Error as exc:  # anything the per-statement handling did not name
         raise SqlError(f"SQLite: {exc}") from None
+    except WeightsError as exc:  # weights that do not fit, a dataset that cannot be made
+        raise SqlError(str(exc)) from None
     except RecursionError:
         raise SqlError("a value is nested too deeply to read") from None
     finally:
