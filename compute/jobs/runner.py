@@ -126,12 +126,9 @@ def _train(job: Job) -> None:
         initial = version_weights(version.id)
         # Frozen names (a derived model's) stay as the initial weights have them.
         frozen = version_frozen(version.id) if initial is not None else frozenset()
-        # TODO(sql weights): `frozen=frozen` once train_graph takes it; until then only
-        # a version with frozen names passes it (and fails, rather than train them).
-        keep: dict[str, Any] = {"frozen": frozen} if frozen else {}
         result = train_graph(version.document, data, config, reporter, out_dir=folder,
                              resume_from=resume, dataset_options=job.dataset_options,
-                             initial_weights=initial, **keep)
+                             initial_weights=initial, frozen=frozen)
         if not result.stopped:  # exported while the publisher still beats the heartbeat
             files = export_results(job, folder)
     except FitError as exc:

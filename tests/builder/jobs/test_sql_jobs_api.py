@@ -10,7 +10,6 @@ weights in its folder); their runs wait on queue gpu, which no worker serves her
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ from safetensors.torch import load, load_file
 
 from builder.graphs.models import Graph, GraphVersion
 from compute.engine import compile_graph, load_starter
-from compute.engine.training import save_weights, train_graph
+from compute.engine.training import save_weights
 from compute.jobs.models import Job
 
 GPU = {"device": "cuda", "steps": 10}
@@ -196,12 +195,8 @@ def test_a_hostile_script_on_a_run_is_a_400_and_derives_nothing(api, sql):
     assert isinstance(response.json()["error"], str) and Graph.objects.count() == graphs
 
 
-FROZEN_LANDED = "frozen" in inspect.signature(train_graph).parameters
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(not FROZEN_LANDED, reason="train_graph takes no frozen names yet")
 def test_a_run_of_a_derived_model_keeps_its_frozen_tensors_bit_for_bit(
         api: APIClient, worker: Worker) -> None:
     job = trained(api, new_graph(api))
