@@ -344,3 +344,17 @@ def test_a_node_inserted_between_two_others_comes_back_with_its_edges(api, make_
     assert change["edges"]["removed"] == [{"from": "act1", "to": "hidden2"}]
     assert_conforms(openapi, "/api/graphs/{graph_id}/sql", "post", response)
     assert response.json()["version"]["number"] == 2
+
+
+def test_a_share_link_of_a_model_with_weights_reads_them_and_freezes_nothing(api, anon,
+                                                                             user):
+    graph, _ = weighted_graph(user)
+    token = api.post(f"/api/graphs/{graph.id}/share", {}, format="json").json()["token"]
+    read = anon.post(f"/api/shared/{token}/sql",
+                     {"sql": "SELECT count(*) FROM tensors WHERE frozen = 0"}, format="json")
+    assert read.status_code == 200 and read.json()["rows"] == [[6]]
+    refused = anon.post(f"/api/shared/{token}/sql",
+                        {"sql": "UPDATE tensors SET frozen = 1"}, format="json")
+    assert refused.status_code == 403
+    assert "fork it to change" in refused.json()["error"]
+    assert head(graph.id) == 1
