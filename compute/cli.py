@@ -499,8 +499,11 @@ def _sql_summary(result: Any, written: str | None) -> list[str]:
                          f"{_count(change['totals']['flops'])}FLOPs per sample")
         weights = change.get("weights")
         if weights:
-            parts.append("weights: " + json.dumps(
-                {k: (len(v) if isinstance(v, list) else v) for k, v in weights.items()}))
+            counts = {k: (len(v) if isinstance(v, list) else v) for k, v in weights.items()
+                      if k not in ("tensors", "notes")}
+            parts.append(f"weights: {weights.get('tensors', '?')} tensors, " + ", ".join(
+                f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n) + "".join(
+                f"; {note}" for note in weights.get("notes", [])))
         lines.append("changed: " + "; ".join(parts) if parts else "changed")
         lines.append(f"written to {written}" if written else
                      "not written: pass --write to save the change")
