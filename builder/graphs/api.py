@@ -21,12 +21,14 @@ from compute.engine import (
     inspect_graph,
     load_starter,
 )
+from compute.engine.sql import sql_schema
 
-from . import blocks, downloads, selectors, services
+from . import blocks, downloads, selectors, services, sql
 from .models import GraphVersion
 from .schema import GRAPH_DOCUMENT_REF
 from .serializers import (
     CustomBlockQuery,
+    DocumentSqlIn,
     DownloadQuery,
     GraphCreateIn,
     GraphDetailOut,
@@ -34,22 +36,31 @@ from .serializers import (
     GraphListItemOut,
     GraphOut,
     GraphRenameIn,
+    GraphSqlIn,
     RestoreIn,
     SaveOut,
     ShareCreatedOut,
     ShareCreateIn,
     SharedOut,
     ShareOut,
+    SqlIn,
+    SqlSchemaQuery,
     VersionCreateIn,
     VersionDetailOut,
     VersionOut,
     graph_data,
     graph_list_data,
+    graph_sql_data,
     share_data,
     version_data,
 )
 
 REPORT = ref("InspectReport")
+SQL_RESULT = ref("SqlResult")
+SQL_ERROR = OpenApiResponse(ref("SqlErrorBody"), description="A script the engine refused "
+                            "(bad SQL, a refused statement, a time or row limit, a change "
+                            "that leaves the graph invalid: its problems), or a body that "
+                            "is not a script's ({error, fields}); nothing changed.")
 
 
 def _saved(version: GraphVersion, created: bool) -> Response:
@@ -328,3 +339,61 @@ class StartersView(APIView):
         settings."""
         return Response([{"name": name, "title": title, "dataset": STARTER_DATASETS[name],
                           "document": load_starter(name)} for name, title in STARTERS.items()])
+
+
+class GraphSqlView(APIView):
+    @extend_schema(operation_id="graphs_sql", request=GraphSqlIn,
+                   responses={200: ref("GraphSqlResult"), 400: SQL_ERROR, 404: ERROR,
+                              409: ERROR, 413: ERROR})
+    def post(self, request: Request, graph_id: int) -> Response:
+        """Run a SQL script on a version of the graph, or on the editor's document based on
+        one (docs/sql.md). SELECT: its rows. A change (UPDATE, INSERT, DELETE) is saved as
+        a new version with the script as its message, like a save: 409 with
+        `current_version` if `base_version` is not the latest, 400 with the engine's
+        problems if it leaves the graph invalid. A version with initial weights (imported
+        or derived) has the tables tensors, heads and eval too, and a change keeps its
+        weights on the new version."""
+        graph = selectors.graph_of(request.user, graph_id)
+        body = parsed(GraphSqlIn, request.data)
+        answer = sql.run_on_graph(graph=graph, author=request.user, script=body["sql"],
+                                  number=body.get("version"), document=body.get("document"),
+                                  base_version=body.get("base_version"))
+        return Response(graph_sql_data(answer.result.to_json(), answer.version,
+                                       answer.created))
+
+
+class SharedSqlView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_sql", request=SqlIn,
+                   responses={200: SQL_RESULT, 400: SQL_ERROR, 403: SQL_ERROR, 404: ERROR})
+    def post(self, request: Request, token: str) -> Response:
+        """Run a SQL script on the version a share link shows, read-only: SELECT works; a
+        change is refused (403) before anything runs: fork the graph to change it."""
+        _, version = selectors.shared(token)
+        body = parsed(SqlIn, request.data)
+        result = sql.run(version.document, body["sql"], trained=sql.version_model(version),
+                         read_only=sql.READ_ONLY)
+        return Response(result.to_json())
+
+
+class DocumentSqlView(APIView):
+    @extend_schema(operation_id="sql", request=DocumentSqlIn,
+                   responses={200: SQL_RESULT, 400: SQL_ERROR, 413: ERROR})
+    def post(self, request: Request) -> Response:
+        """Run a SQL script on any graph document (the editor's, unsaved): its rows, and
+        for a change the new document and what changed. Nothing is saved."""
+        body = parsed(DocumentSqlIn, request.data)
+        return Response(sql.run(body["document"], body["sql"]).to_json())
+
+
+class SqlSchemaView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="sql_schema", parameters=[SqlSchemaQuery],
+                   responses={200: ref("SqlSchema"), 400: ERROR})
+    def get(self, request: Request) -> Response:
+        """The SQL dialect's tables and their columns (which are writable), and one-click
+        examples: those of a model with weights too with ?trained=1."""
+        query = parsed(SqlSchemaQuery, request.query_params)
+        return Response(sql_schema(query["trained"] == "1"))

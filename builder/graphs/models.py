@@ -39,11 +39,19 @@ class Graph(models.Model):
 
 class InitialWeights(models.Model):
     """Weights a graph's versions start from instead of seeded ones (an imported ONNX
-    file's): a safetensors file, kept once and shared by every version they fit."""
+    file's, or a model derived with SQL from a trained run): a safetensors file, kept once
+    and shared by every version they fit, with the names fine-tuning keeps frozen."""
 
     graph = models.ForeignKey(Graph, on_delete=models.CASCADE, related_name="initial_weights")
     data = models.BinaryField(help_text="A safetensors file: the model's whole state dict.")
     sha256 = models.CharField(max_length=64)
+    frozen = models.JSONField(default=list, blank=True, help_text="State-dict names that "
+                              "fine-tuning keeps as they are (set with SQL: UPDATE tensors "
+                              "SET frozen = 1 ...).")
+    lineage = models.JSONField(default=dict, blank=True, help_text="Where they came from, "
+                               "for a model derived with SQL: {run, graph, version, "
+                               "statements, dataset, dataset_options, config}; empty for an "
+                               "imported model's.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -236,6 +236,104 @@ def my_block_components() -> dict[str, Any]:
     }
 
 
+def sql_result_properties() -> dict[str, Any]:
+    """The members of SqlResult.to_json() (compute.engine.sql), which the SQL endpoints
+    answer and extend."""
+    rows = {"type": "array", "items": {"type": "array", "items": {}},
+            "description": "The rows, each a list of values in the order of `columns` "
+            "(numbers, strings, null; JSON columns as their text)."}
+    columns = {"type": "array", "items": {"type": "string"}}
+    return {
+        "statements": {"type": "array", "items": ref("SqlStatement")},
+        "columns": {**columns, "description": "Those of the last statement that has "
+                    "columns (a SELECT's); empty if none has."},
+        "rows": rows,
+        "truncated": {"type": "boolean", "description": "The rows were cut at the row limit "
+                      "(SHIPYARD_SQL_MAX_ROWS)."},
+        "change": {"allOf": [ref("SqlChange")], "nullable": True,
+                   "description": "What the script changed; null when it changed nothing."},
+        "document": {"allOf": [ref("GraphDocument")], "nullable": True,
+                     "description": "The graph after the script, when it changed it."},
+        "ms": {"type": "number", "description": "How long the script took, milliseconds."},
+    }
+
+
+def sql_components() -> dict[str, Any]:
+    """SQL over models (docs/sql.md): results, errors and the dialect's tables."""
+    paths = {"type": "array", "items": {"type": "string"},
+             "description": "Node paths: 'blocks/attn' inside the Repeat 'blocks'."}
+    edges = {"type": "array", "items": ref("SqlEdge")}
+    column = object_schema({
+        "name": {"type": "string"},
+        "type": {"type": "string", "description": "As declared: TEXT, INTEGER, REAL, JSON; "
+                 "ANY for a parameter's column."},
+        "writable": {"type": "boolean"},
+        "doc": {"type": "string"},
+    })
+    return {
+        "SqlStatement": object_schema({
+            "sql": {"type": "string", "description": "The statement, as written."},
+            "kind": {"type": "string", "description": "select, insert, update, delete, ..."},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array", "items": {}}},
+            "truncated": {"type": "boolean"},
+            "changed": {"type": "integer", "description": "Rows a change touched."},
+        }, description="One statement of a script and its rows."),
+        "SqlEdge": object_schema({
+            "from": {"type": "string", "description": "A node path, with .port where the "
+                     "edge names one."},
+            "to": {"type": "string"},
+            "parent": {"type": "string", "description": "The Repeat the edge is inside."},
+        }, optional=("parent",), description="An edge a script added or removed."),
+        "SqlChange": object_schema({
+            "nodes": object_schema({"added": paths, "removed": paths, "changed": paths}),
+            "edges": object_schema({"added": edges, "removed": edges}),
+            "model": {"type": "array", "items": {"type": "string"},
+                      "description": "The model's fields that changed (name, ...)."},
+            "totals": {"allOf": [ref("InspectTotals")], "nullable": True,
+                       "description": "The new inspection totals; null when only the "
+                       "weights changed."},
+            "weights": {"type": "object", "additionalProperties": True, "nullable": True,
+                        "description": "What happened to the trained weights (kept, "
+                        "initialized, frozen, ...); only on a model with weights."},
+        }, optional=("weights",), description="What a script changed: a diff of nodes and "
+            "edges, and the new inspection totals."),
+        "SqlResult": object_schema(sql_result_properties(), description="What a script "
+                                   "answered (POST /api/sql, /api/shared/{token}/sql)."),
+        "GraphSqlResult": object_schema({
+            **sql_result_properties(),
+            "created": {"type": "boolean", "description": "A new version was saved (false "
+                        "when the change gives back the latest version's document)."},
+            "version": {"allOf": [ref("VersionOut")], "nullable": True,
+                        "description": "The version a change was saved as; null when the "
+                        "script changed nothing."},
+        }, description="What a script on a saved graph answered (POST "
+            "/api/graphs/{id}/sql)."),
+        "SqlErrorBody": object_schema({
+            "error": {"type": "string"},
+            "statement": {"type": "integer", "nullable": True,
+                          "description": "The statement at fault, from 0."},
+            "sql": {"type": "string", "nullable": True, "description": "Its text."},
+            "position": {"type": "integer", "nullable": True,
+                         "description": "Where in it, from 0, when SQLite says."},
+            "problems": {"type": "array", "items": ref("Problem"),
+                         "description": "The engine's problems of a changed graph that is "
+                         "not valid (nothing changed)."},
+        }, description="A script refused (400; 403 for a change on a read-only link)."),
+        "SqlSchema": object_schema({
+            "tables": {"type": "object", "additionalProperties": object_schema({
+                "doc": {"type": "string", "description": "What the table holds."},
+                "columns": {"type": "array", "items": ref("SqlColumn")}}),
+                "description": "Each table, its columns in order."},
+            "examples": {"type": "array", "items": object_schema({
+                "title": {"type": "string"}, "sql": {"type": "string"},
+                "trained": {"type": "boolean", "description": "Needs a model with "
+                            "weights."}})},
+        }, description="The dialect's tables and one-click examples (GET /api/sql/schema)."),
+        "SqlColumn": column,
+    }
+
+
 GRAPH_DOCUMENT_REF = ref("GraphDocument")
 
 
@@ -244,4 +342,4 @@ def add_graph_components(result: dict[str, Any], generator: Any, request: Any,
     """drf-spectacular post-processing hook: put the graph format, the report and the
     catalog into the document (the views refer to them by $ref)."""
     return add_components(result, {**components(), **report_components(),
-                                   **catalog_components()})
+                                   **catalog_components(), **sql_components()})

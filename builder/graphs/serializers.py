@@ -81,6 +81,49 @@ class DownloadQuery(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False)
 
 
+class ScriptField(serializers.CharField):
+    """A SQL script: a string as it is (a number is not one), its length checked by the
+    engine against its limit."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("a SQL script is a string")
+        value: str = super().to_internal_value(data)
+        return value
+
+
+class SqlIn(serializers.Serializer):
+    sql = ScriptField(help_text="One or more statements separated by ';', run as one "
+                      "transaction (docs/sql.md).")
+
+
+class DocumentSqlIn(SqlIn):
+    document = GraphDocumentField(help_text="The graph the script runs on; nothing is "
+                                  "saved.")
+
+
+class GraphSqlIn(SqlIn):
+    version = serializers.IntegerField(min_value=1, max_value=MAX_NUMBER, required=False,
+                                       help_text="The version the script runs on (its "
+                                       "initial weights too); default: the latest.")
+    document = GraphDocumentField(required=False, help_text="The editor's document, saved "
+                                  "or not: the script runs on it instead (with the "
+                                  "version's weights where they fit it).")
+    base_version = serializers.IntegerField(
+        min_value=0, max_value=MAX_NUMBER, required=False,
+        help_text="The version a change is saved on top of (409 if it is not the latest); "
+        "required with `document` when the script changes something. Default: `version`.")
+
+
+class SqlSchemaQuery(serializers.Serializer):
+    trained = serializers.ChoiceField(choices=["0", "1"], default="0", help_text="1: the "
+                                      "tables of a model with weights too (tensors, heads, "
+                                      "eval).")
+
+
 # Responses. Each *_data function is the one place a response shape is made; the
 # serializer classes beside them describe it for the OpenAPI document.
 
@@ -205,3 +248,11 @@ class SharedOut(serializers.Serializer):
     owner = serializers.CharField()
     pinned = serializers.BooleanField()
     version = VersionDetailOut()
+
+
+def graph_sql_data(result: dict[str, Any], version: GraphVersion | None,
+                   created: bool) -> dict[str, Any]:
+    """POST /api/graphs/{id}/sql: the script's result (SqlResult.to_json()) and the version
+    a change was saved as (null when it changed nothing)."""
+    return {**result, "created": created,
+            "version": None if version is None else version_data(version)}

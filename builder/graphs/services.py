@@ -9,17 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from safetensors.torch import save as save_tensors
 
 from builder import access
 from builder.rest import ApiError
 from compute import exports
 from compute.engine import GraphError, Problem, load_graph, weight_shapes
+from compute.engine.training import unshared
 
 from . import blocks
 from .models import Graph, GraphVersion, InitialWeights, ShareLink, hash_token
@@ -175,16 +180,37 @@ def _locked(graph_id: int) -> Graph:
     return Graph.objects.select_for_update().get(id=graph_id)
 
 
+@dataclass(frozen=True)
+class NewWeights:
+    """Initial weights to store with a new version: a whole state dict of its model, the
+    names fine-tuning keeps frozen, and where they came from (InitialWeights.lineage)."""
+
+    state: Mapping[str, torch.Tensor]
+    frozen: Collection[str] = ()
+    lineage: Mapping[str, Any] = field(default_factory=dict)
+
+
+def store_weights(*, graph: Graph, weights: NewWeights) -> InitialWeights:
+    blob = save_tensors(unshared(weights.state))
+    return InitialWeights.objects.create(graph=graph, data=blob,
+                                         sha256=hashlib.sha256(blob).hexdigest(),
+                                         frozen=sorted(weights.frozen),
+                                         lineage=dict(weights.lineage))
+
+
 @transaction.atomic
 def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_version: int,
                  message: str = "", restored_from: int | None = None,
-                 accepted: tuple[dict[str, Any], ...] = ()) -> tuple[GraphVersion, bool]:
+                 accepted: tuple[dict[str, Any], ...] = (),
+                 weights: NewWeights | None = None) -> tuple[GraphVersion, bool]:
     """Save `document` as the next version, if `base_version` is still the latest.
 
     Returns the version and whether it is new: saving what the latest version already holds
     makes no new version. Raises Conflict for a stale base, InvalidGraph for a bad document
     (its Custom nodes included: those of the latest version and of `accepted` documents,
-    checked when they were saved, are not checked for access again).
+    checked when they were saved, are not checked for access again). `weights`: the new
+    version's initial weights (a SQL change of a model with weights), instead of those of
+    the version it follows.
     """
     text = accept_document(document)
     locked = _locked(graph.id)  # one save at a time per graph
@@ -192,8 +218,8 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     if base_version != locked.head:
         raise Conflict(current, base_version)
     digest = content_hash(document)
-    if digest == current.content_hash:
-        return current, False
+    if digest == current.content_hash and weights is None:
+        return current, False  # (new weights on the same document are a new version)
     check_blocks(document, user=author, graph_id=locked.id,
                  accepted=(current.document, *accepted))
     # A restored version brings back the weights it started from; any other save keeps
@@ -201,15 +227,17 @@ def save_version(*, graph: Graph, author: AbstractBaseUser, document: Any, base_
     source = current
     if restored_from is not None:
         source = locked.versions.filter(number=restored_from).first() or current
-    weights = source.initial_weights_id
-    if weights is not None and not _same_weights(source, document):
-        weights = None  # the new version's model has other names or shapes: fresh weights
+    kept = source.initial_weights_id
+    if kept is not None and not _same_weights(source, document):
+        kept = None  # the new version's model has other names or shapes: fresh weights
     try:
         with transaction.atomic():
+            if weights is not None:
+                kept = store_weights(graph=locked, weights=weights).id
             version = GraphVersion.objects.create(
                 graph=locked, number=locked.head + 1, document_json=text, content_hash=digest,
                 author=author, message=message[:500], restored_from=restored_from,
-                initial_weights_id=weights)
+                initial_weights_id=kept)
     except IntegrityError:
         # Where the row lock does nothing (SQLite), two saves can still race: the unique
         # (graph, number) constraint lets one win, and the other is a stale save.
@@ -279,6 +307,19 @@ def fork_version(*, version: GraphVersion, owner: AbstractBaseUser) -> Graph:
     source = version.initial_weights
     if source is not None:
         weights = InitialWeights.objects.create(graph=graph, data=source.data,
-                                                sha256=source.sha256)
+                                                sha256=source.sha256, frozen=source.frozen,
+                                                lineage=source.lineage)
         graph.versions.filter(number=1).update(initial_weights=weights)
+    return graph
+
+
+@transaction.atomic
+def create_derived_graph(*, owner: AbstractBaseUser, name: str, document: Any,
+                         weights: NewWeights, message: str = "") -> Graph:
+    """A new graph for `owner` whose first version holds `document` and starts from
+    `weights`: a model derived with SQL from a trained run (its lineage says which run,
+    and which statements)."""
+    graph = create_graph(owner=owner, document=document, name=name, message=message)
+    stored = store_weights(graph=graph, weights=weights)
+    graph.versions.filter(number=1).update(initial_weights=stored)
     return graph

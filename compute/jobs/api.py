@@ -16,10 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from builder.graphs import selectors as graph_selectors
+from builder.graphs.serializers import SqlIn
 from builder.rest import ERROR, parsed, ref
 from compute.engine.datasets import DATASETS
 
-from . import events, kinds, selectors, services
+from . import events, kinds, selectors, services, sql
 from .models import Job
 from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, RUN_CHECK_REF, RunCheckBody
 from .serializers import (
@@ -31,6 +32,7 @@ from .serializers import (
     JobPatchIn,
     UploadIn,
     job_data,
+    job_sql_data,
     jobs_data,
     upload_data,
 )
@@ -248,20 +250,24 @@ class JobCheckView(APIView):
         yours whose weights fit the document."""
         body = parsed(JobCheckIn, request.data)
         graph_id = None
-        if "graph" in body:
-            graph = graph_selectors.graph_of(request.user, body["graph"])
-            document = graph_selectors.version_of(graph, body.get("version")).document
-            graph_id = graph.id
-        else:
-            document = body["document"]
+        dataset, options = body.get("dataset"), body.get("dataset_options")
         upload = (selectors.upload_of(request.user, body["upload"]) if "upload" in body
                   else None)
+        if "graph" in body:
+            graph = graph_selectors.graph_of(request.user, body["graph"])
+            version = graph_selectors.version_of(graph, body.get("version"))
+            document = version.document
+            graph_id = graph.id
+            if body["kind"] == kinds.TRAIN:
+                dataset, options = services.lineage_dataset(version, dataset, upload, options)
+        else:
+            document = body["document"]
         answer: RunCheckBody
         try:
             plan = services.check_run(
                 document=document, kind=body["kind"], owner=request.user, graph_id=graph_id,
-                dataset=body.get("dataset"), upload=upload,
-                dataset_options=body.get("dataset_options"), config=body.get("config"),
+                dataset=dataset, upload=upload,
+                dataset_options=options, config=body.get("config"),
                 time_limit=body.get("time_limit"), weights=body.get("weights"))
         except services.JobError as exc:
             answer = {"ok": False, "error": str(exc), "problems": services.problems_of(exc),
@@ -270,3 +276,21 @@ class JobCheckView(APIView):
             answer = {"ok": True, "error": None, "problems": [], "queue": plan.queue,
                       "warnings": plan.warnings, "cpu_seconds": round(plan.cpu_seconds(), 1)}
         return Response(answer)
+
+
+class JobSqlView(APIView):
+    @extend_schema(operation_id="jobs_sql", request=SqlIn, responses={
+        200: ref("JobSqlResult"),
+        400: OpenApiResponse(ref("SqlErrorBody"), description="A script the engine "
+                             "refused, or a run that trains nothing; nothing changed."),
+        404: ERROR, 409: ERROR})
+    def post(self, request: Request, job_id: int) -> Response:
+        """Run a SQL script on a training run's model (docs/sql.md): its graph version with
+        the weights it kept, so tensors, heads and eval are there. A change makes a
+        derived model, a new graph of yours starting from the changed weights (`derived`);
+        the run itself never changes. 409 for a run that has not ended or kept no
+        weights."""
+        job = selectors.job_of(request.user, job_id)
+        body = parsed(SqlIn, request.data)
+        answer = sql.run_on_job(job=job, owner=request.user, script=body["sql"])
+        return Response(job_sql_data(answer.result.to_json(), answer.derived))

@@ -205,6 +205,14 @@ def version_weights(version_id: int) -> dict[str, torch.Tensor] | None:
     return None if row is None else load(bytes(row.data))
 
 
+def version_frozen(version_id: int) -> frozenset[str]:
+    """The names a training run of the version keeps as its initial weights have them (a
+    derived model's, frozen with SQL); empty without initial weights."""
+    row = InitialWeights.objects.filter(versions__id=version_id).only("frozen").first()
+    names = row.frozen if row is not None and isinstance(row.frozen, list) else []
+    return frozenset(name for name in names if isinstance(name, str))
+
+
 def run_weights(job: Job, graph: CheckedGraph) -> dict[str, torch.Tensor] | None:
     """The weights a benchmark or FPGA run takes (its `weights_of` run's, else its version's
     initial weights), checked against the graph it runs; None for fresh ones."""

@@ -47,6 +47,7 @@ from .lifecycle import (
     run_weights,
     time_limit_reached,
     unexpected,
+    version_frozen,
     version_weights,
 )
 from .models import Job
@@ -122,9 +123,12 @@ def _train(job: Job) -> None:
         data: Any = job.dataset
         if job.upload is not None:
             data = services.load_upload(job.upload, version.document, config.seed)
+        initial = version_weights(version.id)
+        # Frozen names (a derived model's) stay as the initial weights have them.
+        frozen = version_frozen(version.id) if initial is not None else frozenset()
         result = train_graph(version.document, data, config, reporter, out_dir=folder,
                              resume_from=resume, dataset_options=job.dataset_options,
-                             initial_weights=version_weights(version.id))
+                             initial_weights=initial, frozen=frozen)
         if not result.stopped:  # exported while the publisher still beats the heartbeat
             files = export_results(job, folder)
     except FitError as exc:

@@ -15,6 +15,7 @@ from typing import Any, TypedDict, get_args
 
 from pydantic import TypeAdapter
 
+from builder.graphs.schema import sql_result_properties
 from builder.rest import add_components, object_schema, ref
 from compute.engine.datasets import KINDS
 
@@ -284,6 +285,20 @@ def components() -> dict[str, Any]:
         }, description="A kind of run and its settings (GET /api/run-kinds)."),
             # What the server serves (its default limits): the editor's tests read it.
             "example": kinds.run_kinds()[0]},
+        "JobSqlResult": object_schema({
+            **sql_result_properties(),
+            "derived": {"allOf": [ref("DerivedModel")], "nullable": True,
+                        "description": "The model a change made; null when the script "
+                        "changed nothing."},
+        }, description="What a script on a run's trained model answered (POST "
+            "/api/jobs/{id}/sql)."),
+        "DerivedModel": object_schema({
+            "graph": {"type": "integer", "description": "The new graph's id (yours)."},
+            "version": {"type": "integer"},
+            "url": {"type": "string", "description": "Its page in the editor."},
+        }, description="A graph made from a run's model by a SQL change: its first version "
+            "starts from the changed weights (initial weights, with their frozen names and "
+            "lineage)."),
         "RunCheck": object_schema({
             "ok": {"type": "boolean", "description": "Whether POST /api/jobs would queue "
                    "this run (the queue quotas aside)."},

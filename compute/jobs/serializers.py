@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from rest_framework import serializers
 
+from builder.graphs.models import Graph
 from builder.rest import ApiError
 
 from . import events, kinds, rule, selectors
@@ -32,7 +33,9 @@ class RunIn(serializers.Serializer):
                                    help_text="train, benchmark or fpga (GET /api/run-kinds).")
     dataset = serializers.CharField(max_length=64, required=False,
                                     help_text="Training: a built-in dataset (GET "
-                                    "/api/datasets). A benchmark or FPGA run takes none.")
+                                    "/api/datasets); default (with no upload either): the "
+                                    "dataset of the run a derived model came from. A "
+                                    "benchmark or FPGA run takes none.")
     upload = serializers.IntegerField(min_value=1, max_value=MAX_ID, required=False,
                                       help_text="Training: or one of your uploads (POST "
                                       "/api/uploads).")
@@ -48,7 +51,8 @@ class RunIn(serializers.Serializer):
                                        "weights it takes (default: fresh weights).")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["kind"] == kinds.TRAIN and ("dataset" in attrs) == ("upload" in attrs):
+        # Neither: a derived model's version trains on its run's dataset (services).
+        if attrs["kind"] == kinds.TRAIN and "dataset" in attrs and "upload" in attrs:
             raise serializers.ValidationError("give either a dataset or an upload")
         return attrs
 
@@ -188,3 +192,10 @@ def upload_data(upload: Upload) -> UploadBody:
     return {"id": upload.id, "name": upload.name, "kind": upload.kind, "task": upload.task,
             "target": upload.target, "size": upload.size, "summary": upload.summary,
             "created_at": upload.created_at}
+
+
+def job_sql_data(result: dict[str, Any], derived: Graph | None) -> dict[str, Any]:
+    """POST /api/jobs/{id}/sql: the script's result (SqlResult.to_json()) and the derived
+    model a change made (JobSqlResult)."""
+    return {**result, "derived": None if derived is None else {
+        "graph": derived.id, "version": derived.head, "url": f"/g/{derived.id}"}}

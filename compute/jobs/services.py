@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from safetensors import safe_open
 
 from builder import access
-from builder.graphs.models import Graph, GraphVersion
+from builder.graphs.models import Graph, GraphVersion, InitialWeights
 from builder.rest import ApiError
 from compute.celery_app import app as celery_app
 from compute.engine import CheckedGraph, GraphError, Limits, analyze, estimate, load_graph
@@ -200,6 +200,8 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
             raise JobError("weights are for a benchmark or FPGA run (kind: benchmark or "
                            "fpga); a training run starts from fresh weights", field="weights")
         if upload is None:
+            if dataset is None:
+                raise JobError("give either a dataset or an upload", field="dataset")
             if dataset not in DATASETS:
                 raise JobError(f"no dataset named {dataset!r}; datasets: "
                                f"{', '.join(DATASETS)}, or an upload", field="dataset")
@@ -325,13 +327,33 @@ def problems_of(error: JobError) -> list[dict[str, Any]]:
             for p in found]
 
 
+def lineage_dataset(version: GraphVersion, dataset: str | None, upload: Upload | None,
+                    options: dict[str, Any] | None
+                    ) -> tuple[str | None, dict[str, Any] | None]:
+    """The dataset and options of a training run given neither a dataset nor an upload:
+    for a version that starts from a derived model's weights, the built-in dataset of the
+    run it came from (InitialWeights.lineage), with its options unless some are given."""
+    if dataset is not None or upload is not None or version.initial_weights_id is None:
+        return dataset, options
+    lineage = (InitialWeights.objects.filter(id=version.initial_weights_id)
+               .values_list("lineage", flat=True).first())
+    if not isinstance(lineage, dict) or lineage.get("dataset") not in DATASETS:
+        return dataset, options
+    kept = lineage.get("dataset_options")
+    return lineage["dataset"], options if options is not None else (
+        kept if isinstance(kept, dict) else None)
+
+
 def submit_job(*, owner: AbstractBaseUser, graph: Graph, version: GraphVersion,
                kind: str = kinds.TRAIN, dataset: str | None = None,
                upload: Upload | None = None, dataset_options: dict[str, Any] | None = None,
                config: dict[str, Any] | None = None, time_limit: int | None = None,
                weights: int | None = None, published: bool = False) -> Job:
     """Check everything a run needs (check_run), then queue it. Nothing is queued on any
-    problem."""
+    problem. A training run given neither a dataset nor an upload takes its derived
+    model's (lineage_dataset)."""
+    if kind == kinds.TRAIN:
+        dataset, dataset_options = lineage_dataset(version, dataset, upload, dataset_options)
     plan = check_run(document=version.document, kind=kind, owner=owner, graph_id=graph.id,
                      dataset=dataset, upload=upload, dataset_options=dataset_options,
                      config=config, time_limit=time_limit, weights=weights)

@@ -34,6 +34,8 @@ def test_bob_does_not_see_adas_graph_in_his_list(adas, other_api):
     ("get", "/api/graphs/{g}/share", None),
     ("post", "/api/graphs/{g}/share", {}),
     ("delete", "/api/graphs/{g}/share/{s}", None),
+    ("post", "/api/graphs/{g}/sql", {"sql": "SELECT * FROM model"}),
+    ("post", "/api/graphs/{g}/sql", {"sql": "UPDATE model SET name = 'mine'"}),
 ])
 def test_bob_gets_404_for_everything_of_adas(adas, other_api, mlp, method, path, body):
     graph_id, link_id = adas
