@@ -51,9 +51,7 @@ def run(document: Mapping[str, Any], script: str, *, trained: TrainedModel | Non
         return run_sql(dict(document), script, trained=trained, read_only=read_only,
                        limits=SqlLimits.from_env())
     except SqlError as exc:
-        # The engine refuses a change on a read-only model with the reason it was given.
-        refused = read_only is not None and read_only in str(exc)
-        raise SqlFailed(exc, status=403 if refused else 400) from None
+        raise SqlFailed(exc, status=403 if exc.kind == "read_only" else 400) from None
 
 
 def message_of(script: str) -> str:

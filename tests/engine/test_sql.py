@@ -222,7 +222,9 @@ def test_read_only_models_answer_selects_and_refuse_changes() -> None:
     assert rows(MLP, "SELECT count(*) FROM nodes", read_only=reason) == [[7]]
     for sql in ("UPDATE model SET name = 'x'", "DELETE FROM edges",
                 "INSERT INTO nodes (id, type) VALUES ('a', 'ReLU')"):
-        assert reason in refused(MLP, sql, read_only=reason).message
+        err = refused(MLP, sql, read_only=reason)
+        assert reason in err.message and err.kind == "read_only"
+    assert refused(MLP, "PRAGMA x", read_only=reason).kind == "error"
 
 
 # --- the guard and the limits -------------------------------------------------------------

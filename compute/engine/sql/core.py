@@ -70,8 +70,12 @@ class SqlError(ValueError):
     character in it, and for a change that leaves the model invalid, the engine's problems."""
 
     def __init__(self, message: str, *, statement: int | None = None, sql: str | None = None,
-                 position: int | None = None, problems: list[dict[str, Any]] | None = None):
+                 position: int | None = None, problems: list[dict[str, Any]] | None = None,
+                 kind: str = "error"):
         super().__init__(message)
+        # "read_only": a change refused because the model is read-only (run_sql's
+        # `read_only`); "error" for everything else.
+        self.kind = kind
         self.message = message
         self.statement = statement
         self.sql = sql
@@ -183,10 +187,12 @@ class _Guard:
         self.growable = growable
         self.read_only = read_only
         self.reason: str | None = None
+        self.kind = "error"
         self.reads: set[str] = set()
 
-    def deny(self, reason: str) -> int:
-        self.reason = self.reason or reason
+    def deny(self, reason: str, kind: str = "error") -> int:
+        if self.reason is None:
+            self.reason, self.kind = reason, kind
         return sqlite3.SQLITE_DENY
 
     def __call__(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
@@ -214,7 +220,7 @@ class _Guard:
                 return self.deny("the tables are Shipyard's: statements that create, drop or "
                                  "alter tables, views, indexes or triggers are not allowed")
             if self.read_only:
-                return self.deny(f"{verb} is refused: {self.read_only}")
+                return self.deny(f"{verb} is refused: {self.read_only}", "read_only")
             self.reads.add(table)  # a statement that changes a table needs its rows
             if table not in self.tables:
                 return self.deny(f"{table} cannot be changed; the tables are "
@@ -426,10 +432,12 @@ def _explain(exc: sqlite3.Error, guard: _Guard, index: int, text: str,
     columns there are for an unknown one, where in the statement the error is."""
     message = str(exc)
     position: int | None = None
+    kind = "error"
     if any(w in message for w in ("not authorized", "prohibited", "authorization denied")):
         message = guard.reason or ("this kind of statement is not part of Shipyard's SQL "
                                    "(SELECT, INSERT, UPDATE and DELETE are)")
-        guard.reason = None
+        kind = guard.kind if guard.reason else "error"
+        guard.reason, guard.kind = None, "error"
     elif m := re.match(r'cannot UPDATE generated column "(\w+)"', message):
         message = (f"nodes.{m.group(1)} is read-only (change params); the writable columns "
                    f"of nodes are: {', '.join(sorted(T.WRITABLE['nodes']))}")
@@ -464,7 +472,7 @@ def _explain(exc: sqlite3.Error, guard: _Guard, index: int, text: str,
         message += f" (statement {index + 1}, line {line}, column {column})"
     else:
         message += f" (statement {index + 1})"
-    return SqlError(message, statement=index, sql=text, position=position)
+    return SqlError(message, statement=index, sql=text, position=position, kind=kind)
 
 
 def _find(text: str, token: str) -> int | None:
