@@ -107,10 +107,17 @@ export function Canvas() {
   );
 
   // Local copies, so that a drag moves nodes at once without touching the store.
+  // They follow the store in the same render (React's "adjusting state when a prop
+  // changes"), not in an effect after it: a change (an undo, a SQL script) is drawn in the
+  // frame it lands in, not one frame later.
   const [nodes, setNodes] = useState<BlockNodeType[]>(derivedNodes);
   const [edges, setEdges] = useState<ShapeEdgeType[]>(derivedEdges);
-  useEffect(() => setNodes(derivedNodes), [derivedNodes]);
-  useEffect(() => setEdges(derivedEdges), [derivedEdges]);
+  const [followed, setFollowed] = useState({ nodes: derivedNodes, edges: derivedEdges });
+  if (followed.nodes !== derivedNodes || followed.edges !== derivedEdges) {
+    setFollowed({ nodes: derivedNodes, edges: derivedEdges });
+    if (followed.nodes !== derivedNodes) setNodes(derivedNodes);
+    if (followed.edges !== derivedEdges) setEdges(derivedEdges);
+  }
   shownNodes.current = nodes;
   shownEdges.current = edges;
 

@@ -5,6 +5,7 @@ import { CATALOG, SERVED } from "../test/catalog";
 import {
   EditError, addNode, blankDocument, canonical, connect, connectionProblem, copyFragment, followPorts, graphAt,
   idProblem, isFragment, makeCatalog, makeRepeat, parseEndpoint, pasteFragment, removeNodes, renameNode, setParam,
+  shareUnchanged,
 } from "./ops";
 
 function mlp(): GraphDocument {
@@ -257,5 +258,36 @@ describe("Repeat", () => {
     const inner = setParam(doc, ["blocks1"], "hidden", "out_features", 99);
     expect(graphAt(inner, ["blocks1"]).nodes[1].params).toEqual({ out_features: 99 });
     expect(inner.edges).toBe(doc.edges);
+  });
+});
+
+describe("shareUnchanged", () => {
+  it("keeps the objects of every part a new copy did not change", () => {
+    const prev = mlp();
+    const next: GraphDocument = JSON.parse(JSON.stringify(prev));
+    next.nodes[1].params = { out_features: 64 };
+    next.nodes.push({ id: "z", type: "ReLU" });
+    const shared = shareUnchanged(prev, next);
+    expect(shared).toEqual(next);
+    expect(shared).not.toBe(prev);
+    expect(shared.nodes[0]).toBe(prev.nodes[0]);
+    expect(shared.nodes[1]).not.toBe(prev.nodes[1]);
+    expect(shared.nodes[2]).toBe(prev.nodes[2]);
+    expect(shared.edges).toBe(prev.edges);
+    expect(shared.layout).toBe(prev.layout);
+  });
+
+  it("matches nodes by id when one is removed before others", () => {
+    const prev = mlp();
+    const next: GraphDocument = JSON.parse(JSON.stringify(prev));
+    next.nodes.splice(1, 1);
+    const shared = shareUnchanged(prev, next);
+    expect(shared.nodes.map((n) => n.id)).toEqual(["x", "act", "y"]);
+    expect(shared.nodes[1]).toBe(prev.nodes[2]);
+  });
+
+  it("gives back the document itself when nothing changed", () => {
+    const prev = mlp();
+    expect(shareUnchanged(prev, JSON.parse(JSON.stringify(prev)))).toBe(prev);
   });
 });

@@ -543,3 +543,47 @@ export function modelPart(doc: GraphDocument): unknown {
   });
   return strip(doc);
 }
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function idOf(value: unknown): string | undefined {
+  return isPlainObject(value) && typeof value.id === "string" ? value.id : undefined;
+}
+
+/** `next` with every part equal to the same part of `prev` replaced by `prev`'s own object
+ * (list items with an `id` matched by id, others by place): a document that comes back from
+ * the server (a SQL change) keeps the identity of what it did not change, so the canvas
+ * redraws only the nodes that changed. `prev` itself when nothing differs. */
+export function shareUnchanged<T>(prev: unknown, next: T): T {
+  if (Object.is(prev, next)) return prev as T;
+  if (Array.isArray(prev) && Array.isArray(next)) {
+    const byId = new Map<string, unknown>();
+    for (const item of prev) {
+      const id = idOf(item);
+      if (id !== undefined) byId.set(id, item);
+    }
+    let same = prev.length === next.length;
+    const out = next.map((item, i) => {
+      const id = idOf(item);
+      const before = id !== undefined ? byId.get(id) : i < prev.length ? prev[i] : undefined;
+      const shared = before === undefined ? item : shareUnchanged(before, item);
+      if (shared !== prev[i]) same = false;
+      return shared;
+    });
+    return (same ? prev : out) as T;
+  }
+  if (isPlainObject(prev) && isPlainObject(next)) {
+    const keys = Object.keys(next);
+    let same = keys.length === Object.keys(prev).length;
+    const out: Record<string, unknown> = {};
+    for (const key of keys) {
+      const shared = key in prev ? shareUnchanged(prev[key], next[key]) : next[key];
+      if (!(key in prev) || shared !== prev[key]) same = false;
+      out[key] = shared;
+    }
+    return (same ? prev : out) as T;
+  }
+  return next;
+}

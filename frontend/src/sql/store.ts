@@ -9,6 +9,7 @@ import { create } from "zustand";
 
 import { ApiError } from "../api/client";
 import type { GraphDocument, Version } from "../api/types";
+import { shareUnchanged } from "../graph/ops";
 import { useEditor } from "../store/editor";
 import { type SqlErrorBody, type SqlResult, type SqlSchema, sqlApi, sqlError } from "./api";
 
@@ -165,8 +166,9 @@ export function createSqlStore() {
   /** The server's document in place of the editor's, as one undo step; the touched nodes
    * highlighted; the editor on the version it was saved as. */
   function applyDocument(result: SqlResult): boolean {
-    const next = result.document!;
     const editor = useEditor.getState();
+    // What the script did not change keeps its objects: the canvas redraws only the rest.
+    const next = shareUnchanged(editor.doc, result.document!);
     if (!editor.replaceDocument(next)) return false;
     const after = useEditor.getState();
     if (result.version && after.graph) {
