@@ -212,6 +212,17 @@ def test_a_node_nested_in_a_block_that_holds_no_graph_is_refused() -> None:
     assert "holds no nodes" in err.message
 
 
+def test_a_node_nested_inside_itself_is_refused_at_once() -> None:
+    for sql in ("UPDATE nodes SET parent = 'blocks' WHERE id = 'blocks'",
+                "UPDATE nodes SET parent = 'blocks/attn' WHERE id = 'blocks'"):
+        assert "nested inside itself" in refused(GPT, sql).message
+
+
+def test_params_must_stay_a_json_object() -> None:
+    err = refused(MLP, "UPDATE nodes SET params = '[1]' WHERE id = 'hidden1'")
+    assert "params must be a JSON object" in err.message
+
+
 def test_an_edge_across_graphs_is_refused() -> None:
     err = refused(GPT, "INSERT INTO edges (from_node, to_node) VALUES ('wte', 'blocks/attn')")
     assert "different graphs" in err.message

@@ -304,7 +304,8 @@ def run_sql(document: dict[str, Any], script: str, *, trained: TrainedModel | No
     node_rows, edge_rows = T.walk_document(document)
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
-        weights = _prepare(conn, document, report, node_rows, edge_rows, trained, graph_limits)
+        weights = _prepare(conn, document, report, node_rows, edge_rows, trained, limits,
+                           graph_limits)
         writable = dict(T.WRITABLE)
         if weights is not None:
             writable |= {t: WeightTables.WRITABLE.get(t, frozenset())
@@ -337,12 +338,13 @@ def run_sql(document: dict[str, Any], script: str, *, trained: TrainedModel | No
 
 def _prepare(conn: sqlite3.Connection, document: dict[str, Any], report: dict[str, Any],
              node_rows: list[T.NodeRow], edge_rows: list[T.EdgeRow],
-             trained: TrainedModel | None, graph_limits: Limits) -> WeightTables | None:
+             trained: TrainedModel | None, limits: SqlLimits, graph_limits: Limits
+             ) -> WeightTables | None:
     conn.execute("PRAGMA recursive_triggers = ON")
     # Bounds on what a statement may build: values, and the database as a whole.
     conn.execute("PRAGMA max_page_count = 65536")  # 256 MiB at 4 KiB pages
-    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, SqlLimits.max_value_bytes)
-    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, SqlLimits.max_script * 4)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_value_bytes)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, limits.max_script * 4)
     conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
     for ddl in T.SCHEMA:
         conn.execute(ddl)
@@ -441,6 +443,9 @@ def _explain(exc: sqlite3.Error, guard: _Guard, index: int, text: str,
     elif m := re.match(r'cannot UPDATE generated column "(\w+)"', message):
         message = (f"nodes.{m.group(1)} is read-only (change params); the writable columns "
                    f"of nodes are: {', '.join(sorted(T.WRITABLE['nodes']))}")
+    elif m := re.match(r"CHECK constraint failed: (\w+)_is_a_json_object", message):
+        message = (f"{m.group(1)} must be a JSON object, such as '{{\"p\": 0.2}}' (write it "
+                   f"with json_set({m.group(1)}, '$.name', value))")
     elif message == "interrupted":
         message = (f"the script ran past its time limit of {limits.timeout_ms:,} ms "
                    "(SHIPYARD_SQL_TIMEOUT_MS)")

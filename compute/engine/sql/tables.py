@@ -127,13 +127,20 @@ TRIGGER_DDL = [
       UPDATE nodes SET defaults = (SELECT defaults FROM blocks WHERE blocks.type = NEW.type)
       WHERE rowid = NEW.rowid;
     END""",
+    # A node cannot hold itself, directly or through the nodes nested in it.
+    """CREATE TRIGGER node_nesting BEFORE UPDATE OF parent ON nodes
+    WHEN NEW.parent IS NOT NULL AND (NEW.parent = OLD.path
+         OR substr(NEW.parent, 1, length(OLD.path) + 1) = OLD.path || '/') BEGIN
+      SELECT RAISE(ABORT, 'a node cannot be nested inside itself');
+    END""",
     # A deleted node takes its edges and its nested nodes with it.
     """CREATE TRIGGER node_deleted AFTER DELETE ON nodes BEGIN
       DELETE FROM edges WHERE from_node = OLD.path OR to_node = OLD.path;
       DELETE FROM nodes WHERE parent = OLD.path;
     END""",
 ]
-TRIGGERS = frozenset({"node_added", "node_moved", "node_retyped", "node_deleted"})
+TRIGGERS = frozenset({"node_added", "node_moved", "node_retyped", "node_nesting",
+                      "node_deleted"})
 
 
 @dataclass
