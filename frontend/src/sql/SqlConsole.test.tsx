@@ -373,6 +373,15 @@ describe("SQL console", () => {
     expect(textArea().value).toBe(schema.examples[0].sql);
   });
 
+  it("offers the weight tables' examples on a saved version with stored weights (a derived model)", async () => {
+    useEditor.getState().load(doc, { graph: { id: 7, name: "tiny", head: 3, weights: true }, savedDoc: doc });
+    serve({});
+    await open();
+    expect(sent.some((s) => s.path === "/api/sql/schema?trained=1")).toBe(true);
+    const chips = [...view!.container.querySelectorAll('[data-testid="sql-examples"] button')];
+    expect(chips.map((c) => c.textContent)).toContain("Freeze layer 0");
+  });
+
   it("runs on the trained model of the finished run open in the drawer, and links the derived model it made", async () => {
     serve({
       "/api/jobs/12/sql": {

@@ -24,7 +24,9 @@ function ConsolePanel() {
   const job = useSql((s) => s.job);
   const running = useSql((s) => s.running);
   const readOnly = useEditor((s) => s.readOnly);
-  const trained = job !== null;
+  // A run's model, or a saved version with stored weights: the weight tables are there too.
+  const versionWeights = useEditor((s) => s.graph?.weights === true);
+  const trained = job !== null || versionWeights;
   const schema = useSql((s) => (trained ? s.schemas.trained : s.schemas.plain));
   const schemaError = useSql((s) => s.schemaError);
 

@@ -125,7 +125,9 @@ export function createSqlStore() {
         // A change of the weights alone (a model with weights) saved the document sent.
         if (job === null && !applied && result.version && useEditor.getState().doc === sent) {
           const after = useEditor.getState();
-          if (after.graph) after.markSaved({ ...after.graph, head: result.version.number }, sent);
+          if (after.graph) {
+            after.markSaved({ ...after.graph, head: result.version.number, weights: result.version.initial_weights }, sent);
+          }
         }
         set({ outcome: { kind: "result", script: sql, result, applied } });
       } catch (error) {
@@ -172,7 +174,7 @@ export function createSqlStore() {
     if (!editor.replaceDocument(next)) return false;
     const after = useEditor.getState();
     if (result.version && after.graph) {
-      after.markSaved({ ...after.graph, head: result.version.number }, next);
+      after.markSaved({ ...after.graph, head: result.version.number, weights: result.version.initial_weights }, next);
       // The notice line still says what the last save did: say what this one did.
       after.notify({ kind: "info", text: `Saved version ${result.version.number} (the SQL script).` });
     }

@@ -18,6 +18,9 @@ export interface SavedGraph {
   name: string;
   /** The version the document was loaded from or last saved as. */
   head: number;
+  /** Whether that version has stored weights (an imported or derived model's): its SQL
+   * has the tables tensors, heads and eval too. */
+  weights?: boolean;
 }
 
 export interface Notice {

@@ -92,7 +92,7 @@ export async function open(boot: Boot): Promise<void> {
 
   if (shared) {
     store.load(shared.version.document, {
-      graph: { id: 0, name: shared.name, head: shared.version.number },
+      graph: { id: 0, name: shared.name, head: shared.version.number, weights: shared.version.initial_weights },
       savedDoc: shared.version.document, readOnly: true, shareToken: boot.shareToken,
       owner: shared.owner, report: boot.report,
     });
@@ -105,7 +105,7 @@ export async function open(boot: Boot): Promise<void> {
   if (detail) {
     doc = detail.version.document;
     savedDoc = doc;
-    graph = { id: detail.id, name: detail.name, head: detail.head };
+    graph = { id: detail.id, name: detail.name, head: detail.head, weights: detail.version.initial_weights };
   } else if (boot.starter) {
     const starter = starters.find((s) => s.name === boot.starter);
     // Starters are written in one row; laid out in layers they read better on screen.
@@ -215,7 +215,8 @@ export async function reloadLatest(): Promise<void> {
   const detail = await api.graph(store.graph.id);
   dropDraft(currentDraftKey);
   store.load(detail.version.document, {
-    graph: { id: detail.id, name: detail.name, head: detail.head }, savedDoc: detail.version.document,
+    graph: { id: detail.id, name: detail.name, head: detail.head, weights: detail.version.initial_weights },
+    savedDoc: detail.version.document,
   });
   store.openDialog(null);
   store.notify({ kind: "info", text: `Loaded version ${detail.head}.` });
