@@ -10,7 +10,9 @@ import os
 from dataclasses import dataclass, fields
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment variable `name`; `default` when
+    it is unset or empty; ValueError naming the variable otherwise."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -34,7 +36,7 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        return cls(**{f.name: _env_int(ENV_NAMES[f.name], f.default) for f in fields(cls)})  # type: ignore[arg-type]
+        return cls(**{f.name: env_int(ENV_NAMES[f.name], f.default) for f in fields(cls)})  # type: ignore[arg-type]
 
 
 ENV_NAMES = {
@@ -56,5 +58,5 @@ class OnnxLimits:
 
     @classmethod
     def from_env(cls) -> OnnxLimits:
-        return cls(max_onnx_bytes=_env_int("SHIPYARD_MAX_ONNX_BYTES", cls.max_onnx_bytes),
-                   max_onnx_nodes=_env_int("SHIPYARD_MAX_ONNX_NODES", cls.max_onnx_nodes))
+        return cls(max_onnx_bytes=env_int("SHIPYARD_MAX_ONNX_BYTES", cls.max_onnx_bytes),
+                   max_onnx_nodes=env_int("SHIPYARD_MAX_ONNX_NODES", cls.max_onnx_nodes))

@@ -12,13 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli import shipyard  # tests/cli is on sys.path (no __init__.py)
 
 from compute.engine import load_starter
-
-
-def shipyard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "compute.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import sqlite3
 import time
@@ -28,24 +27,11 @@ import torch
 
 from ..blocks import get_block
 from ..graph import FORMAT
-from ..limits import Limits
+from ..limits import Limits, env_int
 from . import tables as T
 from .weights import TrainedModel, WeightsError, WeightTables
 
 # --- limits -------------------------------------------------------------------------------
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -58,8 +44,8 @@ class SqlLimits:
 
     @classmethod
     def from_env(cls) -> SqlLimits:
-        return cls(timeout_ms=_env_int("SHIPYARD_SQL_TIMEOUT_MS", cls.timeout_ms),
-                   max_rows=_env_int("SHIPYARD_SQL_MAX_ROWS", cls.max_rows))
+        return cls(timeout_ms=env_int("SHIPYARD_SQL_TIMEOUT_MS", cls.timeout_ms),
+                   max_rows=env_int("SHIPYARD_SQL_MAX_ROWS", cls.max_rows))
 
 
 # --- results and errors -------------------------------------------------------------------
