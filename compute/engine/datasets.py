@@ -414,6 +414,13 @@ DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
                  "next characters",
                  _corpus("harbour", "harbour.txt",
                          "The Harbour Log, a small English text (next character)")),
+    DatasetEntry("shakespeare", "text",
+                 "tiny Shakespeare: 40,000 lines of the plays (public domain, 1.1 MB)",
+                 ("next_token",),
+                 "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
+                 "next characters",
+                 _corpus("shakespeare", "shakespeare.txt",
+                         "tiny Shakespeare, the plays (next character)")),
     DatasetEntry("sonnets", "text", "eleven of Shakespeare's sonnets (public domain, 7 KB)",
                  ("next_token",),
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "

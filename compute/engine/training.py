@@ -60,7 +60,7 @@ def _attention_interval(given: dict[str, Any]) -> int:
 
 class TrainConfig(RunSettings):
     """How to train. The defaults learn on every starter with its dataset in a few hundred
-    steps on a CPU (mlp and cnn on digits in seconds, char_gpt on harbour in minutes).
+    steps on a CPU (mlp and cnn on digits in seconds, char_gpt on shakespeare in minutes).
 
     The ranges are far wider than a run needs, and narrow enough that no value reaches
     PyTorch as a size or a seed it cannot take (a batch of 2**70 samples) or as a number

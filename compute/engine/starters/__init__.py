@@ -24,7 +24,9 @@ STARTER_DATASETS = {
     "cnn": "digits",
     "resnet": "digits",
     "transformer_classifier": "modadd",
-    "char_gpt": "harbour",
+    # 1.1 MB of text: the default run's validation loss falls to its end (the 4 KB harbour
+    # text is learnt by heart within 50 steps, and its validation loss rises after).
+    "char_gpt": "shakespeare",
     "llama": "harbour",
 }
 

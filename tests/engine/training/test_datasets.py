@@ -141,6 +141,33 @@ def test_the_text_corpus_is_ascii_and_shifted_by_one() -> None:
     assert len(data.x_train) > 1000  # windows start at every character
 
 
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+def test_shakespeare_is_the_published_text_held_out_at_its_end() -> None:
+    """tiny Shakespeare as published (its SHA-256, ../shared/data/README.md): 65 ASCII
+    characters; the validation windows are its last fifth, a later passage."""
+    import hashlib
+    from importlib import resources
+
+    raw = resources.files("compute.engine").joinpath("data/shakespeare.txt").read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == SHAKESPEARE_SHA256 and len(raw) == 1_115_394
+    text = raw.decode("ascii")
+    assert len(set(text)) == 65
+    data = dataset_for(load_starter("char_gpt"), "shakespeare")
+    assert data.decode is not None
+    first_val = data.decode(data.x_val[0].tolist())
+    assert text.find(first_val) >= int(len(text) * (1 - ds.VAL_FRACTION)) - 1
+    assert len(data.x_train) > 40_000  # windows over the whole text, not a sample of it
+
+
+def test_the_char_gpt_starter_learns_shakespeare() -> None:
+    from compute.engine import STARTER_DATASETS
+
+    assert STARTER_DATASETS["char_gpt"] == "shakespeare"
+    assert DATASETS["shakespeare"].tasks == ("next_token",)
+
+
 def test_uploaded_text_replaces_other_characters_and_needs_enough_of_them() -> None:
     data = text_dataset("café au lait. " * 100, ds.View(TensorSpec((16,), "int64")))
     assert data.decode is not None and "caf? au lait" in data.decode(data.x_train[0].tolist())
@@ -213,7 +240,8 @@ def test_a_classifier_offered_a_next_token_dataset_is_told_the_output_it_needs()
 
 def test_a_fitting_pair_has_no_problems() -> None:
     for starter, name in [("mlp", "digits"), ("cnn", "digits"), ("resnet", "digits"),
-                          ("char_gpt", "harbour"), ("transformer_classifier", "copy")]:
+                          ("char_gpt", "harbour"), ("char_gpt", "shakespeare"),
+                          ("transformer_classifier", "copy")]:
         model = compile_graph(load_starter(starter))
         assert check_fit(model, dataset_for(model, name)) == [], (starter, name)
 
