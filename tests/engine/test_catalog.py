@@ -20,6 +20,8 @@ from compute.engine import (
 from compute.engine.blocks import Block
 from compute.engine.graph import ID_PATTERN, RESERVED_IDS
 
+from .graphs import chain, node
+
 
 @pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
 def test_catalog_entry_explains_the_block_to_a_learner(entry: dict) -> None:
@@ -27,6 +29,34 @@ def test_catalog_entry_explains_the_block_to_a_learner(entry: dict) -> None:
     assert entry["summary"].strip() and "\n" not in entry["summary"]
     assert len(entry["explanation"]) > 80
     assert f"**{entry['type']}**" in entry["explanation"]
+
+
+@pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])
+def test_catalog_explanation_ends_with_what_to_look_for_in_the_numbers(entry: dict) -> None:
+    last = entry["explanation"].split("\n\n")[-1]
+    assert last.startswith("**What to look for:** "), last
+    assert entry["explanation"].count("**What to look for:**") == 1
+    said = last.removeprefix("**What to look for:** ")
+    assert 40 < len(said) < 420
+    assert said.count(". ") + 1 <= 2  # one sentence, two at most
+
+
+@pytest.mark.parametrize(("layer", "shape", "params", "flops"), [
+    # The figures the "What to look for" sentences give, as the inspection reports them.
+    (("Linear", {"out_features": 4}), [10, 8], 8 * 4 + 4, 2 * 8 * 4 * 10),
+    (("GatedMLP", {"hidden_features": 16}), [8], 3 * 8 * 16, 6 * 8 * 16),
+    (("Conv2d", {"out_channels": 4, "kernel_size": 3}), [3, 8, 8], 4 * 3 * 9 + 4,
+     2 * 4 * 3 * 9 * 6 * 6),
+    (("MultiHeadAttention", {"num_heads": 2}), [6, 8], 4 * 8**2 + 4 * 8,
+     8 * 6 * 8**2 + 4 * 6**2 * 8),
+    (("LayerNorm", {}), [6, 8], 2 * 8, 0),
+    (("ReLU", {}), [6, 8], 0, 0),
+], ids=lambda v: v[0] if isinstance(v, tuple) else None)
+def test_what_to_look_for_figures_are_what_the_inspection_reports(
+        layer: tuple[str, dict], shape: list[int], params: int, flops: int) -> None:
+    type_, given = layer
+    report = inspect_graph(chain(shape, node("n", type_, **given)))
+    assert (report["nodes"]["n"]["params"], report["nodes"]["n"]["flops"]) == (params, flops)
 
 
 @pytest.mark.parametrize("entry", catalog(), ids=lambda e: e["type"])

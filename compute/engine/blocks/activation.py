@@ -39,6 +39,11 @@ class ReLU(_Elementwise):
 **ReLU** (rectified linear unit) computes `max(0, x)` for every element. It is the default
 non-linearity between layers of MLPs and CNNs: cheap, and its gradient does not vanish for
 positive inputs. No parameters; the shape is unchanged.
+
+**What to look for:** it has no parameters and its FLOPs read 0 (Shipyard counts matrix
+products and convolutions). Often about half of what it gives is exactly 0; a share far
+above that after training means dead units, which give 0 for every input and no longer
+learn.
 """
 
 
@@ -56,6 +61,10 @@ class GELU(_Elementwise):
 **GELU** computes `x · Φ(x)`, where `Φ` is the standard normal distribution function: close to
 0 for negative inputs and close to `x` for positive ones, with a smooth bend in between. BERT
 and GPT use it inside the MLP of each transformer block. No parameters.
+
+**What to look for:** no parameters and FLOPs 0, like every activation here. Unlike
+`ReLU`'s, its outputs are rarely exactly 0 (negative inputs give small negative values, down
+to about −0.17), so a share of zeros does not show dead units.
 """
     Params = GELUParams
 
@@ -71,6 +80,10 @@ class SiLU(_Elementwise):
     explanation = """
 **SiLU** (also called swish) computes `x · σ(x)`, with `σ(x) = 1 / (1 + e^(−x))`. Smooth like
 GELU and nearly as cheap as ReLU. No parameters.
+
+**What to look for:** no parameters and FLOPs 0, like every activation here. Its output is
+never below about −0.28 (at `x ≈ −1.28`) and, unlike `ReLU`'s, rarely exactly 0, so a share
+of zeros does not show dead units.
 """
 
 
@@ -81,6 +94,9 @@ class Tanh(_Elementwise):
     explanation = """
 **Tanh** computes `(eˣ − e⁻ˣ) / (eˣ + e⁻ˣ)`, squashing every element into `(−1, 1)` around 0.
 Classic in RNNs and small MLPs; in deep networks it saturates, so ReLU or GELU train faster.
+
+**What to look for:** no parameters and FLOPs 0. Outputs piled up near −1 and 1 mean it
+saturates, where its gradient is almost 0 and the layers before it learn slowly.
 """
 
 
@@ -91,6 +107,10 @@ class Sigmoid(_Elementwise):
     explanation = """
 **Sigmoid** computes `σ(x) = 1 / (1 + e^(−x))`, mapping every element into `(0, 1)`. Use it to
 turn a score into a probability for yes/no outputs, or as a gate that scales another signal.
+
+**What to look for:** no parameters and FLOPs 0. Outputs piled up near 0 and 1 mean it
+saturates, where its gradient (0.25 at most, at `x = 0`) is almost 0 and the layers before
+it learn slowly.
 """
 
 
@@ -117,6 +137,10 @@ during a run like a `MultiHeadAttention` block's weights, as a heatmap per head.
 
 Do not put it before a cross-entropy loss: the loss applies it itself, on the raw scores
 (logits), more accurately. Use it when you want the model to output probabilities.
+
+**What to look for:** no parameters and FLOPs 0. Over square `[…, T, T]` scores, a run shows
+its output as one heatmap per head and the SQL `heads` table measures it: a low `entropy`
+(in nats, at most `ln T`) marks a focused head.
 """
     Params = SoftmaxParams
 
@@ -154,6 +178,10 @@ class Dropout(Block):
 survivors by `1 / (1 − p)`, so the expected value is unchanged. At evaluation it does
 nothing. It keeps the network from relying on any single feature, which reduces overfitting
 on small datasets. No parameters; the shape is unchanged.
+
+**What to look for:** no parameters, FLOPs 0, the shape unchanged. It acts only in training,
+so the training loss may read above the validation loss; a validation loss that rises while
+the training loss falls (overfitting) says a larger `p` may help.
 """
     Params = DropoutParams
 

@@ -88,6 +88,11 @@ then every other slope of the one above). Neither has weights.
 **Sliding window** (`window = w`, as in Mistral): with `causal`, position `i` sees positions
 `i − w + 1 … i`; without `causal`, every position `j` with `|i − j| < w` (`2w − 1` of them).
 Stacked layers still pass information further, `w` positions a layer.
+
+**What to look for:** parameters `4·D² + 4·D` whatever the context, but FLOPs
+`8·T·D² + 4·T²·D` per sample (plain heads: projections, then scores and weighted sum), so
+the `T²` part takes over once `T` passes `2·D`. During a run each head's heatmap shows where
+each position looks, and in the SQL `heads` table a low `entropy` marks a focused head.
 """
     Params = MultiHeadAttentionParams
 
@@ -176,6 +181,10 @@ This is exactly what `MultiHeadAttention` with `position: "rope"` does to its qu
 keys; use this block to build attention from its parts, with the same `num_heads` as the
 attention that follows (for keys of grouped-query attention, its `num_kv_heads`). No
 parameters; the head size must be even.
+
+**What to look for:** no parameters, FLOPs 0, the shape unchanged; its effect shows only in
+the attention after it, where the SQL `heads` table's `mean_distance` and `top_offset` say
+how far back each head looks.
 """
     Params = RotaryEmbeddingParams
 

@@ -78,6 +78,10 @@ Parameters: `out·C·k` weights plus `out` biases.
 
 Use it for audio, time series or character sequences, where nearby positions matter and the
 same pattern can appear anywhere.
+
+**What to look for:** its parameters (`out·C·k + out`) do not depend on the length, but its
+FLOPs, `2·out·C·k` per output position, grow with `L'`: doubling the sequence doubles the
+FLOPs and the activation bytes, not the parameters.
 """
     Params = Conv1dParams
 
@@ -101,6 +105,10 @@ shared across positions, which is why convolutions suit images.
 
 Typical use: `Conv2d → BatchNorm2d → ReLU`, with `padding = kernel_size // 2` to keep the size
 and a pooling layer or `stride 2` to halve it.
+
+**What to look for:** its parameters stay the same whatever the image size, but its FLOPs,
+`2·out·C·k·k` per output pixel, grow with `H'·W'`: the first convolutions, on the largest
+images, often have few parameters and most of the FLOPs and activation bytes.
 """
     Params = Conv2dParams
 
@@ -136,6 +144,10 @@ image shrinks by half in each direction. It has no parameters.
 
 Use it after a convolution to reduce resolution while keeping the strongest responses, which
 also makes the network tolerant of small shifts.
+
+**What to look for:** no parameters and 0 FLOPs (Shipyard counts matrix products and
+convolutions), and with the defaults its activation bytes are a quarter of its input's,
+since `H` and `W` both halve.
 """
     Params = Pool2dParams
 
@@ -152,6 +164,10 @@ class AvgPool2d(Block):
 **AvgPool2d** splits each channel of a `[B, C, H, W]` input into windows of `kernel_size` and
 keeps the mean of each. Like max pooling it halves the resolution by default and has no
 parameters, but it keeps a smoother summary of the window.
+
+**What to look for:** no parameters and 0 FLOPs (Shipyard counts matrix products and
+convolutions), and with the defaults its activation bytes are a quarter of its input's,
+since `H` and `W` both halve.
 """
     Params = Pool2dParams
 
@@ -175,6 +191,10 @@ class AdaptiveAvgPool2d(Block):
 `output_size = [h, w]`, choosing the windows itself. With `output_size 1` it is *global
 average pooling*: one number per channel, which a `Flatten` and a `Linear` then turn into
 class scores. That is how ResNets end.
+
+**What to look for:** its output is `[B, C, h, w]` whatever size enters, so its activation
+bytes are only `C·h·w·4` (4 bytes per channel with `output_size 1`); no parameters and 0
+FLOPs.
 """
     Params = AdaptivePoolParams
 

@@ -40,6 +40,9 @@ its Inputs are the block's input ports and its Outputs its output ports, by id. 
 holds a copy of that version, so the file runs anywhere; a newer version of the original
 changes nothing until you update the block. Its parameters and FLOPs are those of the graph
 inside, and the exported PyTorch has one class per such block, reused by every node using it.
+
+**What to look for:** its parameters and FLOPs are those of the graph inside, and each node
+using the block has its own weights, so two such nodes count them twice.
 """
     Params = CustomParams
     holds_graph = True

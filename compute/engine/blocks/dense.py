@@ -41,6 +41,11 @@ activation between them is still one linear map: put a `ReLU` or `GELU` between.
 embedding's own table (`W = E`, shape `[vocabulary, width]`): a language model's head then
 scores each next token by how well the final vector matches that token's embedding. It
 saves `vocabulary·width` parameters, and the shared table is counted once.
+
+**What to look for:** its parameter count is `in·out + out` and its FLOPs `2·in·out` per
+vector (times `T` on a `[B, T, in]` sequence), so doubling `out_features` doubles both.
+After training, a weight `std` far above the other layers' (SQL: `tensors`) can mean an
+unstable layer.
 """
     Params = LinearParams
 
@@ -95,6 +100,10 @@ The hidden width `H` is `hidden_features`, or, left empty, Llama's rule: two thi
 
 Three matrices of `D·H`, so about as many parameters as a `4·D` MLP with two:
 parameters `3·D·H` (plus `2·H + D` with bias). The shape is unchanged: `[B, …, D]`.
+
+**What to look for:** parameters `3·D·H` and FLOPs `6·D·H` per vector (D = 8, H = 16: 384
+and 768), whatever the activation. After training, the SQL `tensors` table lists `gate`,
+`up` and `down` apart: a `std` far above the others' can mean an unstable projection.
 """
     Params = GatedMLPParams
 

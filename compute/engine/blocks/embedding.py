@@ -40,6 +40,10 @@ integer id in the input (a token, a character, a category) is replaced by its ro
 
 It is how language models start: the vocabulary size is `num_embeddings`, the model width is
 `embedding_dim`. Parameters: `num_embeddings · embedding_dim`. The input must be `int64`.
+
+**What to look for:** parameters `num_embeddings · embedding_dim` but FLOPs 0, since a
+lookup multiplies nothing. The vocabulary changes only its parameter count; `embedding_dim`
+sets the width, and so the parameters and FLOPs, of every block after it.
 """
     Params = EmbeddingParams
 
@@ -69,6 +73,10 @@ order; this tells the model where each token sits. GPT-2 does exactly this.
 
 The width `D` is taken from the input; sequences may be shorter than `max_len`, never
 longer. Parameters: `max_len · D`.
+
+**What to look for:** parameters `max_len · D` whatever the actual sequence length, so a
+`max_len` far above `T` holds rows that training never uses; FLOPs 0, as adding a table is
+not counted.
 """
     Params = PositionalEmbeddingParams
 

@@ -46,6 +46,11 @@ PyTorch's own default.
 Why it matters: a deep network trained from a poor start learns slower or not at all. A
 drawn GPT with PyTorch's defaults (embeddings of std 1) ends measurably behind the same GPT
 started with GPT-2's scheme.
+
+**What to look for:** it changes no parameter count, shape or FLOPs, only where training
+starts: with `gpt2` a language model's first loss should read close to `ln(vocabulary)`,
+what guessing every token equally gives (4.85 for the char GPT starter's 128 ids); one far
+above it means too large starting weights.
 """
     Params = InitParams
     inputs = ()

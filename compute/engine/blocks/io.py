@@ -39,6 +39,10 @@ token ids or class indices that feed an `Embedding`, `float32` for everything el
 
 In the generated PyTorch code each Input is an argument of `forward`, named by its id and in
 the order the Inputs are listed: `model(tokens)`.
+
+**What to look for:** its activation bytes are one sample's size, the product of `shape`
+times 4 bytes for float32 or 8 for int64 (`[3, 32, 32]` reads 12,288), and its parameters
+and FLOPs read 0.
 """
     Params = InputParams
     inputs = ()
@@ -53,5 +57,9 @@ class Output(Block):
 An **Output** marks a value the model returns. Wire the tensor you want back into it. A model
 with one Output returns that tensor; with several, a dict keyed by the Outputs' ids, so
 `{"logits": ..., "features": ...}`.
+
+**What to look for:** the shape arriving here is what the model returns: a classifier's
+should read `[B, classes]`, a language model's `[B, T, vocabulary]`, one score per class or
+token; it adds no parameters, FLOPs or bytes.
 """
     outputs = ()

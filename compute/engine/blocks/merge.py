@@ -56,6 +56,10 @@ class Add(_Broadcasting):
 they differ). Its main use is the *residual connection*: `y = x + f(x)` lets a block learn a
 small change to its input, which is what makes very deep ResNets and transformers trainable.
 Wire the block's input to `a` and the block's result to `b`.
+
+**What to look for:** no parameters and FLOPs 0 (element-wise sums are not counted). In a
+residual connection the output's shape should equal both inputs': a different one means
+broadcasting repeated one of them.
 """
 
 
@@ -66,6 +70,10 @@ class Multiply(_Broadcasting):
     explanation = """
 **Multiply** returns `a · b`, element by element; shapes broadcast as in PyTorch. Use it for
 gates (a `Sigmoid` output times a signal, as in gated MLPs and LSTMs) or to scale features.
+
+**What to look for:** no parameters and FLOPs 0 (element-wise products are not counted,
+unlike a `MatMul`); the output's shape is the broadcast of both, so a `[B, T, 1]` gate
+scales whole vectors and a `[B, T, D]` one each feature.
 """
 
 
@@ -83,6 +91,10 @@ class Concat(Block):
 **Concat** joins `a` and `b` along `dim` (as in `torch.cat`; 0 would be the batch, so pick 1
 or later, or count from the end with −1). All other dimensions must match. Use it to combine
 two branches that see the data differently, as in Inception or U-Net skip connections.
+
+**What to look for:** the size along `dim` is the sum of both inputs' (`[B, 32]` and
+`[B, 16]` give `[B, 48]`), and so are the activation bytes; a `Linear` after it takes that
+wider input, with more parameters.
 """
     Params = ConcatParams
     inputs = ("a", "b")

@@ -75,6 +75,10 @@ ONNX and `torch.export` need): about `num_experts / top_k` times the work of a m
 computes only the chosen experts, and the FLOP count shows what really runs. The gain of
 MoE at scale (more parameters for the same work per token) needs sparse kernels; here it
 is for learning how routing behaves.
+
+**What to look for:** its parameters and FLOPs grow with `num_experts`, and the FLOPs do not
+fall when you lower `top_k`, since every expert runs on every token. During training, an
+`aux_loss` well above `aux_loss_weight` means the router sends most tokens to a few experts.
 """
     Params = MixtureOfExpertsParams
 

@@ -26,6 +26,11 @@ also keeps running averages of mean and variance, which it uses instead at evalu
 
 It makes deep convolutional networks train faster and more stably. It depends on the batch:
 with very small batches prefer `LayerNorm`.
+
+**What to look for:** parameters `2·C` (`γ` and `β`) and FLOPs 0, as Shipyard counts matrix
+products and convolutions only. After training, the SQL `tensors` table also lists its
+buffers `running_mean` and `running_var` (kind `buffer`), where a variance near 0 marks a
+channel that barely changes.
 """
 
 
@@ -79,6 +84,11 @@ vector's features, so it behaves the same for any batch size.
 
 Transformers put one before attention and one before the MLP of every block ("pre-norm"),
 plus a final one before the output head. Parameters: `2·D` (`γ` and `β`).
+
+**What to look for:** parameters `2·D` whatever the sequence length (0 with
+`elementwise_affine` off), and FLOPs 0, as Shipyard counts matrix products and convolutions
+only. After training, `γ` (SQL: `tensors`, `param` `weight`) starts at 1: a `mean` far from
+1 shows how much the layer rescales its features.
 """
     Params = LayerNormParams
 
@@ -106,6 +116,10 @@ class RMSNorm(Block):
 **RMSNorm** divides every vector of the last dimension by its root mean square and scales it
 with a learned `γ`: `y = γ · x / √(mean(x²) + eps)`. Unlike `LayerNorm` it does not subtract
 the mean and has no `β`, which makes it a little cheaper; LLaMA-style models use it.
+
+**What to look for:** parameters `D` (only `γ`), half a `LayerNorm`'s, and FLOPs 0, as
+Shipyard counts matrix products and convolutions only. After training, `γ` (SQL: `tensors`)
+starts at all ones: its `mean` and `std` show how much the layer rescales its features.
 """
     Params = RMSNormParams
 

@@ -62,6 +62,9 @@ In attention it is used twice: the scores `q · kᵀ` (`q` into `a`, `k` into `b
 key), and the output `weights · v` (`[B, T, T] · [B, T, d] → [B, T, d]`). Both inputs must
 have the same number of dimensions, so that the batch lines up; the dimensions between the
 batch and the last two must be equal or 1. No parameters.
+
+**What to look for:** no parameters, but FLOPs `2·n·k·m` per product (per head with heads):
+the scores `q · kᵀ` cost `2·T²·d` and take `T·T·4` bytes per head, both growing with `T²`.
 """
     Params = MatMulParams
 
@@ -126,6 +129,9 @@ counted with the batch, like `Softmax` and `Concat`: 1 is the first after `B`, �
 the batch itself (0) cannot move. With the defaults `[B, T, h, d]` becomes `[B, h, T, d]`:
 how multi-head attention puts the heads beside the batch, so that one `MatMul` works on every
 head at once. To reorder more than two dimensions, use `Permute`. No parameters.
+
+**What to look for:** the output shape is the input's with the sizes at `dim0` and `dim1`
+swapped; no parameters, FLOPs 0, and the same activation bytes as its input.
 """
     Params = TransposeParams
 
@@ -159,6 +165,9 @@ dimensions after the batch in their new order, numbered from 1 as everywhere els
 batch): the batch always stays first and is not written. `[2, 1, 3]` turns `[B, T, h, d]`
 into `[B, h, T, d]`, and `[2, 3, 1]` turns `[B, C, H, W]` into `[B, H, W, C]`. Writing
 `[0, 2, 1, 3]` as in PyTorch is refused with the fix: leave the 0 out. No parameters.
+
+**What to look for:** the output shape lists the input's sizes in the order of `dims`; no
+parameters, FLOPs 0, and the same activation bytes as its input.
 """
     Params = PermuteParams
 
@@ -206,6 +215,9 @@ size), so that they do not grow with `d` and the softmax after them does not sat
 The scores are `[B, T, T]`, so `d` is not one of their sizes: put `Scale` on `q` before the
 `MatMul` (`q / √d · kᵀ` is the same number), where `d` is its last dimension, or put it after
 the `MatMul` with `by` constant and `factor` `1/√d` written out. No parameters.
+
+**What to look for:** no parameters, FLOPs 0, the shape unchanged; with `inverse_sqrt_dim`
+the factor is `1/√d` of the size `d` at `dim` in its input's shape: 0.125 for `d = 64`.
 """
     Params = ScaleParams
 
@@ -237,6 +249,10 @@ would look at a later position, to `−∞` (or to `fill`). A `Softmax` over the
 dimension after it gives those entries a weight of exactly 0, so each position attends only
 to itself and the positions before it: what a GPT needs to learn to predict the next token
 without seeing it. The last two dimensions must be equal. No parameters.
+
+**What to look for:** no parameters, FLOPs 0, the shape unchanged. During a run the heatmap
+of the `Softmax` after it must be empty above the diagonal: a position that attends to a
+later one means the mask is missing or in the wrong place.
 """
     Params = CausalMaskParams
 
@@ -279,6 +295,10 @@ to the end. `dim` is counted with the batch (1 is the first after `B`, −1 the 
 `dim −1, start 0, end 16` a `[B, T, 48]` tensor becomes `[B, T, 16]`: the queries of a fused
 `q, k, v` projection, say; `start −1` keeps the last position of a sequence. A slice that
 keeps nothing is refused. No parameters.
+
+**What to look for:** the output's size along `dim` is the number of indices kept, and the
+activation bytes shrink in proportion (`[B, T, 48]` sliced 0 to 16 gives `[B, T, 16]`, a
+third); no parameters and FLOPs 0.
 """
     Params = SliceParams
 

@@ -29,6 +29,10 @@ class Repeat(Block):
 after the other, each with its own weights. The shape that leaves must equal the shape that
 enters, so the copies chain. This is how a transformer's stack of identical blocks is drawn
 once and counted twelve times; its parameters and FLOPs are `times` × those of one copy.
+
+**What to look for:** its parameters and FLOPs are exactly `times` × one copy's (the SQL
+`nodes` table gives a nested node's per copy). After training, the `tensors` table names
+each copy (`blocks.0.attn`, `blocks.1.attn`, …), so you can compare the copies' `std`.
 """
     Params = RepeatParams
     holds_graph = True

@@ -37,6 +37,10 @@ class Flatten(Block):
 in order. With the defaults a `[B, 16, 4, 4]` feature map becomes `[B, 256]`, ready for a
 `Linear`. Dimensions are counted with the batch, as in `torch.nn.Flatten`, so `start_dim 1`
 is the first dimension after `B`. No parameters.
+
+**What to look for:** the element count, and so the activation bytes, stay the same, but the
+width it gives is the `in` of the `Linear` after it: `[16, 4, 4]` gives 256, and a `Linear`
+from it to 10 classes has 2,570 parameters.
 """
     Params = FlattenParams
 
@@ -76,6 +80,9 @@ class Reshape(Block):
 same elements in the same order. One entry may be `−1` and is then worked out: `[8, −1]` turns
 `[B, 64]` into `[B, 8, 8]`. Use it to turn a flat vector into an image or a sequence of
 tokens, or to split a width into heads. No parameters.
+
+**What to look for:** the product of the shape's entries is the same before and after, so
+the activation bytes do not change; no parameters and FLOPs 0.
 """
     Params = ReshapeParams
 
@@ -113,6 +120,9 @@ class Mean(Block):
 **Mean** averages over dimension `dim` (counted with the batch) and removes it. With the
 default `dim 1` a sequence of token vectors `[B, T, D]` becomes one vector per sample
 `[B, D]`: the usual way to pool a transformer encoder before a classifier head.
+
+**What to look for:** dimension `dim` disappears from the shape, and the activation bytes
+shrink by its size (`[B, T, D]` → `[B, D]`: `T` times fewer); no parameters and FLOPs 0.
 """
     Params = MeanParams
 
@@ -178,6 +188,9 @@ With `names [q, k, v]` and no `sizes`, a fused projection `[B, T, 3·D]` becomes
 parts are equal (the dimension must divide by their number); with `sizes`, part *i* is
 `sizes[i]` wide and the sizes add up to the dimension. An edge from a Split names its port
 (`qkv.q`). No parameters: the parts are views of the input, as `torch.split` gives them.
+
+**What to look for:** each output port has its own shape, and their sizes along `dim` add up
+to the input's, as do their activation bytes; no parameters and FLOPs 0.
 """
     Params = SplitParams
     outputs = SplitParams.model_fields["names"].default
