@@ -183,6 +183,7 @@ def test_attention_map_reads_in_words_and_fits_the_drawer(
         re.compile(r"\d"))
     expect(page.get_by_test_id("attention-readout")).to_have_text(
         re.compile(r"^position \d+ \('\d+'\) attends to position \d+ \('\d+'\) with [01]\.\d{2}$"))
+    artifacts.snap(page, "tokens-on-the-axes")
 
     # Smallest drawer: the large map shrinks to stay whole inside it.
     handle = page.get_by_test_id("runs-resize")

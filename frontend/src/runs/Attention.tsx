@@ -145,7 +145,9 @@ function useFittedWidth(ref: React.RefObject<HTMLElement | null>, rows: number, 
       // Room for the tokens on the axes, when there are: keys above, queries on the left.
       const height = box.clientHeight - top - (parseFloat(style.paddingBottom) || 0) - 4 - (labelled ? AXIS_ROOM : 0);
       const room = el.clientWidth - READOUT_WIDTH - (labelled ? 4 * AXIS_ROOM : 0);
-      setWidth(fitMapWidth({ height, width: room > 0 ? room : LARGE }, rows, cols, LARGE));
+      // The smallest map with its axes is no taller than the smallest bare one (48 px).
+      setWidth(fitMapWidth({ height, width: room > 0 ? room : LARGE }, rows, cols, LARGE,
+        labelled ? 48 - AXIS_ROOM : 48));
     };
     measure();
     if (typeof ResizeObserver === "undefined") return;
