@@ -235,7 +235,8 @@ class ProgressReporter:
             self.stream.write(f"step {step}/{self.total} {self.line(step)}\n")
             self.stream.flush()
 
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None:
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
+                     tokens: list[str] | None = None) -> None:
         pass
 
     def on_sample(self, step: int, text: str) -> None:

@@ -170,13 +170,15 @@ class Reporter(Protocol):
     `step` is the number of optimizer steps done when the report is made. `on_attention`
     gets one attention module's weights on a fixed validation example, per head:
     `maps[head][query][key]`, at most 64×64 (longer sequences are pooled, rows still sum
-    to 1). `on_sample` gets text a character model wrote. `should_stop` is asked before
-    every step; returning True ends the run after the step in progress (with a checkpoint,
-    when checkpoints are kept).
+    to 1), and `tokens`, the example's tokens, one label per position (see
+    `example_tokens`), when the map's positions are the example's. `on_sample` gets text
+    a character model wrote. `should_stop` is asked before every step; returning True ends
+    the run after the step in progress (with a checkpoint, when checkpoints are kept).
     """
 
     def on_metric(self, step: int, name: str, value: float) -> None: ...
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None: ...
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
+                     tokens: list[str] | None = None) -> None: ...
     def on_sample(self, step: int, text: str) -> None: ...
     def on_checkpoint(self, step: int, path: Path) -> None: ...
     def should_stop(self) -> bool: ...
@@ -188,7 +190,8 @@ class SilentReporter:
     def on_metric(self, step: int, name: str, value: float) -> None:
         pass
 
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None:
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
+                     tokens: list[str] | None = None) -> None:
         pass
 
     def on_sample(self, step: int, text: str) -> None:
@@ -388,6 +391,26 @@ def pool_map(weights: torch.Tensor, size: int = MAX_MAP) -> torch.Tensor:
     return pooled / pooled.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
+def example_tokens(data: Dataset) -> list[str] | None:
+    """The fixed example's tokens as labels, one per position: a text's characters, other
+    token inputs' ids ("11"); None for inputs that are not a sequence of token ids."""
+    example = data.x_val[0]
+    if example.dim() != 1 or example.dtype.is_floating_point:
+        return None
+    ids = [int(i) for i in example.tolist()]
+    if data.text and data.decode is not None:
+        return [data.decode([i]) for i in ids]
+    return [str(i) for i in ids]
+
+
+def tokens_fit(tokens: list[str] | None, maps: torch.Tensor) -> list[str] | None:
+    """`tokens` when a (heads, rows, cols) map is over the example's positions (square, and
+    as many rows as positions, or 64 pooled from more); else None."""
+    if tokens is None or maps.shape[-1] != maps.shape[-2]:
+        return None
+    return tokens if maps.shape[-1] == min(len(tokens), MAX_MAP) else None
+
+
 @torch.no_grad()
 def capture_attention(model: nn.Module, example: torch.Tensor, *, pool: bool = True
                       ) -> dict[str, torch.Tensor]:
@@ -569,6 +592,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
     if task == "next_token":
         unit, per_sample = "tokens_per_s", data.y_train[0].numel()
     example = data.x_val[:1].to(device)  # the fixed example for attention maps
+    tokens = example_tokens(data)  # its labels, on the maps' axes
     last: dict[str, float] = {}
     began = time.perf_counter()
     step, stopped, checkpoint = start, False, None
@@ -635,7 +659,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
                     temperature=config.sample_temperature))
         if config.attention_interval and (step % config.attention_interval == 0 or last_step):
             for name, maps in capture_attention(model, example).items():
-                reporter.on_attention(step, name, maps.tolist())
+                reporter.on_attention(step, name, maps.tolist(), tokens=tokens_fit(tokens, maps))
         if (config.checkpoint_interval and step % config.checkpoint_interval == 0) or last_step:
             checkpoint = save() or checkpoint
         if step % config.log_interval == 0 or last_step:
@@ -717,6 +741,7 @@ __all__ = [
     "aux_loss_of",
     "capture_attention",
     "evaluate",
+    "example_tokens",
     "freeze",
     "generate_text",
     "latest_checkpoint",

@@ -11,7 +11,8 @@ one JSON object:
     {"type": "metric", "seq": 9, "step": 20, "time": ..., "name": "train_loss", "value": null,
      "nonfinite": "nan"}
     {"type": "attention", "seq": 9, "step": 50, "time": ..., "node": "blocks.0.attn",
-     "heads": 4, "rows": 32, "cols": 32, "scale": [[0.9, ...], ...], "data": "<base64>"}
+     "heads": 4, "rows": 32, "cols": 32, "scale": [[0.9, ...], ...], "data": "<base64>",
+     "tokens": ["T", "h", "e", " ", ...]}
     {"type": "sample", "seq": 10, "step": 50, "time": ..., "text": "the harbour ..."}
 
 JSON has no NaN or infinity: a metric that is not a finite number has `value` null and
@@ -101,6 +102,10 @@ class AttentionEvent(_Numbered):
     """scale[head][row], the row's largest weight."""
     data: str
     """base64 of heads x rows x cols bytes; weight = byte / 255 x scale[head][row]."""
+    tokens: NotRequired[list[str]]
+    """The example's tokens, one per position (a text's characters; other token inputs'
+    ids), on both axes; only when known. More than rows when the map is pooled: cell i
+    covers positions floor(i x len / rows) to ceil((i + 1) x len / rows) - 1."""
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
@@ -447,15 +452,21 @@ _BENCHMARK_ROW = tuple(get_type_hints(BenchmarkRow))
 _NODE_COST = tuple(get_type_hints(NodeCost))
 
 
-def attention_event(step: int, node: str, maps: torch.Tensor) -> AttentionEvent:
-    """`maps`: (heads, rows, cols) weights in [0, 1], at most 64 × 64 (the loop pools)."""
+def attention_event(step: int, node: str, maps: torch.Tensor,
+                    tokens: list[str] | None = None) -> AttentionEvent:
+    """`maps`: (heads, rows, cols) weights in [0, 1], at most 64 × 64 (the loop pools);
+    `tokens`: the example's, one per position, when the map is over them."""
     heads, rows, cols = maps.shape
     scale = maps.amax(2, keepdim=True).clamp_min(1e-12)  # per row: rows differ in spread
     quantized = (maps / scale * 255).round().to(torch.uint8)
-    return {"type": "attention", "seq": 0, "step": step, "time": time.time(), "node": node,
-            "heads": heads, "rows": rows, "cols": cols,
-            "scale": [[float(f"{s:.4g}") for s in head] for head in scale[..., 0].tolist()],
-            "data": base64.b64encode(quantized.numpy().tobytes()).decode("ascii")}
+    event: AttentionEvent = {
+        "type": "attention", "seq": 0, "step": step, "time": time.time(), "node": node,
+        "heads": heads, "rows": rows, "cols": cols,
+        "scale": [[float(f"{s:.4g}") for s in head] for head in scale[..., 0].tolist()],
+        "data": base64.b64encode(quantized.numpy().tobytes()).decode("ascii")}
+    if tokens is not None:
+        event["tokens"] = list(tokens)
+    return event
 
 
 def decode_attention(event: AttentionEvent) -> torch.Tensor:
@@ -499,9 +510,13 @@ def to_event(row: JobEvent) -> Event:
             metric["nonfinite"] = data["nonfinite"]
         return metric
     if row.type == JobEvent.Type.ATTENTION:
-        return {"type": "attention", "seq": seq, "step": step, "time": at, "node": row.name,
-                "heads": data["heads"], "rows": data["rows"], "cols": data["cols"],
-                "scale": data["scale"], "data": data["data"]}
+        attention: AttentionEvent = {
+            "type": "attention", "seq": seq, "step": step, "time": at, "node": row.name,
+            "heads": data["heads"], "rows": data["rows"], "cols": data["cols"],
+            "scale": data["scale"], "data": data["data"]}
+        if "tokens" in data:  # older events have none
+            attention["tokens"] = data["tokens"]
+        return attention
     if row.type == JobEvent.Type.SAMPLE:
         return {"type": "sample", "seq": seq, "step": step, "time": at, "text": data["text"]}
     if row.type in _WHOLE:

@@ -65,8 +65,9 @@ class JobReporter(StopCheck, SilentReporter):
     def on_metric(self, step: int, name: str, value: float) -> None:
         self.publisher.put(events.metric_event(step, name, value))
 
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]]) -> None:
-        self.publisher.put(events.attention_event(step, node, torch.tensor(maps)))
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
+                     tokens: list[str] | None = None) -> None:
+        self.publisher.put(events.attention_event(step, node, torch.tensor(maps), tokens))
 
     def on_sample(self, step: int, text: str) -> None:
         self.publisher.put(events.sample_event(step, text))

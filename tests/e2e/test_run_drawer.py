@@ -178,8 +178,12 @@ def test_attention_map_reads_in_words_and_fits_the_drawer(
     box = canvas.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8)
+    # modadd's example: its token ids on both axes, and in the words for the hovered cell.
+    expect(page.locator(".attn-large").get_by_test_id("attention-keys")).to_have_text(
+        re.compile(r"\d"))
     expect(page.get_by_test_id("attention-readout")).to_have_text(
-        re.compile(r"^position \d+ attends to position \d+ with weight [01]\.\d{3} \(head 0\)$"))
+        re.compile(r"^position \d+ \('\d+'\) attends to position \d+ \('\d+'\) with [01]\.\d{2}$"))
+    artifacts.snap(page, "tokens-on-the-axes")
 
     # Smallest drawer: the large map shrinks to stay whole inside it.
     handle = page.get_by_test_id("runs-resize")

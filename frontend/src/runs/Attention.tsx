@@ -7,7 +7,9 @@ import "./runs.css";
 
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 
-import { decodeAttention, describeCell, fitMapWidth, MAP_HINT, paintHead, type AttentionMap } from "./attentionData";
+import {
+  cellLabel, decodeAttention, describeCell, fitMapWidth, labelledCells, MAP_HINT, paintHead, type AttentionMap,
+} from "./attentionData";
 import type { AttentionEvent } from "../api/types";
 import { useRuns } from "./store";
 import { rampFor, useThemeVersion } from "./theme";
@@ -61,6 +63,50 @@ const HeadCanvas = memo(function HeadCanvas({ map, head, size, label, onHover }:
   );
 });
 
+const LABEL_CHARS = 6; // longer labels (a pooled cell's) are cut, with an ellipsis
+
+/** Each cell's label on the axes, cut to LABEL_CHARS; null when the map has no tokens. */
+function useAxisLabels(map: AttentionMap): string[] | null {
+  return useMemo(() => {
+    if (!map.tokens) return null;
+    return Array.from({ length: map.rows }, (_, i) => {
+      const label = cellLabel(map, i) ?? "";
+      return label.length > LABEL_CHARS ? `${label.slice(0, LABEL_CHARS - 1)}…` : label;
+    });
+  }, [map]);
+}
+
+/**
+ * A head's map with the example's tokens on its axes: keys above, queries on the left.
+ * Every cell is labelled when the labels fit beside each other, else every n-th; a map
+ * without tokens is the bare canvas.
+ */
+function LabelledHead(props: HeadCanvasProps) {
+  const { map, size } = props;
+  const labels = useAxisLabels(map);
+  if (!labels) return <HeadCanvas {...props} />;
+  const height = Math.round((size * map.rows) / map.cols);
+  const chars = Math.max(1, ...labels.map((l) => l.length));
+  const keys = labelledCells(map.cols, size, chars);
+  const queries = labelledCells(map.rows, height, 1);
+  return (
+    <div className="attn-axes">
+      <span aria-hidden="true" />
+      <div className="attn-keys" style={{ width: size }} data-testid="attention-keys" aria-label="keys">
+        {keys.map((i) => (
+          <span key={i} style={{ left: ((i + 0.5) * size) / map.cols }}>{labels[i]}</span>
+        ))}
+      </div>
+      <div className="attn-queries" style={{ height, width: `calc(${chars}ch + 4px)` }} data-testid="attention-queries" aria-label="queries">
+        {queries.map((i) => (
+          <span key={i} style={{ top: ((i + 0.5) * height) / map.rows }}>{labels[i]}</span>
+        ))}
+      </div>
+      <HeadCanvas {...props} />
+    </div>
+  );
+}
+
 function Legend() {
   useThemeVersion();
   const ramp = rampFor(typeof document === "undefined" ? null : document.documentElement);
@@ -79,13 +125,15 @@ function Legend() {
 
 const LARGE = 288;
 const READOUT_WIDTH = 200;
+const AXIS_ROOM = 14; // px the key labels take above a map
 
 /**
  * The width a large map of rows × cols gets: what fits below its top in the drawer's
  * scrolling panel (`.runs-main`), so that it is never cut off at the drawer's bottom.
  * Measured again when the drawer is resized.
  */
-function useFittedWidth(ref: React.RefObject<HTMLElement | null>, rows: number, cols: number, shown: boolean): number {
+function useFittedWidth(ref: React.RefObject<HTMLElement | null>, rows: number, cols: number, shown: boolean,
+  labelled: boolean): number {
   const [width, setWidth] = useState(LARGE);
   useLayoutEffect(() => {
     const el = ref.current;
@@ -94,16 +142,19 @@ function useFittedWidth(ref: React.RefObject<HTMLElement | null>, rows: number, 
     const measure = () => {
       const style = getComputedStyle(box);
       const top = el.getBoundingClientRect().top - box.getBoundingClientRect().top + box.scrollTop;
-      const height = box.clientHeight - top - (parseFloat(style.paddingBottom) || 0) - 4;
-      const room = el.clientWidth - READOUT_WIDTH;
-      setWidth(fitMapWidth({ height, width: room > 0 ? room : LARGE }, rows, cols, LARGE));
+      // Room for the tokens on the axes, when there are: keys above, queries on the left.
+      const height = box.clientHeight - top - (parseFloat(style.paddingBottom) || 0) - 4 - (labelled ? AXIS_ROOM : 0);
+      const room = el.clientWidth - READOUT_WIDTH - (labelled ? 4 * AXIS_ROOM : 0);
+      // The smallest map with its axes is no taller than the smallest bare one (48 px).
+      setWidth(fitMapWidth({ height, width: room > 0 ? room : LARGE }, rows, cols, LARGE,
+        labelled ? 48 - AXIS_ROOM : 48));
     };
     measure();
     if (typeof ResizeObserver === "undefined") return;
     const observer = new ResizeObserver(measure);
     observer.observe(box);
     return () => observer.disconnect();
-  }, [ref, rows, cols, shown]);
+  }, [ref, rows, cols, shown, labelled]);
   return width;
 }
 
@@ -126,7 +177,8 @@ export function Attention({ path }: AttentionProps) {
   const heads = map && !(map instanceof Error) ? map.heads : 0;
   const shownHead = head === "all" || head < heads ? head : "all";
   const largeRef = useRef<HTMLDivElement>(null);
-  const largeWidth = useFittedWidth(largeRef, map && !(map instanceof Error) ? map.rows : 1, map && !(map instanceof Error) ? map.cols : 1, shownHead !== "all");
+  const shown = map && !(map instanceof Error) ? map : null;
+  const largeWidth = useFittedWidth(largeRef, shown?.rows ?? 1, shown?.cols ?? 1, shownHead !== "all", !!shown?.tokens);
 
   return (
     <div className="attn" data-testid="attention-map" data-node={path}>
@@ -177,7 +229,7 @@ export function Attention({ path }: AttentionProps) {
               {Array.from({ length: heads }, (_, h) => (
                 <figure key={h} className="attn-head">
                   <button type="button" className="attn-pick" title={`Show head ${h} large`} onClick={() => setHead(h)}>
-                    <HeadCanvas map={map} head={h} size={heads > 8 ? 96 : 128} label={`${path} head ${h} at step ${map.step}`} />
+                    <LabelledHead map={map} head={h} size={heads > 8 ? 96 : 128} label={`${path} head ${h} at step ${map.step}`} />
                   </button>
                   <figcaption>head {h}</figcaption>
                 </figure>
@@ -185,7 +237,7 @@ export function Attention({ path }: AttentionProps) {
             </div>
           ) : map ? (
             <div className="attn-large" ref={largeRef}>
-              <HeadCanvas
+              <LabelledHead
                 map={map}
                 head={shownHead as number}
                 size={largeWidth}

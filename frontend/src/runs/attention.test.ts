@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 
 import {
-  attentionRamp, decodeAttention, describeCell, fitMapWidth, hasAttentionModules, headPixels, noAttentionYet, parseRgb, rampIndex,
+  attentionRamp, cellLabel, cellSpan, decodeAttention, describeCell, fitMapWidth, hasAttentionModules, headPixels,
+  labelledCells, noAttentionYet, parseRgb, rampIndex, showToken,
 } from "./attentionData";
 import type { AttentionEvent } from "../api/types";
 
@@ -119,6 +120,53 @@ describe("attention in words", () => {
     const map = decodeAttention(encode([[[1, 0], [0.75, 0.25]], [[1, 0], [0.5, 0.5]]]));
     expect(describeCell(map, 1, 1, 0)).toBe("position 1 attends to position 0 with weight 0.500 (head 1)");
     expect(describeCell(map, 0, 1, 1)).toMatch(/^position 1 attends to position 1 with weight 0\.25\d \(head 0\)$/);
+  });
+
+  it("names the tokens of a hovered cell, as the issue asks", () => {
+    const text = "the harbour";
+    const n = text.length;
+    const weights = [Array.from({ length: n }, (_, r) => Array.from({ length: n }, (_, c) => (r === 8 && c === 1 ? 0.41 : r === 8 && c === 0 ? 0.59 : c === r ? 1 : 0)))];
+    const map = decodeAttention({ ...encode(weights), tokens: [...text] });
+    expect(describeCell(map, 0, 8, 1)).toBe("position 8 ('o') attends to position 1 ('h') with 0.41");
+    expect(describeCell(map, 0, 3, 3)).toBe("position 3 ('␣') attends to position 3 ('␣') with 1.00");
+  });
+
+  it("keeps the old words for events without tokens, or with tokens that do not fit", () => {
+    const weights = [[[1, 0], [0.5, 0.5]]];
+    expect(describeCell(decodeAttention(encode(weights)), 0, 1, 0)).toBe(
+      "position 1 attends to position 0 with weight 0.500 (head 0)");
+    const odd = decodeAttention({ ...encode(weights), tokens: ["a", "b", "c"] }); // 3 for 2 rows
+    expect(odd.tokens).toBeUndefined();
+    expect(cellLabel(odd, 0)).toBeNull();
+  });
+
+  it("labels a pooled map's cells with the positions and tokens each covers", () => {
+    const map = decodeAttention({ ...encode(causal(1, 64)), tokens: [..."ab\n ".repeat(32)] });
+    expect(cellSpan(128, 64, 0)).toEqual([0, 1]);
+    expect(cellSpan(100, 64, 63)).toEqual([98, 99]);
+    expect(cellLabel(map, 0)).toBe("ab");
+    expect(cellLabel(map, 1)).toBe("↵␣");
+    expect(describeCell(map, 0, 1, 0)).toMatch(/^positions 2–3 \('↵␣'\) attend to positions 0–1 \('ab'\) with [01]\.\d\d$/);
+    const ids = decodeAttention({ ...encode(causal(1, 64)), tokens: Array.from({ length: 128 }, (_, i) => String(i % 12)) });
+    expect(cellLabel(ids, 5)).toBe("10 11"); // ids: kept apart
+  });
+
+  it("shows whitespace and control characters visibly, token ids as they are", () => {
+    expect(showToken(" ")).toBe("␣");
+    expect(showToken("\n")).toBe("↵");
+    expect(showToken("\t")).toBe("⇥");
+    expect(showToken("\u0007")).toBe("·");
+    expect(showToken("11")).toBe("11");
+    expect(showToken("'")).toBe("'");
+  });
+
+  it("labels every cell when labels fit, else every n-th", () => {
+    expect(labelledCells(16, 288)).toEqual(Array.from({ length: 16 }, (_, i) => i)); // 18 px a cell
+    expect(labelledCells(64, 288)).toEqual(Array.from({ length: 22 }, (_, i) => i * 3)); // 4.5 px: every 3rd
+    expect(labelledCells(64, 48).length).toBeGreaterThan(1);
+    expect(labelledCells(16, 288, 2).length).toBe(16);
+    expect(labelledCells(16, 288, 3).length).toBe(8); // wider labels: every 2nd
+    expect(labelledCells(0, 100)).toEqual([]);
   });
 
   it("fits a large map into the room it has, keeping its proportion", () => {

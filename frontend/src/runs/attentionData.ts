@@ -12,6 +12,12 @@ export interface AttentionMap {
   cols: number;
   /** weights[(head * rows + row) * cols + col] */
   weights: Float32Array;
+  /**
+   * The example's tokens, one per position (characters of a text, ids of a token task), on
+   * both axes; absent on older events and on maps over anything else. More than `rows`
+   * when the map was pooled: see `cellSpan`.
+   */
+  tokens?: readonly string[];
 }
 
 const decoded = new WeakMap<AttentionEvent, AttentionMap>();
@@ -46,7 +52,13 @@ export function decodeAttention(event: AttentionEvent): AttentionMap {
       for (let c = 0; c < cols; c++) weights[base + c] = bytes[base + c] * k;
     }
   }
-  const map = { node: event.node, step: event.step, heads, rows, cols, weights };
+  const map: AttentionMap = { node: event.node, step: event.step, heads, rows, cols, weights };
+  // Labels only for a square map over the example's positions (or 64 pooled from more).
+  const tokens = event.tokens;
+  if (tokens && tokens.length > 0 && rows === cols && tokens.length >= rows &&
+      (tokens.length === rows || rows === 64)) {
+    map.tokens = tokens;
+  }
   decoded.set(event, map);
   return map;
 }
@@ -155,9 +167,65 @@ export function parseRgb(value: string): [number, number, number] | null {
 
 // --- words and sizes ------------------------------------------------------------------
 
-/** What one cell of a head's map means, for a learner. */
+// --- tokens on the axes -----------------------------------------------------------------
+
+const VISIBLE: Record<string, string> = { " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍" };
+
+/** A token as it can be seen: whitespace as a sign (␣ space, ↵ newline, ⇥ tab, ␍ return). */
+export function showToken(token: string): string {
+  return token.replace(/[ \n\t\r]/g, (c) => VISIBLE[c]).replace(/[\u0000-\u001f\u007f]/g, "·");
+}
+
+/**
+ * The example's positions that cell `index` of `cells` covers, first and last: the
+ * position itself, or for a pooled map the block it averages (as the pooling cuts them).
+ */
+export function cellSpan(positions: number, cells: number, index: number): [number, number] {
+  if (positions <= cells) return [index, index];
+  return [Math.floor((index * positions) / cells), Math.ceil(((index + 1) * positions) / cells) - 1];
+}
+
+/**
+ * The label of cell `index` on a map's axes: its token, shown visibly; for a pooled map the
+ * tokens of its span, joined (characters run together, ids with a space). Null without tokens.
+ */
+export function cellLabel(map: AttentionMap, index: number): string | null {
+  const tokens = map.tokens;
+  if (!tokens) return null;
+  const [first, last] = cellSpan(tokens.length, map.rows, index);
+  const joiner = tokens.every((t) => t.length === 1) ? "" : " ";
+  return tokens.slice(first, last + 1).map(showToken).join(joiner);
+}
+
+/** "position 12" or, for a pooled map's cell, "positions 12–13". */
+function positionWords(map: AttentionMap, index: number): string {
+  const [first, last] = cellSpan(map.tokens?.length ?? map.rows, map.rows, index);
+  return first === last ? `position ${first}` : `positions ${first}–${last}`;
+}
+
+/**
+ * Which cells of an axis of `cells` cells, `size` px long, get a label: every one when
+ * labels of `chars` characters fit side by side, else every n-th (from 0).
+ */
+export function labelledCells(cells: number, size: number, chars = 1): number[] {
+  const need = chars * 6 + 4; // px a label needs: 10px monospace is about 6px a character
+  const step = Math.max(1, Math.ceil(need / Math.max(size / Math.max(cells, 1), 1e-6)));
+  const out: number[] = [];
+  for (let i = 0; i < cells; i += step) out.push(i);
+  return out;
+}
+
+/**
+ * What one cell of a head's map means, for a learner: with the example's tokens, "position
+ * 12 ('e') attends to position 7 ('h') with 0.41"; without them, positions only.
+ */
 export function describeCell(map: AttentionMap, head: number, row: number, col: number): string {
   const w = map.weights[(head * map.rows + row) * map.cols + col];
+  if (map.tokens) {
+    const verb = positionWords(map, row).startsWith("positions") ? "attend" : "attends";
+    return `${positionWords(map, row)} ('${cellLabel(map, row)}') ${verb} to ` +
+      `${positionWords(map, col)} ('${cellLabel(map, col)}') with ${w.toFixed(2)}`;
+  }
   return `position ${row} attends to position ${col} with weight ${w.toFixed(3)} (head ${head})`;
 }
 

@@ -106,3 +106,18 @@ describe("normalising the wire", () => {
     expect(job).toMatchObject({ id: 4, status: "queued", position: 2, total_steps: 300, downloads: [], metrics: {} });
   });
 });
+
+describe("attention events from the wire", () => {
+  const wire = { type: "attention", seq: 3, step: 10, time: 0, node: "blocks.0.attn", heads: 1, rows: 2, cols: 2, scale: [[1, 0.5]], data: "AAAA" };
+
+  it("keep the example's tokens when the run sent them", () => {
+    const event = toRunEvent({ ...wire, tokens: ["h", " "] });
+    expect(event).toMatchObject({ type: "attention", tokens: ["h", " "] });
+  });
+
+  it("have none when an older run sent none, or sent something else", () => {
+    expect(toRunEvent(wire)).not.toHaveProperty("tokens");
+    expect(toRunEvent({ ...wire, tokens: ["h", 7] })).not.toHaveProperty("tokens");
+    expect(toRunEvent({ ...wire, tokens: "h " })).not.toHaveProperty("tokens");
+  });
+});

@@ -3,7 +3,7 @@
 // (WebSocket messages, /metrics pages, the run object) goes through the normalisers here,
 // so that a malformed or newer message cannot break the run code.
 
-import type { Job, JobEvent, MetricEvent, NonFinite, RunStatus } from "../api/types";
+import type { AttentionEvent, Job, JobEvent, MetricEvent, NonFinite, RunStatus } from "../api/types";
 import { toBenchmarkRow, toNodeCosts, toProgress } from "./benchmark";
 import { isFpgaResult, toComparison, toStage, toSweepRow, toToolReport } from "./fpga";
 
@@ -147,7 +147,10 @@ export function toRunEvent(raw: unknown): RunEvent | null {
       const scale = Array.isArray(e.scale)
         ? e.scale.map((h) => (Array.isArray(h) ? h.map((v) => num(v)) : []))
         : [];
-      return { ...base, type: "attention", node: e.node, heads, rows, cols, scale, data: e.data };
+      const attention: AttentionEvent = { ...base, type: "attention", node: e.node, heads, rows, cols, scale, data: e.data };
+      // The example's tokens (newer runs only): kept when every one is a string.
+      if (Array.isArray(e.tokens) && e.tokens.every((t) => typeof t === "string")) attention.tokens = e.tokens as string[];
+      return attention;
     }
     case "sample":
       return { ...base, type: "sample", text: str(e.text) };

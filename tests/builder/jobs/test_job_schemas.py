@@ -43,7 +43,8 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
         events.metric_event(10, "train_loss", 2.5),
         events.attention_event(10, "blocks.0.attn", torch.rand(2, 3, 3).softmax(-1)),
         # A Softmax block of a head built from parts: one head, under its node's path.
-        events.attention_event(10, "blocks.0.weights", torch.rand(1, 3, 3).softmax(-1)),
+        events.attention_event(10, "blocks.0.weights", torch.rand(1, 3, 3).softmax(-1),
+                               ["a", " ", "\n"]),
         events.sample_event(10, "the tide"),
         *(events.metric_event(10, name, value) for name, value in (
             ("val_loss", math.nan), ("grad_norm", math.inf), ("lr", -math.inf))),
@@ -70,6 +71,9 @@ def test_runs_and_their_events_fit_the_schema(api: APIClient, anon: APIClient,
     attention = api.get(f"/api/jobs/{job_id}/attention")
     assert {(e["node"], e["heads"]) for e in attention.json()["events"]} == {
         ("blocks.0.attn", 2), ("blocks.0.weights", 1)}
+    # Tokens come back as stored; an event without them (as before they existed) has none.
+    assert {e["node"]: e.get("tokens") for e in attention.json()["events"]} == {
+        "blocks.0.attn": None, "blocks.0.weights": ["a", " ", "\n"]}
     assert_conforms(openapi, "/api/jobs/{job_id}/attention", "get", attention)
 
     Job.objects.filter(id=job_id).update(

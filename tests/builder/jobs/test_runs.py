@@ -195,9 +195,30 @@ def test_the_websocket_streams_status_metrics_and_attention_in_order_without_gap
     weights = decode_attention(maps[-1])
     assert weights.shape == (maps[-1]["heads"], maps[-1]["rows"], maps[-1]["cols"])
     assert weights.sum(-1).sub(1).abs().max() < 0.05  # each row still sums to 1
+    # The fixed example's token ids label both axes, one per position, on every map.
+    assert all(m["tokens"] == maps[0]["tokens"] and len(m["tokens"]) == m["rows"]
+               and all(t.isdigit() for t in m["tokens"]) for m in maps)
     latest = api.get(f"/api/jobs/{job['id']}/attention").json()["events"]
     assert {m["node"] for m in latest} == {m["node"] for m in maps}
     assert all(m["step"] == 60 for m in latest)
+    assert all(m["tokens"] == maps[0]["tokens"] for m in latest)
+
+
+def test_a_text_runs_attention_events_carry_the_examples_characters(
+        api: APIClient, worker: Worker) -> None:
+    from compute.engine.datasets import dataset_for
+
+    graph = new_graph(api, "char_gpt")
+    job = submit(api, graph, "harbour", config={"steps": 2, "batch_size": 4,
+                                                "eval_interval": 2, "sample_length": 0})
+    done = finished(api, job["id"])
+    assert done["status"] == "succeeded", (done["error"], worker.output()[-2000:])
+    data = dataset_for(load_starter("char_gpt"), "harbour")
+    assert data.decode is not None
+    characters = list(data.decode(data.x_val[0].tolist()))
+    maps = [e for e in all_events(api, job["id"]) if e["type"] == "attention"]
+    assert len(maps) == 4  # one per block, at the last step
+    assert all(m["tokens"] == characters and m["rows"] == len(characters) for m in maps)
 
 
 def test_a_run_whose_loss_turns_nan_fails_within_seconds_and_shows_the_nan(

@@ -19,9 +19,11 @@ from compute.engine.training import (
     SilentReporter,
     TrainConfig,
     capture_attention,
+    example_tokens,
     load_checkpoint,
     make_optimizer,
     pool_map,
+    tokens_fit,
     train,
     train_graph,
 )
@@ -35,6 +37,7 @@ class Recorder(SilentReporter):
     def __init__(self, stop_on_ask: int | None = None) -> None:
         self.metrics: list[tuple[int, str, float]] = []
         self.attention: list[tuple[int, str, list]] = []
+        self.tokens: list[list[str] | None] = []  # each attention map's, in order
         self.samples: list[tuple[int, str]] = []
         self.checkpoints: list[tuple[int, Path]] = []
         self.asked = 0
@@ -43,8 +46,10 @@ class Recorder(SilentReporter):
     def on_metric(self, step: int, name: str, value: float) -> None:
         self.metrics.append((step, name, value))
 
-    def on_attention(self, step: int, node: str, maps: list) -> None:
+    def on_attention(self, step: int, node: str, maps: list,
+                     tokens: list[str] | None = None) -> None:
         self.attention.append((step, node, maps))
+        self.tokens.append(tokens)
 
     def on_sample(self, step: int, text: str) -> None:
         self.samples.append((step, text))
@@ -481,3 +486,50 @@ def test_the_aux_loss_is_added_to_the_loss_it_moves_the_router_and_what_feeds_it
     changed = {k for k in without if not torch.equal(without[k], heavy[k])}
     # Not the experts nor the head: the balance depends on the router's probabilities only.
     assert changed == {"fc.weight", "fc.bias", "moe.router.weight"}
+
+
+def test_a_text_models_attention_maps_carry_the_examples_characters_one_per_position() -> None:
+    model = compile_graph(load_starter("char_gpt"))
+    data = dataset_for(model, "harbour")
+    recorder = Recorder()
+    train(model, data, TrainConfig(steps=2, batch_size=4, eval_interval=2, sample_length=0),
+          recorder)
+    assert data.decode is not None
+    characters = list(data.decode(data.x_val[0].tolist()))
+    assert len(characters) == 64 and recorder.attention
+    for (_, _, maps), tokens in zip(recorder.attention, recorder.tokens, strict=True):
+        assert tokens == characters
+        assert len(maps[0]) == len(tokens)  # one per query row (and key column)
+
+
+def test_a_pooled_maps_tokens_are_every_position_of_the_example() -> None:
+    doc = load_starter("char_gpt")
+    doc["nodes"][0]["params"]["shape"] = [128]
+    doc["nodes"][2]["params"]["max_len"] = 128
+    model = compile_graph(doc)
+    data = dataset_for(model, "harbour")
+    recorder = Recorder()
+    train(model, data, TrainConfig(steps=1, batch_size=2, eval_interval=1, sample_length=0),
+          recorder)
+    assert data.decode is not None
+    for (_, _, maps), tokens in zip(recorder.attention, recorder.tokens, strict=True):
+        assert len(maps[0]) == 64  # pooled: each cell covers two positions
+        assert tokens == list(data.decode(data.x_val[0].tolist())) and len(tokens) == 128
+
+
+def test_a_token_tasks_attention_maps_carry_the_token_ids() -> None:
+    model = compile_graph(load_starter("transformer_classifier"))
+    data = dataset_for(model, "modadd")
+    recorder = Recorder()
+    train(model, data, TrainConfig(steps=2, batch_size=8, eval_interval=2), recorder)
+    ids = [str(i) for i in data.x_val[0].tolist()]
+    assert recorder.tokens and all(tokens == ids for tokens in recorder.tokens)
+    assert len(ids) == len(recorder.attention[0][2][0])
+
+
+def test_maps_over_something_other_than_the_example_get_no_tokens() -> None:
+    assert example_tokens(make_dataset("digits", seed=0)) is None  # images: no tokens
+    assert tokens_fit(["a", "b", "c"], torch.ones(1, 3, 3)) == ["a", "b", "c"]
+    assert tokens_fit(["a", "b", "c"], torch.ones(1, 2, 2)) is None  # not its positions
+    assert tokens_fit(["a", "b", "c"], torch.ones(1, 3, 2)) is None  # not square
+    assert tokens_fit(list("x" * 100), torch.ones(1, 64, 64)) is not None  # pooled
