@@ -65,26 +65,25 @@ def changes_of(result: SqlResult) -> list[str]:
     return [s.sql for s in result.statements if s.kind != "select"]
 
 
-def changed(result: SqlResult) -> bool:
-    """Whether the script changed the graph or its weights (then there is something to
-    save)."""
-    return result.document is not None or result.state is not None
+def trained(state: dict[str, Any], frozen: Any, dataset: Any, options: Any,
+            config: Any) -> TrainedModel:
+    """A trained model for run_sql from what a run or a derived model's lineage stored:
+    `eval` and `heads` read a built-in dataset only, with the run's options and seed."""
+    settings: dict[str, Any] = dict(config) if isinstance(config, dict) else {}
+    seed = settings.get("seed", 0)
+    return TrainedModel(state=state,
+                        frozen=frozenset(frozen if isinstance(frozen, list) else ()),
+                        dataset=dataset if dataset in DATASETS else None,
+                        dataset_options=dict(options) if isinstance(options, dict) else {},
+                        config=settings, seed=seed if isinstance(seed, int) else 0)
 
 
 def trained_model(weights: InitialWeights) -> TrainedModel:
     """The model a version's initial weights are, for run_sql: their tensors, their frozen
-    names and, for a derived model, its run's dataset (a built-in one: `eval` reads it)
-    and settings."""
+    names and, for a derived model, its run's dataset and settings."""
     lineage = weights.lineage if isinstance(weights.lineage, dict) else {}
-    given = lineage.get("config")
-    config: dict[str, Any] = given if isinstance(given, dict) else {}
-    options = lineage.get("dataset_options")
-    dataset = lineage.get("dataset")
-    seed = config.get("seed", 0)
-    return TrainedModel(state=load(bytes(weights.data)), frozen=frozenset(weights.frozen),
-                        dataset=dataset if dataset in DATASETS else None,
-                        dataset_options=options if isinstance(options, dict) else {},
-                        config=dict(config), seed=seed if isinstance(seed, int) else 0)
+    return trained(load(bytes(weights.data)), weights.frozen, lineage.get("dataset"),
+                   lineage.get("dataset_options"), lineage.get("config"))
 
 
 def _fits(document: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
@@ -151,7 +150,7 @@ def run_on_graph(*, graph: Graph, author: AbstractBaseUser, script: str,
     trained = version_model(version, document)
     result = run(document if document is not None else version.document, script,
                  trained=trained)
-    if not changed(result):
+    if not result.changed:
         return GraphSqlAnswer(result)
     if base_version is None:
         if document is not None:

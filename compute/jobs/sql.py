@@ -14,7 +14,6 @@ from safetensors.torch import load_file
 from builder.graphs import services as graph_services
 from builder.graphs import sql as graph_sql
 from builder.graphs.models import Graph
-from compute.engine.datasets import DATASETS
 from compute.engine.sql import SqlResult, TrainedModel
 
 from . import kinds
@@ -39,14 +38,8 @@ def run_model(job: Job) -> TrainedModel:
     except Exception:  # safetensors raises its own error types
         raise JobError(f"run {job.id}'s weights file cannot be read", status=409) from None
     initial = job.version.initial_weights
-    config = job.config if isinstance(job.config, dict) else {}
-    seed = config.get("seed", 0)
-    return TrainedModel(state=state,
-                        frozen=frozenset(initial.frozen) if initial is not None else
-                        frozenset(),
-                        dataset=job.dataset if job.dataset in DATASETS else None,
-                        dataset_options=dict(job.dataset_options or {}),
-                        config=dict(config), seed=seed if isinstance(seed, int) else 0)
+    return graph_sql.trained(state, initial.frozen if initial is not None else [],
+                             job.dataset, job.dataset_options, job.config)
 
 
 def derived_name(job: Job) -> str:
@@ -68,7 +61,7 @@ def run_on_job(*, job: Job, owner: AbstractBaseUser, script: str) -> JobSqlAnswe
     for a run without weights and SqlFailed for a script the engine refuses."""
     trained = run_model(job)
     result = graph_sql.run(job.version.document, script, trained=trained)
-    if not graph_sql.changed(result):
+    if not result.changed:
         return JobSqlAnswer(result)
     lineage = {"run": job.id, "graph": job.graph_id, "version": job.version.number,
                "statements": graph_sql.changes_of(result), "dataset": job.dataset,
