@@ -20,7 +20,7 @@ import re
 import sqlite3
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,6 +29,7 @@ from ..blocks import get_block
 from ..graph import FORMAT
 from ..limits import Limits, env_int
 from . import tables as T
+from .weights import COLUMNS as WEIGHT_COLUMNS
 from .weights import TrainedModel, WeightsError, WeightTables
 
 # --- limits -------------------------------------------------------------------------------
@@ -349,12 +350,7 @@ def _prepare(conn: sqlite3.Connection, document: dict[str, Any], report: dict[st
                        "read", problems=[p.to_dict() for p in exc.problems]) from None
     weights = WeightTables(graph, trained)
     weights.create(conn)
-    for table in WeightTables.TABLES:
-        _WEIGHT_COLUMNS[table] = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
     return weights
-
-
-_WEIGHT_COLUMNS: dict[str, list[str]] = {}
 
 
 def _run_one(conn: sqlite3.Connection, guard: _Guard, weights: WeightTables | None,
@@ -371,7 +367,7 @@ def _run_one(conn: sqlite3.Connection, guard: _Guard, weights: WeightTables | No
             else:
                 wanted = set(WeightTables.TABLES)
             for table in WeightTables.TABLES:
-                if table in wanted and table not in clock.filled:
+                if table in wanted and table not in weights.filled:
                     # Shipyard's own work: neither refused nor counted against the limit.
                     conn.set_authorizer(None)
                     paused = time.perf_counter()
@@ -380,7 +376,6 @@ def _run_one(conn: sqlite3.Connection, guard: _Guard, weights: WeightTables | No
                     finally:
                         clock.deadline += time.perf_counter() - paused
                         conn.set_authorizer(guard)
-                    clock.filled.add(table)
         before = conn.total_changes
         cursor = conn.execute(text)
         columns = [d[0] for d in cursor.description or []]
@@ -403,7 +398,6 @@ def _run_one(conn: sqlite3.Connection, guard: _Guard, weights: WeightTables | No
 @dataclass
 class _Clock:
     deadline: float
-    filled: set[str] = field(default_factory=set)
 
 
 def _plain(value: Any) -> Any:
@@ -477,8 +471,8 @@ def _columns_of(table: str, weights: WeightTables | None) -> list[str]:
     if table in T.COLUMNS:
         extra = list(T.PARAM_COLUMNS) if table == "nodes" else []
         return [c[0] for c in T.COLUMNS[table]] + extra
-    if weights is not None and table in WeightTables.TABLES:
-        return _WEIGHT_COLUMNS.get(table, [])
+    if weights is not None and table in WEIGHT_COLUMNS:
+        return [c[0] for c in WEIGHT_COLUMNS[table]]
     return []
 
 
@@ -492,7 +486,7 @@ def _write_back(conn: sqlite3.Connection, result: SqlResult, document: dict[str,
     trained model) the weights carried onto it."""
     if not any(s.kind != "select" for s in result.statements):
         return
-    new_doc, rows = _assemble(conn, document, old_nodes, graph_limits)
+    new_doc, rows, edge_rows = _assemble(conn, document, old_nodes, graph_limits)
     if new_doc != document:
         report = inspect_document(new_doc, graph_limits)
         if not report["valid"]:
@@ -504,7 +498,7 @@ def _write_back(conn: sqlite3.Connection, result: SqlResult, document: dict[str,
                    if len(report["problems"]) > 5 else ""),
                 problems=report["problems"])
         result.document, result.report = new_doc, report
-        result.change = _diff(document, old_nodes, old_edges, rows, conn, new_doc)
+        result.change = _diff(document, old_nodes, old_edges, rows, edge_rows, new_doc)
         result.change["totals"] = report["totals"]
     if weights is not None:
         from .. import load_graph
@@ -524,7 +518,8 @@ _NODE_SELECT = "SELECT rowid, path, id, parent, type, params, x, y FROM nodes OR
 
 
 def _assemble(conn: sqlite3.Connection, document: dict[str, Any], old_nodes: list[T.NodeRow],
-              graph_limits: Limits) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+              graph_limits: Limits
+              ) -> tuple[dict[str, Any], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     count = conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
     if count > graph_limits.max_nodes:
         raise SqlError(f"the model would have {count:,} nodes; the limit is "
@@ -554,8 +549,9 @@ def _assemble(conn: sqlite3.Connection, document: dict[str, Any], old_nodes: lis
             raise SqlError(f"{children[parent][0][1]}: its parent {parent!r} is a "
                            f"{holder[4]}, which holds no nodes (a Repeat does)")
     edges: dict[str | None, list[dict[str, str]]] = {}
-    for from_node, from_port, to_node, to_port in conn.execute(
-            "SELECT from_node, from_port, to_node, to_port FROM edges ORDER BY rowid"):
+    edge_rows = conn.execute(
+        "SELECT from_node, from_port, to_node, to_port FROM edges ORDER BY rowid").fetchall()
+    for from_node, from_port, to_node, to_port in edge_rows:
         ends = []
         for path, port in ((from_node, from_port), (to_node, to_port)):
             parent, _, local = str(path).rpartition("/")
@@ -618,7 +614,7 @@ def _assemble(conn: sqlite3.Connection, document: dict[str, Any], old_nodes: lis
                                if k in doc}
     ordered.update(doc)
     _check_custom_copies(ordered, document)
-    return ordered, rows
+    return ordered, rows, edge_rows
 
 
 def _check_custom_copies(new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -650,7 +646,7 @@ def _check_custom_copies(new: dict[str, Any], old: dict[str, Any]) -> None:
 
 
 def _diff(document: dict[str, Any], old_nodes: list[T.NodeRow], old_edges: list[T.EdgeRow],
-          rows: list[tuple[Any, ...]], conn: sqlite3.Connection,
+          rows: list[tuple[Any, ...]], edge_rows: list[tuple[Any, ...]],
           new_doc: dict[str, Any]) -> dict[str, Any]:
     old_by_rowid = {i + 1: n for i, n in enumerate(old_nodes)}
     now = {row[0]: row for row in rows}
@@ -670,8 +666,7 @@ def _diff(document: dict[str, Any], old_nodes: list[T.NodeRow], old_edges: list[
         return node + (f".{port}" if port is not None else "")
 
     before = [(label(e.from_node, e.from_port), label(e.to_node, e.to_port)) for e in old_edges]
-    after = [(label(a, b), label(c, d)) for a, b, c, d in conn.execute(
-        "SELECT from_node, from_port, to_node, to_port FROM edges ORDER BY rowid")]
+    after = [(label(a, b), label(c, d)) for a, b, c, d in edge_rows]
     old_set, new_set = set(before), set(after)
     model = [k for k in ("name", "description", "meta") if document.get(k) != new_doc.get(k)]
     return {
