@@ -137,9 +137,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _frozen_names(path: str) -> list[str]:
     """The names `shipyard sql --write` froze in a safetensors file's metadata (fine-tuning
-    keeps those tensors as they are)."""
-    if not path.endswith(".safetensors"):
-        return []
+    keeps those tensors as they are); none for another kind of weights file."""
+    return _frozen_in(path) if path.endswith(".safetensors") else []
+
+
+def _frozen_in(path: str) -> list[str]:
+    """The frozen names in the metadata of the safetensors file at `path`."""
     from safetensors import safe_open
 
     try:
@@ -538,7 +541,6 @@ class _SqlSession:
         self.trained = self._trained() if args.weights else None
 
     def _trained(self) -> Any:
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
         from compute.engine.sql import TrainedModel
@@ -548,12 +550,9 @@ class _SqlSession:
             raise UsageError(f"no such file: {path}")
         try:
             state = load_file(str(path))
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            frozen = json.loads(meta.get("shipyard.frozen", "[]"))
         except Exception as exc:  # safetensors raises its own error types
             raise UsageError(f"{path} is not a safetensors file: {exc}") from None
-        return TrainedModel(state=state, frozen=frozenset(map(str, frozen)),
+        return TrainedModel(state=state, frozen=frozenset(_frozen_in(str(path))),
                             dataset=self.args.dataset)
 
     def run(self, script: str) -> int:
