@@ -90,21 +90,22 @@ function Shortcuts() {
 
 function Drawer() {
   const open = useEditor((s) => s.drawerOpen);
-  const loggedIn = useAccount((s) => s.loggedIn);
-  // Runs need an account: a visitor who opens the drawer (Run, the status line) is asked to sign up.
+  const readOnly = useEditor((s) => s.readOnly);
+  // Runs need an account: a visitor who opens the drawer (Run, the status line) is asked to
+  // sign up. A shared page's visitor still watches the runs its owner published.
+  const asksAccount = useAccount((s) => !s.loggedIn) && !readOnly;
   useEffect(() => {
-    if (open && !loggedIn) {
+    if (open && asksAccount) {
       useEditor.getState().openDrawer(false);
       useEditor.getState().openDialog("signup");
     }
-  }, [open, loggedIn]);
+  }, [open, asksAccount]);
   const graph = useEditor((s) => s.graph);
-  const readOnly = useEditor((s) => s.readOnly);
   const shareToken = useEditor((s) => s.shareToken);
   const openDrawer = useEditor((s) => s.openDrawer);
   const suggested = useEditor((s) => s.suggestedDataset);
   const hasAttention = useEditor((s) => hasAttentionModules(s.doc, s.report));
-  if (!loggedIn) return null;
+  if (asksAccount) return null;
   return (
     <RunDrawer
       hasAttention={hasAttention}
