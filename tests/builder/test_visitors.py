@@ -141,3 +141,11 @@ def test_a_bad_rate_stops_the_app_naming_the_setting(monkeypatch, raw):
     monkeypatch.setenv("SHIPYARD_ANON_INSPECT_RATE", raw)
     with pytest.raises(ImproperlyConfigured, match="SHIPYARD_ANON_INSPECT_RATE"):
         env.env_rate("SHIPYARD_ANON_INSPECT_RATE", "120/minute")
+
+
+@pytest.mark.parametrize("url", ["/api/inspect", "/api/code"])
+def test_a_visitors_huge_body_is_413_before_it_is_read(anon, settings, url):
+    body = b'{"format": "shipyard.graph/v1", "name": "' + b"x" * (
+        settings.SHIPYARD_MAX_REQUEST_BYTES + 1) + b'"}'
+    response = anon.post(url, body, content_type="application/json", **HOME)
+    assert response.status_code == 413 and response.json()["error"]
