@@ -92,3 +92,18 @@ def trusted_proxies(name: str) -> list[str]:
             raise ImproperlyConfigured(f"{name} must list IP addresses or networks such as "
                                        f"10.0.0.0/8, got {item!r}") from None
     return items
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as "120/minute": a whole number of requests of at least 1 per second,
+    minute, hour or day (checked; given back as written, in Django REST framework's form)."""
+    raw = env_str(name, default)
+    count, _, period = raw.partition("/")
+    count, period = count.strip(), period.strip().lower()
+    if not (count.isascii() and count.isdigit() and int(count) >= 1 and period in RATE_PERIODS):
+        raise ImproperlyConfigured(f"{name} must be a number of requests per second, minute, "
+                                   f"hour or day, such as 120/minute, got {raw!r}")
+    return f"{int(count)}/{period}"

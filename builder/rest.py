@@ -6,11 +6,13 @@ Every error is `{"error": "...", and details where there are some}`."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -48,6 +50,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, Throttled):
+        # The only throttle the API's views use is the one on visitors without an account
+        # (builder.accounts.throttles.AnonymousThrottle); DRF's handler sets Retry-After.
+        wait = math.ceil(exc.wait or 1)
+        response.data = {"error": f"too many requests without an account from this address: "
+                                  f"try again in {wait} s, or sign up or log in",
+                         "retry_after": wait}
+        return response
     data = response.data
     if isinstance(data, dict) and set(data) == {"detail"}:
         response.data = {"error": str(data["detail"])}

@@ -13,6 +13,7 @@ from .env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
     env_str,
     secret_key,
     shipyard_home,
@@ -285,6 +286,10 @@ SHIPYARD_LOGIN_FAILURES_PER_ADDRESS = env_int("SHIPYARD_LOGIN_FAILURES_PER_ADDRE
 # Accounts one client address may make per window.
 SHIPYARD_SIGNUP_WINDOW_SECONDS = env_int("SHIPYARD_SIGNUP_WINDOW_SECONDS", 3600, minimum=1)
 SHIPYARD_SIGNUPS_PER_ADDRESS = env_int("SHIPYARD_SIGNUPS_PER_ADDRESS", 5, minimum=1)
+# What a visitor without an account may ask of the editor's engine (inspection, the code,
+# SQL on a drawing) per client address: "<count>/<second|minute|hour|day>". Accounts are not
+# counted.
+SHIPYARD_ANON_INSPECT_RATE = env_rate("SHIPYARD_ANON_INSPECT_RATE", "120/minute")
 
 # A run's WebSocket checks its access again when a service says it changed (a share link
 # revoked, a run unpublished, a token revoked) and, in case that message was lost, this often.

@@ -73,6 +73,7 @@ api_urls = [
     path("uploads", jobs_api.UploadListView.as_view()),
     path("uploads/<id:upload_id>", jobs_api.UploadDetailView.as_view()),
     path("inspect", api.InspectView.as_view()),
+    path("code", api.CodeView.as_view()),
     path("sql", api.DocumentSqlView.as_view()),
     path("sql/schema", api.SqlSchemaView.as_view()),
     path("blocks", api.BlocksView.as_view()),

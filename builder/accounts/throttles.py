@@ -29,6 +29,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from rest_framework.throttling import BaseThrottle
+
+from builder.env import RATE_PERIODS
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +165,30 @@ def refusal(what: str, wait: int) -> str:
     """`what` (e.g. "too many failed logins"), and when to try again."""
     minutes = math.ceil(wait / 60)
     return f"{what}: try again in {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+
+def anonymous_limit() -> Limit:
+    """SHIPYARD_ANON_INSPECT_RATE ("120/minute") as a Limit."""
+    count, _, period = str(settings.SHIPYARD_ANON_INSPECT_RATE).partition("/")
+    return Limit("anon-engine", int(count), RATE_PERIODS[period])
+
+
+class AnonymousThrottle(BaseThrottle):
+    """What a visitor without an account may ask of the engine (inspection, the code, SQL on
+    a drawing), per client address: SHIPYARD_ANON_INSPECT_RATE, read on every request,
+    counted like the login limits (a window that starts at the first request, an atomic
+    counter in the shared cache; a refused request is not counted). Requests made with an
+    account are not counted. A refused view answers 429 with Retry-After."""
+
+    def __init__(self) -> None:
+        self.refused: float | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if request.user and request.user.is_authenticated:
+            return True
+        self.refused = _reserve(anonymous_limit(), client_address(request.META))
+        return self.refused is None
+
+    def wait(self) -> float | None:
+        return None if self.refused is None else math.ceil(self.refused)

@@ -12,14 +12,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from builder.accounts.throttles import AnonymousThrottle
 from builder.rest import ERROR, parsed, ref
 from compute import exports
 from compute.engine import (
     STARTER_DATASETS,
     STARTERS,
+    GraphError,
     block_catalog,
     inspect_graph,
     load_starter,
+    pytorch_code,
 )
 from compute.engine.sql import sql_schema
 
@@ -286,15 +289,50 @@ class SharedInspectView(APIView):
         return Response(inspect_graph(version.document))
 
 
+THROTTLED = OpenApiResponse(description='{"error": "...", "retry_after": N}: too many '
+                            'requests without an account from this address '
+                            '(SHIPYARD_ANON_INSPECT_RATE); Retry-After says when to try again')
+
+
 class InspectView(APIView):
+    # Open to visitors without an account (the editor works before signing up), counted per
+    # client address; accounts are not counted.
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymousThrottle]
+
     @extend_schema(operation_id="inspect", request={"application/json": GRAPH_DOCUMENT_REF},
-                   responses={200: REPORT, 400: ERROR, 413: ERROR})
+                   responses={200: REPORT, 400: ERROR, 413: ERROR, 429: THROTTLED})
     def post(self, request: Request) -> Response:
-        """The engine's report for any graph, saved or not, valid or not (`valid` says)."""
+        """The engine's report for any graph, saved or not, valid or not (`valid` says).
+        No account needed: without one, requests are limited per client address."""
         if not isinstance(request.data, dict):
             return Response({"error": "send a graph document (a JSON object)"},
                             status=status.HTTP_400_BAD_REQUEST)
         return Response(inspect_graph(request.data))
+
+
+class CodeView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymousThrottle]
+
+    @extend_schema(operation_id="code", request={"application/json": GRAPH_DOCUMENT_REF},
+                   responses={200: {"type": "object", "required": ["code"],
+                                    "properties": {"code": {"type": "string"}}},
+                              400: ERROR, 413: ERROR, 429: THROTTLED})
+    def post(self, request: Request) -> Response:
+        """The PyTorch file of any graph document, saved or not: what the PyTorch download
+        of a version with this document holds (seed 0, no weights). 400 with `problems`
+        for a graph that is not valid. No account needed: without one, requests are
+        limited per client address."""
+        if not isinstance(request.data, dict):
+            return Response({"error": "send a graph document (a JSON object)"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            return Response({"code": pytorch_code(request.data)})
+        except GraphError as exc:
+            return Response({"error": "the graph is not valid; see problems",
+                             "problems": [p.to_dict() for p in exc.problems]},
+                            status=status.HTTP_400_BAD_REQUEST)
 
 
 class BlocksView(APIView):
@@ -378,11 +416,15 @@ class SharedSqlView(APIView):
 
 
 class DocumentSqlView(APIView):
+    permission_classes = [AllowAny]
+    throttle_classes = [AnonymousThrottle]
+
     @extend_schema(operation_id="sql", request=DocumentSqlIn,
-                   responses={200: SQL_RESULT, 400: SQL_ERROR, 413: ERROR})
+                   responses={200: SQL_RESULT, 400: SQL_ERROR, 413: ERROR, 429: THROTTLED})
     def post(self, request: Request) -> Response:
         """Run a SQL script on any graph document (the editor's, unsaved): its rows, and
-        for a change the new document and what changed. Nothing is saved."""
+        for a change the new document and what changed. Nothing is saved. No account
+        needed: without one, requests are limited per client address."""
         body = parsed(DocumentSqlIn, request.data)
         return Response(sql.run(body["document"], body["sql"]).to_json())
 

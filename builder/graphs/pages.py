@@ -67,9 +67,11 @@ def _editor(request: HttpRequest, boot: dict[str, Any], extra: dict[str, Any] | 
     return render(request, "graphs/editor.html", {**context, **(extra or {})})
 
 
-@login_required
 def new_graph(request: HttpRequest) -> HttpResponse:
-    """A blank canvas, or a starter (`?starter=char_gpt`), not saved until the first save."""
+    """A blank canvas, or a starter (`?starter=char_gpt`), not saved until the first save.
+    Open to visitors without an account: they draw, see shapes and read the code, their
+    drawing kept in the browser; saving, sharing and running ask them to sign up, and the
+    editor saves the drawing as their first model when they come back (`?claim=1`)."""
     starter = request.GET.get("starter") or None
     if starter is not None and starter not in STARTERS:
         raise Http404(f"no starter named {starter!r}")

@@ -19,7 +19,14 @@ import torch.fx
 from .blocks import REGISTRY, TensorSpec, catalog
 from .build import CheckedGraph, analyze, check, materialize, seeded
 from .errors import GraphError, Problem
-from .export import CompiledInfo, compiled_info, example_inputs, export_onnx, export_pytorch
+from .export import (
+    CompiledInfo,
+    compiled_info,
+    example_inputs,
+    export_onnx,
+    export_pytorch,
+    pytorch_source,
+)
 from .graph import (
     FORMAT,
     ID_PATTERN,
@@ -78,6 +85,14 @@ def weight_shapes(source: GraphSource, *, limits: Limits | None = None
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
+def pytorch_code(source: GraphSource, *, limits: Limits | None = None) -> str:
+    """The PyTorch file `export_pytorch` writes for the compiled graph (seed 0), made from
+    the analysis alone: no module is built, so it costs what an inspection costs. Raises
+    `GraphError` for a graph that is not valid."""
+    graph = load_graph(source, limits=limits)
+    return pytorch_source(CompiledInfo(graph, graph.analysis, 0))
+
+
 def inspect_graph(source: GraphSource, *, flops: bool = True,
                   limits: Limits | None = None) -> dict[str, Any]:
     """The report of a graph, valid or not; never raises for a bad graph.
@@ -129,6 +144,7 @@ __all__ = [
     "load_graph",
     "load_starter",
     "module_count",
+    "pytorch_code",
     "render_table",
     "starter_names",
     "weight_shapes",

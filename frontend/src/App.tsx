@@ -14,16 +14,20 @@ import { hasAttentionModules } from "./runs/attentionData";
 import { RunDrawer } from "./runs/RunDrawer";
 import { SqlConsole } from "./sql/SqlConsole";
 import { isDirty, useEditor } from "./store/editor";
-import { type Boot, followDrafts, followInspection, open, save } from "./store/session";
+import { useAccount } from "./store/account";
+import { type Boot, claimIfAsked, followDrafts, followInspection, open, save } from "./store/session";
 
 export function App({ boot }: { boot: Boot }) {
   const ready = useEditor((s) => s.ready);
   const [failure, setFailure] = useState<string | null>(null);
 
   useEffect(() => {
+    useAccount.setState({ loggedIn: boot.user !== null, loginUrl: boot.loginUrl, signupUrl: boot.signupUrl });
     const stopInspection = followInspection();
     const stopDrafts = followDrafts();
     open(boot)
+      // Back from signing up with a visitor's drawing: it becomes the first saved model.
+      .then(() => claimIfAsked(boot))
       .then(() => {
         // The home page's "Import ONNX…" lands here: a blank canvas with the import dialog up.
         if (new URLSearchParams(window.location.search).get("import") === "onnx") {
@@ -86,12 +90,22 @@ function Shortcuts() {
 
 function Drawer() {
   const open = useEditor((s) => s.drawerOpen);
-  const graph = useEditor((s) => s.graph);
   const readOnly = useEditor((s) => s.readOnly);
+  // Runs need an account: a visitor who opens the drawer (Run, the status line) is asked to
+  // sign up. A shared page's visitor still watches the runs its owner published.
+  const asksAccount = useAccount((s) => !s.loggedIn) && !readOnly;
+  useEffect(() => {
+    if (open && asksAccount) {
+      useEditor.getState().openDrawer(false);
+      useEditor.getState().openDialog("signup");
+    }
+  }, [open, asksAccount]);
+  const graph = useEditor((s) => s.graph);
   const shareToken = useEditor((s) => s.shareToken);
   const openDrawer = useEditor((s) => s.openDrawer);
   const suggested = useEditor((s) => s.suggestedDataset);
   const hasAttention = useEditor((s) => hasAttentionModules(s.doc, s.report));
+  if (asksAccount) return null;
   return (
     <RunDrawer
       hasAttention={hasAttention}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -65,10 +66,31 @@ def test_the_editor_opens_a_new_model_or_a_starter(browser):
     assert browser.get("/new?starter=nope").status_code == 404
 
 
-def test_the_editor_needs_a_login(db):
-    response = Client().get("/new")
+@pytest.mark.parametrize("url", ["/new", "/new?starter=char_gpt", "/new?path=gpt",
+                                 "/new?starter=mlp&path=gpt&claim=1"])
+def test_a_visitor_opens_the_editor_without_an_account(db, url):
+    page = Client().get(url)
+    assert page.status_code == 200
+    handed = boot(page)
+    assert handed["user"] is None
+    # Signing up or logging in comes back to the very same editor URL, parameters and all.
+    assert handed["signupUrl"] == "/accounts/signup/?" + urlencode({"next": url}, safe="/")
+    assert handed["loginUrl"] == "/accounts/login/?" + urlencode({"next": url}, safe="/")
+
+
+def test_a_visitors_saved_models_still_need_a_login(db, make_graph):
+    graph = make_graph()
+    response = Client().get(f"/g/{graph['id']}")
     assert response.status_code == 302
-    assert response["Location"].startswith("/accounts/login/?next=/new")
+    assert response["Location"].startswith(f"/accounts/login/?next=/g/{graph['id']}")
+
+
+def test_home_offers_a_visitor_the_editor_and_every_starter_and_still_sign_up(db):
+    html = Client().get("/").content.decode()
+    assert 'href="/new"' in html
+    for name in ["mlp", "cnn", "resnet", "transformer_classifier", "char_gpt", "llama"]:
+        assert f'href="/new?starter={name}"' in html
+    assert 'href="/accounts/signup/"' in html and 'href="/accounts/login/"' in html
 
 
 def test_the_editor_opens_only_my_own_graphs(browser, make_graph, other_api):

@@ -156,6 +156,9 @@ export const api = {
     request<CustomBlock>("GET", `/api/blocks/custom${q({ source, version })}`),
   inspect: (document: GraphDocument, signal?: AbortSignal) =>
     request<InspectReport>("POST", "/api/inspect", document, { signal }),
+  /** The PyTorch file of any document, saved or not (400 with `problems` if not valid). */
+  code: (document: GraphDocument, signal?: AbortSignal) =>
+    request<{ code: string }>("POST", "/api/code", document, { signal }),
 
   graphs: () => request<GraphOut[]>("GET", "/api/graphs"),
   graph: (id: number) => request<GraphDetail>("GET", `/api/graphs/${id}`),

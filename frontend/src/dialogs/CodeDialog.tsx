@@ -1,9 +1,10 @@
 // "Code": the PyTorch the engine generates for the saved version, highlighted, with Copy and
-// the downloads (graph JSON, PyTorch, ONNX).
+// the downloads (graph JSON, PyTorch, ONNX); for a model never saved (a visitor's drawing
+// too), the code of the drawing itself.
 import { useEffect, useMemo, useRef, useState } from "react";
 
-import { api, fetchFile } from "../api/client";
-import { isDirty, useEditor } from "../store/editor";
+import { api, ApiError, fetchFile } from "../api/client";
+import { isDirty, modelTitle, useEditor } from "../store/editor";
 import { Modal } from "../ui/Modal";
 import { closeDialog, ErrorLine, SaveFirst } from "./common";
 import { copyText, errorText } from "./format";
@@ -60,6 +61,7 @@ export function CodeDialog() {
     return () => clearTimeout(timer);
   }, [copied]);
 
+  if (graph === null && !shared) return <DrawingCode />;
   if (pytorchUrl === null || graph === null) {
     return (
       <Modal title="Code" onClose={closeDialog}>
@@ -110,6 +112,76 @@ export function CodeDialog() {
             : `Preparing the PyTorch file… (asking again in ${preparing} s)`}
         </p>
       ) : null}
+      {code !== null ? <PythonCode source={code} /> : null}
+    </Modal>
+  );
+}
+
+/** The code of a model never saved (a visitor's drawing, a new model): made from the
+ * document on screen (POST /api/code), with Copy and the files made here. */
+function DrawingCode() {
+  const doc = useEditor((s) => s.doc);
+  const title = useEditor(modelTitle);
+  const [code, setCode] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [copied, setCopied] = useState<boolean | null>(null);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    setCode(null);
+    setError(null);
+    api.code(doc, controller.signal).then(
+      (made) => setCode(made.code),
+      (caught: unknown) => {
+        if ((caught as Error).name === "AbortError") return;
+        const problems = caught instanceof ApiError ? caught.body.problems ?? [] : [];
+        const first = problems[0];
+        setError(problems.length
+          ? `The code is made from a valid graph; this one has ${problems.length} problem(s)` +
+            (first ? ` (first: ${first.node ? first.node + ": " : ""}${first.message})` : "") + "."
+          : `The code could not be generated: ${errorText(caught)}`);
+      },
+    );
+    return () => controller.abort();
+  }, [doc]);
+
+  useEffect(() => {
+    if (copied === null) return;
+    const timer = setTimeout(() => setCopied(null), 2000);
+    return () => clearTimeout(timer);
+  }, [copied]);
+
+  const stem = title.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "").toLowerCase() || "model";
+  return (
+    <Modal
+      title="Code"
+      onClose={closeDialog}
+      size="wide"
+      subtitle={`PyTorch for ${title}, as drawn (not saved): a standalone nn.Module, built with seed 0.`}
+      footer={
+        <>
+          <nav className="code-downloads" aria-label="Downloads">
+            <span className="dlg-muted">Download</span>
+            <a href="#graph-json" onClick={(event) => {
+              event.preventDefault();
+              saveBlob(new Blob([JSON.stringify(doc, null, 2)], { type: "application/json" }), `${stem}.json`);
+            }}>Graph JSON</a>
+            {code !== null ? (
+              <a href="#pytorch" onClick={(event) => {
+                event.preventDefault();
+                saveBlob(new Blob([code], { type: "text/x-python" }), `${stem}.py`);
+              }}>PyTorch</a>
+            ) : null}
+          </nav>
+          <button type="button" className="btn" disabled={code === null}
+            onClick={async () => setCopied(await copyText(code ?? ""))}>
+            {copied === true ? "Copied" : copied === false ? "Copy failed" : "Copy"}
+          </button>
+        </>
+      }
+    >
+      <ErrorLine text={error} />
+      {code === null && !error ? <p className="dlg-muted" role="status">Generating the code…</p> : null}
       {code !== null ? <PythonCode source={code} /> : null}
     </Modal>
   );

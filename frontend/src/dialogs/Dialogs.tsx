@@ -1,5 +1,6 @@
 // The editor's dialogs: whichever one `useEditor(s => s.dialog)` names. Mount <Dialogs />
 // and <NoticeBar /> once, anywhere in the app.
+import { NEEDS_ACCOUNT, useAccount } from "../store/account";
 import { useEditor } from "../store/editor";
 import { CodeDialog } from "./CodeDialog";
 import { ConflictDialog } from "./ConflictDialog";
@@ -8,6 +9,7 @@ import { RenameDialog } from "./RenameDialog";
 import { SaveDialog } from "./SaveDialog";
 import { ShareDialog } from "./ShareDialog";
 import { ShortcutsDialog } from "./ShortcutsDialog";
+import { SignUpDialog } from "./SignUpDialog";
 import { UpdateBlockDialog } from "./UpdateBlockDialog";
 import { VersionsDialog } from "./VersionsDialog";
 import "./dialogs.css";
@@ -16,7 +18,12 @@ export { NoticeBar } from "./NoticeBar";
 
 export function Dialogs() {
   const dialog = useEditor((s) => s.dialog);
+  const loggedIn = useAccount((s) => s.loggedIn);
+  // A visitor without an account is asked to sign up, whatever needed one.
+  if (dialog !== null && !loggedIn && NEEDS_ACCOUNT.has(dialog)) return <SignUpDialog />;
   switch (dialog) {
+    case "signup":
+      return <SignUpDialog />;
     case "save":
       return <SaveDialog />;
     case "versions":

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 vi.mock("../store/session", () => ({
   save: vi.fn(), reloadLatest: vi.fn(), forkLocal: vi.fn(), restore: vi.fn(), forkShared: vi.fn(), rename: vi.fn(),
+  keepForClaim: vi.fn(),
 }));
 
 import { api } from "../api/client";

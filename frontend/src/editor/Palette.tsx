@@ -8,6 +8,7 @@ import { useEffect, useMemo, useState } from "react";
 import { api, ApiError } from "../api/client";
 import type { Block, MyBlock } from "../api/types";
 import { shareTokenOf } from "../graph/custom";
+import { useAccount } from "../store/account";
 import { useEditor } from "../store/editor";
 import { BLOCK_MIME } from "./Canvas";
 import { BLOCK_SIZE } from "./layout";
@@ -28,14 +29,16 @@ export function Palette() {
   const shared = useEditor((s) => s.shareToken !== null);
   const myBlocks = useEditor((s) => s.myBlocks);
 
+  const loggedIn = useAccount((s) => s.loggedIn);
+
   useEffect(() => {
-    if (readOnly || shared) return;
+    if (readOnly || shared || !loggedIn) return; // a visitor has no blocks of their own
     let live = true;
     api.myBlocks().then((found) => live && useEditor.getState().setMyBlocks(found), () => {});
     return () => {
       live = false;
     };
-  }, [readOnly, shared, current]);
+  }, [readOnly, shared, current, loggedIn]);
 
   const mine = useMemo(() => {
     const q = query.trim().toLowerCase();

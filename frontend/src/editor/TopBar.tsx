@@ -72,7 +72,7 @@ export function TopBar({ loginUrl, signupUrl, loggedIn }: { loginUrl: string; si
         </>
       )}
       <button className="quiet" onClick={() => openDialog("code")}>Code</button>
-      <button className="primary" onClick={() => openDrawer(true, "run")}>▶ Run</button>
+      <button className="primary" onClick={() => (loggedIn || readOnly ? openDrawer(true, "run") : openDialog("signup"))}>▶ Run</button>
       <button className="icon" onClick={() => openDialog("shortcuts")} title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts">?</button>
     </header>
   );

@@ -57,7 +57,7 @@ export interface EditorState {
   conflict: Version | null;
   notice: Notice | null;
   /** Which dialog is open. */
-  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename" | "import" | "update-block";
+  dialog: null | "save" | "versions" | "share" | "code" | "shortcuts" | "conflict" | "rename" | "import" | "update-block" | "signup";
   /** The block from My blocks the "update-block" dialog offers to update, and to which version. */
   pendingUpdate: { id: string; source: string; version: number } | null;
   drawerOpen: boolean;

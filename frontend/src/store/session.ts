@@ -5,6 +5,7 @@ import { ApiError, api } from "../api/client";
 import type { GraphDocument, InspectReport } from "../api/types";
 import { FORMAT, blankDocument, canonical, modelPart } from "../graph/ops";
 import { autoLayoutAll } from "../editor/layout";
+import { markClaim, takeClaim, withoutClaim } from "./claim";
 import { isDirty, useEditor } from "./editor";
 
 export interface Boot {
@@ -159,6 +160,49 @@ export function followDrafts(): () => void {
 }
 
 // ---------------------------------------------------------------------------------------
+// A visitor's drawing, claimed after signing up (claim.ts)
+
+/** Before leaving for the sign-up or log-in page: keep the drawing as this page's draft now
+ * (not after the usual delay) and leave the mark that asks for it to be saved on return. */
+export function keepForClaim(): void {
+  const s = useEditor.getState();
+  if (s.readOnly || s.graph !== null || !currentDraftKey) return;
+  writeDraft(currentDraftKey, { doc: s.doc, base: null, savedAt: Date.now() });
+  markClaim(currentDraftKey);
+}
+
+/** Back from signing up or logging in (`claim=1` and this browser's mark): save the opened
+ * drawing (the restored draft) as a new model, once. Call after `open`. A failed save keeps
+ * the draft in this browser and says so. */
+export async function claimIfAsked(boot: Boot): Promise<SaveOutcome | null> {
+  const search = window.location.search;
+  const asked = boot.user !== null && boot.graphId === null && !boot.shareToken &&
+    takeClaim(search, currentDraftKey);
+  // The parameter goes at once: a reload of this page does not ask again.
+  if (new URLSearchParams(search).has("claim")) {
+    history.replaceState(null, "", `${window.location.pathname}${withoutClaim(search)}${window.location.hash}`);
+  }
+  if (!asked) return null;
+  const outcome = await save("Drawn before signing up");
+  if (outcome === "saved" || outcome === "unchanged") {
+    const graph = useEditor.getState().graph;
+    useEditor.getState().notify({
+      kind: "info",
+      text: `Your drawing is saved as your model "${graph?.name ?? "Untitled model"}".`,
+    });
+  } else if (outcome !== "conflict") {
+    // save() said why; the draft stays under this page's key, restored on the next visit.
+    writeDraft(currentDraftKey, { doc: useEditor.getState().doc, base: null, savedAt: Date.now() });
+    const why = useEditor.getState().notice?.text ?? "";
+    useEditor.getState().notify({
+      kind: "error",
+      text: `Your drawing was not saved as a model, and is kept in this browser: press Save to try again. ${why}`.trim(),
+    });
+  }
+  return outcome;
+}
+
+// ---------------------------------------------------------------------------------------
 // Saving
 
 export type SaveOutcome = "saved" | "unchanged" | "conflict" | "invalid" | "failed";
@@ -170,7 +214,7 @@ export async function save(message?: string): Promise<SaveOutcome> {
   store.setSaving(true);
   try {
     if (store.graph === null) {
-      const created = await api.createGraph({ document: doc, message, name: doc.name });
+      const created = await api.createGraph({ document: doc, message, name: doc.name?.trim() || undefined });
       store.markSaved({ id: created.id, name: created.name, head: created.head }, doc);
       dropDraft(currentDraftKey);
       currentDraftKey = draftKey({ graphId: created.id, starter: null });
