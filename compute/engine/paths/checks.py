@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..build import analyze
 from ..graph import Graph, Node, parse_graph
@@ -20,6 +20,7 @@ from ..limits import Limits
 from ..report import build_report
 
 Shape = tuple[int | str, ...]  # a report's shape: ("B", 32, 64)
+T = TypeVar("T")
 
 
 class Unmet(Exception):
@@ -83,6 +84,9 @@ class Canvas:
         self.problems: list[str] = []
         self.problem_on: dict[str, str] = {}
         self._upstream: dict[str, frozenset[str]] = {}
+        self._downstream: dict[str, frozenset[str]] = {}
+        self._consumers: dict[str, list[Item]] | None = None
+        self._sources: dict[tuple[str, str, frozenset[str]], Item | None] = {}
         if not isinstance(document, dict):
             self.problems = ["a graph document is a JSON object"]
             return
@@ -127,7 +131,13 @@ class Canvas:
         """What feeds `item`'s port: the node whose output arrives there, seen through
         nested graphs' edges (into a Repeat, out of it) and through the types in `through`
         (such as Dropout). None when nothing is wired in."""
-        skip = set(through)
+        skip = frozenset(through)
+        key = (item.path, port, skip)
+        if key not in self._sources:
+            self._sources[key] = self._source(item, port, skip)
+        return self._sources[key]
+
+    def _source(self, item: Item, port: str, skip: frozenset[str]) -> Item | None:
         at: tuple[str, str] | None = item.feeds.get(port)
         for _ in range(len(self.items) + 1):  # each step moves to another node: bounded
             if at is None:
@@ -177,8 +187,33 @@ class Canvas:
         self._upstream[item.path] = found
         return found
 
+    def downstream(self, item: Item) -> frozenset[str]:
+        """The paths of every node that `item`'s output reaches, through nested graphs."""
+        cached = self._downstream.get(item.path)
+        if cached is not None:
+            return cached
+        if self._consumers is None:  # built once: each node's resolved sources, reversed
+            self._consumers = {}
+            for node in self.items.values():
+                for port in node.feeds:
+                    src = self.source(node, port)
+                    if src is not None:
+                        self._consumers.setdefault(src.path, []).append(node)
+        seen: set[str] = set()
+        stack = [item]
+        while stack:
+            for later in self._consumers.get(stack.pop().path, []):
+                if later.path not in seen:
+                    seen.add(later.path)
+                    stack.append(later)
+        found = frozenset(seen)
+        self._downstream[item.path] = found
+        return found
+
     def feeds_into(self, earlier: Item, later: Item) -> bool:
-        return earlier.path in self.upstream(later)
+        """Whether `earlier`'s output reaches `later` (cached per `earlier`: ask with the
+        same `earlier` and many `later`s, or use `upstream` the other way round)."""
+        return later.path in self.downstream(earlier)
 
     def why_no_shape(self, item: Item) -> str:
         """The clause that says why a node has no shape: its own problem, or a hint."""
@@ -202,3 +237,10 @@ def first(items: Iterable[Item], *tests: Callable[[Item], bool]) -> Item | None:
 def require(condition: bool, message: str, node: Item | str | None = None) -> None:
     if not condition:
         raise Unmet(message, node.path if isinstance(node, Item) else node)
+
+
+def need(value: T | None, message: str, node: Item | str | None = None) -> T:
+    """`value`, or Unmet(message) when it is None."""
+    if value is None:
+        raise Unmet(message, node.path if isinstance(node, Item) else node)
+    return value

@@ -6,7 +6,7 @@ settings: 32 characters at a time, 64 features, 4 heads, 2 blocks.
 
 from __future__ import annotations
 
-from .checks import Canvas, Item, Predicate, Unmet, first, require, shape_text
+from .checks import Canvas, Item, Predicate, Unmet, first, need, require, shape_text
 from .documents import Sketch
 from .steps import CheckKind, Path, Step
 
@@ -18,6 +18,7 @@ LAYERS = 2
 VOCAB = 128  # the texts are ASCII ids 0..127
 
 NORMS = ("LayerNorm", "RMSNorm")
+MAX_CANDIDATES = 20  # blocks weighed as "the" MLP or residual Add, in the document's order
 ACTIVATIONS = ("GELU", "ReLU", "SiLU", "Tanh", "Sigmoid")
 
 
@@ -26,11 +27,8 @@ def _last(shape: tuple[int | str, ...] | None) -> int | None:
 
 
 def _shaped(c: Canvas, item: Item) -> tuple[int | str, ...]:
-    shape = item.out_shape()
-    require(shape is not None, f"The {item.name} has no shape yet: {c.why_no_shape(item)}.",
-            item)
-    assert shape is not None
-    return shape
+    return need(item.out_shape(),
+                f"The {item.name} has no shape yet: {c.why_no_shape(item)}.", item)
 
 
 # The predicates, one per canvas step; each finds what the steps before it built.
@@ -128,8 +126,7 @@ def heads(c: Canvas) -> None:
 
 def residual(c: Canvas) -> Item:
     att = attention(c)
-    norm = c.source(att)
-    assert norm is not None  # the attention has a shape, so something feeds it
+    norm = need(c.source(att), f"Nothing feeds the attention '{att.path}' yet.", att)
     require(norm.type in NORMS,
             f"The attention '{att.path}' reads the stream as it is: put a LayerNorm between "
             f"'{norm.path}' and '{att.path}', so that it reads numbers of a steady size.", att)
@@ -139,12 +136,16 @@ def residual(c: Canvas) -> Item:
             if any(c.source(a, port, through=("Dropout",)) is att for port in ("a", "b"))]
     require(bool(adds), "Nothing adds the attention's output back to the stream yet: add an "
             f"Add block fed by '{att.path}' and by {stream_name}, the stream it reads.")
-    add = adds[0]
-    port = "b" if c.source(add, "a", through=("Dropout",)) is att else "a"
-    other = c.source(add, port)
-    require(other is not None and other.type not in NORMS and c.feeds_into(other, att),
-            f"The Add '{add.path}' should add the attention's output to the stream it reads: "
-            f"feed it {stream_name} (from before the LayerNorm) on its other input.", add)
+
+    def adds_the_stream(add: Item) -> bool:
+        port = "b" if c.source(add, "a", through=("Dropout",)) is att else "a"
+        other = c.source(add, port)
+        return other is not None and other.type not in NORMS and c.feeds_into(other, att)
+
+    add = need(first(adds[:MAX_CANDIDATES], adds_the_stream),
+               f"The Add '{adds[0].path}' should add the attention's output to the stream it "
+               f"reads: feed it {stream_name} (from before the LayerNorm) on its other input.",
+               adds[0])
     _shaped(c, add)
     return add
 
@@ -163,7 +164,19 @@ def mlp(c: Canvas) -> Item:
     require(bool(pairs), f"No MLP after the attention yet: after the Add '{res.path}', add a "
             f"LayerNorm, a Linear {HIDDEN} wide, a GELU and a Linear back to {width or C}, "
             "in a row.")
-    fc, proj = pairs[0]
+    # The first that is a whole MLP wins; if none is, the first says what it lacks. A few
+    # are weighed at most: each may walk the graph.
+    first_unmet: Unmet | None = None
+    for fc, proj in pairs[:MAX_CANDIDATES]:
+        try:
+            return _whole_mlp(c, res, width, fc, proj)
+        except Unmet as unmet:
+            first_unmet = first_unmet or unmet
+    assert first_unmet is not None
+    raise first_unmet
+
+
+def _whole_mlp(c: Canvas, res: Item, width: int | None, fc: Item, proj: Item) -> Item:
     out = _last(_shaped(c, proj))
     require(out == width, f"The Linear '{proj.path}' gives {out} features but the stream is "
             f"{width} wide: set its out_features to {width}.", proj)
@@ -171,28 +184,26 @@ def mlp(c: Canvas) -> Item:
     require(before is not None and before.type in NORMS,
             f"The MLP's first Linear '{fc.path}' reads the stream as it is: put a LayerNorm "
             f"before it.", fc)
-    adds = [a for a in c.of_type("Add")
-            if any(c.source(a, port, through=("Dropout",)) is proj for port in ("a", "b"))]
-    ok = False
-    for add in adds:
-        port = "b" if c.source(add, "a", through=("Dropout",)) is proj else "a"
-        other = c.source(add, port)
-        ok = ok or (other is not None and other.type not in NORMS and c.feeds_into(other, fc)
-                    and (other is res or c.feeds_into(res, other)))
-    require(ok, "Nothing adds the MLP's output back to the stream yet: add an Add block fed "
-            f"by '{proj.path}' and by '{res.path}'.", proj)
-    return proj
+    for add in c.of_type("Add"):
+        sides = [c.source(add, port, through=("Dropout",)) for port in ("a", "b")]
+        if proj not in sides:
+            continue
+        other = c.source(add, "b" if sides[0] is proj else "a")
+        if (other is not None and other.type not in NORMS and other.path in c.upstream(fc)
+                and (other is res or c.feeds_into(res, other))):
+            return proj
+    raise Unmet("Nothing adds the MLP's output back to the stream yet: add an Add block fed "
+                f"by '{proj.path}' and by '{res.path}'.", proj.path)
 
 
 def repeated(c: Canvas) -> Item:
     att = attention(c)
     end = mlp(c)
     holder = c.items.get(att.container) if att.container else None
-    require(holder is not None and holder.type == "Repeat",
-            "The transformer block is drawn once: move it (LayerNorm, attention, Add, "
-            "LayerNorm, MLP, Add) into a Repeat block, so that it runs several times in a "
-            "row.", att)
-    assert holder is not None
+    holder = need(holder if holder is not None and holder.type == "Repeat" else None,
+                  "The transformer block is drawn once: move it (LayerNorm, attention, Add, "
+                  "LayerNorm, MLP, Add) into a Repeat block, so that it runs several times "
+                  "in a row.", att)
     require(end.container == holder.path,
             f"The MLP ('{end.path}') is outside the Repeat '{holder.path}': move it inside, "
             "next to the attention, so that every copy of the block has both.", end)
@@ -209,8 +220,7 @@ def head(c: Canvas) -> None:
     require(bool(outputs), "No Output comes after the transformer blocks: wire the last "
             "block's result, through a LayerNorm and a Linear, into the Output.")
     out = outputs[0]
-    last = c.source(out)
-    assert last is not None
+    last = need(c.source(out), f"Nothing is wired into the Output '{out.path}' yet.", out)
     shape = out.in_shape()
     require(last.type == "Linear",
             f"The Output '{out.path}' receives {shape_text(shape)}, the stream itself: add a "
