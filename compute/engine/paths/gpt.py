@@ -338,8 +338,12 @@ each row here has {C} numbers, the width of everything that follows.
         _step("positions", "Positions", f"""
 The vectors say which characters are there but not in which order: "dog" and "god" would
 look the same to what comes next. A **PositionalEmbedding** learns one more vector per
-position, 0 to {T - 1}, and adds it to the character's own: position and identity travel
-together in one vector.
+position, 0 to {T - 1}, and adds it to the character's own (the addition is inside the
+block): position and identity travel together in one vector.
+
+```text
+wte("d") + wpe(0),  wte("o") + wpe(1),  wte("g") + wpe(2)
+```
 """, f"Add a PositionalEmbedding (max_len {T}) after the Embedding.", rule=positions),
         _step("attention", "One attention head", """
 Attention lets each position gather information from the others. Every position asks a
@@ -348,8 +352,8 @@ a key, that value flows in. **Causal** attention lets a position look only at it
 what came before: the model must guess the next character, not read it.
 
 ```text
-position:  t  o  _  b  e
-"e" looks: .3 .1 .1 .5 ·   (only to the left)
+position:   t   o   _   b   e
+"e" looks: .1  .1  .2  .4  .2   (at itself and to its left; the weights sum to 1)
 ```
 """, "Add a MultiHeadAttention after the PositionalEmbedding, with num_heads 1 and causal "
             "on.", rule=attention),
