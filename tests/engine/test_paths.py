@@ -307,3 +307,21 @@ def test_mangled_solutions_never_make_a_check_raise(name: str) -> None:
         result = check_step(name, step["id"], document)
         assert isinstance(result["passed"], bool) and result["message"]
         assert result["node"] is None or isinstance(result["node"], str)
+
+
+def test_a_freshly_dropped_input_is_told_its_dtype_then_its_shape() -> None:
+    """What a newcomer draws first in the editor: an Input with the defaults (float32, no
+    shape) wired into an Output."""
+    document: dict[str, Any] = {"format": FORMAT, "nodes": [{"id": "x", "type": "Input"},
+                                            {"id": "out", "type": "Output"}],
+                "edges": [{"from": "x", "to": "out"}]}
+    result = check_step("gpt", "tokens", document)
+    assert result["node"] == "x" and "set its dtype to int64" in result["message"]
+    document["nodes"][0]["params"] = {"dtype": "int64"}
+    result = check_step("gpt", "tokens", document)
+    assert result["node"] == "x" and "set its shape to [32]" in result["message"]
+    document["nodes"][0]["params"]["shape"] = [32]
+    assert check_step("gpt", "tokens", document)["passed"]
+    digits = check_step("digits", "neuron", {**document, "nodes": [
+        {"id": "x", "type": "Input"}, {"id": "out", "type": "Output"}]})
+    assert digits["node"] == "x" and "set its shape to [64]" in digits["message"]

@@ -41,6 +41,7 @@ class Item:
     entry: dict[str, Any]  # its entry in the inspection report (shapes, status)
     container: str | None  # the path of the Repeat or Custom it is inside
     feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # port -> (path, port)
+    raw: dict[str, Any] = field(default_factory=dict)  # its params as written, unchecked
 
     @property
     def type(self) -> str:
@@ -49,6 +50,13 @@ class Item:
     def param(self, name: str) -> Any:
         """A block parameter, or None when the node's parameters are invalid."""
         return getattr(self.node.params, name, None)
+
+    def written(self, name: str, default: str) -> str | None:
+        """A text parameter as the document has it, valid or not (None if not a text):
+        what a node whose parameters are invalid (an Input without a shape) says."""
+        valid = self.node.params is not None
+        value = self.param(name) if valid else self.raw.get(name, default)
+        return value if isinstance(value, str) else None
 
     def out_shape(self, port: str = "out") -> Shape | None:
         spec = self.entry.get("outputs", {}).get(port)
@@ -107,10 +115,15 @@ class Canvas:
 
     def _flatten(self, graph: Graph, entries: dict[str, Any], prefix: str,
                  container: str | None) -> None:
+        listed = graph.document.get("nodes")
+        raw = {n.get("id"): n.get("params") for n in listed if isinstance(n, dict)
+               } if isinstance(listed, list) else {}
         for node in graph.nodes:
             path = prefix + node.id
             entry = entries.get(node.id, {})
-            item = Item(path, node, entry, container)
+            params = raw.get(node.id)
+            item = Item(path, node, entry, container,
+                        raw=params if isinstance(params, dict) else {})
             item.feeds = {port: (prefix + src.node, src.port)
                           for port, src in graph.incoming.get(node.id, {}).items()}
             self.items[path] = item
@@ -215,6 +228,13 @@ class Canvas:
         same `earlier` and many `later`s, or use `upstream` the other way round)."""
         return later.path in self.downstream(earlier)
 
+    def fixed(self, item: Item) -> None:
+        """Unmet when the node's parameters are invalid, with the engine's reason."""
+        if item.node.params is None:
+            problem = self.problem_on.get(item.path, "its parameters are invalid")
+            raise Unmet(f"The {item.name} needs a fix first: {problem.rstrip('.')}.",
+                        item.path)
+
     def why_no_shape(self, item: Item) -> str:
         """The clause that says why a node has no shape: its own problem, or a hint."""
         problem = self.problem_on.get(item.path)
@@ -237,6 +257,12 @@ def first(items: Iterable[Item], *tests: Callable[[Item], bool]) -> Item | None:
 def require(condition: bool, message: str, node: Item | str | None = None) -> None:
     if not condition:
         raise Unmet(message, node.path if isinstance(node, Item) else node)
+
+
+def shaped(c: Canvas, item: Item) -> Shape:
+    """The node's output shape, or Unmet saying why it has none."""
+    return need(item.out_shape(),
+                f"The {item.name} has no shape yet: {c.why_no_shape(item)}.", item)
 
 
 def need(value: T | None, message: str, node: Item | str | None = None) -> T:

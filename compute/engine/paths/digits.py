@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .checks import Canvas, Item, Predicate, Unmet, first, need, require, shape_text
+from .checks import (
+    Canvas,
+    Item,
+    Predicate,
+    Unmet,
+    first,
+    need,
+    require,
+    shape_text,
+    shaped,
+)
 from .documents import Sketch
 from .steps import CheckKind, Path, Step
 
@@ -17,12 +27,15 @@ def pixels(c: Canvas) -> Item:
     require(bool(inputs), "There is no Input yet: add an Input block, where the 64 pixel "
             "values of a digit enter.")
     found = inputs[0]
-    require(found.param("dtype") != "int64",
+    require(found.written("dtype", "float32") != "int64",
             f"The Input '{found.path}' reads whole-number ids, but pixels are measured "
             "values: set its dtype to float32.", found)
+    require("shape" in found.raw, f"The Input '{found.path}' has no shape yet: set its "
+            f"shape to [{PIXELS}], the pixel values of one digit.", found)
+    c.fixed(found)
     shape = found.param("shape")
-    require(shape is None or list(shape) == [PIXELS],
-            f"The Input '{found.path}' takes {shape}, but an 8×8 digit is {PIXELS} pixel "
+    require(list(shape) == [PIXELS],
+            f"The Input '{found.path}' takes {list(shape)}, but an 8×8 digit is {PIXELS} pixel "
             f"values in a row: set its shape to [{PIXELS}].", found)
     return found
 
@@ -32,6 +45,7 @@ def neuron(c: Canvas) -> Item:
     found = need(first(c.of_type("Linear"), lambda n: c.source(n) is x),
                  f"No neuron yet: add a Linear block fed by the Input '{x.path}' "
                  "(out_features 1 for one neuron) and wire it into an Output.")
+    shaped(c, found)
     require(any(c.feeds_into(found, o) for o in c.of_type("Output", top=True)),
             f"The Linear '{found.path}' leads to no Output yet: wire it into an Output.",
             found)

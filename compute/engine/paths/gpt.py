@@ -6,7 +6,17 @@ settings: 32 characters at a time, 64 features, 4 heads, 2 blocks.
 
 from __future__ import annotations
 
-from .checks import Canvas, Item, Predicate, Unmet, first, need, require, shape_text
+from .checks import (
+    Canvas,
+    Item,
+    Predicate,
+    Unmet,
+    first,
+    need,
+    require,
+    shape_text,
+    shaped,
+)
 from .documents import Sketch
 from .steps import CheckKind, Path, Step
 
@@ -26,11 +36,6 @@ def _last(shape: tuple[int | str, ...] | None) -> int | None:
     return shape[-1] if shape and isinstance(shape[-1], int) else None
 
 
-def _shaped(c: Canvas, item: Item) -> tuple[int | str, ...]:
-    return need(item.out_shape(),
-                f"The {item.name} has no shape yet: {c.why_no_shape(item)}.", item)
-
-
 # The predicates, one per canvas step; each finds what the steps before it built.
 
 
@@ -38,14 +43,17 @@ def tokens(c: Canvas) -> Item:
     inputs = c.of_type("Input", top=True)
     require(bool(inputs), "There is no Input yet: add an Input block, where the characters "
             "enter the model.")
-    found = first(inputs, lambda i: i.param("dtype") == "int64")
+    found = first(inputs, lambda i: i.written("dtype", "float32") == "int64")
     if found is None:
         raise Unmet(f"The Input '{inputs[0].path}' reads float32 numbers, but characters "
                     "enter as whole-number ids: set its dtype to int64.", inputs[0].path)
+    require("shape" in found.raw, f"The Input '{found.path}' has no shape yet: set its "
+            f"shape to [{T}], the characters it reads at a time.", found)
+    c.fixed(found)
     shape = found.param("shape")
-    require(shape is not None and len(shape) == 1,
-            f"The Input '{found.path}' has the shape {shape}, but a piece of text is one row "
-            f"of character ids: set its shape to [{T}].", found)
+    require(len(shape) == 1,
+            f"The Input '{found.path}' has the shape {list(shape)}, but a piece of text is one "
+            f"row of character ids: set its shape to [{T}].", found)
     return found
 
 
@@ -70,7 +78,7 @@ def embedding(c: Canvas) -> Item:
     require(rows is None or rows >= VOCAB,
             f"The Embedding '{found.path}' has {rows} rows but the characters are ids from 0 "
             f"to {VOCAB - 1}: set num_embeddings to {VOCAB}.", found)
-    shape = _shaped(c, found)
+    shape = shaped(c, found)
     require(len(shape) == 3, f"The Embedding '{found.path}' gives {shape_text(shape)}, but "
             "each character should become one vector: [B, T, C].", found)
     return found
@@ -92,7 +100,7 @@ def positions(c: Canvas) -> Item:
     require(longest is None or longest >= length,
             f"The PositionalEmbedding '{found.path}' knows {longest} positions but the text "
             f"comes {length} characters at a time: set max_len to {length}.", found)
-    _shaped(c, found)
+    shaped(c, found)
     return found
 
 
@@ -112,7 +120,7 @@ def attention(c: Canvas) -> Item:
     require(found.param("causal") is not False,
             f"The attention '{found.path}' lets each position see the characters after it: "
             "turn causal on, or predicting the next character becomes copying it.", found)
-    _shaped(c, found)
+    shaped(c, found)
     return found
 
 
@@ -146,7 +154,7 @@ def residual(c: Canvas) -> Item:
                f"The Add '{adds[0].path}' should add the attention's output to the stream it "
                f"reads: feed it {stream_name} (from before the LayerNorm) on its other input.",
                adds[0])
-    _shaped(c, add)
+    shaped(c, add)
     return add
 
 
@@ -177,7 +185,7 @@ def mlp(c: Canvas) -> Item:
 
 
 def _whole_mlp(c: Canvas, res: Item, width: int | None, fc: Item, proj: Item) -> Item:
-    out = _last(_shaped(c, proj))
+    out = _last(shaped(c, proj))
     require(out == width, f"The Linear '{proj.path}' gives {out} features but the stream is "
             f"{width} wide: set its out_features to {width}.", proj)
     before = c.source(fc)
@@ -226,7 +234,7 @@ def head(c: Canvas) -> None:
             f"The Output '{out.path}' receives {shape_text(shape)}, the stream itself: add a "
             f"LayerNorm and a Linear with out_features {VOCAB} before it, one score for each "
             "character id.", out)
-    scores = _last(_shaped(c, last))
+    scores = _last(shaped(c, last))
     require(scores is not None and scores >= VOCAB,
             f"The Linear '{last.path}' gives {scores} scores per position, but there are "
             f"{VOCAB} character ids: set its out_features to {VOCAB}.", last)
