@@ -143,7 +143,7 @@ def residual(c: Canvas) -> Item:
     adds = [a for a in c.of_type("Add")
             if any(c.source(a, port, through=("Dropout",)) is att for port in ("a", "b"))]
     require(bool(adds), "Nothing adds the attention's output back to the stream yet: add an "
-            f"Add block fed by '{att.path}' and by {stream_name}, the stream it reads.")
+            f"Add block fed by '{att.path}' and by {stream_name}, the stream it reads.", att)
 
     def adds_the_stream(add: Item) -> bool:
         port = "b" if c.source(add, "a", through=("Dropout",)) is att else "a"
