@@ -120,6 +120,7 @@ def dataset_manifest(dataset: Dataset, *, name: str, description: str, source: s
     `date` (ISO, default today in UTC) is the manifest's `datePublished`: when the run
     read the data; `version` is 1.0.0, this manifest format's."""
     source, licence, citation = source.strip(), licence.strip(), citation.strip()
+    name = name or "dataset"  # Croissant needs a name, and a file needs an address
     n_train, n_val = len(dataset.x_train), len(dataset.x_val)
     doc: dict[str, Any] = {
         "@context": dict(CONTEXT),

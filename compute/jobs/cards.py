@@ -29,7 +29,7 @@ INTENDED_USE = (
     "A small model built and trained in Shipyard to learn how neural networks work: to "
     "look at what it does to its data, not to make decisions about people or anything that "
     "matters.",
-    "It learned only from the dataset below, for a few hundred or thousand steps: it "
+    "It learned only from the dataset above, for a few hundred or thousand steps: it "
     "knows nothing else, repeats the patterns (and the mistakes and biases) of that data, "
     "and its metrics hold for data like its validation split only.",
     "A text model writes text that looks like its training text; it does not know facts "
@@ -133,6 +133,9 @@ def _architecture(job: Job) -> list[str]:
     return lines
 
 
+TASKS = {"classification": "classification (one class per sample)",
+         "regression": "regression (numbers per sample)",
+         "next_token": "next token (the token after each position; a text's next character)"}
 TRAINING_KEYS = ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "optimizer",
                  "weight_decay", "beta1", "beta2", "seed", "device")
 
@@ -140,6 +143,9 @@ TRAINING_KEYS = ("steps", "batch_size", "lr", "min_lr", "warmup_steps", "optimiz
 def _training(job: Job) -> list[str]:
     config = job.config or {}
     lines = [f"- Status: {job.status} at step {job.step:,} of {job.total_steps:,}"]
+    task = (job.manifest or {}).get("shipyard:task")
+    if task:
+        lines.append(f"- Task: {TASKS.get(task, text(task))}")
     if job.device:
         lines.append(f"- Device: {text(job.device)}")
     settings = [f"{key} {_number(config[key])}" for key in TRAINING_KEYS if key in config]

@@ -82,6 +82,16 @@ def test_an_upload_without_source_or_licence_is_not_declared() -> None:
     assert doc["shipyard:samples"] == 30
 
 
+@pytest.mark.parametrize("name", ["<img src=x onerror=alert(1)>.csv", "my file (1).csv",
+                                  "données é.csv", ""])
+def test_any_upload_name_gives_a_valid_manifest(name: str) -> None:
+    raw = ("x1,label\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(20))).encode()
+    doc = dataset_manifest(csv_dataset(raw.decode(), name="x"), name=name, description="d",
+                           content=raw, file_name=name, encoding_format="text/csv")
+    assert validate_manifest(doc) == []
+    assert doc["name"] == (name or "dataset")
+
+
 def test_a_source_that_is_no_web_address_is_cited_not_linked() -> None:
     raw = ("The sea was calm that morning. " * 40).encode()
     data = text_dataset(raw.decode(), name="sea.txt")
