@@ -102,6 +102,12 @@ class Dataset:
     y_val: torch.Tensor
     decode: Callable[[list[int]], str] | None = field(default=None, repr=False)
     text: bool = False  # characters of a text: samples of generated text make sense
+    # What the dataset's manifest says about it (compute/engine/manifest.py): the classes'
+    # names in index order, every step from the bytes to the tensors, and the split rule
+    # (empty: `split_rule(seed)`, the shuffled split of `_split`).
+    labels: tuple[str, ...] | None = None
+    preprocessing: tuple[str, ...] = ()
+    split: str = ""
 
     @property
     def spec(self) -> TensorSpec:
@@ -122,6 +128,12 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 Split = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def split_rule(seed: int) -> str:
+    """`_split` in words."""
+    return (f"samples shuffled (torch.randperm, seed {seed}); the first "
+            f"{VAL_FRACTION:.0%} of the shuffled order (at least one) validate, the rest train")
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, seed: int) -> Split:
@@ -167,12 +179,16 @@ def _digits(view: View, seed: int) -> Dataset:
 
     bunch = load_digits()
     x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0  # pixels 0..16 -> 0..1
+    steps = ["read scikit-learn's digits.csv.gz (load_digits): 64 pixel values 0..16 and "
+             "the digit, per row", "pixels scaled to 0..1 (divided by 16), as float32"]
     if view.input is not None and view.input.shape in ((1, 8, 8), (8, 8)):
         x = x.reshape(-1, *view.input.shape)
+        steps.append(f"each image reshaped to {list(view.input.shape)}")
     y = torch.tensor(bunch.target, dtype=torch.int64)
     info = DatasetInfo("digits", "8×8 handwritten digits (1797 images, 10 classes)",
                        "classification", classes=10)
-    return Dataset(info, *_split(x, y, seed))
+    return Dataset(info, *_split(x, y, seed), labels=tuple(str(d) for d in range(10)),
+                   preprocessing=(*steps, "the class is the digit 0..9"))
 
 
 def _moons(view: View, seed: int) -> Dataset:
@@ -185,7 +201,10 @@ def _moons(view: View, seed: int) -> Dataset:
     y = torch.cat([torch.zeros(n), torch.ones(n)]).long()
     info = DatasetInfo("moons", "Two interleaved half circles (2000 2-D points, 2 classes)",
                        "classification", classes=2)
-    return Dataset(info, *_split(x, y, seed))
+    return Dataset(info, *_split(x, y, seed), labels=("upper", "lower"), preprocessing=(
+        f"generated (seed {seed}): 1000 points on an upper half circle (class 0) and 1000 "
+        "on a lower one shifted by (1, 0.5) (class 1), angles uniform in 0..pi",
+        "gaussian noise of std 0.1 added to both coordinates; not rescaled"))
 
 
 def _circles(view: View, seed: int) -> Dataset:
@@ -198,7 +217,10 @@ def _circles(view: View, seed: int) -> Dataset:
     y = torch.cat([torch.zeros(n), torch.ones(n)]).long()
     info = DatasetInfo("circles", "A ring around a smaller ring (2000 2-D points, 2 classes)",
                        "classification", classes=2)
-    return Dataset(info, *_split(x, y, seed))
+    return Dataset(info, *_split(x, y, seed), labels=("outer", "inner"), preprocessing=(
+        f"generated (seed {seed}): 1000 points on a circle of radius 1 (class 0) and 1000 "
+        "on one of radius 0.5 (class 1), angles uniform",
+        "gaussian noise of std 0.08 added to both coordinates; not rescaled"))
 
 
 def _spirals(view: View, seed: int) -> Dataset:
@@ -212,7 +234,11 @@ def _spirals(view: View, seed: int) -> Dataset:
         ys.append(torch.full((n,), arm))
     info = DatasetInfo("spirals", "Three interleaved spirals (1800 2-D points, 3 classes)",
                        "classification", classes=3)
-    return Dataset(info, *_split(torch.cat(xs), torch.cat(ys).long(), seed))
+    return Dataset(info, *_split(torch.cat(xs), torch.cat(ys).long(), seed),
+                   labels=("arm 0", "arm 1", "arm 2"), preprocessing=(
+                       f"generated (seed {seed}): 600 points on each of 3 spiral arms "
+                       "(the class is the arm), radius 0.05..1, angle noise of std 0.2",
+                       "not rescaled"))
 
 
 SYMBOL_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -237,7 +263,7 @@ def token_decoder(symbols: int) -> Callable[[list[int]], str]:
 
 
 def _token_dataset(name: str, title: str, problems: torch.Tensor, answers: torch.Tensor,
-                   symbols: int, view: View, default: Task, seed: int) -> Dataset:
+                   symbols: int, view: View, default: Task, seed: int, made: str) -> Dataset:
     """Lay problems [N, n] and answers [N, A] out as the view asks (see the module doc)."""
     task = view.wants or default
     n, a = problems.shape[1], answers.shape[1]
@@ -251,15 +277,26 @@ def _token_dataset(name: str, title: str, problems: torch.Tensor, answers: torch
     x = torch.full((len(problems), length), pad, dtype=torch.int64)
     x[:, :n] = problems
     x[:, n] = sep
+    decode = token_decoder(symbols)
+    steps = [f"generated: {made}, symbol ids 0..{symbols - 1}; answers of {a} symbol(s)"]
     if task == "classification":
         y = answers[:, 0].clone()
         info = DatasetInfo(name, title, "classification", classes=symbols, vocab=symbols + 2)
+        steps += [f"each sample is the problem, '=' (id {sep}), then '.' (PAD, id {pad}) up "
+                  f"to {length} tokens", "the class is the answer's first symbol"]
+        labels = tuple(decode([i]) for i in range(symbols))
     else:
         x[:, n + 1:n + a] = answers[:, :-1]
         y = torch.full((len(problems), length), IGNORE, dtype=torch.int64)
         y[:, n:n + a] = answers
         info = DatasetInfo(name, title, "next_token", vocab=symbols + 2)
-    return Dataset(info, *_split(x, y, seed), decode=token_decoder(symbols))
+        steps += [f"each sample is the problem, '=' (id {sep}), the answer but its last "
+                  f"symbol, then '.' (PAD, id {pad}) up to {length} tokens",
+                  f"targets: the answer at the positions from '=' on; {IGNORE} (asks "
+                  "nothing) everywhere else"]
+        labels = None
+    return Dataset(info, *_split(x, y, seed), decode=decode, labels=labels,
+                   preprocessing=tuple(steps))
 
 
 def _problem_length(view: View, length: int | None, answer_is_problem: bool) -> int:
@@ -284,7 +321,8 @@ def _symbol_task(name: str, what: str, answer: Callable[[torch.Tensor], torch.Te
         problems = torch.randint(0, symbols, (samples, n), generator=gen)
         title = f"{what} {n} symbols of {symbols}"
         return _token_dataset(name, title, problems, answer(problems), symbols, view,
-                              "next_token", seed)
+                              "next_token", seed, made=f"{samples} problems of {n} random "
+                              f"symbols (seed {seed})")
 
     return make
 
@@ -296,7 +334,8 @@ def _modadd(view: View, seed: int, modulus: int = 10) -> Dataset:
     answers = (problems.sum(1, keepdim=True)) % modulus
     title = f"a + b mod {modulus}: every pair, held-out pairs for validation"
     return _token_dataset("modadd", title, problems, answers, modulus, view,
-                          "classification", seed)
+                          "classification", seed, made=f"every pair (a, b) of 0..{modulus - 1} "
+                          "once as a problem")
 
 
 def encode_text(text: str) -> torch.Tensor:
@@ -334,7 +373,15 @@ def text_dataset(text: str, view: View | None = None, *, name: str = "text",
     x_val, y_val = windows(ids[cut:])
     del seed  # the split is by position, not random: nothing to seed
     info = DatasetInfo(name, title, "next_token", vocab=TEXT_VOCAB)
-    return Dataset(info, x_train, y_train, x_val, y_val, decode=decode_text, text=True)
+    steps = (f"each character becomes its ASCII code point as its id (vocabulary "
+             f"{TEXT_VOCAB}); any other character becomes '?' (id {ord('?')})",
+             f"cut into windows of {length} characters starting every {stride} "
+             f"character(s); each position's target is the character after it")
+    split = (f"by position, not shuffled: characters 0..{cut - 1:,} (the first "
+             f"{1 - VAL_FRACTION:.0%}, {cut:,} characters) train, the last {len(ids) - cut:,} "
+             "validate; windows are cut within each side")
+    return Dataset(info, x_train, y_train, x_val, y_val, decode=decode_text, text=True,
+                   preprocessing=steps, split=split)
 
 
 def _corpus(name: str, file: str, title: str) -> Callable[..., Dataset]:
@@ -359,6 +406,10 @@ class DatasetListing(TypedDict):
     options: dict[str, str]
 
 
+GENERATED = "generated by Shipyard (compute/engine/datasets.py)"
+PROJECT_LICENCE = "Apache-2.0"  # the project's own (LICENSE)
+SHAKESPEARE_SOURCE = "https://github.com/karpathy/char-rnn/tree/master/data/tinyshakespeare"
+
 @dataclass(frozen=True)
 class DatasetEntry:
     name: str
@@ -368,6 +419,11 @@ class DatasetEntry:
     gives: str  # what it gives, in words: shapes, dtypes, classes or vocabulary
     make: Callable[..., Dataset] = field(repr=False)
     options: dict[str, str] = field(default_factory=dict)  # keyword option: what it does
+    # Where it comes from and under which licence, for its manifest (manifest.py).
+    source: str = GENERATED
+    citation: str = ""
+    licence: str = PROJECT_LICENCE
+    file: str = ""  # the packaged file it reads (data/...), whose bytes its manifest hashes
 
     def to_dict(self) -> DatasetListing:
         return {"name": self.name, "kind": self.kind, "description": self.description,
@@ -384,7 +440,14 @@ DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
     DatasetEntry("digits", "image", "8×8 handwritten digits from scikit-learn (1797 images)",
                  ("classification",),
                  "float32 [B, 64] or [B, 1, 8, 8] (whichever the model's Input takes), "
-                 "pixels 0..1; 10 classes", _digits),
+                 "pixels 0..1; 10 classes", _digits,
+                 source="https://archive.ics.uci.edu/dataset/80/optical+recognition+of+"
+                        "handwritten+digits",
+                 citation="Alpaydin, E. & Kaynak, C. (1998). Optical Recognition of "
+                          "Handwritten Digits. UCI Machine Learning Repository. "
+                          "https://doi.org/10.24432/C50P49 (the copy bundled with "
+                          "scikit-learn, sklearn.datasets.load_digits)",
+                 licence="CC-BY-4.0"),
     DatasetEntry("moons", "points", "two interleaved half circles", ("classification",),
                  "float32 [B, 2]; 2 classes", _moons),
     DatasetEntry("circles", "points", "a ring around a smaller ring", ("classification",),
@@ -413,20 +476,30 @@ DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
                  "next characters",
                  _corpus("harbour", "harbour.txt",
-                         "The Harbour Log, a small English text (next character)")),
+                         "The Harbour Log, a small English text (next character)"),
+                 source="written for Shipyard (compute/engine/data/harbour.txt)",
+                 file="harbour.txt"),
     DatasetEntry("shakespeare", "text",
                  "tiny Shakespeare: 40,000 lines of the plays (public domain, 1.1 MB)",
                  ("next_token",),
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
                  "next characters",
                  _corpus("shakespeare", "shakespeare.txt",
-                         "tiny Shakespeare, the plays (next character)")),
+                         "tiny Shakespeare, the plays (next character)"),
+                 source=SHAKESPEARE_SOURCE,
+                 citation="Andrej Karpathy (2015), char-rnn: data/tinyshakespeare/input.txt, "
+                          "about 40,000 lines of Shakespeare's plays",
+                 licence="Public domain (the plays' text)", file="shakespeare.txt"),
     DatasetEntry("sonnets", "text", "eleven of Shakespeare's sonnets (public domain, 7 KB)",
                  ("next_token",),
                  "int64 [B, T] characters (ASCII ids, vocabulary 128); int64 [B, T] "
                  "next characters",
                  _corpus("sonnets", "sonnets.txt",
-                         "Shakespeare's sonnets, a few of them (next character)")),
+                         "Shakespeare's sonnets, a few of them (next character)"),
+                 source="Shakespeare's Sonnets, first printed in 1609 "
+                        "(compute/engine/data/sonnets.txt)",
+                 citation="William Shakespeare (1609), Sonnets",
+                 licence="Public domain", file="sonnets.txt"),
 ]}
 
 
@@ -569,6 +642,12 @@ def _csv_rows(text: str, name: str) -> list[tuple[int, list[str]]]:
     return rows
 
 
+def _listed(names: list[str], most: int = 20) -> str:
+    """Names for a sentence, at most `most` of them (a CSV may have a thousand columns)."""
+    shown = ", ".join(repr(n[:60]) for n in names[:most])
+    return shown + (f" and {len(names) - most:,} more" if len(names) > most else "")
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -646,6 +725,9 @@ def csv_dataset(text: str, *, target: str | None = None, task: Task = "classific
         y = torch.tensor([index[v] for v in labels], dtype=torch.int64)
         info = DatasetInfo(name, f"{name}: {len(classes)} classes of {target}", task,
                            classes=len(classes))
+        names: tuple[str, ...] | None = tuple(classes)
+        made = (f"target column {target!r}: labels as text with surrounding spaces removed, "
+                "classes numbered 0.. in sorted order of the labels")
     else:
         targets = []
         for (line, _), label in zip(data, labels, strict=True):
@@ -655,4 +737,9 @@ def csv_dataset(text: str, *, target: str | None = None, task: Task = "classific
             targets.append([float(label)])
         y = torch.tensor(targets, dtype=torch.float32)
         info = DatasetInfo(name, f"{name}: regression on {target}", task, targets=1)
-    return Dataset(info, *_split(x, y, seed))
+        names, made = None, f"target column {target!r}: read as a float32 number"
+    steps = ("parsed as CSV (Python's csv module); the first row is the header; blank rows "
+             "skipped",
+             f"{len(header) - 1} feature column(s) ({_listed([h for h in header if h != target])}"
+             ") read as float32 numbers, not rescaled", made)
+    return Dataset(info, *_split(x, y, seed), labels=names, preprocessing=steps)

@@ -15,6 +15,7 @@ import json
 import keyword
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,11 +283,14 @@ def _all_nodes(graph: Graph) -> list[Any]:
     return found
 
 
-def export_onnx(module: nn.Module, path: str | Path, *, opset: int = ONNX_OPSET) -> Path:
+def export_onnx(module: nn.Module, path: str | Path, *, opset: int = ONNX_OPSET,
+                metadata: Mapping[str, str] | None = None) -> Path:
     """Write `module`, with its current weights, as ONNX with a dynamic batch dimension.
 
     Inputs and outputs are named by node id. The model is exported in evaluation mode
     (dropout off, batch norm on running statistics) and checked with `onnx.checker`.
+    `metadata` goes into the model's `metadata_props` (a run's dataset manifest under
+    "shipyard.dataset").
     """
     import onnx
 
@@ -315,5 +319,10 @@ def export_onnx(module: nn.Module, path: str | Path, *, opset: int = ONNX_OPSET)
             )
     finally:
         module.train(was_training)
+    if metadata:
+        model = onnx.load(str(path), load_external_data=False)  # weights stay where they are
+        for key, value in metadata.items():
+            model.metadata_props.add(key=key, value=value)
+        onnx.save(model, str(path))
     onnx.checker.check_model(str(path))
     return path

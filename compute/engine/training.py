@@ -671,12 +671,14 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
     return TrainResult(step, stopped, time.perf_counter() - began, last, checkpoint)
 
 
-def save_weights(model: nn.Module, path: Path) -> Path:
-    """The model's weights alone, as `shipyard export --weights` reads them."""
+def save_weights(model: nn.Module, path: Path,
+                 metadata: Mapping[str, str] | None = None) -> Path:
+    """The model's weights alone, as `shipyard export --weights` reads them, with
+    `metadata` in the file's header (a run's dataset manifest: "shipyard.dataset")."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(unshared(model.state_dict()), str(path))
+    save_file(unshared(model.state_dict()), str(path), metadata=dict(metadata or {}) or None)
     return path
 
 
@@ -700,9 +702,11 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
                 resume_from: Path | None = None, dataset_options: dict[str, Any] | None = None,
                 weights_seed: int | None = None,
                 initial_weights: Mapping[str, torch.Tensor] | None = None,
-                frozen: Collection[str] = ()) -> TrainResult:
+                frozen: Collection[str] = (),
+                weights_metadata: Mapping[str, str] | None = None) -> TrainResult:
     """Compile a graph, fit a dataset to it, train, and (with `out_dir`) keep checkpoints in
-    `out_dir/checkpoints` and the final weights in `out_dir/model.safetensors`.
+    `out_dir/checkpoints` and the final weights in `out_dir/model.safetensors` (with
+    `weights_metadata` in its header).
 
     `initial_weights`, a whole state dict of the graph's model (an imported model's), are
     the weights it starts from instead of seeded ones; a checkpoint to resume from wins.
@@ -726,7 +730,8 @@ def train_graph(source: Any, dataset: str | Dataset, config: TrainConfig,
                    checkpoint_dir=None if out_dir is None else Path(out_dir) / "checkpoints",
                    frozen=frozen)
     if out_dir is not None:
-        result.weights = save_weights(model, Path(out_dir) / "model.safetensors")
+        result.weights = save_weights(model, Path(out_dir) / "model.safetensors",
+                                      weights_metadata)
     return result
 
 

@@ -3,9 +3,10 @@ serialize. Errors are `{"error": ...}` like the rest of the API."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
@@ -17,19 +18,21 @@ from rest_framework.views import APIView
 
 from builder.graphs import selectors as graph_selectors
 from builder.graphs.serializers import SqlIn
-from builder.rest import ERROR, parsed, ref
+from builder.rest import ERROR, ApiError, parsed, ref
 from compute.engine.datasets import DATASETS
 
-from . import events, kinds, selectors, services, sql
+from . import cards, events, kinds, selectors, services, sql
 from .models import Job
 from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, RUN_CHECK_REF, RunCheckBody
 from .serializers import (
+    CardQuery,
     EventsQuery,
     JobCheckIn,
     JobCreateIn,
     JobDownloadQuery,
     JobListQuery,
     JobPatchIn,
+    ManifestQuery,
     UploadIn,
     job_data,
     job_sql_data,
@@ -176,6 +179,92 @@ class JobDownloadView(APIView):
                             filename=filename)
 
 
+def _with_manifest(request: Request, job_id: int, token: str | None) -> Job:
+    job = selectors.watchable_job_or_404(request.user, job_id, token)
+    if not job.manifest:
+        raise ApiError(f"run {job.id} recorded no dataset manifest: it trains nothing, or "
+                       "it ended before its data was loaded", status=404)
+    return job
+
+
+DOWNLOAD = OpenApiParameter("download", bool, description="1: as a file to save "
+                            "(Content-Disposition: attachment).")
+MANIFEST_RESPONSE = OpenApiResponse({"type": "object", "additionalProperties": True},
+                                    description="The dataset manifest: MLCommons Croissant "
+                                    "1.0 JSON-LD, with Shipyard's fields (shipyard:*)")
+CARD_RESPONSE = OpenApiResponse(ref("ModelCard"), description="The model card as Markdown "
+                                "({markdown}); ?format=markdown: the Markdown itself")
+
+
+def manifest_response(request: Request, job_id: int, token: str | None) -> Any:
+    query = parsed(ManifestQuery, request.query_params)
+    job = _with_manifest(request, job_id, token or query.get("share"))
+    if not query["download"]:
+        return Response(job.manifest)
+    response = HttpResponse(json.dumps(job.manifest, indent=2, ensure_ascii=False),
+                            content_type="application/ld+json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{cards.manifest_filename(job)}"'
+    return response
+
+
+def card_response(request: Request, job_id: int, token: str | None) -> Any:
+    query = parsed(CardQuery, request.query_params)
+    job = selectors.watchable_job_or_404(request.user, job_id, token or query.get("share"))
+    markdown = cards.model_card(job)
+    if query["format"] == "json" and not query["download"]:
+        return Response({"markdown": markdown})
+    response = HttpResponse(markdown, content_type="text/markdown; charset=utf-8")
+    if query["download"]:
+        response["Content-Disposition"] = (f'attachment; filename="shipyard-run-{job.id}-'
+                                           'model-card.md"')
+    return response
+
+
+class JobManifestView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_manifest", parameters=[DOWNLOAD, SHARE],
+                   responses={200: MANIFEST_RESPONSE, 400: ERROR, 404: ERROR})
+    def get(self, request: Request, job_id: int) -> Any:
+        """The dataset manifest a training run recorded when it loaded its data (docs/
+        runs.md): name, source, licence, size, SHA-256 of the exact bytes, vocabulary,
+        split and preprocessing. 404 for a run without one (a benchmark)."""
+        return manifest_response(request, job_id, None)
+
+
+class JobCardView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_card", parameters=[
+        OpenApiParameter("format", str, enum=["json", "markdown"], default="json"),
+        DOWNLOAD, SHARE], responses={200: CARD_RESPONSE, 400: ERROR, 404: ERROR})
+    def get(self, request: Request, job_id: int) -> Any:
+        """The run's model card: architecture, parameters, training settings, final
+        metrics, its dataset manifest summed up, intended use and limits."""
+        return card_response(request, job_id, None)
+
+
+class SharedJobManifestView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_jobs_manifest", parameters=[DOWNLOAD],
+                   responses={200: MANIFEST_RESPONSE, 400: ERROR, 404: ERROR})
+    def get(self, request: Request, token: str, job_id: int) -> Any:
+        """A published run's dataset manifest, through a live share link of its graph."""
+        return manifest_response(request, job_id, token)
+
+
+class SharedJobCardView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="shared_jobs_card", parameters=[
+        OpenApiParameter("format", str, enum=["json", "markdown"], default="json"),
+        DOWNLOAD], responses={200: CARD_RESPONSE, 400: ERROR, 404: ERROR})
+    def get(self, request: Request, token: str, job_id: int) -> Any:
+        """A published run's model card, through a live share link of its graph."""
+        return card_response(request, job_id, token)
+
+
 class DatasetListView(APIView):
     permission_classes = [AllowAny]
 
@@ -214,7 +303,8 @@ class UploadListView(APIView):
         kind = body.get("kind") or ("csv" if name.lower().endswith(".csv") else "text")
         upload = services.create_upload(owner=request.user, name=name, content=file.read(),
                                         kind=kind, target=body.get("target"),
-                                        task=body["task"])
+                                        task=body["task"], source=body.get("source", ""),
+                                        licence=body.get("licence", ""))
         return Response(upload_data(upload), status=status.HTTP_201_CREATED)
 
     parser_classes = [MultiPartParser]

@@ -28,6 +28,11 @@ class Upload(models.Model):
     size = models.PositiveIntegerField(help_text="bytes")
     summary = models.CharField(max_length=300, help_text="What it holds, in words.")
     file = models.CharField(max_length=300, help_text="Path under SHIPYARD_HOME/uploads.")
+    source = models.CharField(max_length=500, blank=True, help_text="Where the data comes "
+                              "from: a web address (http or https) or words; empty: not "
+                              "declared.")
+    licence = models.CharField(max_length=200, blank=True, help_text="Its licence, e.g. "
+                               "CC-BY-4.0; empty: not declared.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -97,6 +102,9 @@ class Job(models.Model):
                              "being made.")
     result = models.JSONField(default=dict, blank=True, help_text="What a benchmark (or "
                               "FPGA) run measured: its machine, rows and per-node costs.")
+    manifest = models.JSONField(default=dict, blank=True, help_text="A training run's "
+                                "dataset manifest (Croissant JSON-LD), recorded when its "
+                                "data is loaded.")
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -25,7 +25,7 @@ from compute.engine import (
     load_graph,
 )
 from compute.engine.benchmark import BenchmarkSettings, benchmark_events
-from compute.engine.datasets import DatasetError, FitError
+from compute.engine.datasets import DatasetError, FitError, dataset_for
 from compute.engine.training import (
     SilentReporter,
     TrainConfig,
@@ -35,7 +35,7 @@ from compute.engine.training import (
     train_graph,
 )
 
-from . import events, kinds, services
+from . import cards, events, kinds, services
 from .fpga_run import run_fpga
 from .lifecycle import (
     SHUTTING_DOWN,
@@ -121,15 +121,22 @@ def _train(job: Job) -> None:
     files: dict[str, str] = {}
     try:
         version = GraphVersion.objects.get(id=job.version_id)
-        data: Any = job.dataset
+        # The data is loaded here, not in train_graph, so that its manifest is on the row
+        # before the first step (a run that fails or is cancelled still says what it read).
         if job.upload is not None:
             data = services.load_upload(job.upload, version.document, config.seed)
+        else:
+            data = dataset_for(version.document, job.dataset, seed=config.seed,
+                               **(job.dataset_options or {}))
+        cards.record_manifest(job, data, seed=config.seed)
+        metadata = ({cards.METADATA_KEY: cards.manifest_json(job)} if job.manifest
+                    else None)
         initial = version_weights(version.id)
         # Frozen names (a derived model's) stay as the initial weights have them.
         frozen = version_frozen(version.id) if initial is not None else frozenset()
         result = train_graph(version.document, data, config, reporter, out_dir=folder,
-                             resume_from=resume, dataset_options=job.dataset_options,
-                             initial_weights=initial, frozen=frozen)
+                             resume_from=resume, initial_weights=initial, frozen=frozen,
+                             weights_metadata=metadata)
         if not result.stopped:  # exported while the publisher still beats the heartbeat
             files = export_results(job, folder)
     except FitError as exc:
@@ -267,8 +274,9 @@ def export_results(job: Job, folder: Path) -> dict[str, str]:
     except Exception as exc:
         log.exception("job %s: no PyTorch file", job.id)
         files["pytorch_error"] = first_line(exc)
+    metadata = {cards.METADATA_KEY: cards.manifest_json(job)} if job.manifest else None
     try:
-        export_onnx(module, folder / "model.onnx")
+        export_onnx(module, folder / "model.onnx", metadata=metadata)
         files["onnx"] = "model.onnx"
     except Exception as exc:
         log.exception("job %s: no ONNX file", job.id)

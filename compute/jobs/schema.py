@@ -87,6 +87,8 @@ class UploadBody(TypedDict):
     target: str
     size: int
     summary: str
+    source: str
+    licence: str
     created_at: datetime
 
 
@@ -262,6 +264,10 @@ def components() -> dict[str, Any]:
             "options": {"type": "object", "additionalProperties": {"type": "string"},
                         "description": "dataset_options it takes: name -> what it does."},
         }, description="A built-in dataset (GET /api/datasets)."),
+        "ModelCard": object_schema({
+            "markdown": {"type": "string", "description": "The card, Markdown: headings, "
+                         "lists, bold and code; every user string in it is escaped."},
+        }, description="A run's model card (GET /api/jobs/{id}/card)."),
         "Upload": object_schema({
             "id": {"type": "integer"},
             "name": {"type": "string"},
@@ -272,6 +278,10 @@ def components() -> dict[str, Any]:
                        "a text."},
             "size": {"type": "integer", "description": "Bytes."},
             "summary": {"type": "string", "description": "What it holds, in words."},
+            "source": {"type": "string", "description": "Where the data comes from (a web "
+                       "address or words); empty: not declared."},
+            "licence": {"type": "string", "description": "Its licence; empty: not "
+                        "declared."},
             "created_at": TIME,
         }, description="One of your uploaded files."),
         "RunKind": {**object_schema({

@@ -7,6 +7,8 @@ of ..."}` (an ApiError), not with the per-field form of a bad body."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -14,6 +16,7 @@ from rest_framework import serializers
 
 from builder.graphs.models import Graph
 from builder.rest import ApiError
+from compute.engine.manifest import is_url
 
 from . import events, kinds, rule, selectors
 from .events import RunResult
@@ -112,8 +115,39 @@ class JobDownloadQuery(serializers.Serializer):
         return attrs
 
 
+class ManifestQuery(serializers.Serializer):
+    download = serializers.BooleanField(default=False)
+    share = serializers.CharField(required=False, max_length=200)
+
+
+class CardQuery(ManifestQuery):
+    format = serializers.ChoiceField(choices=["json", "markdown"], default="json")
+
+
 class JobPatchIn(serializers.Serializer):
     published = serializers.BooleanField()
+
+
+MAX_SOURCE, MAX_LICENCE = 500, 200  # characters; as the Upload model's fields
+# A scheme and something right after it ("javascript:x", "ftp://x"): words that are an
+# address, which must then be an http(s) one. "Source: a book" (a space after) is words.
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:\S", re.IGNORECASE)
+_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def declared_text(value: str, field: str) -> str:
+    """An upload's source or licence: one line of plain text (no control or format
+    characters); one that looks like an address must be an http or https one."""
+    bad = next((c for c in value if unicodedata.category(c) in _UNPRINTABLE), None)
+    if bad is not None:
+        raise serializers.ValidationError(
+            f"the {field} must be one line of plain text; it holds the character "
+            f"U+{ord(bad):04X}")
+    if _SCHEME.match(value) and not is_url(value):
+        raise serializers.ValidationError(
+            f"the {field} looks like a web address but is not an http or https one; give "
+            "an http(s) address, or words")
+    return value
 
 
 class UploadIn(serializers.Serializer):
@@ -123,6 +157,19 @@ class UploadIn(serializers.Serializer):
     target = serializers.CharField(max_length=200, required=False, allow_blank=True)
     task = serializers.ChoiceField(choices=["classification", "regression"],
                                    default="classification")
+    source = serializers.CharField(max_length=MAX_SOURCE, required=False, allow_blank=True,
+                                   help_text="Where the data comes from: a web address "
+                                   "(http or https) or words, one line. Default: not "
+                                   "declared.")
+    licence = serializers.CharField(max_length=MAX_LICENCE, required=False, allow_blank=True,
+                                    help_text="Its licence (e.g. CC-BY-4.0), one line. "
+                                    "Default: not declared.")
+
+    def validate_source(self, value: str) -> str:
+        return declared_text(value, "source")
+
+    def validate_licence(self, value: str) -> str:
+        return declared_text(value, "licence")
 
 
 class JobCheckIn(RunIn):
@@ -191,6 +238,7 @@ def _job_data(job: Job, position: int | None, reason: str,
 def upload_data(upload: Upload) -> UploadBody:
     return {"id": upload.id, "name": upload.name, "kind": upload.kind, "task": upload.task,
             "target": upload.target, "size": upload.size, "summary": upload.summary,
+            "source": upload.source, "licence": upload.licence,
             "created_at": upload.created_at}
 
 

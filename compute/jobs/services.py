@@ -846,8 +846,10 @@ def set_published(job: Job, published: bool) -> Job:
 
 
 def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: str,
-                  target: str | None = None, task: str = "classification") -> Upload:
-    """Check an uploaded CSV or text as a run would read it, then keep it."""
+                  target: str | None = None, task: str = "classification", source: str = "",
+                  licence: str = "") -> Upload:
+    """Check an uploaded CSV or text as a run would read it, then keep it, with where it
+    comes from and its licence as its owner declared them (empty: not declared)."""
     import uuid
 
     from compute.engine.datasets import MAX_UPLOAD_BYTES
@@ -887,7 +889,8 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
         _check_upload_quota(owner, name, len(content))  # again: counting any made meanwhile
         upload = Upload.objects.create(owner=owner, name=name[:200], kind=kind, task=task,
                                        target=target or "", size=len(content),
-                                       summary=summary, file=file)
+                                       summary=summary, file=file, source=source[:500],
+                                       licence=licence[:200])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
     return upload

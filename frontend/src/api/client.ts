@@ -1,8 +1,8 @@
 // Every call the editor makes to the REST API goes through `api`: JSON in and out, the CSRF
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
-  BlockCatalog, CustomBlock, Dataset, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
-  MyBlock, RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+  BlockCatalog, CustomBlock, Dataset, DatasetManifest, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
+  ModelCard, MyBlock, RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
 export interface ErrorBody {
@@ -217,4 +217,16 @@ export const api = {
     request<EventPage>("GET", `/api/jobs/${id}/metrics${q({ since, share, types })}`),
   jobDownloadUrl: (id: number, format: string, share?: string) =>
     `/api/jobs/${id}/download${q({ format, share })}`,
+  /** A training run's dataset manifest (Croissant JSON-LD); 404 when it recorded none. */
+  jobManifest: (id: number, share?: string) =>
+    request<DatasetManifest>("GET", `/api/jobs/${id}/manifest${q({ share })}`),
+  jobManifestUrl: (id: number, share?: string) => `/api/jobs/${id}/manifest${q({ download: 1, share })}`,
+  jobCard: (id: number, share?: string) => request<ModelCard>("GET", `/api/jobs/${id}/card${q({ share })}`),
+  /** Upload a CSV or a text; its source and licence are optional ("not declared"). */
+  createUpload: (file: File, fields: { task?: string; target?: string; source?: string; licence?: string } = {}) => {
+    const form = new FormData();
+    form.append("file", file);
+    for (const [key, value] of Object.entries(fields)) if (value) form.append(key, value);
+    return request<Upload>("POST", "/api/uploads", form);
+  },
 };

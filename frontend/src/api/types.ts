@@ -45,6 +45,29 @@ export type NonFinite = NonNullable<MetricEvent["nonfinite"]>;
 export type EventPage = S["EventPage"];
 export type Dataset = S["Dataset"];
 export type Upload = S["Upload"];
+export type ModelCard = S["ModelCard"];
+
+/** A run's dataset manifest (GET /api/jobs/{id}/manifest): MLCommons Croissant JSON-LD with
+ * Shipyard's fields; the members the editor shows (compute/engine/manifest.py makes it). */
+export interface DatasetManifest {
+  name: string;
+  description: string;
+  license: string;
+  url?: string;
+  citeAs?: string;
+  "shipyard:source": string;
+  "shipyard:task": string;
+  "shipyard:samples": number;
+  "shipyard:characters"?: number;
+  "shipyard:sizeBytes": number;
+  "shipyard:sha256": string;
+  "shipyard:sha256Of": string;
+  "shipyard:vocabulary"?: string[];
+  "shipyard:vocabularyOf"?: string;
+  "shipyard:split": { rule: string; train: number; validation: number; unit: string };
+  "shipyard:preprocessing": string[];
+  [key: string]: unknown;
+}
 export type RunKind = S["RunKind"];
 export type RunCheck = S["RunCheck"];
 export type SqlResult = S["SqlResult"];

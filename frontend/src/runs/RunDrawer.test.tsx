@@ -399,3 +399,64 @@ describe("the runs drawer", () => {
     }
   });
 });
+
+const HOSTILE = "<img src=x onerror=alert(1)>.csv";
+const MANIFEST = {
+  "@type": "sc:Dataset", name: HOSTILE, description: "An upload: 40 rows.", license: "not declared",
+  citeAs: "x (source not declared)", "shipyard:source": "not declared", "shipyard:task": "classification",
+  "shipyard:samples": 40, "shipyard:sizeBytes": 2048, "shipyard:sha256": "ab".repeat(32),
+  "shipyard:sha256Of": "the bytes of the file, exactly as read", "shipyard:vocabulary": ["no", "yes"],
+  "shipyard:vocabularyOf": "classes",
+  "shipyard:split": { rule: "samples shuffled (seed 0)", train: 32, validation: 8, unit: "samples" },
+  "shipyard:preprocessing": ["parsed as CSV", "features read as float32 numbers, not rescaled"],
+};
+const CARD = "# Model card: \\<img src=x onerror=alert\\(1\\)\\>, run 5\n\n## Dataset\n\n- Licence: not declared\n- Name: <script>alert(1)</script>\n";
+
+describe("the dataset tab", () => {
+  const routes = (manifest: { status: number; body: unknown }) => (method: string, url: URL) => {
+    if (url.pathname === "/api/jobs" && method === "GET") return { status: 200, body: [job()] };
+    if (url.pathname === "/api/jobs/5") return { status: 200, body: job() };
+    if (url.pathname === "/api/jobs/5/metrics") return { status: 200, body: { events: EVENTS, last_seq: 6, more: false } };
+    if (url.pathname === "/api/jobs/5/manifest") return manifest;
+    if (url.pathname === "/api/jobs/5/card") return { status: 200, body: { markdown: CARD } };
+    return undefined;
+  };
+
+  async function openDataset() {
+    await render();
+    await act(async () => runsStore.getState().openRun(5));
+    await settle();
+    await act(async () => button("Dataset")!.click());
+    await settle();
+  }
+
+  it("shows the run's manifest, links its download, and renders the model card with hostile names as text", async () => {
+    mockFetch(routes({ status: 200, body: MANIFEST }));
+    await openDataset();
+    expect($('[data-testid="dataset-name"]')!.textContent).toBe(HOSTILE);
+    expect($('[data-testid="dataset-licence"]')!.textContent).toBe("not declared");
+    expect($('[data-testid="dataset-source"]')!.textContent).toBe("not declared");
+    expect($('[data-testid="dataset-sha"]')!.textContent).toBe("ab".repeat(32));
+    expect($('[data-testid="dataset-split"]')!.textContent).toContain("train 32 · validation 8 samples");
+    expect($('[data-testid="dataset-samples"]')!.textContent).toBe("40 samples");
+    expect([...container.querySelectorAll('[data-testid="dataset-steps"] li')].map((li) => li.textContent))
+      .toEqual(MANIFEST["shipyard:preprocessing"]);
+    expect($<HTMLAnchorElement>('[data-testid="manifest-download"]')!.getAttribute("href")).toBe("/api/jobs/5/manifest?download=1");
+    expect(container.querySelector("img")).toBeNull();
+
+    await act(async () => button("Model card")!.click());
+    await settle();
+    const card = $('[data-testid="model-card"]')!;
+    expect(card.querySelector("h3")!.textContent).toBe(`Model card: <img src=x onerror=alert(1)>, run 5`);
+    expect(card.textContent).toContain("<script>alert(1)</script>");
+    expect(card.querySelector("img, script")).toBeNull();
+    expect(card.querySelector("h4")!.textContent).toBe("Dataset");
+  });
+
+  it("says so when a run recorded no manifest, and offers no download", async () => {
+    mockFetch(routes({ status: 404, body: { error: "run 5 recorded no dataset manifest: it trains nothing" } }));
+    await openDataset();
+    expect($('[data-testid="dataset-tab"]')!.textContent).toContain("run 5 recorded no dataset manifest");
+    expect($('[data-testid="manifest-download"]')).toBeNull();
+  });
+});

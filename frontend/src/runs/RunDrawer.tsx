@@ -1,6 +1,6 @@
 // The runs drawer under the canvas: tabs for the run (start, status, past runs), the loss
-// chart, the attention maps and the text samples. The loss chart stays in view beside the
-// other tabs whenever a run is open.
+// chart, the attention maps, the text samples and the dataset (its manifest and the model
+// card). The loss chart stays in view beside the other tabs whenever a run is open.
 
 import "./runs.css";
 
@@ -10,6 +10,7 @@ import { Attention } from "./Attention";
 import { BenchmarkResults } from "./Benchmark";
 import { progressText } from "./benchmark";
 import { Compare } from "./Compare";
+import { DatasetTab } from "./DatasetTab";
 import { fpgaSummary, useBenchmark, useFpga } from "./costs";
 import { FpgaResults, FpgaSweep } from "./Fpga";
 import { noAttentionYet } from "./attentionData";
@@ -177,6 +178,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
     { id: "loss", label: "Loss" },
     { id: "attention", label: "Attention" },
     ...(showSamples ? [{ id: "samples" as RunTab, label: "Samples" }] : []),
+    { id: "dataset", label: "Dataset" },
   ];
   const current: RunTab = tabs.some((t) => t.id === tab) ? tab : "run";
   const sideChart = job !== null && !benchmarks && current !== "loss";
@@ -251,6 +253,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
           {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
+          {current === "dataset" && <DatasetTab />}
           {current === "results" && (mode === "fpga" ? <FpgaResults /> : <BenchmarkResults />)}
           {current === "sweep" && <FpgaSweep />}
           {current === "costs" && <NodeCosts />}

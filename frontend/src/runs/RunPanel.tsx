@@ -20,6 +20,7 @@ import { PublishRun } from "./PublishRun";
 import { OverfittingWarning, RunProgress } from "./RunProgress";
 import { Settings } from "./Settings";
 import { runsStore, useRuns, type StartBody } from "./store";
+import { UploadForm } from "./UploadForm";
 import { waitingText } from "./waiting";
 
 export interface RunPanelProps {
@@ -360,7 +361,17 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
           )}
         </select>
         <span className="runs-field-hint">{entry?.gives ?? upload?.summary ?? catalogError ?? ""}</span>
+        {upload && (
+          <span className="runs-field-hint" data-testid="upload-provenance">
+            Source: {upload.source || "not declared"} · Licence: {upload.licence || "not declared"}
+          </span>
+        )}
       </div>
+      <UploadForm onUploaded={(made) => {
+        touched.current = true;
+        setDataset(`upload:${made.id}`);
+        setOptions({});
+      }} />
       {optionNames.map((name) => (
         <div className="runs-field" key={name}>
           <label htmlFor={`${datasetId}-${name}`} title={entry!.options[name]}>{name}</label>

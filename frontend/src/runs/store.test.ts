@@ -227,7 +227,7 @@ describe("isTextRun", () => {
       { name: "copy", kind: "tokens", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
     ];
     const uploads: Upload[] = [{
-      id: 3, name: "tide.txt", kind: "text", task: "next_token", target: "", size: 720, summary: "",
+      id: 3, name: "tide.txt", kind: "text", task: "next_token", target: "", size: 720, summary: "", source: "", licence: "",
       created_at: "2025-01-01T00:00:00Z",
     }];
     expect(isTextRun(job({ dataset: "harbour" }), datasets, [])).toBe(true);

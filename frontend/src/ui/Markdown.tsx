@@ -1,22 +1,36 @@
-// The blocks' explanations are short Markdown: paragraphs, lists, **bold**, *italic* and
-// `code`. Rendered from escaped text, so nothing in them can inject HTML.
+// Short Markdown: the blocks' explanations and the model cards. Headings (#, ##, ###),
+// paragraphs, lists, **bold**, *italic*, `code` and backslash escapes (\* shows a star).
+// Rendered from escaped text, so nothing in them can inject HTML, and there are no links.
 const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]);
 }
 
+// An escaped character is kept out of the formatting as \u0000<code point>\u0001, and
+// becomes its HTML entity after it.
+const HELD = /\u0000(\d+)\u0001/g;
+
 function inline(text: string): string {
-  return escapeHtml(text)
+  const held = text
+    .replace(/[\u0000\u0001]/g, "")
+    .replace(/\\([!-/:-@[-`{-~])/g, (_, c: string) => `\u0000${c.charCodeAt(0)}\u0001`);
+  return escapeHtml(held)
     .replace(/`([^`]+)`/g, "<code>$1</code>")
     .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>")
-    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>");
+    .replace(/(^|[^*])\*([^*\s][^*]*)\*/g, "$1<em>$2</em>")
+    .replace(HELD, (_, n: string) => `&#${n};`);
 }
 
 export function markdownToHtml(text: string): string {
   const blocks = text.trim().split(/\n\s*\n/);
   return blocks.map((block) => {
     const lines = block.split("\n");
+    const heading = lines.length === 1 ? /^(#{1,3}) (.*)$/.exec(lines[0]) : null;
+    if (heading) {
+      const level = heading[1].length + 2; // # -> h3: the card sits inside a page
+      return `<h${level}>${inline(heading[2])}</h${level}>`;
+    }
     if (lines.every((l) => /^\s*[-*] /.test(l))) {
       return `<ul>${lines.map((l) => `<li>${inline(l.replace(/^\s*[-*] /, ""))}</li>`).join("")}</ul>`;
     }
