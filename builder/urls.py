@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from builder.accounts import api as accounts_api
 from builder.accounts import views as accounts_views
 from builder.graphs import api, pages
+from builder.graphs import paths as guided_paths
 from compute.jobs import api as jobs_api
 
 
@@ -76,6 +77,11 @@ api_urls = [
     path("sql", api.DocumentSqlView.as_view()),
     path("sql/schema", api.SqlSchemaView.as_view()),
     path("blocks", api.BlocksView.as_view()),
+    path("paths", guided_paths.PathListView.as_view()),
+    path("paths/<str:name>", guided_paths.PathDetailView.as_view()),
+    path("paths/<str:name>/steps/<str:step_id>/check",
+         guided_paths.PathStepCheckView.as_view()),
+    path("paths/<str:name>/progress", guided_paths.PathProgressView.as_view()),
     path("blocks/mine", api.MyBlocksView.as_view()),
     path("blocks/custom", api.CustomBlockView.as_view()),
     path("starters", api.StartersView.as_view()),

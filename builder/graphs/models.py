@@ -111,3 +111,23 @@ class ShareLink(models.Model):
     def __str__(self) -> str:
         pinned = f"v{self.version.number}" if self.version_id else "latest"
         return f"{self.graph} ({pinned}, {self.prefix}…)"
+
+
+class PathProgress(models.Model):
+    """How far a user has walked a guided path (compute.engine.paths): the steps done and
+    the one they are on. One row per user and path."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="path_progress")
+    path = models.CharField(max_length=64)
+    done = models.JSONField(default=list, blank=True, help_text="Ids of the steps done.")
+    current = models.CharField(max_length=64, blank=True, help_text="The step the user is on.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "path"], name="one_progress_per_path"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.path}"

@@ -334,6 +334,58 @@ def sql_components() -> dict[str, Any]:
     }
 
 
+def path_components() -> dict[str, Any]:
+    """The guided paths (builder.graphs.paths, compute.engine.paths)."""
+    step_id = {"type": "string", "description": "A step's id (a slug)."}
+    return {
+        "PathSummary": object_schema({
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "steps": {"type": "integer", "description": "How many steps it has."},
+            "dataset": {"type": "string", "description": "The built-in dataset its model "
+                        "trains on."},
+        }, description="A guided path as GET /api/paths lists it."),
+        "PathStep": object_schema({
+            "id": step_id,
+            "title": {"type": "string"},
+            "text": {"type": "string", "description": "Markdown: the explanation, maybe a "
+                     "small figure in a fenced text block."},
+            "task": {"type": "string", "description": "What to build, in a sentence or two."},
+            "check": {"type": "string", "enum": ["canvas", "run", "attention", "generate"],
+                      "description": "canvas: checked on the document (POST .../check); the "
+                      "others are completed by the editor from the run drawer (a finished "
+                      "run whose loss fell; its attention tab opened; text generated)."},
+            "solution": ref("GraphDocument"),
+        }),
+        "GuidedPath": object_schema({
+            "name": {"type": "string"},
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "dataset": {"type": "string"},
+            "steps": {"type": "array", "items": ref("PathStep")},
+        }, description="A guided path with its steps (GET /api/paths/{name})."),
+        "StepCheck": object_schema({
+            "passed": {"type": "boolean"},
+            "message": {"type": "string", "description": "One sentence: what is missing or "
+                        "wrong, or that the step is done."},
+            "node": {"type": "string", "nullable": True, "description": "The node it is "
+                     "about, by path (blocks/attn inside the Repeat blocks)."},
+        }, description="A step's check on a document."),
+        "PathProgress": object_schema({
+            "path": {"type": "string"},
+            "done": {"type": "array", "items": step_id},
+            "current": {**step_id, "nullable": True},
+            "updated_at": {"type": "string", "format": "date-time", "nullable": True},
+        }, description="A user's progress on a path; nothing done and no dates when none "
+           "is kept."),
+        "PathProgressIn": object_schema({
+            "done": {"type": "array", "items": step_id},
+            "current": {**step_id, "nullable": True},
+        }, optional=("done", "current")),
+    }
+
+
 GRAPH_DOCUMENT_REF = ref("GraphDocument")
 
 
@@ -342,4 +394,5 @@ def add_graph_components(result: dict[str, Any], generator: Any, request: Any,
     """drf-spectacular post-processing hook: put the graph format, the report and the
     catalog into the document (the views refer to them by $ref)."""
     return add_components(result, {**components(), **report_components(),
-                                   **catalog_components(), **sql_components()})
+                                   **catalog_components(), **sql_components(),
+                                   **path_components()})

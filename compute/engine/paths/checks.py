@@ -1,0 +1,204 @@
+"""What a path's checks read: a user's canvas as the engine inspects it, and small predicates.
+
+A check never looks at ids or positions. `Canvas` parses the document and runs the engine's
+analysis (the same work as `inspect_graph`, so the same bounds), then flattens Repeats and
+Custom blocks into one set of nodes named by path (`blocks/attn`), where following an edge
+into a nested graph, or out of it, is one more step upstream. Predicates find nodes by type,
+follow edges back to what feeds them, and compare shapes; a predicate that is not satisfied
+raises `Unmet` with one sentence and, where it applies, the node at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..build import analyze
+from ..graph import Graph, Node, parse_graph
+from ..limits import Limits
+from ..report import build_report
+
+Shape = tuple[int | str, ...]  # a report's shape: ("B", 32, 64)
+
+
+class Unmet(Exception):
+    """A check that does not pass: one sentence, and the node (its path) at fault."""
+
+    def __init__(self, message: str, node: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+
+
+@dataclass
+class Item:
+    """One node of the flattened canvas."""
+
+    path: str  # "wte", or "blocks/attn" inside the Repeat "blocks"
+    node: Node
+    entry: dict[str, Any]  # its entry in the inspection report (shapes, status)
+    container: str | None  # the path of the Repeat or Custom it is inside
+    feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # port -> (path, port)
+
+    @property
+    def type(self) -> str:
+        return self.node.type
+
+    def param(self, name: str) -> Any:
+        """A block parameter, or None when the node's parameters are invalid."""
+        return getattr(self.node.params, name, None)
+
+    def out_shape(self, port: str = "out") -> Shape | None:
+        spec = self.entry.get("outputs", {}).get(port)
+        return tuple(spec["shape"]) if spec else None
+
+    def in_shape(self, port: str = "in") -> Shape | None:
+        spec = self.entry.get("inputs", {}).get(port)
+        return tuple(spec["shape"]) if spec else None
+
+    def out_dtype(self, port: str = "out") -> str | None:
+        spec = self.entry.get("outputs", {}).get(port)
+        return spec["dtype"] if spec else None
+
+    @property
+    def name(self) -> str:
+        return f"{self.type} '{self.path}'"
+
+
+def shape_text(shape: Shape | None) -> str:
+    return "no shape" if shape is None else "[" + ", ".join(map(str, shape)) + "]"
+
+
+class Canvas:
+    """A document as checks see it. Never raises for a bad document: what cannot be read
+    has no nodes, and `problems` says why."""
+
+    def __init__(self, document: Any, limits: Limits | None = None) -> None:
+        limits = limits or Limits.from_env()
+        self.items: dict[str, Item] = {}
+        self.children: dict[str, list[Item]] = {}
+        self.graph: Graph | None = None
+        self.valid = False
+        self.problems: list[str] = []
+        self.problem_on: dict[str, str] = {}
+        self._upstream: dict[str, frozenset[str]] = {}
+        if not isinstance(document, dict):
+            self.problems = ["a graph document is a JSON object"]
+            return
+        graph, problems = parse_graph(document, limits)
+        nodes_at_limit = any("SHIPYARD_MAX_NODES" in p.message or "SHIPYARD_MAX_MODULES"
+                             in p.message for p in problems)
+        if graph is None or nodes_at_limit:
+            self.problems = [p.message for p in problems] or ["the document cannot be read"]
+            return
+        self.graph = graph
+        analysis = analyze(graph, limits, flops=False)
+        report = build_report(graph, analysis, problems)
+        self.valid = bool(report["valid"])
+        self.problems = [p["message"] for p in report["problems"]]
+        self.problem_on = {p["node"]: p["message"] for p in reversed(report["problems"])
+                           if p["node"]}
+        self._flatten(graph, report["nodes"], prefix="", container=None)
+
+    def _flatten(self, graph: Graph, entries: dict[str, Any], prefix: str,
+                 container: str | None) -> None:
+        for node in graph.nodes:
+            path = prefix + node.id
+            entry = entries.get(node.id, {})
+            item = Item(path, node, entry, container)
+            item.feeds = {port: (prefix + src.node, src.port)
+                          for port, src in graph.incoming.get(node.id, {}).items()}
+            self.items[path] = item
+            if container is not None:
+                self.children.setdefault(container, []).append(item)
+            if node.graph is not None:
+                self._flatten(node.graph, entry.get("body", {}).get("nodes", {}),
+                              prefix=path + "/", container=path)
+
+    # Finding nodes.
+
+    def of_type(self, *types: str, top: bool = False) -> list[Item]:
+        return [i for i in self.items.values()
+                if i.type in types and (not top or i.container is None)]
+
+    def source(self, item: Item, port: str = "in", *, through: Iterable[str] = ()
+               ) -> Item | None:
+        """What feeds `item`'s port: the node whose output arrives there, seen through
+        nested graphs' edges (into a Repeat, out of it) and through the types in `through`
+        (such as Dropout). None when nothing is wired in."""
+        skip = set(through)
+        at: tuple[str, str] | None = item.feeds.get(port)
+        for _ in range(len(self.items) + 1):  # each step moves to another node: bounded
+            if at is None:
+                return None
+            src = self.items.get(at[0])
+            if src is None:
+                return None
+            inner_out = f"{src.path}/{at[1]}" if src.type == "Custom" else None
+            if src.node.graph is not None:  # out of a Repeat or Custom: its Output's feed
+                outputs = [i for i in self._children(src) if i.type == "Output"]
+                chosen = [o for o in outputs if o.path == inner_out] or outputs[:1]
+                at = chosen[0].feeds.get("in") if chosen else None
+                continue
+            if src.type == "Input" and src.container is not None:  # into a nested graph
+                outer = self.items[src.container]
+                at = outer.feeds.get(src.node.id if outer.type == "Custom" else "in")
+                continue
+            if src.type in skip:
+                at = src.feeds.get("in")
+                continue
+            return src
+        return None
+
+    def _children(self, item: Item) -> list[Item]:
+        return self.children.get(item.path, [])
+
+    def upstream(self, item: Item) -> frozenset[str]:
+        """The paths of every node whose output reaches `item`, through nested graphs."""
+        cached = self._upstream.get(item.path)
+        if cached is not None:
+            return cached
+        seen: set[str] = set()
+        stack = [item]
+        while stack:
+            current = stack.pop()
+            for port in current.feeds:
+                src = self.source(current, port)
+                if src is not None and src.path not in seen:
+                    seen.add(src.path)
+                    stack.append(src)
+            if current.node.graph is not None:  # what a Repeat gives depends on its body
+                for child in self._children(current):
+                    if child.path not in seen:
+                        seen.add(child.path)
+                        stack.append(child)
+        found = frozenset(seen)
+        self._upstream[item.path] = found
+        return found
+
+    def feeds_into(self, earlier: Item, later: Item) -> bool:
+        return earlier.path in self.upstream(later)
+
+    def why_no_shape(self, item: Item) -> str:
+        """The clause that says why a node has no shape: its own problem, or a hint."""
+        problem = self.problem_on.get(item.path)
+        if problem:
+            return f"fix it first ({problem.rstrip('.')})"
+        return "connect its input and fix the problems shown before it"
+
+
+Predicate = Callable[[Canvas], object]  # raises Unmet; what it returns is not used
+
+
+def first(items: Iterable[Item], *tests: Callable[[Item], bool]) -> Item | None:
+    """The first item that passes every test, in the order of the document."""
+    for item in items:
+        if all(test(item) for test in tests):
+            return item
+    return None
+
+
+def require(condition: bool, message: str, node: Item | str | None = None) -> None:
+    if not condition:
+        raise Unmet(message, node.path if isinstance(node, Item) else node)

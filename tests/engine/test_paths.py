@@ -1,0 +1,255 @@
+"""Guided paths: every step's solution passes its check and the state before it does not;
+checks read structure and shapes (not ids), and never raise for a bad document."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import time
+from typing import Any
+
+import pytest
+
+from compute.engine import FORMAT, compile_graph, inspect_graph
+from compute.engine.datasets import check_fit, dataset_for
+from compute.engine.paths import PATHS, check_step, load_path, path_names, path_summary
+from compute.engine.training import TrainConfig, train
+
+from .training.test_loop import Recorder
+
+EMPTY = {"format": FORMAT, "nodes": [], "edges": []}
+
+
+def _steps(name: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = load_path(name)["steps"]
+    return steps
+
+
+def _canvas_steps() -> list[tuple[str, int]]:
+    return [(name, i) for name in PATHS for i, s in enumerate(_steps(name))
+            if s["check"] == "canvas"]
+
+
+def _solution(name: str, step_id: str) -> dict[str, Any]:
+    return next(s["solution"] for s in _steps(name) if s["id"] == step_id)
+
+
+def _node(document: dict[str, Any], node_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(n for n in document["nodes"] if n["id"] == node_id)
+    return found
+
+
+def _renamed(document: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The same graph with every node id changed (and no layout): checks must not care."""
+    out = copy.deepcopy(document)
+    out.pop("layout", None)
+    for node in out["nodes"]:
+        node["id"] = prefix + node["id"]
+        if "graph" in node:
+            node["graph"] = _renamed(node["graph"], prefix)
+    for edge in out["edges"]:
+        edge["from"], edge["to"] = prefix + edge["from"], prefix + edge["to"]
+    return out
+
+
+def test_the_paths_are_gpt_then_digits_with_their_datasets() -> None:
+    assert path_names() == ["gpt", "digits"]
+    assert PATHS["gpt"] == "Build a GPT from scratch"
+    assert path_summary("gpt")["dataset"] == "shakespeare"
+    assert path_summary("digits")["dataset"] == "digits"
+    assert 10 <= path_summary("gpt")["steps"] <= 14 and path_summary("digits")["steps"] == 5
+
+
+def test_a_path_is_json_data_and_a_fresh_copy_each_time() -> None:
+    for name in PATHS:
+        path = load_path(name)
+        assert json.loads(json.dumps(path)) == path
+        ids = [s["id"] for s in path["steps"]]
+        assert len(ids) == len(set(ids))
+        for step in path["steps"]:
+            assert step["title"] and step["text"] and step["task"]
+            assert step["check"] in ("canvas", "run", "attention", "generate")
+        path["steps"][0]["solution"]["nodes"].clear()
+        assert load_path(name)["steps"][0]["solution"]["nodes"]
+
+
+def test_the_gpt_path_ends_with_train_attention_and_generate() -> None:
+    assert [s["check"] for s in _steps("gpt")][-3:] == ["run", "attention", "generate"]
+
+
+@pytest.mark.parametrize(("name", "index"), _canvas_steps())
+def test_each_canvas_steps_solution_passes_and_the_state_before_it_does_not(
+        name: str, index: int) -> None:
+    steps = _steps(name)
+    step = steps[index]
+    assert check_step(name, step["id"], step["solution"])["passed"] is True
+    before = steps[index - 1]["solution"] if index else EMPTY
+    result = check_step(name, step["id"], before)
+    assert result["passed"] is False
+    assert result["message"].endswith(".") and result["message"].count(". ") == 0
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_later_solutions_pass_every_earlier_step_also_with_other_ids_and_no_layout(
+        name: str) -> None:
+    steps = _steps(name)
+    for later, earlier in itertools.combinations_with_replacement(range(len(steps)), 2):
+        later, earlier = max(later, earlier), min(later, earlier)
+        solution = steps[later]["solution"]
+        assert check_step(name, steps[earlier]["id"], solution)["passed"], (later, earlier)
+    for step in steps:
+        moved = _renamed(step["solution"], "my_")
+        assert check_step(name, step["id"], moved)["passed"], step["id"]
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_every_solution_is_a_valid_graph(name: str) -> None:
+    for step in _steps(name):
+        report = inspect_graph(step["solution"])
+        assert report["valid"], (step["id"], report["problems"])
+
+
+def test_the_final_solutions_fit_their_paths_datasets() -> None:
+    for name in PATHS:
+        model = compile_graph(_steps(name)[-1]["solution"])
+        assert check_fit(model, dataset_for(model, path_summary(name)["dataset"])) == []
+
+
+def test_an_embedding_too_small_for_the_characters_is_named_with_the_fix() -> None:
+    document = _solution("gpt", "embedding")
+    _node(document, "wte")["params"]["num_embeddings"] = 64
+    result = check_step("gpt", "embedding", document)
+    assert result == {"passed": False, "node": "wte", "message": (
+        "The Embedding 'wte' has 64 rows but the characters are ids from 0 to 127: set "
+        "num_embeddings to 128.")}
+
+
+def test_attention_that_sees_the_future_is_refused_inside_the_repeat_too() -> None:
+    document = _solution("gpt", "head")
+    _node(_node(document, "blocks")["graph"], "attn")["params"]["causal"] = False
+    result = check_step("gpt", "head", document)
+    assert not result["passed"] and result["node"] == "blocks/attn"
+    assert "turn causal on" in result["message"]
+
+
+def test_a_residual_that_adds_the_normalized_stream_is_refused() -> None:
+    document = _solution("gpt", "residual")
+    document["edges"] = [e for e in document["edges"] if e["to"] != "res1.a"]
+    document["edges"].append({"from": "ln1", "to": "res1.a"})
+    result = check_step("gpt", "residual", document)
+    assert not result["passed"] and result["node"] == "res1"
+    assert "'wpe'" in result["message"]
+
+
+def test_building_more_than_asked_still_passes() -> None:
+    """A Dropout after the embedding and an Init node: more than the step asked."""
+    document = _solution("gpt", "head")
+    document["nodes"] += [{"id": "drop", "type": "Dropout"},
+                          {"id": "init", "type": "Init"}]
+    document["edges"] = [e for e in document["edges"] if e["to"] != "wpe"]
+    document["edges"] += [{"from": "wte", "to": "drop"}, {"from": "drop", "to": "wpe"}]
+    assert inspect_graph(document)["valid"]
+    assert check_step("gpt", "head", document)["passed"]
+    assert check_step("gpt", "generate", document)["passed"]
+
+
+def test_a_two_linear_model_without_activation_is_told_to_add_a_relu() -> None:
+    document = _solution("digits", "hidden")
+    document["nodes"] = [n for n in document["nodes"] if n["id"] != "act1"]
+    document["edges"] = [e for e in document["edges"] if "act1" not in (e["from"], e["to"])]
+    document["edges"].append({"from": "hidden1", "to": "scores"})
+    result = check_step("digits", "hidden", document)
+    assert not result["passed"] and result["node"] == "scores"
+    assert "put a ReLU between them" in result["message"]
+
+
+def test_a_run_step_says_whether_the_canvas_is_ready_to_train() -> None:
+    assert check_step("gpt", "train", _solution("gpt", "head"))["passed"]
+    broken = _solution("gpt", "head")
+    _node(broken, "head")["params"]["out_features"] = 0
+    result = check_step("gpt", "train", broken)
+    assert not result["passed"]
+
+
+def test_unknown_paths_and_steps_raise_key_error() -> None:
+    with pytest.raises(KeyError):
+        load_path("nope")
+    with pytest.raises(KeyError):
+        check_step("nope", "tokens", EMPTY)
+    with pytest.raises(KeyError):
+        check_step("gpt", "nope", EMPTY)
+    with pytest.raises(KeyError):
+        check_step(["gpt"], "tokens", EMPTY)  # type: ignore[arg-type]
+
+
+def _many_nodes(count: int) -> dict[str, Any]:
+    nodes = [{"id": "x", "type": "Input", "params": {"shape": [4]}}]
+    nodes += [{"id": f"n{i}", "type": "ReLU"} for i in range(count)]
+    edges = [{"from": "x", "to": "n0"}]
+    edges += [{"from": f"n{i}", "to": f"n{i + 1}"} for i in range(count - 1)]
+    return {"format": FORMAT, "nodes": nodes, "edges": edges}
+
+
+HOSTILE: list[Any] = [
+    None, 42, "text", [], ["nodes"], b"\xff",
+    {}, {"nodes": "many"}, {"format": FORMAT, "nodes": {"a": 1}, "edges": 3},
+    {"format": FORMAT, "nodes": [1, "x", None, []], "edges": [{"from": 1}]},
+    {"format": FORMAT, "nodes": [{"id": "tokens", "type": "Input",
+                                  "params": {"shape": "32", "dtype": 7}}], "edges": []},
+    {"format": FORMAT, "nodes": [{"id": "e", "type": "Embedding",
+                                  "params": {"num_embeddings": 1e999}}], "edges": []},
+    {"format": FORMAT, "nodes": [{"id": "r", "type": "Repeat", "graph": "nope"}], "edges": []},
+    {"format": FORMAT, "nodes": [{"id": "a", "type": "Add"}],
+     "edges": [{"from": "a", "to": "a.a"}]},
+    {"format": FORMAT, "nodes": [], "edges": [], "meta": {"x": [[[[[[[[[[[[]]]]]]]]]]]]}},
+]
+
+
+@pytest.mark.parametrize("document", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_documents_fail_the_check_without_raising(document: Any) -> None:
+    for name in PATHS:
+        for step in _steps(name):
+            result = check_step(name, step["id"], document)
+            assert result["passed"] is False and result["message"]
+
+
+def test_a_document_over_the_node_limit_is_refused_quickly() -> None:
+    started = time.monotonic()
+    result = check_step("gpt", "head", _many_nodes(10_000))
+    assert not result["passed"] and "SHIPYARD_MAX_NODES" in result["message"]
+    assert time.monotonic() - started < 10
+
+
+def test_a_long_chain_under_the_limit_is_checked_in_bounded_time() -> None:
+    started = time.monotonic()
+    assert not check_step("gpt", "head", _many_nodes(4_000))["passed"]
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.slow
+def test_the_gpt_paths_final_model_learns_shakespeare_with_the_default_settings() -> None:
+    """The path ends in a run the newcomer can watch: the validation loss falls at every
+    evaluation of the default run."""
+    model = compile_graph(_steps("gpt")[-1]["solution"])
+    recorder = Recorder()
+    config = TrainConfig(sample_length=0, attention_interval=0)
+    train(model, dataset_for(model, "shakespeare"), config, recorder)
+    val = recorder.values("val_loss")
+    assert len(val) == config.steps // config.eval_interval
+    assert all(later < earlier for earlier, later in itertools.pairwise(val)), val
+    assert val[-1] < 2.5, val  # 2.33 at step 300 in a run here; uniform guessing is 4.85
+
+
+def test_the_gpt_paths_final_model_starts_learning_in_a_few_steps() -> None:
+    """The quick version of the run above (which takes minutes on a CPU): its loss falls
+    from guessing within 40 steps."""
+    model = compile_graph(_steps("gpt")[-1]["solution"])
+    recorder = Recorder()
+    config = TrainConfig(steps=40, batch_size=32, eval_interval=20, eval_batches=2,
+                         sample_length=0, attention_interval=0)
+    train(model, dataset_for(model, "shakespeare"), config, recorder)
+    losses = recorder.values("train_loss")
+    assert losses[0] > 4.0  # about ln(128) = 4.85: uniform over the ids
+    val = recorder.values("val_loss")
+    assert val[1] < val[0] < 3.6, val
