@@ -44,8 +44,8 @@ const gpt: PathDetail = {
   steps: [
     { id: "tokens", title: "Characters as token ids", text: "A model reads **numbers**.", task: "Add an `Input` of 64 ids.", check: "canvas", solution: tokens },
     { id: "embedding", title: "An embedding", text: "Each id becomes a vector.", task: "Add an `Embedding`.", check: "canvas", solution: embedded },
-    { id: "train", title: "Train", text: "Now it learns.", task: "Press ▶ Run.", check: "run", solution: null },
-    { id: "attention", title: "Read the attention maps", text: "Where it looks.", task: "Open Attention.", check: "attention", solution: null },
+    { id: "train", title: "Train", text: "Now it learns.", task: "Press ▶ Run.", check: "run", solution: embedded },
+    { id: "attention", title: "Read the attention maps", text: "Where it looks.", task: "Open Attention.", check: "attention", solution: embedded },
   ],
 };
 

@@ -43,7 +43,9 @@ function OpenPath() {
   const { go, close } = usePaths.getState();
 
   // A new step starts at its top.
-  useEffect(() => body.current?.scrollTo?.({ top: 0 }), [index]);
+  useEffect(() => {
+    if (body.current) body.current.scrollTop = 0;
+  }, [index]);
 
   return (
     <aside className="path-panel" aria-label="Learning path" data-testid="path-panel">
