@@ -24,6 +24,8 @@ from editor_ui import (
     login,
     open_editor,
     quick_add,
+    save,
+    saved_graph_id,
     select,
     set_param,
     wait_ready,
@@ -231,6 +233,13 @@ def test_path_progress_survives_a_reload_and_is_kept_in_the_account(
     first = panel(page).get_by_role("button", name=re.compile(r"^Step 1: .*\(done\)$"))
     expect(first).to_be_visible()
     assert has_edge(document(page), "tokens", "logits")  # the canvas is the draft kept
+
+    # Saved, then opened again from its own address: the model remembers its path.
+    save(page, "step 1 of the GPT path")
+    graph = saved_graph_id(page)
+    open_editor(page, f"/g/{graph}")
+    on_step(page, 2)
+    artifacts.snap(page, "saved-model-reopened")
 
     # Another browser (nothing kept in it) of the same user: the account has the progress.
     status, progress = live.api("GET", "/api/paths/gpt/progress", live.token(account))

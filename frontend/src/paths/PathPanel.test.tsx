@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import type { GraphDocument, Job } from "../api/types";
 import { button, click, flush, type Rendered, render } from "../dialogs/testing";
-import { canonical, modelPart } from "../graph/ops";
+import { blankDocument, canonical, modelPart } from "../graph/ops";
 import { emptyDerived } from "../runs/series";
 import { runsStore } from "../runs/store";
 import { useEditor } from "../store/editor";
@@ -182,6 +182,14 @@ describe("the path panel", () => {
     expect(after.history.past.length).toBe(pastBefore + 1);
     after.undo();
     expect(useEditor.getState().doc).toBe(mine);
+  });
+
+  it("Show me on an untitled canvas names the model as the solution does", async () => {
+    serve({ ...base, "GET /api/paths/gpt/progress": { status: 200, body: { done: [], current: null } } });
+    useEditor.getState().load(blankDocument(), { graph: null });
+    const root = await openPanel(true);
+    await click(testid(root, "path-show-me"));
+    expect(useEditor.getState().doc.name).toBe("gpt");
   });
 
   it("checks by itself once the canvas rests, and says done without a click", async () => {

@@ -97,7 +97,7 @@ function OpenPath() {
         <span className="spacer" />
         <button
           type="button"
-          className={isDone ? "primary" : "quiet"}
+          className={isDone && index < path.steps.length - 1 ? "primary" : "quiet"}
           data-testid="path-next"
           disabled={index === path.steps.length - 1}
           onClick={() => go(index + 1)}

@@ -10,7 +10,7 @@ import { ApiError } from "../api/client";
 import type { GraphDocument } from "../api/types";
 import { autoLayoutAll } from "../editor/layout";
 import { requestFit } from "../editor/view";
-import { graphAt } from "../graph/ops";
+import { blankDocument, graphAt } from "../graph/ops";
 import { runsStore, type RunsState } from "../runs/store";
 import { useEditor, type EditorState } from "../store/editor";
 import { type CheckResult, type PathDetail, type PathSummary, type PathsApi, type Progress, pathsApi } from "./api";
@@ -232,7 +232,9 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
         const solution = path?.steps[index]?.solution;
         if (!solution) return false;
         const editor = useEditor.getState();
-        const doc: GraphDocument = { ...autoLayoutAll(solution, editor.catalog), name: editor.doc.name || solution.name };
+        // The user's name for the model stays; an untitled one takes the solution's.
+        const untitled = !editor.doc.name || editor.doc.name === blankDocument().name;
+        const doc: GraphDocument = { ...autoLayoutAll(solution, editor.catalog), name: untitled ? solution.name : editor.doc.name };
         if (!editor.replaceDocument(doc)) return false;
         requestFit(200);
         return true;
