@@ -158,7 +158,7 @@ def test_walk_the_gpt_path_from_an_empty_canvas_to_generated_text(
     number = 4
     while True:
         on_step(page, number, total)
-        if not panel(page).get_by_test_id("path-show-me").count():
+        if not panel(page).get_by_test_id("path-check").count():
             break  # a step done in the run drawer
         mine = document(page)
         panel(page).get_by_test_id("path-show-me").click()

@@ -259,6 +259,27 @@ describe("the path panel", () => {
     expect(text(root, "path-complete")).toMatch(/Path complete/);
   });
 
+  it("on the run step, says when the canvas is not ready to train, and Show me puts the model there", async () => {
+    useEditor.getState().load(tokens, { graph: null });
+    serve({
+      ...base,
+      "GET /api/paths/gpt/progress": { status: 200, body: { done: [], current: "train" } },
+      "POST /api/paths/gpt/steps/train/check": (body) => ({
+        status: 200,
+        body: (body as GraphDocument).nodes.some((n) => n.type === "Embedding")
+          ? { passed: true, message: "Ready: train it on shakespeare from the run drawer.", node: null }
+          : { passed: false, message: "Nothing turns the character ids into vectors yet.", node: null },
+      }),
+    });
+    const root = await openPanel(true);
+    await act(async () => void (await usePaths.getState().check({ auto: true })));
+    expect(text(root, "path-not-ready")).toContain("Before training: Nothing turns the character ids into vectors yet.");
+    await click(testid(root, "path-show-me"));
+    await act(async () => void (await usePaths.getState().check({ auto: true })));
+    expect(testid(root, "path-not-ready")).toBeNull();
+    expect(usePaths.getState().done).toEqual([]); // ready is not trained
+  });
+
   it("tells an anonymous visitor that runs need an account, without a button that cannot work", async () => {
     serve(base);
     usePaths.setState({ index: 0 });

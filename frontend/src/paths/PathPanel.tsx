@@ -157,6 +157,9 @@ function RunCheck({ step, done }: { step: PathStep; done: boolean }) {
   const tab = useRuns((s) => s.tab);
   const derived = useRuns((s) => s.derived);
   const hint = runStepHint(step.check, drawerView({ job, tab, derived }, { graph, drawerOpen }, loggedIn));
+  const readOnly = useEditor((s) => s.readOnly);
+  const check = usePaths((s) => (s.result?.step === step.id ? s.result.result : null));
+  const notReady = step.check === "run" && !done && check && !check.passed ? check : null;
   const [asked, setAsked] = useState(false);
   const openDrawer = () => {
     setAsked(true);
@@ -168,6 +171,13 @@ function RunCheck({ step, done }: { step: PathStep; done: boolean }) {
       <div className="path-result" data-testid="path-result" aria-live="polite">
         {done ? <span className="ok">✓ done</span> : <span>{hint}</span>}
       </div>
+      {notReady && (
+        <p className="bad path-not-ready" data-testid="path-not-ready">
+          Before training: {notReady.message}
+          {notReady.node && <> <button type="button" className="link" onClick={() => revealNode(notReady.node!)}>Show {notReady.node}</button></>}
+          {!readOnly && <> <button type="button" className="link" data-testid="path-show-me" onClick={() => usePaths.getState().showMe()}>Show me the model</button></>}
+        </p>
+      )}
       {!done && loggedIn && (
         <div className="path-actions">
           <button type="button" className={asked ? "quiet" : "primary"} data-testid="path-open-drawer" onClick={openDrawer}>

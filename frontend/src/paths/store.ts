@@ -206,7 +206,9 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
       check: async ({ auto = false } = {}) => {
         const { path, index } = get();
         const step = path?.steps[index];
-        if (!path || !step || step.check !== "canvas") return null;
+        // A canvas step is done by its check; the run step's check says whether the canvas
+        // is ready to train (the steps after it are judged by the drawer alone).
+        if (!path || !step || (step.check !== "canvas" && step.check !== "run")) return null;
         const mine = ++checks;
         set({ checking: true });
         let result: CheckResult;
@@ -221,8 +223,9 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
           return null;
         }
         if (mine !== checks) return null;
-        set({ checking: false, result: { step: step.id, result, shown: !auto || result.passed } });
-        if (result.passed) get().complete(step.id);
+        // A failure found by itself is quiet while the user builds, but not before a run.
+        set({ checking: false, result: { step: step.id, result, shown: !auto || result.passed || step.check === "run" } });
+        if (result.passed && step.check === "canvas") get().complete(step.id);
         else if (!auto && result.node) revealNode(result.node);
         return result;
       },
@@ -270,8 +273,8 @@ export function drawerView(runs: Pick<RunsState, "job" | "tab" | "derived">, edi
 }
 
 /**
- * Keep the open path in step with the editor: check a canvas step ~800 ms after the model
- * changes (or the step does), mark a run step done when the drawer shows it, and remember
+ * Keep the open path in step with the editor: check a canvas step (and whether the canvas is
+ * ready for the run step) ~800 ms after the model changes (or the step does), mark a run step done when the drawer shows it, and remember
  * the path for the model once it is saved. Returns the unsubscribe.
  */
 export function followPath(paths = usePaths, delayMs = AUTO_CHECK_MS): () => void {
@@ -285,7 +288,7 @@ export function followPath(paths = usePaths, delayMs = AUTO_CHECK_MS): () => voi
       const s = paths.getState();
       const step = s.path?.steps[s.index];
       const editor = useEditor.getState();
-      if (!step || step.check !== "canvas" || s.done.includes(step.id) || !editor.ready || editor.readOnly) return;
+      if (!step || (step.check !== "canvas" && step.check !== "run") || s.done.includes(step.id) || !editor.ready || editor.readOnly) return;
       void s.check({ auto: true });
     }, delayMs);
   };
