@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Graph, GraphVersion, ShareLink
+from .models import Graph, GraphVersion, PathProgress, ShareLink
 
 
 class VersionInline(admin.TabularInline):
@@ -66,3 +66,11 @@ class ShareLinkAdmin(admin.ModelAdmin):
     search_fields = ("graph__name", "prefix", "created_by__username")
     raw_id_fields = ("graph", "version", "created_by")
     readonly_fields = ("token_hash", "prefix", "created_at")
+
+
+@admin.register(PathProgress)
+class PathProgressAdmin(admin.ModelAdmin):
+    list_display = ("user", "path", "current", "updated_at")
+    list_filter = ("path",)
+    search_fields = ("user__username",)
+    raw_id_fields = ("user",)

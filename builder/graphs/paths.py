@@ -127,7 +127,8 @@ class PathProgressView(APIView):
         """Your progress on the path."""
         return Response(progress_data(request.user, _known_path(name)))
 
-    @extend_schema(operation_id="path_progress_save", request=ref("PathProgressIn"),
+    @extend_schema(operation_id="path_progress_save",
+                   request={"application/json": ref("PathProgressIn")},
                    responses={200: ref("PathProgress"), 400: ERROR, 404: ERROR})
     def put(self, request: Request, name: str) -> Response:
         """Keep your progress on the path: the steps done and the one you are on."""

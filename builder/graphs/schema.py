@@ -379,10 +379,12 @@ def path_components() -> dict[str, Any]:
             "updated_at": {"type": "string", "format": "date-time", "nullable": True},
         }, description="A user's progress on a path; nothing done and no dates when none "
            "is kept."),
-        "PathProgressIn": object_schema({
-            "done": {"type": "array", "items": step_id},
-            "current": {**step_id, "nullable": True},
-        }, optional=("done", "current")),
+        "PathProgressIn": {  # both optional: done defaults to [], current to null
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"done": {"type": "array", "items": step_id},
+                           "current": {**step_id, "nullable": True}},
+        },
     }
 
 

@@ -152,7 +152,8 @@ def _operations(want: Any) -> list[tuple[str, str, dict[str, Any]]]:
 def _url(template: str, target: dict[str, Any]) -> str:
     for name, key in PATH_VALUES.items():
         template = template.replace(f"{{{name}}}", str(target[key]))
-    return template.replace("{number}", "1").replace("{link_id}", "1")
+    return (template.replace("{number}", "1").replace("{link_id}", "1")
+            .replace("{name}", "gpt").replace("{step_id}", "tokens"))  # a guided path
 
 
 def _stored() -> list[int]:

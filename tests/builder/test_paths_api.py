@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from openapi_check import assert_conforms
 from rest_framework.test import APIClient
 
 from compute.engine import FORMAT
@@ -138,3 +139,20 @@ def test_no_user_sees_anothers_progress(api: APIClient, other_api: APIClient) ->
     other_api.put("/api/paths/gpt/progress", {"done": [], "current": "tokens"}, format="json")
     mine = api.get("/api/paths/gpt/progress").json()
     assert mine["done"] == ["tokens"] and mine["current"] == "embedding"
+
+
+def test_the_paths_responses_fit_the_schema(api: APIClient, anon: APIClient,
+                                            openapi: dict[str, Any]) -> None:
+    assert_conforms(openapi, "/api/paths", "get", anon.get("/api/paths"))
+    for name in ("gpt", "digits"):
+        assert_conforms(openapi, "/api/paths/{name}", "get", anon.get(f"/api/paths/{name}"))
+    check = "/api/paths/{name}/steps/{step_id}/check"
+    for document in (_solution("gpt", "head"), _solution("gpt", "tokens")):
+        response = api.post("/api/paths/gpt/steps/head/check", document, format="json")
+        assert_conforms(openapi, check, "post", response)
+    progress = "/api/paths/{name}/progress"
+    assert_conforms(openapi, progress, "get", api.get("/api/paths/gpt/progress"))
+    saved = api.put("/api/paths/gpt/progress", {"done": ["tokens"], "current": "embedding"},
+                    format="json")
+    assert_conforms(openapi, progress, "put", saved)
+    assert_conforms(openapi, progress, "get", api.get("/api/paths/gpt/progress"))

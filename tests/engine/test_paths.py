@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import random
 import time
 from typing import Any
 
@@ -253,3 +254,74 @@ def test_the_gpt_paths_final_model_starts_learning_in_a_few_steps() -> None:
     assert losses[0] > 4.0  # about ln(128) = 4.85: uniform over the ids
     val = recorder.values("val_loss")
     assert val[1] < val[0] < 3.6, val
+
+
+def test_many_candidate_blocks_are_checked_in_bounded_time() -> None:
+    """4,000 Linear-GELU pairs after the residual: every pair looks like an MLP's start,
+    and each is weighed without a walk of the whole graph per candidate."""
+    document = _solution("gpt", "residual")
+    document["edges"] = [e for e in document["edges"] if e["to"] != "logits"]
+    previous = "res1"
+    for i in range(2_000):
+        document["nodes"] += [{"id": f"l{i}", "type": "Linear"},
+                              {"id": f"g{i}", "type": "GELU"}]
+        document["edges"] += [{"from": previous, "to": f"l{i}"},
+                              {"from": f"l{i}", "to": f"g{i}"}]
+        previous = f"g{i}"
+    document["edges"].append({"from": previous, "to": "logits"})
+    started = time.monotonic()
+    result = check_step("gpt", "head", document)
+    assert not result["passed"] and result["node"] == "l0" and "LayerNorm" in result["message"]
+    assert time.monotonic() - started < 20
+
+
+def _mutations(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    out = copy.deepcopy(document)
+    nodes, edges = out["nodes"], out["edges"]
+    odd: list[Any] = [None, -1, 0, 1e308, "x", [], {}, True, 2**70]
+    for _ in range(rng.randint(1, 3)):
+        choice = rng.randrange(5)
+        if choice == 0 and nodes:
+            nodes.pop(rng.randrange(len(nodes)))
+        elif choice == 1 and edges:
+            edges.pop(rng.randrange(len(edges)))
+        elif choice == 2 and nodes:
+            node = rng.choice(nodes)
+            name = rng.choice([*node.get("params", {}), "num_heads", "times", "shape"])
+            node.setdefault("params", {})[name] = rng.choice(odd)
+        elif choice == 3 and nodes:
+            rng.choice(nodes)["type"] = rng.choice(["Add", "Repeat", "Input", "Output",
+                                                    "Embedding", "Nope", 3])
+        elif edges:
+            rng.choice(edges)["to"] = rng.choice(["wte", "blocks", "res1.b", "x.y", 7])
+    return out
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_mangled_solutions_never_make_a_check_raise(name: str) -> None:
+    rng = random.Random(17)
+    steps = _steps(name)
+    for _ in range(60):
+        document = _mutations(rng.choice(steps)["solution"], rng)
+        step = rng.choice(steps)
+        result = check_step(name, step["id"], document)
+        assert isinstance(result["passed"], bool) and result["message"]
+        assert result["node"] is None or isinstance(result["node"], str)
+
+
+def test_a_freshly_dropped_input_is_told_its_dtype_then_its_shape() -> None:
+    """What a newcomer draws first in the editor: an Input with the defaults (float32, no
+    shape) wired into an Output."""
+    document: dict[str, Any] = {"format": FORMAT, "nodes": [{"id": "x", "type": "Input"},
+                                            {"id": "out", "type": "Output"}],
+                "edges": [{"from": "x", "to": "out"}]}
+    result = check_step("gpt", "tokens", document)
+    assert result["node"] == "x" and "set its dtype to int64" in result["message"]
+    document["nodes"][0]["params"] = {"dtype": "int64"}
+    result = check_step("gpt", "tokens", document)
+    assert result["node"] == "x" and "set its shape to [32]" in result["message"]
+    document["nodes"][0]["params"]["shape"] = [32]
+    assert check_step("gpt", "tokens", document)["passed"]
+    digits = check_step("digits", "neuron", {**document, "nodes": [
+        {"id": "x", "type": "Input"}, {"id": "out", "type": "Output"}]})
+    assert digits["node"] == "x" and "set its shape to [64]" in digits["message"]

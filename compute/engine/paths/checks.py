@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..build import analyze
 from ..graph import Graph, Node, parse_graph
@@ -20,6 +20,7 @@ from ..limits import Limits
 from ..report import build_report
 
 Shape = tuple[int | str, ...]  # a report's shape: ("B", 32, 64)
+T = TypeVar("T")
 
 
 class Unmet(Exception):
@@ -40,6 +41,7 @@ class Item:
     entry: dict[str, Any]  # its entry in the inspection report (shapes, status)
     container: str | None  # the path of the Repeat or Custom it is inside
     feeds: dict[str, tuple[str, str]] = field(default_factory=dict)  # port -> (path, port)
+    raw: dict[str, Any] = field(default_factory=dict)  # its params as written, unchecked
 
     @property
     def type(self) -> str:
@@ -48,6 +50,13 @@ class Item:
     def param(self, name: str) -> Any:
         """A block parameter, or None when the node's parameters are invalid."""
         return getattr(self.node.params, name, None)
+
+    def written(self, name: str, default: str) -> str | None:
+        """A text parameter as the document has it, valid or not (None if not a text):
+        what a node whose parameters are invalid (an Input without a shape) says."""
+        valid = self.node.params is not None
+        value = self.param(name) if valid else self.raw.get(name, default)
+        return value if isinstance(value, str) else None
 
     def out_shape(self, port: str = "out") -> Shape | None:
         spec = self.entry.get("outputs", {}).get(port)
@@ -83,6 +92,9 @@ class Canvas:
         self.problems: list[str] = []
         self.problem_on: dict[str, str] = {}
         self._upstream: dict[str, frozenset[str]] = {}
+        self._downstream: dict[str, frozenset[str]] = {}
+        self._consumers: dict[str, list[Item]] | None = None
+        self._sources: dict[tuple[str, str, frozenset[str]], Item | None] = {}
         if not isinstance(document, dict):
             self.problems = ["a graph document is a JSON object"]
             return
@@ -103,10 +115,15 @@ class Canvas:
 
     def _flatten(self, graph: Graph, entries: dict[str, Any], prefix: str,
                  container: str | None) -> None:
+        listed = graph.document.get("nodes")
+        raw = {n.get("id"): n.get("params") for n in listed if isinstance(n, dict)
+               } if isinstance(listed, list) else {}
         for node in graph.nodes:
             path = prefix + node.id
             entry = entries.get(node.id, {})
-            item = Item(path, node, entry, container)
+            params = raw.get(node.id)
+            item = Item(path, node, entry, container,
+                        raw=params if isinstance(params, dict) else {})
             item.feeds = {port: (prefix + src.node, src.port)
                           for port, src in graph.incoming.get(node.id, {}).items()}
             self.items[path] = item
@@ -127,7 +144,13 @@ class Canvas:
         """What feeds `item`'s port: the node whose output arrives there, seen through
         nested graphs' edges (into a Repeat, out of it) and through the types in `through`
         (such as Dropout). None when nothing is wired in."""
-        skip = set(through)
+        skip = frozenset(through)
+        key = (item.path, port, skip)
+        if key not in self._sources:
+            self._sources[key] = self._source(item, port, skip)
+        return self._sources[key]
+
+    def _source(self, item: Item, port: str, skip: frozenset[str]) -> Item | None:
         at: tuple[str, str] | None = item.feeds.get(port)
         for _ in range(len(self.items) + 1):  # each step moves to another node: bounded
             if at is None:
@@ -177,8 +200,40 @@ class Canvas:
         self._upstream[item.path] = found
         return found
 
+    def downstream(self, item: Item) -> frozenset[str]:
+        """The paths of every node that `item`'s output reaches, through nested graphs."""
+        cached = self._downstream.get(item.path)
+        if cached is not None:
+            return cached
+        if self._consumers is None:  # built once: each node's resolved sources, reversed
+            self._consumers = {}
+            for node in self.items.values():
+                for port in node.feeds:
+                    src = self.source(node, port)
+                    if src is not None:
+                        self._consumers.setdefault(src.path, []).append(node)
+        seen: set[str] = set()
+        stack = [item]
+        while stack:
+            for later in self._consumers.get(stack.pop().path, []):
+                if later.path not in seen:
+                    seen.add(later.path)
+                    stack.append(later)
+        found = frozenset(seen)
+        self._downstream[item.path] = found
+        return found
+
     def feeds_into(self, earlier: Item, later: Item) -> bool:
-        return earlier.path in self.upstream(later)
+        """Whether `earlier`'s output reaches `later` (cached per `earlier`: ask with the
+        same `earlier` and many `later`s, or use `upstream` the other way round)."""
+        return later.path in self.downstream(earlier)
+
+    def fixed(self, item: Item) -> None:
+        """Unmet when the node's parameters are invalid, with the engine's reason."""
+        if item.node.params is None:
+            problem = self.problem_on.get(item.path, "its parameters are invalid")
+            raise Unmet(f"The {item.name} needs a fix first: {problem.rstrip('.')}.",
+                        item.path)
 
     def why_no_shape(self, item: Item) -> str:
         """The clause that says why a node has no shape: its own problem, or a hint."""
@@ -202,3 +257,16 @@ def first(items: Iterable[Item], *tests: Callable[[Item], bool]) -> Item | None:
 def require(condition: bool, message: str, node: Item | str | None = None) -> None:
     if not condition:
         raise Unmet(message, node.path if isinstance(node, Item) else node)
+
+
+def shaped(c: Canvas, item: Item) -> Shape:
+    """The node's output shape, or Unmet saying why it has none."""
+    return need(item.out_shape(),
+                f"The {item.name} has no shape yet: {c.why_no_shape(item)}.", item)
+
+
+def need(value: T | None, message: str, node: Item | str | None = None) -> T:
+    """`value`, or Unmet(message) when it is None."""
+    if value is None:
+        raise Unmet(message, node.path if isinstance(node, Item) else node)
+    return value

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from .checks import Canvas, Item, Predicate, Unmet, first, require, shape_text
+from .checks import (
+    Canvas,
+    Item,
+    Predicate,
+    Unmet,
+    first,
+    need,
+    require,
+    shape_text,
+    shaped,
+)
 from .documents import Sketch
 from .steps import CheckKind, Path, Step
 
@@ -17,22 +27,25 @@ def pixels(c: Canvas) -> Item:
     require(bool(inputs), "There is no Input yet: add an Input block, where the 64 pixel "
             "values of a digit enter.")
     found = inputs[0]
-    require(found.param("dtype") != "int64",
+    require(found.written("dtype", "float32") != "int64",
             f"The Input '{found.path}' reads whole-number ids, but pixels are measured "
             "values: set its dtype to float32.", found)
+    require("shape" in found.raw, f"The Input '{found.path}' has no shape yet: set its "
+            f"shape to [{PIXELS}], the pixel values of one digit.", found)
+    c.fixed(found)
     shape = found.param("shape")
-    require(shape is None or list(shape) == [PIXELS],
-            f"The Input '{found.path}' takes {shape}, but an 8×8 digit is {PIXELS} pixel "
+    require(list(shape) == [PIXELS],
+            f"The Input '{found.path}' takes {list(shape)}, but an 8×8 digit is {PIXELS} pixel "
             f"values in a row: set its shape to [{PIXELS}].", found)
     return found
 
 
 def neuron(c: Canvas) -> Item:
     x = pixels(c)
-    found = first(c.of_type("Linear"), lambda n: c.source(n) is x)
-    require(found is not None, f"No neuron yet: add a Linear block fed by the Input "
-            f"'{x.path}' (out_features 1 for one neuron) and wire it into an Output.")
-    assert found is not None
+    found = need(first(c.of_type("Linear"), lambda n: c.source(n) is x),
+                 f"No neuron yet: add a Linear block fed by the Input '{x.path}' "
+                 "(out_features 1 for one neuron) and wire it into an Output.")
+    shaped(c, found)
     require(any(c.feeds_into(found, o) for o in c.of_type("Output", top=True)),
             f"The Linear '{found.path}' leads to no Output yet: wire it into an Output.",
             found)
@@ -42,8 +55,9 @@ def neuron(c: Canvas) -> Item:
 def output(c: Canvas) -> tuple[Item, Item | None]:
     """The Output after the first neuron, and the node that feeds it."""
     first_layer = neuron(c)
-    out = first(c.of_type("Output", top=True), lambda o: c.feeds_into(first_layer, o))
-    assert out is not None
+    out = need(first(c.of_type("Output", top=True), lambda o: c.feeds_into(first_layer, o)),
+               f"The Linear '{first_layer.path}' leads to no Output yet: wire it into an "
+               "Output.", first_layer)
     return out, c.source(out)
 
 
@@ -72,10 +86,10 @@ def _layers(c: Canvas, out: Item) -> list[Item]:
 
 def hidden(c: Canvas) -> None:
     out, last = output(c)
-    require(last is not None and last.type == "Linear",
-            f"The Output '{out.path}' receives the {last.name if last else 'nothing'}: end "
-            f"with a Linear of {CLASSES} so that the scores can take any value.", out)
-    assert last is not None
+    last = need(last, f"Nothing is wired into the Output '{out.path}' yet.", out)
+    require(last.type == "Linear",
+            f"The Output '{out.path}' receives the {last.name}: end with a Linear of "
+            f"{CLASSES} so that the scores can take any value.", out)
     chain = _layers(c, out)
     linears = [n for n in chain if n.type == "Linear"]
     if len(linears) < 2:
@@ -92,7 +106,7 @@ def hidden(c: Canvas) -> None:
 def deeper(c: Canvas) -> None:
     hidden(c)
     out, last = output(c)
-    assert last is not None
+    last = need(last, f"Nothing is wired into the Output '{out.path}' yet.", out)
     activations = [n for n in _layers(c, out) if n.type in ACTIVATIONS]
     require(len(activations) >= 2,
             "The model has one hidden layer: add a second one (a Linear and a ReLU) before "

@@ -6,7 +6,17 @@ settings: 32 characters at a time, 64 features, 4 heads, 2 blocks.
 
 from __future__ import annotations
 
-from .checks import Canvas, Item, Predicate, Unmet, first, require, shape_text
+from .checks import (
+    Canvas,
+    Item,
+    Predicate,
+    Unmet,
+    first,
+    need,
+    require,
+    shape_text,
+    shaped,
+)
 from .documents import Sketch
 from .steps import CheckKind, Path, Step
 
@@ -18,19 +28,12 @@ LAYERS = 2
 VOCAB = 128  # the texts are ASCII ids 0..127
 
 NORMS = ("LayerNorm", "RMSNorm")
+MAX_CANDIDATES = 20  # blocks weighed as "the" MLP or residual Add, in the document's order
 ACTIVATIONS = ("GELU", "ReLU", "SiLU", "Tanh", "Sigmoid")
 
 
 def _last(shape: tuple[int | str, ...] | None) -> int | None:
     return shape[-1] if shape and isinstance(shape[-1], int) else None
-
-
-def _shaped(c: Canvas, item: Item) -> tuple[int | str, ...]:
-    shape = item.out_shape()
-    require(shape is not None, f"The {item.name} has no shape yet: {c.why_no_shape(item)}.",
-            item)
-    assert shape is not None
-    return shape
 
 
 # The predicates, one per canvas step; each finds what the steps before it built.
@@ -40,14 +43,17 @@ def tokens(c: Canvas) -> Item:
     inputs = c.of_type("Input", top=True)
     require(bool(inputs), "There is no Input yet: add an Input block, where the characters "
             "enter the model.")
-    found = first(inputs, lambda i: i.param("dtype") == "int64")
+    found = first(inputs, lambda i: i.written("dtype", "float32") == "int64")
     if found is None:
         raise Unmet(f"The Input '{inputs[0].path}' reads float32 numbers, but characters "
                     "enter as whole-number ids: set its dtype to int64.", inputs[0].path)
+    require("shape" in found.raw, f"The Input '{found.path}' has no shape yet: set its "
+            f"shape to [{T}], the characters it reads at a time.", found)
+    c.fixed(found)
     shape = found.param("shape")
-    require(shape is not None and len(shape) == 1,
-            f"The Input '{found.path}' has the shape {shape}, but a piece of text is one row "
-            f"of character ids: set its shape to [{T}].", found)
+    require(len(shape) == 1,
+            f"The Input '{found.path}' has the shape {list(shape)}, but a piece of text is one "
+            f"row of character ids: set its shape to [{T}].", found)
     return found
 
 
@@ -72,7 +78,7 @@ def embedding(c: Canvas) -> Item:
     require(rows is None or rows >= VOCAB,
             f"The Embedding '{found.path}' has {rows} rows but the characters are ids from 0 "
             f"to {VOCAB - 1}: set num_embeddings to {VOCAB}.", found)
-    shape = _shaped(c, found)
+    shape = shaped(c, found)
     require(len(shape) == 3, f"The Embedding '{found.path}' gives {shape_text(shape)}, but "
             "each character should become one vector: [B, T, C].", found)
     return found
@@ -94,7 +100,7 @@ def positions(c: Canvas) -> Item:
     require(longest is None or longest >= length,
             f"The PositionalEmbedding '{found.path}' knows {longest} positions but the text "
             f"comes {length} characters at a time: set max_len to {length}.", found)
-    _shaped(c, found)
+    shaped(c, found)
     return found
 
 
@@ -114,7 +120,7 @@ def attention(c: Canvas) -> Item:
     require(found.param("causal") is not False,
             f"The attention '{found.path}' lets each position see the characters after it: "
             "turn causal on, or predicting the next character becomes copying it.", found)
-    _shaped(c, found)
+    shaped(c, found)
     return found
 
 
@@ -128,8 +134,7 @@ def heads(c: Canvas) -> None:
 
 def residual(c: Canvas) -> Item:
     att = attention(c)
-    norm = c.source(att)
-    assert norm is not None  # the attention has a shape, so something feeds it
+    norm = need(c.source(att), f"Nothing feeds the attention '{att.path}' yet.", att)
     require(norm.type in NORMS,
             f"The attention '{att.path}' reads the stream as it is: put a LayerNorm between "
             f"'{norm.path}' and '{att.path}', so that it reads numbers of a steady size.", att)
@@ -138,14 +143,18 @@ def residual(c: Canvas) -> Item:
     adds = [a for a in c.of_type("Add")
             if any(c.source(a, port, through=("Dropout",)) is att for port in ("a", "b"))]
     require(bool(adds), "Nothing adds the attention's output back to the stream yet: add an "
-            f"Add block fed by '{att.path}' and by {stream_name}, the stream it reads.")
-    add = adds[0]
-    port = "b" if c.source(add, "a", through=("Dropout",)) is att else "a"
-    other = c.source(add, port)
-    require(other is not None and other.type not in NORMS and c.feeds_into(other, att),
-            f"The Add '{add.path}' should add the attention's output to the stream it reads: "
-            f"feed it {stream_name} (from before the LayerNorm) on its other input.", add)
-    _shaped(c, add)
+            f"Add block fed by '{att.path}' and by {stream_name}, the stream it reads.", att)
+
+    def adds_the_stream(add: Item) -> bool:
+        port = "b" if c.source(add, "a", through=("Dropout",)) is att else "a"
+        other = c.source(add, port)
+        return other is not None and other.type not in NORMS and c.feeds_into(other, att)
+
+    add = need(first(adds[:MAX_CANDIDATES], adds_the_stream),
+               f"The Add '{adds[0].path}' should add the attention's output to the stream it "
+               f"reads: feed it {stream_name} (from before the LayerNorm) on its other input.",
+               adds[0])
+    shaped(c, add)
     return add
 
 
@@ -163,36 +172,46 @@ def mlp(c: Canvas) -> Item:
     require(bool(pairs), f"No MLP after the attention yet: after the Add '{res.path}', add a "
             f"LayerNorm, a Linear {HIDDEN} wide, a GELU and a Linear back to {width or C}, "
             "in a row.")
-    fc, proj = pairs[0]
-    out = _last(_shaped(c, proj))
+    # The first that is a whole MLP wins; if none is, the first says what it lacks. A few
+    # are weighed at most: each may walk the graph.
+    first_unmet: Unmet | None = None
+    for fc, proj in pairs[:MAX_CANDIDATES]:
+        try:
+            return _whole_mlp(c, res, width, fc, proj)
+        except Unmet as unmet:
+            first_unmet = first_unmet or unmet
+    assert first_unmet is not None
+    raise first_unmet
+
+
+def _whole_mlp(c: Canvas, res: Item, width: int | None, fc: Item, proj: Item) -> Item:
+    out = _last(shaped(c, proj))
     require(out == width, f"The Linear '{proj.path}' gives {out} features but the stream is "
             f"{width} wide: set its out_features to {width}.", proj)
     before = c.source(fc)
     require(before is not None and before.type in NORMS,
             f"The MLP's first Linear '{fc.path}' reads the stream as it is: put a LayerNorm "
             f"before it.", fc)
-    adds = [a for a in c.of_type("Add")
-            if any(c.source(a, port, through=("Dropout",)) is proj for port in ("a", "b"))]
-    ok = False
-    for add in adds:
-        port = "b" if c.source(add, "a", through=("Dropout",)) is proj else "a"
-        other = c.source(add, port)
-        ok = ok or (other is not None and other.type not in NORMS and c.feeds_into(other, fc)
-                    and (other is res or c.feeds_into(res, other)))
-    require(ok, "Nothing adds the MLP's output back to the stream yet: add an Add block fed "
-            f"by '{proj.path}' and by '{res.path}'.", proj)
-    return proj
+    for add in c.of_type("Add"):
+        sides = [c.source(add, port, through=("Dropout",)) for port in ("a", "b")]
+        if proj not in sides:
+            continue
+        other = c.source(add, "b" if sides[0] is proj else "a")
+        if (other is not None and other.type not in NORMS and other.path in c.upstream(fc)
+                and (other is res or c.feeds_into(res, other))):
+            return proj
+    raise Unmet("Nothing adds the MLP's output back to the stream yet: add an Add block fed "
+                f"by '{proj.path}' and by '{res.path}'.", proj.path)
 
 
 def repeated(c: Canvas) -> Item:
     att = attention(c)
     end = mlp(c)
     holder = c.items.get(att.container) if att.container else None
-    require(holder is not None and holder.type == "Repeat",
-            "The transformer block is drawn once: move it (LayerNorm, attention, Add, "
-            "LayerNorm, MLP, Add) into a Repeat block, so that it runs several times in a "
-            "row.", att)
-    assert holder is not None
+    holder = need(holder if holder is not None and holder.type == "Repeat" else None,
+                  "The transformer block is drawn once: move it (LayerNorm, attention, Add, "
+                  "LayerNorm, MLP, Add) into a Repeat block, so that it runs several times "
+                  "in a row.", att)
     require(end.container == holder.path,
             f"The MLP ('{end.path}') is outside the Repeat '{holder.path}': move it inside, "
             "next to the attention, so that every copy of the block has both.", end)
@@ -209,14 +228,13 @@ def head(c: Canvas) -> None:
     require(bool(outputs), "No Output comes after the transformer blocks: wire the last "
             "block's result, through a LayerNorm and a Linear, into the Output.")
     out = outputs[0]
-    last = c.source(out)
-    assert last is not None
+    last = need(c.source(out), f"Nothing is wired into the Output '{out.path}' yet.", out)
     shape = out.in_shape()
     require(last.type == "Linear",
             f"The Output '{out.path}' receives {shape_text(shape)}, the stream itself: add a "
             f"LayerNorm and a Linear with out_features {VOCAB} before it, one score for each "
             "character id.", out)
-    scores = _last(_shaped(c, last))
+    scores = _last(shaped(c, last))
     require(scores is not None and scores >= VOCAB,
             f"The Linear '{last.path}' gives {scores} scores per position, but there are "
             f"{VOCAB} character ids: set its out_features to {VOCAB}.", last)
@@ -328,8 +346,12 @@ each row here has {C} numbers, the width of everything that follows.
         _step("positions", "Positions", f"""
 The vectors say which characters are there but not in which order: "dog" and "god" would
 look the same to what comes next. A **PositionalEmbedding** learns one more vector per
-position, 0 to {T - 1}, and adds it to the character's own: position and identity travel
-together in one vector.
+position, 0 to {T - 1}, and adds it to the character's own (the addition is inside the
+block): position and identity travel together in one vector.
+
+```text
+wte("d") + wpe(0),  wte("o") + wpe(1),  wte("g") + wpe(2)
+```
 """, f"Add a PositionalEmbedding (max_len {T}) after the Embedding.", rule=positions),
         _step("attention", "One attention head", """
 Attention lets each position gather information from the others. Every position asks a
@@ -338,8 +360,8 @@ a key, that value flows in. **Causal** attention lets a position look only at it
 what came before: the model must guess the next character, not read it.
 
 ```text
-position:  t  o  _  b  e
-"e" looks: .3 .1 .1 .5 ·   (only to the left)
+position:   t   o   _   b   e
+"e" looks: .1  .1  .2  .4  .2   (at itself and to its left; the weights sum to 1)
 ```
 """, "Add a MultiHeadAttention after the PositionalEmbedding, with num_heads 1 and causal "
             "on.", rule=attention),
