@@ -355,9 +355,9 @@ wte("d") + wpe(0),  wte("o") + wpe(1),  wte("g") + wpe(2)
 """, f"Add a PositionalEmbedding (max_len {T}) after the Embedding.", rule=positions),
         _step("attention", "One attention head", """
 Attention lets each position gather information from the others. Every position asks a
-question (its query), every position offers an answer key and a value; where a query matches
-a key, that value flows in. **Causal** attention lets a position look only at itself and
-what came before: the model must guess the next character, not read it.
+question (its query) and offers a key (what it holds) and a value (what it passes on); where
+a query matches a key, that value flows in. **Causal** attention lets a position look only
+at itself and what came before: the model must guess the next character, not read it.
 
 ```text
 position:   t   o   _   b   e
@@ -378,8 +378,9 @@ correction. A **LayerNorm** before the attention gives it numbers of a steady si
 the stream carries.
 
 ```text
-stream --+--> LayerNorm --> attention --+--> Add
-         '-------------------------------'
+stream --+--> LayerNorm --> attention --> Add --> on
+         |                                 ^
+         '---------------------------------'
 ```
 """, "Put a LayerNorm before the attention, and add an Add fed by the attention and by the "
             "stream that enters the LayerNorm.", rule=residual),
@@ -392,7 +393,7 @@ is one transformer block.
             "Add fed by that last Linear and by the first Add.", rule=mlp),
         _step("repeat", "The block, repeated", f"""
 One block can only do so much. GPTs stack the same block many times, each copy with its own
-weights: early ones find letters and pairs, later ones words. A **Repeat** holds the block
+weights: early copies tend to find letters and pairs, later ones words. A **Repeat** holds the block
 once and runs it `times` times in a row; {LAYERS} are enough for this small model.
 """, f"Move the block (LayerNorm, attention, Add, LayerNorm, MLP, Add) into a Repeat with "
             f"times {LAYERS}.", rule=repeated),
