@@ -1,5 +1,6 @@
-// The editor's screen: top bar; palette, canvas and inspector; the status line; the runs
-// drawer and the SQL console. It opens what the page was asked for (a new model, a saved one, a shared one).
+// The editor's screen: top bar; palette, canvas and inspector (with a learning path above it
+// when one is open); the status line; the runs drawer and the SQL console. It opens what the
+// page was asked for (a new model, a saved one, a shared one, a path: `?path=gpt`).
 import { ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import { useEffect, useRef, useState } from "react";
 
@@ -10,6 +11,8 @@ import { Palette } from "./editor/Palette";
 import { StatusBar } from "./editor/StatusBar";
 import { TopBar } from "./editor/TopBar";
 import { installShortcuts } from "./editor/shortcuts";
+import { PathPanel } from "./paths/PathPanel";
+import { followPath, pathToOpen, usePaths } from "./paths/store";
 import { hasAttentionModules } from "./runs/attentionData";
 import { RunDrawer } from "./runs/RunDrawer";
 import { SqlConsole } from "./sql/SqlConsole";
@@ -25,10 +28,14 @@ export function App({ boot }: { boot: Boot }) {
     useAccount.setState({ loggedIn: boot.user !== null, loginUrl: boot.loginUrl, signupUrl: boot.signupUrl });
     const stopInspection = followInspection();
     const stopDrafts = followDrafts();
+    const stopPath = followPath();
+    usePaths.getState().setLoggedIn(boot.user !== null);
     open(boot)
       // Back from signing up with a visitor's drawing: it becomes the first saved model.
       .then(() => claimIfAsked(boot))
       .then(() => {
+        const path = pathToOpen(window.location.search, useEditor.getState().graph?.id ?? null);
+        if (path) void usePaths.getState().open(path);
         // The home page's "Import ONNX…" lands here: a blank canvas with the import dialog up.
         if (new URLSearchParams(window.location.search).get("import") === "onnx") {
           useEditor.getState().openDialog("import");
@@ -46,6 +53,7 @@ export function App({ boot }: { boot: Boot }) {
     return () => {
       stopInspection();
       stopDrafts();
+      stopPath();
       window.removeEventListener("beforeunload", beforeUnload);
     };
   }, [boot]);
@@ -66,6 +74,7 @@ export function App({ boot }: { boot: Boot }) {
         <Palette />
         <main className="canvas-area">{ready ? <Canvas /> : <div className="canvas-loading">Loading…</div>}</main>
         <Inspector />
+        {ready && <PathPanel />}
         <StatusBar />
         {/* The runs drawer and the SQL console share the bottom row, side by side when both are open. */}
         <div className="drawers">

@@ -47,6 +47,16 @@ def test_home_offers_a_blank_canvas_and_every_starter(browser):
         assert f'href="/new?starter={name}"' in html
 
 
+def test_home_offers_the_guided_gpt_path(browser, db):
+    # The editor reads `path` from its address; the page only has to open on it.
+    for html in (browser.get("/").content.decode(), Client().get("/").content.decode()):
+        assert 'href="/new?path=gpt"' in html
+        assert "Learn: Build a GPT from scratch" in html
+    page = browser.get("/new?path=gpt")
+    assert page.status_code == 200
+    assert boot(page)["starter"] is None
+
+
 def boot(page) -> dict:
     """What the editor page hands the editor (the json_script block)."""
     import json

@@ -85,3 +85,9 @@ export type SqlExample = SqlSchema["examples"][number];
 export type MyBlock = S["MyBlock"];
 export type CustomBlock = S["CustomBlock"];
 export type BlockPort = S["BlockPort"];
+
+export type PathSummary = S["PathSummary"];
+export type GuidedPath = S["GuidedPath"];
+export type PathStep = S["PathStep"];
+export type StepCheck = S["StepCheck"];
+export type PathProgress = S["PathProgress"];

@@ -2,6 +2,7 @@
 // actions: import, versions, save, share, code, run. A shared view says whose model it is.
 import { useState } from "react";
 
+import { LearnMenu } from "../paths/PathPanel";
 import { isDirty, modelTitle, useEditor } from "../store/editor";
 import { forkShared, rename } from "../store/session";
 
@@ -62,6 +63,7 @@ export function TopBar({ loginUrl, signupUrl, loggedIn }: { loginUrl: string; si
       <span className="spacer" />
       {!readOnly && (
         <>
+          <LearnMenu />
           <button className="quiet" onClick={undo} disabled={!canUndo} title="Undo (Ctrl/Cmd+Z)">Undo</button>
           <button className="quiet" onClick={redo} disabled={!canRedo} title="Redo (Ctrl/Cmd+Shift+Z)">Redo</button>
           <span className="sep" />

@@ -114,7 +114,7 @@ function intersect(a: Rect, b: Rect): Rect {
 }
 
 const COVERS: [string, Cover["side"]][] = [
-  [".palette", "left"], [".inspector", "right"], [".topbar", "top"], [".breadcrumbs", "top"],
+  [".palette", "left"], [".inspector", "right"], [".path-panel", "right"], [".topbar", "top"], [".breadcrumbs", "top"],
   [".statusbar", "bottom"], [".run-drawer", "bottom"], [".sql-console", "bottom"],
 ];
 

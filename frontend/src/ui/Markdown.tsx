@@ -1,6 +1,7 @@
-// Short Markdown: the blocks' explanations and the model cards. Headings (#, ##, ###),
-// paragraphs, lists, **bold**, *italic*, `code` and backslash escapes (\* shows a star).
-// Rendered from escaped text, so nothing in them can inject HTML, and there are no links.
+// Short Markdown: the blocks' explanations, the learning paths' steps and the model cards.
+// Headings (#, ##, ###), paragraphs, lists, **bold**, *italic*, `code`, backslash escapes
+// (\* shows a star) and fenced blocks (```) for small figures, kept as written. Rendered
+// from escaped text, so nothing in them can inject HTML, and there are no links.
 const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
 export function escapeHtml(text: string): string {
@@ -22,9 +23,9 @@ function inline(text: string): string {
     .replace(HELD, (_, n: string) => `&#${n};`);
 }
 
-export function markdownToHtml(text: string): string {
-  const blocks = text.trim().split(/\n\s*\n/);
-  return blocks.map((block) => {
+function paragraphs(text: string): string {
+  if (!text.trim()) return "";
+  return text.trim().split(/\n\s*\n/).map((block) => {
     const lines = block.split("\n");
     const heading = lines.length === 1 ? /^(#{1,3}) (.*)$/.exec(lines[0]) : null;
     if (heading) {
@@ -36,6 +37,21 @@ export function markdownToHtml(text: string): string {
     }
     return `<p>${inline(lines.join(" "))}</p>`;
   }).join("");
+}
+
+/** A fence opens with ``` (and maybe a language) on a line of its own and closes with ```;
+ * one left open runs to the end. */
+const FENCE = /^```[^\n`]*\n([\s\S]*?)(?:^```[ \t]*$|(?![\s\S]))/gm;
+
+export function markdownToHtml(text: string): string {
+  let html = "";
+  let at = 0;
+  for (const match of text.matchAll(FENCE)) {
+    html += paragraphs(text.slice(at, match.index));
+    html += `<pre><code>${escapeHtml(match[1].replace(/\n$/, ""))}</code></pre>`;
+    at = match.index + match[0].length;
+  }
+  return html + paragraphs(text.slice(at));
 }
 
 export function Markdown({ text }: { text: string }) {
