@@ -341,7 +341,12 @@ each row here has {C} numbers, the width of everything that follows.
 ```text
 [B, {T}] ids  --Embedding {VOCAB}x{C}-->  [B, {T}, {C}] vectors
 ```
-""", f"Add an Embedding with num_embeddings {VOCAB} and embedding_dim {C}, fed by the Input.",
+
+A block's input takes one wire. To put the Embedding between the Input and the Output, select
+the wire into the Output and press Delete, then wire Input → Embedding → Output. Every step
+that adds a block before the Output goes the same way.
+""", f"Add an Embedding with num_embeddings {VOCAB} and embedding_dim {C}, fed by the Input "
+            "and feeding the Output (delete the old wire into the Output first).",
             rule=embedding),
         _step("positions", "Positions", f"""
 The vectors say which characters are there but not in which order: "dog" and "god" would
@@ -395,8 +400,10 @@ is one transformer block.
 One block can only do so much. GPTs stack the same block many times, each copy with its own
 weights: early copies tend to find letters and pairs, later ones words. A **Repeat** holds the block
 once and runs it `times` times in a row; {LAYERS} are enough for this small model.
-""", f"Move the block (LayerNorm, attention, Add, LayerNorm, MLP, Add) into a Repeat with "
-            f"times {LAYERS}.", rule=repeated),
+""", f"Select the block's eight blocks (LayerNorm, attention, Add, LayerNorm, Linear, GELU, "
+            f"Linear, Add: Shift+click each, or Shift+drag a box around them) and press "
+            f"Ctrl/Cmd+G to make them a Repeat; set its times to {LAYERS} in the inspector.",
+            rule=repeated),
         _step("head", "The head: a score for every next character", f"""
 After the blocks, each position holds a vector that knows about the text so far. A final
 LayerNorm and a Linear with {VOCAB} outputs turn it into one score per possible next
@@ -405,15 +412,20 @@ character; training turns those scores into probabilities (a softmax inside the 
 ```text
 [B, {T}, {C}] --LayerNorm--> --Linear {C}x{VOCAB}--> [B, {T}, {VOCAB}] scores
 ```
-""", f"Add a LayerNorm and a Linear with out_features {VOCAB} (no bias) between the Repeat "
-            "and the Output.", rule=head),
+""", f"Add a LayerNorm and a Linear with out_features {VOCAB} between the Repeat and the "
+            "Output; in the Linear's form, untick bias (the LayerNorm before it already "
+            "shifts the numbers).", rule=head),
         _step("train", "Train it", """
 Training shows the model a batch of text windows, measures how surprised it was by each
 true next character (the loss), and nudges every weight to be less surprised. The
 validation loss, on a part of the plays the model never trains on, tells whether it learns
 the language or only memorises.
-""", "Open the run drawer and train on shakespeare with the default settings; watch the "
-            "validation loss fall.", check="run", solution="head"),
+
+The default run is 300 steps: a few minutes on a laptop's CPU, with the curve drawn as it
+goes. In a hurry, set steps to 60 and, under Advanced, the eval interval to 20: the
+validation loss is measured every eval interval steps, so a run shorter than one has none.
+""", "Open the run drawer (Runs ▴ in the status line), keep the dataset shakespeare, press "
+            "Run, and watch the validation loss fall.", check="run", solution="head"),
         _step("attention_maps", "Read the attention maps", """
 Each head leaves a map: a row per position, showing where it looked. Look for a head whose
 bright cells sit just left of the diagonal (it reads the previous character), and for heads
@@ -424,7 +436,8 @@ that jump back to a space or the start of a line.
 To write, the model scores the next character, one is drawn from those probabilities, added
 to the text, and the model goes again. After a short training it spells words and names of
 speakers; a longer run gets more of the grammar.
-""", "Generate text from your finished run in the run drawer.", check="generate",
+""", "Open the Samples tab of your finished run and read the text it wrote as it trained.",
+            check="generate",
             solution="head"),
     ),
 )

@@ -180,6 +180,7 @@ describe("the path panel", () => {
     expect(after.doc.name).toBe("gpt"); // the user's name for the model stays
     expect(Object.keys(after.doc.layout ?? {}).sort()).toEqual(["tokens", "wte", "y"]); // laid out
     expect(after.history.past.length).toBe(pastBefore + 1);
+    expect(after.notice?.text).toMatch(/Undo .* brings your own back/); // says how to get it back
     after.undo();
     expect(useEditor.getState().doc).toBe(mine);
   });

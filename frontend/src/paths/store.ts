@@ -239,6 +239,7 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
         const untitled = !editor.doc.name || editor.doc.name === blankDocument().name;
         const doc: GraphDocument = { ...autoLayoutAll(solution, editor.catalog), name: untitled ? solution.name : editor.doc.name };
         if (!editor.replaceDocument(doc)) return false;
+        editor.notify({ kind: "info", text: "Show me put this step's solution on the canvas, with its names; Undo (Ctrl/Cmd+Z) brings your own back." });
         requestFit(200);
         return true;
       },
