@@ -156,3 +156,15 @@ def test_the_paths_responses_fit_the_schema(api: APIClient, anon: APIClient,
                     format="json")
     assert_conforms(openapi, progress, "put", saved)
     assert_conforms(openapi, progress, "get", api.get("/api/paths/gpt/progress"))
+
+
+def test_a_visitor_checks_a_step_within_the_visitors_limit(anon: APIClient, settings) -> None:
+    # The guided path is for visitors too; its checks are inspection's work and count with it.
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    here = {"REMOTE_ADDR": "198.51.100.40"}
+    solution = _solution("gpt", "tokens")
+    url = "/api/paths/gpt/steps/tokens/check"
+    assert anon.post(url, solution, format="json", **here).json()["passed"] is True
+    assert anon.post("/api/inspect", solution, format="json", **here).status_code == 200
+    refused = anon.post(url, solution, format="json", **here)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
