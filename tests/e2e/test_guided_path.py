@@ -250,3 +250,33 @@ def test_path_progress_survives_a_reload_and_is_kept_in_the_account(
     open_editor(other, "/new?path=gpt")
     on_step(other, 2)
     artifacts.snap(other, "other-browser")
+
+
+def test_a_visitor_walks_the_path_without_an_account(artifacts: Artifacts) -> None:
+    """From the home page's "Learn" link, with no account: steps checked by the server and
+    progress kept in this browser across a reload; the run step asks for an account."""
+    page = artifacts.new_page()  # a fresh context: no account, no cookies
+    page.goto("/")
+    page.get_by_test_id("learn-gpt").click()
+    page.wait_for_url(re.compile(r"/new\?path=gpt$"))
+    wait_ready(page)
+    on_step(page, 1, 12)
+    panel(page).get_by_test_id("path-show-me").click()
+    check_passes(page)
+    expect(panel(page)).to_contain_text("kept in this browser")
+    next_step(page)
+    on_step(page, 2)
+    panel(page).get_by_test_id("path-show-me").click()
+    check_passes(page)
+    next_step(page)
+
+    page.reload()
+    wait_ready(page)
+    on_step(page, 3)  # resumed from the browser's copy, the canvas the draft kept
+    assert find_node(document(page), "wte")["type"] == "Embedding"
+
+    # The train step tells a visitor that runs need an account.
+    panel(page).get_by_role("button", name=re.compile(r"^Step 10: ")).click()
+    on_step(page, 10)
+    expect(panel(page)).to_contain_text(re.compile(r"account", re.IGNORECASE))
+    artifacts.snap(page, "visitor-train-step")
