@@ -263,6 +263,10 @@ def components() -> dict[str, Any]:
             "gives": {"type": "string", "description": "Shapes and dtypes, in words."},
             "options": {"type": "object", "additionalProperties": {"type": "string"},
                         "description": "dataset_options it takes: name -> what it does."},
+            "source": {"type": "string", "description": "Where it comes from (an address "
+                       "or words); its run's dataset manifest says more."},
+            "licence": {"type": "string", "description": "Its licence (an SPDX name, or "
+                        "words such as public domain)."},
         }, description="A built-in dataset (GET /api/datasets)."),
         "ModelCard": object_schema({
             "markdown": {"type": "string", "description": "The card, Markdown: headings, "

@@ -45,9 +45,9 @@ function mockFetch(route: Route) {
     const answer = route(method, url, body) ?? (
       url.pathname === "/api/datasets"
         ? { status: 200, body: [
-          { name: "digits", kind: "image", description: "8×8 digits", tasks: ["classification"], gives: "float32 [B, 64]", options: {} },
-          { name: "harbour", kind: "text", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
-          { name: "modadd", kind: "tokens", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" } },
+          { name: "digits", kind: "image", description: "8×8 digits", tasks: ["classification"], gives: "float32 [B, 64]", options: {}, source: "scikit-learn", licence: "CC-BY-4.0" },
+          { name: "harbour", kind: "text", description: "prose", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {}, source: "written for Shipyard", licence: "Apache-2.0" },
+          { name: "modadd", kind: "tokens", description: "(a + b) mod p", tasks: ["classification"], gives: "tokens", options: { modulus: "p (default 10)" }, source: "generated", licence: "Apache-2.0" },
         ] }
         : url.pathname === "/api/uploads" ? { status: 200, body: [] }
           : url.pathname === "/api/run-kinds" ? { status: 200, body: RUN_KINDS }
@@ -131,6 +131,8 @@ describe("the runs drawer", () => {
     const { ensureSaved } = await render();
     const dataset = $<HTMLSelectElement>('[data-testid="run-dataset"]')!;
     expect(dataset.value).toBe("harbour");
+    // Where the data comes from and its licence, before it is used.
+    expect($('[data-testid="dataset-provenance"]')!.textContent).toBe("Source: written for Shipyard · Licence: Apache-2.0");
     await act(async () => type($<HTMLInputElement>('[data-testid="run-steps"]')!, "50"));
     await act(async () => button("Start run")!.click());
     await settle();

@@ -361,9 +361,9 @@ function StartForm({ starterDataset, ensureSaved }: Pick<RunPanelProps, "starter
           )}
         </select>
         <span className="runs-field-hint">{entry?.gives ?? upload?.summary ?? catalogError ?? ""}</span>
-        {upload && (
-          <span className="runs-field-hint" data-testid="upload-provenance">
-            Source: {upload.source || "not declared"} · Licence: {upload.licence || "not declared"}
+        {(upload ?? entry) && (
+          <span className="runs-field-hint" data-testid="dataset-provenance">
+            Source: {(upload ?? entry)!.source || "not declared"} · Licence: {(upload ?? entry)!.licence || "not declared"}
           </span>
         )}
       </div>

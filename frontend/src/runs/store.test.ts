@@ -223,8 +223,8 @@ describe("describeError", () => {
 describe("isTextRun", () => {
   it("knows text datasets and text uploads", () => {
     const datasets: Dataset[] = [
-      { name: "harbour", kind: "text", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
-      { name: "copy", kind: "tokens", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {} },
+      { name: "harbour", kind: "text", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {}, source: "", licence: "" },
+      { name: "copy", kind: "tokens", description: "", tasks: ["next_token"], gives: "int64 [B, T] characters", options: {}, source: "", licence: "" },
     ];
     const uploads: Upload[] = [{
       id: 3, name: "tide.txt", kind: "text", task: "next_token", target: "", size: 720, summary: "", source: "", licence: "",

@@ -181,6 +181,15 @@ def test_the_built_in_datasets_are_listed_for_anyone(anon: APIClient) -> None:
         "image", "points", "tokens", "text")
 
 
+
+def test_each_built_in_dataset_says_where_it_comes_from_and_its_licence(anon: APIClient) -> None:
+    listed = {d["name"]: d for d in anon.get("/api/datasets").json()}
+    assert listed["shakespeare"]["licence"].lower().startswith("public domain")
+    assert "tinyshakespeare" in listed["shakespeare"]["source"]
+    assert listed["digits"]["licence"] == "CC-BY-4.0"
+    assert all(d["source"] and d["licence"] for d in listed.values())
+
+
 # Uploads
 
 CSV = "a,b,label\n" + "".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}\n"
