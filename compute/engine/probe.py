@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import torch
 import torch.fx
 from torch import nn
+from typing_extensions import TypedDict  # pydantic reads the schema from it (Python < 3.12)
 
 from .datasets import Dataset
 from .export import compiled_info
