@@ -24,7 +24,7 @@ import torch.fx
 from torch import nn
 from typing_extensions import TypedDict  # pydantic reads the schema from it (Python < 3.12)
 
-from .datasets import Dataset
+from .datasets import TEXT_VOCAB, Dataset, decode_text
 from .export import compiled_info
 from .graph import Endpoint, Graph
 from .training import capture_attention
@@ -153,6 +153,12 @@ class Vocabulary:
 
     size: int
     decode: Callable[[list[int]], str]
+
+    @classmethod
+    def text(cls) -> Vocabulary:
+        """The characters of every text dataset (`datasets.text_dataset`): known without
+        making one, which for a large text takes a while."""
+        return cls(TEXT_VOCAB, decode_text)
 
     @classmethod
     def of(cls, data: Dataset) -> Vocabulary | None:

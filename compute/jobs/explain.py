@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from safetensors.torch import load_file
 from typing_extensions import TypedDict  # pydantic reads the schema from it (Python < 3.12)
 
 from compute.engine import GraphError, compile_graph, compiled_info
-from compute.engine.datasets import DatasetError, dataset_for
+from compute.engine.datasets import DATASETS, Dataset, DatasetError, dataset_for
 from compute.engine.probe import (
     EdgeStats,
     NextChars,
@@ -33,7 +34,7 @@ from compute.engine.probe import (
 from compute.engine.training import example_tokens, latest_checkpoint
 
 from . import kinds, services
-from .models import Job
+from .models import Job, Upload
 from .services import WEIGHTS_FILE, JobError
 
 CACHED_MODELS = 4  # loaded models kept, the most recently used
@@ -53,15 +54,24 @@ class EdgesBody(TypedDict):
 
 @dataclass
 class Loaded:
-    """A run's model, ready to probe, with what its dataset told."""
+    """A run's model, ready to probe. Its dataset, needed only for the fixed example, is
+    made on the first request that needs it (a large text takes a while to read)."""
 
     model: torch.nn.Module
-    example: torch.Tensor  # the fixed validation example, a batch of one
-    tokens: list[str] | None
+    make_data: Callable[[], Dataset]
     vocab: Vocabulary | None  # None: not a character model
     weights: Literal["final", "checkpoint"]
     step: int
-    lock: threading.Lock  # one forward pass at a time: capture switches modules' state
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one forward at a time
+    _example: tuple[torch.Tensor, list[str] | None] | None = None
+
+    def example(self) -> tuple[torch.Tensor, list[str] | None]:
+        """The fixed validation example (a batch of one) and its tokens; call with the
+        lock held."""
+        if self._example is None:
+            data = self.make_data()
+            self._example = data.x_val[:1].clone(), example_tokens(data)
+        return self._example
 
 
 _cache: OrderedDict[tuple[int, str, int], Loaded] = OrderedDict()
@@ -112,19 +122,25 @@ def _load(job: Job, path: Path, weights: Literal["final", "checkpoint"]) -> Load
         raise JobError(f"run {job.id}'s weights cannot be loaded into its model: "
                        f"{str(exc).splitlines()[0]}", status=409) from None
     model.eval()
-    try:
-        if job.upload is not None:
-            data = services.load_upload(job.upload, document, seed if isinstance(seed, int)
-                                        else 0)
-        else:
-            options = job.dataset_options if isinstance(job.dataset_options, dict) else {}
-            data = dataset_for(model, job.dataset, seed=seed if isinstance(seed, int) else 0,
-                               **options)
-    except (DatasetError, TypeError, ValueError) as exc:
-        raise JobError(f"run {job.id}'s dataset cannot be made again: {exc}",
-                       status=409) from None
-    return Loaded(model, data.x_val[:1].clone(), example_tokens(data), Vocabulary.of(data),
-                  weights, step if step is not None else job.step, threading.Lock())
+    seed = seed if isinstance(seed, int) else 0
+    upload = job.upload
+    options = job.dataset_options if isinstance(job.dataset_options, dict) else {}
+
+    def make_data() -> Dataset:
+        try:
+            if upload is not None:
+                data: Dataset = services.load_upload(upload, document, seed)
+                return data
+            return dataset_for(model, job.dataset, seed=seed, **options)
+        except (DatasetError, TypeError, ValueError) as exc:
+            raise JobError(f"run {job.id}'s dataset cannot be made again: {exc}",
+                           status=409) from None
+
+    entry = DATASETS.get(job.dataset)
+    text = (upload.kind == Upload.Kind.TEXT if upload is not None
+            else entry is not None and entry.kind == "text")
+    return Loaded(model, make_data, Vocabulary.text() if text else None, weights,
+                  step if step is not None else job.step)
 
 
 def loaded(job: Job) -> Loaded:
@@ -155,10 +171,11 @@ def edges_of(job: Job) -> EdgesBody:
     model = loaded(job)
     try:
         with model.lock:
-            edges = edge_values(compiled_info(model.model).graph, model.model, model.example)
+            example, tokens = model.example()
+            edges = edge_values(compiled_info(model.model).graph, model.model, example)
     except ProbeError as exc:
         raise JobError(str(exc)) from None
-    return {"example": {"tokens": model.tokens, "weights": model.weights, "step": model.step},
+    return {"example": {"tokens": tokens, "weights": model.weights, "step": model.step},
             "edges": edges}
 
 

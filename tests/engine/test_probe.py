@@ -146,6 +146,14 @@ def test_characters_the_model_does_not_know_are_named(gpt) -> None:
         next_chars(model, data, "")
 
 
+def test_every_text_dataset_has_the_text_vocabulary() -> None:
+    text = Vocabulary.text()
+    for name in ("shakespeare", "harbour"):
+        found = Vocabulary.of(make_dataset(name))
+        assert found is not None and found.chars() == text.chars()
+    assert Vocabulary.of(make_dataset("modadd")) is None
+
+
 def test_next_chars_refuses_a_model_that_is_not_a_text_model() -> None:
     _, model = mlp()
     vocab = Vocabulary.of(make_dataset("shakespeare"))

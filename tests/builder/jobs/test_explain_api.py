@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from django.core.files.uploadedfile import SimpleUploadedFile
 from openapi_check import assert_conforms
 from rest_framework.test import APIClient
 
@@ -34,15 +35,17 @@ def new_graph(api: APIClient, starter: str) -> int:
     return int(response.json()["id"])
 
 
-def queued(api: APIClient, starter: str, dataset: str, **body: Any) -> Job:
-    response = api.post("/api/jobs", {"graph": new_graph(api, starter), "dataset": dataset,
+def queued(api: APIClient, starter: str, dataset: str | None, **body: Any) -> Job:
+    """A run waiting on queue gpu; `dataset` None for a run on an upload (in `body`)."""
+    given = {"dataset": dataset} if dataset is not None else {}
+    response = api.post("/api/jobs", {"graph": new_graph(api, starter), **given,
                                       "time_limit": 60, "config": GPU, **body},
                         format="json")
     assert response.status_code == 201, response.content
     return Job.objects.get(id=response.json()["id"])
 
 
-def trained(api: APIClient, starter: str = "char_gpt", dataset: str = "shakespeare",
+def trained(api: APIClient, starter: str = "char_gpt", dataset: str | None = "shakespeare",
             dead_relu: bool = False, **body: Any) -> Job:
     """A succeeded run of a starter with seeded weights in its folder; `dead_relu`: the
     mlp's first ReLU never fires (its Linear's bias far below any input)."""
@@ -104,6 +107,17 @@ def test_next_gives_five_characters_and_where_each_head_looked(api, gpt_run, ope
     assert {(h["module"], h["head"]) for h in heads} == {  # the starter: 4 blocks of 4 heads
         (f"blocks.{b}.attn", h) for b in range(4) for h in range(4)}
     assert all(h["tokens"] == list("ROMEO:\nWhat say") for h in heads)
+
+
+def test_a_run_on_an_uploaded_text_predicts_and_shows_the_uploads_example(api):
+    text = "The tide came in over the stones and went out again. " * 40
+    response = api.post("/api/uploads", {"file": SimpleUploadedFile("tide.txt", text.encode())},
+                        format="multipart")
+    assert response.status_code == 201, response.content
+    job = trained(api, "char_gpt", upload=response.json()["id"], dataset=None)
+    tokens = api.get(f"/api/jobs/{job.id}/edges").json()["example"]["tokens"]
+    assert "".join(tokens) in text  # a window of the upload's held-out end
+    assert len(next_of(api, job, "The tide").json()["top"]) == 5
 
 
 def test_a_long_prompt_is_cut_to_the_models_context(api, gpt_run):
