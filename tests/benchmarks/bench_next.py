@@ -7,10 +7,9 @@ run of a throwaway user on a throwaway SQLite database (bench_api's setup), and 
 through Django's test client (routing, middleware, Bearer authentication, the ORM, the
 engine), side by side in one run:
 
-- POST /api/jobs/{id}/next, first: the model built, its weights read, its dataset made
-  again (for the vocabulary and the example), then the prediction; once in a fresh process
-  (which pays for torch.fx's and the engine's first use too) and once for a second run of
-  the same weights in the now warm process, as a server that has served anything would;
+- POST /api/jobs/{id}/next, first for a run: the model built and its weights read, then
+  the prediction (the run's dataset is not read: a text's vocabulary is known), for two
+  runs of the same weights (the first request of the process, and the next);
 - POST /api/jobs/{id}/next, warm: the loaded model kept (a new prompt each time);
 - GET /api/jobs/{id}/edges, warm: the figures of every edge's value;
 - a plain forward pass of the same model on the same prompt (no HTTP, no attention capture),
@@ -112,14 +111,14 @@ def main() -> int:
             assert len(response.json()["top"]) == 5
         return ask
 
-    cold = timed(asker(jobs[0]), 1)
-    first = timed(asker(job), 1)
+    first = timed(asker(jobs[0]), 1) + timed(asker(job), 1)
     warm = timed(asker(job), args.repeat)
 
     def edges(i: int) -> None:
         response = client.get(f"/api/jobs/{job.id}/edges")
         assert response.status_code == 200, response.content
 
+    edge_first = timed(edges, 1)  # the run's dataset made again, for its example
     edge_samples = timed(edges, max(3, args.repeat // 3))
 
     model = compile_graph(document, seed=0)
@@ -137,9 +136,10 @@ def main() -> int:
           f"trained {args.steps} steps on {dataset} in {trained_s:.1f} s; "
           f"{torch.get_num_threads()} CPU threads")
     rows = [
-        Row("next, first request, fresh process", summary(cold), "< 1000 ms", cold[0] < 1000),
-        Row("next, first request for a run", summary(first), "< 1000 ms", first[0] < 1000),
+        Row("next, first request for a run", " / ".join(f"{t:.1f} ms" for t in first),
+            "< 1000 ms", max(first) < 1000),
         Row("next, warm", summary(warm), "< 1000 ms", statistics.median(warm) < 1000),
+        Row("edges, first (dataset made)", summary(edge_first)),
         Row("edges, warm", summary(edge_samples)),
         Row("plain forward pass, same prompt", summary(plain)),
         Row("next warm / plain forward",
