@@ -87,7 +87,15 @@ export function EdgeFlow({ source }: { source: string }) {
       live = false;
     };
   }, [key, jobId, share]);
-  if (!job || !key) return null;
+  if (!job || job.kind !== "train") return null;
+  if (!key) {
+    return (
+      <section className="flow" data-testid="edge-flow" aria-label="What flows here">
+        <h3>What flows here <span className="muted">(run #{job.id})</span></h3>
+        <p className="muted small">Run #{job.id} has no weights yet: the values show after its first checkpoint.</p>
+      </section>
+    );
+  }
   const current = state?.key === key ? state : null;
   const stats = current?.values?.edges[source];
   const example = current?.values?.example;

@@ -177,6 +177,14 @@ describe("what flows on an edge", () => {
     expect($('[data-testid="edge-flow"]')!.textContent).toContain("no weights yet");
   });
 
+  it("says a queued run has no weights yet, without asking the server", async () => {
+    mockFetch(() => ({ status: 500, body: {} }));
+    runsStore.setState({ job: job({ status: "queued", step: 0 }) });
+    await select("x->hidden");
+    expect($('[data-testid="edge-flow"]')!.textContent).toContain("Run #5 has no weights yet");
+    expect(requests).toHaveLength(0);
+  });
+
   it("asks for a run when none is open", async () => {
     mockFetch(() => ({ status: 500, body: {} }));
     await select("x->hidden");
