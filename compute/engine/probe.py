@@ -30,6 +30,7 @@ from .graph import Endpoint, Graph
 from .training import capture_attention
 
 BINS = 30  # a histogram's bins
+MAX_COUNTED = 1 << 22  # values a summary reads; of a larger tensor, a seeded random sample
 MAX_TOP = 20  # the most next characters `next_chars` lists
 MAX_HEAD_ROWS = 256  # the most (module, head) rows `next_chars` gives
 
@@ -49,14 +50,23 @@ class EdgeStats(TypedDict):
     histogram: Histogram  # of the finite values
     mean: float | None  # None when no value is finite
     std: float | None  # population standard deviation (correction 0)
-    zeros: float  # share of exact zeros among all values, 0 to 1
-    nonfinite: int  # NaN and ±inf values, left out of the figures above
+    zeros: float  # share of exact zeros among the values counted, 0 to 1
+    nonfinite: int  # NaN and ±inf values counted, left out of the figures above
+    counted: int  # values the figures are from: all, or a random MAX_COUNTED of them
 
 
 def summarize(t: torch.Tensor, bins: int = BINS) -> EdgeStats:
-    """The figures of one tensor (any dtype): shape, histogram, mean, std, zeros."""
-    values = t.detach().cpu().reshape(-1)
-    values = values.double() if values.dtype != torch.float64 else values
+    """The figures of one tensor (any dtype): shape, histogram, mean, std, zeros. A tensor
+    of more than MAX_COUNTED values is summarized from MAX_COUNTED of them drawn at random
+    (seeded: the same ones every time; at random, not every k-th, which a periodic layout
+    such as channels would bias)."""
+    values = t.detach().reshape(-1)
+    if values.numel() > MAX_COUNTED:
+        pick = torch.randint(values.numel(), (MAX_COUNTED,),
+                             generator=torch.Generator().manual_seed(0))
+        values = values[pick.to(values.device)]
+    values = values.cpu()
+    values = values.double() if values.dtype != torch.float32 else values
     count = values.numel()
     finite = values[torch.isfinite(values)]
     zeros = float((values == 0).sum()) / count if count else 0.0
@@ -64,8 +74,8 @@ def summarize(t: torch.Tensor, bins: int = BINS) -> EdgeStats:
     mean = std = None
     if finite.numel():
         lo, hi = float(finite.min()), float(finite.max())
-        mean = float(finite.mean())
-        std = float(finite.std(correction=0))
+        mean = float(finite.mean(dtype=torch.float64))
+        std = float(finite.double().std(correction=0))
         if lo == hi:
             histogram = {"edges": [lo, hi], "counts": [finite.numel()]}
         else:
@@ -74,7 +84,7 @@ def summarize(t: torch.Tensor, bins: int = BINS) -> EdgeStats:
                          "counts": [int(c) for c in counts]}
     return {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
             "histogram": histogram, "mean": mean, "std": std, "zeros": zeros,
-            "nonfinite": count - finite.numel()}
+            "nonfinite": count - finite.numel(), "counted": count}
 
 
 def _endpoints(graph: Graph, module: torch.fx.GraphModule) -> dict[str, Endpoint]:

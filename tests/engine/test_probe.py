@@ -10,6 +10,7 @@ from compute.engine import CheckedGraph, compile_graph, load_graph, load_starter
 from compute.engine.datasets import dataset_for, make_dataset
 from compute.engine.probe import (
     BINS,
+    MAX_COUNTED,
     ProbeError,
     Vocabulary,
     edge_values,
@@ -61,7 +62,7 @@ def test_every_edge_matches_what_torch_computes() -> None:
         assert got["mean"] == pytest.approx(tensor.mean().item(), abs=1e-6)
         assert got["std"] == pytest.approx(tensor.std(correction=0).item(), abs=1e-6)
         assert got["zeros"] == pytest.approx((tensor == 0).float().mean().item())
-        counts, edges = torch.histogram(tensor.detach().double().flatten(), bins=BINS)
+        counts, edges = torch.histogram(tensor.detach().flatten(), bins=BINS)
         assert got["histogram"]["counts"] == counts.long().tolist()
         assert got["histogram"]["edges"] == pytest.approx(edges.tolist())
         assert sum(got["histogram"]["counts"]) == tensor.numel()
@@ -82,6 +83,15 @@ def test_summary_leaves_out_values_that_are_not_finite() -> None:
     got = summarize(torch.tensor([1.0, float("nan"), 3.0, float("inf")]))
     assert (got["mean"], got["std"], got["nonfinite"]) == (2.0, 1.0, 2)
     assert summarize(torch.tensor([float("nan")]))["mean"] is None
+
+
+def test_a_huge_value_is_summarized_from_a_sample_of_it() -> None:
+    t = torch.zeros(MAX_COUNTED * 3 + 5)
+    t[::2] = 1.0  # half ones, evenly spread
+    got = summarize(t)
+    assert got["counted"] <= MAX_COUNTED and got["shape"] == [MAX_COUNTED * 3 + 5]
+    assert got["zeros"] == pytest.approx(0.5, abs=0.01)
+    assert summarize(torch.ones(10))["counted"] == 10
 
 
 def test_a_model_of_two_inputs_takes_one_tensor_each() -> None:

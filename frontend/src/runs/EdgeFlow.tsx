@@ -62,6 +62,9 @@ export function EdgeStatsView({ stats }: { stats: EdgeStats }) {
           <tr><th>std</th><td>{figure(stats.std)}</td></tr>
           <tr><th>zeros</th><td data-testid="edge-zeros">{percent(stats.zeros)}{stats.zeros === 1 ? <span className="muted"> — every value is 0 (a dead ReLU?)</span> : null}</td></tr>
           {stats.nonfinite > 0 && <tr><th>NaN / inf</th><td>{stats.nonfinite}</td></tr>}
+          {stats.counted < stats.shape.reduce((n, d) => n * d, 1) && (
+            <tr><th>from</th><td>{stats.counted.toLocaleString("en")} values drawn at random</td></tr>
+          )}
         </tbody>
       </table>
       <Histogram stats={stats} />

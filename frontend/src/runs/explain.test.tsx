@@ -35,10 +35,10 @@ const mlp: GraphDocument = {
 };
 
 const dead = {
-  shape: [1, 3], dtype: "float32", histogram: { edges: [0, 0], counts: [3] }, mean: 0, std: 0, zeros: 1, nonfinite: 0,
+  shape: [1, 3], dtype: "float32", histogram: { edges: [0, 0], counts: [3] }, mean: 0, std: 0, zeros: 1, nonfinite: 0, counted: 3,
 };
 const live = {
-  shape: [1, 3], dtype: "float32", histogram: { edges: [-1, 0, 1, 2], counts: [1, 0, 2] }, mean: 0.5, std: 1.25, zeros: 0, nonfinite: 0,
+  shape: [1, 3], dtype: "float32", histogram: { edges: [-1, 0, 1, 2], counts: [1, 0, 2] }, mean: 0.5, std: 1.25, zeros: 0, nonfinite: 0, counted: 3,
 };
 
 let root: Root;
