@@ -3,8 +3,8 @@ comes next): the values on every edge for the run's fixed validation example, an
 characters a character model predicts after a prompt. Both read the run's final weights,
 or while it runs its latest checkpoint (compute/engine/probe.py does the work).
 
-A loaded model (built, its weights read, its dataset made for the example and the
-vocabulary) is kept for the next request in a small LRU, keyed by the run and the weights
+A loaded model (built, its weights read; its dataset made again once the edges need the
+example) is kept for the next request in a small LRU, keyed by the run and the weights
 file with its modification time, so that a newer checkpoint is read again."""
 
 from __future__ import annotations
