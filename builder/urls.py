@@ -74,6 +74,8 @@ api_urls = [
     path("jobs/<id:job_id>/sql", jobs_api.JobSqlView.as_view()),
     path("jobs/<id:job_id>/manifest", jobs_api.JobManifestView.as_view()),
     path("jobs/<id:job_id>/card", jobs_api.JobCardView.as_view()),
+    path("jobs/<id:job_id>/edges", jobs_api.JobEdgesView.as_view()),
+    path("jobs/<id:job_id>/next", jobs_api.JobNextView.as_view()),
     path("datasets", jobs_api.DatasetListView.as_view()),
     path("run-kinds", jobs_api.RunKindListView.as_view()),
     path("uploads", jobs_api.UploadListView.as_view()),

@@ -21,7 +21,7 @@ from builder.graphs.serializers import SqlIn
 from builder.rest import ERROR, ApiError, parsed, ref
 from compute.engine.datasets import DATASETS
 
-from . import cards, events, kinds, selectors, services, sql
+from . import cards, events, explain, kinds, selectors, services, sql
 from .models import Job
 from .schema import EVENT_PAGE_REF, JOB_REF, JOBS_REF, RUN_CHECK_REF, RunCheckBody
 from .serializers import (
@@ -33,6 +33,7 @@ from .serializers import (
     JobListQuery,
     JobPatchIn,
     ManifestQuery,
+    NextIn,
     UploadIn,
     job_data,
     job_sql_data,
@@ -263,6 +264,36 @@ class SharedJobCardView(APIView):
     def get(self, request: Request, token: str, job_id: int) -> Any:
         """A published run's model card, through a live share link of its graph."""
         return card_response(request, job_id, token)
+class JobEdgesView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_edges", parameters=[SHARE],
+                   responses={200: ref("EdgeValues"), 400: ERROR, 404: ERROR, 409: ERROR})
+    def get(self, request: Request, job_id: int) -> Response:
+        """What flows on every edge for the run's fixed validation example (the one its
+        attention maps show): shape, histogram, mean, std, share of exact zeros. From the
+        final weights, or while the run trains its latest checkpoint. 400 for a run that
+        trains nothing, 409 for one without weights yet."""
+        job = selectors.watchable_job_or_404(request.user, job_id,
+                                             request.query_params.get("share"))
+        return Response(explain.edges_of(job))
+
+
+class JobNextView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_next", parameters=[SHARE], request=NextIn,
+                   responses={200: ref("NextChars"), 400: ERROR, 404: ERROR, 409: ERROR})
+    def post(self, request: Request, job_id: int) -> Response:
+        """A character model's five likeliest next characters after `prompt`, with their
+        probabilities, and per attention head the weights the last position gave the
+        prompt's characters. A prompt longer than the model reads is cut to its end
+        (`truncated`). 400 for a model that does not predict characters, an empty prompt
+        or characters it does not know (named); 409 for a run without weights yet."""
+        job = selectors.watchable_job_or_404(request.user, job_id,
+                                             request.query_params.get("share"))
+        body = parsed(NextIn, request.data)
+        return Response(explain.next_of(job, body["prompt"]))
 
 
 class DatasetListView(APIView):

@@ -18,9 +18,11 @@ from pydantic import TypeAdapter
 from builder.graphs.schema import sql_result_properties
 from builder.rest import add_components, object_schema, ref
 from compute.engine.datasets import KINDS
+from compute.engine.probe import NextChars
 
 from . import kinds
 from .events import EVENT_TYPES, BenchmarkResult, FpgaResult, NonFinite, RunResult
+from .explain import EdgesBody
 from .models import Job, Upload
 
 TIME = {"type": "string", "format": "date-time"}
@@ -313,6 +315,12 @@ def components() -> dict[str, Any]:
         }, description="A graph made from a run's model by a SQL change: its first version "
             "starts from the changed weights (initial weights, with their frozen names and "
             "lineage)."),
+        "EdgeValues": {**openapi_schema(EdgesBody), "description": (
+            "What flows on every edge for a run's fixed validation example (GET "
+            "/api/jobs/{id}/edges), by source `node.port`.")},
+        "NextChars": {**openapi_schema(NextChars), "description": (
+            "A character model's likeliest next characters after a prompt, and where each "
+            "head looked (POST /api/jobs/{id}/next).")},
         "RunCheck": object_schema({
             "ok": {"type": "boolean", "description": "Whether POST /api/jobs would queue "
                    "this run (the queue quotas aside)."},

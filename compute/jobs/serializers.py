@@ -20,6 +20,7 @@ from compute.engine.manifest import is_url
 
 from . import events, kinds, rule, selectors
 from .events import RunResult
+from .explain import MAX_PROMPT
 from .models import AdminAction, Job, JobEvent, Upload
 from .schema import JobBody, UploadBody
 
@@ -76,6 +77,24 @@ class QueryText(serializers.Field):
 
     def to_representation(self, value: Any) -> str:
         return str(value)
+
+
+class PromptField(serializers.CharField):
+    """A prompt as it is: a string (a number is not one), spaces kept."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError("a prompt is a string")
+        value: str = super().to_internal_value(data)
+        return value
+
+
+class NextIn(serializers.Serializer):
+    prompt = PromptField(max_length=MAX_PROMPT, help_text=(
+        "The text to continue; the model reads its last T characters (T: its Input)."))
 
 
 class JobListQuery(serializers.Serializer):

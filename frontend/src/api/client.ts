@@ -1,8 +1,8 @@
 // Every call the editor makes to the REST API goes through `api`: JSON in and out, the CSRF
 // token on unsafe methods, and one error type that carries the API's error body.
 import type {
-  BlockCatalog, CustomBlock, Dataset, DatasetManifest, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
-  ModelCard, MyBlock, RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
+  BlockCatalog, CustomBlock, Dataset, DatasetManifest, EdgeValues, EventPage, GraphDetail, GraphDocument, GraphOut, InspectReport, Job,
+  ModelCard, MyBlock, NextChars, RunCheck, RunKind, SaveResult, Share, ShareCreated, Shared, Starter, Upload, Version, VersionDetail,
 } from "./types";
 
 export interface ErrorBody {
@@ -215,6 +215,11 @@ export const api = {
   publishJob: (id: number, published: boolean) => request<Job>("PATCH", `/api/jobs/${id}`, { published }),
   events: (id: number, since: number, share?: string, types?: string) =>
     request<EventPage>("GET", `/api/jobs/${id}/metrics${q({ since, share, types })}`),
+  /** What flows on every edge for the run's validation example (docs/runs.md). */
+  jobEdges: (id: number, share?: string) => request<EdgeValues>("GET", `/api/jobs/${id}/edges${q({ share })}`),
+  /** A character model's next characters after `prompt`, and where each head looked. */
+  jobNext: (id: number, prompt: string, share?: string, signal?: AbortSignal) =>
+    request<NextChars>("POST", `/api/jobs/${id}/next${q({ share })}`, { prompt }, { signal }),
   jobDownloadUrl: (id: number, format: string, share?: string) =>
     `/api/jobs/${id}/download${q({ format, share })}`,
   /** A training run's dataset manifest (Croissant JSON-LD); 404 when it recorded none. */

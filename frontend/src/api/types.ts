@@ -70,6 +70,9 @@ export interface DatasetManifest {
 }
 export type RunKind = S["RunKind"];
 export type RunCheck = S["RunCheck"];
+export type EdgeValues = S["EdgeValues"];
+export type EdgeStats = EdgeValues["edges"][string];
+export type NextChars = S["NextChars"];
 export type SqlResult = S["SqlResult"];
 export type GraphSqlResult = S["GraphSqlResult"];
 export type JobSqlResult = S["JobSqlResult"];

@@ -9,16 +9,21 @@ import { graphProblems, nodePath, nodeReportsAt, problemsAt } from "../graph/rep
 import { modelTitle, useEditor } from "../store/editor";
 import { bytes, compact, plural, shape } from "../ui/format";
 import { Markdown } from "../ui/Markdown";
+import { EdgeFlow } from "../runs/EdgeFlow";
+import { edgeSource } from "../runs/explain";
+import { useRuns } from "../runs/store";
 import { ParamForm } from "./ParamForm";
 
 export function Inspector() {
   const selection = useEditor((s) => s.selection);
   const focusBlock = useEditor((s) => s.focusBlock);
   const catalog = useEditor((s) => s.catalog);
+  const selectedEdges = useEditor((s) => s.selectedEdges);
   let body;
   if (focusBlock && catalog.blocks[focusBlock]) body = <BlockHelp block={catalog.blocks[focusBlock]} />;
   else if (selection.length === 1) body = <NodeInspector id={selection[0]} />;
   else if (selection.length > 1) body = <ManySelected count={selection.length} />;
+  else if (selectedEdges.length === 1) body = <EdgeInspector edge={selectedEdges[0]} />;
   else body = <ModelSummary />;
   return <aside className="inspector" data-testid="inspector" aria-label="Inspector">{body}</aside>;
 }
@@ -101,6 +106,36 @@ function NodeInspector({ id }: { id: string }) {
           <Markdown text={block.explanation} />
         </details>
       )}
+    </div>
+  );
+}
+
+/** One edge: where it runs, the shape it carries, and with a run open what flows on it. */
+function EdgeInspector({ edge }: { edge: string }) {
+  const doc = useEditor((s) => s.doc);
+  const scope = useEditor((s) => s.scope);
+  const catalog = useEditor((s) => s.catalog);
+  const report = useEditor((s) => s.report);
+  const job = useRuns((s) => s.job);
+  const graph = graphAt(doc, scope);
+  const source = edgeSource(edge, graph, catalog);
+  const [from, to] = edge.split("->");
+  const [node, port] = source ? source.split(".") : ["", ""];
+  const spec = nodeReportsAt(report, scope)[node]?.outputs?.[port];
+  return (
+    <div className="pad" data-testid="edge-inspector">
+      <div className="insp-kicker">edge</div>
+      <h2 className="mono">{from} → {to}</h2>
+      <table className="kv">
+        <tbody>
+          <tr><th>carries</th><td className="mono">{spec ? <>{shape(spec)} <span className="muted">{spec.dtype}</span></> : "not checked yet"}</td></tr>
+        </tbody>
+      </table>
+      {scope.length > 0
+        ? job && <p className="muted small">What flows inside a block is not shown: select the edge out of <code>{scope[0]}</code>.</p>
+        : source && job
+          ? <EdgeFlow source={source} />
+          : <p className="muted small">Open a run in the runs drawer to see what flows on this edge for its validation example.</p>}
     </div>
   );
 }

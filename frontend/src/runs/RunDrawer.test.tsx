@@ -243,6 +243,7 @@ describe("the runs drawer", () => {
     // a text run has a Samples tab, newest first
     await act(async () => button("Samples")!.click());
     expect($('[data-testid="samples"]')!.textContent).toContain("the harbour");
+    expect(button("Next character")).toBeDefined(); // a character model: what comes next
     expect(requests.some((r) => r.method !== "GET")).toBe(false);
     expect($('[data-testid="publish-run"]')).toBeNull(); // only the owner publishes
   });

@@ -1,6 +1,7 @@
 // The runs drawer under the canvas: tabs for the run (start, status, past runs), the loss
-// chart, the attention maps, the text samples and the dataset (its manifest and the model
-// card). The loss chart stays in view beside the other tabs whenever a run is open.
+// chart, the attention maps, the text samples, what comes next (a character model) and the
+// dataset (its manifest and the model card). The loss chart stays in view beside the other
+// tabs whenever a run is open.
 
 import "./runs.css";
 
@@ -17,6 +18,7 @@ import { noAttentionYet } from "./attentionData";
 import { clampHeight, defaultHeight, HEIGHT_KEY, heightForKey, maxHeight, MIN_HEIGHT, storedHeight } from "./drawerSize";
 import { isEnded } from "./events";
 import { LossChart } from "./LossChart";
+import { NextChar } from "./NextChar";
 import { NodeCosts } from "./NodeCosts";
 import { RunPanel } from "./RunPanel";
 import { OverfittingWarning } from "./RunProgress";
@@ -178,6 +180,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
     { id: "loss", label: "Loss" },
     { id: "attention", label: "Attention" },
     ...(showSamples ? [{ id: "samples" as RunTab, label: "Samples" }] : []),
+    ...(textRun && job ? [{ id: "next" as RunTab, label: "Next character" }] : []),
     { id: "dataset", label: "Dataset" },
   ];
   const current: RunTab = tabs.some((t) => t.id === tab) ? tab : "run";
@@ -253,6 +256,7 @@ export function RunDrawer({ graphId, shareToken, readOnly, starterDataset, ensur
           {current === "loss" && (job ? <><OverfittingWarning /><LossChart /></> : <p className="runs-empty">Open or start a run to see its loss.</p>)}
           {current === "attention" && (job ? <AttentionTab hasAttention={hasAttention} /> : <p className="runs-empty">Open or start a run to see its attention maps.</p>)}
           {current === "samples" && <Samples />}
+          {current === "next" && <NextChar />}
           {current === "dataset" && <DatasetTab />}
           {current === "results" && (mode === "fpga" ? <FpgaResults /> : <BenchmarkResults />)}
           {current === "sweep" && <FpgaSweep />}

@@ -14,7 +14,7 @@ import { isEnded, mergeEvents, metricValue, obj, toRunJob, type RunEvent } from 
 import { deriveAll, deriveEvents, emptyDerived, type Derived } from "./series";
 import { backfill, followRun, frameBatcher, type Connection, type Follower } from "./stream";
 
-export type RunTab = "run" | "loss" | "attention" | "samples" | "dataset" | "results" | "costs" | "compare" | "sweep";
+export type RunTab = "run" | "loss" | "attention" | "samples" | "next" | "dataset" | "results" | "costs" | "compare" | "sweep";
 
 /** The body of POST /api/jobs (docs/runs.md "Lifecycle"). */
 export interface StartBody {
