@@ -79,6 +79,11 @@ class JobReporter(StopCheck, SilentReporter):
 
 def run(job: Job) -> None:
     """Run a claimed job to its end, by its kind, and record the outcome on its row."""
+    if job.attempts <= 1:
+        # A first attempt starts from nothing. A folder already there was left by another
+        # run with the same id (a database reset or restored while SHIPYARD_HOME was kept):
+        # resuming from its checkpoint would train, or show, someone else's model.
+        shutil.rmtree(job.folder, ignore_errors=True)
     try:
         if job.kind == kinds.BENCHMARK:
             _benchmark(job)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 from typing import Any
 
 import pytest
@@ -27,6 +28,15 @@ from compute.jobs import explain
 from compute.jobs.models import Job
 
 GPU = {"device": "cuda", "steps": 10}
+
+
+@pytest.fixture(autouse=True)
+def _no_folders_left(db):
+    """The runs' folders go with their rows: the rows are rolled back after each test and
+    their ids given again, and a folder left behind would be the next run's."""
+    yield
+    for job in Job.objects.all():
+        shutil.rmtree(job.folder, ignore_errors=True)
 
 
 def new_graph(api: APIClient, starter: str) -> int:
