@@ -8,6 +8,7 @@ read in the editor, as its owner would."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING
 
@@ -68,3 +69,19 @@ def test_a_finished_char_gpt_shows_edge_values_and_the_next_character(
     artifacts.snap(page, "next-character")
     prompt.fill("naïve")
     expect(page.get_by_role("alert")).to_contain_text("'ï'")
+
+    # The data it learnt from, described in public: the manifest's facts, the file to keep
+    # and the model card.
+    page.get_by_role("tab", name="Dataset").click()
+    expect(page.get_by_test_id("dataset-name")).to_contain_text("shakespeare")
+    expect(page.get_by_test_id("dataset-licence")).to_contain_text(
+        re.compile("public domain", re.IGNORECASE))
+    expect(page.get_by_test_id("dataset-sha")).to_have_text(
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")
+    with page.expect_download() as download:
+        page.get_by_test_id("manifest-download").click()
+    manifest = json.loads(download.value.path().read_text(encoding="utf-8"))
+    assert manifest["name"] == "shakespeare" and manifest["@context"]
+    page.get_by_test_id("model-card-toggle").click()
+    expect(page.get_by_test_id("model-card")).to_contain_text("Intended use")
+    artifacts.snap(page, "dataset-manifest")
