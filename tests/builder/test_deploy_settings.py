@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -89,3 +90,44 @@ def test_a_bad_log_format_stops_the_app_naming_the_variable(tmp_path: Path) -> N
                             env=production_env(tmp_path, SHIPYARD_LOG_FORMAT="xml"))
     assert result.returncode != 0
     assert "SHIPYARD_LOG_FORMAT must be text or json" in result.stderr
+
+
+STATIC_PROBE = """
+import json, re, django
+django.setup()
+from django.templatetags.static import static
+from django.test import Client
+from django_vite.templatetags.django_vite import vite_asset
+client = Client()
+seen = {}
+for name, url in [("admin", static("admin/css/base.css")),
+                  ("editor", re.search(r'src="([^"]+)"', vite_asset("src/main.tsx"))[1])]:
+    response = client.get(url)
+    seen[name] = [url, response.status_code, response.get("Cache-Control", "")]
+print(json.dumps(seen))
+"""
+
+
+def test_collected_static_files_are_named_by_content_and_cached_for_ever(
+        tmp_path: Path) -> None:
+    environ = production_env(tmp_path, SECRET_KEY=secrets.token_urlsafe(64),
+                             SHIPYARD_STATIC_MANIFEST="1", SECURE_SSL_REDIRECT="false")
+    dist = Path(environ["SHIPYARD_EDITOR_DIST"])
+    (dist / "assets").mkdir()
+    (dist / "assets" / "main-B0CZx4M8.js").write_text("console.log('editor')\n")
+    (dist / "manifest.json").write_text(json.dumps({"src/main.tsx": {
+        "file": "assets/main-B0CZx4M8.js", "src": "src/main.tsx", "isEntry": True}}))
+    collect = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput",
+                              "-v", "0"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env=environ)
+    assert collect.returncode == 0, collect.stderr
+    probe = subprocess.run([sys.executable, "-c", STATIC_PROBE], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120,
+                           env={**environ, "ALLOWED_HOSTS": "testserver"})
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout)
+    for name in ("admin", "editor"):
+        url, status, cache = seen[name]
+        assert re.search(r"\.[0-9a-f]{12}\.(css|js)$", url), (name, url)
+        assert status == 200, (name, url)
+        assert "max-age=315360000" in cache and "immutable" in cache, (name, cache)
