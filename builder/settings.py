@@ -19,6 +19,7 @@ from .env import (
     shipyard_home,
     trusted_proxies,
 )
+from .logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHIPYARD_HOME = shipyard_home()
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "builder.health.HealthMiddleware",  # /healthz and /readyz, before the host check
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "builder.graphs.middleware.RequestSizeLimitMiddleware",
@@ -94,6 +96,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database that does not answer fails a request (and /readyz) instead of hanging it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -183,14 +189,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = SHIPYARD_HOME / "static"
-STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start when it is missing
+# collectstatic's folder: an image keeps its own (SHIPYARD_STATIC_ROOT), not in the volume.
+STATIC_ROOT = Path(env_str("SHIPYARD_STATIC_ROOT", str(SHIPYARD_HOME / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start when it is missing
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic
 
 # The browser editor: Vite builds frontend/ into frontend/dist (hashed files and a
 # manifest); django-vite writes the <script> tags from the manifest and WhiteNoise serves
 # the files under /static/. SHIPYARD_VITE_DEV=1 loads them from `npm run dev` instead.
-EDITOR_DIST = BASE_DIR / "frontend" / "dist"
+EDITOR_DIST = Path(env_str("SHIPYARD_EDITOR_DIST", str(BASE_DIR / "frontend" / "dist")))
 STATICFILES_DIRS = [EDITOR_DIST]
 DJANGO_VITE = {
     "default": {
@@ -201,6 +208,16 @@ DJANGO_VITE = {
 }
 # Vite names its files by content (assets/main-<hash>.js): they can be cached for ever.
 WHITENOISE_IMMUTABLE_FILE_TEST = r"^/?static/assets/"
+# An image (docker/) collects the static files at build time, named by content too
+# (admin's, the API docs'): SHIPYARD_STATIC_MANIFEST=1 serves those names, cached for ever.
+if env_bool("SHIPYARD_STATIC_MANIFEST", False):
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    WHITENOISE_USE_FINDERS = False
+    # Vite's names, and Django's: name.<12 hex digits>.ext.
+    WHITENOISE_IMMUTABLE_FILE_TEST = r"(^/?static/assets/)|(\.[0-9a-f]{12}\.\w+$)"
 
 # The largest graph document the API takes, in bytes; larger requests get 413 before any
 # parsing. Requests may carry a little more than the document itself.
@@ -251,13 +268,16 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a reverse proxy that terminates TLS: trust its X-Forwarded-Proto (only then; a
+# client could send the header itself to a server it reaches directly).
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The probes answer over plain HTTP (HealthMiddleware is before the redirect anyway).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-}
+# Plain lines, or JSON objects one per line with the run's id (SHIPYARD_LOG_FORMAT=json).
+LOGGING = logging_config(env_str("SHIPYARD_LOG_FORMAT", "text").lower(),
+                         env_str("LOG_LEVEL", "WARNING").upper())
 
 # Throttles (builder/accounts/throttles.py) count in this cache, shared by every process:
 # Redis, database 0 of REDIS_URL, under its own key prefix.

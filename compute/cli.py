@@ -706,6 +706,71 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "builder.settings")
+    import django
+
+    django.setup()
+
+
+def cmd_worker_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the worker is up and beating its heartbeat, 1 (saying why) when not."""
+    import socket
+
+    from compute.serve import parse_queues
+
+    try:
+        queues = parse_queues(args.queues)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    name = args.name or f"shipyard-{'+'.join(queues)}@{socket.gethostname()}"
+    _django()
+    from compute.jobs.workers import health
+
+    try:
+        problem = health(name)
+    except Exception as exc:  # the database is away: the worker cannot work either
+        problem = f"could not read the workers from the database: {type(exc).__name__}"
+    if problem:
+        print(f"shipyard: unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print(f"{name}: ok")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """The sweep every worker runs, on its own: hands on or fails runs whose worker is
+    gone or whose time is up (useful where no worker may be left to do it)."""
+    import time
+
+    if args.every is not None and args.every < 1:
+        raise UsageError("--every must be at least 1 second")
+    _django()
+    from django.conf import settings
+    from django.db import connection
+
+    import compute.celery_app  # noqa: F401  (a run handed on is queued through this app)
+    from compute.jobs import services
+
+    every = args.every or settings.JOB_SWEEP_SECONDS
+    while True:
+        try:
+            changed = services.sweep()
+            if changed:
+                print(f"shipyard: sweep: runs {changed} had lost their worker or time",
+                      file=sys.stderr, flush=True)
+        except Exception as exc:  # the database may be away for a moment
+            if args.once:
+                raise
+            print(f"shipyard: sweep failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)
+        finally:
+            connection.close()
+        if args.once:
+            return 0
+        time.sleep(every)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shipyard", description="Shipyard: draw a model as a graph, inspect it, run it.")
@@ -771,6 +836,24 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["debug", "info", "warning", "error", "critical"])
     p.add_argument("--name", help="the Celery node name (default: shipyard-QUEUES@HOST)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("worker-health", help="exit 0 if a worker on this machine is healthy",
+                       description="Checks the worker's row in the database: registered, "
+                       "not stopped, heartbeat within SHIPYARD_HEARTBEAT_TIMEOUT. For a "
+                       "container's health check.")
+    p.add_argument("--queues", default="cpu",
+                   help="the queues the worker serves, as given to `shipyard worker` (its "
+                   "default name is made from them and this machine's name)")
+    p.add_argument("--name", help="the worker's Celery node name, if it was given one")
+    p.set_defaults(func=cmd_worker_health)
+
+    p = sub.add_parser("sweep", help="hand on runs whose worker is gone, every few seconds",
+                       description="What every worker does every SHIPYARD_SWEEP_SECONDS, "
+                       "as a process of its own.")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--every", type=int, help="seconds between passes "
+                   "(default SHIPYARD_SWEEP_SECONDS)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -27,6 +27,7 @@ from django.db import close_old_connections, connection
 from safetensors.torch import load, load_file
 
 from builder.graphs.models import InitialWeights
+from builder.logs import job_context
 from compute.engine import CheckedGraph
 
 from . import events, services
@@ -86,6 +87,10 @@ class Publisher(threading.Thread):
         self.join(timeout=60)
 
     def run(self) -> None:
+        with job_context(self.job.id):  # a new thread: its log lines name the run too
+            self._run()
+
+    def _run(self) -> None:
         loop = asyncio.new_event_loop()  # one loop for the thread: the layer keeps its pool
         last_beat = last_poll = 0.0
         try:

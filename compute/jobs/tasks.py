@@ -22,6 +22,8 @@ from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import connection
 
+from builder.logs import job_context
+
 from . import runner, services, workers
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,12 @@ def run_job(self, job_id: int, queue: str | None = None) -> None:
         log.info("queue %s: nothing waits (token of job %s)", queue, job_id)
         return
     try:
-        runner.run(job)
+        with job_context(job.id):  # every log line of the run names it (builder/logs.py)
+            log.info("job %s: started on queue %s (attempt %s)", job.id, queue, job.attempts)
+            runner.run(job)
+            log.info("job %s: ended %s", job.id,
+                     services.Job.objects.filter(id=job.id).values_list("status", flat=True)
+                     .first() or "(deleted)")
     finally:
         connection.close()
 

@@ -101,3 +101,19 @@ def _notify() -> None:
     from .events import notify_queue
 
     notify_queue()
+
+
+def health(hostname: str) -> str:
+    """Why the worker named `hostname` is not healthy, or "" when it is: its row says it
+    is running and its heartbeat is fresh. The heartbeat comes from the worker's sweep
+    thread, which beats while a run trains (a solo pool cannot answer a Celery ping then)."""
+    worker = Worker.objects.filter(hostname=hostname).first()
+    if worker is None:
+        return f"no worker named {hostname} has registered"
+    if worker.stopped_at is not None:
+        return f"the worker {hostname} stopped at {worker.stopped_at:%Y-%m-%d %H:%M:%S} UTC"
+    timeout = settings.JOB_HEARTBEAT_TIMEOUT
+    if worker.heartbeat_at is None or (
+            timezone.now() - worker.heartbeat_at > timedelta(seconds=timeout)):
+        return f"the worker {hostname} has not beaten its heartbeat for over {timeout} s"
+    return ""
