@@ -21,6 +21,8 @@ import pickle
 import queue as queues
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +32,41 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from .datasets import Dataset
-from .training import (
-    Ranks,
-    Reporter,
-    SilentReporter,
-    TrainConfig,
-    TrainResult,
-    _train,
-    save_weights,
-)
+
+# The training loop (training._train) and the weights' writer (training.save_weights) come
+# as arguments: training imports this module, not the reverse.
+Loop = Callable[..., Any]
 
 POLL_SECONDS = 0.1  # how often the coordinator asks the reporter whether to stop, at most
 END_SECONDS = 10.0  # how long a process that is asked to end has before it is killed
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel run (see the module doc): its
+    rank, how many processes train together, and the group that carries rank 0's stop
+    flag (gloo, on the CPU, so that asking costs no GPU sync; None: the default group)."""
+
+    rank: int
+    world: int
+    control: Any = None
+
+    def share(self, size: int) -> slice:
+        """This rank's part of a global batch of `size` samples."""
+        per = size // self.world
+        return slice(self.rank * per, (self.rank + 1) * per)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's `flag`, on every rank."""
+        value = torch.tensor([int(flag)])
+        dist.broadcast(value, 0, group=self.control)
+        return bool(value.item())
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of `value` over the ranks."""
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        return value / self.world
 
 
 def check_gpus(device: torch.device, gpus: int) -> None:
@@ -52,11 +77,12 @@ def check_gpus(device: torch.device, gpus: int) -> None:
                          f"CUDA device{'s' if have != 1 else ''}")
 
 
-def train_distributed(model: nn.Module, data: Dataset, config: TrainConfig,
-                      reporter: Reporter, device: torch.device, checkpoint_dir: Path | None,
-                      resume_from: Path | None) -> TrainResult:
-    """Train `model` on `config.gpus` devices of `device`'s type (see the module doc); the
-    weights rank 0 ends with are loaded into `model`, which stays where it is."""
+def train_distributed(loop: Loop, save: Loop, model: nn.Module, data: Dataset, config: Any,
+                      reporter: Any, device: torch.device, checkpoint_dir: Path | None,
+                      resume_from: Path | None) -> Any:
+    """Train `model` on `config.gpus` devices of `device`'s type with the training loop
+    `loop` (see the module doc), and return its TrainResult; the weights rank 0 ends with
+    (written with `save`) are loaded into `model`, which stays where it is."""
     world = config.gpus
     check_gpus(device, world)
     began = time.perf_counter()
@@ -67,8 +93,8 @@ def train_distributed(model: nn.Module, data: Dataset, config: TrainConfig,
         final = Path(tmp) / "final.safetensors"
         # Pickled here by value (tensors too), not through shared memory, which a container
         # may have little of.
-        payload = pickle.dumps((model, data, config, device.type, checkpoint_dir,
-                                resume_from))
+        payload = pickle.dumps((loop, save, model, data, config, device.type,
+                                checkpoint_dir, resume_from))
         processes = [context.Process(
             target=_rank_main, name=f"shipyard-rank-{rank}",
             args=(rank, world, payload, str(Path(tmp) / "rendezvous"), events, stop, final))
@@ -87,11 +113,10 @@ def train_distributed(model: nn.Module, data: Dataset, config: TrainConfig,
     return result
 
 
-def _coordinate(processes: list[Any], events: Any, stop: Any,
-                reporter: Reporter) -> TrainResult:
+def _coordinate(processes: list[Any], events: Any, stop: Any, reporter: Any) -> Any:
     """Hand rank 0's reports to `reporter` until every process has ended; the result rank
     0 sent, or the first error a rank sent (or a process's death) raised."""
-    result: TrainResult | None = None
+    result: Any = None
     asked, dead_since = 0.0, 0.0
     while True:
         try:
@@ -131,7 +156,7 @@ def _coordinate(processes: list[Any], events: Any, stop: Any,
                                    f"{died[0].exitcode}")
 
 
-def _hand(reporter: Reporter, event: tuple[Any, ...]) -> None:
+def _hand(reporter: Any, event: tuple[Any, ...]) -> None:
     kind, step, *rest = event
     if kind == "metric":
         reporter.on_metric(step, *rest)
@@ -159,7 +184,27 @@ def _end(processes: list[Any]) -> None:
             process.join()
 
 
-class _Relay(SilentReporter):
+class _Quiet:
+    """The other ranks' reporter: hears nothing, and rank 0's flag says when to stop."""
+
+    def on_metric(self, step: int, name: str, value: float) -> None:
+        pass
+
+    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
+                     tokens: list[str] | None = None) -> None:
+        pass
+
+    def on_sample(self, step: int, text: str) -> None:
+        pass
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class _Relay(_Quiet):
     """Rank 0's reporter: each report to the coordinator's queue; stop when it says so."""
 
     def __init__(self, events: Any, stop: Any) -> None:
@@ -186,7 +231,8 @@ def _rank_main(rank: int, world: int, payload: bytes, rendezvous: str, events: A
                stop: Any, final: Path) -> None:
     """One training process (spawned): rank `rank` of `world`."""
     try:
-        model, data, config, device_type, checkpoint_dir, resume_from = pickle.loads(payload)
+        (loop, save, model, data, config, device_type, checkpoint_dir,
+         resume_from) = pickle.loads(payload)
         if device_type == "cuda":
             torch.cuda.set_device(rank)
             device, backend = torch.device("cuda", rank), "nccl"
@@ -197,11 +243,11 @@ def _rank_main(rank: int, world: int, payload: bytes, rendezvous: str, events: A
         dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank,
                                 world_size=world)
         control = dist.new_group(backend="gloo") if backend != "gloo" else None
-        reporter = _Relay(events, stop) if rank == 0 else SilentReporter()
-        result = _train(model, data, config, reporter, device, checkpoint_dir, resume_from,
-                        Ranks(rank, world, control))
+        reporter = _Relay(events, stop) if rank == 0 else _Quiet()
+        result = loop(model, data, config, reporter, device, checkpoint_dir, resume_from,
+                      Ranks(rank, world, control))
         if rank == 0:
-            save_weights(model, final)
+            save(model, final)
             events.put(("done", result))
     except BaseException as exc:
         events.put(("error", rank, _portable(exc, rank)))
@@ -225,4 +271,4 @@ def _portable(exc: BaseException, rank: int) -> BaseException:
         return kind(f"training process {rank}: {exc}")
 
 
-__all__ = ["check_gpus", "train_distributed"]
+__all__ = ["Ranks", "check_gpus", "train_distributed"]

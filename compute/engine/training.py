@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
@@ -33,6 +32,7 @@ from torch import nn
 from .blocks.activation import attention_shaped
 from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
+from .distributed import Ranks, train_distributed
 from .layers import MixtureOfExperts, MultiHeadAttention
 from .settings import RunSettings, basic, derived, refuse, with_limits
 
@@ -266,34 +266,6 @@ class TrainResult:
     metrics: dict[str, float] = field(default_factory=dict)  # the last value of each
     checkpoint: Path | None = None  # the last checkpoint written
     weights: Path | None = None  # train_graph: the final weights
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a data-parallel run (compute/engine/distributed.py): its
-    rank, how many processes train together, and the group that carries rank 0's stop
-    flag (gloo, on the CPU, so that asking costs no GPU sync; None: the default group)."""
-
-    rank: int
-    world: int
-    control: Any = None
-
-    def share(self, size: int) -> slice:
-        """This rank's part of a global batch of `size` samples."""
-        per = size // self.world
-        return slice(self.rank * per, (self.rank + 1) * per)
-
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's `flag`, on every rank."""
-        value = torch.tensor([int(flag)])
-        dist.broadcast(value, 0, group=self.control)
-        return bool(value.item())
-
-    def mean(self, value: torch.Tensor) -> torch.Tensor:
-        """The mean of `value` over the ranks."""
-        value = value.detach().clone()
-        dist.all_reduce(value)
-        return value / self.world
 
 
 def pick_device(name: str) -> torch.device:
@@ -616,10 +588,8 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     switched = freeze(model, frozen)
     try:
         if config.gpus > 1:  # `model` gets the weights rank 0 ends with, on its own device
-            from .distributed import train_distributed
-
-            return train_distributed(model, data, config, reporter, device, checkpoint_dir,
-                                     resume_from)
+            return train_distributed(_train, save_weights, model, data, config, reporter,
+                                     device, checkpoint_dir, resume_from)
         return _train(model, data, config, reporter, device, checkpoint_dir, resume_from)
     finally:
         for p in switched:
