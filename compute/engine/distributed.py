@@ -16,12 +16,14 @@ time limit) ends the processes too. No Django here.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.process as mp_process
 import os
 import pickle
 import queue as queues
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,13 +97,15 @@ def train_distributed(loop: Loop, save: Loop, model: nn.Module, data: Dataset, c
         # may have little of.
         payload = pickle.dumps((loop, save, model, data, config, device.type,
                                 checkpoint_dir, resume_from))
-        processes = [context.Process(
-            target=_rank_main, name=f"shipyard-rank-{rank}",
-            args=(rank, world, payload, str(Path(tmp) / "rendezvous"), events, stop, final))
-            for rank in range(world)]
+        processes: list[Any] = []
         try:
-            for process in processes:
-                process.start()
+            with _plain_process():
+                for rank in range(world):
+                    processes.append(context.Process(
+                        target=_rank_main, name=f"shipyard-rank-{rank}",
+                        args=(rank, world, payload, str(Path(tmp) / "rendezvous"), events,
+                              stop, final)))
+                    processes[-1].start()
             result = _coordinate(processes, events, stop, reporter)
         finally:
             _end(processes)
@@ -154,6 +158,40 @@ def _coordinate(processes: list[Any], events: Any, stop: Any, reporter: Any) -> 
             if now - dead_since > END_SECONDS:
                 raise RuntimeError(f"training process {died[0].name} ended with exit code "
                                    f"{died[0].exitcode}")
+
+
+class _Plain(mp_process.BaseProcess):
+    """multiprocessing's own main process (its class is not kept by name)."""
+
+    def __init__(self) -> None:
+        self._identity = ()
+        self._name = "MainProcess"
+        self._parent_pid = None
+        self._popen = None
+        self._closed = False
+        key = mp_process.AuthenticationString(os.urandom(32))  # type: ignore[attr-defined]
+        self._config = {"authkey": key, "semprefix": "/mp"}
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _plain_process() -> Iterator[None]:
+    """Let this process make and start the training processes even when multiprocessing
+    sees it as another library's daemon: a Celery prefork pool's child is billiard's process
+    object, whose key cannot be pickled for a child and which may have none. The training
+    processes do not outlive this one: it ends them whatever happens (`_end`), and rank 0
+    ends itself, and so the others, once this process is gone (`_Relay`)."""
+    current = mp_process._current_process  # type: ignore[attr-defined]
+    if isinstance(current, mp_process.BaseProcess) and not current.daemon:
+        yield
+        return
+    mp_process._current_process = _Plain()  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        mp_process._current_process = current  # type: ignore[attr-defined]
 
 
 def _hand(reporter: Any, event: tuple[Any, ...]) -> None:
@@ -224,6 +262,9 @@ class _Relay(_Quiet):
         self.events.put(("checkpoint", step, path))
 
     def should_stop(self) -> bool:
+        parent = multiprocessing.parent_process()
+        if parent is not None and not parent.is_alive():  # killed: its run is handed on
+            os._exit(1)
         return bool(self.stop.is_set())
 
 
