@@ -21,6 +21,7 @@ import multiprocessing.process as mp_process
 import os
 import pickle
 import queue as queues
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -271,6 +272,8 @@ class _Relay(_Quiet):
 def _rank_main(rank: int, world: int, payload: bytes, rendezvous: str, events: Any,
                stop: Any, final: Path) -> None:
     """One training process (spawned): rank `rank` of `world`."""
+    # Ctrl-C in a terminal reaches the whole process group: the coordinator decides.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         (loop, save, model, data, config, device_type, checkpoint_dir,
          resume_from) = pickle.loads(payload)
