@@ -12,6 +12,7 @@ checkpoints) and asks it before every step whether to stop. Batches are drawn fr
 generator seeded by (seed, step), and checkpoints keep the model, the optimizer and the
 random state, so a run resumed from a checkpoint continues as if it had not stopped (on the
 CPU, bit for bit). Checkpoints are safetensors files: never pickle. No Django here.
+With `gpus` > 1 the same loop runs in one process per device (compute/engine/distributed.py).
 """
 
 from __future__ import annotations

@@ -846,3 +846,16 @@ def test_a_batch_that_does_not_split_across_the_gpus_is_refused(api: APIClient) 
     assert response.json()["error"] == ("config.batch_size 30 does not split evenly across 4 "
                                         "GPUs (gpus): give a multiple of 4, such as 28")
     assert not Job.objects.exists()
+
+
+def test_a_worker_counts_the_devices_it_describes() -> None:
+    import os
+
+    from compute.jobs.models import Worker
+    from compute.jobs.workers import device_of, devices
+
+    this = Worker(device=device_of(["cpu"])[0])  # this machine's CPU, as a worker records it
+    assert devices(this) == (os.cpu_count() or 1)
+    assert devices(Worker(device="8 × NVIDIA H100 80GB HBM3", memory=80 << 30)) == 8
+    assert devices(Worker(device="NVIDIA H100 80GB HBM3", memory=80 << 30)) == 1
+    assert devices(Worker(device="")) == 1  # a row written by hand says nothing: one
