@@ -129,3 +129,22 @@ def test_more_gpus_than_the_machine_has_is_refused() -> None:
                        f"has {have} CUDA device"):
         check_gpus(torch.device("cuda"), have + 1)
     check_gpus(torch.device("cpu"), 8)  # on the CPU: processes, as many as asked
+
+
+def test_a_text_model_on_two_processes_writes_samples_and_attention_maps_once(
+        tmp_path: Path) -> None:
+    model = compile_graph(load_starter("char_gpt"))
+    recorder = Recorder()
+    config = TrainConfig(steps=4, batch_size=8, eval_interval=2, log_interval=2,
+                         eval_batches=1, sample_length=10, attention_interval=2,
+                         device="cpu", gpus=2)
+    result = train(model, dataset_for(model, "harbour"), config, recorder,
+                   checkpoint_dir=tmp_path)
+    assert result.steps == 4 and not result.stopped
+    assert [s for s, _ in recorder.samples] == [2, 4]
+    assert all(len(text) == 10 for _, text in recorder.samples)
+    nodes = {n for _, n, _ in recorder.attention}
+    assert nodes and sorted(s for s, _, _ in recorder.attention) == sorted(
+        [2] * len(nodes) + [4] * len(nodes))
+    assert all(tokens is not None and len(tokens) for tokens in recorder.tokens)
+    assert [s for s, _ in recorder.checkpoints] == [2, 4]
