@@ -130,8 +130,8 @@ def _coordinate(processes: list[Any], events: Any, stop: Any, reporter: Any) -> 
             event = None
         if event is not None:
             kind = event[0]
-            if kind == "error":
-                raise event[2]
+            if kind == "error":  # a peer's death makes the others fail: say so first
+                raise _killed(processes) or event[2]
             if kind == "done":
                 result = event[1]
             else:
@@ -144,10 +144,8 @@ def _coordinate(processes: list[Any], events: Any, stop: Any, reporter: Any) -> 
         if event is None and all(p.exitcode is not None for p in processes):
             # Every process has ended and the queue is empty (a process's last events are
             # in the queue before it exits).
-            dead = [p for p in processes if p.exitcode]
-            if dead:
-                raise RuntimeError(f"training process {dead[0].name} ended with exit code "
-                                   f"{dead[0].exitcode}")
+            if any(p.exitcode for p in processes):
+                raise _killed(processes) or _ended(processes)
             if result is None:
                 raise RuntimeError("the training processes ended without a result")
             return result
@@ -157,8 +155,25 @@ def _coordinate(processes: list[Any], events: Any, stop: Any, reporter: Any) -> 
             # for it in vain.
             dead_since = dead_since or now
             if now - dead_since > END_SECONDS:
-                raise RuntimeError(f"training process {died[0].name} ended with exit code "
-                                   f"{died[0].exitcode}")
+                raise _killed(processes) or _ended(processes)
+
+
+def _killed(processes: list[Any]) -> RuntimeError | None:
+    """The error of a process killed by a signal (by the system, out of memory, as a rule)."""
+    for p in processes:
+        if p.exitcode is not None and p.exitcode < 0:
+            try:
+                name = signal.Signals(-p.exitcode).name
+            except ValueError:
+                name = f"signal {-p.exitcode}"
+            return RuntimeError(f"training process {p.name} was killed ({name}); the "
+                                "machine may be out of memory: try a smaller batch or model")
+    return None
+
+
+def _ended(processes: list[Any]) -> RuntimeError:
+    died = next(p for p in processes if p.exitcode)
+    return RuntimeError(f"training process {died.name} ended with exit code {died.exitcode}")
 
 
 class _Plain(mp_process.BaseProcess):
@@ -293,15 +308,17 @@ def _rank_main(rank: int, world: int, payload: bytes, rendezvous: str, events: A
         if rank == 0:
             save(model, final)
             events.put(("done", result))
+        dist.barrier(group=control)  # none tears down while another still works
+        dist.destroy_process_group()
+        code = 0
     except BaseException as exc:
         events.put(("error", rank, _portable(exc, rank)))
-        events.close()
-        events.join_thread()
-        raise SystemExit(1) from None
-    finally:
-        if dist.is_initialized():
-            with contextlib.suppress(Exception):
-                dist.destroy_process_group()
+        code = 1
+    # Out now, its events sent: the interpreter's teardown with the process group's threads
+    # may abort (SIGABRT), which would read as a crash.
+    events.close()
+    events.join_thread()
+    os._exit(code)
 
 
 def _portable(exc: BaseException, rank: int) -> BaseException:

@@ -7,6 +7,10 @@ stay within a relative 1e-5 of one process's (docs/runs.md says so too)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +152,27 @@ def test_a_text_model_on_two_processes_writes_samples_and_attention_maps_once(
         [2] * len(nodes) + [4] * len(nodes))
     assert all(tokens is not None and len(tokens) for tokens in recorder.tokens)
     assert [s for s, _ in recorder.checkpoints] == [2, 4]
+
+
+class KillsRank1(Recorder):
+    """SIGKILLs the second training process (as the system does when memory runs out) once
+    the run has begun."""
+
+    def on_metric(self, step: int, name: str, value: float) -> None:
+        super().on_metric(step, name, value)
+        for child in multiprocessing.active_children():
+            if child.name == "shipyard-rank-1" and child.pid:
+                os.kill(child.pid, signal.SIGKILL)
+
+
+def test_a_killed_training_process_fails_the_run_saying_so_and_ends_the_others(
+        digits: Dataset) -> None:
+    config = TrainConfig(steps=100_000, batch_size=32, log_interval=1, eval_interval=100_000,
+                         attention_interval=0, device="cpu", gpus=2)
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="training process shipyard-rank-1 was killed "
+                       r"\(SIGKILL\); the machine may be out of memory"):
+        train(compile_graph(load_starter("mlp")), digits, config, KillsRank1())
+    assert time.monotonic() - began < 60
+    assert not [c for c in multiprocessing.active_children()
+                if c.name.startswith("shipyard-rank")]
