@@ -140,6 +140,7 @@ def test_train_starts_from_the_weights_it_is_given(mlp_file: Path, tmp_path: Pat
                    "--weights", str(tmp_path / "short.safetensors")])
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_train_on_two_processes_writes_the_weights_and_refuses_a_batch_they_cannot_split(
         mlp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"

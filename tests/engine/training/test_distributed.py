@@ -68,6 +68,7 @@ def one_process(digits: Dataset, tmp_path_factory: pytest.TempPathFactory
     return recorder, folder
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_two_processes_follow_one_and_their_checkpoint_resumes_on_one(
         digits: Dataset, one_process: tuple[Recorder, Path], tmp_path: Path) -> None:
     single, _ = one_process
@@ -95,6 +96,7 @@ def test_two_processes_follow_one_and_their_checkpoint_resumes_on_one(
     assert_same_curve(losses(resumed), losses(single), range(11, 31))
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_a_one_process_checkpoint_resumes_on_two(
         digits: Dataset, one_process: tuple[Recorder, Path], tmp_path: Path) -> None:
     single, folder = one_process
@@ -110,6 +112,7 @@ def test_a_one_process_checkpoint_resumes_on_two(
         assert torch.equal(value, saved[f"model.{name}"]), name
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_a_diverging_run_fails_with_its_reason_from_the_training_processes(
         digits: Dataset) -> None:
     config = TrainConfig(steps=20, batch_size=32, lr=100, optimizer="sgd", grad_clip=None,
@@ -135,6 +138,7 @@ def test_more_gpus_than_the_machine_has_is_refused() -> None:
     check_gpus(torch.device("cpu"), 8)  # on the CPU: processes, as many as asked
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_a_text_model_on_two_processes_writes_samples_and_attention_maps_once(
         tmp_path: Path) -> None:
     model = compile_graph(load_starter("char_gpt"))
@@ -165,6 +169,7 @@ class KillsRank1(Recorder):
                 os.kill(child.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # starts 2 processes: seconds
 def test_a_killed_training_process_fails_the_run_saying_so_and_ends_the_others(
         digits: Dataset) -> None:
     config = TrainConfig(steps=100_000, batch_size=32, log_interval=1, eval_interval=100_000,
