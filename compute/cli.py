@@ -311,6 +311,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--gpus", type=int, default=d.gpus,
+                   help="devices that train together, one process each (the CPU: processes)")
     p.add_argument("--checkpoint-interval", type=int, default=0,
                    help="steps between checkpoints (0: the last step only)")
     p.add_argument("--sample-length", type=int, default=d.sample_length,
@@ -367,7 +369,8 @@ def cmd_train(argv: list[str]) -> int:
             beta1=args.beta1, beta2=args.beta2, warmup_steps=args.warmup_steps,
             weight_decay=args.weight_decay, grad_clip=args.grad_clip or None, seed=args.seed,
             eval_interval=args.eval_interval, eval_batches=args.eval_batches,
-            device=args.device, bf16=args.bf16, compile=args.compile, attention_interval=0,
+            device=args.device, bf16=args.bf16, compile=args.compile, gpus=args.gpus,
+            attention_interval=0,
             checkpoint_interval=args.checkpoint_interval, sample_length=args.sample_length,
             **given)
         pick_device(config.device)

@@ -31,6 +31,7 @@ its Output:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Callable
@@ -245,21 +246,22 @@ SYMBOL_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def token_decoder(symbols: int) -> Callable[[list[int]], str]:
-    """Shows a token task's ids: symbols as 0-9a-zA-Z (or <id> past 62), `=` and `.`."""
+    """Shows a token task's ids: symbols as 0-9a-zA-Z (or <id> past 62), `=` and `.`
+    (a partial, not a closure: a dataset pickles for a multi-GPU run's processes)."""
+    return functools.partial(_decode_tokens, symbols)
 
-    def decode(ids: list[int]) -> str:
-        def one(i: int) -> str:
-            if i == symbols:
-                return "="
-            if i == symbols + 1:
-                return "."
-            if 0 <= i < len(SYMBOL_CHARS) and symbols <= len(SYMBOL_CHARS):
-                return SYMBOL_CHARS[i]
-            return f"<{i}>"
 
-        return "".join(one(i) for i in ids)
+def _decode_tokens(symbols: int, ids: list[int]) -> str:
+    def one(i: int) -> str:
+        if i == symbols:
+            return "="
+        if i == symbols + 1:
+            return "."
+        if 0 <= i < len(SYMBOL_CHARS) and symbols <= len(SYMBOL_CHARS):
+            return SYMBOL_CHARS[i]
+        return f"<{i}>"
 
-    return decode
+    return "".join(one(i) for i in ids)
 
 
 def _token_dataset(name: str, title: str, problems: torch.Tensor, answers: torch.Tensor,

@@ -12,6 +12,7 @@ checkpoints) and asks it before every step whether to stop. Batches are drawn fr
 generator seeded by (seed, step), and checkpoints keep the model, the optimizer and the
 random state, so a run resumed from a checkpoint continues as if it had not stopped (on the
 CPU, bit for bit). Checkpoints are safetensors files: never pickle. No Django here.
+With `gpus` > 1 the same loop runs in one process per device (compute/engine/distributed.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from .blocks.activation import attention_shaped
 from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
+from .distributed import Ranks, train_distributed
 from .layers import MixtureOfExperts, MultiHeadAttention
 from .settings import RunSettings, basic, derived, refuse, with_limits
 
@@ -46,6 +48,7 @@ CHECKPOINT_GLOB = "step-*.safetensors"
 # and the settings counted in steps (`TrainConfig.STEP_COUNTS`).
 MAX_STEPS = 1_000_000_000
 MAX_ATTENTION_SNAPSHOTS = 64  # per attention module and run
+MAX_GPUS = 64  # devices one run may ask for (a worker has fewer; submission checks)
 
 
 def _min_lr(given: dict[str, Any]) -> float:
@@ -137,9 +140,18 @@ class TrainConfig(RunSettings):
                        description="bfloat16 autocast; on CUDA only, ignored on the CPU.")
     compile: bool = Field(default=False, title="torch.compile",
                           description="torch.compile the model for the training steps.")
+    gpus: int = Field(default=1, ge=1, le=MAX_GPUS, title="GPUs",
+                      description="Devices that train together (data parallel, one process "
+                      "each): the batch is split evenly between them. On the CPU: that many "
+                      "processes. At most what the worker has.")
 
     @model_validator(mode="after")
     def _rules(self) -> TrainConfig:
+        if self.batch_size % self.gpus:
+            raise refuse("batch_size", (
+                f"{self.batch_size} does not split evenly across {self.gpus} GPUs (gpus): "
+                f"give a multiple of {self.gpus}, such as "
+                f"{max(self.gpus, self.batch_size - self.batch_size % self.gpus)}"))
         if self.min_lr > self.lr:
             raise refuse("min_lr", f"must be at most lr ({self.lr:g}), got {self.min_lr:g}")
         if self.attention_interval and (self.steps / self.attention_interval
@@ -211,7 +223,10 @@ class LossNotFinite(ValueError):
         what = "NaN" if math.isnan(value) else "infinite"
         super().__init__(f"the loss became {what} at step {step}: lower the learning rate "
                          "or clip gradients")
-        self.step = step
+        self.step, self.value = step, value
+
+    def __reduce__(self) -> tuple[type, tuple[int, float]]:  # from a training process
+        return LossNotFinite, (self.step, self.value)
 
 
 class _Divergence:
@@ -271,11 +286,12 @@ def loss_of(task: Task, scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(scores.float(), y)
 
 
-def _batch(x: torch.Tensor, y: torch.Tensor, size: int, seed: int, step: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    # A generator per (seed, step): the batch of step s is the same in a resumed run.
+def _batch(x: torch.Tensor, y: torch.Tensor, size: int, seed: int, step: int,
+           part: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+    # A generator per (seed, step): the batch of step s is the same in a resumed run, and
+    # on any number of devices (`part`: this device's share of it).
     gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    index = torch.randint(0, len(x), (size,), generator=gen).to(x.device)
+    index = torch.randint(0, len(x), (size,), generator=gen)[part].to(x.device)
     return x[index], y[index]
 
 
@@ -572,6 +588,9 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
     device = pick_device(config.device)
     switched = freeze(model, frozen)
     try:
+        if config.gpus > 1:  # `model` gets the weights rank 0 ends with, on its own device
+            return train_distributed(_train, save_weights, model, data, config, reporter,
+                                     device, checkpoint_dir, resume_from)
         return _train(model, data, config, reporter, device, checkpoint_dir, resume_from)
     finally:
         for p in switched:
@@ -579,13 +598,28 @@ def train(model: nn.Module, data: Dataset, config: TrainConfig,
 
 
 def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Reporter,
-           device: torch.device, checkpoint_dir: Path | None, resume_from: Path | None
-           ) -> TrainResult:
+           device: torch.device, checkpoint_dir: Path | None, resume_from: Path | None,
+           ranks: Ranks | None = None) -> TrainResult:
+    """The loop, in one process or (`ranks`) in each process of a data-parallel run: every
+    rank takes its share of the batch a single process would draw, DDP averages the
+    gradients, and rank 0 alone reports, evaluates and writes checkpoints (of `model`, the
+    unwrapped module: they resume on any number of devices)."""
     model.to(device).train()
     torch.manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
     start = load_checkpoint(resume_from, model, optimizer) if resume_from else 0
-    runner: Any = torch.compile(model) if config.compile else model
+    lead = ranks is None or ranks.rank == 0
+    part = slice(None) if ranks is None else ranks.share(config.batch_size)
+    wrapped: nn.Module = model
+    if ranks is not None:
+        if ranks.rank:  # dropout: another stream than rank 0's, the same on a resume
+            torch.manual_seed(config.seed * 1_000_003 + start * 64 + ranks.rank)
+        # static_graph: a parameter the graph never uses (a branch off the output's path)
+        # is found once, not every step.
+        wrapped = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            static_graph=True)
+    runner: Any = torch.compile(wrapped) if config.compile else wrapped
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     task = data.info.task
     unit, per_sample = ("samples_per_s", 1)
@@ -615,13 +649,14 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
         return path
 
     while step < config.steps:
-        if reporter.should_stop():
+        stop = reporter.should_stop() if lead else False
+        if (ranks.agree(stop) if ranks is not None else stop):
             stopped = True
             break
         lr = config.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = _batch(x_train, y_train, config.batch_size, config.seed, step)
+        x, y = _batch(x_train, y_train, config.batch_size, config.seed, step, part)
         for m in aux_modules:
             m.aux_loss = None  # a module off the path taken must not add last step's
         with _autocast(device, config):
@@ -641,15 +676,22 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
         last_step = step == config.steps
         if step % config.log_interval == 0 or last_step:
             elapsed = max(time.perf_counter() - window_start, 1e-9)
-            if window_aux:  # first, so that a reporter printing at train_loss has it
-                report("aux_loss", torch.stack(window_aux).mean().item())
-            report("train_loss", torch.stack(window_losses).mean().item())
+            mean_loss = torch.stack(window_losses).mean()
+            mean_aux = torch.stack(window_aux).mean() if window_aux else None
+            if ranks is not None:  # the whole batch's, as one process would have it
+                mean_loss = ranks.mean(mean_loss)
+                mean_aux = None if mean_aux is None else ranks.mean(mean_aux)
+            if mean_aux is not None:  # first, so that a reporter printing at train_loss has it
+                report("aux_loss", mean_aux.item())
+            report("train_loss", mean_loss.item())
             divergence.check()  # after the point, which shows the NaN flagged
             report("lr", lr)
             report("grad_norm", float(norm))
             report(unit, window_steps * config.batch_size * per_sample / elapsed)
             window_losses.clear()
             window_aux.clear()
+        if not lead:
+            continue
         if step % config.eval_interval == 0 or last_step:
             for name, value in evaluate(model, data, config, device).items():
                 report(name, value)
@@ -665,7 +707,7 @@ def _train(model: nn.Module, data: Dataset, config: TrainConfig, reporter: Repor
         if step % config.log_interval == 0 or last_step:
             # Evaluation, samples and checkpoints are not training speed: restart the clock.
             window_start, window_steps = time.perf_counter(), 0
-    if stopped and step > start and (checkpoint is None or not checkpoint.name.endswith(
+    if lead and stopped and step > start and (checkpoint is None or not checkpoint.name.endswith(
             f"{step:06d}.safetensors")):
         checkpoint = save() or checkpoint
     return TrainResult(step, stopped, time.perf_counter() - began, last, checkpoint)

@@ -111,20 +111,22 @@ def gpu_hours(user_ids: Iterable[int], now: datetime | None = None
               ) -> dict[int, tuple[float, float]]:
     """GPU-hours each user's gpu-queue runs took in the last 24 hours and the last 7 days:
     for each attempt that started (running or ended), the part of (its end, or now, minus
-    its start) inside the window."""
+    its start) inside the window, times the GPUs it holds (`config.gpus`)."""
     now = now or timezone.now()
     used: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
     rows = (Job.objects.filter(owner_id__in=set(user_ids), queue="gpu",
                                started_at__isnull=False)
             .exclude(status=Status.QUEUED)
             .filter(Q(finished_at__isnull=True) | Q(finished_at__gte=now - WEEK))
-            .values_list("owner_id", "started_at", "finished_at"))
-    for owner, started, finished in rows:
+            .values_list("owner_id", "started_at", "finished_at", "config"))
+    for owner, started, finished, config in rows:
         end = min(finished or now, now)
+        gpus = config.get("gpus", 1) if isinstance(config, dict) else 1
+        gpus = gpus if isinstance(gpus, int) and gpus >= 1 else 1
         for i, window in enumerate((DAY, WEEK)):
             seconds = (end - max(started, now - window)).total_seconds()
             if seconds > 0:
-                used[owner][i] += seconds / 3600
+                used[owner][i] += gpus * seconds / 3600
     return {uid: (day, week) for uid, (day, week) in used.items()}
 
 

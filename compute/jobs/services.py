@@ -51,7 +51,7 @@ from fpga.check import fpga_problems, fpga_warnings
 from fpga.rtl import rtl_problems
 from fpga.settings import FpgaSettings
 
-from . import events, kinds, rule
+from . import events, kinds, rule, workers
 from .models import Job, Queue, Upload, Worker
 
 log = logging.getLogger(__name__)
@@ -254,9 +254,25 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
     else:
         device = getattr(run_config, "device", "auto")
         queue = {"cpu": "cpu", "cuda": "gpu"}.get(device, settings.JOB_AUTO_QUEUE)
+    if isinstance(run_config, TrainConfig) and run_config.gpus > 1:
+        _check_gpus(run_config.gpus, queue)
     return RunPlan(kind=kind, settings=run_config, queue=queue,
                    time_limit=time_limit or limit, total_steps=steps, options=options,
                    graph=graph, weights_of=source, warnings=warnings)
+
+
+def _check_gpus(gpus: int, queue: str) -> None:
+    """A run on several devices goes to one worker that has them all: refused when no
+    registered worker of its queue has that many (GPUs; cores on the cpu queue)."""
+    most = workers.most_devices(queue)
+    if most >= gpus:
+        return
+    what = "CPU cores" if queue == "cpu" else "GPUs"
+    has = (f"no worker serves the {queue} queue" if not most
+           else f"the {queue} queue's workers have at most {most} {what}")
+    message = f"config.gpus: {gpus} {what} were asked for, but {has}"
+    raise JobError(message, problems=[{"field": "config.gpus", "node": None,
+                                       "message": message}])
 
 
 def _a_run(kind: str) -> str:

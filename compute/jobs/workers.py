@@ -6,6 +6,7 @@ SHIPYARD_HEARTBEAT_TIMEOUT is lost."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -29,19 +30,41 @@ def cpu_model() -> str:
 
 
 def device_of(queues: list[str]) -> tuple[str, int | None]:
-    """What the worker computes on: the GPU's name and memory (bytes) for a worker of the
-    gpu queue that has one, else the CPU's model and cores. A worker not serving gpu never
-    touches CUDA (its forked pool children could not use it after)."""
+    """What the worker computes on: the GPU's name and memory (bytes, each GPU's) for a
+    worker of the gpu queue that has one, "4 × name" when it has 4, else the CPU's model
+    and cores. A worker not serving gpu never touches CUDA (its forked pool children could
+    not use it after). `devices` reads the count back."""
     if "gpu" in queues:
         try:
             import torch
 
             if torch.cuda.is_available():
                 props = torch.cuda.get_device_properties(0)
-                return props.name, int(props.total_memory)
+                count = torch.cuda.device_count()
+                name = props.name if count == 1 else f"{count} × {props.name}"
+                return name, int(props.total_memory)
         except Exception:  # no driver: it is described by its CPU
             pass
     return f"{cpu_model()}, {os.cpu_count() or 1} cores", None
+
+
+_GPUS = re.compile(r"(\d+) × ")
+_CORES = re.compile(r", (\d+) cores$")
+
+
+def devices(worker: Worker) -> int:
+    """How many devices a run may ask for (`gpus`) on `worker`: its GPUs (a worker with GPU
+    memory), else its CPU cores (processes, on the CPU), as `device_of` wrote them."""
+    found = (_GPUS.match(worker.device) if worker.memory is not None
+             else _CORES.search(worker.device))
+    return int(found.group(1)) if found else 1
+
+
+def most_devices(queue: str) -> int:
+    """The most devices (`devices`) a registered worker serving `queue` has: one that has
+    not stopped, lost or not (a lost one may come back); 0 when none serves it."""
+    rows = Worker.objects.filter(stopped_at__isnull=True).only("queues", "device", "memory")
+    return max((devices(w) for w in rows if queue in (w.queues or [])), default=0)
 
 
 def _queues_of(consumer: Any) -> list[str]:

@@ -138,3 +138,17 @@ def test_train_starts_from_the_weights_it_is_given(mlp_file: Path, tmp_path: Pat
     with pytest.raises(UsageError, match="does not fit this graph"):
         cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "1", "--out", str(out),
                    "--weights", str(tmp_path / "short.safetensors")])
+
+
+@pytest.mark.slow  # starts 2 processes: seconds
+def test_train_on_two_processes_writes_the_weights_and_refuses_a_batch_they_cannot_split(
+        mlp_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert cmd_train([str(mlp_file), "--dataset", "digits", "--steps", "10", "--gpus", "2",
+                      "--device", "cpu", "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "model.safetensors").is_file()
+    assert "done after 10 steps in " in capsys.readouterr().err
+    code = cmd_train([str(mlp_file), "--dataset", "digits", "--gpus", "2",
+                      "--batch-size", "33"])
+    assert code == 2
+    assert "batch_size 33 does not split evenly across 2 GPUs" in capsys.readouterr().err

@@ -795,3 +795,67 @@ def test_an_unexpected_error_is_said_in_one_line_without_its_cpp_trace() -> None
         "negative dimension -2: [-2]); the worker's log has the details")
     assert unexpected(KeyError()) == ("the run stopped on an unexpected error (KeyError); "
                                       "the worker's log has the details")
+
+
+def registered_worker(name: str, queues: list[str], device: str,
+                      memory: int | None = None) -> None:
+    from django.utils import timezone
+
+    from compute.jobs.models import Worker
+
+    Worker.objects.create(hostname=name, host="host", queues=queues, device=device,
+                          memory=memory, heartbeat_at=timezone.now())
+
+
+def test_a_run_on_more_gpus_than_any_worker_of_its_queue_has_is_refused(
+        api: APIClient) -> None:
+    graph = new_graph(api)
+    response = post_job(api, graph=graph, dataset="digits",
+                        config={"device": "cuda", "gpus": 2})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == ("config.gpus: 2 GPUs were asked for, but no worker "
+                                        "serves the gpu queue")
+    registered_worker("one@a", ["gpu"], "NVIDIA H100 80GB HBM3", 80 << 30)
+    registered_worker("four@b", ["gpu"], "4 × NVIDIA A10", 24 << 30)
+    registered_worker("cpu@c", ["cpu"], "a CPU, 16 cores")  # another queue's: no help
+    response = post_job(api, graph=graph, dataset="digits",
+                        config={"device": "cuda", "gpus": 8})
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == ("config.gpus: 8 GPUs were asked for, but the gpu queue's "
+                             "workers have at most 4 GPUs")
+    assert body["problems"] == [{"field": "config.gpus", "message": body["error"],
+                                 "node": None}]
+    assert not Job.objects.exists()
+    # The one with four takes it; on the CPU, a worker's cores bound the processes.
+    response = post_job(api, graph=graph, dataset="digits",
+                        config={"device": "cuda", "gpus": 4})
+    assert response.status_code == 201, response.content
+    assert response.json()["config"]["gpus"] == 4
+    response = post_job(api, graph=graph, dataset="digits",
+                        config={"device": "cpu", "gpus": 32})
+    assert response.status_code == 400
+    assert response.json()["error"] == ("config.gpus: 32 CPU cores were asked for, but the "
+                                        "cpu queue's workers have at most 16 CPU cores")
+
+
+def test_a_batch_that_does_not_split_across_the_gpus_is_refused(api: APIClient) -> None:
+    response = post_job(api, graph=new_graph(api), dataset="digits",
+                        config={"device": "cuda", "gpus": 4, "batch_size": 30})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == ("config.batch_size 30 does not split evenly across 4 "
+                                        "GPUs (gpus): give a multiple of 4, such as 28")
+    assert not Job.objects.exists()
+
+
+def test_a_worker_counts_the_devices_it_describes() -> None:
+    import os
+
+    from compute.jobs.models import Worker
+    from compute.jobs.workers import device_of, devices
+
+    this = Worker(device=device_of(["cpu"])[0])  # this machine's CPU, as a worker records it
+    assert devices(this) == (os.cpu_count() or 1)
+    assert devices(Worker(device="8 × NVIDIA H100 80GB HBM3", memory=80 << 30)) == 8
+    assert devices(Worker(device="NVIDIA H100 80GB HBM3", memory=80 << 30)) == 1
+    assert devices(Worker(device="")) == 1  # a row written by hand says nothing: one

@@ -42,11 +42,11 @@ def graph_of(owner: User) -> Graph:
 
 
 def run(owner: User, *, queue_name: str = "cpu", status: str = "queued", priority: int = 0,
-        started: Any = None, finished: Any = None) -> Job:
+        started: Any = None, finished: Any = None, gpus: int = 1) -> Job:
     graph = Graph.objects.filter(owner=owner).first() or graph_of(owner)
     return Job.objects.create(
         owner=owner, graph=graph, version=graph.versions.get(number=1), dataset="digits",
-        config={"steps": 10, "device": "cpu"}, queue=queue_name, time_limit=60,
+        config={"steps": 10, "device": "cpu", "gpus": gpus}, queue=queue_name, time_limit=60,
         total_steps=10, status=status, priority=priority, started_at=started,
         finished_at=finished)
 
@@ -185,6 +185,18 @@ def test_gpu_hours_used_up_hold_a_waiting_gpu_run_at_the_claim(settings: Any, db
                                           "used 1.5")
     with pytest.raises(services.QueueBlocked):
         services.claim_next(queue="gpu", worker="w1@host", pid=1)
+
+
+def test_a_run_on_several_gpus_counts_its_time_once_per_gpu(settings: Any, db: None) -> None:
+    settings.JOB_QUOTA_GPU_HOURS_PER_DAY = 2.0
+    a = make_user("ann")
+    now = timezone.now()
+    run(a, queue_name="gpu", status="succeeded", started=now - timedelta(hours=2),
+        finished=now - timedelta(hours=1, minutes=30), gpus=4)  # half an hour on 4 GPUs
+    waiting = run(a, queue_name="gpu")
+    live_worker(queues=["gpu"])
+    assert queue.wait_reason(waiting) == ("your quota: at most 2 GPU-hours a day; you have "
+                                          "used 2.0")
 
 
 # Quotas at submission

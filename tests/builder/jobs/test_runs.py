@@ -132,6 +132,35 @@ def test_cancel_stops_a_running_run_within_seconds_and_keeps_its_checkpoint(
     assert again.status_code == 409 and "cancelled" in again.json()["error"]
 
 
+def test_a_run_on_two_processes_trains_streams_rank_0s_metrics_once_and_cancels(
+        api: APIClient, worker: Worker) -> None:
+    # gpus on the CPU: two training processes (gloo) spawned from the worker's pool child.
+    graph = new_graph(api, "mlp")
+    job = submit(api, graph, "digits", config={"steps": 40, "gpus": 2, "device": "cpu",
+                                               "log_interval": 10, "eval_interval": 20})
+    done = finished(api, job["id"])
+    assert done["status"] == "succeeded", (done["error"], worker.output()[-2000:])
+    assert done["step"] == 40 and sorted(done["downloads"]) == ["onnx", "pytorch", "weights"]
+    events = all_events(api, job["id"])
+    steps = {name: [e["step"] for e in events if e["type"] == "metric" and e["name"] == name]
+             for name in ("train_loss", "val_loss")}
+    assert steps == {"train_loss": [10, 20, 30, 40], "val_loss": [20, 40]}
+
+    # A cancel reaches both processes: the run stops within seconds with a checkpoint.
+    job = submit(api, graph, "digits", config={"steps": 100_000, "gpus": 2, "device": "cpu",
+                                               "eval_interval": 10_000,
+                                               "checkpoint_interval": 50})
+    wait_for(lambda: api.get(f"/api/jobs/{job['id']}").json()["step"] >= 20, 120,
+             "the run to pass step 20")
+    asked = time.monotonic()
+    assert api.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+    done = finished(api, job["id"], timeout=30)
+    assert time.monotonic() - asked < 10
+    assert done["status"] == "cancelled", done["error"]
+    checkpoints = sorted((Job.objects.get(id=job["id"]).folder / "checkpoints").glob("*"))
+    assert checkpoints and checkpoints[-1].name == f"step-{done['step']:06d}.safetensors"
+
+
 def test_a_queued_run_cancels_at_once(api: APIClient, redis: Any) -> None:
     # No worker takes it (its queue has none): it is cancelled where it waits.
     graph = new_graph(api, "mlp")
