@@ -35,6 +35,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from .datasets import Dataset
+from .reporting import SilentReporter
 
 # The training loop (training._train) and the weights' writer (training.save_weights) come
 # as arguments: training imports this module, not the reverse.
@@ -238,27 +239,7 @@ def _end(processes: list[Any]) -> None:
             process.join()
 
 
-class _Quiet:
-    """The other ranks' reporter: hears nothing, and rank 0's flag says when to stop."""
-
-    def on_metric(self, step: int, name: str, value: float) -> None:
-        pass
-
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
-                     tokens: list[str] | None = None) -> None:
-        pass
-
-    def on_sample(self, step: int, text: str) -> None:
-        pass
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        pass
-
-    def should_stop(self) -> bool:
-        return False
-
-
-class _Relay(_Quiet):
+class _Relay(SilentReporter):
     """Rank 0's reporter: each report to the coordinator's queue; stop when it says so."""
 
     def __init__(self, events: Any, stop: Any) -> None:
@@ -302,7 +283,7 @@ def _rank_main(rank: int, world: int, payload: bytes, rendezvous: str, events: A
         dist.init_process_group(backend, init_method=f"file://{rendezvous}", rank=rank,
                                 world_size=world)
         control = dist.new_group(backend="gloo") if backend != "gloo" else None
-        reporter = _Relay(events, stop) if rank == 0 else _Quiet()
+        reporter = _Relay(events, stop) if rank == 0 else SilentReporter()
         result = loop(model, data, config, reporter, device, checkpoint_dir, resume_from,
                       Ranks(rank, world, control))
         if rank == 0:

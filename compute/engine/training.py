@@ -23,7 +23,7 @@ import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ from .blocks.base import Float
 from .datasets import IGNORE, Dataset, Task
 from .distributed import Ranks, train_distributed
 from .layers import MixtureOfExperts, MultiHeadAttention
+from .reporting import Reporter, SilentReporter
 from .settings import RunSettings, basic, derived, refuse, with_limits
 
 MAX_MAP = 64  # attention maps are pooled down to at most this many rows and columns
@@ -174,46 +175,6 @@ class TrainConfig(RunSettings):
         span = max(1, self.steps - 1 - self.warmup_steps)
         progress = min(1.0, (step - self.warmup_steps) / span)
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-class Reporter(Protocol):
-    """Where a run's progress goes; subclass `SilentReporter` and override what you need.
-
-    `step` is the number of optimizer steps done when the report is made. `on_attention`
-    gets one attention module's weights on a fixed validation example, per head:
-    `maps[head][query][key]`, at most 64×64 (longer sequences are pooled, rows still sum
-    to 1), and `tokens`, the example's tokens, one label per position (see
-    `example_tokens`), when the map's positions are the example's. `on_sample` gets text
-    a character model wrote. `should_stop` is asked before every step; returning True ends
-    the run after the step in progress (with a checkpoint, when checkpoints are kept).
-    """
-
-    def on_metric(self, step: int, name: str, value: float) -> None: ...
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
-                     tokens: list[str] | None = None) -> None: ...
-    def on_sample(self, step: int, text: str) -> None: ...
-    def on_checkpoint(self, step: int, path: Path) -> None: ...
-    def should_stop(self) -> bool: ...
-
-
-class SilentReporter:
-    """A reporter that hears nothing and never stops a run."""
-
-    def on_metric(self, step: int, name: str, value: float) -> None:
-        pass
-
-    def on_attention(self, step: int, node: str, maps: list[list[list[float]]],
-                     tokens: list[str] | None = None) -> None:
-        pass
-
-    def on_sample(self, step: int, text: str) -> None:
-        pass
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        pass
-
-    def should_stop(self) -> bool:
-        return False
 
 
 class LossNotFinite(ValueError):

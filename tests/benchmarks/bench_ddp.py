@@ -18,12 +18,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # run as a script from anywhere
+sys.path.insert(0, str(ROOT))
+
+from compute.engine.reporting import SilentReporter  # noqa: E402 (after the path is set)
 
 
-class Clock:
+class Clock(SilentReporter):
     """A reporter that keeps each step's loss, the reported speed and when each log
     interval's metrics arrived."""
 
@@ -38,18 +40,6 @@ class Clock:
             self.arrived.append((step, time.perf_counter()))
         elif name in ("samples_per_s", "tokens_per_s"):
             self.speed.append(value)
-
-    def on_attention(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def on_sample(self, step: int, text: str) -> None:
-        pass
-
-    def on_checkpoint(self, step: int, path: Path) -> None:
-        pass
-
-    def should_stop(self) -> bool:
-        return False
 
     def steps_per_s(self) -> float:
         (s0, t0), (s1, t1) = self.arrived[1], self.arrived[-1]
@@ -83,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-interval", type=int, default=10)
     p.add_argument("--bf16", action="store_true")
     args = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     import torch
 
     if not args.gpus:

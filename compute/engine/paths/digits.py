@@ -5,7 +5,6 @@ from __future__ import annotations
 from .checks import (
     Canvas,
     Item,
-    Predicate,
     Unmet,
     first,
     need,
@@ -14,7 +13,7 @@ from .checks import (
     shaped,
 )
 from .documents import Sketch
-from .steps import CheckKind, Path, Step
+from .steps import Path, step_maker
 
 PIXELS = 64  # an 8×8 image, one value per pixel
 CLASSES = 10
@@ -136,13 +135,7 @@ def _solutions() -> dict[str, dict[str, object]]:
     return out
 
 
-_SOLUTIONS = _solutions()
-
-
-def _step(step_id: str, title: str, text: str, task: str, check: CheckKind = "canvas",
-          rule: Predicate | None = None, solution: str | None = None) -> Step:
-    return Step(step_id, title, text.strip(), task, check, _SOLUTIONS[solution or step_id],
-                rule)
+_step = step_maker(_solutions())
 
 
 PATH = Path(

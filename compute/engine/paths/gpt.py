@@ -9,7 +9,6 @@ from __future__ import annotations
 from .checks import (
     Canvas,
     Item,
-    Predicate,
     Unmet,
     first,
     need,
@@ -18,7 +17,7 @@ from .checks import (
     shaped,
 )
 from .documents import Sketch
-from .steps import CheckKind, Path, Step
+from .steps import Path, step_maker
 
 T = 32  # characters the model reads at a time
 C = 64  # features per position: the width of the stream
@@ -304,13 +303,7 @@ def _solutions() -> dict[str, dict[str, object]]:
     return out
 
 
-_SOLUTIONS = _solutions()
-
-
-def _step(step_id: str, title: str, text: str, task: str, check: CheckKind = "canvas",
-          rule: Predicate | None = None, solution: str | None = None) -> Step:
-    return Step(step_id, title, text.strip(), task, check, _SOLUTIONS[solution or step_id],
-                rule)
+_step = step_maker(_solutions())
 
 
 PATH = Path(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
@@ -19,6 +20,19 @@ class Step:
     check: CheckKind
     solution: dict[str, Any]  # the whole document after the step
     rule: Predicate | None = None  # a canvas step's own predicate (earlier steps' apply too)
+
+
+def step_maker(solutions: dict[str, dict[str, Any]]) -> Callable[..., Step]:
+    """How a path's file writes its steps: `step(id, title, text, task, check, rule,
+    solution)`, the text stripped, the solution the document of `solution` (a step id,
+    for a step whose canvas is another's) or else of the step's own id."""
+
+    def step(step_id: str, title: str, text: str, task: str, check: CheckKind = "canvas",
+             rule: Predicate | None = None, solution: str | None = None) -> Step:
+        return Step(step_id, title, text.strip(), task, check, solutions[solution or step_id],
+                    rule)
+
+    return step
 
 
 @dataclass(frozen=True)
