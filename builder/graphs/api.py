@@ -280,6 +280,7 @@ class SharedDownloadView(APIView):
 
 class SharedInspectView(APIView):
     permission_classes = [AllowAny]
+    throttle_classes = [AnonymousThrottle]  # a visitor's engine work, counted per address
 
     @extend_schema(operation_id="shared_inspect", responses={200: REPORT, 404: ERROR})
     def get(self, request: Request, token: str) -> Response:
@@ -402,6 +403,7 @@ class GraphSqlView(APIView):
 
 class SharedSqlView(APIView):
     permission_classes = [AllowAny]
+    throttle_classes = [AnonymousThrottle]  # a visitor's engine work, counted per address
 
     @extend_schema(operation_id="shared_sql", request=SqlIn,
                    responses={200: SQL_RESULT, 400: SQL_ERROR, 403: SQL_ERROR, 404: ERROR})

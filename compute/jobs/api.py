@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from builder.accounts.throttles import AnonymousThrottle
 from builder.graphs import selectors as graph_selectors
 from builder.graphs.serializers import SqlIn
 from builder.rest import ERROR, ApiError, parsed, ref
@@ -266,6 +267,8 @@ class SharedJobCardView(APIView):
         return card_response(request, job_id, token)
 class JobEdgesView(APIView):
     permission_classes = [AllowAny]
+    # A share link's visitor runs the model: counted per address like any visitor.
+    throttle_classes = [AnonymousThrottle]
 
     @extend_schema(operation_id="jobs_edges", parameters=[SHARE],
                    responses={200: ref("EdgeValues"), 400: ERROR, 404: ERROR, 409: ERROR})
@@ -281,6 +284,8 @@ class JobEdgesView(APIView):
 
 class JobNextView(APIView):
     permission_classes = [AllowAny]
+    # A share link's visitor runs the model: counted per address like any visitor.
+    throttle_classes = [AnonymousThrottle]
 
     @extend_schema(operation_id="jobs_next", parameters=[SHARE], request=NextIn,
                    responses={200: ref("NextChars"), 400: ERROR, 404: ERROR, 409: ERROR})

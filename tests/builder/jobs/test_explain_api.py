@@ -77,9 +77,10 @@ def gpt_run(api: APIClient) -> Job:
     return trained(api)
 
 
-def next_of(client: APIClient, job: Job, prompt: Any, share: str = "") -> Any:
+def next_of(client: APIClient, job: Job, prompt: Any, share: str = "", **meta: str) -> Any:
     query = f"?share={share}" if share else ""
-    return client.post(f"/api/jobs/{job.id}/next{query}", {"prompt": prompt}, format="json")
+    return client.post(f"/api/jobs/{job.id}/next{query}", {"prompt": prompt}, format="json",
+                       **meta)
 
 
 def test_a_dead_relu_shows_only_zeros_on_its_edge(api, openapi):
@@ -213,3 +214,19 @@ def test_the_loaded_model_is_kept_until_its_weights_change(api, gpt_run):
     assert again is not first
     assert not torch.equal(again.model.state_dict()["head.weight"],
                            first.model.state_dict()["head.weight"])
+
+
+def test_a_share_links_visitors_are_counted_per_address(api, anon, gpt_run, settings):
+    # Running the model for anyone with the link is engine work like inspection: a visitor
+    # without an account is limited per address (SHIPYARD_ANON_INSPECT_RATE); the owner not.
+    token = api.post(f"/api/graphs/{gpt_run.graph_id}/share", {}, format="json").json()["token"]
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": True}, format="json")
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    here = {"REMOTE_ADDR": "198.51.100.77"}
+    assert anon.get(f"/api/jobs/{gpt_run.id}/edges?share={token}", **here).status_code == 200
+    assert next_of(anon, gpt_run, "hello", share=token, **here).status_code == 200
+    assert next_of(anon, gpt_run, "hello", share=token, **here).status_code == 429
+    assert anon.post(f"/api/shared/{token}/sql", {"sql": "SELECT 1"}, format="json",
+                     **here).status_code == 429
+    for _ in range(3):
+        assert next_of(api, gpt_run, "hello", **here).status_code == 200
