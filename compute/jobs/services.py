@@ -262,15 +262,16 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
 
 
 def _check_gpus(gpus: int, queue: str) -> None:
-    """A run on several devices goes to one worker that has them all: refused when no
-    registered worker of its queue has that many (GPUs; cores on the cpu queue)."""
+    """A run on several devices goes to one worker that has them all: refused when the
+    queue's registered workers all have fewer (GPUs; cores on the cpu queue). With none
+    registered it waits, as any run does, for a worker to come (the queue's status says
+    none serves it)."""
     most = workers.most_devices(queue)
-    if most >= gpus:
+    if most == 0 or most >= gpus:
         return
     what = "CPU cores" if queue == "cpu" else "GPUs"
-    has = (f"no worker serves the {queue} queue" if not most
-           else f"the {queue} queue's workers have at most {most} {what}")
-    message = f"config.gpus: {gpus} {what} were asked for, but {has}"
+    message = (f"config.gpus: {gpus} {what} were asked for, but the {queue} queue's workers "
+               f"have at most {most} {what}")
     raise JobError(message, problems=[{"field": "config.gpus", "node": None,
                                        "message": message}])
 

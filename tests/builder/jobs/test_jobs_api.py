@@ -810,11 +810,11 @@ def registered_worker(name: str, queues: list[str], device: str,
 def test_a_run_on_more_gpus_than_any_worker_of_its_queue_has_is_refused(
         api: APIClient) -> None:
     graph = new_graph(api)
+    # No worker registered for the queue yet: the run waits for one, as any run does.
     response = post_job(api, graph=graph, dataset="digits",
                         config={"device": "cuda", "gpus": 2})
-    assert response.status_code == 400, response.content
-    assert response.json()["error"] == ("config.gpus: 2 GPUs were asked for, but no worker "
-                                        "serves the gpu queue")
+    assert response.status_code == 201, response.content
+    Job.objects.all().delete()
     registered_worker("one@a", ["gpu"], "NVIDIA H100 80GB HBM3", 80 << 30)
     registered_worker("four@b", ["gpu"], "4 × NVIDIA A10", 24 << 30)
     registered_worker("cpu@c", ["cpu"], "a CPU, 16 cores")  # another queue's: no help
