@@ -710,10 +710,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _django() -> None:
+    """Django set up for a command; once: a second django.setup() would configure logging
+    again, onto whatever sys.stderr is by then (a caller's capture, closed later)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "builder.settings")
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:
+        django.setup()
 
 
 def cmd_worker_health(args: argparse.Namespace) -> int:

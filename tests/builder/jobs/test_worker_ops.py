@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,21 @@ def test_a_json_logging_worker_names_the_run_on_its_lines_and_passes_its_health_
     done = finished(api, job["id"])
     assert done["status"] == "succeeded", done["error"]
 
-    lines: list[dict[str, Any]] = []
-    for raw in worker.output().splitlines():
-        if raw.startswith("{"):
-            lines.append(json.loads(raw))  # every JSON line parses, one object a line
-    ours = [line for line in lines if line["logger"].startswith("compute.jobs")]
-    started = [line for line in ours if line["message"].startswith(f"job {job['id']}: started")]
-    ended = [line for line in ours if line["message"] == f"job {job['id']}: ended succeeded"]
+    # The row says succeeded a moment before the worker writes its last line: read again
+    # until the line is there.
+    deadline = time.monotonic() + 30
+    while True:
+        lines: list[dict[str, Any]] = []
+        for raw in worker.output().splitlines():
+            if raw.startswith("{"):
+                lines.append(json.loads(raw))  # every JSON line parses, one object a line
+        ours = [line for line in lines if line["logger"].startswith("compute.jobs")]
+        started = [line for line in ours
+                   if line["message"].startswith(f"job {job['id']}: started")]
+        ended = [line for line in ours if line["message"] == f"job {job['id']}: ended succeeded"]
+        if (started and ended) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert started and ended, worker.output()[-3000:]
     assert started[0]["run_id"] == job["id"] and ended[0]["run_id"] == job["id"]
     assert {"time", "level", "logger", "message", "pid"} <= started[0].keys()
