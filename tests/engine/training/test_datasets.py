@@ -179,7 +179,8 @@ def test_uploaded_text_replaces_other_characters_and_needs_enough_of_them() -> N
 def test_the_registry_says_what_each_dataset_gives() -> None:
     for entry in DATASETS.values():
         described = entry.to_dict()
-        assert set(described) == {"name", "kind", "description", "tasks", "gives", "options"}
+        assert set(described) == {"name", "kind", "description", "tasks", "gives", "options",
+                                  "source", "licence"}
         assert described["gives"] and set(described["tasks"]) <= set(ds.TASKS)
         assert described["kind"] in KINDS
     assert DATASETS["modadd"].to_dict()["options"] == {"modulus": "p (default 10)"}
