@@ -141,20 +141,30 @@ export async function open(boot: Boot): Promise<void> {
 /** Keep a draft of unsaved changes; drop it once saved. */
 export function followDrafts(): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const keep = () => {
+    timer = undefined;
+    const s = useEditor.getState();
+    if (s.readOnly || !s.ready || !currentDraftKey) return;
+    if (isDirty(s)) writeDraft(currentDraftKey, { doc: s.doc, base: s.graph?.head ?? null, savedAt: Date.now() });
+    else dropDraft(currentDraftKey);
+  };
   const unsubscribe = useEditor.subscribe(
     (s) => s.doc,
     () => {
       clearTimeout(timer);
-      timer = setTimeout(() => {
-        const s = useEditor.getState();
-        if (s.readOnly || !s.ready || !currentDraftKey) return;
-        if (isDirty(s)) writeDraft(currentDraftKey, { doc: s.doc, base: s.graph?.head ?? null, savedAt: Date.now() });
-        else dropDraft(currentDraftKey);
-      }, 300);
+      timer = setTimeout(keep, 300);
     },
   );
+  // A reload or a closed tab within the debounce would lose the last edit: keep it now.
+  const flush = () => {
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    keep();
+  };
+  window.addEventListener("pagehide", flush);
   return () => {
     clearTimeout(timer);
+    window.removeEventListener("pagehide", flush);
     unsubscribe();
   };
 }
