@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 from collections.abc import Mapping
@@ -609,8 +610,13 @@ def claim_next(*, queue: str, worker: str, pid: int, hint: int | None = None) ->
         if not order.order[queue]:
             return None
         claimed: Job | None = None
+        room = _devices_of(worker)
+        too_big: list[Job] = []
         for job in order.order[queue]:
             if job.id in order.blocked:
+                continue
+            if _devices_asked(job) > room:  # left for a worker with enough devices
+                too_big.append(job)
                 continue
             # The owner's row locked, their running runs counted again: a claim in another
             # queue may have started one of theirs meanwhile.
@@ -626,6 +632,9 @@ def claim_next(*, queue: str, worker: str, pid: int, hint: int | None = None) ->
                 claimed = job
                 break
         if claimed is None:
+            if too_big and not order.blocked:
+                raise QueueBlocked(f"the waiting runs ask for more devices than the "
+                                   f"{room} of the worker {worker}")
             raise OwnerBusy(next((order.blocked[j.id] for j in order.order[queue]
                                   if j.id in order.blocked),
                                  "every waiting run is held by a quota"))
@@ -636,6 +645,19 @@ def claim_next(*, queue: str, worker: str, pid: int, hint: int | None = None) ->
     Job.objects.filter(id=job.id).update(device=job.device)
     events.record_status(job)
     return job
+
+
+def _devices_asked(job: Job) -> int:
+    """The devices a run trains on (`config.gpus`; 1 when it does not say)."""
+    gpus = job.config.get("gpus", 1) if isinstance(job.config, dict) else 1
+    return gpus if isinstance(gpus, int) and gpus >= 1 else 1
+
+
+def _devices_of(worker: str) -> float:
+    """How many devices the worker `worker` may give one run; unlimited when it has not
+    registered (a worker registers when it starts: `workers.register`)."""
+    row = Worker.objects.filter(hostname=worker).only("device", "memory").first()
+    return workers.devices(row) if row is not None else math.inf
 
 
 def _pid_alive(pid: int) -> bool:

@@ -53,9 +53,9 @@ def run(owner: User, *, queue_name: str = "cpu", status: str = "queued", priorit
 
 def live_worker(name: str = "w1@host", queues: list[str] | None = None,
                 **extra: Any) -> Worker:
-    return Worker.objects.create(hostname=name, host="host", queues=queues or ["cpu"],
-                                 pool="prefork", concurrency=1, device="a CPU, 4 cores",
-                                 heartbeat_at=timezone.now(), **extra)
+    return Worker.objects.create(**{
+        "hostname": name, "host": "host", "queues": queues or ["cpu"], "pool": "prefork",
+        "concurrency": 1, "device": "a CPU, 4 cores", "heartbeat_at": timezone.now(), **extra})
 
 
 def ids(jobs: list[Job]) -> list[int]:
@@ -197,6 +197,22 @@ def test_a_run_on_several_gpus_counts_its_time_once_per_gpu(settings: Any, db: N
     live_worker(queues=["gpu"])
     assert queue.wait_reason(waiting) == ("your quota: at most 2 GPU-hours a day; you have "
                                           "used 2.0")
+
+
+def test_a_worker_leaves_a_run_on_more_devices_than_it_has_to_one_that_has_them(
+        db: None) -> None:
+    a, b = make_user("ann"), make_user("ben")
+    big = run(a, queue_name="gpu", gpus=2)
+    small = run(b, queue_name="gpu")
+    live_worker("one@host", ["gpu"], device="1 × NVIDIA H100 80GB HBM3", memory=80 * 2**30)
+    live_worker("two@host", ["gpu"], device="2 × NVIDIA H100 80GB HBM3", memory=80 * 2**30)
+    # The one-GPU worker passes the older two-GPU run and starts ben's.
+    assert services.claim_next(queue="gpu", worker="one@host", pid=1).id == small.id  # type: ignore[union-attr]
+    # With only the big run left it starts nothing, and its token comes back later.
+    with pytest.raises(services.QueueBlocked, match="more devices than the 1 of the worker"):
+        services.claim_next(queue="gpu", worker="one@host", pid=1)
+    assert Job.objects.get(id=big.id).status == "queued"
+    assert services.claim_next(queue="gpu", worker="two@host", pid=1).id == big.id  # type: ignore[union-attr]
 
 
 # Quotas at submission
