@@ -176,8 +176,8 @@ class JobDownloadView(APIView):
         job = selectors.watchable_job_or_404(request.user, job_id,
                                              request.query_params.get("share"))
         fmt = parsed(JobDownloadQuery, request.query_params)["format"]
-        path, filename, content_type = selectors.result_file(job, fmt)
-        return FileResponse(path.open("rb"), as_attachment=True, content_type=content_type,
+        file, filename, content_type = selectors.result_file(job, fmt)
+        return FileResponse(file, as_attachment=True, content_type=content_type,
                             filename=filename)
 
 
