@@ -125,7 +125,7 @@ def _train(job: Job) -> None:
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
     try:  # the latest checkpoint in the store, wherever the last attempt ran
-        resume = store.pull_checkpoints(job)
+        resume = store.pull_checkpoints(job, prune=True)
     except store.StoreError as exc:
         services.finish_job(job, Job.Status.FAILED, error=str(exc))
         return

@@ -262,17 +262,22 @@ def checkpoint_names(job: Job) -> list[str]:
             and "/" not in f]
 
 
-def pull_checkpoints(job: Job) -> Path | None:
-    """The run's latest checkpoint as a local file (copied from the store when missing),
-    the one an attempt resumes from, or None when the store has none. Local checkpoints
-    the store does not hold (older ones it pruned) are deleted, so that the training
-    loop's own pruning sees only these."""
+def pull_checkpoints(job: Job, *, prune: bool = False) -> Path | None:
+    """The run's latest checkpoint as a local file (copied from the store when missing):
+    the one an attempt resumes from, the one the web reads a running run's model from;
+    None when the store has none.
+
+    Local checkpoints older than the store's oldest are deleted (the store pruned them).
+    `prune` (an attempt's start, when nothing else writes the folder) deletes every local
+    one the store does not hold, so that the training loop's own pruning sees only these;
+    a reader keeps newer ones (a worker on its machine may have one it has yet to push)."""
     names = checkpoint_names(job)
     if is_home():
         return job.folder / names[-1] if names else None
     kept = set(names)
     for old in (job.folder / CHECKPOINTS).glob(f"{CHECKPOINT_PREFIX}*{CHECKPOINT_SUFFIX}"):
-        if f"{CHECKPOINTS}/{old.name}" not in kept:
+        name = f"{CHECKPOINTS}/{old.name}"
+        if name not in kept and (prune or (names and name < names[0])):
             old.unlink(missing_ok=True)
     for name in reversed(names):  # the latest that is still there
         path = local(job, name)

@@ -44,9 +44,9 @@ def write(job: Job, name: str, content: bytes) -> None:
 def keys_of(kind: str, s3: Any, job: Job) -> list[str]:
     """The run's keys as the store itself holds them (not through the module)."""
     if kind == "s3":
-        prefix = store.storage().location  # type: ignore[attr-defined]
+        prefix = store.storage().location
         return [k.removeprefix(f"{prefix}/") for k in s3.keys(f"{prefix}/jobs/{job.id}/")]
-    root = Path(store.storage().location)  # type: ignore[attr-defined]
+    root = Path(store.storage().location)
     return sorted(str(p.relative_to(root)) for p in (root / "jobs" / str(job.id)).rglob("*")
                   if p.is_file())
 
@@ -143,8 +143,15 @@ def test_pull_checkpoints_brings_the_latest_one_the_store_holds(remote_store: st
                                                "checkpoints/step-000015.safetensors"]
 
         fresh_folder(job)  # the run resumed on another machine
-        write(job, "checkpoints/step-000003.safetensors", b"old")  # not in the store
-        latest = store.pull_checkpoints(job)
+        write(job, "checkpoints/step-000003.safetensors", b"old")  # pruned from the store
+        write(job, "checkpoints/step-000020.safetensors", b"new")  # not pushed yet
+        # A reader: the newest the store holds; what the store pruned goes, what a worker
+        # on this machine has yet to push stays.
+        assert store.pull_checkpoints(job) == (
+            job.folder / "checkpoints" / "step-000015.safetensors")
+        assert sorted(p.name for p in (job.folder / "checkpoints").iterdir()) == [
+            "step-000015.safetensors", "step-000020.safetensors"]
+        latest = store.pull_checkpoints(job, prune=True)  # an attempt's start
         assert latest == job.folder / "checkpoints" / "step-000015.safetensors"
         assert latest.read_bytes() == b"c15"
         # Only the store's latest is fetched; what the store does not hold is dropped.
