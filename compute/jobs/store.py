@@ -138,8 +138,23 @@ def push(job: Job, names: Iterable[str]) -> None:
     where, folder = storage(), job.folder
     for name in names:
         key = job_key(job, name)
-        with _calling(f"saving {key}"), (folder / name).open("rb") as file:
-            where.save(key, File(file, name=PurePosixPath(name).name))
+        with _calling(f"saving {key}"):
+            if isinstance(where, FileSystemStorage):  # a shared folder: whole or absent
+                _replace(folder / name, Path(where.path(key)))
+            else:  # S3: an object appears whole when its upload ends
+                with (folder / name).open("rb") as file:
+                    where.save(key, File(file, name=PurePosixPath(name).name))
+
+
+def _replace(source: Path, target: Path) -> None:
+    """Copy `source` to `target` under a temporary name, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        shutil.copyfile(source, part)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def forget(job: Job, names: Iterable[str]) -> None:

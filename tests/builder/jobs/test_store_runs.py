@@ -10,6 +10,7 @@ The processes share the database, Redis and the store, nothing else.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,21 @@ def test_a_worker_on_another_home_trains_and_the_web_serves_its_results_from_the
         settings: Any) -> None:
     home = tmp_path / "worker-machine"
     worker: Worker = start_worker(**machine(s3_store, home))
-    job = submit(api, new_graph(api, "mlp"), "digits",
-                 config={"steps": 40, "checkpoint_interval": 10})
     try:
-        done = finished(api, job["id"], timeout=180)
+        no_shared_disk(api, worker, home, s3_store, Path(settings.JOBS_DIR))
     finally:
         worker.stop()
+
+
+def no_shared_disk(api: APIClient, worker: Worker, home: Path, s3: S3Server,
+                   web_jobs: Path) -> None:
+    job = submit(api, new_graph(api, "mlp"), "digits",
+                 config={"steps": 40, "checkpoint_interval": 10, "device": "cpu"})
+    done = finished(api, job["id"], timeout=180)
     assert done["status"] == "succeeded", (done["error"], worker.output()[-3000:])
     assert done["worker"] == worker.name
     run = Job.objects.get(id=done["id"])
-    web_folder = Path(settings.JOBS_DIR) / str(run.id)
+    web_folder = web_jobs / str(run.id)
     assert not web_folder.exists()  # the web's disk never saw the run
 
     # The worker wrote into its own home, and pushed what its folder keeps.
@@ -67,7 +73,7 @@ def test_a_worker_on_another_home_trains_and_the_web_serves_its_results_from_the
     assert kept == ["checkpoints/step-000030.safetensors", "checkpoints/step-000040.safetensors",
                     "model.onnx", "model.pt", "model.py", "model.safetensors"]
     prefix = f"{store.storage().location}/jobs/{run.id}/"
-    assert [k.removeprefix(prefix) for k in s3_store.keys(prefix)] == kept
+    assert [k.removeprefix(prefix) for k in s3.keys(prefix)] == kept
 
     # Downloads stream from the store (no copy in the web's folder).
     weights = api.get(f"/api/jobs/{run.id}/download", {"format": "weights"})
@@ -87,9 +93,23 @@ def test_a_worker_on_another_home_trains_and_the_web_serves_its_results_from_the
     assert sql.json()["rows"][0][0] > 0
     assert files_under(web_folder) == ["model.safetensors"]
 
-    # Deleting the run deletes its keys.
+    # A worker reads them from the store too: a benchmark of these weights, on a worker
+    # machine whose copy of the run is gone.
+    shutil.rmtree(home / "jobs" / str(run.id))
+    bench = api.post("/api/jobs", {"graph": run.graph_id, "kind": "benchmark",
+                                   "weights": run.id, "time_limit": 60,
+                                   "config": {"device": "cpu", "backends": ["eager"],
+                                              "batch_sizes": [1], "repeats": 2,
+                                              "warmup": 1}}, format="json")
+    assert bench.status_code == 201, bench.content
+    measured = finished(api, bench.json()["id"], timeout=120)
+    assert measured["status"] == "succeeded", (measured["error"], worker.output()[-3000:])
+    assert files_under(home / "jobs" / str(run.id)) == ["model.safetensors"]
+
+    # Deleting the run deletes its keys (the benchmark that took its weights first).
+    assert api.delete(f"/api/jobs/{measured['id']}").status_code == 204
     assert api.delete(f"/api/jobs/{run.id}").status_code == 204
-    assert s3_store.keys(prefix) == [] and not web_folder.exists()
+    assert s3.keys(prefix) == [] and not web_folder.exists()
 
 
 TIMEOUT = 15  # the rescuer's heartbeat timeout: longer than an export (test_faults)
