@@ -45,7 +45,7 @@ def keys_of(kind: str, s3: Any, job: Job) -> list[str]:
     """The run's keys as the store itself holds them (not through the module)."""
     if kind == "s3":
         prefix = store.storage().location
-        return [k.removeprefix(f"{prefix}/") for k in s3.keys(f"{prefix}/jobs/{job.id}/")]
+        return [k.removeprefix(f"{prefix}/") for k in s3.list_keys(f"{prefix}/jobs/{job.id}/")]
     root = Path(store.storage().location)
     return sorted(str(p.relative_to(root)) for p in (root / "jobs" / str(job.id)).rglob("*")
                   if p.is_file())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def no_shared_disk(api: APIClient, worker: Worker, home: Path, s3: S3Server,
     assert kept == ["checkpoints/step-000030.safetensors", "checkpoints/step-000040.safetensors",
                     "model.onnx", "model.pt", "model.py", "model.safetensors"]
     prefix = f"{store.storage().location}/jobs/{run.id}/"
-    assert [k.removeprefix(prefix) for k in s3.keys(prefix)] == kept
+    assert [k.removeprefix(prefix) for k in s3.list_keys(prefix)] == kept
 
     # Downloads stream from the store (no copy in the web's folder).
     weights = api.get(f"/api/jobs/{run.id}/download", {"format": "weights"})
@@ -109,7 +110,7 @@ def no_shared_disk(api: APIClient, worker: Worker, home: Path, s3: S3Server,
     # Deleting the run deletes its keys (the benchmark that took its weights first).
     assert api.delete(f"/api/jobs/{measured['id']}").status_code == 204
     assert api.delete(f"/api/jobs/{run.id}").status_code == 204
-    assert s3.keys(prefix) == [] and not web_folder.exists()
+    assert s3.list_keys(prefix) == [] and not web_folder.exists()
 
 
 TIMEOUT = 15  # the rescuer's heartbeat timeout: longer than an export (test_faults)
@@ -154,3 +155,30 @@ def test_a_run_whose_worker_dies_resumes_on_another_home_from_the_stores_checkpo
         assert (other / "jobs" / str(job_id) / "model.safetensors").is_file()
         weights = api.get(f"/api/jobs/{job_id}/download", {"format": "weights"})
         assert weights.status_code == 200 and len(b"".join(weights.streaming_content)) > 1000
+
+
+def test_a_run_whose_store_goes_away_mid_run_fails_at_once_naming_it(
+        api: APIClient, start_worker: Any, tmp_path: Path) -> None:
+    from compute.serve import free_port
+
+    gone = S3Server(free_port(), bucket="goes-away")  # this test's own: it is stopped
+    gone.start()
+    try:
+        worker = start_worker(**{**gone.env(), "SHIPYARD_HOME": str(tmp_path / "machine"),
+                                 "SHIPYARD_S3_TIMEOUT": "1"})
+        job_id = start_run(api, 400)
+        with ends_cleanly(api, job_id, [worker]):
+            wait_for(lambda: any("/checkpoints/" in k for k in gone.list_keys()), 120,
+                     "a checkpoint in the store")
+            gone.stop()
+            stopped = time.monotonic()
+            done = finished(api, job_id, timeout=60)
+            took = time.monotonic() - stopped
+            assert took < 30, took  # its next push fails, after a few quick tries
+            assert done["status"] == "failed", done
+            assert done["attempts"] == 1 and done["step"] < 400
+            assert done["error"].startswith(
+                f"the S3 store (bucket 'goes-away' at {gone.url}) cannot be used ("), done
+            assert f"while saving jobs/{job_id}/checkpoints/step-" in done["error"]
+    finally:
+        gone.stop()
