@@ -313,7 +313,7 @@ def weights_source(*, owner: AbstractBaseUser | None, weights: int,
         raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
                        f"{_a_run(kind)} takes the weights of a finished training run",
                        field="weights")
-    if "weights" not in source.files or _weights_path(source) is None:
+    if "weights" not in source.files or store.local(source, WEIGHTS_FILE) is None:
         raise JobError(f"weights: run {source.id} has no weights file", field="weights")
     return source
 
