@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -107,3 +108,50 @@ def env_rate(name: str, default: str) -> str:
         raise ImproperlyConfigured(f"{name} must be a number of requests per second, minute, "
                                    f"hour or day, such as 120/minute, got {raw!r}")
     return f"{int(count)}/{period}"
+
+
+def shipyard_storage(home: Path) -> dict[str, Any]:
+    """STORAGES["shipyard"], the store of runs' files and uploads (docs/deploy.md):
+    SHIPYARD_STORAGE=filesystem (the default: under SHIPYARD_STORE_DIR, else SHIPYARD_HOME
+    itself) or s3 (SHIPYARD_S3_BUCKET, and SHIPYARD_S3_ENDPOINT_URL, _REGION,
+    _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _PREFIX as needed)."""
+    kind = env_str("SHIPYARD_STORAGE", "filesystem").lower()
+    if kind in ("filesystem", "file", "files"):
+        location = Path(env_str("SHIPYARD_STORE_DIR", str(home))).resolve()
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(location), "allow_overwrite": True}}
+    if kind != "s3":
+        raise ImproperlyConfigured(f"SHIPYARD_STORAGE must be filesystem or s3, got {kind!r}")
+    bucket = env_str("SHIPYARD_S3_BUCKET", "")
+    if not bucket:
+        raise ImproperlyConfigured("SHIPYARD_STORAGE=s3 needs SHIPYARD_S3_BUCKET, the bucket's "
+                                   "name")
+    endpoint = env_str("SHIPYARD_S3_ENDPOINT_URL", "")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured("SHIPYARD_S3_ENDPOINT_URL must be an http:// or https:// "
+                                   f"address, got {endpoint!r}")
+    prefix = env_str("SHIPYARD_S3_PREFIX", "").strip("/")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise ImproperlyConfigured(f"SHIPYARD_S3_PREFIX must be a plain folder such as "
+                                   f"shipyard/prod, got {prefix!r}")
+    from botocore.config import Config
+
+    # A store that does not answer is an error within seconds, not a hang: short
+    # connection and read timeouts, few retries.
+    style = env_str("SHIPYARD_S3_ADDRESSING_STYLE", "path" if endpoint else "auto")
+    if style not in ("auto", "path", "virtual"):
+        raise ImproperlyConfigured("SHIPYARD_S3_ADDRESSING_STYLE must be auto, path or "
+                                   f"virtual, got {style!r}")
+    config = Config(connect_timeout=env_float("SHIPYARD_S3_TIMEOUT", 5.0, minimum=0.1),
+                    read_timeout=env_float("SHIPYARD_S3_TIMEOUT", 5.0, minimum=0.1) * 6,
+                    retries={"max_attempts": 3, "mode": "standard"},
+                    s3={"addressing_style": style}, signature_version="s3v4")
+    options: dict[str, Any] = {
+        "bucket_name": bucket, "location": prefix, "file_overwrite": True,
+        "default_acl": None, "querystring_auth": False, "client_config": config,
+        "region_name": env_str("SHIPYARD_S3_REGION", "") or None,
+        "endpoint_url": endpoint or None,
+        "access_key": env_str("SHIPYARD_S3_ACCESS_KEY_ID", "") or None,
+        "secret_key": env_str("SHIPYARD_S3_SECRET_ACCESS_KEY", "") or None,
+    }
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

@@ -17,6 +17,7 @@ from .env import (
     env_str,
     secret_key,
     shipyard_home,
+    shipyard_storage,
     trusted_proxies,
 )
 from .logs import logging_config
@@ -210,11 +211,16 @@ DJANGO_VITE = {
 WHITENOISE_IMMUTABLE_FILE_TEST = r"^/?static/assets/"
 # An image (docker/) collects the static files at build time, named by content too
 # (admin's, the API docs'): SHIPYARD_STATIC_MANIFEST=1 serves those names, cached for ever.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # The store (compute/jobs/store.py, docs/deploy.md): runs' checkpoints and results,
+    # uploads. SHIPYARD_STORAGE=filesystem (SHIPYARD_HOME, or SHIPYARD_STORE_DIR) or s3.
+    "shipyard": shipyard_storage(SHIPYARD_HOME),
+}
 if env_bool("SHIPYARD_STATIC_MANIFEST", False):
-    STORAGES = {
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-    }
+    STORAGES["staticfiles"] = {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
     WHITENOISE_USE_FINDERS = False
     # Vite's names, and Django's: name.<12 hex digits>.ext.
     WHITENOISE_IMMUTABLE_FILE_TEST = r"(^/?static/assets/)|(\.[0-9a-f]{12}\.\w+$)"

@@ -171,13 +171,14 @@ class JobDownloadView(APIView):
         responses={(200, "application/octet-stream"): OpenApiResponse(
             description="The trained weights (safetensors), the model as ONNX, or as a "
             "PyTorch file (and its weights for it, pytorch_weights); an FPGA run's HLS "
-            "project (hls_project) or Verilog (verilog), as .tar.gz"), 404: ERROR})
+            "project (hls_project) or Verilog (verilog), as .tar.gz"), 404: ERROR,
+        503: ERROR})
     def get(self, request: Request, job_id: int) -> Any:
         job = selectors.watchable_job_or_404(request.user, job_id,
                                              request.query_params.get("share"))
         fmt = parsed(JobDownloadQuery, request.query_params)["format"]
-        path, filename, content_type = selectors.result_file(job, fmt)
-        return FileResponse(path.open("rb"), as_attachment=True, content_type=content_type,
+        file, filename, content_type = selectors.result_file(job, fmt)
+        return FileResponse(file, as_attachment=True, content_type=content_type,
                             filename=filename)
 
 

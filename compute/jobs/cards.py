@@ -20,6 +20,7 @@ from compute.engine.datasets import Dataset
 from compute.engine.graph import Graph
 from compute.engine.manifest import NOT_DECLARED, builtin_manifest, dataset_manifest
 
+from . import store
 from .models import Job, Upload
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ INTENDED_USE = (
 
 def upload_manifest(upload: Upload, dataset: Dataset, *, seed: int = 0) -> dict[str, Any]:
     """The manifest of a run's upload, hashing the file's exact bytes."""
-    content = upload.path.read_bytes()
+    content = store.upload_path(upload).read_bytes()
     csv = upload.kind == Upload.Kind.CSV
     read = (("read as UTF-8",) if csv else
             ("read as UTF-8; bytes that are not UTF-8 become U+FFFD (then '?')",))

@@ -31,9 +31,9 @@ from compute.engine.probe import (
     edge_values,
     next_chars,
 )
-from compute.engine.training import example_tokens, latest_checkpoint
+from compute.engine.training import example_tokens
 
-from . import kinds, services
+from . import kinds, services, store
 from .models import Job, Upload
 from .services import WEIGHTS_FILE, JobError
 
@@ -84,10 +84,10 @@ def _weights_file(job: Job) -> tuple[Path, Literal["final", "checkpoint"]]:
     if job.kind != kinds.TRAIN:
         raise JobError(f"run {job.id} is a {job.kind} run: only a training run has a model "
                        "to look into")
-    final = job.folder / WEIGHTS_FILE
-    if "weights" in job.files and final.is_file():
+    final = store.local(job, WEIGHTS_FILE) if "weights" in job.files else None
+    if final is not None:
         return final, "final"
-    checkpoint = latest_checkpoint(job.folder / "checkpoints")
+    checkpoint = store.pull_checkpoints(job)
     if checkpoint is not None:
         return checkpoint, "checkpoint"
     why = f"it is {job.status}" if not job.finished else f"it {job.status} without any"

@@ -41,7 +41,7 @@ from fpga.hls import (
 from fpga.settings import FpgaSettings
 from fpga.vitis import synthesize, vitis_available
 
-from . import events, services
+from . import events, services, store
 from .lifecycle import (
     SHUTTING_DOWN,
     Publisher,
@@ -297,7 +297,7 @@ def run_fpga(job: Job) -> None:
         run.save()
     except GraphError as exc:
         error = "the graph is not valid: " + "; ".join(str(p) for p in exc.problems)
-    except (WeightsUnfit, DatasetError) as exc:
+    except (WeightsUnfit, DatasetError, store.StoreError) as exc:
         error = str(exc)
     except SoftTimeLimitExceeded:
         error = time_limit_reached(job, run.step)
@@ -309,8 +309,14 @@ def run_fpga(job: Job) -> None:
         error = unexpected(exc)
     finally:
         publisher.close()
+    kept = run.files
+    if kept:
+        try:  # into the store before the row lists them
+            store.push(job, sorted(kept.values()))
+        except store.StoreError as exc:
+            error, ended, kept = str(exc), False, {}
     end_attempt(job, publisher, stop, ended=ended, error=error, step=run.step,
-                files=run.files, done=f"after {run.step} of {job.total_steps} steps",
+                files=kept, done=f"after {run.step} of {job.total_steps} steps",
                 again="its worker shut down; the FPGA run starts again when a worker takes "
                       "it")
 

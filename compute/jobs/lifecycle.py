@@ -30,7 +30,7 @@ from builder.graphs.models import InitialWeights
 from builder.logs import job_context
 from compute.engine import CheckedGraph
 
-from . import events, services
+from . import events, services, store
 from .models import Job
 
 log = logging.getLogger(__name__)
@@ -223,9 +223,9 @@ def run_weights(job: Job, graph: CheckedGraph) -> dict[str, torch.Tensor] | None
     initial weights), checked against the graph it runs; None for fresh ones."""
     if job.weights_of_id is None:
         return version_weights(job.version_id)
-    path = Job(id=job.weights_of_id).folder / services.WEIGHTS_FILE
-    if not path.is_file():
-        raise WeightsUnfit(f"the weights of run {job.weights_of_id} are gone from its folder")
+    path = store.local(Job(id=job.weights_of_id), services.WEIGHTS_FILE)
+    if path is None:
+        raise WeightsUnfit(f"the weights of run {job.weights_of_id} are gone from the store")
     mismatch = services.weights_mismatch(graph, path)
     if mismatch:
         raise WeightsUnfit(f"the weights of run {job.weights_of_id} do not fit this graph: "

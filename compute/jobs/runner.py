@@ -7,7 +7,6 @@ their events, the stop check, the shutdown flag) is in `lifecycle`.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -30,12 +29,11 @@ from compute.engine.training import (
     SilentReporter,
     TrainConfig,
     TrainResult,
-    latest_checkpoint,
     pick_device,
     train_graph,
 )
 
-from . import cards, events, kinds, services
+from . import cards, events, kinds, services, store
 from .fpga_run import run_fpga
 from .lifecycle import (
     SHUTTING_DOWN,
@@ -73,17 +71,26 @@ class JobReporter(StopCheck, SilentReporter):
         self.publisher.put(events.sample_event(step, text))
 
     def on_checkpoint(self, step: int, path: Path) -> None:
+        # Into the store at once: a worker on another machine resumes from it when this
+        # one dies. The store keeps what the folder keeps.
+        store.push(self.publisher.job, [f"{store.CHECKPOINTS}/{path.name}"])
         for old in sorted(path.parent.glob("step-*.safetensors"))[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
+            store.forget(self.publisher.job, [f"{store.CHECKPOINTS}/{old.name}"])
 
 
 def run(job: Job) -> None:
     """Run a claimed job to its end, by its kind, and record the outcome on its row."""
     if job.attempts <= 1:
         # A first attempt starts from nothing. A folder already there was left by another
-        # run with the same id (a database reset or restored while SHIPYARD_HOME was kept):
-        # resuming from its checkpoint would train, or show, someone else's model.
-        shutil.rmtree(job.folder, ignore_errors=True)
+        # run with the same id (a database reset or restored while SHIPYARD_HOME or the
+        # store was kept): resuming from its checkpoint would train, or show, someone
+        # else's model. The store's keys of that id go too.
+        try:
+            store.clear_job(job.id)
+        except store.StoreError as exc:
+            services.finish_job(job, Job.Status.FAILED, error=str(exc))
+            return
     try:
         if job.kind == kinds.BENCHMARK:
             _benchmark(job)
@@ -96,7 +103,11 @@ def run(job: Job) -> None:
         # removed its folder (a checkpoint, the weights) is an orphan. Looked at after the
         # last write, so that a delete at any moment leaves no folder behind.
         if not Job.objects.filter(id=job.id).exists():
-            shutil.rmtree(job.folder, ignore_errors=True)
+            try:
+                store.clear_job(job.id)
+            except store.StoreError as exc:
+                log.warning("job %s was deleted; its files are left in the store: %s",
+                            job.id, exc)
 
 
 def _device_or_fail(job: Job, name: str) -> torch.device | None:
@@ -113,7 +124,11 @@ def _train(job: Job) -> None:
     config = TrainConfig.model_validate(job.config)
     folder = job.folder
     folder.mkdir(parents=True, exist_ok=True)
-    resume = latest_checkpoint(folder / "checkpoints")
+    try:  # the latest checkpoint in the store, wherever the last attempt ran
+        resume = store.pull_checkpoints(job, prune=True)
+    except store.StoreError as exc:
+        services.finish_job(job, Job.Status.FAILED, error=str(exc))
+        return
     device = _device_or_fail(job, config.device)
     if device is None:
         return
@@ -144,6 +159,11 @@ def _train(job: Job) -> None:
                              weights_metadata=metadata)
         if not result.stopped:  # exported while the publisher still beats the heartbeat
             files = export_results(job, folder)
+        if result.weights is not None:  # into the store before the row lists them
+            store.push(job, sorted({services.WEIGHTS_FILE, *result_names(files)}))
+    except store.StoreError as exc:
+        error = str(exc)
+        result = None
     except FitError as exc:
         error = "the dataset does not fit the graph: " + "; ".join(exc.problems)
     except GraphError as exc:
@@ -260,6 +280,15 @@ def _benchmark(job: Job) -> None:
                 done=f"after {done} of {job.total_steps} measurements",
                 again="its worker shut down; the benchmark starts again when a worker "
                       "takes it")
+
+
+def result_names(files: dict[str, str]) -> list[str]:
+    """The file names a run's `files` lists (its results; an "x_error" is no file), with
+    the PyTorch file's weights beside it."""
+    names = [name for key, name in files.items() if not key.endswith("_error")]
+    if files.get("pytorch"):
+        names.append("model.pt")
+    return names
 
 
 def export_results(job: Job, folder: Path) -> dict[str, str]:

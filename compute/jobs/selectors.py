@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
@@ -13,6 +13,7 @@ from django.http import Http404
 
 from builder.graphs.models import ShareLink, hash_token
 
+from . import store
 from .models import AdminAction, Job, JobEvent, Upload
 
 MAX_EVENTS_PER_PAGE = 5000
@@ -95,20 +96,21 @@ RESULT_FILES = {"weights": ("model.safetensors", "application/octet-stream"),
                 "verilog": ("verilog.tar.gz", "application/gzip")}
 
 
-def result_file(job: Job, fmt: str) -> tuple[Path, str, str]:
-    """The path, download name and content type of a run's result `fmt` (one of
-    RESULT_FILES); not found, saying why, when the run has none."""
+def result_file(job: Job, fmt: str) -> tuple[IO[bytes], str, str]:
+    """The file (open, from the store), download name and content type of a run's result
+    `fmt` (one of RESULT_FILES); not found, saying why, when the run has none; a
+    StoreError (503) when the store cannot be reached."""
     key = "pytorch" if fmt == "pytorch_weights" else fmt
     if key not in job.files:
         why = job.files.get(f"{key}_error") or (
             f"the run ended {job.status}" if job.finished else "the run has not ended")
         raise Http404(f"run {job.id} has no {fmt} file: {why}")
     name, content_type = RESULT_FILES[fmt]
-    path = job.folder / name
-    if not path.is_file():
-        raise Http404(f"run {job.id}'s {name} is missing from its folder")
+    file = store.open_file(job, name)
+    if file is None:
+        raise Http404(f"run {job.id}'s {name} is missing from the store")
     stem = f"{job.graph.name}-run{job.id}".replace('"', "").replace(" ", "-")
-    return path, f"{stem}{''.join(path.suffixes)}", content_type
+    return file, f"{stem}{''.join(Path(name).suffixes)}", content_type
 
 
 def events_after(job: Job, since: int, *, types: list[str] | None = None,

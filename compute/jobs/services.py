@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -52,7 +51,7 @@ from fpga.check import fpga_problems, fpga_warnings
 from fpga.rtl import rtl_problems
 from fpga.settings import FpgaSettings
 
-from . import events, kinds, rule, workers
+from . import events, kinds, rule, store, workers
 from .models import Job, Queue, Upload, Worker
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,10 @@ class JobError(ApiError):
 
 def load_upload(upload: Upload, document: dict[str, Any] | CheckedGraph, seed: int = 0) -> Any:
     """The `Dataset` an upload gives for a graph."""
-    text = upload.path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = store.upload_path(upload).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError as exc:
+        raise DatasetError(str(exc)) from None
     if upload.kind == Upload.Kind.CSV:
         return csv_dataset(text, target=upload.target or None, task=upload.task,
                            name=upload.name, seed=seed)
@@ -246,7 +248,7 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
         if weights is not None:
             source = weights_source(owner=owner, weights=weights, graph_id=graph_id,
                                     kind=kind)
-            mismatch = weights_mismatch(graph, source.folder / WEIGHTS_FILE)
+            mismatch = weights_mismatch(graph, _weights_path(source))
             if mismatch:
                 raise JobError(f"the weights of run {source.id} do not fit this graph: "
                                f"{mismatch}", field="weights")
@@ -312,9 +314,15 @@ def weights_source(*, owner: AbstractBaseUser | None, weights: int,
         raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
                        f"{_a_run(kind)} takes the weights of a finished training run",
                        field="weights")
-    if "weights" not in source.files or not (source.folder / WEIGHTS_FILE).is_file():
+    if "weights" not in source.files or store.local(source, WEIGHTS_FILE) is None:
         raise JobError(f"weights: run {source.id} has no weights file", field="weights")
     return source
+
+
+def _weights_path(source: Job) -> Path:
+    """A local copy of a training run's weights (from the store); the caller checked the
+    run kept them (a missing file reads as unreadable)."""
+    return store.local(source, WEIGHTS_FILE) or source.folder / WEIGHTS_FILE
 
 
 def weights_mismatch(graph: CheckedGraph, path: Path) -> str:
@@ -843,9 +851,12 @@ def delete_job(job: Job) -> None:
                        f"{', '.join(map(str, users))}, still queued or running; cancel them "
                        "or wait for them to end", status=409)
     stop_runs([job])
-    folder = job.folder
+    job_id = job.id
     job.delete()
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        store.clear_job(job_id)
+    except store.StoreError as exc:  # the row is gone: the files are orphans, said in the log
+        log.warning("run %s deleted; its files are left in the store: %s", job_id, exc)
 
 
 def stop_runs(jobs: list[Job]) -> None:
@@ -861,7 +872,10 @@ def stop_runs(jobs: list[Job]) -> None:
 def remove_folders(jobs: list[Job]) -> None:
     """The folders of runs whose rows are gone (their graph was deleted)."""
     for job in jobs:
-        shutil.rmtree(job.folder, ignore_errors=True)
+        try:
+            store.clear_job(job.id)
+        except store.StoreError as exc:
+            log.warning("run %s deleted; its files are left in the store: %s", job.id, exc)
 
 
 def graph_deleting(sender: type, *, graph: Graph, **kwargs: Any) -> None:
@@ -921,7 +935,6 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
         raise JobError(str(exc)) from None
     folder = f"{owner.pk}"
     file = f"{folder}/{uuid.uuid4().hex}.{'csv' if kind == 'csv' else 'txt'}"
-    path = settings.UPLOADS_DIR / file
     with transaction.atomic():
         # The owner's row locked: two uploads at once count each other (as submit_job).
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
@@ -930,8 +943,7 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
                                        target=target or "", size=len(content),
                                        summary=summary, file=file, source=source[:500],
                                        licence=licence[:200])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        store.save_upload(file, content)  # a failure undoes the row (StoreError: 503)
     return upload
 
 
@@ -955,5 +967,5 @@ def delete_upload(upload: Upload) -> None:
     if upload.jobs.exists():
         raise JobError(f"{upload.name} is the dataset of {upload.jobs.count()} run(s); "
                        "delete those runs first (DELETE /api/jobs/{id})", status=409)
-    upload.path.unlink(missing_ok=True)
+    store.delete_upload(upload.file)
     upload.delete()

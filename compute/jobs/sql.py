@@ -16,7 +16,7 @@ from builder.graphs import sql as graph_sql
 from builder.graphs.models import Graph
 from compute.engine.sql import SqlResult, TrainedModel
 
-from . import kinds
+from . import kinds, store
 from .models import Job
 from .services import WEIGHTS_FILE, JobError
 
@@ -30,8 +30,8 @@ def run_model(job: Job) -> TrainedModel:
     if not job.finished:
         raise JobError(f"run {job.id} has not ended (it is {job.status}): its weights are "
                        "there once it ends", status=409)
-    path = job.folder / WEIGHTS_FILE
-    if "weights" not in job.files or not path.is_file():
+    path = store.local(job, WEIGHTS_FILE) if "weights" in job.files else None
+    if path is None:
         raise JobError(f"run {job.id} kept no weights (it {job.status})", status=409)
     try:
         state = load_file(str(path))

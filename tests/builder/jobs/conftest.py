@@ -7,6 +7,9 @@ reason).
 `worker` (module): a worker process on
 queue cpu with a fast heartbeat and sweep; `start_worker(**env)` makes more, for the tests
 that kill one.
+`s3` (session): an S3-compatible server (moto's server mode) on a free port, with a bucket;
+`s3_store` points this process's store at it for one test (`remote_store` is either that or
+a file store in another folder than SHIPYARD_HOME).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from realparts import RedisServer, Worker, start_worker_process
+from realparts import RedisServer, S3Server, Worker, point_store_at, start_worker_process
+
+from compute.serve import free_port
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +48,34 @@ def worker(start_worker: Callable[..., Worker]) -> Worker:
     return start_worker()
 
 
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    server = S3Server(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_store(s3: S3Server, settings: Any, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The store is `s3`'s bucket, under a prefix of the test's own."""
+    import uuid
+
+    point_store_at(settings, monkeypatch, s3.env(prefix=f"t-{uuid.uuid4().hex[:8]}"))
+    return s3
+
+
+@pytest.fixture(params=["dir", "s3"])
+def remote_store(request: pytest.FixtureRequest, settings: Any,
+                 monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
+    """A store that is not SHIPYARD_HOME: a folder elsewhere, or the S3 bucket."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_store")
+    else:
+        point_store_at(settings, monkeypatch, {"SHIPYARD_STORAGE": "filesystem",
+                                               "SHIPYARD_STORE_DIR": str(tmp_path / "store")})
+    return str(request.param)

@@ -157,3 +157,58 @@ def finished(api: Any, job_id: int, timeout: float = 240) -> dict[str, Any]:
 
     result: dict[str, Any] = wait_for(done, timeout, f"run {job_id} to end")
     return result
+
+
+@dataclass
+class S3Server:
+    """An S3-compatible server of the tests' own: moto's server mode on loopback, with one
+    bucket. `env` is what points a process's store at it (builder.env.shipyard_storage)."""
+
+    port: int
+    bucket: str = "shipyard-test"
+    server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, prefix: str = "") -> dict[str, str]:
+        return {"SHIPYARD_STORAGE": "s3", "SHIPYARD_S3_BUCKET": self.bucket,
+                "SHIPYARD_S3_ENDPOINT_URL": self.url, "SHIPYARD_S3_REGION": "us-east-1",
+                "SHIPYARD_S3_ACCESS_KEY_ID": "test-key",
+                "SHIPYARD_S3_SECRET_ACCESS_KEY": "test-secret", "SHIPYARD_S3_PREFIX": prefix}
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port,
+                                         verbose=False)
+        self.server.start()
+        self.client().create_bucket(Bucket=self.bucket)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.server = None
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="test-key", aws_secret_access_key="test-secret")
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", ()))
+
+
+def point_store_at(settings: Any, monkeypatch: Any, env: dict[str, str]) -> None:
+    """This process's store as `env` says (builder.env.shipyard_storage reads it), for one
+    test: pytest-django's `settings` puts STORAGES back, and Django's storages with it."""
+    from builder.env import shipyard_storage
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.STORAGES = {**settings.STORAGES,
+                         "shipyard": shipyard_storage(settings.SHIPYARD_HOME)}
