@@ -4,6 +4,7 @@ Run by hand, never collected by pytest, never run in CI.
     .venv/bin/python tests/benchmarks/reliability.py [--only load,fanout,faults,fuzz]
         [--users 50] [--duration 120] [--wait 1] [--ws-clients 200] [--fuzz 10000]
         [--faults kill,redis,dblock,wsdrop,disk] [--lock-seconds 10] [--keep]
+    .venv/bin/python tests/benchmarks/reliability.py --only faults --postgres --faults pgrestart
 
 It starts the real stack as bench_stream.py does (its own redis-server on a free port, the
 migrations, Daphne serving `builder.asgi`, SQLite in a temporary SHIPYARD_HOME, DEBUG off),
@@ -24,9 +25,11 @@ worker (`shipyard worker`'s command line, the cpu queue) for the parts that trai
    redis-server stopped and started again on the same port), dblock (an exclusive SQLite
    lock held --lock-seconds by another connection), wsdrop (the watcher's connection
    aborted mid-run, reconnected 3 s later, backfilled), disk (SHIPYARD_HOME/jobs on a small
-   tmpfs filled to the last byte for --lock-seconds, then freed; needs mount rights). For
-   each: what happened to the run, seconds until it trained again, events lost (gaps in
-   the sequence numbers; what the watcher lacks after backfill), steps lost (resumed from a
+   tmpfs filled to the last byte for --lock-seconds, then freed; needs mount rights); with
+   --postgres the stack runs on a private PostgreSQL cluster and pgrestart restarts it.
+   For each: what happened to the run, seconds until a new training metric is stored, the
+   longest pause in the watcher's live events, events lost (gaps in the sequence numbers;
+   what the watcher lacks after backfill), steps trained again (resumed from a
    checkpoint), whether a cancel then ends it (not stuck) and the error it shows;
 4. fuzz: --fuzz requests in all, half from schemathesis (`schemathesis run` on
    /api/schema with a Bearer token) and half hypothesis-generated hostile graph documents
@@ -45,6 +48,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -155,6 +159,7 @@ def client_main(args: argparse.Namespace) -> int:
     tasks: set[asyncio.Task[None]] = set()
     dropping = [False] * n
     reconnects = {"server_closed": 0, "backfilled": 0, "failed_connects": 0}
+    arrivals: list[float] = []  # client 0's live events, when they came (monotonic)
 
     def backfill(i: int) -> None:
         have = max(live[i], default=0)
@@ -185,6 +190,8 @@ def client_main(args: argparse.Namespace) -> int:
                 errors.append(f"client {i}: {event}")
                 return
             seq = int(event.get("seq", 0))
+            if i == 0:
+                arrivals.append(time.monotonic())
             if seq in live[i]:
                 dupes[i] += 1
             live[i][seq] = now - float(event.get("time") or now)
@@ -264,8 +271,10 @@ def client_main(args: argparse.Namespace) -> int:
                                "lost": len(set(range(1, last + 1)) - held - stored),
                                "dupes": dupes[i]})
         lat = [x for g in live for x in g.values() if x == x]
+        pauses = [b - a for a, b in itertools.pairwise(arrivals)]
         return {"clients": per_client, "latencies": lat, "errors": errors[:10],
-                "connect_s": connect_s, "stored": len(stored), "drop": drop, **reconnects}
+                "connect_s": connect_s, "stored": len(stored), "drop": drop, **reconnects,
+                "longest_pause": max(pauses, default=0.0)}
 
     try:
         result = loop.run_until_complete(run())
@@ -702,20 +711,23 @@ def one_fault(ctx: Context, fault: Fault) -> None:
         t0 = time.monotonic()
         seen = fault.inject(ctx, job_id)
         over = time.monotonic()
-        step1 = ctx.job(job_id)["step"]
+        after = ctx.job(job_id)
+        step1, seq1 = after["step"], after["last_seq"]
         print(f"  at step {step0}: {seen}; fault over after {over - t0:.1f} s (step "
               f"{step1} then)", flush=True)
 
-        def moving(j: dict[str, Any]) -> bool:  # back past the step reached at the fault
-            return j["status"] in TERMINAL or (j["status"] == "running"
-                                               and j["step"] > step1 + 5)
+        def moving(j: dict[str, Any]) -> bool:  # a training metric stored after the fault
+            if j["status"] in TERMINAL:
+                return True
+            page = ctx.api.ok("GET", f"/api/jobs/{job_id}/metrics?since={seq1}&types=metric")
+            return j["status"] == "running" and bool(page["events"])
 
         try:
             job = ctx.wait(job_id, moving, args.recover_timeout, "training again")
             if job["status"] == "running":
                 recovered = time.monotonic() - over
-                outcome = (f"training past step {step1} again {recovered:.1f} s after the "
-                           f"fault ({time.monotonic() - t0:.1f} s after it began), attempt "
+                outcome = (f"a new training metric stored {recovered:.1f} s after the fault "
+                           f"({time.monotonic() - t0:.1f} s after it began), attempt "
                            f"{job['attempts']}")
             else:
                 outcome = f"ended {job['status']}: {job['error']!r}"
@@ -761,6 +773,8 @@ def one_fault(ctx: Context, fault: Fault) -> None:
           + (f"; its socket was closed by the server {result['server_closed']}x and opened "
              f"again, {result['backfilled']} events read back over REST"
              if result["server_closed"] else ""))
+    print(f"  the watcher's longest pause between live events: {result['longest_pause']:.1f} s "
+          f"(the publisher sends at most 10 times a second; a pause over 1 s is the fault's)")
     if result["errors"]:
         print(f"  watcher: {result['errors'][:3]}")
     print(f"  checkpoints kept: {checkpoints[-4:]} ({len(checkpoints)})")
@@ -769,6 +783,8 @@ def one_fault(ctx: Context, fault: Fault) -> None:
     ctx.rows.append(Row(f"fault {fault.what}: recovered in",
                         f"{recovered:.1f} s" if recovered is not None else outcome[:40],
                         "trains again", recovered is not None))
+    ctx.rows.append(Row(f"fault {fault.what}: longest live pause",
+                        f"{result['longest_pause']:.1f} s"))
     ctx.rows.append(Row(f"fault {fault.what}: events lost; stuck",
                         f"{lost}; {'yes' if stuck else 'no'}", "0; no", not lost and not stuck))
     if result["server_closed"]:
