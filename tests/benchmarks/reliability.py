@@ -734,9 +734,13 @@ def one_fault(ctx: Context, fault: Fault) -> None:
         except TimeoutError as exc:
             outcome = f"STUCK: {exc}"
         status, _ = ctx.api.call("POST", f"/api/jobs/{job_id}/cancel")
+        asked = time.monotonic()
+        cancel_s: float | None = None
         try:
             job = ctx.wait(job_id, lambda j: j["status"] in TERMINAL, 120, "ended")
-            ended = f"cancel {status} -> {job['status']} at step {job['step']}"
+            cancel_s = time.monotonic() - asked
+            ended = (f"cancel {status} -> {job['status']} at step {job['step']}, "
+                     f"{cancel_s:.1f} s later")
         except TimeoutError as exc:
             ended = f"cancel {status} -> STUCK ({exc})"
         time.sleep(1)
@@ -779,7 +783,8 @@ def one_fault(ctx: Context, fault: Fault) -> None:
         print(f"  watcher: {result['errors'][:3]}")
     print(f"  checkpoints kept: {checkpoints[-4:]} ({len(checkpoints)})")
     lost = len(gaps) + client["lost"]
-    stuck = "STUCK" in outcome or "STUCK" in ended
+    # A cancel honoured only by the sweep (a minute) means the run was stuck meanwhile.
+    stuck = "STUCK" in outcome or cancel_s is None or cancel_s > 10
     ctx.rows.append(Row(f"fault {fault.what}: recovered in",
                         f"{recovered:.1f} s" if recovered is not None else outcome[:40],
                         "trains again", recovered is not None))
@@ -787,6 +792,9 @@ def one_fault(ctx: Context, fault: Fault) -> None:
                         f"{result['longest_pause']:.1f} s"))
     ctx.rows.append(Row(f"fault {fault.what}: events lost; stuck",
                         f"{lost}; {'yes' if stuck else 'no'}", "0; no", not lost and not stuck))
+    ctx.rows.append(Row(f"fault {fault.what}: a cancel then ends it in",
+                        "never" if cancel_s is None else f"{cancel_s:.1f} s", "< 10 s",
+                        cancel_s is not None and cancel_s < 10))
     if result["server_closed"]:
         ctx.rows.append(Row(f"fault {fault.what}: sockets closed by the server",
                             str(result["server_closed"]), "0", False))
