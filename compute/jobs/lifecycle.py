@@ -39,6 +39,17 @@ CANCEL_POLL_SECONDS = 0.5
 STORE_GIVE_UP_SECONDS = 30.0  # events unstorable for this long: the run fails
 
 
+def reconnect_if_lost() -> None:
+    """Drop this thread's database connection if the server ended it. A task's thread
+    queries nothing while its run trains (the publisher's thread does, on a connection of
+    its own), so its connection sits idle for minutes or hours; a database restarted
+    meanwhile (PostgreSQL) leaves it dead, and Django, which replaces such a connection only
+    after an error on it or at CONN_MAX_AGE, would fail the write of the run's outcome: the
+    run stayed `running` until the sweep found it a minute later. One `SELECT 1` a run."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()  # the next query opens a fresh one
+
+
 class Publisher(threading.Thread):
     """Stores and sends a job's events off the training thread, coalesced, and keeps the
     heartbeat. `stop_reason` turns non-empty when the run must stop: "cancel",
@@ -81,10 +92,12 @@ class Publisher(threading.Thread):
         self.wake.set()
 
     def close(self) -> None:
-        """Send what is left and end the thread."""
+        """Send what is left and end the thread. The caller, the task's thread, writes the
+        run's outcome next, on its own connection: see `reconnect_if_lost`."""
         self.closing.set()
         self.wake.set()
         self.join(timeout=60)
+        reconnect_if_lost()
 
     def run(self) -> None:
         with job_context(self.job.id):  # a new thread: its log lines name the run too
