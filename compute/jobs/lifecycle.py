@@ -15,6 +15,7 @@ once and only a faster flood waits and is coalesced.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import threading
 import time
@@ -251,9 +252,27 @@ def time_limit_reached(job: Job, step: int) -> str:
 
 
 def unexpected(exc: BaseException) -> str:
-    """An error nobody foresaw, in one sentence; its trace goes to the worker's log only."""
+    """An error nobody foresaw, in one sentence; its trace goes to the worker's log only.
+    A full disk is foreseen: said as such, naming the worker's folder."""
+    if disk_full(exc):
+        return (f"the worker's disk is full: no space left on the device of "
+                f"{settings.JOBS_DIR} while writing the run's files ({first_line(exc)}); the "
+                f"checkpoints written before are kept: free space there, then run it again")
     return f"the run stopped on an unexpected error ({first_line(exc)}); the worker's log " \
            "has the details"
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """`exc` (or an error it came from) is a write to a full disk: an OSError ENOSPC, or
+    a library's error that only says so in words (safetensors: "os error 28")."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(exc) or "(os error 28)" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def first_line(exc: BaseException) -> str:

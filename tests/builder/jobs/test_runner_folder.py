@@ -4,6 +4,7 @@ later attempt of the same run does resume from its own checkpoints."""
 
 from __future__ import annotations
 
+import errno
 import shutil
 
 from rest_framework.test import APIClient
@@ -56,3 +57,26 @@ def test_a_later_attempt_keeps_its_own_checkpoints(api):
         assert (job.folder / "checkpoints" / "step-000005.safetensors").is_file()
     finally:
         shutil.rmtree(job.folder, ignore_errors=True)
+
+
+def test_a_full_disk_is_said_as_such_naming_the_folder(settings, tmp_path):
+    """A run that cannot write its files for want of space fails saying so (the
+    reliability figures' "disk full" fault, measured on a tmpfs, ended with an
+    "unexpected error"). The errors are made here as the OS and safetensors raise them."""
+    from safetensors import SafetensorError
+
+    from compute.jobs.lifecycle import unexpected
+
+    settings.JOBS_DIR = tmp_path / "jobs"
+    as_os = OSError(errno.ENOSPC, "No space left on device")
+    as_safetensors = SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)")
+    wrapped = RuntimeError("writing the checkpoint failed")
+    wrapped.__cause__ = as_os
+    for exc in (as_os, as_safetensors, wrapped):
+        error = unexpected(exc)
+        assert error.startswith("the worker's disk is full: no space left on the device of "
+                                f"{tmp_path / 'jobs'} while writing the run's files ("), error
+        assert error.endswith("free space there, then run it again")
+    assert unexpected(KeyError("x")) == ("the run stopped on an unexpected error (KeyError: "
+                                         "'x'); the worker's log has the details")
