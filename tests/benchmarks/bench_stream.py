@@ -226,7 +226,7 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
 
 
 def start_stack(stack: Stack) -> None:
-    from compute.serve import free_port, redis_server_binary, wait_for_port
+    from compute.serve import free_port, redis_server_binary, wait_for_port, web_argv
 
     binary = redis_server_binary()
     if binary is None:
@@ -250,8 +250,9 @@ def start_stack(stack: Stack) -> None:
         raise Invalid(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
 
     web_port = free_port()
-    web = stack.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p",
-                                 str(web_port), "builder.asgi:application"], cwd=ROOT)
+    # As `shipyard up` and the images serve it (SHIPYARD_WEB_PROCESSES in stack.env: that
+    # many Daphne processes under this one).
+    web = stack.start("daphne", web_argv("127.0.0.1", web_port), cwd=ROOT)
     try:
         wait_for_port(web_port, web, "daphne", timeout=60)
     except RuntimeError as exc:

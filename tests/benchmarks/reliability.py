@@ -469,11 +469,16 @@ def part_load(ctx: Context) -> None:
 
 
 def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of `pid` and its children (the web processes under one)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 # ---------------------------------------------------------------------------------------
@@ -932,6 +937,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=50, help="load: API clients (default 50)")
     p.add_argument("--duration", type=float, default=120.0, help="load: seconds (default 120)")
     p.add_argument("--ramp", type=float, default=10.0, help="load: clients started a second")
+    p.add_argument("--web-processes", type=int, default=1,
+                   help="Daphne processes serving the app (SHIPYARD_WEB_PROCESSES, default 1)")
     p.add_argument("--wait", type=float, default=1.0,
                    help="load: a client's mean pause between requests, s (default 1; 0: none)")
     p.add_argument("--ws-clients", type=int, default=200, help="fan-out clients (default 200)")
@@ -992,6 +999,7 @@ def main(argv: list[str] | None = None) -> int:
                DEBUG="false", ALLOWED_HOSTS="localhost,127.0.0.1", LOG_LEVEL="WARNING",
                PYTHONWARNINGS="ignore:No directory at", PYTHONPATH=str(ROOT))
     env.pop("DATABASE_URL", None)
+    env["SHIPYARD_WEB_PROCESSES"] = str(args.web_processes)
     stack = Stack(home, env)
     postgres = Postgres(Path(tempfile.mkdtemp(prefix="shipyard-reliab-pg-"))) \
         if args.postgres else None
@@ -1022,7 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
                                                            "name": "reliab"}, expect=201)["id"]
         cpus = len(os.sched_getaffinity(0))
         print(f"python {sys.version.split()[0]}, {cpus} CPUs; redis-server on "
-              f":{stack.ports['redis']} (append-only), Daphne on :{stack.ports['daphne']}, "
+              f":{stack.ports['redis']} (append-only), Daphne on :{stack.ports['daphne']} "
+              f"({args.web_processes} process{'es' if args.web_processes > 1 else ''}), "
               f"{'PostgreSQL on :' + str(postgres.port) if postgres else 'SQLite (WAL)'} in "
               f"{home}; stack up in {time.perf_counter() - t_all:.1f} s; load "
               f"average {os.getloadavg()[0]:.1f}", flush=True)
