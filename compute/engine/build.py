@@ -18,6 +18,8 @@ import contextlib
 import keyword
 import operator
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -141,6 +143,37 @@ class _Budget:
     measured: dict[Hashable, _Measured] = field(default_factory=dict)
 
 
+class _Measurements:
+    """The measurements of every analysis in this process, the latest MAX kept: an editor
+    inspects the same graph again and again as it is drawn (every edit, the save, the page
+    that shows it), and most of its blocks have not changed since the last time. A key
+    holds all a measurement depends on (the recipe with its values' types, the input
+    specs, whether FLOPs are counted, the dimension limit); a refusal is never kept."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self.kept: OrderedDict[Hashable, _Measured] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: Hashable) -> _Measured | None:
+        with self.lock:
+            found = self.kept.get(key)
+            if found is not None:
+                self.kept.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, measured: _Measured) -> None:
+        with self.lock:
+            self.kept[key] = measured
+            self.kept.move_to_end(key)
+            while len(self.kept) > self.MAX:
+                self.kept.popitem(last=False)
+
+
+_MEASUREMENTS = _Measurements()
+
+
 def analyze(graph: Graph, limits: Limits, *, flops: bool = True) -> Analysis:
     budget = _Budget(limits)
     counter = FlopCounterMode(display=False) if flops else None
@@ -247,12 +280,16 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     ctor = block.construct(node.params, incoming)
     specs = tuple(incoming[port].spec for port in node.input_ports)
     key = _measure_key(ctor, specs)
-    measured = budget.measured.get(key) if key is not None else None
+    shared = (key, counter is not None, budget.limits.max_dim) if key is not None else None
+    measured = None
+    if key is not None and shared is not None:
+        measured = budget.measured.get(key) or _MEASUREMENTS.get(shared)
     if measured is None:
         ports = node.output_ports
         measured = _measure(block, ctor, incoming, specs, ports, budget.limits, counter)
-        if key is not None:
+        if key is not None and shared is not None:
             budget.measured[key] = measured
+            _MEASUREMENTS.put(shared, measured)
     result.params = measured.params
     result.trainable_params = measured.trainable_params
     result.flops = measured.flops
@@ -263,12 +300,20 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
 
 
 def _measure_key(ctor: Ctor, specs: tuple[TensorSpec, ...]) -> Hashable | None:
-    key = (ctor.cls, ctor.args, tuple(sorted(ctor.kwargs.items())), specs)
+    """What a measurement depends on, hashable; None when a value of the recipe is not.
+    Each value goes with its type: 1, 1.0 and True are equal in Python, not as recipes."""
+    key = (ctor.cls, _typed(ctor.args), _typed(tuple(sorted(ctor.kwargs.items()))), specs)
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+def _typed(value: object) -> object:
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_typed(v) for v in value))
+    return (type(value), value)
 
 
 def _measure(block: Block, ctor: Ctor, incoming: dict[str, Incoming],

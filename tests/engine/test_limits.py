@@ -146,6 +146,21 @@ def test_a_weight_dimension_over_max_dim_is_refused() -> None:
     assert "over the limit of 50 (SHIPYARD_MAX_DIM)" in problem["message"]
 
 
+def test_a_graph_inspected_before_under_a_higher_limit_is_still_refused() -> None:
+    """Measurements are kept between inspections (an editor inspects the same graph on
+    every edit): one made under a higher dimension limit does not pass a lower one, and
+    one made without FLOPs does not answer for one with them."""
+    doc = chain([8], node("wide", "Linear", out_features=100))
+    first = inspect_graph(doc, flops=False)
+    assert first["valid"] and first["nodes"]["wide"]["flops"] is None
+    counted = inspect_graph(doc)
+    assert counted["nodes"]["wide"]["flops"] == 2 * 8 * 100
+    again = inspect_graph(doc, limits=Limits(max_dim=50))
+    assert not again["valid"]
+    assert "over the limit of 50 (SHIPYARD_MAX_DIM)" in again["problems"][0]["message"]
+    assert inspect_graph(doc) == counted
+
+
 def test_an_output_dimension_over_max_dim_is_refused() -> None:
     report = inspect_graph(chain([8, 8], node("flat", "Flatten")), limits=Limits(max_dim=50))
     (problem,) = report["problems"]
