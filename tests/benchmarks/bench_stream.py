@@ -269,13 +269,16 @@ class Clients:
 
     def __init__(self, stack: Stack, job_id: int, n: int, token: str) -> None:
         url = f"ws://127.0.0.1:{stack.ports['daphne']}/ws/jobs/{job_id}/"
-        env = dict(stack.env, BENCH_STREAM_TOKEN=token)
+        self.start(stack, n, [sys.executable, str(Path(__file__).resolve()), "--client",
+                              str(n), "--url", url],
+                   dict(stack.env, BENCH_STREAM_TOKEN=token))
+
+    def start(self, stack: Stack, n: int, argv: list[str], env: dict[str, str]) -> None:
+        """Start the client process `argv` and wait until its clients are connected."""
         self.n = n
         self.stack = stack
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--client", str(n), "--url", url],
-            env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            start_new_session=True)
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, start_new_session=True)
         stack.procs.append(("clients", self.proc))  # stopped with the stack, come what may
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until connected (the child times out)
@@ -291,7 +294,7 @@ class Clients:
         self.proc.stdin.write(f"stop {expected}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
-        self.proc.wait(timeout=30)
+        self.close(timeout=30)
         if not line.startswith("result "):
             raise Invalid(f"the client process said {line!r} instead of its result")
         result: dict[str, Any] = json.loads(line[7:])
@@ -299,8 +302,8 @@ class Clients:
             raise Invalid(f"the client process failed: {result['fatal']}")
         return result
 
-    def close(self) -> None:
-        stop_process(self.proc, timeout=5)
+    def close(self, timeout: float = 5.0) -> None:
+        stop_process(self.proc, timeout=timeout)
         self.stack.procs = [(k, p) for k, p in self.stack.procs if p is not self.proc]
 
 

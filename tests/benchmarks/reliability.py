@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench_api import TARGETS_MS
-from bench_stream import Stack, start_stack, stop_process
+from bench_stream import Clients, Stack, start_stack, stop_process
 from report import Invalid, Row, percentile, print_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -286,42 +286,16 @@ def client_main(args: argparse.Namespace) -> int:
     return 0
 
 
-class Watchers:
+class Watchers(Clients):
     """N WebSocket clients on a run, in a child process (this script with --client)."""
 
     def __init__(self, ctx: Context, job_id: int, n: int, drop_at: float = 0.0,
                  drop_for: float = 3.0) -> None:
         url = f"ws://127.0.0.1:{ctx.stack.ports['daphne']}/ws/jobs/{job_id}/"
-        self.stack = ctx.stack
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--client", str(n), "--url", url,
-             "--job", str(job_id), "--drop-at", str(drop_at), "--drop-for", str(drop_for)],
-            env=dict(ctx.stack.env, RELIAB_TOKEN=ctx.api.token), cwd=ROOT,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-        ctx.stack.procs.append(("clients", cast(Any, self.proc)))
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready "):
-            self.close()
-            raise Invalid(f"{n} WebSocket clients could not connect: {line.strip()!r}")
-        self.ready = json.loads(line[6:])
-
-    def finish(self, last_seq: int) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"stop {last_seq}\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        self.close()
-        if not line.startswith("result "):
-            raise Invalid(f"the client process said {line[:200]!r} instead of its result")
-        result: dict[str, Any] = json.loads(line[7:])
-        if "fatal" in result:
-            raise Invalid(f"the client process failed: {result['fatal']}")
-        return result
-
-    def close(self) -> None:
-        stop_process(self.proc, timeout=15)
-        self.stack.procs = [(k, p) for k, p in self.stack.procs if p is not self.proc]
+        self.start(ctx.stack, n, [
+            sys.executable, str(Path(__file__).resolve()), "--client", str(n), "--url", url,
+            "--job", str(job_id), "--drop-at", str(drop_at), "--drop-for", str(drop_for)],
+            dict(ctx.stack.env, RELIAB_TOKEN=ctx.api.token))
 
 
 # ---------------------------------------------------------------------------------------
