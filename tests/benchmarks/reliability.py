@@ -507,6 +507,9 @@ class Fault:
     what: str
     inject: Callable[[Context, int], str]  # does it; returns what it saw; returns when over
     watcher_drop: bool = False
+    # Words of a clear error that may end the run instead (a full disk: the run cannot know
+    # when space comes back, so it fails saying so, its checkpoints kept).
+    may_fail_with: str = ""
 
 
 def inject_kill(ctx: Context, job_id: int) -> str:
@@ -636,7 +639,8 @@ FAULT_TABLE = {
     "redis": Fault("redis", "Redis restarted", inject_redis),
     "dblock": Fault("dblock", "SQLite locked", inject_dblock),
     "wsdrop": Fault("wsdrop", "WebSocket dropped", inject_wsdrop, watcher_drop=True),
-    "disk": Fault("disk", "SHIPYARD_HOME/jobs full", inject_disk),
+    "disk": Fault("disk", "SHIPYARD_HOME/jobs full", inject_disk,
+                  may_fail_with="the worker's disk is full"),
     "pgrestart": Fault("pgrestart", "PostgreSQL restarted", inject_pgrestart),
 }
 
@@ -764,9 +768,12 @@ def one_fault(ctx: Context, fault: Fault) -> None:
     lost = len(gaps) + client["lost"]
     # A cancel honoured only by the sweep (a minute) means the run was stuck meanwhile.
     stuck = "STUCK" in outcome or cancel_s is None or cancel_s > 10
+    clear_end = bool(fault.may_fail_with) and fault.may_fail_with in outcome
     ctx.rows.append(Row(f"fault {fault.what}: recovered in",
                         f"{recovered:.1f} s" if recovered is not None else outcome[:40],
-                        "trains again", recovered is not None))
+                        "trains again" + (f", or fails saying {fault.may_fail_with!r}"
+                                          if fault.may_fail_with else ""),
+                        recovered is not None or clear_end))
     ctx.rows.append(Row(f"fault {fault.what}: longest live pause",
                         f"{result['longest_pause']:.1f} s"))
     ctx.rows.append(Row(f"fault {fault.what}: events lost; stuck",
