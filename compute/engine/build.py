@@ -280,14 +280,14 @@ def _analyze_block(node: Node, result: NodeResult, incoming: dict[str, Incoming]
     ctor = block.construct(node.params, incoming)
     specs = tuple(incoming[port].spec for port in node.input_ports)
     key = _measure_key(ctor, specs)
-    shared = (key, counter is not None, budget.limits.max_dim) if key is not None else None
+    shared = (key, counter is not None, budget.limits.max_dim)
     measured = None
-    if key is not None and shared is not None:
+    if key is not None:
         measured = budget.measured.get(key) or _MEASUREMENTS.get(shared)
     if measured is None:
         ports = node.output_ports
         measured = _measure(block, ctor, incoming, specs, ports, budget.limits, counter)
-        if key is not None and shared is not None:
+        if key is not None:
             budget.measured[key] = measured
             _MEASUREMENTS.put(shared, measured)
     result.params = measured.params
