@@ -246,9 +246,9 @@ def check_run(*, document: Any, kind: str = kinds.TRAIN, owner: AbstractBaseUser
             assert isinstance(run_config, BenchmarkSettings)
             steps = len(run_config.backends) * len(run_config.batch_sizes)
         if weights is not None:
-            source = weights_source(owner=owner, weights=weights, graph_id=graph_id,
-                                    kind=kind)
-            mismatch = weights_mismatch(graph, _weights_path(source))
+            source, local = weights_source(owner=owner, weights=weights, graph_id=graph_id,
+                                           kind=kind)
+            mismatch = weights_mismatch(graph, local)
             if mismatch:
                 raise JobError(f"the weights of run {source.id} do not fit this graph: "
                                f"{mismatch}", field="weights")
@@ -294,11 +294,11 @@ WEIGHTS_FILE = "model.safetensors"  # a training run's weights, in its folder
 
 
 def weights_source(*, owner: AbstractBaseUser | None, weights: int,
-                   graph_id: int | None, kind: str = kinds.BENCHMARK) -> Job:
+                   graph_id: int | None, kind: str = kinds.BENCHMARK) -> tuple[Job, Path]:
     """The training run a benchmark (or an FPGA run: `kind`) takes its weights from: one of
-    `owner`'s, of the graph `graph_id` (unless None), that succeeded and kept its weights.
-    A JobError naming the field `weights` says why not (404 for a run that is not the
-    owner's)."""
+    `owner`'s, of the graph `graph_id` (unless None), that succeeded and kept its weights;
+    and a local copy of them (from the store). A JobError naming the field `weights` says
+    why not (404 for a run that is not the owner's)."""
     source = (Job.objects.filter(owner=owner, id=weights).select_related("graph").first()
               if owner is not None and owner.is_authenticated else None)
     if source is None:
@@ -314,15 +314,10 @@ def weights_source(*, owner: AbstractBaseUser | None, weights: int,
         raise JobError(f"weights: run {source.id} has not succeeded (it is {source.status}); "
                        f"{_a_run(kind)} takes the weights of a finished training run",
                        field="weights")
-    if "weights" not in source.files or store.local(source, WEIGHTS_FILE) is None:
+    local = store.local(source, WEIGHTS_FILE) if "weights" in source.files else None
+    if local is None:
         raise JobError(f"weights: run {source.id} has no weights file", field="weights")
-    return source
-
-
-def _weights_path(source: Job) -> Path:
-    """A local copy of a training run's weights (from the store); the caller checked the
-    run kept them (a missing file reads as unreadable)."""
-    return store.local(source, WEIGHTS_FILE) or source.folder / WEIGHTS_FILE
+    return source, local
 
 
 def weights_mismatch(graph: CheckedGraph, path: Path) -> str:
