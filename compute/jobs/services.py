@@ -882,6 +882,26 @@ def graph_deleting(sender: type, *, graph: Graph, **kwargs: Any) -> None:
     transaction.on_commit(lambda: remove_folders(runs))
 
 
+def user_deleting(sender: type, *, instance: Any, **kwargs: Any) -> None:
+    """The user model's `pre_delete` receiver (connected in JobsConfig.ready): a user's runs
+    and uploads go with their row (cascades); their runs still going are cancelled, and
+    their files (runs' folders, uploaded datasets) are deleted from the store once the
+    deletion is committed, so that no file of a deleted account stays behind."""
+    runs = list(Job.objects.filter(owner=instance))
+    stop_runs(runs)
+    uploads = list(Upload.objects.filter(owner=instance).values_list("file", flat=True))
+
+    def remove() -> None:
+        remove_folders(runs)
+        for file in uploads:
+            try:
+                store.delete_upload(file)
+            except store.StoreError as exc:
+                log.warning("upload %s of a deleted user is left in the store: %s", file, exc)
+
+    transaction.on_commit(remove)
+
+
 def set_published(job: Job, published: bool) -> Job:
     Job.objects.filter(id=job.id).update(published=published)
     if not published:

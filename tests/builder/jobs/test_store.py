@@ -239,3 +239,29 @@ def test_a_result_missing_from_a_reachable_store_is_a_404(api: APIClient,
     response = api.get(f"/api/jobs/{job.id}/download", {"format": "weights"})
     assert response.status_code == 404
     assert "missing from the store" in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_deleting_a_user_deletes_their_runs_files_and_uploads_from_the_store(
+        remote_store: str, s3: Any, api: APIClient, user: Any, other_api: APIClient,
+        django_capture_on_commit_callbacks: Any) -> None:
+    text = "the tide comes in and the tide goes out. " * 20
+    mine = api.post("/api/uploads", {"file": SimpleUploadedFile("tide.txt", text.encode())},
+                    format="multipart").json()
+    theirs = other_api.post("/api/uploads", {"file": SimpleUploadedFile("sea.txt",
+                                                                        text.encode())},
+                            format="multipart").json()
+    keys = {name: store.upload_key(Upload.objects.get(id=u["id"]).file)
+            for name, u in (("mine", mine), ("theirs", theirs))}
+    job = waiting_run(api)  # still queued: deleting the user cancels it first
+    write(job, "model.safetensors", b"w" * 300)
+    store.push(job, ["model.safetensors"])
+    assert keys_of(remote_store, s3, job) == [f"jobs/{job.id}/model.safetensors"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user.delete()
+
+    assert not Job.objects.filter(id=job.id).exists()
+    assert keys_of(remote_store, s3, job) == [] and not job.folder.exists()
+    assert not store.storage().exists(keys["mine"])
+    assert store.storage().exists(keys["theirs"])  # another user's upload stays
