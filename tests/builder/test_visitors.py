@@ -92,6 +92,23 @@ def test_over_the_rate_a_visitor_gets_429_with_retry_after_and_others_do_not(ano
     assert inspect(anon, mlp, **ELSEWHERE).status_code == 200
 
 
+def test_ipv6_visitors_are_counted_by_their_64_network(anon, mlp, settings):
+    # A home or a server holds a whole /64 and may send from any address in it.
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::10").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2:ffff::9").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::11").status_code == 429
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:3::10").status_code == 200
+
+
+def test_an_ipv4_address_written_as_ipv6_is_counted_with_it(anon, mlp, settings):
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.50").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:192.0.2.50").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:c000:232").status_code == 429
+    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.51").status_code == 200
+
+
 def test_the_setting_sets_the_rate(anon, mlp, settings):
     settings.SHIPYARD_ANON_INSPECT_RATE = "5/hour"
     for _ in range(5):
