@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,13 +66,19 @@ def client_address(meta: dict[str, Any]) -> str:
 
 
 IPV6_NETWORK_BITS = 64  # what one subscriber is given at the least, and holds whole
+_WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
 
 
 def counted_address(address: str) -> str:
     """Who a visitor's requests count against: an IPv4 address as it is (also when written
     as IPv6, ::ffff:a.b.c.d), an IPv6 address by its /64 network (one home or server is
     given a whole /64 and may send from any address in it, so counting single addresses
-    would give it 2**64 allowances), anything else as it is."""
+    would give it 2**64 allowances), anything else as it is. A port after the address (some
+    proxies write `203.0.113.7:51234` or `[2001:db8::1]:51234` in X-Forwarded-For) is left
+    out: each connection has another."""
+    with_port = _WITH_PORT.fullmatch(address)
+    if with_port:
+        address = with_port["v6"] or with_port["v4"]
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

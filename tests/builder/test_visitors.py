@@ -109,6 +109,21 @@ def test_an_ipv4_address_written_as_ipv6_is_counted_with_it(anon, mlp, settings)
     assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.51").status_code == 200
 
 
+def test_a_port_a_trusted_proxy_writes_after_the_address_is_left_out(anon, mlp, settings):
+    # Some proxies write "address:port" in X-Forwarded-For: each connection has another port.
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    settings.SHIPYARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for forwarded in ("203.0.113.7:51234", "203.0.113.7:51235"):
+        assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR=forwarded, **proxy).status_code == 200
+    assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR="203.0.113.7",
+                   **proxy).status_code == 429
+    for forwarded in ("[2001:db8:5::1]:443", "[2001:db8:5::2]:444"):
+        assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR=forwarded, **proxy).status_code == 200
+    assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR="2001:db8:5::3",
+                   **proxy).status_code == 429
+
+
 def test_the_setting_sets_the_rate(anon, mlp, settings):
     settings.SHIPYARD_ANON_INSPECT_RATE = "5/hour"
     for _ in range(5):
