@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,6 +63,31 @@ def client_address(meta: dict[str, Any]) -> str:
             return hop
         address = hop
     return address
+
+
+IPV6_NETWORK_BITS = 64  # what one subscriber is given at the least, and holds whole
+_WITH_PORT = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<v4>[0-9.]+):\d+")
+
+
+def counted_address(address: str) -> str:
+    """Who a visitor's requests count against: an IPv4 address as it is (also when written
+    as IPv6, ::ffff:a.b.c.d), an IPv6 address by its /64 network (one home or server is
+    given a whole /64 and may send from any address in it, so counting single addresses
+    would give it 2**64 allowances), anything else as it is. A port after the address (some
+    proxies write `203.0.113.7:51234` or `[2001:db8::1]:51234` in X-Forwarded-For) is left
+    out: each connection has another."""
+    with_port = _WITH_PORT.fullmatch(address)
+    if with_port:
+        address = with_port["v6"] or with_port["v4"]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip.packed, IPV6_NETWORK_BITS), strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
@@ -176,7 +202,8 @@ def anonymous_limit() -> Limit:
 
 class AnonymousThrottle(BaseThrottle):
     """What a visitor without an account may ask of the engine (inspection, the code, SQL on
-    a drawing), per client address: SHIPYARD_ANON_INSPECT_RATE, read on every request,
+    a drawing), per client address (an IPv6 one by its /64: counted_address):
+    SHIPYARD_ANON_INSPECT_RATE, read on every request,
     counted like the login limits (a window that starts at the first request, an atomic
     counter in the shared cache; a refused request is not counted). Requests made with an
     account are not counted. A refused view answers 429 with Retry-After."""
@@ -187,7 +214,8 @@ class AnonymousThrottle(BaseThrottle):
     def allow_request(self, request: Any, view: Any) -> bool:
         if request.user and request.user.is_authenticated:
             return True
-        self.refused = _reserve(anonymous_limit(), client_address(request.META))
+        self.refused = _reserve(anonymous_limit(),
+                                counted_address(client_address(request.META)))
         return self.refused is None
 
     def wait(self) -> float | None:

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from builder.rest import ERROR, ApiError, ref
 from compute.engine import paths
 
-from .api import InspectView
+from .api import THROTTLED, InspectView
 from .models import PathProgress
 from .schema import GRAPH_DOCUMENT_REF
 
@@ -108,7 +108,8 @@ class PathStepCheckView(APIView):
 
     @extend_schema(operation_id="path_step_check",
                    request={"application/json": GRAPH_DOCUMENT_REF},
-                   responses={200: ref("StepCheck"), 400: ERROR, 404: ERROR, 413: ERROR})
+                   responses={200: ref("StepCheck"), 400: ERROR, 404: ERROR, 413: ERROR,
+                              429: THROTTLED})
     def post(self, request: Request, name: str, step_id: str) -> Response:
         """Whether the document does what the step asks (and the steps before it): one
         sentence, and the node it is about."""

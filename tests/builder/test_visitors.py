@@ -92,6 +92,38 @@ def test_over_the_rate_a_visitor_gets_429_with_retry_after_and_others_do_not(ano
     assert inspect(anon, mlp, **ELSEWHERE).status_code == 200
 
 
+def test_ipv6_visitors_are_counted_by_their_64_network(anon, mlp, settings):
+    # A home or a server holds a whole /64 and may send from any address in it.
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::10").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2:ffff::9").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::11").status_code == 429
+    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:3::10").status_code == 200
+
+
+def test_an_ipv4_address_written_as_ipv6_is_counted_with_it(anon, mlp, settings):
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.50").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:192.0.2.50").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:c000:232").status_code == 429
+    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.51").status_code == 200
+
+
+def test_a_port_a_trusted_proxy_writes_after_the_address_is_left_out(anon, mlp, settings):
+    # Some proxies write "address:port" in X-Forwarded-For: each connection has another port.
+    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
+    settings.SHIPYARD_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for forwarded in ("203.0.113.7:51234", "203.0.113.7:51235"):
+        assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR=forwarded, **proxy).status_code == 200
+    assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR="203.0.113.7",
+                   **proxy).status_code == 429
+    for forwarded in ("[2001:db8:5::1]:443", "[2001:db8:5::2]:444"):
+        assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR=forwarded, **proxy).status_code == 200
+    assert inspect(anon, mlp, HTTP_X_FORWARDED_FOR="2001:db8:5::3",
+                   **proxy).status_code == 429
+
+
 def test_the_setting_sets_the_rate(anon, mlp, settings):
     settings.SHIPYARD_ANON_INSPECT_RATE = "5/hour"
     for _ in range(5):

@@ -275,6 +275,30 @@ def test_many_candidate_blocks_are_checked_in_bounded_time() -> None:
     assert time.monotonic() - started < 20
 
 
+def test_many_walks_along_one_long_chain_of_repeats_are_checked_in_bounded_time() -> None:
+    """1,000 Repeats in a row, each passing its input through, then 1,900 blocks reading
+    the last: every block's source lies at the chain's far end. Each check took 5 to 10 s
+    when every walk followed the chain anew (inspecting the document takes 0.2 s)."""
+    document = _solution("gpt", "positions")
+    document["edges"] = [e for e in document["edges"] if e["to"] != "logits"]
+    previous = "wpe"
+    for i in range(1_000):
+        body = {"nodes": [{"id": "x", "type": "Input"}, {"id": "y", "type": "Output"}],
+                "edges": [{"from": "x", "to": "y"}]}
+        document["nodes"].append({"id": f"r{i}", "type": "Repeat", "graph": body})
+        document["edges"].append({"from": previous, "to": f"r{i}"})
+        previous = f"r{i}"
+    for i in range(1_900):
+        document["nodes"].append({"id": f"u{i}", "type": "ReLU"})
+        document["edges"].append({"from": previous, "to": f"u{i}"})
+    document["edges"].append({"from": previous, "to": "logits"})
+    started = time.monotonic()
+    for step in _steps("gpt"):
+        result = check_step("gpt", step["id"], document)
+        assert result["passed"] is (step["id"] in ("tokens", "embedding", "positions"))
+    assert time.monotonic() - started < 20
+
+
 def _mutations(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     out = copy.deepcopy(document)
     nodes, edges = out["nodes"], out["edges"]

@@ -94,7 +94,9 @@ class Canvas:
         self._upstream: dict[str, frozenset[str]] = {}
         self._downstream: dict[str, frozenset[str]] = {}
         self._consumers: dict[str, list[Item]] | None = None
-        self._sources: dict[tuple[str, str, frozenset[str]], Item | None] = {}
+        self._first_output: dict[str, Item] = {}  # container path -> its first Output
+        # (edge's start: node path and output port, types seen through) -> what it gives
+        self._sources: dict[tuple[tuple[str, str], frozenset[str]], Item | None] = {}
         if not isinstance(document, dict):
             self.problems = ["a graph document is a JSON object"]
             return
@@ -129,6 +131,8 @@ class Canvas:
             self.items[path] = item
             if container is not None:
                 self.children.setdefault(container, []).append(item)
+                if node.type == "Output":
+                    self._first_output.setdefault(container, item)
             if node.graph is not None:
                 self._flatten(node.graph, entry.get("body", {}).get("nodes", {}),
                               prefix=path + "/", container=path)
@@ -144,25 +148,27 @@ class Canvas:
         """What feeds `item`'s port: the node whose output arrives there, seen through
         nested graphs' edges (into a Repeat, out of it) and through the types in `through`
         (such as Dropout). None when nothing is wired in."""
-        skip = frozenset(through)
-        key = (item.path, port, skip)
-        if key not in self._sources:
-            self._sources[key] = self._source(item, port, skip)
-        return self._sources[key]
+        return self._resolve(item.feeds.get(port), frozenset(through))
 
-    def _source(self, item: Item, port: str, skip: frozenset[str]) -> Item | None:
-        at: tuple[str, str] | None = item.feeds.get(port)
+    def _resolve(self, at: tuple[str, str] | None, skip: frozenset[str]) -> Item | None:
+        """The node an edge starting at `at` (a node's path and output port) really comes
+        from. Every point walked past keeps the answer: walks that share a long chain (of
+        Repeats, or of Dropouts seen through) follow it once in all, not once each."""
+        walked: list[tuple[tuple[str, str], frozenset[str]]] = []
+        found: Item | None = None
         for _ in range(len(self.items) + 1):  # each step moves to another node: bounded
             if at is None:
-                return None
+                break
+            key = (at, skip)
+            if key in self._sources:
+                found = self._sources[key]
+                break
+            walked.append(key)
             src = self.items.get(at[0])
             if src is None:
-                return None
-            inner_out = f"{src.path}/{at[1]}" if src.type == "Custom" else None
+                break
             if src.node.graph is not None:  # out of a Repeat or Custom: its Output's feed
-                outputs = [i for i in self._children(src) if i.type == "Output"]
-                chosen = [o for o in outputs if o.path == inner_out] or outputs[:1]
-                at = chosen[0].feeds.get("in") if chosen else None
+                at = self._output_feed(src, at[1])
                 continue
             if src.type == "Input" and src.container is not None:  # into a nested graph
                 outer = self.items[src.container]
@@ -171,8 +177,19 @@ class Canvas:
             if src.type in skip:
                 at = src.feeds.get("in")
                 continue
-            return src
-        return None
+            found = src
+            break
+        for key in walked:
+            self._sources[key] = found
+        return found
+
+    def _output_feed(self, holder: Item, port: str) -> tuple[str, str] | None:
+        """What feeds the Output inside `holder` that gives its `port`: a Custom's Output
+        of that name, else the first Output in the body."""
+        named = self.items.get(f"{holder.path}/{port}") if holder.type == "Custom" else None
+        if named is None or named.type != "Output" or named.container != holder.path:
+            named = self._first_output.get(holder.path)
+        return named.feeds.get("in") if named is not None else None
 
     def _children(self, item: Item) -> list[Item]:
         return self.children.get(item.path, [])
