@@ -178,13 +178,15 @@ class Attempt:
 def login_attempt(*, username: str, address: str) -> Attempt:
     from_here, anywhere, per_address = login_limits()
     account = username.strip().casefold()
+    address = counted_address(address)  # an IPv6 guesser by its /64, as visitors are
     # (The address after the name: a name holds any character, an address no NUL.)
     return Attempt([(from_here, f"{account}\0{address}"), (anywhere, account),
                     (per_address, address)])
 
 
 def signup_attempt(*, address: str) -> Attempt:
-    return Attempt([(signup_limit(), address)])
+    # An IPv6 address by its /64: one home could otherwise make accounts without end.
+    return Attempt([(signup_limit(), counted_address(address))])
 
 
 def refusal(what: str, wait: int) -> str:

@@ -178,3 +178,23 @@ def test_logins_still_work_while_redis_is_down_and_the_log_says_so(
     assert token(anon, "ada", "wrong").status_code == 401
     assert token(anon, "ada", password).status_code == 201
     assert "the cache cannot be reached; login-account is not counted" in caplog.text
+
+
+def test_sign_ups_and_failed_logins_count_an_ipv6_client_by_its_64_network(
+        user: User, password: str) -> None:
+    """One home holds a whole /64: a new address in it is no new allowance."""
+    for i in range(5):
+        assert signup(Client(), f"six{i}", password,
+                      REMOTE_ADDR=f"2001:db8:1:2::{i + 1:x}").status_code == 302
+    refused = signup(Client(), "six5", password, REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert refused.status_code == 429
+    assert signup(Client(), "six5", password, REMOTE_ADDR="2001:db8:1:3::1").status_code == 302
+
+    client = Client()
+    for i in range(10):
+        client.post("/accounts/login/", {"username": user.username, "password": "wrong"},
+                    REMOTE_ADDR=f"2001:db8:9:9::{i + 1:x}")
+    blocked = client.post("/accounts/login/", {"username": user.username,
+                                               "password": password},
+                          REMOTE_ADDR="2001:db8:9:9:abcd::1")
+    assert blocked.status_code == 429
