@@ -173,6 +173,17 @@ def test_a_run_without_weights_yet_is_409(api):
     assert response.status_code == 409 and "no weights yet" in response.json()["error"]
 
 
+@pytest.mark.parametrize("damage", ["cut in half", "not safetensors"])
+def test_a_weights_file_that_cannot_be_read_is_409_saying_so(api, damage):
+    job = trained(api, "mlp", "digits")
+    path = job.folder / "model.safetensors"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2] if damage == "cut in half" else b"garbage" * 10)
+    for response in (api.get(f"/api/jobs/{job.id}/edges"), next_of(api, job, "hello")):
+        assert response.status_code == 409, response.content
+        assert "weights cannot be loaded" in response.json()["error"]
+
+
 def test_a_running_run_answers_from_its_latest_checkpoint(api):
     job = queued(api, "mlp", "digits")
     model = compile_graph(load_starter("mlp"), seed=1)
