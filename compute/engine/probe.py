@@ -254,6 +254,13 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
     try:
         out = model(x)
         maps = capture_attention(model, x, pool=False)
+    except RuntimeError as exc:  # e.g. a model whose layers mix exactly T positions
+        if len(ids) < window:
+            raise ProbeError(f"this model reads exactly {window} characters and cannot read "
+                             f"the {len(ids)} of the prompt: type at least {window}") from None
+        raise ProbeError(f"the model could not read the prompt: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != (1, len(ids)):

@@ -172,3 +172,18 @@ def test_next_chars_refuses_a_model_that_is_not_a_text_model() -> None:
         next_chars(model, vocab, "hello")
     with pytest.raises(ProbeError, match="not a text"):
         next_chars(model, make_dataset("digits"), "hello")
+
+
+def test_a_model_that_reads_exactly_t_characters_asks_for_that_many() -> None:
+    # Its Linear mixes the T positions' embeddings together, so it cannot read fewer.
+    graph = chain([8], node("emb", "Embedding", num_embeddings=128, embedding_dim=4),
+                  node("flat", "Reshape", shape=[32]),
+                  node("mix", "Linear", out_features=8 * 128),
+                  node("back", "Reshape", shape=[8, 128]), dtype="int64")
+    model = compile_graph(load_graph(graph), seed=0)
+    vocab = Vocabulary.text()
+    assert len(next_chars(model, vocab, "abcdefgh")["top"]) == 5
+    with pytest.raises(ProbeError, match="reads exactly 8 characters and cannot read the 2 "
+                                         "of the prompt: type at least 8"):
+        next_chars(model, vocab, "hi")
+    assert model.training, "the model is left as it was found"
