@@ -214,6 +214,36 @@ def test_a_published_run_answers_through_a_share_link_only(api, anon, gpt_run):
     assert next_of(anon, gpt_run, "hello", share="nope").status_code == 404
 
 
+def test_a_share_link_opens_only_its_graphs_published_runs_while_both_last(
+        api, other_api, anon, gpt_run):
+    # Every view of a run's model and data goes through the same door: another graph's
+    # live link (one the visitor made himself) opens nothing, nor does a link once the
+    # run is unpublished or the link revoked.
+    Job.objects.filter(id=gpt_run.id).update(manifest={"name": "shakespeare"})
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": True}, format="json")
+    mine = other_api.post("/api/graphs", {"starter": "mlp"}, format="json").json()["id"]
+    foreign = other_api.post(f"/api/graphs/{mine}/share", {}, format="json").json()["token"]
+    link = api.post(f"/api/graphs/{gpt_run.graph_id}/share", {}, format="json").json()
+
+    def statuses(client: APIClient, token: str) -> list[int]:
+        job = gpt_run.id
+        return [client.get(f"/api/jobs/{job}/edges?share={token}").status_code,
+                next_of(client, gpt_run, "hello", share=token).status_code,
+                client.get(f"/api/jobs/{job}/manifest?share={token}").status_code,
+                client.get(f"/api/jobs/{job}/card?share={token}").status_code,
+                client.get(f"/api/shared/{token}/jobs/{job}/manifest").status_code,
+                client.get(f"/api/shared/{token}/jobs/{job}/card").status_code]
+
+    assert statuses(anon, link["token"]) == [200] * 6
+    assert statuses(anon, foreign) == [404] * 6
+    assert statuses(other_api, foreign) == [404] * 6
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": False}, format="json")
+    assert statuses(anon, link["token"]) == [404] * 6
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": True}, format="json")
+    api.delete(f"/api/graphs/{gpt_run.graph_id}/share/{link['id']}")
+    assert statuses(anon, link["token"]) == [404] * 6
+
+
 def test_the_loaded_model_is_kept_until_its_weights_change(api, gpt_run):
     first = explain.loaded(gpt_run)
     assert explain.loaded(gpt_run) is first
