@@ -176,6 +176,22 @@ def test_hostile_sources_and_licences_are_refused_naming_the_field(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("name", "content"), [
+    ("tide.txt", ("The tide came in. " * 40 + "\x00 and went out.").encode()),
+    ("points.csv", CSV.replace("yes", "y\x00s", 1).encode()),
+])
+def test_a_file_with_a_nul_character_is_refused_and_not_kept(
+        api: APIClient, name: str, content: bytes) -> None:
+    # Its characters would be the manifest's vocabulary, which PostgreSQL's JSON refuses.
+    response = upload(api, name, content)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == (
+        f"{name} holds a NUL character (byte {content.index(0):,}); a text or a CSV has "
+        "none: is it a binary file?")
+    assert api.get("/api/uploads").json() == []
+
+
+@pytest.mark.django_db
 def test_sources_in_words_or_web_addresses_are_kept(api: APIClient) -> None:
     words = upload(api, "a.csv", CSV.encode(), source="Collected by hand: my garden, 2024",
                    licence="CC-BY-4.0")
