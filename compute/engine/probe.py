@@ -39,6 +39,11 @@ class ProbeError(ValueError):
     """A model or an input that a probe cannot read, in one sentence for the user."""
 
 
+class DivergedError(ProbeError):
+    """The model's weights give scores that are not numbers (NaN, infinity): no input fixes
+    that."""
+
+
 class Histogram(TypedDict):
     edges: list[float]  # BINS + 1 bin edges, ascending; [v, v] for a constant
     counts: list[int]  # values in each bin (the last bin includes its right edge)
@@ -270,6 +275,9 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
         raise ProbeError(f"the model scores {out.shape[-1]} characters, fewer than the "
                          f"{vocab.size} of its text")
     probs = out[0, -1].float().softmax(-1)[: vocab.size].cpu()
+    if not bool(torch.isfinite(probs).all()):  # a score NaN or +inf (-inf is p = 0)
+        raise DivergedError("the model's scores for the next character are not numbers "
+                            "(NaN or infinity): its weights diverged, so it predicts nothing")
     p, index = probs.topk(k)
     top: list[NextTop] = [{"char": vocab.decode([int(i)]), "p": round(float(q), 6)}
                           for q, i in zip(p, index, strict=True)]
@@ -290,6 +298,7 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
 
 __all__ = [
     "BINS",
+    "DivergedError",
     "EdgeStats",
     "NextChars",
     "ProbeError",

@@ -24,6 +24,7 @@ from typing_extensions import TypedDict  # pydantic reads the schema from it (Py
 from compute.engine import GraphError, compile_graph, compiled_info
 from compute.engine.datasets import DATASETS, Dataset, DatasetError, dataset_for
 from compute.engine.probe import (
+    DivergedError,
     EdgeStats,
     NextChars,
     ProbeError,
@@ -194,5 +195,7 @@ def next_of(job: Job, prompt: Any) -> NextChars:
     try:
         with model.lock:
             return next_chars(model.model, model.vocab, prompt, k=5)
+    except DivergedError as exc:  # the run's weights, not the prompt
+        raise JobError(str(exc), status=409) from None
     except ProbeError as exc:
         raise JobError(str(exc), field="prompt") from None

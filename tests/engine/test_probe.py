@@ -11,6 +11,7 @@ from compute.engine.datasets import dataset_for, make_dataset
 from compute.engine.probe import (
     BINS,
     MAX_COUNTED,
+    DivergedError,
     ProbeError,
     Vocabulary,
     edge_values,
@@ -187,3 +188,11 @@ def test_a_model_that_reads_exactly_t_characters_asks_for_that_many() -> None:
                                          "of the prompt: type at least 8"):
         next_chars(model, vocab, "hi")
     assert model.training, "the model is left as it was found"
+
+
+def test_a_model_whose_weights_diverged_says_so_instead_of_predicting() -> None:
+    model = compile_graph(load_starter("char_gpt"), seed=0)
+    with torch.no_grad():
+        model.get_submodule("head").weight.fill_(float("nan"))  # type: ignore[operator]
+    with pytest.raises(DivergedError, match="weights diverged"):
+        next_chars(model, Vocabulary.text(), "hello")

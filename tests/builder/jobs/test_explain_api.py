@@ -184,6 +184,18 @@ def test_a_weights_file_that_cannot_be_read_is_409_saying_so(api, damage):
         assert "weights cannot be loaded" in response.json()["error"]
 
 
+def test_a_run_whose_weights_diverged_says_so_instead_of_failing(api):
+    job = trained(api)
+    model = compile_graph(load_starter("char_gpt"), seed=3)
+    torch.nn.init.constant_(model.get_submodule("head").weight, float("nan"))  # type: ignore[arg-type]
+    save_weights(model, job.folder / "model.safetensors")
+    response = next_of(api, job, "hello")
+    assert response.status_code == 409, response.content
+    assert "weights diverged" in response.json()["error"]
+    edges = api.get(f"/api/jobs/{job.id}/edges").json()["edges"]
+    assert edges["head.out"]["mean"] is None and edges["head.out"]["nonfinite"] == 64 * 128
+
+
 def test_a_running_run_answers_from_its_latest_checkpoint(api):
     job = queued(api, "mlp", "digits")
     model = compile_graph(load_starter("mlp"), seed=1)
