@@ -84,7 +84,9 @@ def summarize(t: torch.Tensor, bins: int = BINS) -> EdgeStats:
         if lo == hi:
             histogram = {"edges": [lo, hi], "counts": [finite.numel()]}
         else:
-            counts, edges = torch.histogram(finite, bins=bins, range=(lo, hi))
+            # In float64: float32's hi - lo overflows for values near its largest (a
+            # model about to diverge), and the bin edges became inf and NaN.
+            counts, edges = torch.histogram(finite.double(), bins=bins, range=(lo, hi))
             histogram = {"edges": [float(e) for e in edges],
                          "counts": [int(c) for c in counts]}
     return {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),

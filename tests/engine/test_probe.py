@@ -3,6 +3,8 @@ characters a character model predicts after a prompt (compute/engine/probe.py)."
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -63,7 +65,7 @@ def test_every_edge_matches_what_torch_computes() -> None:
         assert got["mean"] == pytest.approx(tensor.mean().item(), abs=1e-6)
         assert got["std"] == pytest.approx(tensor.std(correction=0).item(), abs=1e-6)
         assert got["zeros"] == pytest.approx((tensor == 0).float().mean().item())
-        counts, edges = torch.histogram(tensor.detach().flatten(), bins=BINS)
+        counts, edges = torch.histogram(tensor.detach().flatten().double(), bins=BINS)
         assert got["histogram"]["counts"] == counts.long().tolist()
         assert got["histogram"]["edges"] == pytest.approx(edges.tolist())
         assert sum(got["histogram"]["counts"]) == tensor.numel()
@@ -84,6 +86,17 @@ def test_summary_leaves_out_values_that_are_not_finite() -> None:
     got = summarize(torch.tensor([1.0, float("nan"), 3.0, float("inf")]))
     assert (got["mean"], got["std"], got["nonfinite"]) == (2.0, 1.0, 2)
     assert summarize(torch.tensor([float("nan")]))["mean"] is None
+
+
+def test_values_near_float32s_largest_give_finite_figures() -> None:
+    # A model about to diverge: its float32 range (6e38) is more than float32 holds.
+    got = summarize(torch.tensor([-3e38, 1.0, 3e38]))
+    edges = got["histogram"]["edges"]
+    largest = float(torch.tensor(3e38))  # as float32 has it
+    assert all(math.isfinite(e) for e in edges) and edges[0] == -largest
+    assert edges[-1] == largest
+    assert sum(got["histogram"]["counts"]) == 3
+    assert got["std"] is not None and math.isfinite(got["std"])
 
 
 def test_a_huge_value_is_summarized_from_a_sample_of_it() -> None:
