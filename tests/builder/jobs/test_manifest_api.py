@@ -95,7 +95,7 @@ def test_a_run_on_an_upload_publishes_its_dataset_everywhere(
         assert json.loads(weights.metadata()["shipyard.dataset"]) == manifest
 
     card = api.get(f"/api/jobs/{job['id']}/card").json()["markdown"]
-    assert "CC0\\-1.0" in card or "CC0-1.0" in card
+    assert "- Licence: CC0-1.0\n" in card and "- Source: https://example.org/points\n" in card
     assert hashlib.sha256(raw).hexdigest() in card
     assert "## Intended use and limits" in card and "Parameters:" in card
     assert unescaped_html(card) == [], "a hostile graph name stays text"
