@@ -732,8 +732,8 @@ def csv_dataset(text: str, *, target: str | None = None, task: Task = "classific
         info = DatasetInfo(name, f"{name}: {len(classes)} classes of {target}", task,
                            classes=len(classes))
         names: tuple[str, ...] | None = tuple(classes)
-        made = (f"target column {target!r}: labels as text with surrounding spaces removed, "
-                "classes numbered 0.. in sorted order of the labels")
+        made = (f"target column {_listed([target])}: labels as text with surrounding spaces "
+                "removed, classes numbered 0.. in sorted order of the labels")
     else:
         targets = []
         for (line, _), label in zip(data, labels, strict=True):
@@ -743,7 +743,7 @@ def csv_dataset(text: str, *, target: str | None = None, task: Task = "classific
             targets.append([float(label)])
         y = torch.tensor(targets, dtype=torch.float32)
         info = DatasetInfo(name, f"{name}: regression on {target}", task, targets=1)
-        names, made = None, f"target column {target!r}: read as a float32 number"
+        names, made = None, f"target column {_listed([target])}: read as a float32 number"
     steps = ("parsed as CSV (Python's csv module); the first row is the header; blank rows "
              "skipped",
              f"{len(header) - 1} feature column(s) ({_listed([h for h in header if h != target])}"

@@ -39,6 +39,11 @@ class ProbeError(ValueError):
     """A model or an input that a probe cannot read, in one sentence for the user."""
 
 
+class DivergedError(ProbeError):
+    """The model's weights give scores that are not numbers (NaN, infinity): no input fixes
+    that."""
+
+
 class Histogram(TypedDict):
     edges: list[float]  # BINS + 1 bin edges, ascending; [v, v] for a constant
     counts: list[int]  # values in each bin (the last bin includes its right edge)
@@ -79,7 +84,9 @@ def summarize(t: torch.Tensor, bins: int = BINS) -> EdgeStats:
         if lo == hi:
             histogram = {"edges": [lo, hi], "counts": [finite.numel()]}
         else:
-            counts, edges = torch.histogram(finite, bins=bins, range=(lo, hi))
+            # In float64: float32's hi - lo overflows for values near its largest (a
+            # model about to diverge), and the bin edges became inf and NaN.
+            counts, edges = torch.histogram(finite.double(), bins=bins, range=(lo, hi))
             histogram = {"edges": [float(e) for e in edges],
                          "counts": [int(c) for c in counts]}
     return {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
@@ -254,6 +261,13 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
     try:
         out = model(x)
         maps = capture_attention(model, x, pool=False)
+    except RuntimeError as exc:  # e.g. a model whose layers mix exactly T positions
+        if len(ids) < window:
+            raise ProbeError(f"this model reads exactly {window} characters and cannot read "
+                             f"the {len(ids)} of the prompt: type at least {window}") from None
+        raise ProbeError(f"the model could not read the prompt: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != (1, len(ids)):
@@ -263,6 +277,9 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
         raise ProbeError(f"the model scores {out.shape[-1]} characters, fewer than the "
                          f"{vocab.size} of its text")
     probs = out[0, -1].float().softmax(-1)[: vocab.size].cpu()
+    if not bool(torch.isfinite(probs).all()):  # a score NaN or +inf (-inf is p = 0)
+        raise DivergedError("the model's scores for the next character are not numbers "
+                            "(NaN or infinity): its weights diverged, so it predicts nothing")
     p, index = probs.topk(k)
     top: list[NextTop] = [{"char": vocab.decode([int(i)]), "p": round(float(q), 6)}
                           for q, i in zip(p, index, strict=True)]
@@ -283,6 +300,7 @@ def next_chars(model: nn.Module, vocab: Vocabulary | Dataset, prompt: str, k: in
 
 __all__ = [
     "BINS",
+    "DivergedError",
     "EdgeStats",
     "NextChars",
     "ProbeError",

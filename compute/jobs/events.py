@@ -389,7 +389,11 @@ def latest_metrics(stored: dict[str, Any]) -> tuple[dict[str, float | None], dic
 
 
 def sample_event(step: int, text: str) -> SampleEvent:
-    return {"type": "sample", "seq": 0, "step": step, "time": time.time(), "text": text}
+    """A model's sample. It may write any character it knows, NUL too, which PostgreSQL's
+    JSON cannot store (the batch would be refused, again and again, until the run stops as
+    unstorable): a NUL is shown as ␀ (U+2400)."""
+    return {"type": "sample", "seq": 0, "step": step, "time": time.time(),
+            "text": text.replace("\x00", "\u2400")}
 
 
 def progress_event(step: int, progress: Mapping[str, Any]) -> ProgressEvent:

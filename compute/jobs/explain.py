@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from typing_extensions import TypedDict  # pydantic reads the schema from it (Python < 3.12)
 
 from compute.engine import GraphError, compile_graph, compiled_info
 from compute.engine.datasets import DATASETS, Dataset, DatasetError, dataset_for
 from compute.engine.probe import (
+    DivergedError,
     EdgeStats,
     NextChars,
     ProbeError,
@@ -118,7 +119,7 @@ def _load(job: Job, path: Path, weights: Literal["final", "checkpoint"]) -> Load
     except FileNotFoundError:  # a checkpoint pruned as we read it: the next one is there
         raise JobError(f"run {job.id}'s checkpoint changed as it was read: ask again",
                        status=409) from None
-    except (GraphError, RuntimeError, OSError, ValueError) as exc:
+    except (GraphError, RuntimeError, OSError, ValueError, SafetensorError) as exc:
         raise JobError(f"run {job.id}'s weights cannot be loaded into its model: "
                        f"{str(exc).splitlines()[0]}", status=409) from None
     model.eval()
@@ -194,5 +195,7 @@ def next_of(job: Job, prompt: Any) -> NextChars:
     try:
         with model.lock:
             return next_chars(model.model, model.vocab, prompt, k=5)
+    except DivergedError as exc:  # the run's weights, not the prompt
+        raise JobError(str(exc), status=409) from None
     except ProbeError as exc:
         raise JobError(str(exc), field="prompt") from None

@@ -932,6 +932,9 @@ def create_upload(*, owner: AbstractBaseUser, name: str, content: bytes, kind: s
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise JobError(f"{name} is not UTF-8 text (byte {exc.start:,} is not valid)") from None
+    if "\x00" in text:  # a binary file; PostgreSQL's JSON (a run's manifest) cannot hold it
+        raise JobError(f"{name} holds a NUL character (byte {content.index(0):,}); a text or "
+                       "a CSV has none: is it a binary file?")
     try:
         if kind == Upload.Kind.CSV:
             if task not in ("classification", "regression"):

@@ -111,3 +111,16 @@ def test_validation_reports_a_broken_manifest() -> None:
     problems = validate_manifest(doc)
     assert any("`sha256` should have type" in p for p in problems), problems
     assert not any(p.startswith("Found the following") for p in problems)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_huge_column_name_does_not_make_a_huge_manifest(task: str) -> None:
+    # A header cell may be as long as Python's csv reads (128 KiB); the manifest goes into
+    # the run's row and every export, so the names it repeats are cut.
+    target = "t" * 100_000
+    raw = (f"x,{target}\n" + "".join(f"{i},{i % 2}\n" for i in range(20))).encode()
+    data = csv_dataset(raw.decode(), name="wide.csv", task=task)  # type: ignore[arg-type]
+    doc = dataset_manifest(data, name="wide.csv", description="d", content=raw,
+                           file_name="wide.csv", encoding_format="text/csv")
+    assert max(len(step) for step in doc["shipyard:preprocessing"]) < 300
+    assert "'" + "t" * 60 + "'" in doc["shipyard:preprocessing"][-1]

@@ -3,6 +3,8 @@ characters a character model predicts after a prompt (compute/engine/probe.py)."
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from compute.engine.datasets import dataset_for, make_dataset
 from compute.engine.probe import (
     BINS,
     MAX_COUNTED,
+    DivergedError,
     ProbeError,
     Vocabulary,
     edge_values,
@@ -62,7 +65,7 @@ def test_every_edge_matches_what_torch_computes() -> None:
         assert got["mean"] == pytest.approx(tensor.mean().item(), abs=1e-6)
         assert got["std"] == pytest.approx(tensor.std(correction=0).item(), abs=1e-6)
         assert got["zeros"] == pytest.approx((tensor == 0).float().mean().item())
-        counts, edges = torch.histogram(tensor.detach().flatten(), bins=BINS)
+        counts, edges = torch.histogram(tensor.detach().flatten().double(), bins=BINS)
         assert got["histogram"]["counts"] == counts.long().tolist()
         assert got["histogram"]["edges"] == pytest.approx(edges.tolist())
         assert sum(got["histogram"]["counts"]) == tensor.numel()
@@ -83,6 +86,17 @@ def test_summary_leaves_out_values_that_are_not_finite() -> None:
     got = summarize(torch.tensor([1.0, float("nan"), 3.0, float("inf")]))
     assert (got["mean"], got["std"], got["nonfinite"]) == (2.0, 1.0, 2)
     assert summarize(torch.tensor([float("nan")]))["mean"] is None
+
+
+def test_values_near_float32s_largest_give_finite_figures() -> None:
+    # A model about to diverge: its float32 range (6e38) is more than float32 holds.
+    got = summarize(torch.tensor([-3e38, 1.0, 3e38]))
+    edges = got["histogram"]["edges"]
+    largest = float(torch.tensor(3e38))  # as float32 has it
+    assert all(math.isfinite(e) for e in edges) and edges[0] == -largest
+    assert edges[-1] == largest
+    assert sum(got["histogram"]["counts"]) == 3
+    assert got["std"] is not None and math.isfinite(got["std"])
 
 
 def test_a_huge_value_is_summarized_from_a_sample_of_it() -> None:
@@ -172,3 +186,26 @@ def test_next_chars_refuses_a_model_that_is_not_a_text_model() -> None:
         next_chars(model, vocab, "hello")
     with pytest.raises(ProbeError, match="not a text"):
         next_chars(model, make_dataset("digits"), "hello")
+
+
+def test_a_model_that_reads_exactly_t_characters_asks_for_that_many() -> None:
+    # Its Linear mixes the T positions' embeddings together, so it cannot read fewer.
+    graph = chain([8], node("emb", "Embedding", num_embeddings=128, embedding_dim=4),
+                  node("flat", "Reshape", shape=[32]),
+                  node("mix", "Linear", out_features=8 * 128),
+                  node("back", "Reshape", shape=[8, 128]), dtype="int64")
+    model = compile_graph(load_graph(graph), seed=0)
+    vocab = Vocabulary.text()
+    assert len(next_chars(model, vocab, "abcdefgh")["top"]) == 5
+    with pytest.raises(ProbeError, match="reads exactly 8 characters and cannot read the 2 "
+                                         "of the prompt: type at least 8"):
+        next_chars(model, vocab, "hi")
+    assert model.training, "the model is left as it was found"
+
+
+def test_a_model_whose_weights_diverged_says_so_instead_of_predicting() -> None:
+    model = compile_graph(load_starter("char_gpt"), seed=0)
+    with torch.no_grad():
+        model.get_submodule("head").weight.fill_(float("nan"))  # type: ignore[operator]
+    with pytest.raises(DivergedError, match="weights diverged"):
+        next_chars(model, Vocabulary.text(), "hello")

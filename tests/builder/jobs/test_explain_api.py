@@ -173,6 +173,29 @@ def test_a_run_without_weights_yet_is_409(api):
     assert response.status_code == 409 and "no weights yet" in response.json()["error"]
 
 
+@pytest.mark.parametrize("damage", ["cut in half", "not safetensors"])
+def test_a_weights_file_that_cannot_be_read_is_409_saying_so(api, damage):
+    job = trained(api, "mlp", "digits")
+    path = job.folder / "model.safetensors"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2] if damage == "cut in half" else b"garbage" * 10)
+    for response in (api.get(f"/api/jobs/{job.id}/edges"), next_of(api, job, "hello")):
+        assert response.status_code == 409, response.content
+        assert "weights cannot be loaded" in response.json()["error"]
+
+
+def test_a_run_whose_weights_diverged_says_so_instead_of_failing(api):
+    job = trained(api)
+    model = compile_graph(load_starter("char_gpt"), seed=3)
+    torch.nn.init.constant_(model.get_submodule("head").weight, float("nan"))  # type: ignore[arg-type]
+    save_weights(model, job.folder / "model.safetensors")
+    response = next_of(api, job, "hello")
+    assert response.status_code == 409, response.content
+    assert "weights diverged" in response.json()["error"]
+    edges = api.get(f"/api/jobs/{job.id}/edges").json()["edges"]
+    assert edges["head.out"]["mean"] is None and edges["head.out"]["nonfinite"] == 64 * 128
+
+
 def test_a_running_run_answers_from_its_latest_checkpoint(api):
     job = queued(api, "mlp", "digits")
     model = compile_graph(load_starter("mlp"), seed=1)
@@ -201,6 +224,36 @@ def test_a_published_run_answers_through_a_share_link_only(api, anon, gpt_run):
     assert next_of(anon, gpt_run, "hello", share=token).status_code == 200
     assert anon.get(f"/api/jobs/{gpt_run.id}/edges").status_code == 404
     assert next_of(anon, gpt_run, "hello", share="nope").status_code == 404
+
+
+def test_a_share_link_opens_only_its_graphs_published_runs_while_both_last(
+        api, other_api, anon, gpt_run):
+    # Every view of a run's model and data goes through the same door: another graph's
+    # live link (one the visitor made himself) opens nothing, nor does a link once the
+    # run is unpublished or the link revoked.
+    Job.objects.filter(id=gpt_run.id).update(manifest={"name": "shakespeare"})
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": True}, format="json")
+    mine = other_api.post("/api/graphs", {"starter": "mlp"}, format="json").json()["id"]
+    foreign = other_api.post(f"/api/graphs/{mine}/share", {}, format="json").json()["token"]
+    link = api.post(f"/api/graphs/{gpt_run.graph_id}/share", {}, format="json").json()
+
+    def statuses(client: APIClient, token: str) -> list[int]:
+        job = gpt_run.id
+        return [client.get(f"/api/jobs/{job}/edges?share={token}").status_code,
+                next_of(client, gpt_run, "hello", share=token).status_code,
+                client.get(f"/api/jobs/{job}/manifest?share={token}").status_code,
+                client.get(f"/api/jobs/{job}/card?share={token}").status_code,
+                client.get(f"/api/shared/{token}/jobs/{job}/manifest").status_code,
+                client.get(f"/api/shared/{token}/jobs/{job}/card").status_code]
+
+    assert statuses(anon, link["token"]) == [200] * 6
+    assert statuses(anon, foreign) == [404] * 6
+    assert statuses(other_api, foreign) == [404] * 6
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": False}, format="json")
+    assert statuses(anon, link["token"]) == [404] * 6
+    api.patch(f"/api/jobs/{gpt_run.id}", {"published": True}, format="json")
+    api.delete(f"/api/graphs/{gpt_run.graph_id}/share/{link['id']}")
+    assert statuses(anon, link["token"]) == [404] * 6
 
 
 def test_the_loaded_model_is_kept_until_its_weights_change(api, gpt_run):

@@ -120,3 +120,15 @@ def test_the_event_types_are_the_stored_ones() -> None:
     assert list(events.EVENT_TYPES) == JobEvent.Type.values
     status = get_type_hints(events.StatusEvent)["status"]
     assert list(get_args(status)) == Job.Status.values
+
+
+def test_a_sample_holding_a_nul_character_is_stored_showing_it(api: APIClient) -> None:
+    # A char model may write NUL, one of its 128 characters; PostgreSQL's JSON cannot hold
+    # one, and the batch it refused was tried again until the run stopped as unstorable.
+    graph = api.post("/api/graphs", {"starter": "char_gpt"}, format="json").json()["id"]
+    job_id = api.post("/api/jobs", {"graph": graph, "dataset": "harbour",
+                                    "config": {"device": "cuda", "steps": 10}},
+                      format="json").json()["id"]
+    events.store(job_id, [events.sample_event(10, "the\x00tide")])
+    page = api.get(f"/api/jobs/{job_id}/metrics", {"types": "sample"}).json()
+    assert [e["text"] for e in page["events"]] == ["the\u2400tide"]

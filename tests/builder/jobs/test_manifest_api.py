@@ -95,7 +95,7 @@ def test_a_run_on_an_upload_publishes_its_dataset_everywhere(
         assert json.loads(weights.metadata()["shipyard.dataset"]) == manifest
 
     card = api.get(f"/api/jobs/{job['id']}/card").json()["markdown"]
-    assert "CC0\\-1.0" in card or "CC0-1.0" in card
+    assert "- Licence: CC0-1.0\n" in card and "- Source: https://example.org/points\n" in card
     assert hashlib.sha256(raw).hexdigest() in card
     assert "## Intended use and limits" in card and "Parameters:" in card
     assert unescaped_html(card) == [], "a hostile graph name stays text"
@@ -172,6 +172,22 @@ def test_hostile_sources_and_licences_are_refused_naming_the_field(
     assert response.status_code == 400, response.content
     body = response.json()
     assert field in body["fields"] and says in " ".join(body["fields"][field])
+    assert api.get("/api/uploads").json() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "content"), [
+    ("tide.txt", ("The tide came in. " * 40 + "\x00 and went out.").encode()),
+    ("points.csv", CSV.replace("yes", "y\x00s", 1).encode()),
+])
+def test_a_file_with_a_nul_character_is_refused_and_not_kept(
+        api: APIClient, name: str, content: bytes) -> None:
+    # Its characters would be the manifest's vocabulary, which PostgreSQL's JSON refuses.
+    response = upload(api, name, content)
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == (
+        f"{name} holds a NUL character (byte {content.index(0):,}); a text or a CSV has "
+        "none: is it a binary file?")
     assert api.get("/api/uploads").json() == []
 
 
