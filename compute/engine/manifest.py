@@ -12,7 +12,8 @@ preprocessing step in order.
 
 `builtin_manifest` describes a built-in dataset (its registry entry carries its source and
 licence); `dataset_manifest` any `Dataset` with the bytes it was read from (an upload).
-`validate_manifest` checks a manifest with `mlcroissant`: an empty list is a clean one.
+`write_croissant` has `mlcroissant` read a manifest (checking it) and write it out, as a run
+records it; `validate_manifest` lists every problem it finds: an empty list is a clean one.
 """
 
 from __future__ import annotations
@@ -212,9 +213,17 @@ def builtin_manifest(name: str, dataset: Dataset, *, seed: int = 0,
         seed=seed, options=options, read_steps=read)
 
 
-def validate_manifest(doc: dict[str, Any]) -> list[str]:
-    """Every problem `mlcroissant` finds in a manifest, errors and warnings; empty when
-    it is clean."""
+class ManifestError(ValueError):
+    """A manifest mlcroissant refuses; `problems` are its errors."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("the dataset manifest is not valid Croissant: " + "; ".join(problems))
+        self.problems = problems
+
+
+def _read(doc: dict[str, Any]) -> tuple[Any, list[str], list[str]]:
+    """`doc` read by mlcroissant into its model of Croissant: (the model or None, errors,
+    warnings)."""
     import logging
 
     import mlcroissant as mlc
@@ -226,12 +235,32 @@ def validate_manifest(doc: dict[str, Any]) -> list[str]:
         dataset = mlc.Dataset(jsonld=copy.deepcopy(doc))  # it writes into what it reads
     except mlc.ValidationError as exc:
         lines = [line.strip().removeprefix("-").strip() for line in str(exc).splitlines()]
-        return [line for line in lines if line and not line.startswith("Found the following")]
+        return None, [line for line in lines
+                      if line and not line.startswith("Found the following")], []
     finally:
         absl.setLevel(level)
     issues = dataset.metadata.ctx.issues
-    return [*sorted(issues.errors), *sorted(issues.warnings)]
+    return dataset.metadata, sorted(issues.errors), sorted(issues.warnings)
 
 
-__all__ = ["CROISSANT", "NAMESPACE", "NOT_DECLARED", "builtin_content", "builtin_manifest",
-           "dataset_manifest", "is_url", "tensor_sha256", "validate_manifest"]
+def validate_manifest(doc: dict[str, Any]) -> list[str]:
+    """Every problem `mlcroissant` finds in a manifest, errors and warnings; empty when
+    it is clean."""
+    _, errors, warnings = _read(doc)
+    return [*errors, *warnings]
+
+
+def write_croissant(doc: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as a run records it: `doc` read by mlcroissant (which checks it) and
+    written back by it as JSON-LD (Shipyard's `shipyard:` fields travel through as they
+    are). A ManifestError says what mlcroissant refused."""
+    metadata, errors, _ = _read(doc)
+    if metadata is None or errors:
+        raise ManifestError(errors or ["mlcroissant could not read it"])
+    written: dict[str, Any] = metadata.to_json()
+    return written
+
+
+__all__ = ["CROISSANT", "NAMESPACE", "NOT_DECLARED", "ManifestError", "builtin_content",
+           "builtin_manifest", "dataset_manifest", "is_url", "tensor_sha256",
+           "validate_manifest", "write_croissant"]

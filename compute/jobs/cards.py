@@ -18,7 +18,13 @@ from typing import Any
 from compute.engine import inspect_graph, load_graph
 from compute.engine.datasets import Dataset
 from compute.engine.graph import Graph
-from compute.engine.manifest import NOT_DECLARED, builtin_manifest, dataset_manifest
+from compute.engine.manifest import (
+    NOT_DECLARED,
+    ManifestError,
+    builtin_manifest,
+    dataset_manifest,
+    write_croissant,
+)
 
 from . import store
 from .models import Job, Upload
@@ -60,13 +66,20 @@ def job_manifest(job: Job, dataset: Dataset, *, seed: int) -> dict[str, Any]:
 
 
 def record_manifest(job: Job, dataset: Dataset, *, seed: int) -> dict[str, Any]:
-    """Make and keep a run's manifest on its row; a manifest that cannot be made is
-    logged and the run goes on without one (the data itself was read)."""
+    """Make a run's manifest, have mlcroissant check and write it, and keep it on the run's
+    row. One mlcroissant refuses is kept as made, its problems logged (the description of
+    the data is worth more than none); one that cannot be made is logged and the run goes
+    on without one (the data itself was read)."""
     try:
-        manifest = job_manifest(job, dataset, seed=seed)
+        made = job_manifest(job, dataset, seed=seed)
     except Exception:
         log.exception("job %s: no dataset manifest", job.id)
         return {}
+    try:
+        manifest = write_croissant(made)
+    except ManifestError as exc:
+        log.error("job %s: %s; it is kept as made", job.id, exc)
+        manifest = made
     job.manifest = manifest
     Job.objects.filter(id=job.id).update(manifest=manifest)
     return manifest

@@ -12,10 +12,12 @@ from compute.engine.datasets import DATASETS, csv_dataset, make_dataset, text_da
 from compute.engine.manifest import (
     CROISSANT,
     NOT_DECLARED,
+    ManifestError,
     builtin_manifest,
     dataset_manifest,
     tensor_sha256,
     validate_manifest,
+    write_croissant,
 )
 
 
@@ -32,6 +34,21 @@ def test_every_builtin_manifest_is_valid_croissant(name: str) -> None:
     assert split["train"] + split["validation"] == doc["shipyard:samples"]
     assert doc["shipyard:preprocessing"], "every dataset says how it became tensors"
     assert len(doc["shipyard:sha256"]) == 64
+
+
+@pytest.mark.parametrize("name", ["shakespeare", "digits", "moons"])
+def test_mlcroissant_writes_the_manifest_a_run_records_whole(name: str) -> None:
+    """What mlcroissant writes back keeps every field, Shipyard's `shipyard:` ones too."""
+    doc = builtin_manifest(name, make_dataset(name))
+    assert write_croissant(doc) == doc
+
+
+def test_mlcroissant_refuses_a_manifest_that_is_not_croissant() -> None:
+    doc = builtin_manifest("moons", make_dataset("moons"))
+    doc["distribution"] = [{"@type": "cr:FileObject", "@id": "file", "name": "file"}]
+    with pytest.raises(ManifestError) as refused:
+        write_croissant(doc)
+    assert "contentUrl" in str(refused.value) or "encodingFormat" in str(refused.value)
 
 
 def test_shakespeare_hash_is_of_the_shipped_file() -> None:
