@@ -155,6 +155,26 @@ def test_building_more_than_asked_still_passes() -> None:
     assert check_step("gpt", "generate", document)["passed"]
 
 
+def test_an_mlp_without_its_gelu_is_told_to_put_one_between_the_linears() -> None:
+    document = _solution("gpt", "mlp")
+    document["nodes"] = [n for n in document["nodes"] if n["id"] != "gelu"]
+    document["edges"] = [e for e in document["edges"] if "gelu" not in (e["from"], e["to"])]
+    document["edges"].append({"from": "fc", "to": "proj"})
+    result = check_step("gpt", "mlp", document)
+    assert result["node"] == "proj" and not result["passed"]
+    assert "'fc' and 'proj' follow each other" in result["message"]
+    assert "put a GELU between them" in result["message"]
+
+
+def test_an_mlp_no_wider_than_the_stream_is_told_its_width() -> None:
+    document = _solution("gpt", "mlp")
+    _node(document, "fc")["params"]["out_features"] = 64
+    result = check_step("gpt", "mlp", document)
+    assert result["node"] == "fc" and not result["passed"]
+    assert "gives 64 features, no more than the stream's 64" in result["message"]
+    assert "set its out_features to 256" in result["message"]
+
+
 def test_a_two_linear_model_without_activation_is_told_to_add_a_relu() -> None:
     document = _solution("digits", "hidden")
     document["nodes"] = [n for n in document["nodes"] if n["id"] != "act1"]

@@ -168,6 +168,13 @@ def mlp(c: Canvas) -> Item:
             pairs.append((fc, proj))
     pairs += [(m, m) for m in c.of_type("GatedMLP", "MixtureOfExperts")
               if c.feeds_into(res, m)]
+    if not pairs:  # two Linears in a row: the activation is what is missing
+        for proj in c.of_type("Linear")[:MAX_CANDIDATES]:
+            fc = c.source(proj)
+            require(fc is None or fc.type != "Linear" or not c.feeds_into(res, fc),
+                    f"The Linears '{fc.path if fc else ''}' and '{proj.path}' follow each "
+                    f"other with nothing between them, so together they are one Linear: put "
+                    f"a GELU between them.", proj)
     require(bool(pairs), f"No MLP after the attention yet: after the Add '{res.path}', add a "
             f"LayerNorm, a Linear {HIDDEN} wide, a GELU and a Linear back to {width or C}, "
             "in a row.")
@@ -191,6 +198,12 @@ def _whole_mlp(c: Canvas, res: Item, width: int | None, fc: Item, proj: Item) ->
     require(before is not None and before.type in NORMS,
             f"The MLP's first Linear '{fc.path}' reads the stream as it is: put a LayerNorm "
             f"before it.", fc)
+    if fc is not proj and width is not None:
+        wide = _last(shaped(c, fc))
+        require(wide is not None and wide > width,
+                f"The MLP's first Linear '{fc.path}' gives {wide} features, no more than the "
+                f"stream's {width}: set its out_features to {HIDDEN} (four times the stream), "
+                "room for the MLP to work in.", fc)
     for add in c.of_type("Add"):
         sides = [c.source(add, port, through=("Dropout",)) for port in ("a", "b")]
         if proj not in sides:
