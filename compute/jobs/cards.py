@@ -5,7 +5,8 @@ dataset manifest summed up, intended use and limits).
 
 Every user string in the card (the graph's name, an upload's name, source and licence)
 is one line with Markdown's special characters backslash-escaped: it reads as the text it
-is in any Markdown renderer, and never becomes markup, HTML or a link."""
+is in any Markdown renderer, and never becomes markup, HTML or a Markdown link (a renderer
+that links bare web addresses, as GitHub's does, may link an http(s) source)."""
 
 from __future__ import annotations
 
