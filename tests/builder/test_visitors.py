@@ -92,21 +92,19 @@ def test_over_the_rate_a_visitor_gets_429_with_retry_after_and_others_do_not(ano
     assert inspect(anon, mlp, **ELSEWHERE).status_code == 200
 
 
-def test_ipv6_visitors_are_counted_by_their_64_network(anon, mlp, settings):
+@pytest.mark.parametrize("first, second, counted_with_them, elsewhere", [
     # A home or a server holds a whole /64 and may send from any address in it.
+    ("2001:db8:1:2::10", "2001:db8:1:2:ffff::9", "2001:db8:1:2::11", "2001:db8:1:3::10"),
+    # An IPv4 address written as IPv6 is that address.
+    ("192.0.2.50", "::ffff:192.0.2.50", "::ffff:c000:232", "192.0.2.51"),
+], ids=["ipv6-by-its-64", "ipv4-written-as-ipv6"])
+def test_addresses_of_one_client_count_together(anon, mlp, settings, first, second,
+                                                counted_with_them, elsewhere):
     settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
-    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::10").status_code == 200
-    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2:ffff::9").status_code == 200
-    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:2::11").status_code == 429
-    assert inspect(anon, mlp, REMOTE_ADDR="2001:db8:1:3::10").status_code == 200
-
-
-def test_an_ipv4_address_written_as_ipv6_is_counted_with_it(anon, mlp, settings):
-    settings.SHIPYARD_ANON_INSPECT_RATE = "2/minute"
-    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.50").status_code == 200
-    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:192.0.2.50").status_code == 200
-    assert inspect(anon, mlp, REMOTE_ADDR="::ffff:c000:232").status_code == 429
-    assert inspect(anon, mlp, REMOTE_ADDR="192.0.2.51").status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR=first).status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR=second).status_code == 200
+    assert inspect(anon, mlp, REMOTE_ADDR=counted_with_them).status_code == 429
+    assert inspect(anon, mlp, REMOTE_ADDR=elsewhere).status_code == 200
 
 
 def test_a_port_a_trusted_proxy_writes_after_the_address_is_left_out(anon, mlp, settings):
