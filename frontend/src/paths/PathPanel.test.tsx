@@ -230,6 +230,37 @@ describe("the path panel", () => {
     expect(usePaths.getState().done).toEqual(["tokens"]);
   });
 
+  it("once the user asked for a step's check, its automatic checks say what they find", async () => {
+    vi.useFakeTimers();
+    serve({
+      ...base,
+      "GET /api/paths/gpt/progress": { status: 200, body: { done: [], current: null } },
+      "POST /api/paths/gpt/steps/tokens/check": (body) => ({
+        status: 200,
+        body: (body as GraphDocument).nodes.length >= 2 ? { passed: true, message: "", node: null }
+          : (body as GraphDocument).nodes.length === 1 ? { passed: false, message: "There is no Output yet.", node: null }
+            : { passed: false, message: "There is no Input yet.", node: null },
+      }),
+    });
+    stop = followPath(usePaths, AUTO_CHECK_MS);
+    usePaths.getState().setLoggedIn(true);
+    await usePaths.getState().open("gpt");
+    await vi.advanceTimersByTimeAsync(AUTO_CHECK_MS + 10);
+    expect(usePaths.getState().result?.shown).toBe(false);
+
+    // Check pressed just after an edit: the automatic check of that edit comes after it
+    // and must not hide the answer.
+    useEditor.getState().addBlock("Input", [0, 0]);
+    await usePaths.getState().check();
+    await vi.advanceTimersByTimeAsync(AUTO_CHECK_MS + 10);
+    expect(usePaths.getState().result).toMatchObject({ shown: true, result: { message: "There is no Output yet." } });
+    // Another step: quiet again until asked.
+    usePaths.getState().go(1);
+    useEditor.getState().addBlock("Output", [0, 100]);
+    await vi.advanceTimersByTimeAsync(AUTO_CHECK_MS + 10);
+    expect(usePaths.getState().asked).toBeNull();
+  });
+
   it("a run step is done when a finished run of this model shows a falling loss, then attention when its tab opens", async () => {
     serve({ ...base, "GET /api/paths/gpt/progress": { status: 200, body: { done: ["tokens", "embedding"], current: "train" } } });
     useEditor.getState().load(embedded, { graph: { id: 7, name: "gpt", head: 1 }, savedDoc: embedded });

@@ -37,6 +37,10 @@ export interface PathsState {
   /** the last check of the step shown; `shown` when the user asked (an automatic check
    * that fails says nothing: the user is still building) */
   result: { step: string; result: CheckResult; shown: boolean } | null;
+  /** the step whose check the user asked for: from then on its automatic checks say what
+   * they find too (a check asked for just before the canvas rested is not lost to the
+   * automatic one, and the answer stays current while the user fixes it) */
+  asked: string | null;
   checking: boolean;
   /** where progress is kept: the account, or (anonymous) only this browser */
   storage: "account" | "browser";
@@ -141,6 +145,7 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
       index: 0,
       done: [],
       result: null,
+      asked: null,
       checking: false,
       storage: "browser",
       saveError: null,
@@ -181,7 +186,7 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
         }
         set({
           path, loading: false, index: resumeIndex(path, progress), done: progress.done,
-          result: null, checking: false, storage,
+          result: null, asked: null, checking: false, storage,
         });
         useEditor.setState({ suggestedDataset: path.dataset });
         rememberForGraph(deps.storage, useEditor.getState().graph?.id ?? null, path.name);
@@ -192,14 +197,14 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
         const graphId = useEditor.getState().graph?.id ?? null;
         if (graphId !== null) write(deps.storage, graphPathKey(graphId), null);
         checks++;
-        set({ path: null, result: null, checking: false, error: null });
+        set({ path: null, result: null, asked: null, checking: false, error: null });
       },
 
       go: (index) => {
         const { path } = get();
         if (!path || index < 0 || index >= path.steps.length || index === get().index) return;
         checks++;
-        set({ index, result: null, checking: false });
+        set({ index, result: null, asked: null, checking: false });
         persist();
       },
 
@@ -210,7 +215,7 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
         // is ready to train (the steps after it are judged by the drawer alone).
         if (!path || !step || (step.check !== "canvas" && step.check !== "run")) return null;
         const mine = ++checks;
-        set({ checking: true });
+        set(auto ? { checking: true } : { checking: true, asked: step.id });
         let result: CheckResult;
         try {
           result = await deps.api.check(path.name, step.id, useEditor.getState().doc);
@@ -223,8 +228,10 @@ export function createPathsStore(deps: PathsDeps = { api: pathsApi, storage: loc
           return null;
         }
         if (mine !== checks) return null;
-        // A failure found by itself is quiet while the user builds, but not before a run.
-        set({ checking: false, result: { step: step.id, result, shown: !auto || result.passed || step.check === "run" } });
+        // A failure found by itself is quiet while the user builds (unless they asked for this
+        // step's check), but not before a run.
+        const shown = !auto || result.passed || step.check === "run" || get().asked === step.id;
+        set({ checking: false, result: { step: step.id, result, shown } });
         if (result.passed && step.check === "canvas") get().complete(step.id);
         else if (!auto && result.node) revealNode(result.node);
         return result;
