@@ -155,6 +155,19 @@ def test_building_more_than_asked_still_passes() -> None:
     assert check_step("gpt", "generate", document)["passed"]
 
 
+@pytest.mark.parametrize("step, dangling", [("attention", "attn"), ("mlp", "res2"),
+                                             ("repeat", "blocks")])
+def test_a_chain_that_stops_short_of_the_output_names_where_it_stops(
+        step: str, dangling: str) -> None:
+    """The block to wire on is named, not the Input far above it."""
+    document = _solution("gpt", step)
+    document["edges"] = [e for e in document["edges"] if e["to"] != "logits"]
+    result = check_step("gpt", step, document)
+    assert not result["passed"] and result["node"] == dangling
+    assert f"its chain stops at '{dangling}', so wire '{dangling}' into an Output" in (
+        result["message"])
+
+
 def test_an_mlp_without_its_gelu_is_told_to_put_one_between_the_linears() -> None:
     document = _solution("gpt", "mlp")
     document["nodes"] = [n for n in document["nodes"] if n["id"] != "gelu"]

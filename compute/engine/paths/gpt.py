@@ -58,9 +58,22 @@ def tokens(c: Canvas) -> Item:
 
 def tokens_reach_an_output(c: Canvas) -> None:
     tok = tokens(c)
-    require(any(c.feeds_into(tok, o) for o in c.of_type("Output", top=True)),
-            f"The Input '{tok.path}' leads to no Output yet: wire it into an Output block, "
-            "which gives the model's result back.", tok)
+    if any(c.feeds_into(tok, o) for o in c.of_type("Output", top=True)):
+        return
+    # Name where the chain from the Input stops (the block added last, when it forks):
+    # that is the block to wire on, not the Input far above it.
+    after = c.downstream(tok)
+    ends = [i for i in c.items.values() if i.path in after and i.container is None
+            and i.type != "Output" and not c.downstream(i)]
+    if not ends:
+        raise Unmet(f"The Input '{tok.path}' leads to no Output yet: wire it into an Output "
+                    "block, which gives the model's result back.", tok.path)
+    # A Repeat's output resolves to the block inside it, so a Repeat looks like an end
+    # even when wired on: a plain block is named first.
+    end = ([i for i in ends if i.node.graph is None] or ends)[-1]
+    raise Unmet(f"The Input '{tok.path}' leads to no Output yet: its chain stops at "
+                f"'{end.path}', so wire '{end.path}' into an Output block, which gives the "
+                "model's result back.", end.path)
 
 
 def embedding(c: Canvas) -> Item:
