@@ -261,6 +261,23 @@ def test_a_long_chain_under_the_limit_is_checked_in_bounded_time() -> None:
     assert time.monotonic() - started < 30
 
 
+def test_a_long_chain_that_stops_short_of_the_output_is_named_in_bounded_time() -> None:
+    """Where the chain stops is found from each block's readers, not a walk from each block
+    (5,000 Dropouts took 3.5 s that way)."""
+    document = {"format": FORMAT, "nodes": [
+        {"id": "x", "type": "Input", "params": {"shape": [32], "dtype": "int64"}},
+        {"id": "o", "type": "Output"}], "edges": []}
+    previous = "x"
+    for i in range(4_990):
+        document["nodes"].append({"id": f"d{i}", "type": "Dropout"})
+        document["edges"].append({"from": previous, "to": f"d{i}"})
+        previous = f"d{i}"
+    started = time.monotonic()
+    result = check_step("gpt", "tokens", document)
+    assert result["node"] == "d4989" and "its chain stops at 'd4989'" in result["message"]
+    assert time.monotonic() - started < 2
+
+
 @pytest.mark.slow
 def test_the_gpt_paths_final_model_learns_shakespeare_with_the_default_settings() -> None:
     """The path ends in a run the newcomer can watch: the validation loss falls at every

@@ -217,11 +217,8 @@ class Canvas:
         self._upstream[item.path] = found
         return found
 
-    def downstream(self, item: Item) -> frozenset[str]:
-        """The paths of every node that `item`'s output reaches, through nested graphs."""
-        cached = self._downstream.get(item.path)
-        if cached is not None:
-            return cached
+    def consumers(self, item: Item) -> list[Item]:
+        """The nodes that read `item`'s output directly, through nested graphs."""
         if self._consumers is None:  # built once: each node's resolved sources, reversed
             self._consumers = {}
             for node in self.items.values():
@@ -229,10 +226,17 @@ class Canvas:
                     src = self.source(node, port)
                     if src is not None:
                         self._consumers.setdefault(src.path, []).append(node)
+        return self._consumers.get(item.path, [])
+
+    def downstream(self, item: Item) -> frozenset[str]:
+        """The paths of every node that `item`'s output reaches, through nested graphs."""
+        cached = self._downstream.get(item.path)
+        if cached is not None:
+            return cached
         seen: set[str] = set()
         stack = [item]
         while stack:
-            for later in self._consumers.get(stack.pop().path, []):
+            for later in self.consumers(stack.pop()):
                 if later.path not in seen:
                     seen.add(later.path)
                     stack.append(later)

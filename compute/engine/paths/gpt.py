@@ -64,7 +64,7 @@ def tokens_reach_an_output(c: Canvas) -> None:
     # that is the block to wire on, not the Input far above it.
     after = c.downstream(tok)
     ends = [i for i in c.items.values() if i.path in after and i.container is None
-            and i.type != "Output" and not c.downstream(i)]
+            and i.type != "Output" and not c.consumers(i)]
     if not ends:
         raise Unmet(f"The Input '{tok.path}' leads to no Output yet: wire it into an Output "
                     "block, which gives the model's result back.", tok.path)
